@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Data flows one way: adapters → events → tracking → quality → API.
+// A module never imports one downstream of it; only the executables (and MESApp, their
+// assembly) know every module.
+var targets: [Target] = [
+    .systemLibrary(name: "CModbus", pkgConfig: "libmodbus",
+                   providers: [.apt(["libmodbus-dev"])]),
+    .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+
+    .target(name: "Runtime"),
+    .target(name: "PlantModel", dependencies: ["Runtime"]),
+    .target(name: "ModbusAdapter", dependencies: ["CModbus", "Runtime", "PlantModel"]),
+    .target(name: "OPCUA", dependencies: ["Runtime"]),
+    .target(name: "OPCUAAdapter", dependencies: ["OPCUA", "Runtime", "PlantModel"]),
+    .target(name: "Tracking", dependencies: ["Runtime", "PlantModel"]),
+    .target(name: "Quality", dependencies: ["Runtime", "PlantModel", "Tracking"]),
+    .target(name: "Storage", dependencies: ["CSQLite", "Runtime", "PlantModel"]),
+    .target(name: "HTTP", dependencies: ["Runtime"]),
+    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "HTTP"]),
+    .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA"]),
+    .target(name: "MESApp", dependencies: [
+        "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality",
+        "Storage", "HTTP", "API", "Simulation",
+    ]),
+    .executableTarget(name: "mes-server", dependencies: ["MESApp"]),
+    .executableTarget(name: "station-sim", dependencies: ["MESApp"]),
+    .executableTarget(name: "mes-bench", dependencies: ["MESApp", "CModbus", "CSQLite"]),
+
+    .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+    .testTarget(name: "PlantModelTests", dependencies: ["PlantModel"]),
+    .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+    .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+    .testTarget(name: "OPCUATests", dependencies: ["OPCUA"]),
+    .testTarget(name: "ModbusTests", dependencies: ["ModbusAdapter", "CModbus", "Simulation"]),
+    .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Quality"]),
+    .testTarget(name: "MESTests", dependencies: ["MESApp"]),
+]
+
+// Strict settings for every Swift target, from one loop.
+for target in targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    target.swiftSettings = settings
+}
+
+let package = Package(
+    name: "LineMES",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mes-server", targets: ["mes-server"]),
+        .executable(name: "station-sim", targets: ["station-sim"]),
+        .executable(name: "mes-bench", targets: ["mes-bench"]),
+    ],
+    targets: targets,
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,120 @@
+import Foundation
+
+/// Where the pipeline reads the time: the wall clock, a recording's clock in replay, or a manual
+/// clock in tests.
+public protocol WallClock: Sendable {
+    func now() -> Date
+}
+
+/// The system's clock.
+public struct SystemWallClock: WallClock {
+    public init() {}
+    public func now() -> Date { Date() }
+}
+
+/// A clock that moves only when told (tests, replay).
+public final class ManualClock: WallClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Date
+
+    public init(_ start: Date = Date(timeIntervalSince1970: 0)) { current = start }
+
+    public func now() -> Date {
+        lock.lock(); defer { lock.unlock() }
+        return current
+    }
+
+    public func set(_ date: Date) {
+        lock.lock(); current = date; lock.unlock()
+    }
+
+    public func advance(by seconds: TimeInterval) {
+        lock.lock(); current = current.addingTimeInterval(seconds); lock.unlock()
+    }
+}
+
+/// Monotonic time in nanoseconds (CLOCK_MONOTONIC), for latency and scheduling.
+public enum Monotonic {
+    public static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// RFC 3339 UTC timestamps with milliseconds (`2026-11-21T06:00:00.100Z`), the contract's format.
+public enum Timestamp {
+    /// Formats a date as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    public static func format(_ date: Date) -> String {
+        let millisTotal = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = millisTotal / 1000
+        var millis = millisTotal % 1000
+        if millis < 0 { millis += 1000; seconds -= 1 }
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+    }
+
+    /// Parses RFC 3339 (`Z` or `±HH:MM`, fractional seconds optional). Nil if it is not one.
+    public static func parse(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20 else { return nil }
+        func number(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= bytes.count else { return nil }
+            var value = 0
+            for i in from..<(from + count) {
+                let c = bytes[i]
+                guard c >= 48 && c <= 57 else { return nil }
+                value = value * 10 + Int(c - 48)
+            }
+            return value
+        }
+        guard let year = number(0, 4), bytes[4] == 45, let month = number(5, 2), bytes[7] == 45,
+              let day = number(8, 2), bytes[10] == 84 || bytes[10] == 116 || bytes[10] == 32,
+              let hour = number(11, 2), bytes[13] == 58, let minute = number(14, 2), bytes[16] == 58,
+              let second = number(17, 2) else { return nil }
+        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if index < bytes.count && bytes[index] == 46 {
+            index += 1
+            var scale = 0.1
+            let start = index
+            while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+                fraction += Double(bytes[index] - 48) * scale
+                scale /= 10
+                index += 1
+            }
+            if index == start { return nil }
+        }
+        guard index < bytes.count else { return nil }
+        var offsetSeconds = 0
+        switch bytes[index] {
+        case 90, 122: // Z z
+            index += 1
+        case 43, 45: // + -
+            guard let oh = number(index + 1, 2), bytes.count > index + 3, bytes[index + 3] == 58,
+                  let om = number(index + 4, 2) else { return nil }
+            offsetSeconds = (oh * 3600 + om * 60) * (bytes[index] == 45 ? -1 : 1)
+            index += 6
+        default:
+            return nil
+        }
+        guard index == bytes.count else { return nil }
+        // Days from civil (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A long-running part of the server (an adapter, the storage writer, the HTTP listener …).
+///
+/// `run()` does the work until its task is cancelled, then releases what it holds and returns.
+/// Nothing is started in an `init`: a ``ServiceGroup`` calls `run()`.
+public protocol Service: Sendable {
+    /// A short name for logs (`storage`, `http`, `modbus.WELD-01`).
+    var name: String { get }
+    /// Runs until cancelled; throws only for a failure that should stop the whole server.
+    func run() async throws
+}
+
+/// Starts services in order and stops them in reverse order, on SIGINT/SIGTERM, on
+/// ``shutdown()``, or when one of them fails.
+public final class ServiceGroup: @unchecked Sendable {
+    private let services: [any Service]
+    private let logger: Logger
+    private let lock = NSLock()
+    private var shutdownRequested = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var signalSources: [any DispatchSourceSignal] = []
+
+    public init(services: [any Service], logger: Logger) {
+        self.services = services
+        self.logger = logger
+    }
+
+    /// Asks the group to stop its services (reverse order). Safe from any thread.
+    public func shutdown() {
+        lock.lock()
+        shutdownRequested = true
+        let pending = waiters
+        waiters.removeAll()
+        lock.unlock()
+        for waiter in pending { waiter.resume() }
+    }
+
+    private func waitForShutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if shutdownRequested {
+                lock.unlock()
+                continuation.resume()
+            } else {
+                waiters.append(continuation)
+                lock.unlock()
+            }
+        }
+    }
+
+    /// Makes SIGINT and SIGTERM call ``shutdown()``.
+    public func installSignalHandlers() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.logger.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
+                self?.shutdown()
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+
+    /// Runs every service until shutdown; rethrows the first failure after stopping the rest.
+    public func run() async throws {
+        var tasks: [Task<Void, Never>] = []
+        let failure = FailureBox()
+        for service in services {
+            logger.debug("starting \(service.name)")
+            let task = Task {
+                do {
+                    try await service.run()
+                } catch is CancellationError {
+                } catch {
+                    if !Task.isCancelled {
+                        self.logger.error("\(service.name) failed: \(error)")
+                        failure.set(error)
+                        self.shutdown()
+                    }
+                }
+            }
+            tasks.append(task)
+        }
+        await waitForShutdown()
+        for (service, task) in zip(services, tasks).reversed() {
+            logger.debug("stopping \(service.name)")
+            task.cancel()
+            _ = await task.result
+        }
+        if let error = failure.get() { throw error }
+    }
+}
+
+private final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: (any Error)?
+    func set(_ error: any Error) { lock.lock(); if self.error == nil { self.error = error }; lock.unlock() }
+    func get() -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
+}
+
+/// Waits until the current task is cancelled (for services whose work runs on their own thread).
+public func waitUntilCancelled() async {
+    let stream = AsyncStream<Never> { _ in }
+    for await _ in stream {}
+}
