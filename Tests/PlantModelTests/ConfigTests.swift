@@ -1,0 +1,118 @@
+import Foundation
+import XCTest
+import Runtime
+@testable import PlantModel
+
+final class ConfigTests: XCTestCase {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func testDefaultPlantLoads() throws {
+        let config = try PlantConfig.load(path: Self.repoRoot.appendingPathComponent("Stations/plant.json").path)
+        XCTAssertEqual(config.route, ["stamping", "welding", "paint", "assembly", "inspection"])
+        XCTAssertEqual(Set(config.stations.map(\.process)), Set(config.route))
+        XCTAssertGreaterThanOrEqual(config.stations.filter { $0.protocol == .opcua }.count, 2)
+        let weld = try XCTUnwrap(config.station("WELD-01"))
+        XCTAssertEqual(weld.endpoint, .modbusTCP(host: "127.0.0.1", port: 15020, unit: 1))
+        XCTAssertEqual(weld.signal(named: "weldCurrent")?.limits, SpecLimits(low: 8, high: 12))
+        XCTAssertEqual(weld.signal(named: "vehicleId")?.registerCount, 9)
+        XCTAssertEqual(weld.signal(role: .state)?.states[2], "fault")
+        XCTAssertEqual(config.auth?.tokensFile, Self.repoRoot.appendingPathComponent("Stations/tokens.json").path)
+        XCTAssertEqual(config.shifts.count, 3)
+    }
+
+    private func configError(_ mutate: (inout [String: Any]) -> Void) -> String {
+        var root: [String: Any] = [
+            "route": ["welding"],
+            "stations": [[
+                "id": "W1", "process": "welding", "protocol": "modbus", "endpoint": "modbus://127.0.0.1:1502?unit=1",
+                "signals": [
+                    ["name": "a", "address": "hr:1", "type": "uint16"],
+                    ["name": "b", "address": "hr:2", "type": "float32"],
+                    ["name": "c", "address": "hr:4", "type": "uint16"],
+                    ["name": "d", "address": "hr:5", "type": "uint16"],
+                ],
+            ] as [String: Any]],
+        ]
+        mutate(&root)
+        let data = try! JSONSerialization.data(withJSONObject: root)
+        do {
+            _ = try PlantConfig.decode(json: try JSON.parse(bytes: [UInt8](data)), file: "plant.json", directory: URL(fileURLWithPath: "/tmp"))
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    private func mutateSignal(_ index: Int, _ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+        return { root in
+            var stations = root["stations"] as! [[String: Any]]
+            var signals = stations[0]["signals"] as! [[String: Any]]
+            signals[index][key] = value
+            stations[0]["signals"] = signals
+            root["stations"] = stations
+        }
+    }
+
+    func testValidConfigHasNoError() {
+        XCTAssertEqual(configError { _ in }, "no error")
+    }
+
+    func testBadAddressNamesJSONPath() {
+        XCTAssertEqual(configError(mutateSignal(2, "address", "hr:-1")),
+                       "plant.json: stations[0].signals[2].address: \"hr:-1\" is not a register address (hr:N, ir:N, coil:N or di:N, N from 0 to 65535)")
+    }
+
+    func testOtherErrorsNameTheirPaths() {
+        XCTAssertTrue(configError(mutateSignal(1, "type", "float16")).hasPrefix("plant.json: stations[0].signals[1].type: \"float16\" is not a type"))
+        XCTAssertTrue(configError(mutateSignal(0, "wordOrder", "xyzw")).hasPrefix("plant.json: stations[0].signals[0].wordOrder:"))
+        XCTAssertTrue(configError(mutateSignal(3, "pollInterval", 5)).hasPrefix("plant.json: stations[0].signals[3].pollInterval: is not a known setting"))
+        XCTAssertEqual(configError { $0["route"] = nil }, "plant.json: route: is required")
+        XCTAssertTrue(configError { $0["timezone"] = "Mars/Olympus" }.hasPrefix("plant.json: timezone: \"Mars/Olympus\""))
+        XCTAssertTrue(configError { root in
+            var stations = root["stations"] as! [[String: Any]]
+            stations[0]["endpoint"] = "http://x"
+            root["stations"] = stations
+        }.hasPrefix("plant.json: stations[0].endpoint:"))
+        XCTAssertTrue(configError { root in
+            var stations = root["stations"] as! [[String: Any]]
+            stations[0]["process"] = "painting"
+            root["stations"] = stations
+        }.contains("stations[0].process: \"painting\" is not on the route"))
+        XCTAssertTrue(configError { $0["shifts"] = [["name": "A", "start": "25:00", "end": "06:00"]] }.hasPrefix("plant.json: shifts[0].start:"))
+    }
+
+    func testSyntaxErrorGivesLineAndColumn() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("bad.json").path
+        try "{\n  \"route\": [\"a\",]\n}".write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PlantConfig.load(path: file)) { error in
+            XCTAssertTrue("\(error)".contains("line 2"), "\(error)")
+        }
+        XCTAssertThrowsError(try PlantConfig.load(path: dir.appendingPathComponent("missing.json").path)) { error in
+            XCTAssertTrue("\(error)".contains("cannot be read"))
+        }
+    }
+
+    func testEndpointParsing() {
+        XCTAssertEqual(try Endpoint.parse("modbus://127.0.0.1:15020?unit=7").get(), .modbusTCP(host: "127.0.0.1", port: 15020, unit: 7))
+        XCTAssertEqual(try Endpoint.parse("modbus-rtu:///dev/ttyUSB0?baud=19200&parity=E&data=8&stop=1&unit=3").get(),
+                       .modbusRTU(device: "/dev/ttyUSB0", baud: 19200, parity: "E", dataBits: 8, stopBits: 1, unit: 3))
+        XCTAssertEqual(try Endpoint.parse("opc.tcp://127.0.0.1:4840/path").get(), .opcua(url: "opc.tcp://127.0.0.1:4840/path", host: "127.0.0.1", port: 4840))
+        XCTAssertThrowsError(try Endpoint.parse("modbus://127.0.0.1:99999").get())
+        XCTAssertThrowsError(try Endpoint.parse("modbus://127.0.0.1:502?unit=300").get())
+    }
+
+    func testShiftLookupCrossesMidnight() throws {
+        let config = PlantConfig(plant: "p", timezone: TimeZone(identifier: "Asia/Shanghai")!, route: ["a"],
+                                 shifts: [Shift(name: "A", startMinute: 360, endMinute: 840), Shift(name: "C", startMinute: 1320, endMinute: 360)],
+                                 stations: [])
+        // 2026-11-21T01:00:00+08:00 = 2026-11-20T17:00:00Z: in shift C, which began 2026-11-20 22:00 local.
+        let found = try XCTUnwrap(config.shift(at: Timestamp.parse("2026-11-20T17:00:00Z")!))
+        XCTAssertEqual(found.shift.name, "C")
+        XCTAssertEqual(Timestamp.format(found.start), "2026-11-20T14:00:00.000Z")
+        XCTAssertEqual(Timestamp.format(found.end), "2026-11-20T22:00:00.000Z")
+        XCTAssertNil(config.shift(at: Timestamp.parse("2026-11-21T07:00:00Z")!)) // 15:00 local
+    }
+}
