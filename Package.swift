@@ -17,12 +17,13 @@ var targets: [Target] = [
     .target(name: "Tracking", dependencies: ["Runtime", "PlantModel"]),
     .target(name: "Quality", dependencies: ["Runtime", "PlantModel", "Tracking"]),
     .target(name: "Storage", dependencies: ["CSQLite", "Runtime", "PlantModel"]),
+    .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage"]),
     .target(name: "HTTP", dependencies: ["Runtime"]),
-    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "HTTP"]),
+    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA"]),
     .target(name: "MESApp", dependencies: [
         "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality",
-        "Storage", "HTTP", "API", "Simulation",
+        "Storage", "PlantStore", "HTTP", "API", "Simulation",
     ]),
     .executableTarget(name: "mes-server", dependencies: ["MESApp"]),
     .executableTarget(name: "station-sim", dependencies: ["MESApp"]),
@@ -34,7 +35,9 @@ var targets: [Target] = [
     .testTarget(name: "StorageTests", dependencies: ["Storage"]),
     .testTarget(name: "OPCUATests", dependencies: ["OPCUA"]),
     .testTarget(name: "ModbusTests", dependencies: ["ModbusAdapter", "CModbus", "Simulation"]),
-    .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Quality"]),
+    .testTarget(name: "TrackingTests", dependencies: ["Tracking", "PlantStore"]),
+    .testTarget(name: "QualityTests", dependencies: ["Quality", "PlantStore"]),
+    .testTarget(name: "SimulationTests", dependencies: ["Simulation", "MESApp"]),
     .testTarget(name: "MESTests", dependencies: ["MESApp"]),
 ]
 

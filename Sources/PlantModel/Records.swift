@@ -1,0 +1,110 @@
+import Foundation
+import Runtime
+
+/// A vehicle's status (contract §4).
+public enum VehicleStatus: String, Sendable, Equatable, CaseIterable {
+    case inProcess = "in_process"
+    case completed
+    case hold
+    case scrapped
+}
+
+/// The result of an operation.
+public enum OperationResult: String, Sendable, Equatable {
+    case ok
+    case nok
+}
+
+/// One operation of a vehicle at a station: the unit of genealogy.
+///
+/// Produced by the tracking module; read by quality (KPIs, defects) and stored.
+public struct OperationRecord: Sendable, Equatable {
+    /// Unique, stable id (`WELD-01:2026-11-21T06:00:00.100Z` style, or a counter): used by defects.
+    public var id: String
+    public var vehicleId: String
+    public var station: String
+    public var process: String
+    public var startedAt: Date
+    /// Nil while the operation is in progress.
+    public var completedAt: Date?
+    /// Nil when the station has no `result` signal or the operation is in progress.
+    public var result: OperationResult?
+    /// Measurement values at completion, by signal name.
+    public var measurements: [String: Double]
+    /// Material lots consumed into the vehicle at this operation.
+    public var lots: [String]
+    /// The shift the operation completed in (name), if any.
+    public var shift: String?
+    public var operatorName: String?
+    /// 1 for the first operation of this vehicle at this process, 2+ for rework.
+    public var attempt: Int
+
+    public init(id: String, vehicleId: String, station: String, process: String, startedAt: Date, completedAt: Date? = nil,
+                result: OperationResult? = nil, measurements: [String: Double] = [:], lots: [String] = [],
+                shift: String? = nil, operatorName: String? = nil, attempt: Int = 1) {
+        self.id = id
+        self.vehicleId = vehicleId
+        self.station = station
+        self.process = process
+        self.startedAt = startedAt
+        self.completedAt = completedAt
+        self.result = result
+        self.measurements = measurements
+        self.lots = lots
+        self.shift = shift
+        self.operatorName = operatorName
+        self.attempt = attempt
+    }
+
+    /// Cycle time in seconds, once completed.
+    public var cycleTimeS: Double? { completedAt.map { $0.timeIntervalSince(startedAt) } }
+
+    /// The contract's JSON (§4 operations entry, plus `vehicleId`, `id`, `attempt`, `cycleTimeS`).
+    public var json: JSON {
+        .obj([
+            ("id", .string(id)),
+            ("vehicleId", .string(vehicleId)),
+            ("station", .string(station)),
+            ("process", .string(process)),
+            ("startedAt", .string(Timestamp.format(startedAt))),
+            ("completedAt", completedAt.map { .string(Timestamp.format($0)) } ?? .null),
+            ("result", result.map { .string($0.rawValue) } ?? .null),
+            ("measurements", .object(measurements.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
+            ("lots", .array(lots.map { .string($0) })),
+            ("shift", .str(shift)),
+            ("operator", .str(operatorName)),
+            ("attempt", .int(Int64(attempt))),
+            ("cycleTimeS", .number(cycleTimeS)),
+        ])
+    }
+}
+
+/// A vehicle's summary (contract §4 `GET /api/vehicles`).
+public struct VehicleSummary: Sendable, Equatable {
+    public var vehicleId: String
+    public var status: VehicleStatus
+    public var currentStation: String?
+    public var firstSeenAt: Date
+    public var lastSeenAt: Date
+    /// Index in the route of the last process the vehicle completed (-1: none).
+    public var lastRouteIndex: Int
+
+    public init(vehicleId: String, status: VehicleStatus, currentStation: String?, firstSeenAt: Date, lastSeenAt: Date, lastRouteIndex: Int = -1) {
+        self.vehicleId = vehicleId
+        self.status = status
+        self.currentStation = currentStation
+        self.firstSeenAt = firstSeenAt
+        self.lastSeenAt = lastSeenAt
+        self.lastRouteIndex = lastRouteIndex
+    }
+
+    public var json: JSON {
+        .obj([
+            ("vehicleId", .string(vehicleId)),
+            ("status", .string(status.rawValue)),
+            ("currentStation", .str(currentStation)),
+            ("firstSeenAt", .string(Timestamp.format(firstSeenAt))),
+            ("lastSeenAt", .string(Timestamp.format(lastSeenAt))),
+        ])
+    }
+}
