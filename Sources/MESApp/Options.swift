@@ -1,0 +1,113 @@
+import Foundation
+
+/// A bad command line: the message says what and how to fix it.
+public struct UsageError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Replay speed: a multiple of real time, or as fast as possible.
+public enum ReplaySpeed: Sendable, Equatable, CustomStringConvertible {
+    case max
+    case factor(Double)
+
+    public static func parse(_ text: String) throws -> ReplaySpeed {
+        if text == "max" { return .max }
+        guard let value = Double(text), value > 0, value.isFinite else {
+            throw UsageError("--speed takes a positive number or \"max\", not \"\(text)\"")
+        }
+        return .factor(value)
+    }
+
+    public var description: String {
+        switch self {
+        case .max: "max"
+        case .factor(let f): "\(f)x"
+        }
+    }
+}
+
+/// `mes-server` options (contract §2).
+public struct ServerOptions: Sendable, Equatable {
+    public var config = "Stations/plant.json"
+    public var database = "var/mes.sqlite"
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 8080
+    public var simulate = false
+    public var record: String?
+    public var replay: String?
+    public var speed: ReplaySpeed = .factor(1)
+    public var exitAfterReplay = false
+    public var dashboards: String?
+    public var logLevel = "info"
+
+    public init() {}
+
+    public static let usage = """
+    usage: mes-server [--config FILE] [--db FILE] [--listen HOST:PORT] [--simulate] [--record FILE]
+                      [--replay FILE [--speed X|max] [--exit-after-replay]] [--dashboards DIR] [--log-level LEVEL]
+      --config FILE        plant configuration (default Stations/plant.json)
+      --db FILE            SQLite database (default var/mes.sqlite; parent folders are created)
+      --listen HOST:PORT   HTTP address (default 127.0.0.1:8080; loopback unless told otherwise)
+      --simulate           also serve the config's stations from in-process simulators
+      --record FILE        write every polled sample to FILE (JSON Lines)
+      --replay FILE        feed a recording through the pipeline instead of polling PLCs
+      --speed X|max        replay speed: X times real time (default 1) or as fast as possible
+      --exit-after-replay  exit 0 when the recording ends
+      --dashboards DIR     static files to serve (default: Dashboards/ next to the config's folder)
+      --log-level LEVEL    trace, debug, info, warning, error (default info)
+    """
+
+    /// Parses arguments (without the program name).
+    public static func parse(_ arguments: [String]) throws -> ServerOptions {
+        var options = ServerOptions()
+        var index = 0
+        func value(_ flag: String) throws -> String {
+            index += 1
+            guard index < arguments.count, !arguments[index].hasPrefix("--") else {
+                throw UsageError("\(flag) needs a value")
+            }
+            return arguments[index]
+        }
+        while index < arguments.count {
+            let argument = arguments[index]
+            switch argument {
+            case "--config": options.config = try value(argument)
+            case "--db": options.database = try value(argument)
+            case "--listen":
+                let text = try value(argument)
+                let (host, port) = try parseHostPort(text)
+                options.host = host
+                options.port = port
+            case "--simulate": options.simulate = true
+            case "--record": options.record = try value(argument)
+            case "--replay": options.replay = try value(argument)
+            case "--speed": options.speed = try ReplaySpeed.parse(try value(argument))
+            case "--exit-after-replay": options.exitAfterReplay = true
+            case "--dashboards": options.dashboards = try value(argument)
+            case "--log-level": options.logLevel = try value(argument)
+            case "--help", "-h": throw UsageError(usage)
+            default: throw UsageError("unknown option \"\(argument)\"\n\(usage)")
+            }
+            index += 1
+        }
+        if options.replay != nil && options.simulate {
+            throw UsageError("--replay and --simulate exclude each other: a replay feeds recorded samples instead of polling")
+        }
+        if options.replay == nil && options.exitAfterReplay {
+            throw UsageError("--exit-after-replay goes with --replay")
+        }
+        return options
+    }
+
+    /// Parses `HOST:PORT` (port 0 = any free port).
+    public static func parseHostPort(_ text: String) throws -> (String, UInt16) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
+            throw UsageError("--listen takes HOST:PORT (e.g. 127.0.0.1:8080), not \"\(text)\"")
+        }
+        let host = String(text[..<colon])
+        guard !host.isEmpty else { throw UsageError("--listen needs a host, e.g. 127.0.0.1:\(port)") }
+        return (host, port)
+    }
+}
