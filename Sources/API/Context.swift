@@ -1,0 +1,77 @@
+import Foundation
+import HTTP
+import PlantModel
+import Runtime
+import Storage
+
+/// What the API reads and acts on: the plant's live state, storage and the event hub.
+///
+/// Built by the server's assembly; handlers run on HTTP loop threads and use only thread-safe
+/// parts (LiveStations, read connections, the pipeline's `perform`).
+public struct APIContext: Sendable {
+    public var config: PlantConfig
+    public var live: LiveStations
+    public var eventLog: EventLog
+    public var hub: SSEHub
+    public var version: String
+    /// Extra Prometheus lines (HTTP counters, pipeline figures) appended to `/metrics`.
+    public var extraMetrics: @Sendable () -> String
+    /// Runs a state-changing command on the pipeline thread.
+    public var perform: @Sendable (@escaping @Sendable () throws -> JSON) throws -> JSON
+
+    public init(config: PlantConfig, live: LiveStations, eventLog: EventLog, hub: SSEHub, version: String,
+                extraMetrics: @escaping @Sendable () -> String = { "" },
+                perform: @escaping @Sendable (@escaping @Sendable () throws -> JSON) throws -> JSON) {
+        self.config = config
+        self.live = live
+        self.eventLog = eventLog
+        self.hub = hub
+        self.version = version
+        self.extraMetrics = extraMetrics
+        self.perform = perform
+    }
+}
+
+/// The `limit` query parameter: default 100, at most 10,000; 400 for anything else.
+func limitParameter(_ request: HTTPRequest, default value: Int = 100) throws -> Int {
+    guard let text = request.query["limit"], !text.isEmpty else { return value }
+    guard let limit = Int(text), limit >= 1 else {
+        throw HTTPError(400, code: "bad_request", "limit must be a whole number from 1 to 10000, not \"\(text)\"")
+    }
+    return min(limit, 10_000)
+}
+
+/// A time query parameter (`from`, `to`) in RFC 3339; 400 if it is not one.
+func timeParameter(_ request: HTTPRequest, _ name: String) throws -> Date? {
+    guard let text = request.query[name], !text.isEmpty else { return nil }
+    guard let date = Timestamp.parse(text) else {
+        throw HTTPError(400, code: "bad_request", "\(name) must be an RFC 3339 time such as 2026-11-21T06:00:00Z, not \"\(text)\"")
+    }
+    return date
+}
+
+/// The JSON body of a request as an object; 415 for a non-JSON content type, 400 for bad JSON.
+func jsonBody(_ request: HTTPRequest) throws -> JSON {
+    if let type = request.headers["Content-Type"], !type.isEmpty,
+       !type.lowercased().hasPrefix("application/json") {
+        throw HTTPError(415, code: "unsupported_media_type", "send the body as application/json, not \(type)")
+    }
+    if request.body.isEmpty { return .object([]) }
+    let value: JSON
+    do {
+        value = try JSON.parse(bytes: request.body)
+    } catch {
+        throw HTTPError(400, code: "bad_request", "the body is not valid JSON: \(error)")
+    }
+    guard case .object = value else { throw HTTPError(400, code: "bad_request", "the body must be a JSON object") }
+    return value
+}
+
+extension HTTPResponse {
+    /// A JSON answer from a ``JSON`` value.
+    static func json(_ value: JSON, status: Int = 200) -> HTTPResponse {
+        var out = [UInt8]()
+        value.write(into: &out)
+        return .json(out, status: status)
+    }
+}

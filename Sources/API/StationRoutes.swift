@@ -1,0 +1,46 @@
+import Foundation
+import HTTP
+import PlantModel
+import Runtime
+import Storage
+
+extension LiveStations.Station {
+    /// The `GET /api/stations` entry (contract §4); `kpi` and `wip` come from tracking and quality.
+    func summaryJSON(wip: Int, kpi: JSON) -> [(String, JSON)] {
+        [
+            ("id", .string(config.id)),
+            ("name", .string(config.name)),
+            ("process", .string(config.process)),
+            ("protocol", .string(config.protocol.rawValue)),
+            ("endpoint", .string(config.endpoint.description)),
+            ("connection", .string(connection.rawValue)),
+            ("state", .str(state)),
+            ("stateCode", stateCode.map { .int($0) } ?? .null),
+            ("currentVehicle", .str(currentVehicle)),
+            ("wip", .int(Int64(wip))),
+            ("lastSampleAt", lastSampleAt.map { .string(Timestamp.format($0)) } ?? .null),
+            ("pollLatencyMs", .number(pollLatencyMs ?? stats.lastLatencyMs)),
+            ("errors", .int(Int64(stats.errorCount))),
+            ("pollIntervalMs", .int(Int64(config.pollIntervalMs))),
+            ("idealCycleTimeS", .number(config.idealCycleTimeS)),
+            ("kpi", kpi),
+        ]
+    }
+
+    /// The signals of `GET /api/stations/{id}`.
+    var signalsJSON: JSON {
+        .array(signals.map { signal in
+            let spec = config.signal(named: signal.name)
+            return .obj([
+                ("name", .string(signal.name)),
+                ("role", .str(signal.role?.rawValue)),
+                ("value", signal.value?.json ?? .null),
+                ("quality", .string(signal.quality.rawValue)),
+                ("t", signal.time.map { .string(Timestamp.format($0)) } ?? .null),
+                ("unit", .str(spec?.unit)),
+                ("limits", spec?.limits.map { .obj([("low", .number($0.low)), ("high", .number($0.high))]) }),
+                ("status", .str(signal.status)),
+            ])
+        })
+    }
+}

@@ -1,0 +1,283 @@
+import Foundation
+import PlantModel
+import Runtime
+import Storage
+
+/// What one pipeline step produces: events and row writes that commit together.
+public struct Emission: Sendable {
+    public var events: [NewEvent] = []
+    public var writes: [@Sendable (Database) throws -> Void] = []
+
+    public init() {}
+
+    public mutating func event(_ type: String, station: String?, time: Date, _ data: JSON) {
+        events.append(NewEvent(type: type, station: station, time: time, data: data.serialized()))
+    }
+
+    public mutating func write(_ work: @escaping @Sendable (Database) throws -> Void) {
+        writes.append(work)
+    }
+
+    var isEmpty: Bool { events.isEmpty && writes.isEmpty }
+}
+
+/// A stage of the pipeline after the adapters (tracking, quality); runs on the pipeline thread only.
+public protocol PipelineStage: AnyObject {
+    func poll(_ poll: StationPoll, into emission: inout Emission)
+    func connection(_ change: ConnectionChange, into emission: inout Emission)
+    /// Time passes (every 250 ms of pipeline time): timers, shelving expiry, escalation, KPIs.
+    func tick(_ now: Date, into emission: inout Emission)
+}
+
+/// Adapters → live state → `sample`/`station` events → stages → storage (→ SSE after commit).
+///
+/// Every input is handled in order on one thread, so the stages need no locks. Adapters call
+/// ``submit(_:)`` (non-blocking); the API runs commands on the same thread with ``perform(_:)``.
+/// In replay the pipeline's clock is the recording's: ticks follow the samples' times.
+public final class Pipeline: Service, @unchecked Sendable {
+    public enum Mode: Sendable { case live, replay }
+
+    enum Input {
+        case adapter(AdapterEvent)
+        case tick(Date)
+        case command(() -> Void)
+    }
+
+    public let name = "pipeline"
+    public let config: PlantConfig
+    public let live: LiveStations
+    let eventLog: EventLog
+    let logger: Logger
+    let mode: Mode
+    var stages: [any PipelineStage] = []
+    /// Called with each poll on the pipeline thread (the recorder).
+    var pollObservers: [(StationPoll) -> Void] = []
+
+    private let condition = NSCondition()
+    private var inbox: [Input] = []
+    private var stopping = false
+    private var finished = false
+    private var thread: Thread?
+    private var lastTick: Date?
+    /// The newest time the pipeline has seen (recording time in replay).
+    private(set) var clockTime: Date?
+    private let maxInbox = 200_000
+    private var droppedInputs = 0
+    private var processed: UInt64 = 0
+
+    public init(config: PlantConfig, eventLog: EventLog, mode: Mode, logger: Logger) {
+        self.config = config
+        self.live = LiveStations(config: config)
+        self.eventLog = eventLog
+        self.mode = mode
+        self.logger = logger.named("pipeline")
+    }
+
+    public func add(stage: any PipelineStage) { stages.append(stage) }
+    public func addPollObserver(_ observer: @escaping (StationPoll) -> Void) { pollObservers.append(observer) }
+
+    /// The sink adapters deliver to (thread-safe, non-blocking).
+    public var sink: AdapterSink {
+        { [weak self] event in self?.submit(.adapter(event)) }
+    }
+
+    /// Queues an adapter event.
+    public func submit(_ event: AdapterEvent) { submit(.adapter(event)) }
+
+    func submit(_ input: Input) {
+        condition.lock()
+        if inbox.count >= maxInbox, case .adapter(.poll) = input {
+            droppedInputs += 1
+            if droppedInputs == 1 || droppedInputs % 10_000 == 0 {
+                logger.error("pipeline behind: \(droppedInputs) polls dropped (storage too slow?)")
+            }
+            condition.unlock()
+            return
+        }
+        inbox.append(input)
+        if inbox.count == 1 { condition.signal() }
+        condition.unlock()
+    }
+
+    /// Inputs waiting to be processed (replay uses it to keep memory flat).
+    public var backlog: Int {
+        condition.lock(); defer { condition.unlock() }
+        return inbox.count
+    }
+
+    /// Inputs processed so far.
+    public var processedCount: UInt64 {
+        condition.lock(); defer { condition.unlock() }
+        return processed
+    }
+
+    /// Runs `body` on the pipeline thread and returns its result (API commands: ack, hold …).
+    public func perform<T: Sendable>(_ body: @escaping () throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        submit(.command {
+            box.set(Result { try body() })
+        })
+        return try box.wait().get()
+    }
+
+    /// Starts the pipeline thread.
+    public func start() {
+        condition.lock()
+        guard thread == nil else { condition.unlock(); return }
+        let thread = Thread { [self] in loop() }
+        thread.name = "pipeline"
+        self.thread = thread
+        condition.unlock()
+        thread.start()
+    }
+
+    /// Processes what is queued, then stops the thread.
+    public func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while thread != nil && !finished { condition.wait() }
+        condition.unlock()
+    }
+
+    public func run() async throws {
+        start()
+        let ticker: Task<Void, Never>? = mode == .live ? Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 250_000_000)
+                self?.submit(.tick(Date()))
+            }
+        } : nil
+        await waitUntilCancelled()
+        ticker?.cancel()
+        stop()
+    }
+
+    /// Blocks until everything submitted so far has been processed (tests, replay end).
+    public func drain() {
+        let box = ResultBox<Bool>()
+        submit(.command { box.set(.success(true)) })
+        _ = try? box.wait().get()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while inbox.isEmpty && !stopping { condition.wait() }
+            if inbox.isEmpty && stopping {
+                finished = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let batch = inbox
+            inbox.removeAll(keepingCapacity: true)
+            condition.unlock()
+            for input in batch { handle(input) }
+            condition.lock()
+            processed += UInt64(batch.count)
+            condition.unlock()
+        }
+    }
+
+    private func handle(_ input: Input) {
+        var emission = Emission()
+        switch input {
+        case .adapter(.poll(let poll)):
+            advanceClock(to: poll.time, into: &emission)
+            handlePoll(poll, into: &emission)
+        case .adapter(.connection(let change)):
+            advanceClock(to: change.time, into: &emission)
+            if live.apply(change) {
+                let station = live.station(change.station)
+                emission.event("station", station: change.station, time: change.time, .obj([
+                    ("station", .string(change.station)),
+                    ("connection", .string(change.state.rawValue)),
+                    ("state", .str(station?.state)),
+                    ("t", .string(Timestamp.format(change.time))),
+                    ("reason", .str(change.reason)),
+                ]))
+            }
+            for stage in stages { stage.connection(change, into: &emission) }
+        case .tick(let now):
+            if mode == .live { advanceClock(to: now, into: &emission) }
+        case .command(let body):
+            body()
+        }
+        commit(emission)
+    }
+
+    /// Emits ticks for every 250 ms step of pipeline time up to `time`.
+    private func advanceClock(to time: Date, into emission: inout Emission) {
+        if let clockTime, time < clockTime { return }
+        clockTime = time
+        guard let last = lastTick else { lastTick = time; return }
+        if time.timeIntervalSince(last) >= 0.25 {
+            lastTick = time
+            for stage in stages { stage.tick(time, into: &emission) }
+        }
+    }
+
+    private func handlePoll(_ poll: StationPoll, into emission: inout Emission) {
+        guard let change = live.apply(poll) else { return }
+        for observer in pollObservers { observer(poll) }
+        var values: [(String, JSON)] = []
+        var bad: [JSON] = []
+        values.reserveCapacity(poll.readings.count)
+        for reading in poll.readings {
+            if reading.quality == .good, let value = reading.value {
+                values.append((reading.name, value.json))
+            } else if reading.quality == .bad {
+                bad.append(.string(reading.name))
+            }
+        }
+        emission.event("sample", station: poll.station, time: poll.time, .object([
+            ("station", .string(poll.station)),
+            ("t", .string(Timestamp.format(poll.time))),
+            ("values", .object(values)),
+            ("bad", .array(bad)),
+        ]))
+        if change.oldState != change.newState, let station = live.station(poll.station) {
+            emission.event("station", station: poll.station, time: poll.time, .obj([
+                ("station", .string(poll.station)),
+                ("connection", .string(station.connection.rawValue)),
+                ("state", .str(station.state)),
+                ("stateCode", change.newState.map { .int($0) }),
+                ("t", .string(Timestamp.format(poll.time))),
+            ]))
+        }
+        for stage in stages { stage.poll(poll, into: &emission) }
+    }
+
+    private func commit(_ emission: Emission) {
+        guard !emission.isEmpty else { return }
+        if emission.writes.isEmpty {
+            eventLog.enqueue(events: emission.events) { _ in }
+        } else {
+            let writes = emission.writes
+            eventLog.enqueue(events: emission.events) { db in
+                for write in writes { try write(db) }
+            }
+        }
+    }
+}
+
+/// A one-shot result handed from the pipeline thread to a waiting caller.
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var result: Result<T, any Error>?
+
+    func set(_ value: Result<T, any Error>) {
+        condition.lock()
+        result = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> Result<T, any Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        while result == nil { condition.wait() }
+        return result!
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import API
+import HTTP
+import PlantModel
+import Runtime
+import Storage
+
+/// The version reported by `/api/health`.
+public let mesVersion = "0.1.0"
+
+/// The assembled server: storage, pipeline, adapters (or replay), simulators, HTTP.
+///
+/// `prepare()` does everything that can fail at start (config, database, port) so the command
+/// line can print a one-line reason and exit non-zero; `run()` serves until SIGINT/SIGTERM.
+public final class MESServer: @unchecked Sendable {
+    public let options: ServerOptions
+    public let config: PlantConfig
+    public let logger: Logger
+    public let eventLog: EventLog
+    public let hub = SSEHub()
+    public let pipeline: Pipeline
+    public let http: HTTPServer
+    private var services: [any Service] = []
+    private var group: ServiceGroup?
+
+    /// Loads the config, opens the database and binds the port. Throws a one-line reason.
+    public init(options: ServerOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        config = try PlantConfig.load(path: options.config)
+
+        var storage = EventLog.Configuration(path: options.database)
+        storage.migrations = PlantAssembly.migrations
+        storage.retention.maxAge = config.retentionDays * 86_400
+        eventLog = try EventLog.open(storage, logger: logger.named("storage"))
+        let pipeline = Pipeline(config: config, eventLog: eventLog, mode: options.replay == nil ? .live : .replay, logger: logger)
+        self.pipeline = pipeline
+        let hub = self.hub
+        eventLog.addCommitHandler { events in
+            for event in events { hub.publish(SSEEvent(id: event.seq, type: event.type, data: event.data)) }
+        }
+
+        let assembly = try PlantAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger)
+
+        var limits = HTTPLimits(maxHeaderBytes: config.limits.maxHeaderBytes, maxBodyBytes: config.limits.maxBodyBytes,
+                                maxSseClients: config.limits.maxSseClients)
+        limits.idleTimeout = 60
+        let dashboards = options.dashboards ?? Self.defaultDashboards(config: options.config)
+        let context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
+                                 perform: { body in try pipeline.perform(body) })
+        var router = Router()
+        APIRoutes.addCore(to: &router, context: context, facts: assembly.facts)
+        assembly.addRoutes(to: &router, context: context)
+        if FileManager.default.fileExists(atPath: dashboards) {
+            router.fallback = try StaticFiles(root: dashboards)
+        } else {
+            logger.warning("no dashboards folder at \(dashboards): only the API is served")
+        }
+        let responder = MiddlewareChain(assembly.middlewares(context: context), responder: router)
+        http = HTTPServer(host: options.host, port: options.port, responder: responder, limits: limits,
+                          loops: 2, logger: logger.named("http"))
+        try http.bind()
+
+        services.append(eventLog)
+        services.append(pipeline)
+        services.append(contentsOf: try assembly.inputServices(options: options))
+        services.append(http)
+    }
+
+    /// `Dashboards/` beside the config's folder (`Stations/plant.json` → `Dashboards/`), else `./Dashboards`.
+    static func defaultDashboards(config: String) -> String {
+        let configDir = URL(fileURLWithPath: config).deletingLastPathComponent()
+        let candidate = configDir.deletingLastPathComponent().appendingPathComponent("Dashboards").path
+        if FileManager.default.fileExists(atPath: candidate) { return candidate }
+        return FileManager.default.currentDirectoryPath + "/Dashboards"
+    }
+
+    /// The bound HTTP port.
+    public var port: UInt16 { http.port ?? options.port }
+
+    /// Serves until SIGINT/SIGTERM (or ``shutdown()``), then stops in reverse order.
+    public func run(installSignalHandlers: Bool = true) async throws {
+        let group = ServiceGroup(services: services, logger: logger)
+        self.group = group
+        if installSignalHandlers { group.installSignalHandlers() }
+        let host = options.host
+        let loopback = host.hasPrefix("127.") || host == "localhost"
+        logger.info("listening on http://\(host):\(port)/ (\(loopback ? "loopback only" : "reachable from other machines: \(host)"))")
+        logger.info("plant \"\(config.plant)\": \(config.stations.count) stations, database \(options.database)")
+        try await group.run()
+        logger.info("stopped cleanly")
+    }
+
+    public func shutdown() { group?.shutdown() }
+}
