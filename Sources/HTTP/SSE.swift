@@ -1,0 +1,164 @@
+import Foundation
+
+/// One server-sent event: its persisted sequence number, its type and one line of JSON.
+public struct SSEEvent: Sendable, Equatable {
+    public var id: Int64
+    public var type: String
+    public var data: String
+
+    public init(id: Int64, type: String, data: String) {
+        self.id = id
+        self.type = type
+        self.data = data
+    }
+
+    /// The wire form `id: N\nevent: T\ndata: …\n\n` (a multi-line `data` becomes several `data:` lines).
+    public var encoded: [UInt8] {
+        var text = "id: \(id)\nevent: "
+        text += type.contains(where: \.isNewline) ? type.filter { !$0.isNewline } : type
+        text += "\n"
+        if data.contains(where: \.isNewline) {
+            for line in data.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+                text += "data: " + line + "\n"
+            }
+        } else {
+            text += "data: " + data + "\n"
+        }
+        text += "\n"
+        return Array(text.utf8)
+    }
+}
+
+/// An event encoded once and shared by every client.
+final class EncodedSSEEvent: Sendable {
+    let id: Int64
+    let type: String
+    let bytes: [UInt8]
+    init(_ event: SSEEvent) {
+        id = event.id
+        type = event.type
+        bytes = event.encoded
+    }
+}
+
+/// Reads stored events after an id (storage): `(afterId, limit) -> events`, ascending ids, at most `limit`.
+///
+/// Called on a server loop thread, one page at a time, while a client resumes.
+public typealias SSEBacklog = @Sendable (_ afterId: Int64, _ limit: Int) -> [SSEEvent]
+
+/// How one client's event stream is set up; a handler answers `.eventStream(stream)`.
+public struct SSEStream: Sendable {
+    public var hub: SSEHub
+    /// Only these event types are sent; nil sends all.
+    public var types: Set<String>?
+    /// Send stored events after this id first (from `Last-Event-ID` or `?since=`); nil → live events only.
+    public var resumeAfter: Int64?
+    /// Where stored events come from when resuming; without it a resume point only filters live ids.
+    public var backlog: SSEBacklog?
+    /// Extra response headers.
+    public var headers: HTTPHeaders
+
+    public init(hub: SSEHub, types: Set<String>? = nil, resumeAfter: Int64? = nil, backlog: SSEBacklog? = nil,
+                headers: HTTPHeaders = HTTPHeaders()) {
+        self.hub = hub
+        self.types = types
+        self.resumeAfter = resumeAfter
+        self.backlog = backlog
+        self.headers = headers
+    }
+
+    /// A stream set up from the request: `?types=a,b` filters, `Last-Event-ID: N` (preferred) or
+    /// `?since=N` resumes. Throws ``HTTPError`` 400 for a resume point that is not an integer.
+    public init(request: HTTPRequest, hub: SSEHub, backlog: SSEBacklog?) throws {
+        var types: Set<String>?
+        if let list = request.query["types"] {
+            let names = list.split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+            if !names.isEmpty { types = Set(names) }
+        }
+        var resume: Int64?
+        if let header = request.headers["Last-Event-ID"], !header.isEmpty {
+            guard let id = Int64(header.trimmingCharacters(in: .whitespaces)) else {
+                throw HTTPError.badRequest("Last-Event-ID must be an integer event id")
+            }
+            resume = id
+        } else if let since = request.query["since"], !since.isEmpty {
+            guard let id = Int64(since) else { throw HTTPError.badRequest("since must be an integer event id") }
+            resume = id
+        }
+        self.init(hub: hub, types: types, resumeAfter: resume, backlog: backlog)
+    }
+}
+
+/// Counters of an ``SSEHub``.
+public struct SSEMetrics: Sendable, Equatable {
+    /// Clients connected now.
+    public var connectedClients: Int
+    /// Clients dropped because they fell behind (buffer full).
+    public var droppedClients: Int
+    /// Events written into clients' queues (one per client per event, backlog included).
+    public var eventsSent: Int
+    /// Events handed to ``SSEHub/publish(_:)``.
+    public var eventsPublished: Int
+}
+
+/// Receives published events: an event loop of a server with clients of this hub.
+protocol SSESink: AnyObject, Sendable {
+    func deliver(_ event: EncodedSSEEvent, from hub: SSEHub)
+}
+
+/// The fan-out point: the app publishes events here; every connected stream of this hub gets them.
+///
+/// ``publish(_:)`` may be called from any thread; call it from one thread in id order, after the
+/// event is persisted (resume relies on that). Each event is encoded once; delivery to clients
+/// happens on the servers' loop threads, so `publish` never blocks on a slow client.
+public final class SSEHub: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sinks: [ObjectIdentifier: any SSESink] = [:]
+    private var counters = SSEMetrics(connectedClients: 0, droppedClients: 0, eventsSent: 0, eventsPublished: 0)
+
+    public init() {}
+
+    /// Sends an event to every connected client whose filter accepts its type.
+    public func publish(_ event: SSEEvent) {
+        let encoded = EncodedSSEEvent(event)
+        lock.lock()
+        counters.eventsPublished += 1
+        let targets = Array(sinks.values)
+        lock.unlock()
+        for sink in targets { sink.deliver(encoded, from: self) }
+    }
+
+    /// The counters now.
+    public var metrics: SSEMetrics {
+        lock.lock(); defer { lock.unlock() }
+        return counters
+    }
+
+    func attach(_ sink: any SSESink) {
+        lock.lock(); sinks[ObjectIdentifier(sink)] = sink; lock.unlock()
+    }
+
+    func detach(_ sink: any SSESink) {
+        lock.lock(); sinks[ObjectIdentifier(sink)] = nil; lock.unlock()
+    }
+
+    /// Counts a new client unless `limit` are connected.
+    func reserveClient(limit: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard counters.connectedClients < limit else { return false }
+        counters.connectedClients += 1
+        return true
+    }
+
+    func releaseClient(dropped: Bool) {
+        lock.lock()
+        counters.connectedClients -= 1
+        if dropped { counters.droppedClients += 1 }
+        lock.unlock()
+    }
+
+    func countSent(_ n: Int) {
+        guard n > 0 else { return }
+        lock.lock(); counters.eventsSent += n; lock.unlock()
+    }
+}

@@ -1,0 +1,333 @@
+import Foundation
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Counters of an ``HTTPServer``, for `/metrics`.
+public struct HTTPMetrics: Sendable, Equatable {
+    /// Open client connections (event streams included).
+    public var openConnections: Int
+    /// Connections refused with 503 because `maxConnections` were open.
+    public var rejectedConnections: Int
+    /// Answers by status class: index 1 = 1xx … 5 = 5xx (index 0 unused).
+    public var responsesByClass: [Int]
+
+    /// Answers of one class (`2` → 2xx).
+    public func responses(class statusClass: Int) -> Int {
+        (1...5).contains(statusClass) ? responsesByClass[statusClass] : 0
+    }
+}
+
+/// What the loops share: configuration, the responder, counters.
+final class ServerCore: @unchecked Sendable {
+    let responder: any HTTPResponder
+    let limits: HTTPLimits
+    let logger: Logger
+    let tickNanoseconds: UInt64
+    private let lock = NSLock()
+    private var stats = HTTPMetrics(openConnections: 0, rejectedConnections: 0, responsesByClass: [0, 0, 0, 0, 0, 0])
+
+    init(responder: any HTTPResponder, limits: HTTPLimits, logger: Logger) {
+        self.responder = responder
+        self.limits = limits
+        self.logger = logger
+        let shortest = min(limits.headerReadTimeout, limits.idleTimeout, limits.sseKeepAliveInterval)
+        tickNanoseconds = UInt64(min(1.0, max(0.01, shortest / 4)) * 1e9)
+    }
+
+    /// Runs the responder; ``HTTPError`` becomes its answer, any other error a logged 500.
+    func dispatch(_ request: HTTPRequest) -> HTTPReply {
+        do {
+            return try responder.respond(to: request)
+        } catch let error as HTTPError {
+            return .response(error.response)
+        } catch {
+            logger.error("\(request.method.rawValue) \(request.path) failed: \(error)")
+            return .response(.error(500, message: "internal server error"))
+        }
+    }
+
+    /// The wire form of a response; adds `Content-Length` and `Connection`.
+    func serialize(_ response: HTTPResponse, head: Bool, keepAlive: Bool, http11: Bool) -> [UInt8] {
+        var text = "HTTP/1.1 \(response.status) \(StatusText.reason(response.status))\r\n"
+        for field in response.headers {
+            if HTTPHeaders.same(field.name, "Content-Length") || HTTPHeaders.same(field.name, "Connection") { continue }
+            text += field.name
+            text += ": "
+            text += field.value
+            text += "\r\n"
+        }
+        let bodyless = response.status == 204 || response.status == 304 || response.status < 200
+        if !bodyless { text += "Content-Length: \(response.body.count)\r\n" }
+        if !keepAlive {
+            text += "Connection: close\r\n"
+        } else if !http11 {
+            text += "Connection: keep-alive\r\n"
+        }
+        text += "\r\n"
+        var bytes = [UInt8]()
+        let sendBody = !head && !bodyless
+        bytes.reserveCapacity(text.utf8.count + (sendBody ? response.body.count : 0))
+        bytes.append(contentsOf: text.utf8)
+        if sendBody { bytes.append(contentsOf: response.body) }
+        return bytes
+    }
+
+    func count(status: Int) {
+        let statusClass = min(5, max(1, status / 100))
+        lock.lock(); stats.responsesByClass[statusClass] += 1; lock.unlock()
+    }
+
+    /// Counts a new connection unless `maxConnections` are open.
+    func connectionOpened() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard stats.openConnections < limits.maxConnections else {
+            stats.rejectedConnections += 1
+            return false
+        }
+        stats.openConnections += 1
+        return true
+    }
+
+    func connectionClosed() {
+        lock.lock(); stats.openConnections -= 1; lock.unlock()
+    }
+
+    var metrics: HTTPMetrics {
+        lock.lock(); defer { lock.unlock() }
+        return stats
+    }
+}
+
+/// An HTTP/1.1 server: an acceptor thread hands connections round-robin to epoll loop threads.
+///
+/// Handlers run on the loop threads (keep them short; brief SQLite reads are fine). Call ``bind()``
+/// first to learn the port and fail early on a bad one, then `run()` (as a ``Service``) until
+/// cancelled: it then closes the listener and every connection and returns.
+public final class HTTPServer: Service, @unchecked Sendable {
+    public let name: String
+    public let host: String
+    public let limits: HTTPLimits
+    private let requestedPort: UInt16
+    private let loopCount: Int
+    private let core: ServerCore
+    private let lock = NSLock()
+    private var listenFd: Int32?
+    private var boundPort: UInt16?
+    private var started = false
+
+    /// - Parameters:
+    ///   - host: IPv4 address to listen on (`127.0.0.1`, `0.0.0.0`).
+    ///   - port: 0 picks a free port (see ``bind()``).
+    ///   - loops: event-loop threads (one per core is right).
+    public init(host: String = "127.0.0.1", port: UInt16, responder: any HTTPResponder, limits: HTTPLimits = HTTPLimits(),
+                loops: Int = 2, logger: Logger, name: String = "http") {
+        self.name = name
+        self.host = host
+        self.limits = limits
+        self.requestedPort = port
+        self.loopCount = max(1, loops)
+        self.core = ServerCore(responder: responder, limits: limits, logger: logger)
+    }
+
+    deinit {
+        if let fd = listenFd { Socket.close(fd) }
+    }
+
+    /// Binds and listens; returns the actual port. Idempotent.
+    ///
+    /// Throws a ``SystemError`` whose description is a one-line reason (`listen 127.0.0.1:80: bind: Permission denied`).
+    @discardableResult
+    public func bind() throws -> UInt16 {
+        lock.lock(); defer { lock.unlock() }
+        if let boundPort { return boundPort }
+        let fd = try Socket.listen(host: host, port: requestedPort, backlog: 4096, nonBlocking: true)
+        do {
+            let port = try Socket.localPort(fd)
+            listenFd = fd
+            boundPort = port
+            return port
+        } catch {
+            Socket.close(fd)
+            throw error
+        }
+    }
+
+    /// The bound port, once ``bind()`` succeeded.
+    public var port: UInt16? {
+        lock.lock(); defer { lock.unlock() }
+        return boundPort
+    }
+
+    /// Connection and response counters now.
+    public var metrics: HTTPMetrics { core.metrics }
+
+    /// Serves until the task is cancelled, then closes the listener and all connections.
+    ///
+    /// Binds first if ``bind()`` was not called. Throws only for failures at start (bind, epoll).
+    /// Runs once per server.
+    public func run() async throws {
+        let port = try bind()
+        let listenFd = try markStarted(port: port)
+
+        var loops: [EventLoop] = []
+        let acceptWake: WakeFd
+        do {
+            for i in 0..<loopCount { loops.append(try EventLoop(core: core, index: i)) }
+            acceptWake = try WakeFd()
+        } catch {
+            for loop in loops { loop.stop() ; loop.run() }
+            closeListener()
+            throw error
+        }
+        let exits = ThreadExits(count: loops.count + 1)
+        for (i, loop) in loops.enumerated() {
+            let thread = Thread {
+                loop.run()
+                exits.done()
+            }
+            thread.name = "http-loop-\(i)"
+            thread.start()
+        }
+        let acceptor = Acceptor(listenFd: listenFd, wakeFd: acceptWake.fd, loops: loops, core: core)
+        let acceptThread = Thread {
+            acceptor.run()
+            exits.done()
+        }
+        acceptThread.name = "http-accept"
+        acceptThread.start()
+        core.logger.info("listening on http://\(host):\(port)/")
+
+        await waitUntilCancelled()
+
+        acceptWake.signal()
+        for loop in loops { loop.stop() }
+        await exits.wait()
+        acceptWake.close()
+        closeListener()
+        core.logger.info("stopped listening on \(host):\(port)")
+    }
+
+    private func markStarted(port: UInt16) throws -> Int32 {
+        lock.lock(); defer { lock.unlock() }
+        guard !started, let listenFd else {
+            throw SystemError(call: "run", errno: EALREADY, context: "http server on \(host):\(port) already ran")
+        }
+        started = true
+        return listenFd
+    }
+
+    private func closeListener() {
+        lock.lock()
+        if let fd = listenFd { Socket.close(fd) }
+        listenFd = nil
+        lock.unlock()
+    }
+}
+
+/// Accepts connections and deals them round-robin to the loops; refuses past `maxConnections`.
+private final class Acceptor: @unchecked Sendable {
+    let listenFd: Int32
+    let wakeFd: Int32
+    let loops: [EventLoop]
+    let core: ServerCore
+    private let busy: [UInt8]
+
+    init(listenFd: Int32, wakeFd: Int32, loops: [EventLoop], core: ServerCore) {
+        self.listenFd = listenFd
+        self.wakeFd = wakeFd
+        self.loops = loops
+        self.core = core
+        busy = core.serialize(.error(503, message: "too many connections, retry later"), head: false, keepAlive: false, http11: true)
+    }
+
+    func run() {
+        var next = 0
+        var fds = [pollfd(fd: listenFd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0)]
+        while true {
+            do {
+                _ = try syscall("poll", context: "http acceptor") { poll(&fds, 2, -1) }
+            } catch {
+                core.logger.error("\(error)")
+                return
+            }
+            if fds[1].revents != 0 { return }
+            while true {
+                var address = sockaddr_in()
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let result: IOResult<Int32>
+                do {
+                    result = try withUnsafeMutablePointer(to: &address) { pointer in
+                        try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                            try syscall("accept4", context: "http acceptor") {
+                                accept(listenFd, raw, &length)
+                            }
+                        }
+                    }
+                } catch let error as SystemError {
+                    if error.errno == ECONNABORTED || error.errno == EPROTO { continue }
+                    core.logger.warning("\(error)")
+                    if error.errno == EMFILE || error.errno == ENFILE || error.errno == ENOBUFS || error.errno == ENOMEM {
+                        usleep(50_000)
+                    }
+                    break
+                } catch {
+                    break
+                }
+                guard case .done(let fd) = result else { break }
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                Socket.setNonBlocking(fd)
+                guard core.connectionOpened() else {
+                    busy.withUnsafeBytes { bytes in
+                        _ = try? syscall("send", context: "http refuse") { send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+                    }
+                    Socket.close(fd)
+                    continue
+                }
+                Socket.setNoDelay(fd)
+                loops[next].adopt(fd: fd, remote: Self.describe(address))
+                next = (next + 1) % loops.count
+            }
+        }
+    }
+
+    private static func describe(_ address: sockaddr_in) -> String {
+        var copy = address.sin_addr
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        let name = inet_ntop(AF_INET, &copy, &text, socklen_t(text.count)) != nil
+            ? String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+        return "\(name):\(UInt16(bigEndian: address.sin_port))"
+    }
+}
+
+/// Lets an async caller wait until a number of threads have returned.
+private final class ThreadExits: @unchecked Sendable {
+    private let lock = NSLock()
+    private var remaining: Int
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    init(count: Int) { remaining = count }
+
+    func done() {
+        lock.lock()
+        remaining -= 1
+        let resume = remaining == 0 ? waiter : nil
+        if resume != nil { waiter = nil }
+        lock.unlock()
+        resume?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if remaining == 0 {
+                lock.unlock()
+                continuation.resume()
+            } else {
+                waiter = continuation
+                lock.unlock()
+            }
+        }
+    }
+}
