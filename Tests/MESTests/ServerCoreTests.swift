@@ -1,0 +1,123 @@
+import Foundation
+import XCTest
+@testable import MESApp
+import PlantModel
+import Runtime
+
+/// The assembled server in-process: storage, pipeline, HTTP and SSE, with polls submitted directly.
+final class ServerCoreTests: XCTestCase {
+    private func startServer(db: String, configFile: String? = nil) throws -> (MESServer, Task<Void, any Error>) {
+        var options = ServerOptions()
+        options.config = configFile ?? repoRoot.appendingPathComponent("Stations/plant.json").path
+        options.database = db
+        options.port = 0
+        options.replay = "/dev/null" // replay mode: no adapters, the test feeds polls
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
+        let task = Task { try await server.run(installSignalHandlers: false) }
+        return (server, task)
+    }
+
+    private func stop(_ server: MESServer, _ task: Task<Void, any Error>) async throws {
+        server.shutdown()
+        try await task.value
+    }
+
+    private func poll(_ i: Int, station: String = "WELD-01") -> StationPoll {
+        StationPoll(station: station, time: Date(timeIntervalSince1970: 1_790_000_000 + Double(i) * 0.1), readings: [
+            SignalReading(name: "weldCurrent", value: .double(10 + Double(i % 10) / 10), quality: .good),
+            SignalReading(name: "state", value: .int(1), quality: .good),
+            SignalReading(name: "spotCount", value: nil, quality: .bad, status: "illegal data address"),
+        ])
+    }
+
+    func testSamplesReachSSEAndStationsAPI() async throws {
+        let dir = try makeTempDirectory(self)
+        let (server, task) = try startServer(db: dir.appendingPathComponent("mes.sqlite").path)
+        let client = try TestSSEClient(port: server.port, path: "/api/events?types=sample")
+        try await Task.sleep(nanoseconds: 200_000_000)
+        for i in 0..<5 { server.pipeline.submit(.poll(poll(i))) }
+        let events = client.read(count: 5, timeout: 10)
+        XCTAssertEqual(events.count, 5)
+        XCTAssertEqual(events.map(\.type), Array(repeating: "sample", count: 5))
+        XCTAssertEqual(events.map(\.id), events.map(\.id).sorted())
+        XCTAssertEqual(Set(events.map(\.id)).count, 5)
+        let first = try JSON.parse(events[0].data)
+        XCTAssertEqual(first["station"]?.stringValue, "WELD-01")
+        XCTAssertEqual(first["values"]?["weldCurrent"]?.doubleValue, 10.0)
+        XCTAssertEqual(first["bad"], .array([.string("spotCount")]))
+
+        let http = TestHTTP(port: server.port)
+        let station = try http.get("/api/stations/WELD-01")
+        XCTAssertEqual(station.status, 200)
+        XCTAssertEqual(station.json?["state"]?.stringValue, "running")
+        let signals = station.json?["signals"]?.arrayValue ?? []
+        XCTAssertEqual(signals.first { $0["name"]?.stringValue == "spotCount" }?["quality"]?.stringValue, "bad")
+        XCTAssertEqual(signals.first { $0["name"]?.stringValue == "weldCurrent" }?["quality"]?.stringValue, "good")
+        let missing = try http.get("/api/stations/NOPE")
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertEqual(missing.json?["error"]?["code"]?.stringValue, "not_found")
+        try await stop(server, task)
+    }
+
+    func testResumeAfterRestartHasNoGapAndNoDuplicate() async throws {
+        let dir = try makeTempDirectory(self)
+        let db = dir.appendingPathComponent("mes.sqlite").path
+        var (server, task) = try startServer(db: db)
+        var client: TestSSEClient? = try TestSSEClient(port: server.port)
+        try await Task.sleep(nanoseconds: 200_000_000)
+        for i in 0..<20 { server.pipeline.submit(.poll(poll(i))) }
+        let seen = client!.read(count: 20, timeout: 10).filter { $0.type == "sample" }
+        XCTAssertGreaterThanOrEqual(seen.count, 10)
+        let lastSeen = try XCTUnwrap(seen.last?.id)
+        client = nil
+        // More events the client does not see, then a restart on the same database.
+        for i in 20..<40 { server.pipeline.submit(.poll(poll(i))) }
+        server.pipeline.drain()
+        try server.eventLog.flush()
+        let totalBefore = server.eventLog.latestSeq
+        try await stop(server, task)
+
+        (server, task) = try startServer(db: db)
+        let resumed = try TestSSEClient(port: server.port, lastEventId: lastSeen)
+        try await Task.sleep(nanoseconds: 200_000_000)
+        for i in 40..<45 { server.pipeline.submit(.poll(poll(i))) }
+        let expectedCount = Int(totalBefore - lastSeen) + 5
+        let after = resumed.read(count: expectedCount, timeout: 10)
+        XCTAssertEqual(after.count, expectedCount)
+        XCTAssertEqual(after.first?.id, lastSeen + 1, "no gap after the resume point")
+        for (a, b) in zip(after, after.dropFirst()) { XCTAssertEqual(b.id, a.id + 1, "ids strictly increasing with no gap") }
+        XCTAssertGreaterThan(after.last!.id, totalBefore, "ids continue after the restart")
+        try await stop(server, task)
+    }
+
+    func testHealthAndMetrics() async throws {
+        let dir = try makeTempDirectory(self)
+        let (server, task) = try startServer(db: dir.appendingPathComponent("mes.sqlite").path)
+        let http = TestHTTP(port: server.port)
+        let health = try http.get("/api/health")
+        XCTAssertEqual(health.status, 200)
+        XCTAssertEqual(health.json?["status"]?.stringValue, "ok")
+        XCTAssertEqual(health.json?["stations"]?["connecting"]?.intValue, 7)
+        server.pipeline.submit(.connection(ConnectionChange(station: "WELD-01", state: .online, time: Date())))
+        XCTAssertTrue(try eventually { try http.get("/api/health").json?["stations"]?["online"]?.intValue == 1 })
+        let metrics = try http.get("/metrics")
+        XCTAssertEqual(metrics.status, 200)
+        XCTAssertTrue(metrics.body.contains("mes_station_online{station=\"WELD-01\"} 1"), metrics.body)
+        XCTAssertTrue(metrics.body.contains("# TYPE mes_polls_total counter"))
+        try await stop(server, task)
+    }
+
+    func testStartupErrorsAreOneLine() throws {
+        let dir = try makeTempDirectory(self)
+        var options = ServerOptions()
+        options.config = dir.appendingPathComponent("missing.json").path
+        options.database = dir.appendingPathComponent("x.sqlite").path
+        XCTAssertThrowsError(try MESServer(options: options, logger: Logger(label: "t", level: .critical))) { error in
+            XCTAssertTrue("\(error)".contains("missing.json"))
+            XCTAssertFalse("\(error)".contains("\n"))
+        }
+        XCTAssertThrowsError(try ServerOptions.parse(["--listen", "nowhere"]))
+        XCTAssertThrowsError(try ServerOptions.parse(["--speed", "fast"]))
+        XCTAssertEqual(try ServerOptions.parse(["--replay", "f.jsonl", "--speed", "max", "--exit-after-replay"]).speed, .max)
+    }
+}
