@@ -1,0 +1,595 @@
+import Foundation
+import PlantModel
+import Runtime
+
+/// Follows every vehicle through every operation: station cycles, route checks, vehicle status,
+/// stamping lot counts.
+///
+/// Pure and deterministic: no threads, no I/O, no clock; every time comes from the polls (or the
+/// `at:` of a command), so one recording always gives the same outputs.
+///
+/// Not thread-safe: call ``process(_:)`` and the commands from one thread (the pipeline's), and
+/// hand ``state()`` (a value) to other threads, e.g. through a ``TrackingStateBox``.
+///
+/// Per station, an operation begins when a vehicle id appears (or, with a vehicle present and
+/// nothing in progress, the machine starts `running`); it ends on `cycleComplete` (a bool's rising
+/// edge or a number's change; at a station without that signal, when the vehicle leaves). A vehicle
+/// that leaves before completion aborts its operation.
+public struct Tracker {
+    public let config: PlantConfig
+    public let options: TrackerOptions
+
+    private var stations: [StationRuntime]
+    private let stationIndex: [String: Int]
+    /// Route processes that have at least one station with a `vehicleId` signal, in route order.
+    private let trackedRoute: [String]
+    private let firstTrackedIndex: Int?
+    private let lastTrackedIndex: Int?
+    private var vehicles: [String: VehicleRuntime] = [:]
+    private var lotCounts: [LotKey: Int64] = [:]
+    private var finishedOrder: [String] = []
+    private var finishedHead = 0
+    private var inProcessCount = 0
+    private var onHoldCount = 0
+
+    public init(config: PlantConfig, options: TrackerOptions = TrackerOptions()) {
+        self.config = config
+        self.options = options
+        var runtimes: [StationRuntime] = []
+        var index: [String: Int] = [:]
+        for station in config.stations {
+            index[station.id] = runtimes.count
+            runtimes.append(StationRuntime(config: station, routeIndex: config.routeIndex(of: station.process)))
+        }
+        stations = runtimes
+        stationIndex = index
+        let trackedProcesses = Set(config.stations.filter(\.tracksVehicles).map(\.process))
+        trackedRoute = config.route.filter { trackedProcesses.contains($0) }
+        firstTrackedIndex = trackedRoute.first.flatMap { config.routeIndex(of: $0) }
+        lastTrackedIndex = trackedRoute.last.flatMap { config.routeIndex(of: $0) }
+    }
+
+    /// A tracker that continues from a stored snapshot (after a clean stop or a crash).
+    public init(config: PlantConfig, snapshot: TrackerSnapshot, options: TrackerOptions = TrackerOptions()) {
+        self.init(config: config, options: options)
+        restore(snapshot)
+    }
+
+    // MARK: Queries
+
+    /// The current picture of stations and WIP.
+    public func state() -> TrackingState {
+        TrackingState(stations: stations.map(\.tracking), inProcess: inProcessCount, onHold: onHoldCount)
+    }
+
+    /// The station's tracking state, or nil for an unknown station.
+    public func station(_ id: String) -> StationTracking? {
+        stationIndex[id].map { stations[$0].tracking }
+    }
+
+    /// A vehicle the tracker remembers (in process, on hold, or recently finished).
+    public func vehicle(_ id: String) -> VehicleSummary? { vehicles[id]?.summary }
+
+    /// Vehicles remembered now.
+    public var vehicleCount: Int { vehicles.count }
+
+    /// The state to persist for a restart; what ``init(config:snapshot:options:)`` takes.
+    public func snapshot() -> TrackerSnapshot {
+        let vs = vehicles.values.sorted { $0.summary.vehicleId < $1.summary.vehicleId }.map {
+            TrackerSnapshot.Vehicle(summary: $0.summary, completedByStation: $0.completedByStation,
+                                    completedProcesses: $0.completedProcesses)
+        }
+        let ops = stations.compactMap(\.operation)
+        var lots: [LotCount] = []
+        for station in stations {
+            guard let lot = station.currentLot else { continue }
+            lots.append(LotCount(station: station.config.id, lotId: lot,
+                                 count: lotCounts[LotKey(station: station.config.id, lot: lot)] ?? 0, delta: 0,
+                                 at: station.lastPollAt ?? Date(timeIntervalSince1970: 0)))
+        }
+        return TrackerSnapshot(vehicles: vs, operationsInProgress: ops, lotCounts: lots)
+    }
+
+    // MARK: Polls
+
+    /// Feeds one poll of one station; returns what changed, in order. Unknown stations give nothing.
+    ///
+    /// Readings without a value (failed reads) keep the signal's last value; a poll may hold only
+    /// the signals that changed.
+    public mutating func process(_ poll: StationPoll) -> [TrackingOutput] {
+        guard let index = stationIndex[poll.station] else { return [] }
+        var outputs: [TrackingOutput] = []
+        stations[index].absorb(poll.readings)
+        stations[index].lastPollAt = poll.time
+        if stations[index].slots.vehicleId != nil {
+            processVehicleStation(index, at: poll.time, into: &outputs)
+        } else {
+            processLotStation(index, at: poll.time, into: &outputs)
+        }
+        return outputs
+    }
+
+    private mutating func processVehicleStation(_ index: Int, at time: Date, into outputs: inout [TrackingOutput]) {
+        let slots = stations[index].slots
+        let vehicleNow = stations[index].vehicleId()
+
+        // Cycle completion (edge) and machine start.
+        var edge = false
+        if let cycleSlot = slots.cycle, let value = stations[index].values[cycleSlot] {
+            let previous = stations[index].lastCycle
+            if let previous {
+                if slots.cycleIsBool {
+                    edge = previous.number == 0 && (value.number ?? 0) != 0
+                } else {
+                    edge = previous != value
+                }
+            } else if slots.cycleIsBool, stations[index].restoredOperation, (value.number ?? 0) != 0 {
+                // First value after a restart: the cycle of the restored operation ended meanwhile.
+                edge = true
+            }
+            stations[index].lastCycle = value
+        }
+        stations[index].restoredOperation = false
+        var startedRunning = false
+        if let stateSlot = slots.state, let code = stations[index].values[stateSlot]?.integer {
+            let running = slots.states[code] == MachineState.running.rawValue
+            if let was = stations[index].wasRunning, running, !was { startedRunning = true }
+            stations[index].wasRunning = running
+        }
+
+        var edgeUsed = false
+        if edge, stations[index].operation != nil {
+            complete(index, at: time, into: &outputs)
+            edgeUsed = true
+        }
+        if vehicleNow != stations[index].currentVehicle {
+            if let old = stations[index].currentVehicle { depart(old, from: index, at: time, into: &outputs) }
+            if let new = vehicleNow {
+                arrive(new, at: index, time: time, into: &outputs)
+                if edge && !edgeUsed {
+                    complete(index, at: time, into: &outputs)
+                }
+            }
+        } else if let vehicle = vehicleNow {
+            vehicles[vehicle]?.summary.lastSeenAt = time
+            if stations[index].operation == nil && !edgeUsed && (edge || (startedRunning && options.startOnRunning)) {
+                startOperation(vehicle, at: index, time: time, into: &outputs)
+                if edge { complete(index, at: time, into: &outputs) }
+            }
+            if let v = vehicles[vehicle], v.presentCount > 1 {
+                checkDuplicate(vehicle, at: index, time: time, into: &outputs)
+            }
+        }
+        // Lots consumed while the operation runs.
+        if stations[index].operation != nil {
+            for slot in slots.lots {
+                if let lot = stations[index].text(slot), !stations[index].operation!.lots.contains(lot) {
+                    stations[index].operation!.lots.append(lot)
+                }
+            }
+        }
+    }
+
+    private mutating func processLotStation(_ index: Int, at time: Date, into outputs: inout [TrackingOutput]) {
+        let slots = stations[index].slots
+        let stationId = stations[index].config.id
+        if let counterSlot = slots.counter, let value = stations[index].values[counterSlot]?.integer {
+            if let last = stations[index].lastCounter, value != last {
+                let delta = value > last ? value - last : max(value, 0)
+                if delta > 0, let lot = stations[index].currentLot {
+                    let key = LotKey(station: stationId, lot: lot)
+                    let count = (lotCounts[key] ?? 0) + delta
+                    lotCounts[key] = count
+                    outputs.append(.lotCounted(LotCount(station: stationId, lotId: lot, count: count, delta: delta, at: time)))
+                }
+            }
+            stations[index].lastCounter = value
+        }
+        if let lotSlot = slots.lots.first {
+            let lot = stations[index].text(lotSlot)
+            if let lot, lot != stations[index].currentLot {
+                stations[index].currentLot = lot
+                let key = LotKey(station: stationId, lot: lot)
+                if lotCounts[key] == nil {
+                    lotCounts[key] = 0
+                    outputs.append(.lotCounted(LotCount(station: stationId, lotId: lot, count: 0, delta: 0, at: time)))
+                }
+            }
+        }
+    }
+
+    // MARK: Vehicle movements
+
+    private mutating func arrive(_ vehicleId: String, at index: Int, time: Date, into outputs: inout [TrackingOutput]) {
+        stations[index].currentVehicle = vehicleId
+        stations[index].vehicleSince = time
+        stations[index].duplicateReported = false
+        let station = stations[index].config
+        if vehicles[vehicleId] == nil {
+            var runtime = VehicleRuntime(summary: VehicleSummary(vehicleId: vehicleId, status: .inProcess,
+                                                                 currentStation: station.id, firstSeenAt: time, lastSeenAt: time))
+            if let routeIndex = stations[index].routeIndex, let first = firstTrackedIndex, routeIndex > first {
+                // First seen mid-route: one issue, and no skip issues for the steps before.
+                let earlier = trackedRoute.filter { (config.routeIndex(of: $0) ?? 0) < routeIndex }
+                runtime.reportedSkips.formUnion(earlier)
+                outputs.append(.sequenceIssue(SequenceIssue(
+                    kind: .unknownVehicle, vehicleId: vehicleId, station: station.id, process: station.process,
+                    expected: trackedRoute.first, at: time,
+                    message: "vehicle \(vehicleId) first seen at \(station.id) (\(station.process)); the route starts with \(trackedRoute.first ?? "?")",
+                    operationId: StationRuntime.operationId(station: station.id, at: time))))
+            }
+            vehicles[vehicleId] = runtime
+            inProcessCount += 1
+        }
+        vehicles[vehicleId]!.presentCount += 1
+        vehicles[vehicleId]!.summary.currentStation = station.id
+        vehicles[vehicleId]!.summary.lastSeenAt = time
+        startOperation(vehicleId, at: index, time: time, into: &outputs)
+        outputs.append(.vehicleChanged(vehicles[vehicleId]!.summary))
+        if vehicles[vehicleId]!.presentCount > 1 {
+            checkDuplicate(vehicleId, at: index, time: time, into: &outputs)
+        }
+    }
+
+    private mutating func depart(_ vehicleId: String, from index: Int, at time: Date, into outputs: inout [TrackingOutput]) {
+        if stations[index].operation != nil {
+            if stations[index].slots.cycle == nil {
+                complete(index, at: time, into: &outputs)
+            } else {
+                var op = stations[index].operation!
+                stations[index].operation = nil
+                op.completedAt = nil
+                outputs.append(.operationAborted(op))
+            }
+        }
+        stations[index].currentVehicle = nil
+        stations[index].vehicleSince = nil
+        guard var vehicle = vehicles[vehicleId] else { return }
+        vehicle.presentCount = max(0, vehicle.presentCount - 1)
+        vehicle.summary.lastSeenAt = time
+        if vehicle.summary.currentStation == stations[index].config.id {
+            vehicle.summary.currentStation = nil
+            if vehicle.presentCount > 0 {
+                // Still reported elsewhere (duplicate id): point at that station.
+                vehicle.summary.currentStation = stations.first { $0.currentVehicle == vehicleId }?.config.id
+            }
+        }
+        vehicles[vehicleId] = vehicle
+        outputs.append(.vehicleChanged(vehicle.summary))
+        if vehicle.isFinished && vehicle.presentCount == 0 { noteFinished(vehicleId) }
+    }
+
+    private mutating func startOperation(_ vehicleId: String, at index: Int, time: Date, into outputs: inout [TrackingOutput]) {
+        let station = stations[index].config
+        guard var vehicle = vehicles[vehicleId] else { return }
+        let opId = StationRuntime.operationId(station: station.id, at: time)
+        let attempt = (vehicle.completedByStation[station.id] ?? 0) + 1
+        if let routeIndex = stations[index].routeIndex {
+            let doneHere = (vehicle.completedByStation[station.id] ?? 0) > 0
+            let wentBack = vehicle.completedProcesses.contains(station.process) && routeIndex < vehicle.summary.lastRouteIndex
+            if doneHere || wentBack {
+                outputs.append(.sequenceIssue(SequenceIssue(
+                    kind: .repeated, vehicleId: vehicleId, station: station.id, process: station.process,
+                    expected: station.process, at: time,
+                    message: "vehicle \(vehicleId) worked again at \(station.id) (\(station.process)), attempt \(attempt)",
+                    operationId: opId)))
+            } else {
+                let missing = trackedRoute.filter {
+                    (config.routeIndex(of: $0) ?? 0) < routeIndex && !vehicle.completedProcesses.contains($0)
+                        && !vehicle.reportedSkips.contains($0)
+                }
+                if !missing.isEmpty {
+                    vehicle.reportedSkips.formUnion(missing)
+                    outputs.append(.sequenceIssue(SequenceIssue(
+                        kind: .skipped, vehicleId: vehicleId, station: station.id, process: station.process,
+                        expected: missing.first, at: time,
+                        message: "vehicle \(vehicleId) reached \(station.process) at \(station.id) without \(missing.joined(separator: ", "))",
+                        operationId: opId)))
+                }
+            }
+        }
+        vehicles[vehicleId] = vehicle
+        var op = OperationRecord(id: opId, vehicleId: vehicleId, station: station.id, process: station.process,
+                                 startedAt: time, attempt: attempt)
+        op.operatorName = stations[index].slots.operatorSlot.flatMap { stations[index].text($0) }
+        op.shift = config.shift(at: time)?.shift.name
+        for slot in stations[index].slots.lots {
+            if let lot = stations[index].text(slot), !op.lots.contains(lot) { op.lots.append(lot) }
+        }
+        stations[index].operation = op
+        outputs.append(.operationStarted(op))
+    }
+
+    private mutating func complete(_ index: Int, at time: Date, into outputs: inout [TrackingOutput]) {
+        guard var op = stations[index].operation else { return }
+        stations[index].operation = nil
+        let runtime = stations[index]
+        let slots = runtime.slots
+        op.completedAt = time
+        if let resultSlot = slots.result {
+            if let code = runtime.values[resultSlot]?.integer {
+                op.result = slots.okValues.contains(code) ? .ok : .nok
+            }
+        }
+        var measurements: [String: Double] = [:]
+        for (name, slot) in slots.measurements {
+            if let number = runtime.values[slot]?.number, number.isFinite { measurements[name] = number }
+        }
+        op.measurements = measurements
+        for slot in slots.lots {
+            if let lot = runtime.text(slot), !op.lots.contains(lot) { op.lots.append(lot) }
+        }
+        if let slot = slots.operatorSlot, let name = runtime.text(slot) { op.operatorName = name }
+        op.shift = config.shift(at: time)?.shift.name
+        outputs.append(.operationCompleted(op))
+
+        guard var vehicle = vehicles[op.vehicleId] else { return }
+        vehicle.completedByStation[op.station, default: 0] += 1
+        vehicle.completedProcesses.insert(op.process)
+        vehicle.summary.lastSeenAt = time
+        if let routeIndex = runtime.routeIndex, routeIndex > vehicle.summary.lastRouteIndex {
+            vehicle.summary.lastRouteIndex = routeIndex
+        }
+        if let last = lastTrackedIndex, runtime.routeIndex == last, vehicle.summary.status == .inProcess {
+            setStatus(&vehicle, .completed)
+        }
+        vehicles[op.vehicleId] = vehicle
+        outputs.append(.vehicleChanged(vehicle.summary))
+    }
+
+    private mutating func checkDuplicate(_ vehicleId: String, at index: Int, time: Date, into outputs: inout [TrackingOutput]) {
+        for other in stations.indices where other != index && stations[other].currentVehicle == vehicleId {
+            let (later, earlier) = (stations[index].vehicleSince ?? time) >= (stations[other].vehicleSince ?? time)
+                ? (index, other) : (other, index)
+            guard !stations[later].duplicateReported, let since = stations[later].vehicleSince else { continue }
+            let due = since.addingTimeInterval(options.duplicateGraceS)
+            guard (stations[later].lastPollAt ?? since) >= due, (stations[earlier].lastPollAt ?? since) >= due else { continue }
+            stations[later].duplicateReported = true
+            let station = stations[later].config
+            outputs.append(.sequenceIssue(SequenceIssue(
+                kind: .duplicateId, vehicleId: vehicleId, station: station.id, process: station.process,
+                expected: stations[earlier].config.id, at: time,
+                message: "vehicle id \(vehicleId) reported at \(station.id) and \(stations[earlier].config.id) at once",
+                operationId: stations[later].operation?.id)))
+        }
+    }
+
+    // MARK: Commands
+
+    /// Puts a vehicle on hold. Refused (409) for a scrapped vehicle or one already on hold.
+    ///
+    /// `stored` is the vehicle as the store knows it, used when the tracker has forgotten it
+    /// (finished long ago); nil and unknown → 404.
+    public mutating func hold(vehicleId: String, reason: String, user: String, at time: Date,
+                              stored: VehicleSummary? = nil) throws(VehicleCommandError) -> [TrackingOutput] {
+        var vehicle = try lookup(vehicleId, stored: stored)
+        switch vehicle.summary.status {
+        case .hold: throw .conflict(vehicleId: vehicleId, message: "vehicle \(vehicleId) is already on hold")
+        case .scrapped: throw .conflict(vehicleId: vehicleId, message: "vehicle \(vehicleId) is scrapped")
+        case .inProcess, .completed: break
+        }
+        vehicle.statusBeforeHold = vehicle.summary.status
+        return commit(&vehicle, status: .hold)
+    }
+
+    /// Releases a vehicle from hold: back to `completed` if its last route step is done, else `in_process`.
+    /// Refused (409) unless the vehicle is on hold.
+    public mutating func release(vehicleId: String, reason: String, user: String, at time: Date,
+                                 stored: VehicleSummary? = nil) throws(VehicleCommandError) -> [TrackingOutput] {
+        var vehicle = try lookup(vehicleId, stored: stored)
+        guard vehicle.summary.status == .hold else {
+            throw .conflict(vehicleId: vehicleId, message: "vehicle \(vehicleId) is not on hold (status \(vehicle.summary.status.rawValue))")
+        }
+        let finishedRoute = lastTrackedIndex.map { vehicle.summary.lastRouteIndex >= $0 } ?? false
+        let status: VehicleStatus = vehicle.statusBeforeHold == .completed || finishedRoute ? .completed : .inProcess
+        return commit(&vehicle, status: status)
+    }
+
+    /// Scraps a vehicle (final). Refused (409) if it is scrapped already.
+    public mutating func scrap(vehicleId: String, reason: String, user: String, at time: Date,
+                               stored: VehicleSummary? = nil) throws(VehicleCommandError) -> [TrackingOutput] {
+        var vehicle = try lookup(vehicleId, stored: stored)
+        guard vehicle.summary.status != .scrapped else {
+            throw .conflict(vehicleId: vehicleId, message: "vehicle \(vehicleId) is already scrapped")
+        }
+        return commit(&vehicle, status: .scrapped)
+    }
+
+    private mutating func lookup(_ vehicleId: String, stored: VehicleSummary?) throws(VehicleCommandError) -> VehicleRuntime {
+        if let vehicle = vehicles[vehicleId] { return vehicle }
+        guard let stored, stored.vehicleId == vehicleId else { throw .notFound(vehicleId: vehicleId) }
+        let runtime = VehicleRuntime(summary: stored)
+        vehicles[vehicleId] = runtime
+        countStatus(stored.status, +1)
+        return runtime
+    }
+
+    /// Status changes by command keep `lastSeenAt` (a sample time): replays stay deterministic.
+    private mutating func commit(_ vehicle: inout VehicleRuntime, status: VehicleStatus) -> [TrackingOutput] {
+        setStatus(&vehicle, status)
+        let id = vehicle.summary.vehicleId
+        vehicles[id] = vehicle
+        if vehicle.isFinished && vehicle.presentCount == 0 { noteFinished(id) }
+        return [.vehicleChanged(vehicle.summary)]
+    }
+
+    private mutating func setStatus(_ vehicle: inout VehicleRuntime, _ status: VehicleStatus) {
+        countStatus(vehicle.summary.status, -1)
+        vehicle.summary.status = status
+        countStatus(status, +1)
+    }
+
+    private mutating func countStatus(_ status: VehicleStatus, _ delta: Int) {
+        switch status {
+        case .inProcess: inProcessCount += delta
+        case .hold: onHoldCount += delta
+        case .completed, .scrapped: break
+        }
+    }
+
+    /// Remembers finished vehicles in order; forgets the oldest beyond the retention.
+    private mutating func noteFinished(_ vehicleId: String) {
+        finishedOrder.append(vehicleId)
+        while finishedOrder.count - finishedHead > options.retainFinishedVehicles {
+            let oldest = finishedOrder[finishedHead]
+            finishedHead += 1
+            if let v = vehicles[oldest], v.isFinished, v.presentCount == 0, stations.allSatisfy({ $0.operation?.vehicleId != oldest }) {
+                vehicles[oldest] = nil
+            }
+        }
+        if finishedHead > 4096 && finishedHead * 2 > finishedOrder.count {
+            finishedOrder.removeFirst(finishedHead)
+            finishedHead = 0
+        }
+    }
+
+    // MARK: Restore
+
+    private mutating func restore(_ snapshot: TrackerSnapshot) {
+        for stored in snapshot.vehicles {
+            var runtime = VehicleRuntime(summary: stored.summary)
+            runtime.completedByStation = stored.completedByStation
+            runtime.completedProcesses = stored.completedProcesses
+            vehicles[stored.summary.vehicleId] = runtime
+            countStatus(stored.summary.status, +1)
+        }
+        // Vehicles standing at a station: present without a new arrival.
+        for (id, vehicle) in vehicles {
+            guard let station = vehicle.summary.currentStation, let index = stationIndex[station],
+                  stations[index].currentVehicle == nil else { continue }
+            stations[index].currentVehicle = id
+            stations[index].vehicleSince = vehicle.summary.lastSeenAt
+            vehicles[id]!.presentCount = 1
+        }
+        for op in snapshot.operationsInProgress {
+            guard let index = stationIndex[op.station] else { continue }
+            if let present = stations[index].currentVehicle, present != op.vehicleId {
+                vehicles[present]?.presentCount -= 1
+            }
+            if stations[index].currentVehicle != op.vehicleId {
+                stations[index].currentVehicle = op.vehicleId
+                stations[index].vehicleSince = op.startedAt
+                vehicles[op.vehicleId]?.presentCount += 1
+            }
+            stations[index].operation = op
+            stations[index].restoredOperation = true
+        }
+        for count in snapshot.lotCounts {
+            lotCounts[LotKey(station: count.station, lot: count.lotId)] = count.count
+        }
+        let latest = Dictionary(grouping: snapshot.lotCounts, by: \.station).compactMapValues { $0.max { $0.at < $1.at } }
+        for (station, count) in latest {
+            if let index = stationIndex[station] { stations[index].currentLot = count.lotId }
+        }
+        let finished = vehicles.values.filter { $0.isFinished && $0.presentCount == 0 }
+            .sorted { ($0.summary.lastSeenAt, $0.summary.vehicleId) < ($1.summary.lastSeenAt, $1.summary.vehicleId) }
+        for vehicle in finished { noteFinished(vehicle.summary.vehicleId) }
+    }
+}
+
+// MARK: - Internals
+
+private struct LotKey: Hashable {
+    var station: String
+    var lot: String
+}
+
+private struct VehicleRuntime {
+    var summary: VehicleSummary
+    var completedByStation: [String: Int] = [:]
+    var completedProcesses: Set<String> = []
+    var reportedSkips: Set<String> = []
+    /// Stations reporting this id now (more than one: duplicate id).
+    var presentCount = 0
+    var statusBeforeHold: VehicleStatus?
+
+    init(summary: VehicleSummary) { self.summary = summary }
+
+    var isFinished: Bool { summary.status == .completed || summary.status == .scrapped }
+}
+
+/// Slot numbers (indexes into a station's value cache) of the signals tracking reads.
+private struct SignalSlots {
+    var vehicleId: Int?
+    var cycle: Int?
+    var cycleIsBool = false
+    var result: Int?
+    var okValues: Set<Int64> = []
+    var state: Int?
+    var states: [Int64: String] = [:]
+    var operatorSlot: Int?
+    var measurements: [(String, Int)] = []
+    var lots: [Int] = []
+    var counter: Int?
+}
+
+private struct StationRuntime {
+    let config: StationConfig
+    let routeIndex: Int?
+    let slots: SignalSlots
+    let slotByName: [String: Int]
+    var values: [SignalValue?]
+    var currentVehicle: String?
+    var vehicleSince: Date?
+    var operation: OperationRecord?
+    var restoredOperation = false
+    var duplicateReported = false
+    var lastCycle: SignalValue?
+    var wasRunning: Bool?
+    var lastPollAt: Date?
+    var currentLot: String?
+    var lastCounter: Int64?
+
+    init(config: StationConfig, routeIndex: Int?) {
+        self.config = config
+        self.routeIndex = routeIndex
+        var byName: [String: Int] = [:]
+        var slots = SignalSlots()
+        for (i, signal) in config.signals.enumerated() {
+            if byName[signal.name] == nil { byName[signal.name] = i }
+            switch signal.role {
+            case .vehicleId: if slots.vehicleId == nil { slots.vehicleId = i }
+            case .cycleComplete:
+                if slots.cycle == nil { slots.cycle = i; slots.cycleIsBool = signal.type == .bool || signal.type == nil }
+            case .result: if slots.result == nil { slots.result = i; slots.okValues = Set(signal.okValues) }
+            case .state: if slots.state == nil { slots.state = i; slots.states = signal.states }
+            case .operator: if slots.operatorSlot == nil { slots.operatorSlot = i }
+            case .measurement: slots.measurements.append((signal.name, i))
+            case .lotId: slots.lots.append(i)
+            case .counter: if slots.counter == nil { slots.counter = i }
+            case .faultCode, .none: break
+            }
+        }
+        self.slots = slots
+        self.slotByName = byName
+        self.values = Array(repeating: nil, count: config.signals.count)
+    }
+
+    mutating func absorb(_ readings: [SignalReading]) {
+        for reading in readings {
+            guard let value = reading.value, let slot = slotByName[reading.name] else { continue }
+            values[slot] = value
+        }
+    }
+
+    /// A string signal's text, trimmed of padding; nil when empty or unknown.
+    func text(_ slot: Int) -> String? {
+        guard let value = values[slot] else { return nil }
+        let raw: String
+        if case .string(let s) = value { raw = s } else { raw = value.text }
+        if let last = raw.utf8.last, last == 32 || last == 0 || raw.utf8.first == 32 {
+            let trimmed = raw.trimmingCharacters(in: CharacterSet(charactersIn: " \0"))
+            return trimmed.isEmpty ? nil : trimmed
+        }
+        return raw.isEmpty ? nil : raw
+    }
+
+    func vehicleId() -> String? { slots.vehicleId.flatMap { text($0) } }
+
+    var tracking: StationTracking {
+        StationTracking(station: config.id, process: config.process, currentVehicle: currentVehicle,
+                        operation: operation, currentLot: currentLot)
+    }
+
+    static func operationId(station: String, at time: Date) -> String { "\(station):\(Timestamp.format(time))" }
+}
