@@ -1,1 +1,19 @@
-print("not yet")
+import Foundation
+import MESApp
+
+// mes-bench: the in-process benchmarks behind tools/bench. One figure a line, with its target.
+let arguments = Array(CommandLine.arguments.dropFirst())
+let short = arguments.contains("--short")
+let names = arguments.filter { !$0.hasPrefix("--") }
+let suite = BenchSuite(short: short)
+let selected = names.isEmpty ? BenchSuite.all : names
+var failed = false
+for name in selected {
+    do {
+        try suite.run(name)
+    } catch {
+        print("\(name): failed: \(error)")
+        failed = true
+    }
+}
+exit(failed ? 1 : 0)

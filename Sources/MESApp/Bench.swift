@@ -1,0 +1,50 @@
+import Foundation
+import Runtime
+import Storage
+import Tracking
+
+/// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
+/// with its target and whether it is met. `short` runs them small, only to check they work.
+public struct BenchSuite: Sendable {
+    public static let all = ["eventlog", "tracking"]
+    public let short: Bool
+
+    public init(short: Bool) { self.short = short }
+
+    /// Prints `name: value unit (target …) MET|NOT MET [reference]`.
+    public static func figure(_ name: String, _ value: Double, unit: String, target: Double, higherIsBetter: Bool,
+                              reference: String? = nil) {
+        let met = higherIsBetter ? value >= target : value <= target
+        let formatted = value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value)
+        var line = "\(name): \(formatted) \(unit) (target \(higherIsBetter ? "≥" : "≤") \(target.formatted()) \(unit)) \(met ? "MET" : "NOT MET")"
+        if let reference { line += " [\(reference)]" }
+        print(line)
+        fflush(nil)
+    }
+
+    public func run(_ name: String) throws {
+        switch name {
+        case "eventlog": try eventLog()
+        case "tracking": tracking()
+        default: throw UsageError("unknown benchmark \"\(name)\" (known: \(Self.all.joined(separator: ", ")))")
+        }
+    }
+
+    func eventLog() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-eventlog-\(getpid()).sqlite").path
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let count = short ? 5_000 : 200_000
+        let plain = try EventLogBenchmark.plainInsertLoop(path: path, count: short ? 500 : 5_000)
+        let result = try EventLogBenchmark.run(path: path, count: count)
+        Self.figure("events persisted per second (group commit)", result.eventsPerSecond, unit: "events/s", target: 20_000,
+                    higherIsBetter: true, reference: String(format: "plain insert loop: %.0f events/s", plain.eventsPerSecond))
+        Self.figure("event log commit p99", result.commitP99Ms, unit: "ms", target: 25, higherIsBetter: false,
+                    reference: "\(result.transactions) transactions for \(result.events) events")
+    }
+
+    func tracking() {
+        let result = TrackingBenchmark.run(vehicles: short ? 500 : 10_000)
+        Self.figure("tracking throughput in replay", result.samplesPerSecond, unit: "samples/s", target: 50_000, higherIsBetter: true,
+                    reference: "\(result.operationsCompleted) operations")
+    }
+}
