@@ -1,0 +1,221 @@
+import CModbus
+import Foundation
+import PlantModel
+import Runtime
+
+/// How a simulated Modbus PLC behaves (fault tests).
+public enum ModbusServerBehavior: Sendable, Equatable {
+    /// Answers requests.
+    case normal
+    /// Accepts connections and reads requests but never answers.
+    case stall
+    /// Answers every request with bytes that are not a Modbus response.
+    case garbage
+    /// Closes every connection as soon as it is accepted or sends a request.
+    case closeConnections
+}
+
+/// A simulated Modbus TCP PLC for one station: a libmodbus server on its own thread, serving
+/// the station's register map to any number of clients at once (one `poll()` loop).
+///
+/// It answers only the station's unit id; any other unit id gets the exception
+/// "gateway target device failed to respond" (0x0B). ``start()`` binds and returns the port;
+/// ``stop()`` closes every socket and joins the thread. It can be started again after a stop
+/// (on the same port). Thread-safe.
+public final class ModbusStationServer: @unchecked Sendable {
+    public let station: StationConfig
+    /// The values served; write them with ``set(signal:value:)``.
+    public let map: ModbusRegisterMap
+    public let host: String
+    public let unit: Int
+
+    private let logger: Logger
+    private let lock = NSLock()
+    private var requestedPort: UInt16
+    private var boundPort: UInt16?
+    private var behaviorValue: ModbusServerBehavior = .normal
+    private var running = false
+    private var wakePipe: (read: Int32, write: Int32) = (-1, -1)
+    private var finished: DispatchSemaphore?
+    private var requestsServed: UInt64 = 0
+
+    /// - Parameters:
+    ///   - station: a `modbus` station with a TCP endpoint (its host, port and unit are used).
+    ///   - port: overrides the endpoint's port (0 picks a free one); tests use this.
+    ///   - map: the register map to serve (default: a new one sized from the station).
+    public init(station: StationConfig, host: String? = nil, port: UInt16? = nil, map: ModbusRegisterMap? = nil,
+                logger: Logger = Logger(label: "modbus-sim")) {
+        self.station = station
+        self.map = map ?? ModbusRegisterMap(station: station)
+        var endpointHost = "127.0.0.1", endpointPort: UInt16 = 502
+        if case let .modbusTCP(h, p, _) = station.endpoint { endpointHost = h; endpointPort = p }
+        self.host = host ?? endpointHost
+        self.requestedPort = port ?? endpointPort
+        self.unit = station.endpoint.unit ?? 1
+        self.logger = logger.with("station.id", station.id)
+    }
+
+    deinit { assert(!running, "ModbusStationServer of \(station.id) dropped while running: call stop()") }
+
+    /// The port bound by the last ``start()``.
+    public var port: UInt16? {
+        lock.lock(); defer { lock.unlock() }
+        return boundPort
+    }
+
+    /// How the server answers (switch at any time).
+    public var behavior: ModbusServerBehavior {
+        get { lock.lock(); defer { lock.unlock() }; return behaviorValue }
+        set { lock.lock(); behaviorValue = newValue; lock.unlock() }
+    }
+
+    /// Requests answered so far.
+    public var requestCount: UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        return requestsServed
+    }
+
+    /// Writes a signal's value (see ``ModbusRegisterMap/set(signal:value:)``).
+    public func set(signal: String, value: SignalValue) throws {
+        try map.set(signal: signal, value: value)
+    }
+
+    /// Binds and starts serving; returns the bound port. A restart reuses the first bound port.
+    @discardableResult
+    public func start() throws -> UInt16 {
+        lock.lock()
+        if running, let port = boundPort { lock.unlock(); return port }
+        let wantedPort = boundPort ?? requestedPort
+        lock.unlock()
+
+        let listenFd = try Socket.listen(host: host, port: wantedPort, backlog: 128, nonBlocking: true)
+        let port: UInt16
+        var fds: [Int32] = [0, 0]
+        do {
+            port = try Socket.localPort(listenFd)
+            try syscallOrThrow("pipe", context: "modbus server \(station.id)") { pipe(&fds) }
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); Socket.setNonBlocking(fd) }
+        } catch {
+            Socket.close(listenFd)
+            throw error
+        }
+        let done = DispatchSemaphore(value: 0)
+        lock.lock()
+        boundPort = port
+        running = true
+        wakePipe = (fds[0], fds[1])
+        finished = done
+        lock.unlock()
+        let wakeRead = fds[0]
+        let thread = Thread { [self] in
+            if let ctx = modbus_new_tcp("127.0.0.1", Int32(port)) {
+                modbus_set_slave(ctx, Int32(unit))
+                modbus_set_byte_timeout(ctx, 0, 200_000)
+                serve(ctx: ctx, listenFd: listenFd, wakeFd: wakeRead)
+                modbus_free(ctx)
+            } else {
+                logger.error("modbus_new_tcp failed: errno \(cmodbus_errno())")
+            }
+            Socket.close(listenFd)
+            Socket.close(wakeRead)
+            done.signal()
+        }
+        thread.name = "modbus-sim.\(station.id)"
+        thread.start()
+        logger.debug("serving Modbus TCP on \(host):\(port) unit \(unit)")
+        return port
+    }
+
+    /// Stops serving: closes the listener and every client connection, joins the thread.
+    public func stop() {
+        lock.lock()
+        guard running, let done = finished else { lock.unlock(); return }
+        running = false
+        let writeFd = wakePipe.write
+        lock.unlock()
+        var byte: UInt8 = 1
+        _ = write(writeFd, &byte, 1)
+        done.wait()
+        Socket.close(writeFd)
+        lock.lock(); finished = nil; wakePipe = (-1, -1); lock.unlock()
+    }
+
+    private var isRunning: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return running
+    }
+
+    private func serve(ctx: OpaquePointer, listenFd: Int32, wakeFd: Int32) {
+        var clients: [Int32] = []
+        let query = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(CMODBUS_TCP_MAX_ADU))
+        defer {
+            query.deallocate()
+            for fd in clients { Socket.close(fd) }
+        }
+        let headerLength = Int(modbus_get_header_length(ctx))
+        while isRunning {
+            var pollfds = [pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: listenFd, events: Int16(POLLIN), revents: 0)]
+            pollfds += clients.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready: Int32
+            do {
+                guard case .done(let n) = try syscall("poll", context: "modbus server \(station.id)", {
+                    poll(&pollfds, nfds_t(pollfds.count), 1000)
+                }) else { continue }
+                ready = n
+            } catch {
+                logger.error("\(error)")
+                return
+            }
+            if ready == 0 { continue }
+            if pollfds[0].revents != 0 { return }
+            if pollfds[1].revents & Int16(POLLIN) != 0 {
+                while let fd = try? syscall("accept", { accept(listenFd, nil, nil) }),
+                      case .done(let client) = fd {
+                    if behavior == .closeConnections {
+                        Socket.close(client)
+                    } else {
+                        _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                        Socket.setNoDelay(client)
+                        clients.append(client)
+                    }
+                }
+            }
+            var closed: Set<Int32> = []
+            for entry in pollfds.dropFirst(2) where entry.revents != 0 {
+                let fd = entry.fd
+                modbus_set_socket(ctx, fd)
+                let length = modbus_receive(ctx, query)
+                if length < 0 {
+                    closed.insert(fd)
+                    continue
+                }
+                if length == 0 { continue }
+                switch behavior {
+                case .stall:
+                    continue
+                case .closeConnections:
+                    closed.insert(fd)
+                    continue
+                case .garbage:
+                    var junk: [UInt8] = [0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0x01, 0xFF, 0x83, 0x7F]
+                    _ = send(fd, &junk, junk.count, Int32(MSG_NOSIGNAL))
+                case .normal:
+                    let requestUnit = headerLength > 0 ? Int(query[headerLength - 1]) : unit
+                    let rc: Int32
+                    if requestUnit != unit {
+                        rc = modbus_reply_exception(ctx, query, UInt32(MODBUS_EXCEPTION_GATEWAY_TARGET))
+                    } else {
+                        rc = map.reply(ctx, request: query, length: length)
+                    }
+                    if rc < 0 { closed.insert(fd) }
+                    lock.lock(); requestsServed += 1; lock.unlock()
+                }
+            }
+            if !closed.isEmpty {
+                for fd in closed { Socket.close(fd) }
+                clients.removeAll { closed.contains($0) }
+            }
+        }
+    }
+}
