@@ -75,6 +75,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private var inbox: [(SSEHub, EncodedSSEEvent)] = []
     private var stopping = false
     private var wakePending = false
+    private var wakeClosed = false
 
     // Loop-thread state.
     private var connections: [Int32: Connection] = [:]
@@ -104,31 +105,39 @@ final class EventLoop: SSESink, @unchecked Sendable {
     /// Hands an accepted, non-blocking socket to this loop. Any thread.
     func adopt(fd: Int32, remote: String) {
         lock.lock()
+        defer { lock.unlock() }
+        guard !wakeClosed else {
+            Socket.close(fd)
+            core.connectionClosed()
+            return
+        }
         newConnections.append((fd, remote))
-        let wake = !wakePending
-        wakePending = true
-        lock.unlock()
-        if wake { signal() }
+        signalLocked()
     }
 
     func deliver(_ event: EncodedSSEEvent, from hub: SSEHub) {
         lock.lock()
+        defer { lock.unlock() }
+        guard !wakeClosed else { return }
         inbox.append((hub, event))
-        let wake = !wakePending
-        wakePending = true
-        lock.unlock()
-        if wake { signal() }
+        signalLocked()
     }
 
     /// Asks the loop to close everything and return from ``run()``. Any thread.
     func stop() {
         lock.lock()
+        defer { lock.unlock() }
         stopping = true
-        lock.unlock()
-        signal()
+        if !wakeClosed { wake.signal() }
     }
 
-    private func signal() { wake.signal() }
+    /// Wakes the loop once per batch; the lock is held so the eventfd cannot be closed meanwhile.
+    private func signalLocked() {
+        if !wakePending {
+            wakePending = true
+            wake.signal()
+        }
+    }
 
     // MARK: The loop
 
@@ -172,12 +181,13 @@ final class EventLoop: SSESink, @unchecked Sendable {
         let orphans = newConnections
         newConnections.removeAll()
         inbox.removeAll()
+        wakeClosed = true
+        wake.close()
         lock.unlock()
         for (fd, _) in orphans {
             Socket.close(fd)
             core.connectionClosed()
         }
-        wake.close()
         epoll.close()
         readBuffer.deallocate()
     }
@@ -277,6 +287,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 case .needMore:
                     break
                 case .error(let error):
+                    core.count(status: error.status)
                     var response = HTTPResponse.error(error.status, message: error.message)
                     response.headers.set("Connection", "close")
                     connection.enqueue(core.serialize(response, head: false, keepAlive: false, http11: true))

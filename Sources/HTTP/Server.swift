@@ -276,9 +276,10 @@ private final class Acceptor: @unchecked Sendable {
                     break
                 }
                 guard case .done(let fd) = result else { break }
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                _ = try? syscall("fcntl", context: "http acceptor") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 Socket.setNonBlocking(fd)
                 guard core.connectionOpened() else {
+                    core.count(status: 503)
                     busy.withUnsafeBytes { bytes in
                         _ = try? syscall("send", context: "http refuse") { send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
                     }

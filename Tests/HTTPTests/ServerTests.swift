@@ -148,6 +148,9 @@ final class ServerTests: XCTestCase {
             XCTAssertEqual(response.headers["Connection"], "close")
             XCTAssertTrue(client.closedByPeer(within: 2), text)
         }
+        XCTAssertEqual(running.server.metrics.responses(class: 4), 4)
+        XCTAssertEqual(running.server.metrics.responses(class: 5), 1)
+        XCTAssertTrue(eventually { running.server.metrics.openConnections == 0 })
     }
 
     func testHeaderReadTimeoutClosesSlowClient() throws {
