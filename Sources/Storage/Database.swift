@@ -1,0 +1,377 @@
+import CSQLite
+import Foundation
+
+/// A value bound to or read from a statement.
+public enum SQLValue: Sendable, Equatable, Hashable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+}
+
+extension SQLValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByNilLiteral
+{
+    public init(integerLiteral value: Int64) { self = .integer(value) }
+    public init(stringLiteral value: String) { self = .text(value) }
+    public init(floatLiteral value: Double) { self = .real(value) }
+    public init(nilLiteral: ()) { self = .null }
+}
+
+/// One SQLite connection: the sole owner of its `sqlite3` handle.
+///
+/// Use a connection from one thread at a time (the event log's writer thread, or a read
+/// connection borrowed from a ``ReadPool``). Call ``close()`` when done; `deinit` asserts it was.
+public final class Database: @unchecked Sendable {
+    /// How a connection is opened.
+    public enum Mode: Sendable {
+        /// Read and write; the file and its parent folders are created if missing.
+        case readWrite
+        /// Read only (`query_only` as well).
+        case readOnly
+    }
+
+    /// Connection settings.
+    public struct Options: Sendable {
+        /// How long a statement waits for another connection's lock before SQLITE_BUSY.
+        public var busyTimeoutMs: Int32 = 5000
+        /// How long opening waits for a lock held by another process before failing.
+        public var openLockTimeoutMs: Int32 = 2000
+        /// `PRAGMA synchronous` for read-write connections: `NORMAL` (default) or `FULL`.
+        ///
+        /// In WAL mode with NORMAL, a commit appends the transaction's frames to the WAL file with
+        /// `write()` and returns; the WAL is fsynced at checkpoints. Once `write()` returns the data
+        /// is in the kernel's page cache, which outlives the process: a transaction that returned
+        /// from COMMIT survives kill -9 (and any crash of this process). Only an OS crash or power
+        /// loss can lose the last commits, which is out of scope. FULL adds an fsync per commit.
+        public var synchronous: String = "NORMAL"
+        public init() {}
+    }
+
+    public let path: String
+    public let mode: Mode
+    private var handle: OpaquePointer?
+    private var cache: [String: Statement] = [:]
+
+    /// Opens (and for `.readWrite` creates) the database at `path`.
+    ///
+    /// A read-write connection is put in WAL mode with foreign keys on. Throws a ``SQLiteError``
+    /// naming the path: `.cannotOpen` (bad path), `.readOnly` (the file cannot be written),
+    /// `.busy` (another process holds an exclusive lock), `.corrupt` (not a database).
+    public init(path: String, mode: Mode = .readWrite, options: Options = Options()) throws {
+        self.path = path
+        self.mode = mode
+        let context = "open \(path)"
+        if mode == .readWrite {
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
+                do {
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                } catch {
+                    throw SQLiteError(code: SQLITE_CANTOPEN, message: "cannot create folder \(folder): \(error.localizedDescription)", context: context)
+                }
+            }
+        }
+        var flags = mode == .readWrite ? (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) : SQLITE_OPEN_READONLY
+        flags |= SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        var raw: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &raw, flags, nil)
+        if rc != SQLITE_OK {
+            let message = raw.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+            let extended = raw.map { sqlite3_extended_errcode($0) } ?? rc
+            sqlite3_close_v2(raw)
+            throw SQLiteError(code: rc, extendedCode: extended, message: "cannot open database file: \(message)", context: context)
+        }
+        handle = raw
+        do {
+            try configure(options: options, context: context)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    private func configure(options: Options, context: String) throws {
+        guard let handle else { return }
+        sqlite3_extended_result_codes(handle, 1)
+        // Short timeout while probing the file: a lock held by another process must give a clear
+        // error at start, not a long hang.
+        sqlite3_busy_timeout(handle, options.openLockTimeoutMs)
+        do {
+            // Reads the header: fails on a file that is not a database or is exclusively locked.
+            _ = try scalarInt("SELECT count(*) FROM sqlite_master")
+        } catch let error as SQLiteError {
+            throw Self.explain(error, path: path, lockTimeoutMs: options.openLockTimeoutMs)
+        }
+        if mode == .readWrite {
+            if sqlite3_db_readonly(handle, "main") == 1 {
+                throw SQLiteError(code: SQLITE_READONLY, message: "database file \(path) is read-only (check its permissions and its folder's)", context: context)
+            }
+            do {
+                let journal = try scalarText("PRAGMA journal_mode = WAL")
+                if journal?.lowercased() != "wal" {
+                    throw SQLiteError(code: SQLITE_ERROR, message: "cannot switch \(path) to WAL mode (journal_mode is \(journal ?? "unknown"))", context: context)
+                }
+                try execute("PRAGMA synchronous = \(options.synchronous == "FULL" ? "FULL" : "NORMAL")")
+                try execute("PRAGMA foreign_keys = ON")
+            } catch let error as SQLiteError {
+                throw Self.explain(error, path: path, lockTimeoutMs: options.openLockTimeoutMs)
+            }
+        } else {
+            try execute("PRAGMA query_only = ON")
+        }
+        sqlite3_busy_timeout(handle, options.busyTimeoutMs)
+    }
+
+    static func explain(_ error: SQLiteError, path: String, lockTimeoutMs: Int32) -> SQLiteError {
+        let context = "open \(path)"
+        switch error.kind {
+        case .busy, .locked:
+            return SQLiteError(code: error.code, extendedCode: error.extendedCode,
+                               message: "database file \(path) is locked by another connection or process (waited \(lockTimeoutMs) ms): \(error.message)",
+                               sql: error.sql, context: context)
+        case .corrupt:
+            return SQLiteError(code: error.code, extendedCode: error.extendedCode,
+                               message: "\(path) is not a usable SQLite database: \(error.message)", sql: error.sql, context: context)
+        case .readOnly:
+            return SQLiteError(code: error.code, extendedCode: error.extendedCode,
+                               message: "database file \(path) cannot be written: \(error.message)", sql: error.sql, context: context)
+        default:
+            return error
+        }
+    }
+
+    deinit {
+        assert(handle == nil, "Database \(path) was not closed")
+        if handle != nil { close() }
+    }
+
+    /// Sets how long statements wait for another connection's lock before SQLITE_BUSY.
+    public func setBusyTimeout(milliseconds: Int32) {
+        if let handle { sqlite3_busy_timeout(handle, milliseconds) }
+    }
+
+    /// Whether ``close()`` has been called.
+    public var isClosed: Bool { handle == nil }
+
+    /// Finalizes cached statements and closes the handle. Safe to call twice.
+    public func close() {
+        guard let handle else { return }
+        for statement in cache.values { statement.finalize() }
+        cache.removeAll()
+        sqlite3_close_v2(handle)
+        self.handle = nil
+    }
+
+    func requireHandle(_ context: String) throws -> OpaquePointer {
+        guard let handle else { throw SQLiteError(code: SQLITE_MISUSE, message: "database \(path) is closed", context: context) }
+        return handle
+    }
+
+    /// The error for the last failed call on this connection.
+    func lastError(_ rc: Int32, sql: String?, context: String = "") -> SQLiteError {
+        guard let handle else { return SQLiteError(code: rc, message: String(cString: sqlite3_errstr(rc)), sql: sql, context: context) }
+        return SQLiteError(code: rc, extendedCode: sqlite3_extended_errcode(handle),
+                           message: String(cString: sqlite3_errmsg(handle)), sql: sql, context: context)
+    }
+
+    // MARK: Statements
+
+    /// Compiles one statement. The statement must not outlive this connection's ``close()``.
+    public func prepare(_ sql: String) throws -> Statement {
+        let handle = try requireHandle("prepare")
+        var raw: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &raw, nil)
+        guard rc == SQLITE_OK, let raw else {
+            sqlite3_finalize(raw)
+            throw lastError(rc, sql: sql)
+        }
+        return Statement(handle: raw, database: self, sql: sql)
+    }
+
+    /// A prepared statement kept for reuse on this connection (reset and unbound before return).
+    public func cached(_ sql: String) throws -> Statement {
+        if let statement = cache[sql] {
+            statement.reset()
+            return statement
+        }
+        let statement = try prepare(sql)
+        cache[sql] = statement
+        return statement
+    }
+
+    /// Runs one or more statements without arguments (`CREATE …; CREATE …`).
+    public func execute(_ sql: String) throws {
+        let handle = try requireHandle("execute")
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if rc != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: rc, extendedCode: sqlite3_extended_errcode(handle), message: message, sql: sql)
+        }
+    }
+
+    /// Runs one statement with arguments; returns the number of rows changed.
+    @discardableResult
+    public func run(_ sql: String, _ arguments: [SQLValue] = []) throws -> Int {
+        let statement = try cached(sql)
+        try statement.bind(arguments)
+        while try statement.step() {}
+        statement.reset()
+        return Int(sqlite3_changes(handle))
+    }
+
+    /// Runs a query and maps each row.
+    public func query<T>(_ sql: String, _ arguments: [SQLValue] = [], row: (Statement) throws -> T) throws -> [T] {
+        let statement = try cached(sql)
+        defer { statement.reset() }
+        try statement.bind(arguments)
+        var rows: [T] = []
+        while try statement.step() { rows.append(try row(statement)) }
+        return rows
+    }
+
+    /// The first column of the first row as an integer (nil if no row or NULL).
+    public func scalarInt(_ sql: String, _ arguments: [SQLValue] = []) throws -> Int64? {
+        try query(sql, arguments) { $0.isNull(0) ? nil : $0.int64(0) }.first ?? nil
+    }
+
+    /// The first column of the first row as text (nil if no row or NULL).
+    public func scalarText(_ sql: String, _ arguments: [SQLValue] = []) throws -> String? {
+        try query(sql, arguments) { $0.text(0) }.first ?? nil
+    }
+
+    /// The rowid of the last insert on this connection.
+    public var lastInsertRowID: Int64 { handle.map { sqlite3_last_insert_rowid($0) } ?? 0 }
+
+    /// True when no transaction is open.
+    public var isAutocommit: Bool { handle.map { sqlite3_get_autocommit($0) != 0 } ?? true }
+
+    // MARK: Transactions
+
+    /// Runs `body` in `BEGIN IMMEDIATE … COMMIT`; rolls back if it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if !isAutocommit { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Runs `body` in a savepoint; on error rolls back to it (the enclosing transaction goes on).
+    public func savepoint<T>(_ name: String = "sp", _ body: () throws -> T) throws -> T {
+        try execute("SAVEPOINT \(name)")
+        do {
+            let result = try body()
+            try execute("RELEASE \(name)")
+            return result
+        } catch {
+            if !isAutocommit {
+                try? execute("ROLLBACK TO \(name)")
+                try? execute("RELEASE \(name)")
+            }
+            throw error
+        }
+    }
+}
+
+/// A compiled statement of one ``Database``.
+///
+/// Parameters are 1-based in `bind(_:at:)`; columns are 0-based in the getters.
+public final class Statement {
+    private var handle: OpaquePointer?
+    private unowned let database: Database
+    public let sql: String
+
+    init(handle: OpaquePointer, database: Database, sql: String) {
+        self.handle = handle
+        self.database = database
+        self.sql = sql
+    }
+
+    deinit { finalize() }
+
+    func finalize() {
+        if let handle { sqlite3_finalize(handle) }
+        handle = nil
+    }
+
+    private func check(_ rc: Int32) throws {
+        if rc != SQLITE_OK { throw database.lastError(rc, sql: sql) }
+    }
+
+    /// Binds one value at a 1-based index.
+    public func bind(_ value: SQLValue, at index: Int32) throws {
+        switch value {
+        case .null: try check(sqlite3_bind_null(handle, index))
+        case .integer(let v): try check(sqlite3_bind_int64(handle, index, v))
+        case .real(let v): try check(sqlite3_bind_double(handle, index, v))
+        case .text(let v): try check(sqlite3_bind_text(handle, index, v, -1, csqlite_transient()))
+        case .blob(let v):
+            try v.withUnsafeBytes { bytes in
+                try check(sqlite3_bind_blob(handle, index, bytes.baseAddress, Int32(bytes.count), csqlite_transient()))
+            }
+        }
+    }
+
+    public func bind(_ value: Int64, at index: Int32) throws { try check(sqlite3_bind_int64(handle, index, value)) }
+    public func bind(_ value: Double, at index: Int32) throws { try check(sqlite3_bind_double(handle, index, value)) }
+    public func bind(_ value: String?, at index: Int32) throws {
+        if let value { try check(sqlite3_bind_text(handle, index, value, -1, csqlite_transient())) }
+        else { try check(sqlite3_bind_null(handle, index)) }
+    }
+
+    /// Binds all parameters in order (index 1…n).
+    public func bind(_ values: [SQLValue]) throws {
+        for (i, value) in values.enumerated() { try bind(value, at: Int32(i + 1)) }
+    }
+
+    /// Steps once: true when a row is available, false when done.
+    public func step() throws -> Bool {
+        let rc = sqlite3_step(handle)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            let error = database.lastError(rc, sql: sql)
+            sqlite3_reset(handle)
+            throw error
+        }
+    }
+
+    /// Resets the statement and clears its bindings.
+    public func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
+    public func text(_ column: Int32) -> String? {
+        guard let pointer = sqlite3_column_text(handle, column) else { return nil }
+        return String(cString: pointer)
+    }
+    public func blob(_ column: Int32) -> [UInt8]? {
+        guard let pointer = sqlite3_column_blob(handle, column) else { return isNull(column) ? nil : [] }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+    /// The column as an ``SQLValue`` of its stored type.
+    public func value(_ column: Int32) -> SQLValue {
+        switch sqlite3_column_type(handle, column) {
+        case SQLITE_INTEGER: return .integer(int64(column))
+        case SQLITE_FLOAT: return .real(double(column))
+        case SQLITE_TEXT: return .text(text(column) ?? "")
+        case SQLITE_BLOB: return .blob(blob(column) ?? [])
+        default: return .null
+        }
+    }
+    public var columnCount: Int32 { sqlite3_column_count(handle) }
+}

@@ -1,0 +1,110 @@
+import CSQLite
+import Foundation
+import Runtime
+
+/// Measures the event log's group commit against a plain one-transaction-per-insert loop.
+///
+/// For `tools/bench`: each run creates a fresh database at `path` (removing an old one).
+public enum EventLogBenchmark {
+    public struct Result: Sendable, CustomStringConvertible {
+        public var events: Int
+        public var seconds: Double
+        public var eventsPerSecond: Double
+        /// Duration of one group transaction (BEGIN … COMMIT).
+        public var commitP99Ms: Double
+        /// From `append` to the commit handler, per event.
+        public var appendToCommitP99Ms: Double
+        public var transactions: Int
+
+        public var description: String {
+            String(format: "%d events in %.3f s = %.0f events/s, %d transactions, commit p99 %.2f ms, append→commit p99 %.2f ms",
+                   events, seconds, eventsPerSecond, transactions, commitP99Ms, appendToCommitP99Ms)
+        }
+    }
+
+    static func removeDatabase(_ path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    static let payload = #"{"station":"WELD-01","t":"2026-11-21T06:00:00.100Z","values":{"weldCurrent":10.21,"state":1},"bad":[]}"#
+
+    /// Appends `count` events as fast as one producer thread can, then waits for the last commit.
+    public static func run(path: String, count: Int, synchronous: String = "NORMAL") throws -> Result {
+        removeDatabase(path)
+        var configuration = EventLog.Configuration(path: path)
+        configuration.options.synchronous = synchronous
+        let log = try EventLog.open(configuration, logger: Logger(label: "bench", level: .warning))
+        let latencies = LatencyRecorder(count: count)
+        log.addCommitHandler { events in
+            let now = Monotonic.nanoseconds()
+            for event in events { latencies.done(index: Int(event.seq) - 1, at: now) }
+        }
+        log.start()
+        defer { log.close() }
+        let time = Date()
+        let started = Monotonic.nanoseconds()
+        for index in 0..<count {
+            latencies.appended(index: index, at: Monotonic.nanoseconds())
+            log.append(type: "sample", station: "WELD-01", time: time, data: payload)
+        }
+        try log.flush(timeout: 600)
+        let seconds = Double(Monotonic.nanoseconds() - started) / 1e9
+        let stats = log.statistics
+        return Result(events: count, seconds: seconds, eventsPerSecond: Double(count) / seconds,
+                      commitP99Ms: stats.commitP99Ms, appendToCommitP99Ms: latencies.p99Ms(), transactions: stats.transactions)
+    }
+
+    /// The baseline: a plain insert loop on one connection, one transaction (autocommit) per insert.
+    public static func plainInsertLoop(path: String, count: Int, synchronous: String = "NORMAL") throws -> Result {
+        removeDatabase(path)
+        var options = Database.Options()
+        options.synchronous = synchronous
+        let db = try Database(path: path, options: options)
+        defer { db.close() }
+        try Migrator(groups: [EventLog.migrations]).migrate(db)
+        var durations: [UInt64] = []
+        durations.reserveCapacity(count)
+        let started = Monotonic.nanoseconds()
+        let time = EventTime.milliseconds(Date())
+        for index in 0..<count {
+            let t0 = Monotonic.nanoseconds()
+            try db.run("INSERT INTO events (seq, type, station, t, data) VALUES (?, ?, ?, ?, ?)",
+                       [.integer(Int64(index + 1)), .text("sample"), .text("WELD-01"), .integer(time), .text(payload)])
+            durations.append(Monotonic.nanoseconds() - t0)
+        }
+        let seconds = Double(Monotonic.nanoseconds() - started) / 1e9
+        durations.sort()
+        let p99 = durations.isEmpty ? 0 : Double(durations[min(durations.count - 1, Int(Double(durations.count) * 0.99))]) / 1e6
+        return Result(events: count, seconds: seconds, eventsPerSecond: Double(count) / seconds,
+                      commitP99Ms: p99, appendToCommitP99Ms: p99, transactions: count)
+    }
+}
+
+/// Per-event append and commit times; each index is written by one thread, read after flush.
+private final class LatencyRecorder: @unchecked Sendable {
+    private var appendedAt: [UInt64]
+    private var committedAt: [UInt64]
+    private let lock = NSLock()
+
+    init(count: Int) {
+        appendedAt = Array(repeating: 0, count: count)
+        committedAt = Array(repeating: 0, count: count)
+    }
+
+    func appended(index: Int, at time: UInt64) {
+        lock.lock(); appendedAt[index] = time; lock.unlock()
+    }
+
+    func done(index: Int, at time: UInt64) {
+        lock.lock(); if index >= 0 && index < committedAt.count { committedAt[index] = time }; lock.unlock()
+    }
+
+    func p99Ms() -> Double {
+        lock.lock(); defer { lock.unlock() }
+        var values: [UInt64] = []
+        for (a, c) in zip(appendedAt, committedAt) where c >= a && c > 0 { values.append(c - a) }
+        guard !values.isEmpty else { return 0 }
+        values.sort()
+        return Double(values[min(values.count - 1, Int(Double(values.count) * 0.99))]) / 1e6
+    }
+}

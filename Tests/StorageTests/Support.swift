@@ -1,0 +1,46 @@
+import Foundation
+import Runtime
+import XCTest
+@testable import Storage
+
+/// A temporary folder removed at the end of the test.
+final class TempFolder {
+    let path: String
+
+    init() {
+        path = NSTemporaryDirectory() + "storage-tests-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func quietLogger(_ sink: LogSink = LogSink(capture: true)) -> Logger {
+    Logger(label: "storage.test", level: .debug, sink: sink)
+}
+
+/// Thread-safe collection of committed events seen by a commit handler.
+final class CommitRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var batches: [[StoredEvent]] = []
+    var all: [StoredEvent] { lock.lock(); defer { lock.unlock() }; return batches.flatMap { $0 } }
+    func add(_ events: [StoredEvent]) { lock.lock(); batches.append(events); lock.unlock() }
+    var batchCount: Int { lock.lock(); defer { lock.unlock() }; return batches.count }
+}
+
+final class StorageTestCase: XCTestCase {}
+
+extension XCTestCase {
+    /// Opens an event log in `folder`, started; the caller closes it.
+    func openLog(_ folder: TempFolder, name: String = "mes.sqlite", clock: any WallClock = SystemWallClock(),
+                 sink: LogSink = LogSink(capture: true), configure: (inout EventLog.Configuration) -> Void = { _ in }) throws -> EventLog {
+        var configuration = EventLog.Configuration(path: folder.file(name))
+        configuration.options.openLockTimeoutMs = 300
+        configure(&configuration)
+        let log = try EventLog.open(configuration, clock: clock, logger: quietLogger(sink))
+        log.start()
+        return log
+    }
+}
