@@ -58,7 +58,7 @@ final class SSETests: XCTestCase {
         XCTAssertTrue(a.received.contains("Content-Type: text/event-stream\r\n"))
         XCTAssertTrue(a.received.contains("Cache-Control: no-cache\r\n"))
         XCTAssertTrue(a.received.contains("\r\n\r\nretry: 2000\n\n"))
-        XCTAssertEqual(hub.metrics.eventsSent, 9)
+        XCTAssertTrue(eventually { hub.metrics.eventsSent == 9 }, "events sent: \(hub.metrics.eventsSent)")
         XCTAssertEqual(hub.metrics.eventsPublished, 6)
         XCTAssertEqual(running.server.metrics.openConnections, 2)
     }
