@@ -1,0 +1,128 @@
+import Foundation
+import OPCUA
+import XCTest
+
+/// A small station address space used by server tests.
+func makeStationServer() throws -> OPCUAServer {
+    let server = OPCUAServer()
+    let folder = NodeId("Station", namespace: 2)
+    try server.addFolder(nodeId: folder, browseName: "Station")
+    try server.addVariable(nodeId: NodeId("Station.Temperature", namespace: 2), browseName: "Temperature", parent: folder, value: .double(21.5))
+    try server.addVariable(nodeId: NodeId(1007, namespace: 2), browseName: "FilmThickness", parent: folder, value: .double(110.25))
+    try server.addVariable(nodeId: NodeId("Station.Name", namespace: 2), browseName: "Name", parent: folder, value: .string("PAINT-01"))
+    try server.addVariable(nodeId: NodeId("Station.Flags", namespace: 2), browseName: "Flags", parent: folder,
+                           value: .array(.int32, [.int32(1), .int32(2), .int32(3)]))
+    try server.addVariable(nodeId: NodeId("Station.Setpoint", namespace: 2), browseName: "Setpoint", parent: folder,
+                           value: .double(0), writable: true)
+    try server.addVariable(nodeId: NodeId("Station.Counter", namespace: 2), browseName: "Counter", parent: folder, value: .uint32(0))
+    try server.start()
+    return server
+}
+
+final class ServerInteropTests: XCTestCase {
+    func testAsyncuaClientAgainstOurServer() throws {
+        let server = try makeStationServer()
+        defer { server.stop() }
+        let writes = Collected()
+        server.onWrite { node, value in
+            writes.add(0, DataValue(value))
+            return node == NodeId("Station.Setpoint", namespace: 2) ? .good : .badUserAccessDenied
+        }
+        let peer = try PeerProcess(script: "opcua_asyncua_client.py", arguments: [server.endpointURL])
+        defer { peer.stop() }
+
+        guard let browse = peer.waitForLine(timeout: 20, { $0.hasPrefix("BROWSE ") }) else {
+            return XCTFail("no browse: \(peer.printedLines)")
+        }
+        XCTAssertTrue(browse.contains("\"Server\"") && browse.contains("\"Station\""), browse)
+        XCTAssertEqual(peer.waitForLine(timeout: 10) { $0.hasPrefix("PATH ") }, "PATH ns=2;s=Station.Temperature")
+        guard let read = peer.waitForLine(timeout: 10, { $0.hasPrefix("READ ") }) else { return XCTFail("no read: \(peer.printedLines)") }
+        let readJSON = try JSONSerialization.jsonObject(with: Data(read.dropFirst(5).utf8)) as! [String: Any]
+        let values = readJSON["values"] as! [Any]
+        XCTAssertEqual(values[0] as? Double, 21.5)
+        XCTAssertEqual(values[1] as? Double, 110.25)
+        XCTAssertEqual(values[2] as? String, "PAINT-01")
+        XCTAssertEqual(values[3] as? [Int], [1, 2, 3])
+        XCTAssertEqual(readJSON["state"] as? Int, 0)
+        XCTAssertEqual((readJSON["ns"] as? [String])?.count, 3)
+        XCTAssertEqual(readJSON["missing"] as? String, "BadNodeIdUnknown")
+
+        guard let write = peer.waitForLine(timeout: 10, { $0.hasPrefix("WRITE ") }) else { return XCTFail("no write: \(peer.printedLines)") }
+        XCTAssertTrue(write.contains("\"back\": 12.5"), write)
+        XCTAssertTrue(write.contains("BadNotWritable"), write)
+        XCTAssertEqual(server.value(of: NodeId("Station.Setpoint", namespace: 2))?.value, .double(12.5))
+        XCTAssertEqual(writes.all.first?.1.value, .double(12.5))
+
+        XCTAssertNotNil(peer.waitForLine(timeout: 10) { $0 == "SUBSCRIBED" })
+        // Change the counter from another thread while the client listens.
+        let stop = ManagedFlag()
+        let feeder = Thread {
+            var n: UInt32 = 0
+            while !stop.isSet {
+                n += 1
+                try? server.setValue(nodeId: NodeId("Station.Counter", namespace: 2), value: .uint32(n))
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        feeder.start()
+        defer { stop.set() }
+        XCTAssertNotNil(peer.waitForLine(timeout: 15) { $0 == "DONE" }, "data changes reach asyncua: \(peer.printedLines.suffix(5))")
+        XCTAssertNotNil(peer.waitForLine(timeout: 10) { $0 == "CLOSED" })
+    }
+
+    func testOurClientAgainstOurServer() async throws {
+        let server = try makeStationServer()
+        addTeardownBlock { server.stop() }
+        let client = try await OPCUAClient.connect(server.endpointURL, timeoutMs: 2000)
+        addTeardownBlock { await client.close() }
+
+        let endpoints = try await client.getEndpoints()
+        XCTAssertEqual(endpoints.first?.endpointUrl, server.endpointURL)
+        let objects = try await client.browse(WellKnown.objectsFolder)
+        XCTAssertEqual(Set(objects.compactMap(\.browseName.name)), ["Server", "Station"])
+        let station = try await client.browse(NodeId("Station", namespace: 2), maxReferencesPerNode: 2)
+        XCTAssertEqual(station.count, 6)
+
+        let values = try await client.read([NodeId("Station.Temperature", namespace: 2), NodeId(1007, namespace: 2),
+                                            NodeId("Missing", namespace: 2), WellKnown.serverStatusCurrentTime])
+        XCTAssertEqual(values[0].value, .double(21.5))
+        XCTAssertEqual(values[1].value, .double(110.25))
+        XCTAssertEqual(values[2].statusCode, .badNodeIdUnknown)
+        guard case .dateTime(let now) = values[3].value else { return XCTFail("CurrentTime") }
+        XCTAssertEqual(now.date.timeIntervalSinceNow, 0, accuracy: 5)
+
+        let statuses = try await client.write([(NodeId("Station.Setpoint", namespace: 2), .double(7)),
+                                               (NodeId("Station.Setpoint", namespace: 2), .string("x")),
+                                               (NodeId("Station.Name", namespace: 2), .string("y"))])
+        XCTAssertEqual(statuses, [.good, .badTypeMismatch, .badNotWritable])
+
+        let collected = Collected()
+        let result = try await client.subscribe(items: [(NodeId("Station.Counter", namespace: 2), 10),
+                                                        (NodeId("Nope", namespace: 2), 10)], publishingMs: 20) { collected.add($0, $1) }
+        XCTAssertEqual(result.itemStatuses, [.good, .badNodeIdUnknown])
+        for n in 1...20 {
+            try server.setValue(nodeId: NodeId("Station.Counter", namespace: 2), value: .uint32(UInt32(n)))
+            try await Task.sleep(nanoseconds: 25_000_000)
+        }
+        let gotLast = await collected.wait(timeout: 5) { $0.contains { $0.1.value == .uint32(20) } }
+        XCTAssertTrue(gotLast)
+        XCTAssertGreaterThanOrEqual(Set(collected.all.compactMap(\.1.value)).count, 10)
+
+        // The server goes away and comes back on the same port: the client recreates its subscription.
+        let port = server.port
+        server.stop()
+        let restarted = OPCUAServer(options: { var o = OPCUAServer.Options(); o.port = port; return o }())
+        try restarted.addVariable(nodeId: NodeId("Station.Counter", namespace: 2), browseName: "Counter", value: .uint32(1000))
+        try restarted.start()
+        addTeardownBlock { restarted.stop() }
+        let resumed = await collected.wait(timeout: 10) { $0.contains { $0.1.value == .uint32(1000) } }
+        XCTAssertTrue(resumed, "subscription recreated after restart")
+    }
+}
+
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
