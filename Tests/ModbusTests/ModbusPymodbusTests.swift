@@ -1,0 +1,147 @@
+import XCTest
+import PlantModel
+import Runtime
+@testable import ModbusAdapter
+
+/// The adapter against pymodbus 3.16 (Tests/peers/modbus_plc.py) as the PLC.
+final class ModbusPymodbusTests: XCTestCase {
+    let logger = Logger(label: "test", level: .error)
+    let fastBackoff = ReconnectBackoff(initialMs: 50, maxMs: 300, jitter: 0.2, seed: 3)
+    let script = repositoryRoot.appendingPathComponent("Tests/peers/modbus_plc.py").path
+
+    private func startPLC(port: UInt16, spec: [[String: Any]] = [], size: Int = 200, silent: Bool = false) throws -> PeerProcess {
+        var arguments = [script, "--port", String(port), "--size", String(size)]
+        if silent { arguments.append("--silent") }
+        if !spec.isEmpty {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("modbus-spec-\(UUID().uuidString).json")
+            try JSONSerialization.data(withJSONObject: spec).write(to: file)
+            addTeardownBlock { try? FileManager.default.removeItem(at: file) }
+            arguments += ["--spec", file.path]
+        }
+        let peer = try PeerProcess(executable: peerPython(), arguments: arguments)
+        guard peer.waitFor("READY") else {
+            peer.kill()
+            throw NSError(domain: "peer", code: 2, userInfo: [NSLocalizedDescriptionKey: "pymodbus PLC did not start: \(peer.text)"])
+        }
+        return peer
+    }
+
+    /// Every type and word order, encoded by Python's `struct` (independent of our encoder).
+    func testEveryTypeAndWordOrder() async throws {
+        var signals: [SignalConfig] = []
+        var spec: [[String: Any]] = []
+        var expected: [String: SignalValue] = [:]
+        func add(_ name: String, _ table: String, _ address: Int, _ type: DataType, _ value: Any, order: WordOrder = .abcd,
+                 length: Int? = nil, expect: SignalValue) {
+            signals.append(sig(name, "\(table):\(address)", type, order: order, length: length))
+            var entry: [String: Any] = ["table": table, "address": address, "type": type.rawValue, "value": value, "order": order.rawValue]
+            if let length { entry["length"] = length }
+            spec.append(entry)
+            expected[name] = expect
+        }
+        add("coil", "coil", 5, .bool, true, expect: .bool(true))
+        add("di", "di", 2, .bool, true, expect: .bool(true))
+        add("flag", "hr", 0, .bool, true, expect: .bool(true))
+        add("i16", "hr", 1, .int16, -1234, expect: .int(-1234))
+        add("u16", "ir", 1, .uint16, 60000, expect: .int(60000))
+        add("vin", "hr", 100, .string, "WVWZZZ1JZXW000042", length: 17, expect: .string("WVWZZZ1JZXW000042"))
+        add("lot", "ir", 50, .string, "LOT-7", length: 12, expect: .string("LOT-7"))
+        var address = 10
+        for order in WordOrder.allCases {
+            add("i32_\(order)", "hr", address, .int32, -2_000_000_001, order: order, expect: .int(-2_000_000_001))
+            add("u32_\(order)", "hr", address + 2, .uint32, 3_000_000_123, order: order, expect: .int(3_000_000_123))
+            add("f32_\(order)", "hr", address + 4, .float32, 9.875, order: order, expect: .double(9.875))
+            add("f64_\(order)", "ir", address, .float64, 1234.5678, order: order, expect: .double(1234.5678))
+            address += 12
+        }
+        let port = try freePort()
+        let plc = try startPLC(port: port, spec: spec)
+        defer { plc.kill() }
+        let recorder = EventRecorder()
+        let adapter = ModbusStationAdapter(config: testStation(port: port, pollMs: 100, timeoutMs: 1000, signals: signals),
+                                           sink: recorder.sink, logger: logger)
+        let running = RunningService(adapter)
+        let ok = recorder.wait(10) { !$0.goodPolls.isEmpty }
+        await running.stop()
+        XCTAssertTrue(ok, "no poll from pymodbus; stats \(adapter.stats())")
+        let poll = try XCTUnwrap(recorder.goodPolls.first)
+        for reading in poll.readings {
+            XCTAssertEqual(reading.quality, .good, "\(reading.name): \(reading.status ?? "")")
+            XCTAssertEqual(reading.value, expected[reading.name], reading.name)
+        }
+        XCTAssertEqual(poll.readings.count, signals.count)
+    }
+
+    func testIllegalAddressMarksOneSignalBad() async throws {
+        let port = try freePort()
+        let plc = try startPLC(port: port, spec: [
+            ["table": "hr", "address": 0, "type": "uint16", "value": 11],
+            ["table": "hr", "address": 2, "type": "float32", "value": 2.5],
+        ], size: 10)
+        defer { plc.kill() }
+        let signals = [sig("a", "hr:0", .uint16), sig("b", "hr:2", .float32), sig("beyond", "hr:12", .uint16), sig("ok", "ir:0", .uint16)]
+        let recorder = EventRecorder()
+        let adapter = ModbusStationAdapter(config: testStation(port: port, pollMs: 50, timeoutMs: 1000, signals: signals),
+                                           sink: recorder.sink, logger: logger)
+        let running = RunningService(adapter)
+        let ok = recorder.wait(10) { $0.goodPolls.count >= 3 }
+        await running.stop()
+        XCTAssertTrue(ok)
+        for poll in recorder.goodPolls {
+            XCTAssertEqual(poll.readings.map(\.quality), [.good, .good, .bad, .good])
+            XCTAssertEqual(poll.readings.map(\.value), [.int(11), .double(2.5), nil, .int(0)])
+            XCTAssertTrue(poll.readings[2].status?.contains("illegal data address") == true, poll.readings[2].status ?? "")
+        }
+        XCTAssertEqual(recorder.changes.map(\.state), [.online])
+        XCTAssertGreaterThan(adapter.stats().errors["exception_2"] ?? 0, 0)
+    }
+
+    func testPeerKilledGoesOfflineAndRestartedPeerComesBack() async throws {
+        let port = try freePort()
+        let spec: [[String: Any]] = [["table": "hr", "address": 0, "type": "uint16", "value": 1]]
+        var plc = try startPLC(port: port, spec: spec)
+        let timeoutMs = 500
+        let recorder = EventRecorder()
+        let adapter = ModbusStationAdapter(config: testStation(port: port, pollMs: 50, timeoutMs: timeoutMs, signals: [sig("a", "hr:0", .uint16)]),
+                                           sink: recorder.sink, logger: logger, backoff: fastBackoff)
+        let running = RunningService(adapter)
+        XCTAssertTrue(recorder.wait(10) { $0.changes.last?.state == .online })
+        plc.kill()
+        let killed = Date()
+        let wentOffline = recorder.wait(Double(3 * timeoutMs) / 1000) { $0.changes.last?.state == .offline }
+        XCTAssertTrue(wentOffline, "offline within 3 × timeout")
+        XCTAssertLessThan(Date().timeIntervalSince(killed), Double(3 * timeoutMs) / 1000 + 0.2)
+        plc = try startPLC(port: port, spec: [["table": "hr", "address": 0, "type": "uint16", "value": 2]])
+        defer { plc.kill() }
+        XCTAssertTrue(recorder.wait(10) { $0.changes.last?.state == .online }, "online again without restarting the adapter")
+        XCTAssertTrue(recorder.wait(5) { $0.goodPolls.last?.readings.first?.value == .int(2) })
+        await running.stop()
+        XCTAssertEqual(recorder.changes.map(\.state), [.online, .offline, .online])
+        XCTAssertGreaterThanOrEqual(adapter.stats().reconnects, 1)
+    }
+
+    func testSilentPeerDoesNotStallAnotherStation() async throws {
+        let silentPort = try freePort(), goodPort = try freePort()
+        let silent = try startPLC(port: silentPort, silent: true)
+        defer { silent.kill() }
+        let good = try startPLC(port: goodPort, spec: [["table": "hr", "address": 0, "type": "uint16", "value": 5]])
+        defer { good.kill() }
+        let signals = [sig("a", "hr:0", .uint16)]
+        let hungEvents = EventRecorder(), goodEvents = EventRecorder()
+        let hung = ModbusStationAdapter(config: testStation(id: "HUNG", port: silentPort, pollMs: 100, timeoutMs: 1000, signals: signals),
+                                        sink: hungEvents.sink, logger: logger)
+        let healthy = ModbusStationAdapter(config: testStation(id: "GOOD", port: goodPort, pollMs: 100, timeoutMs: 1000, signals: signals),
+                                           sink: goodEvents.sink, logger: logger)
+        let r1 = RunningService(hung), r2 = RunningService(healthy)
+        XCTAssertTrue(goodEvents.wait(10) { !$0.goodPolls.isEmpty })
+        let before = goodEvents.goodPolls.count
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        let polled = goodEvents.goodPolls.count - before
+        await r1.stop()
+        await r2.stop()
+        XCTAssertTrue(hungEvents.goodPolls.isEmpty)
+        XCTAssertGreaterThanOrEqual(hung.stats().errors["timeout"] ?? 0, 1, "\(hung.stats())")
+        XCTAssertGreaterThan(polled, 18, "3 s at 100 ms: about 30 polls")
+        XCTAssertLessThanOrEqual(polled, 32)
+    }
+}
