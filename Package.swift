@@ -8,6 +8,7 @@ var targets: [Target] = [
     .systemLibrary(name: "CModbus", pkgConfig: "libmodbus",
                    providers: [.apt(["libmodbus-dev"])]),
     .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+    .systemLibrary(name: "CEpoll"),
 
     .target(name: "Runtime"),
     .target(name: "PlantModel", dependencies: ["Runtime"]),
@@ -18,7 +19,7 @@ var targets: [Target] = [
     .target(name: "Quality", dependencies: ["Runtime", "PlantModel", "Tracking"]),
     .target(name: "Storage", dependencies: ["CSQLite", "Runtime", "PlantModel"]),
     .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage"]),
-    .target(name: "HTTP", dependencies: ["Runtime"]),
+    .target(name: "HTTP", dependencies: ["CEpoll", "Runtime"]),
     .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA"]),
     .target(name: "MESApp", dependencies: [
@@ -39,6 +40,7 @@ var targets: [Target] = [
     .testTarget(name: "QualityTests", dependencies: ["Quality", "PlantStore"]),
     .testTarget(name: "SimulationTests", dependencies: ["Simulation", "MESApp"]),
     .testTarget(name: "MESTests", dependencies: ["MESApp"]),
+    .testTarget(name: "HardeningTests", dependencies: ["HTTP", "PlantModel", "Runtime", "MESApp"]),
 ]
 
 // Strict settings for every Swift target, from one loop.

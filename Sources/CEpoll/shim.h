@@ -1,0 +1,31 @@
+#ifndef CEPOLL_SHIM_H
+#define CEPOLL_SHIM_H
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+/// The flag and operation macros as plain constants (some are enum-backed macros Swift cannot see).
+static const unsigned int CEPOLL_IN = EPOLLIN;
+static const unsigned int CEPOLL_OUT = EPOLLOUT;
+static const unsigned int CEPOLL_ERR = EPOLLERR;
+static const unsigned int CEPOLL_HUP = EPOLLHUP;
+static const int CEPOLL_CLOEXEC = EPOLL_CLOEXEC;
+static const int CEPOLL_CTL_ADD = EPOLL_CTL_ADD;
+static const int CEPOLL_CTL_DEL = EPOLL_CTL_DEL;
+static const int CEPOLL_CTL_MOD = EPOLL_CTL_MOD;
+static const int CEVENTFD_NONBLOCK = EFD_NONBLOCK;
+static const int CEVENTFD_CLOEXEC = EFD_CLOEXEC;
+
+/// Registers `fd` with `events`, the fd itself as the event's data (hides the packed struct and union).
+static inline int cepoll_ctl_fd(int epfd, int op, int fd, unsigned int events) {
+    struct epoll_event event;
+    event.events = events;
+    event.data.u64 = 0;
+    event.data.fd = fd;
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+/// The fd and flags of the `index`th entry of an epoll_wait result buffer.
+static inline int cepoll_event_fd(const struct epoll_event *events, int index) { return events[index].data.fd; }
+static inline unsigned int cepoll_event_flags(const struct epoll_event *events, int index) { return events[index].events; }
+
+#endif
