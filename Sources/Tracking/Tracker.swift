@@ -160,10 +160,13 @@ public struct Tracker {
                 checkDuplicate(vehicle, at: index, time: time, into: &outputs)
             }
         }
-        // Lots consumed while the operation runs.
-        if stations[index].operation != nil {
-            for slot in slots.lots {
-                if let lot = stations[index].text(slot), !stations[index].operation!.lots.contains(lot) {
+        // Lots consumed while the operation runs: a lot that changes in mid-cycle counts too (the
+        // value standing at arrival may still be the previous vehicle's, so it does not).
+        for (position, slot) in slots.lots.enumerated() {
+            let lot = stations[index].text(slot)
+            if lot != stations[index].lastLots[position] {
+                stations[index].lastLots[position] = lot
+                if let lot, stations[index].operation != nil, !stations[index].operation!.lots.contains(lot) {
                     stations[index].operation!.lots.append(lot)
                 }
             }
@@ -293,9 +296,6 @@ public struct Tracker {
                                  startedAt: time, attempt: attempt)
         op.operatorName = stations[index].slots.operatorSlot.flatMap { stations[index].text($0) }
         op.shift = config.shift(at: time)?.shift.name
-        for slot in stations[index].slots.lots {
-            if let lot = stations[index].text(slot), !op.lots.contains(lot) { op.lots.append(lot) }
-        }
         stations[index].operation = op
         outputs.append(.operationStarted(op))
     }
@@ -539,6 +539,8 @@ private struct StationRuntime {
     var lastPollAt: Date?
     var currentLot: String?
     var lastCounter: Int64?
+    /// The last value of each `lotId` signal (vehicle stations), to see changes.
+    var lastLots: [String?]
 
     init(config: StationConfig, routeIndex: Int?) {
         self.config = config
@@ -563,6 +565,7 @@ private struct StationRuntime {
         self.slots = slots
         self.slotByName = byName
         self.values = Array(repeating: nil, count: config.signals.count)
+        self.lastLots = Array(repeating: nil, count: slots.lots.count)
     }
 
     mutating func absorb(_ readings: [SignalReading]) {
