@@ -1,0 +1,111 @@
+import CModbus
+import Foundation
+import PlantModel
+import Runtime
+
+/// Measures the Modbus adapter against running PLCs (real or simulated), for `tools/bench`.
+public enum ModbusBenchmark {
+    /// Polls `stations` with one ``ModbusStationAdapter`` each for `seconds`, after a plain
+    /// libmodbus read loop over the same requests as a baseline.
+    ///
+    /// Figures (keys): `stations`, `polls_per_s`, `poll_latency_ms_mean`, `poll_latency_ms_p99`,
+    /// `start_jitter_ms_p99` (deviation of poll-to-poll intervals from `pollIntervalMs`),
+    /// `cpu_pct` (process CPU, one core = 100, includes anything else in the process such as
+    /// in-process simulators), `cpu_us_per_poll`, `baseline_us_per_poll` (plain libmodbus loop,
+    /// wall time per poll on one connection), `baseline_cpu_us_per_poll`,
+    /// `added_cpu_us_per_poll` (adapter CPU per poll minus the plain loop's), `errors`.
+    public static func run(stations: [StationConfig], seconds: Double, logger: Logger = Logger(label: "bench", level: .error)) async -> [String: Double] {
+        var figures: [String: Double] = ["stations": Double(stations.count)]
+        guard let first = stations.first else { return figures }
+
+        // Baseline: the same requests through bare libmodbus calls, sequentially.
+        let plan = ModbusReadPlan(signals: first.signals)
+        if case let .modbusTCP(host, port, unit) = first.endpoint, let ctx = modbus_new_tcp_pi(host, String(port)) {
+            modbus_set_slave(ctx, Int32(unit))
+            if modbus_connect(ctx) == 0 {
+                var registers = [UInt16](repeating: 0, count: 125)
+                var bits = [UInt8](repeating: 0, count: 2000)
+                let iterations = 2000
+                let cpu0 = cpuMicroseconds(), t0 = Monotonic.nanoseconds()
+                for _ in 0..<iterations {
+                    for request in plan.requests {
+                        switch request.table {
+                        case .holdingRegister: _ = modbus_read_registers(ctx, Int32(request.start), Int32(request.count), &registers)
+                        case .inputRegister: _ = modbus_read_input_registers(ctx, Int32(request.start), Int32(request.count), &registers)
+                        case .coil: _ = modbus_read_bits(ctx, Int32(request.start), Int32(request.count), &bits)
+                        case .discreteInput: _ = modbus_read_input_bits(ctx, Int32(request.start), Int32(request.count), &bits)
+                        }
+                    }
+                }
+                let wall = Double(Monotonic.nanoseconds() - t0) / 1000
+                figures["baseline_us_per_poll"] = wall / Double(iterations)
+                figures["baseline_cpu_us_per_poll"] = (cpuMicroseconds() - cpu0) / Double(iterations)
+                modbus_close(ctx)
+            }
+            modbus_free(ctx)
+        }
+
+        // The adapters.
+        let log = PollLog()
+        let adapters = stations.enumerated().map { index, station in
+            ModbusStationAdapter(config: station, sink: { event in log.record(index, event) }, logger: logger)
+        }
+        let cpu0 = cpuMicroseconds(), t0 = Monotonic.nanoseconds()
+        let tasks = adapters.map { adapter in Task.detached { try? await adapter.run() } }
+        try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+        let wallUs = Double(Monotonic.nanoseconds() - t0) / 1000
+        let cpuUs = cpuMicroseconds() - cpu0
+        for task in tasks { task.cancel() }
+        for task in tasks { _ = await task.value }
+
+        let (starts, latencies) = log.snapshot(stations: stations.count)
+        let polls = latencies.count
+        figures["polls_per_s"] = Double(polls) / (wallUs / 1e6)
+        figures["cpu_pct"] = cpuUs / wallUs * 100
+        figures["cpu_us_per_poll"] = polls > 0 ? cpuUs / Double(polls) : 0
+        if let base = figures["baseline_cpu_us_per_poll"], polls > 0 { figures["added_cpu_us_per_poll"] = cpuUs / Double(polls) - base }
+        figures["poll_latency_ms_mean"] = latencies.isEmpty ? 0 : latencies.reduce(0, +) / Double(latencies.count)
+        figures["poll_latency_ms_p99"] = percentile(latencies, 0.99)
+        var deviations: [Double] = []
+        for (index, times) in starts.enumerated() where times.count > 2 {
+            let interval = Double(stations[index].pollIntervalMs)
+            for (a, b) in zip(times, times.dropFirst()) { deviations.append(abs(Double(b - a) / 1e6 - interval)) }
+        }
+        figures["start_jitter_ms_p99"] = percentile(deviations, 0.99)
+        figures["errors"] = Double(adapters.reduce(0) { $0 + $1.stats().errorCount })
+        return figures
+    }
+
+    private static func percentile(_ values: [Double], _ p: Double) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
+    }
+
+    private static func cpuMicroseconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+    }
+}
+
+/// Poll times (monotonic ns at delivery) and latencies, from many adapter threads.
+private final class PollLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [(station: Int, at: UInt64, latencyMs: Double)] = []
+
+    func record(_ station: Int, _ event: AdapterEvent) {
+        guard case .poll(let poll) = event, let latency = poll.latencyMs else { return }
+        let now = Monotonic.nanoseconds()
+        // The poll started `latency` before it was delivered.
+        let started = now - UInt64(latency * 1e6)
+        lock.lock(); entries.append((station, started, latency)); lock.unlock()
+    }
+
+    func snapshot(stations: Int) -> (starts: [[UInt64]], latencies: [Double]) {
+        lock.lock(); defer { lock.unlock() }
+        var starts = [[UInt64]](repeating: [], count: stations)
+        for entry in entries { starts[entry.station].append(entry.at) }
+        return (starts, entries.map(\.latencyMs))
+    }
+}

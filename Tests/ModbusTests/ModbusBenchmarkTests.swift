@@ -1,0 +1,36 @@
+import XCTest
+import PlantModel
+import Runtime
+@testable import ModbusAdapter
+import Simulation
+
+/// Runs ``ModbusBenchmark`` against in-process simulators. Short by default (a smoke run that
+/// checks the figures make sense); `MES_MODBUS_BENCH=1` runs 64 stations for 10 s and prints.
+final class ModbusBenchmarkTests: XCTestCase {
+    func testBenchmarkAgainstSimulatedPLCs() async throws {
+        let full = ProcessInfo.processInfo.environment["MES_MODBUS_BENCH"] == "1"
+        let count = full ? 64 : 8
+        let interval = Int(ProcessInfo.processInfo.environment["MES_MODBUS_BENCH_INTERVAL_MS"] ?? "") ?? (full ? 64 : 50)
+        let signals = [
+            sig("vehicleId", "hr:10", .string, length: 17), sig("cycleDone", "coil:0", .bool), sig("result", "hr:30", .uint16),
+            sig("state", "hr:31", .uint16), sig("faultCode", "hr:32", .uint16), sig("weldCurrent", "hr:20", .float32),
+            sig("panelLot", "hr:40", .string, length: 12), sig("partCount", "ir:0", .uint32),
+        ]
+        var servers: [ModbusStationServer] = []
+        var stations: [StationConfig] = []
+        for i in 0..<count {
+            let server = ModbusStationServer(station: testStation(id: "B\(i)", port: 0, signals: signals), port: 0)
+            try server.set(signal: "vehicleId", value: .string("WVWZZZ1JZXW0000\(i % 10)"))
+            stations.append(testStation(id: "B\(i)", port: try server.start(), pollMs: interval, timeoutMs: 1000, signals: signals))
+            servers.append(server)
+        }
+        defer { for server in servers { server.stop() } }
+        let figures = await ModbusBenchmark.run(stations: stations, seconds: full ? 10 : 1)
+        print("ModbusBenchmark:", figures.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))
+        let expectedRate = Double(count) * 1000 / Double(interval)
+        XCTAssertGreaterThan(figures["polls_per_s"] ?? 0, expectedRate * 0.5)
+        XCTAssertLessThanOrEqual(figures["polls_per_s"] ?? .infinity, expectedRate * 1.1)
+        XCTAssertGreaterThan(figures["baseline_us_per_poll"] ?? 0, 0)
+        XCTAssertEqual(figures["errors"], 0)
+    }
+}
