@@ -13,6 +13,12 @@ public struct TCPFrame: Sendable, Equatable {
     public var chunkType: UInt8
     public var body: [UInt8]
 
+    public init(type: TCPMessageType, chunkType: UInt8, body: [UInt8]) {
+        self.type = type
+        self.chunkType = chunkType
+        self.body = body
+    }
+
     /// The frame's wire bytes.
     public var encoded: [UInt8] {
         var writer = BinaryWriter(capacity: body.count + 8)
