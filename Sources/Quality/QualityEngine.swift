@@ -1,0 +1,882 @@
+import Foundation
+import PlantModel
+import Runtime
+
+/// Defects, KPIs, alerts and anomaly scores of the line, as a pure, deterministic value.
+///
+/// No threads, no I/O, no clock: time comes only from the inputs (and the `at:` of user actions),
+/// so a replay gives the same outputs. Not thread-safe by itself: the pipeline owns it and calls
+/// it from one thread (readers take a copy or call the query methods under the owner's lock).
+public struct QualityEngine: Sendable {
+    public let config: PlantConfig
+    public let rules: QualityRules
+
+    private var stations: [StationRuntime]
+    private let stationIndex: [String: Int]
+    /// Stations of each process (route order of processes is `config.route`).
+    private let peers: [String: [Int]]
+
+    private var now: Date?
+    private var firstTime: Date?
+    private var window: ShiftWindow?
+    private var windowStart = Date(timeIntervalSince1970: 0)
+    private var nextHousekeeping: Date?
+    private var lastLineKPI: Date?
+    private var previousShift: JSON?
+
+    private var alerts: [Int64: Alert] = [:]
+    private var openByKey: [String: Int64] = [:]
+    private var closedAlerts: Set<Int64> = []
+    private var nextAlertId: Int64 = 1
+
+    private var defects: [Int64: Defect] = [:]
+    private var resolvedDefects: Set<Int64> = []
+    private var nextDefectId: Int64 = 1
+    private var paretoCode: [String: Int] = [:]
+    private var paretoStation: [String: Int] = [:]
+
+    private var raiseTimes: [Date] = []
+    private var raisesByKey: [String: [Date]] = [:]
+    private var inFlood = false
+    private var floodSeconds = 0.0
+    private var floodEvaluatedAt: Date?
+
+    /// Builds the engine; decodes the config's `alerts` block (errors name its JSON path).
+    public init(config: PlantConfig) throws {
+        self.init(config: config, rules: try QualityRules.decode(config.alertRules))
+    }
+
+    public init(config: PlantConfig, rules: QualityRules) {
+        self.config = config
+        self.rules = rules
+        var index: [String: Int] = [:]
+        var peers: [String: [Int]] = [:]
+        var runtimes: [StationRuntime] = []
+        for (i, station) in config.stations.enumerated() {
+            index[station.id] = i
+            peers[station.process, default: []].append(i)
+            runtimes.append(StationRuntime(station, rules: rules))
+        }
+        self.stations = runtimes
+        self.stationIndex = index
+        self.peers = peers
+    }
+
+    // MARK: Inputs
+
+    /// Processes one input; returns what it raised or changed.
+    public mutating func process(_ input: QualityInput) -> [QualityOutput] {
+        var out: [QualityOutput] = []
+        process(input, into: &out)
+        return out
+    }
+
+    /// Processes one input, appending its outputs to `out` (no allocation when nothing happens).
+    public mutating func process(_ input: QualityInput, into out: inout [QualityOutput]) {
+        let t = input.time
+        advance(to: t, into: &out)
+        switch input {
+        case .operation(let op): handleOperation(op, into: &out)
+        case .sequenceIssue(let issue): handleSequence(issue, into: &out)
+        case .poll(let poll): handlePoll(poll, into: &out)
+        case .connection(let change): handleConnection(change, into: &out)
+        case .tick: housekeeping(at: now ?? t, into: &out)
+        }
+        if let next = nextHousekeeping, let now, now >= next {
+            housekeeping(at: now, into: &out)
+        }
+    }
+
+    private mutating func advance(to t: Date, into out: inout [QualityOutput]) {
+        if firstTime == nil { firstTime = t }
+        if let current = now, t <= current {} else { now = t }
+        let now = self.now!
+        if let window, now < window.end && now >= window.start { return }
+        if window != nil, let now = Optional(now), now < window!.start { return }
+        roll(to: now)
+    }
+
+    /// Starts a new shift window: counters restart; open alerts and defects go on.
+    private mutating func roll(to t: Date) {
+        let first = window == nil
+        if !first { previousShift = kpiJSON() }
+        let w = shiftWindow(at: t)
+        window = w
+        windowStart = max(w.start, firstTime ?? w.start)
+        for i in stations.indices { stations[i].resetShift() }
+        if !first {
+            paretoCode = [:]
+            paretoStation = [:]
+        }
+        floodSeconds = 0
+        floodEvaluatedAt = windowStart
+        nextHousekeeping = t
+    }
+
+    func shiftWindow(at t: Date) -> ShiftWindow {
+        if let found = config.shift(at: t) {
+            return ShiftWindow(name: found.shift.name, start: found.start, end: found.end)
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = config.timezone
+        let midnight = calendar.startOfDay(for: t)
+        if config.shifts.isEmpty {
+            let end = calendar.date(byAdding: .day, value: 1, to: midnight) ?? midnight.addingTimeInterval(86_400)
+            return ShiftWindow(name: "day", start: midnight, end: end)
+        }
+        // Between shifts: from the last shift end to the next shift start.
+        var start = midnight.addingTimeInterval(-86_400), end = midnight.addingTimeInterval(2 * 86_400)
+        for shift in config.shifts {
+            for day in -1...1 {
+                let s = midnight.addingTimeInterval(Double(day) * 86_400 + Double(shift.startMinute) * 60)
+                let e = s.addingTimeInterval(Double(shift.durationMinutes) * 60)
+                if s > t && s < end { end = s }
+                if e <= t && e > start { start = e }
+            }
+        }
+        return ShiftWindow(name: "off-shift", start: start, end: end)
+    }
+
+    // MARK: Operations
+
+    private mutating func handleOperation(_ op: OperationRecord, into out: inout [QualityOutput]) {
+        let t = op.completedAt ?? op.startedAt
+        let si = stationIndex[op.station]
+        let station = si.map { stations[$0].config }
+        var good = op.result != .nok
+        var outOfSpec: [(String, Double, SpecLimits)] = []
+        for (name, value) in op.measurements.sorted(by: { $0.key < $1.key }) {
+            if let limits = station?.signal(named: name)?.limits, !limits.contains(value) {
+                good = false
+                outOfSpec.append((name, value, limits))
+            }
+        }
+
+        if op.result == .nok {
+            newDefect(vehicleId: op.vehicleId, station: op.station, operation: op.id, code: "NOK",
+                      description: "\(op.process) at \(op.station) reported NOK (attempt \(op.attempt))",
+                      severity: rules.nokSeverity, at: t, by: "system", into: &out)
+        }
+        for (name, value, limits) in outOfSpec {
+            let unit = station?.signal(named: name)?.unit.map { " \($0)" } ?? ""
+            let side = limits.low.map { value < $0 } == true ? "below low limit \(format(limits.low!))" : "above high limit \(format(limits.high ?? value))"
+            let text = "\(name) \(format(value))\(unit) \(side) at \(op.station)"
+            newDefect(vehicleId: op.vehicleId, station: op.station, operation: op.id, code: "OUT_OF_SPEC:\(name)",
+                      description: text, severity: rules.outOfSpecSeverity, at: t, by: "system", into: &out)
+            raise(key: "quality:\(op.station):\(name)", type: .quality, severity: rules.outOfSpecSeverity, station: op.station,
+                  signal: name, vehicleId: op.vehicleId, message: text + " (vehicle \(op.vehicleId))", at: t, into: &out)
+        }
+        if let station {
+            for signal in station.signals where signal.role == .measurement && signal.limits != nil {
+                if let value = op.measurements[signal.name], signal.limits!.contains(value) {
+                    clear(key: "quality:\(op.station):\(signal.name)", at: t, into: &out)
+                }
+            }
+        }
+
+        guard let si else { return }
+        stations[si].acc.count(good: good, firstAttempt: op.attempt <= 1, cycleTime: op.cycleTimeS)
+        for (name, value) in op.measurements.sorted(by: { $0.key < $1.key }) {
+            addMeasurement(station: si, signal: name, value: value, at: t, into: &out)
+        }
+        checkCycleTime(si, cycleTime: op.cycleTimeS, at: t, into: &out)
+        if op.attempt <= 1 { checkFPY(si, good: good, at: t, into: &out) }
+        maybeEmitKPI(si, at: t, into: &out)
+    }
+
+    private mutating func checkCycleTime(_ si: Int, cycleTime: Double?, at t: Date, into out: inout [QualityOutput]) {
+        guard rules.cycleTime.enabled, let ideal = stations[si].config.idealCycleTimeS, ideal > 0, let cycleTime else { return }
+        let id = stations[si].config.id
+        let key = "kpi:cycle:\(id)"
+        if cycleTime > rules.cycleTime.factor * ideal {
+            stations[si].slowCycles += 1
+            if stations[si].slowCycles >= rules.cycleTime.consecutive {
+                raise(key: key, type: .kpi, severity: rules.cycleTime.severity, station: id, signal: nil, vehicleId: nil,
+                      message: "\(id): \(stations[si].slowCycles) cycles in a row over \(format(rules.cycleTime.factor)) × ideal \(format(ideal)) s (last \(format(cycleTime)) s)",
+                      at: t, into: &out)
+            }
+        } else {
+            stations[si].slowCycles = 0
+            if cycleTime <= rules.cycleTime.clearFactor * ideal { clear(key: key, at: t, into: &out) }
+        }
+    }
+
+    private mutating func checkFPY(_ si: Int, good: Bool, at t: Date, into out: inout [QualityOutput]) {
+        guard rules.fpy.enabled else { return }
+        stations[si].recentFirst.append(good ? 1 : 0)
+        let ring = stations[si].recentFirst
+        guard ring.count >= rules.fpy.lastN else { return }
+        let fpy = ring.mean()
+        let id = stations[si].config.id
+        let key = "kpi:fpy:\(id)"
+        if fpy < rules.fpy.below {
+            raise(key: key, type: .kpi, severity: rules.fpy.severity, station: id, signal: nil, vehicleId: nil,
+                  message: "\(id): FPY \(format(fpy * 100))% over the last \(ring.count) vehicles (below \(format(rules.fpy.below * 100))%)",
+                  at: t, into: &out)
+        } else if fpy >= rules.fpy.clearAbove {
+            clear(key: key, at: t, into: &out)
+        }
+    }
+
+    // MARK: Anomalies
+
+    private mutating func addMeasurement(station si: Int, signal: String, value: Double, at t: Date, into out: inout [QualityOutput]) {
+        guard rules.anomaly.enabled else { return }
+        if stations[si].detectors[signal] == nil {
+            let limits = stations[si].config.signal(named: signal)?.limits
+            stations[si].detectors[signal] = SeriesDetector(limits: limits, baselineN: rules.anomaly.baselineN,
+                                                            window: rules.anomaly.window, horizon: rules.anomaly.horizonCycles)
+        }
+        stations[si].detectors[signal]!.add(value, at: t)
+        let group = peers[stations[si].config.process] ?? [si]
+        if group.count > 1 {
+            for member in group {
+                guard let own = stations[member].detectors[signal]?.windowStats() else { continue }
+                var others: [(mean: Double, sd: Double, count: Int)] = []
+                for other in group where other != member {
+                    if let s = stations[other].detectors[signal]?.windowStats() { others.append(s) }
+                }
+                stations[member].peerHealth[signal] = PeerComparison.health(own: own, others: others)
+                if member != si { publishAnomaly(member, signal: signal, at: t, into: &out) }
+            }
+        }
+        publishAnomaly(si, signal: signal, at: t, into: &out)
+    }
+
+    private func entry(_ si: Int, signal: String) -> AnomalyEntry? {
+        guard let d = stations[si].detectors[signal] else { return nil }
+        let ownHealth = ((1 - d.score) * 100).rounded() / 100
+        let health = min(ownHealth, stations[si].peerHealth[signal].flatMap { $0 } ?? 1)
+        return AnomalyEntry(station: stations[si].config.id, signal: signal, score: d.score, rule: d.rule, since: d.since,
+                            health: health, cyclesToLimit: d.cyclesToLimit)
+    }
+
+    private mutating func publishAnomaly(_ si: Int, signal: String, at t: Date, into out: inout [QualityOutput]) {
+        guard let e = entry(si, signal: signal) else { return }
+        let last = stations[si].published[signal]
+        var changed = last == nil ? (e.score > 0 || e.health < 1) : false
+        if let last {
+            changed = abs(last.score - e.score) >= 0.05 || (last.score == 0) != (e.score == 0)
+                || (e.score > 0 && last.rule != e.rule) || abs(last.health - e.health) >= 0.05
+                || (last.cyclesToLimit == nil) != (e.cyclesToLimit == nil)
+                || (e.cyclesToLimit != nil && last.cyclesToLimit!.rounded() != e.cyclesToLimit!.rounded())
+        }
+        if changed {
+            stations[si].published[signal] = e
+            out.append(.anomaly(e))
+        }
+        let key = "anomaly:\(e.station):\(signal)"
+        if e.score >= rules.anomaly.above {
+            var message = "\(signal) at \(e.station) is abnormal (\(e.rule), score \(format(e.score)))"
+            if let c = e.cyclesToLimit { message += "; about \(format(c)) cycles to its spec limit" }
+            raise(key: key, type: .anomaly, severity: rules.anomaly.severity, station: e.station, signal: signal,
+                  vehicleId: nil, message: message, at: t, into: &out)
+        } else if e.score < rules.anomaly.clearBelow, openByKey[key] != nil {
+            clear(key: key, at: t, into: &out)
+        }
+    }
+
+    // MARK: Polls and connections
+
+    private mutating func handlePoll(_ poll: StationPoll, into out: inout [QualityOutput]) {
+        guard let si = stationIndex[poll.station] else { return }
+        let t = poll.time
+        // The interval up to this poll belongs to the previous state.
+        accountTime(si, upTo: t)
+        var s = stations[si]
+        var newState: MachineState? = s.stateSignal == nil ? .running : s.state
+        var newFault = s.faultCode
+        var counter: Int64?
+        for reading in poll.readings {
+            guard reading.quality == .good, let value = reading.value else { continue }
+            if reading.name == s.stateSignal, let code = value.integer {
+                newState = s.stateMap[code] ?? StationRuntime.defaultStates[code] ?? .idle
+            } else if reading.name == s.faultSignal, let code = value.integer {
+                newFault = String(code)
+            } else if s.usesCounter, reading.name == s.counterSignal, let c = value.integer {
+                counter = c
+            }
+        }
+        if s.connection != .online { s.connection = .online; s.offlineSince = nil }
+        if newState == .fault && s.state != .fault {
+            s.acc.faults += 1
+            s.faultSince = t
+        } else if newState != .fault {
+            s.faultSince = nil
+        }
+        s.state = newState
+        s.faultCode = newFault
+        stations[si] = s
+
+        let id = s.config.id
+        if newState != .fault { clear(key: "kpi:downtime:\(id)", at: t, into: &out) } else { checkDowntime(si, at: t, into: &out) }
+        clear(key: "connection:\(id)", at: t, into: &out)
+
+        if let counter { counterChanged(si, value: counter, poll: poll, into: &out) }
+        maybeEmitKPI(si, at: t, into: &out)
+    }
+
+    /// Stations that count parts instead of reporting cycles: each counter increase is a good part;
+    /// the measurements in that poll are one value per cycle.
+    private mutating func counterChanged(_ si: Int, value: Int64, poll: StationPoll, into out: inout [QualityOutput]) {
+        let t = poll.time
+        guard let last = stations[si].lastCounter else {
+            stations[si].lastCounter = value
+            stations[si].lastCounterAt = t
+            return
+        }
+        guard value != last else { return }
+        let delta = value > last ? Int(min(value - last, 100_000)) : Int(min(max(value, 0), 100_000))
+        let cycle = stations[si].lastCounterAt.map { t.timeIntervalSince($0) / Double(max(delta, 1)) }
+        stations[si].lastCounter = value
+        stations[si].lastCounterAt = t
+        guard delta > 0 else { return }
+        let station = stations[si].config
+        var good = true
+        var values: [(String, Double, SpecLimits?)] = []
+        for reading in poll.readings where reading.quality == .good {
+            guard let signal = station.signal(named: reading.name), signal.role == .measurement,
+                  let v = reading.value?.number else { continue }
+            values.append((signal.name, v, signal.limits))
+        }
+        values.sort { $0.0 < $1.0 }
+        for (name, v, limits) in values {
+            let key = "quality:\(station.id):\(name)"
+            if let limits, !limits.contains(v) {
+                good = false
+                raise(key: key, type: .quality, severity: rules.outOfSpecSeverity, station: station.id, signal: name,
+                      vehicleId: nil, message: "\(name) \(format(v)) out of spec at \(station.id)", at: t, into: &out)
+            } else if limits != nil {
+                clear(key: key, at: t, into: &out)
+            }
+        }
+        for _ in 0..<delta { stations[si].acc.count(good: good, firstAttempt: true, cycleTime: cycle) }
+        for (name, v, _) in values { addMeasurement(station: si, signal: name, value: v, at: t, into: &out) }
+        checkCycleTime(si, cycleTime: cycle, at: t, into: &out)
+    }
+
+    private mutating func handleConnection(_ change: ConnectionChange, into out: inout [QualityOutput]) {
+        guard let si = stationIndex[change.station] else { return }
+        let t = change.time
+        accountTime(si, upTo: t)
+        switch change.state {
+        case .online:
+            stations[si].connection = .online
+            stations[si].offlineSince = nil
+            clear(key: "connection:\(change.station)", at: t, into: &out)
+        case .offline:
+            if stations[si].connection != .offline {
+                stations[si].connection = .offline
+                stations[si].offlineSince = t
+            }
+            // The machine's state is unknown while offline: no run time is counted.
+            stations[si].state = nil
+            stations[si].faultSince = nil
+            clear(key: "kpi:downtime:\(change.station)", at: t, into: &out)
+            checkOffline(si, at: t, reason: change.reason, into: &out)
+        case .connecting:
+            stations[si].connection = .connecting
+        }
+    }
+
+    private mutating func accountTime(_ si: Int, upTo t: Date) {
+        let s = stations[si]
+        let from = max(s.lastAccounted ?? t, windowStart)
+        if let state = s.state, s.connection != .offline, t > from {
+            stations[si].acc.account(state, faultCode: s.faultCode, seconds: t.timeIntervalSince(from))
+        }
+        if t > (s.lastAccounted ?? .distantPast) { stations[si].lastAccounted = t }
+    }
+
+    private mutating func checkOffline(_ si: Int, at t: Date, reason: String? = nil, into out: inout [QualityOutput]) {
+        let s = stations[si]
+        guard s.connection == .offline, let since = s.offlineSince,
+              t.timeIntervalSince(since) >= s.config.offlineAlertAfterS else { return }
+        let key = "connection:\(s.config.id)"
+        guard openByKey[key] == nil || alerts[openByKey[key]!]?.conditionActive == false else { return }
+        raise(key: key, type: .connection, severity: rules.connectionSeverity, station: s.config.id, signal: nil, vehicleId: nil,
+              message: "\(s.config.id) offline since \(Timestamp.format(since))" + (reason.map { ": \($0)" } ?? ""), at: t, into: &out)
+    }
+
+    private mutating func checkDowntime(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
+        guard rules.downtime.enabled else { return }
+        let s = stations[si]
+        guard s.state == .fault, let since = s.faultSince, t.timeIntervalSince(since) >= rules.downtime.afterS else { return }
+        let key = "kpi:downtime:\(s.config.id)"
+        if let id = openByKey[key], alerts[id]?.conditionActive == true { return }
+        raise(key: key, type: .kpi, severity: rules.downtime.severity, station: s.config.id, signal: nil, vehicleId: nil,
+              message: "\(s.config.id) in fault (code \(s.faultCode)) for \(format(t.timeIntervalSince(since).rounded())) s",
+              at: t, into: &out)
+    }
+
+    // MARK: Sequence issues
+
+    private mutating func handleSequence(_ issue: SequenceIssueInput, into out: inout [QualityOutput]) {
+        let t = issue.time
+        let v = issue.vehicleId
+        switch issue.kind {
+        case .skipped:
+            let skipped = issue.skippedProcesses.isEmpty ? [issue.process ?? "unknown"] : issue.skippedProcesses
+            for process in skipped {
+                let text = "vehicle \(v) skipped \(process) (detected at \(issue.station))"
+                newDefect(vehicleId: v, station: issue.station, operation: nil, code: "SKIPPED:\(process)", description: text,
+                          severity: rules.sequenceSeverity, at: t, by: "system", into: &out)
+                raise(key: "sequence:skipped:\(v):\(process)", type: .sequence, severity: rules.sequenceSeverity,
+                      station: issue.station, signal: nil, vehicleId: v, message: text, momentary: true, at: t, into: &out)
+            }
+        case .repeated:
+            raise(key: "sequence:repeated:\(issue.station):\(v)", type: .sequence, severity: rules.sequenceSeverity,
+                  station: issue.station, signal: nil, vehicleId: v,
+                  message: "vehicle \(v) repeated \(issue.process ?? "an operation") at \(issue.station)" + (issue.detail.map { ": \($0)" } ?? ""),
+                  momentary: true, at: t, into: &out)
+        case .unknownVehicle:
+            raise(key: "sequence:unknownVehicle:\(issue.station):\(v)", type: .sequence, severity: rules.sequenceSeverity,
+                  station: issue.station, signal: nil, vehicleId: v,
+                  message: "unknown vehicle \(v) at \(issue.station) mid-route", momentary: true, at: t, into: &out)
+        case .duplicateId:
+            raise(key: "sequence:duplicateId:\(v)", type: .sequence, severity: rules.sequenceSeverity,
+                  station: issue.station, signal: nil, vehicleId: v,
+                  message: "vehicle id \(v) at \(issue.station) and \(issue.otherStation ?? "another station") at once",
+                  momentary: true, at: t, into: &out)
+        }
+    }
+
+    // MARK: Housekeeping
+
+    private mutating func housekeeping(at t: Date, into out: inout [QualityOutput]) {
+        nextHousekeeping = t.addingTimeInterval(1)
+        let escalateAfter = rules.escalateAfterMin * 60
+        for id in alerts.keys.sorted() {
+            var alert = alerts[id]!
+            if let change = AlertLifecycle.tick(&alert, at: t, escalateAfter: escalateAfter) {
+                store(alert)
+                out.append(.alert(alert, change))
+            }
+        }
+        for si in stations.indices {
+            checkOffline(si, at: t, into: &out)
+            checkDowntime(si, at: t, into: &out)
+            checkOEE(si, at: t, into: &out)
+        }
+        evaluateFlood(at: t)
+    }
+
+    private mutating func checkOEE(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
+        guard rules.oee.enabled, stations[si].config.idealCycleTimeS != nil else { return }
+        let f = stations[si].acc.figures(elapsed: elapsed(at: t), pending: pending(si, at: t))
+        guard f.planned >= rules.oee.minElapsedS, let oee = f.oee else { return }
+        let id = stations[si].config.id
+        let key = "kpi:oee:\(id)"
+        if oee < rules.oee.below {
+            let since = stations[si].oeeBelowSince ?? t
+            stations[si].oeeBelowSince = since
+            if t.timeIntervalSince(since) >= rules.oee.forS {
+                if let existing = openByKey[key], alerts[existing]?.conditionActive == true { return }
+                raise(key: key, type: .kpi, severity: rules.oee.severity, station: id, signal: nil, vehicleId: nil,
+                      message: "\(id): OEE \(format(oee * 100))% below \(format(rules.oee.below * 100))% for \(format(t.timeIntervalSince(since).rounded())) s",
+                      at: t, into: &out)
+            }
+        } else {
+            stations[si].oeeBelowSince = nil
+            if oee >= rules.oee.clearAbove { clear(key: key, at: t, into: &out) }
+        }
+    }
+
+    private mutating func evaluateFlood(at t: Date) {
+        let cutoff = t.addingTimeInterval(-600)
+        if let firstKept = raiseTimes.firstIndex(where: { $0 > cutoff }) {
+            if firstKept > 0 { raiseTimes.removeFirst(firstKept) }
+        } else {
+            raiseTimes.removeAll()
+        }
+        if inFlood, let last = floodEvaluatedAt, t > last { floodSeconds += t.timeIntervalSince(max(last, windowStart)) }
+        floodEvaluatedAt = t
+        inFlood = raiseTimes.count > rules.floodPer10Min
+    }
+
+    // MARK: Alert helpers
+
+    private mutating func store(_ alert: Alert) {
+        if alert.state == .cleared {
+            alerts[alert.id] = nil
+            if openByKey[alert.key] == alert.id { openByKey[alert.key] = nil }
+            closedAlerts.insert(alert.id)
+        } else {
+            alerts[alert.id] = alert
+            openByKey[alert.key] = alert.id
+        }
+    }
+
+    private mutating func raise(key: String, type: AlertType, severity: Severity, station: String?, signal: String?, vehicleId: String?,
+                                message: String, momentary: Bool = false, at t: Date, into out: inout [QualityOutput]) {
+        if let id = openByKey[key], var alert = alerts[id] {
+            let change = AlertLifecycle.conditionPresent(&alert, at: t)
+            if change != nil || momentary {
+                alert.message = message
+                if let vehicleId { alert.vehicleId = vehicleId }
+            }
+            store(alert)
+            if let change {
+                out.append(.alert(alert, change))
+                countRaise(key, at: t)
+            }
+            return
+        }
+        let alert = Alert(id: nextAlertId, key: key, type: type, severity: severity, station: station, signal: signal,
+                          vehicleId: vehicleId, message: message, raisedAt: t, momentary: momentary)
+        nextAlertId += 1
+        store(alert)
+        out.append(.alert(alert, .raised))
+        countRaise(key, at: t)
+    }
+
+    private mutating func countRaise(_ key: String, at t: Date) {
+        raiseTimes.append(t)
+        var times = raisesByKey[key] ?? []
+        let cutoff = t.addingTimeInterval(-rules.chatterMinutes * 60)
+        times.removeAll { $0 <= cutoff }
+        times.append(t)
+        raisesByKey[key] = times
+        if raiseTimes.count > rules.floodPer10Min || inFlood { evaluateFlood(at: t) }
+    }
+
+    private mutating func clear(key: String, at t: Date, into out: inout [QualityOutput]) {
+        guard let id = openByKey[key], var alert = alerts[id] else { return }
+        if let change = AlertLifecycle.conditionCleared(&alert, at: t) {
+            store(alert)
+            out.append(.alert(alert, change))
+        } else {
+            store(alert)
+        }
+    }
+
+    // MARK: Defect helpers
+
+    private mutating func newDefect(vehicleId: String, station: String?, operation: String?, code: String, description: String,
+                                    severity: Severity, at t: Date, by user: String, into out: inout [QualityOutput]) {
+        let defect = Defect(id: nextDefectId, vehicleId: vehicleId, station: station, operation: operation, code: code,
+                            description: description, severity: severity, raisedAt: t, raisedBy: user)
+        nextDefectId += 1
+        defects[defect.id] = defect
+        paretoCode[code, default: 0] += 1
+        if let station { paretoStation[station, default: 0] += 1 }
+        out.append(.defect(defect, .raised))
+    }
+
+    // MARK: User actions
+
+    /// Acknowledges an alert. Throws `.notFound` (404) for an unknown id, `.conflict` (409) when it is
+    /// already acknowledged (or cleared, or shelved). Returns the alert change and the audit line.
+    public mutating func acknowledge(alertId: Int64, by user: Principal, comment: String?, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard var alert = alerts[alertId] else {
+            if closedAlerts.contains(alertId) { throw .conflict("alert \(alertId) is already acknowledged and cleared") }
+            throw .notFound("no alert \(alertId)")
+        }
+        let change = try AlertLifecycle.acknowledge(&alert, user: user.user, comment: comment, at: t)
+        store(alert)
+        return [.alert(alert, change),
+                .audit(AuditEntry(t: t, by: user, action: "alert.acknowledge", target: "alert:\(alertId)",
+                                  detail: "\(alert.key)" + (comment.map { ": \($0)" } ?? "")))]
+    }
+
+    /// Shelves an alert for `minutes` (0 < minutes ≤ 10,080); it unshelves itself at expiry on a later input.
+    public mutating func shelve(alertId: Int64, minutes: Double, reason: String?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard minutes > 0, minutes <= 10_080, minutes.isFinite else { throw .invalid("minutes must be more than 0 and at most 10080") }
+        guard var alert = alerts[alertId] else {
+            if closedAlerts.contains(alertId) { throw .conflict("alert \(alertId) is cleared") }
+            throw .notFound("no alert \(alertId)")
+        }
+        let until = Date(timeIntervalSince1970: ((t.timeIntervalSince1970 + minutes * 60) * 1000).rounded() / 1000)
+        let change = try AlertLifecycle.shelve(&alert, until: until, reason: reason, at: t)
+        store(alert)
+        return [.alert(alert, change),
+                .audit(AuditEntry(t: t, by: user, action: "alert.shelve", target: "alert:\(alertId)",
+                                  detail: "\(alert.key) for \(format(minutes)) min" + (reason.map { ": \($0)" } ?? "")))]
+    }
+
+    /// Raises a defect by hand. `station`, when given, must be a configured station.
+    public mutating func raiseDefect(vehicleId: String, station: String?, code: String, description: String, severity: Severity,
+                                     user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        let vehicle = vehicleId.trimmingCharacters(in: .whitespaces)
+        let code = code.trimmingCharacters(in: .whitespaces)
+        guard !vehicle.isEmpty else { throw .invalid("vehicleId must not be empty") }
+        guard !code.isEmpty else { throw .invalid("code must not be empty") }
+        if let station, stationIndex[station] == nil { throw .invalid("no station \(station)") }
+        var out: [QualityOutput] = []
+        newDefect(vehicleId: vehicle, station: station, operation: nil, code: code, description: description,
+                  severity: severity, at: t, by: user.user, into: &out)
+        if case .defect(let d, _) = out[0] {
+            out.append(.audit(AuditEntry(t: t, by: user, action: "defect.raise", target: "defect:\(d.id)",
+                                         detail: "\(code) on \(vehicle)" + (station.map { " at \($0)" } ?? ""))))
+        }
+        return out
+    }
+
+    /// Resolves an open defect. `.notFound` for an unknown id, `.conflict` when already resolved.
+    public mutating func resolveDefect(id: Int64, comment: String?, user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard var defect = defects[id] else {
+            if resolvedDefects.contains(id) { throw .conflict("defect \(id) is already resolved") }
+            throw .notFound("no defect \(id)")
+        }
+        defect.status = .resolved
+        defect.resolvedAt = t
+        defect.resolvedBy = user.user
+        defect.comment = comment
+        defects[id] = nil
+        resolvedDefects.insert(id)
+        return [.defect(defect, .resolved),
+                .audit(AuditEntry(t: t, by: user, action: "defect.resolve", target: "defect:\(id)",
+                                  detail: "\(defect.code) on \(defect.vehicleId)" + (comment.map { ": \($0)" } ?? "")))]
+    }
+
+    /// Continues after a restart: the open alerts and defects from the store and the next ids.
+    /// Ids already used (closed alerts, resolved defects) are known from `nextAlertId`/`nextDefectId`.
+    public mutating func restore(alerts restored: [Alert], defects restoredDefects: [Defect], nextAlertId: Int64, nextDefectId: Int64) {
+        for alert in restored.sorted(by: { $0.id < $1.id }) where alert.isOpen { store(alert) }
+        for defect in restoredDefects where defect.status == .open { defects[defect.id] = defect }
+        let maxAlert = restored.map(\.id).max() ?? 0
+        let maxDefect = restoredDefects.map(\.id).max() ?? 0
+        self.nextAlertId = max(self.nextAlertId, nextAlertId, maxAlert + 1)
+        self.nextDefectId = max(self.nextDefectId, nextDefectId, maxDefect + 1)
+        // Ids below the next id that are not open were closed before the restart.
+        for id in 1..<self.nextAlertId where alerts[id] == nil && id > self.nextAlertId - 100_000 { closedAlerts.insert(id) }
+        for id in 1..<self.nextDefectId where defects[id] == nil && id > self.nextDefectId - 100_000 { resolvedDefects.insert(id) }
+    }
+
+    // MARK: Queries
+
+    /// An open alert by id.
+    public func alert(id: Int64) -> Alert? { alerts[id] }
+
+    /// Open alerts (not `cleared`), oldest first.
+    public var openAlerts: [Alert] { alerts.values.sorted { $0.id < $1.id } }
+
+    /// Open defects, oldest first.
+    public var openDefects: [Defect] { defects.values.sorted { $0.id < $1.id } }
+
+    /// The current anomaly list (`GET /api/anomalies`): every measured series, highest score first.
+    public func anomalies() -> [AnomalyEntry] {
+        var list: [AnomalyEntry] = []
+        for si in stations.indices {
+            for signal in stations[si].detectors.keys.sorted() { if let e = entry(si, signal: signal) { list.append(e) } }
+        }
+        return list.enumerated().sorted { a, b in
+            a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    /// Each station's equipment health: the lowest health of its signals and the signal behind it.
+    public func equipmentHealth() -> [(station: String, health: Double, signal: String?)] {
+        stations.indices.map { si in
+            var worst: (Double, String?) = (1, nil)
+            for signal in stations[si].detectors.keys.sorted() {
+                if let e = entry(si, signal: signal), e.health < worst.0 { worst = (e.health, signal) }
+            }
+            return (stations[si].config.id, worst.0, worst.1)
+        }
+    }
+
+    /// Defects raised this shift by code, most first (Pareto).
+    public func paretoByCode() -> [(code: String, count: Int)] {
+        paretoCode.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Defects raised this shift by station, most first (Pareto).
+    public func paretoByStation() -> [(station: String, count: Int)] {
+        paretoStation.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// The current shift window (nil before the first input).
+    public var shift: ShiftWindow? { window }
+
+    private func elapsed(at t: Date) -> Double { max(0, t.timeIntervalSince(windowStart)) }
+
+    private func pending(_ si: Int, at t: Date) -> (MachineState, Double)? {
+        let s = stations[si]
+        guard let state = s.state, s.connection != .offline, let last = s.lastAccounted else { return nil }
+        return (state, t.timeIntervalSince(max(last, windowStart)))
+    }
+
+    /// A station's KPIs now (nil for an unknown station).
+    public func stationKPI(_ id: String) -> StationKPI? {
+        guard let si = stationIndex[id] else { return nil }
+        return stationKPI(si, at: now ?? windowStart)
+    }
+
+    private func stationKPI(_ si: Int, at t: Date) -> StationKPI {
+        let s = stations[si]
+        return s.acc.snapshot(elapsed: elapsed(at: t), pending: pending(si, at: t), pendingFaultCode: s.faultCode, state: s.state)
+    }
+
+    /// The line's KPIs now.
+    public func lineKPI() -> LineKPI { lineKPI(at: now ?? windowStart) }
+
+    private func lineKPI(at t: Date) -> LineKPI {
+        let e = elapsed(at: t)
+        var run = 0.0, planned = 0.0, fault = 0.0, idealTime = 0.0, idealRun = 0.0
+        var good = 0, total = 0, first = 0, firstGood = 0, faults = 0
+        var downtime: [String: Double] = [:]
+        var byProcess: [String: (Int, Int)] = [:]
+        for si in stations.indices {
+            let s = stations[si]
+            let p = pending(si, at: t)
+            let f = s.acc.figures(elapsed: e, pending: p)
+            run += f.run
+            planned += f.planned
+            fault += f.fault
+            if let ideal = s.config.idealCycleTimeS {
+                idealTime += ideal * Double(s.acc.totalCount)
+                idealRun += f.run
+            }
+            good += s.acc.goodCount
+            total += s.acc.totalCount
+            first += s.acc.firstAttempts
+            firstGood += s.acc.firstAttemptsGood
+            faults += s.acc.faults
+            for (code, seconds) in s.acc.downtime { downtime[code, default: 0] += seconds }
+            if let (state, dt) = p, state == .fault, dt > 0 { downtime[s.faultCode, default: 0] += dt }
+            let current = byProcess[s.config.process] ?? (0, 0)
+            byProcess[s.config.process] = (current.0 + s.acc.firstAttemptsGood, current.1 + s.acc.firstAttempts)
+        }
+        var rty: Double?
+        for process in config.route {
+            guard let (g, n) = byProcess[process], n > 0 else { continue }
+            rty = (rty ?? 1) * Double(g) / Double(n)
+        }
+        let inspection = config.route.contains("inspection") ? "inspection" : config.route.last
+        let inspectionFpy = inspection.flatMap { byProcess[$0] }.flatMap { ratio(Double($0.0), Double($0.1)) }
+        let lastProcess = config.route.last
+        let completed = stations.filter { $0.config.process == lastProcess }.map(\.acc.totalCount).reduce(0, +)
+        let a = planned > 0 ? run / planned : nil
+        let perf = idealRun > 0 ? min(1, idealTime / idealRun) : nil
+        let q = total > 0 ? Double(good) / Double(total) : nil
+        var oee: Double?
+        if let a, let perf { oee = round6(a * perf * (q ?? 1)) }
+        return LineKPI(availability: a.map(round6), performance: perf.map(round6), quality: q.map(round6), oee: oee,
+                       fpy: ratio(Double(firstGood), Double(first)), inspectionFpy: inspectionFpy, rty: rty.map(round6),
+                       goodCount: good, totalCount: total, completedVehicles: completed,
+                       throughputPerHour: e > 0 ? round6(Double(completed) / (e / 3600)) : nil,
+                       downtimeByFault: downtime.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                       mtbfS: faults > 0 ? round6(run / Double(faults)) : nil,
+                       mttrS: faults > 0 ? round6(fault / Double(faults)) : nil)
+    }
+
+    /// Alerts raised in the 10 minutes up to the engine's time.
+    public var alertsPer10Min: Int {
+        guard let now else { return 0 }
+        let cutoff = now.addingTimeInterval(-600)
+        return raiseTimes.filter { $0 > cutoff }.count
+    }
+
+    /// Percent (0–100) of this shift's elapsed time with more than `floodPer10Min` alerts in the trailing 10 minutes.
+    public var floodTimePct: Double {
+        guard let now else { return 0 }
+        var seconds = floodSeconds
+        if inFlood, let last = floodEvaluatedAt, now > last { seconds += now.timeIntervalSince(last) }
+        let e = elapsed(at: now)
+        return e > 0 ? round6(min(100, seconds / e * 100)) : 0
+    }
+
+    /// Alert keys raised at least `chatterCount` times within `chatterMinutes`, sorted.
+    public var chatteringKeys: [String] {
+        guard let now else { return [] }
+        let cutoff = now.addingTimeInterval(-rules.chatterMinutes * 60)
+        return raisesByKey.filter { $0.value.filter { $0 > cutoff }.count >= rules.chatterCount }.keys.sorted()
+    }
+
+    /// `GET /api/kpis?shift=current` (contract §4), plus defect Pareto lists.
+    public func kpiJSON() -> JSON {
+        let t = now ?? windowStart
+        let line = lineKPI(at: t)
+        return .obj([
+            ("shift", window?.json ?? .null),
+            ("line", line.json),
+            ("stations", .array(stations.indices.map { stationKPI($0, at: t).json })),
+            ("rty", .number(line.rty)),
+            ("alerts", .obj([
+                ("per10Min", .int(Int64(alertsPer10Min))),
+                ("floodTimePct", .double(floodTimePct)),
+                ("chattering", .array(chatteringKeys.map { .string($0) })),
+            ])),
+            ("defects", .obj([
+                ("byCode", .array(paretoByCode().map { .obj([("code", .string($0.code)), ("count", .int(Int64($0.count)))]) })),
+                ("byStation", .array(paretoByStation().map { .obj([("station", .string($0.station)), ("count", .int(Int64($0.count)))]) })),
+            ])),
+        ])
+    }
+
+    /// The last KPI set of the previous shift, if a shift ended since start.
+    public var previousShiftKPIJSON: JSON? { previousShift }
+
+    private mutating func maybeEmitKPI(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
+        let interval = rules.kpiIntervalMs / 1000
+        let shiftName = window?.name ?? "day"
+        let at = max(t, now ?? t)
+        if let last = stations[si].lastKPIAt, at.timeIntervalSince(last) < interval {} else {
+            stations[si].lastKPIAt = at
+            out.append(.stationKPI(stationKPI(si, at: at), shift: shiftName, t: at))
+        }
+        if let last = lastLineKPI, at.timeIntervalSince(last) < interval {} else {
+            lastLineKPI = at
+            out.append(.lineKPI(lineKPI(at: at), shift: shiftName, t: at))
+        }
+    }
+}
+
+/// Compact number text for messages (no trailing zeros, at most 3 decimals).
+func format(_ x: Double) -> String {
+    let rounded = (x * 1000).rounded() / 1000
+    if rounded == rounded.rounded() && abs(rounded) < 1e15 { return String(Int64(rounded)) }
+    return String(rounded)
+}
+
+/// Per-station state of the engine.
+struct StationRuntime: Sendable {
+    static let defaultStates: [Int64: MachineState] = [0: .idle, 1: .running, 2: .fault, 3: .blocked, 4: .starved, 5: .setup, 6: .maintenance]
+
+    let config: StationConfig
+    let stateSignal: String?
+    let stateMap: [Int64: MachineState]
+    let faultSignal: String?
+    let counterSignal: String?
+    /// No cycleComplete signal but a counter: parts are counted from the counter.
+    let usesCounter: Bool
+
+    var acc: StationAccumulator
+    var state: MachineState?
+    var faultCode = "0"
+    var connection = ConnectionState.connecting
+    var offlineSince: Date?
+    var faultSince: Date?
+    var lastAccounted: Date?
+    var slowCycles = 0
+    var recentFirst: Ring
+    var oeeBelowSince: Date?
+    var lastKPIAt: Date?
+    var lastCounter: Int64?
+    var lastCounterAt: Date?
+    var detectors: [String: SeriesDetector] = [:]
+    var peerHealth: [String: Double?] = [:]
+    var published: [String: AnomalyEntry] = [:]
+
+    init(_ config: StationConfig, rules: QualityRules) {
+        self.config = config
+        let state = config.signal(role: .state)
+        stateSignal = state?.name
+        var map: [Int64: MachineState] = [:]
+        for (code, name) in state?.states ?? [:] { map[code] = MachineState(rawValue: name) }
+        stateMap = map
+        faultSignal = config.signal(role: .faultCode)?.name
+        counterSignal = config.signal(role: .counter)?.name
+        usesCounter = config.signal(role: .cycleComplete) == nil && config.signal(role: .counter) != nil
+        acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
+        recentFirst = Ring(capacity: rules.fpy.lastN)
+    }
+
+    mutating func resetShift() {
+        acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
+        if state == .fault { acc.faults = 1 }
+        oeeBelowSince = nil
+        lastKPIAt = nil
+    }
+}
