@@ -15,7 +15,7 @@ import Runtime
 /// nothing in progress, the machine starts `running`); it ends on `cycleComplete` (a bool's rising
 /// edge or a number's change; at a station without that signal, when the vehicle leaves). A vehicle
 /// that leaves before completion aborts its operation.
-public struct Tracker {
+public struct Tracker: Sendable {
     public let config: PlantConfig
     public let options: TrackerOptions
 

@@ -193,6 +193,37 @@ final class TrackerTests: XCTestCase {
         XCTAssertEqual(out.completed.first?.startedAt, F.t(1))
     }
 
+    func testStationWithoutCycleSignalCompletesWhenVehicleLeaves() {
+        var config = F.config()
+        config.stations[2].signals.removeAll { $0.role == .cycleComplete }
+        var tracker = Tracker(config: config)
+        _ = tracker.feed(F.pass("N1", at: "WELD", start: 0))
+        let out = tracker.feed([
+            F.poll("PAINT", 20, ["vehicleId": .string("N1")]),
+            F.poll("PAINT", 25, ["filmThickness": .double(101), "paintLot": .string("PL-2")]),
+            F.poll("PAINT", 30, ["vehicleId": .string("")]),
+        ])
+        XCTAssertEqual(out.completed.map(\.station), ["PAINT"])
+        XCTAssertEqual(out.completed.first?.completedAt, F.t(30))
+        XCTAssertEqual(out.completed.first?.measurements, ["filmThickness": 101])
+        XCTAssertEqual(out.completed.first?.lots, ["PL-2"])
+        XCTAssertNil(out.completed.first?.result)
+        XCTAssertTrue(out.aborted.isEmpty)
+    }
+
+    func testLotStandingFromPreviousVehicleIsNotTaken() {
+        var tracker = Tracker(config: F.config())
+        var out = tracker.feed(F.pass("K1", at: "WELD", start: 0, values: ["panelLot": .string("P-1")]))
+        XCTAssertEqual(out.completed.first?.lots, ["P-1"])
+        // K2 arrives while P-1 still shows; the PLC switches to P-2 during K2's cycle.
+        out = tracker.feed([
+            F.poll("WELD", 20, ["vehicleId": .string("K2"), "cycleDone": .bool(false)]),
+            F.poll("WELD", 21, ["panelLot": .string("P-2")]),
+            F.poll("WELD", 30, ["cycleDone": .bool(true)]),
+        ])
+        XCTAssertEqual(out.completed.first?.lots, ["P-2"])
+    }
+
     func testFailedReadsKeepLastValue() {
         var tracker = Tracker(config: F.config())
         let out = tracker.feed([
