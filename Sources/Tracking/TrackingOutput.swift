@@ -125,6 +125,26 @@ public enum TrackingOutput: Sendable, Equatable {
         }
     }
 
+    /// The station concerned (the event's `station` column), if any; nil for vehicle changes.
+    public var station: String? {
+        switch self {
+        case .operationStarted(let op), .operationCompleted(let op), .operationAborted(let op): return op.station
+        case .vehicleChanged: return nil
+        case .sequenceIssue(let issue): return issue.station
+        case .lotCounted(let count): return count.station
+        }
+    }
+
+    /// The vehicle concerned, if any.
+    public var vehicleId: String? {
+        switch self {
+        case .operationStarted(let op), .operationCompleted(let op), .operationAborted(let op): return op.vehicleId
+        case .vehicleChanged(let v): return v.vehicleId
+        case .sequenceIssue(let issue): return issue.vehicleId
+        case .lotCounted: return nil
+        }
+    }
+
     /// The event payload (one JSON object). Operations: the §4 operation plus `vehicleId` and
     /// `state` (`running`, `completed`, `aborted`); vehicles: the §4 summary.
     public var json: JSON {

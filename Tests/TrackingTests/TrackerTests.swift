@@ -69,6 +69,9 @@ final class TrackerTests: XCTestCase {
         }
         let completed = TrackingOutput.operationCompleted(op)
         XCTAssertEqual(completed.eventType, "operation")
+        XCTAssertEqual(completed.station, "WELD")
+        XCTAssertEqual(completed.vehicleId, "V9")
+        XCTAssertEqual(completed.time, F.t(10))
         let json = completed.json
         XCTAssertEqual(json["vehicleId"]?.stringValue, "V9")
         XCTAssertEqual(json["station"]?.stringValue, "WELD")
