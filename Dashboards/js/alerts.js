@@ -1,0 +1,141 @@
+/* Alerts page: active, unacknowledged, shelved and recent alerts; acknowledge and shelve with a comment. */
+(function () {
+  'use strict';
+  const { el, t, fmt } = MES;
+  const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+  const TABS = {
+    active: (a) => a.state === 'active_unacknowledged' || a.state === 'active_acknowledged',
+    unack: (a) => a.state === 'active_unacknowledged' || a.state === 'cleared_unacknowledged',
+    shelved: (a) => a.state === 'shelved',
+    recent: () => true,
+  };
+  const UNACK = new Set(['active_unacknowledged', 'cleared_unacknowledged']);
+  const alerts = new Map();
+  const changed = new Set();
+  let tab = TABS[location.hash.slice(1)] ? location.hash.slice(1) : 'active';
+  let pending = null; // {id, action}
+
+  function renderTabs() {
+    const counts = {};
+    for (const name of Object.keys(TABS)) counts[name] = 0;
+    for (const a of alerts.values()) for (const [name, f] of Object.entries(TABS)) if (f(a)) counts[name]++;
+    document.getElementById('tabs').replaceChildren(...Object.keys(TABS).map((name) =>
+      el('button', { type: 'button', id: 'tab-' + name, className: name === tab ? 'current' : '', role: 'tab',
+        onclick: () => { tab = name; history.replaceState(null, '', '#' + name); render(); } },
+      t('alerts.tab.' + name) + ' (' + counts[name] + ')')));
+  }
+
+  function row(a) {
+    const handled = [];
+    if (a.acknowledgedBy) handled.push(el('div', null, t('alerts.by', { user: a.acknowledgedBy }) + ' · ' + fmt.time(a.acknowledgedAt)));
+    if (a.state === 'shelved' && a.shelvedUntil) handled.push(el('div', null, t('alerts.until', { time: fmt.dateTime(a.shelvedUntil) })));
+    if (a.comment) handled.push(el('div', { className: 'muted comment' }, '“' + a.comment + '”'));
+    const actions = [];
+    if (UNACK.has(a.state)) actions.push(el('button', { type: 'button', className: 'ack primary', onclick: () => openAction(a.id, 'ack') }, t('alerts.ack')));
+    if (a.state !== 'shelved' && a.state !== 'cleared') actions.push(el('button', { type: 'button', className: 'shelve', onclick: () => openAction(a.id, 'shelve') }, t('alerts.shelve')));
+    const tr = el('tr', { id: 'alert-' + a.id, className: UNACK.has(a.state) ? 'unack' : '', dataset: { id: a.id, state: a.state } },
+      el('td', null, el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity))),
+      el('td', { className: 'state' }, MES.tOr('astate', a.state)),
+      el('td', null, a.type || ''),
+      el('td', null, a.station ? el('a', { href: 'station.html?id=' + encodeURIComponent(a.station) }, a.station) : '—'),
+      el('td', { className: 'msg' }, a.message || '', a.vehicleId ? [' · ', el('a', { href: 'vehicle.html?id=' + encodeURIComponent(a.vehicleId) }, a.vehicleId)] : null,
+        a.escalationLevel ? el('span', { className: 'badge bad' }, '↑' + a.escalationLevel) : null),
+      el('td', { className: 'num' }, fmt.dateTime(a.raisedAt)),
+      el('td', { className: 'handled' }, handled),
+      el('td', { className: 'actions' }, actions));
+    if (changed.has(a.id)) tr.classList.add('flash');
+    return tr;
+  }
+
+  function render() {
+    renderTabs();
+    const rank = (s) => { const i = SEVERITIES.indexOf(s); return i < 0 ? 9 : i; };
+    let list = Array.from(alerts.values()).filter(TABS[tab]);
+    if (tab === 'recent') list.sort((a, b) => MES.ms(b.raisedAt) - MES.ms(a.raisedAt) || b.id - a.id);
+    else list.sort((a, b) => rank(a.severity) - rank(b.severity) || MES.ms(b.raisedAt) - MES.ms(a.raisedAt));
+    list = list.slice(0, 500);
+    const body = document.getElementById('alerts-body');
+    body.replaceChildren(...(list.length ? list.map(row) : [el('tr', { className: 'empty' }, el('td', { colSpan: 8, className: 'muted' }, t('alerts.none')))]));
+    changed.clear();
+  }
+
+  function renderToken() {
+    const has = !!MES.token();
+    MES.setText(document.getElementById('token-state'), t(has ? 'token.signedIn' : 'token.none'));
+    MES.setText(document.getElementById('token-button'), t(has ? 'token.signout' : 'token.signin'));
+  }
+
+  // ---------------------------------------------------------------- acknowledge / shelve
+  const dialog = document.getElementById('action-dialog');
+  function openAction(id, action) {
+    pending = { id, action };
+    MES.setText(document.getElementById('action-title'), t(action === 'ack' ? 'alerts.ackTitle' : 'alerts.shelveTitle', { id }));
+    MES.setText(document.getElementById('action-comment-label'), t(action === 'ack' ? 'alerts.comment' : 'alerts.reason'));
+    document.getElementById('minutes-row').classList.toggle('hidden', action !== 'shelve');
+    document.getElementById('action-error').textContent = '';
+    document.getElementById('action-comment').value = '';
+    document.getElementById('action-ok').disabled = false;
+    dialog.showModal();
+    document.getElementById('action-comment').focus();
+  }
+  document.getElementById('action-cancel').addEventListener('click', () => dialog.close());
+  document.getElementById('action-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!pending) return;
+    const { id, action } = pending;
+    const text = document.getElementById('action-comment').value.trim();
+    const ok = document.getElementById('action-ok');
+    ok.disabled = true;
+    const seenBefore = eventsSeen.get(id) || 0;
+    try {
+      const body = action === 'ack' ? { comment: text } : { minutes: Number(document.getElementById('action-minutes').value) || 30, reason: text };
+      const updated = await MES.post('/api/alerts/' + encodeURIComponent(id) + '/' + action, body);
+      if (updated && updated.id !== undefined && (eventsSeen.get(id) || 0) === seenBefore) upsert(updated);
+      dialog.close();
+      pending = null;
+      MES.setText(document.getElementById('message'), t('alerts.done', { id, state: MES.tOr('astate', updated ? updated.state : '') }));
+    } catch (err) {
+      document.getElementById('action-error').textContent = t('error', { message: err.message });
+      ok.disabled = false;
+    }
+    renderToken();
+  });
+  document.getElementById('token-button').addEventListener('click', async () => {
+    if (MES.token()) MES.setToken('');
+    else await MES.askToken();
+    renderToken();
+  });
+  document.addEventListener('mes:token', renderToken);
+
+  const eventsSeen = new Map(); // alert id → alert events received, so a late POST answer never overwrites a newer event
+  function onAlertEvent(a) {
+    eventsSeen.set(a.id, (eventsSeen.get(a.id) || 0) + 1);
+    upsert(a);
+  }
+  function upsert(a) {
+    alerts.set(a.id, a);
+    changed.add(a.id);
+    MES.schedule(render);
+  }
+
+  async function start() {
+    const since = await MES.lastEventId();
+    try {
+      const list = await MES.api('/api/alerts?state=all&limit=1000');
+      for (const a of list) alerts.set(a.id, a);
+      MES.setText(document.getElementById('message'), '');
+    } catch (e) {
+      MES.setText(document.getElementById('message'), t('error', { message: e.message }));
+      setTimeout(start, 3000);
+      return;
+    }
+    render();
+    MES.stream({ alert: onAlertEvent }, { since });
+  }
+
+  MES.header();
+  renderToken();
+  render();
+  MES.onLang(() => { render(); renderToken(); });
+  start();
+})();

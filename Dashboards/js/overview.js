@@ -1,0 +1,273 @@
+/* Line overview (index.html): process columns of station tiles, line figures, andon band. */
+(function () {
+  'use strict';
+  const { el, t, fmt } = MES;
+  const SAMPLE_FRESH_MS = 5000; // a station polls every 100 ms; 5 s without a sample is the offline limit
+  const KPI_FRESH_MS = 5 * 60 * 1000;
+  const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+  const ACTIVE = new Set(['active_unacknowledged', 'active_acknowledged']);
+
+  const stations = new Map(); // id → station model
+  const alerts = new Map(); // id → alert (not cleared)
+  const openDefects = new Set();
+  const inProcess = new Set();
+  let lineKpi = null;
+  let lineKpiAt = null;
+  let shiftName = null;
+  let plannedPerHour = null;
+
+  // ---------------------------------------------------------------- model
+  function model(summary, detail) {
+    const roles = {};
+    const units = {};
+    for (const s of (detail && detail.signals) || []) {
+      if (s.role) roles[s.role] = roles[s.role] || s.name;
+      units[s.name] = s.unit || '';
+    }
+    const firstMeasurement = ((detail && detail.signals) || []).find((s) => s.role === 'measurement');
+    const st = {
+      id: summary.id, name: summary.name, process: summary.process, ideal: summary.idealCycleTimeS,
+      connection: summary.connection, state: summary.state, vehicle: summary.currentVehicle,
+      lastSampleAt: summary.lastSampleAt, kpi: summary.kpi && typeof summary.kpi === 'object' ? summary.kpi : null,
+      kpiAt: Date.now(), roles, units, measurement: firstMeasurement ? firstMeasurement.name : null,
+      measValue: firstMeasurement ? firstMeasurement.value : null, lastCycleS: null, anomalies: new Map(),
+    };
+    st.render = () => renderTile(st);
+    return st;
+  }
+
+  // ---------------------------------------------------------------- DOM
+  function buildRoute(list) {
+    const order = [];
+    for (const s of list) if (!order.includes(s.process)) order.push(s.process);
+    const route = document.getElementById('route');
+    route.style.gridTemplateColumns = 'repeat(' + Math.max(1, order.length) + ', 1fr)';
+    route.replaceChildren(...order.map((p) =>
+      el('section', { className: 'process', dataset: { process: p } },
+        el('h2', { className: 'pname' }, MES.tOr('process', p)),
+        list.filter((s) => s.process === p).map(buildTile))));
+  }
+
+  function buildTile(st) {
+    const row = (key, cls) => [el('dt', { dataset: { i18n: key } }, t(key)), el('dd', { className: cls })];
+    st.tile = el('a', { className: 'tile', id: 'tile-' + st.id, href: 'station.html?id=' + encodeURIComponent(st.id), dataset: { station: st.id } },
+      el('div', { className: 'state-band' }, el('span', { className: 'state-name' }),
+        el('span', { className: 'conn' }, el('span', { className: 'dot' }), el('span', { className: 'conn-txt' }))),
+      el('div', { className: 'head' }, el('span', { className: 'sid' }, st.id), el('span', { className: 'sname' }, st.name)),
+      el('dl', null,
+        row('tile.vehicle', 'vehicle'), row('tile.cycle', 'cycle'), row('tile.oee', 'oee'), row('tile.anomaly', 'anomaly'),
+        el('dt', { className: 'meas-name' }), el('dd', { className: 'meas-value' })));
+    renderTile(st);
+    return st.tile;
+  }
+
+  function renderTile(st) {
+    const tile = st.tile;
+    if (!tile) return;
+    const q = (sel) => tile.querySelector(sel);
+    const state = st.connection === 'offline' ? 'unknown' : st.state || 'unknown';
+    const band = q('.state-band');
+    band.className = 'state-band st-' + (/^[a-z]+$/.test(state) ? state : 'unknown');
+    MES.setText(q('.state-name'), st.connection === 'offline' ? t('conn.offline') : MES.tOr('state', state));
+    q('.conn .dot').className = 'dot ' + (st.connection || '');
+    MES.setText(q('.conn-txt'), MES.tOr('conn', st.connection || 'connecting'));
+    tile.classList.toggle('conn-offline', st.connection === 'offline');
+    tile.dataset.connection = st.connection || '';
+    tile.dataset.state = st.state || '';
+
+    MES.setText(q('dd.vehicle'), st.vehicle ? st.vehicle : t('tile.none'));
+    const kpiCycle = st.kpi && st.kpi.cycleTimeS ? st.kpi.cycleTimeS.p50 ?? st.kpi.cycleTimeS.mean : null;
+    const cycle = st.lastCycleS ?? kpiCycle;
+    const cycleDd = q('dd.cycle');
+    MES.setText(cycleDd, (cycle === null || cycle === undefined ? '—' : fmt.num(cycle, 1)) + ' / ' + (st.ideal ? fmt.num(st.ideal, 0) : '—') + ' ' + t('unit.s'));
+    cycleDd.classList.toggle('over', cycle !== null && cycle !== undefined && st.ideal > 0 && cycle > st.ideal * 1.1);
+    const oeeDd = q('dd.oee');
+    MES.setText(oeeDd, st.kpi ? fmt.pct(st.kpi.oee) : '—');
+    MES.stamp(oeeDd, st.kpiAt, KPI_FRESH_MS);
+
+    let worst = null;
+    for (const [signal, score] of st.anomalies) if (!worst || score > worst.score) worst = { signal, score };
+    const anDd = q('dd.anomaly');
+    MES.setText(anDd, worst ? fmt.num(worst.score, 2) + (worst.score > 0 ? ' · ' + worst.signal : '') : '—');
+    anDd.classList.toggle('over', !!worst && worst.score >= 0.5 && worst.score < 0.8);
+    anDd.classList.toggle('bad', !!worst && worst.score >= 0.8);
+
+    if (st.measurement) {
+      MES.setText(q('dt.meas-name'), st.measurement);
+      MES.setText(q('dd.meas-value'), fmt.value(st.measValue) + (st.units[st.measurement] ? ' ' + st.units[st.measurement] : ''));
+    }
+    MES.stamp(tile, st.lastSampleAt, SAMPLE_FRESH_MS);
+  }
+
+  function buildFigures() {
+    const fig = (id, key) => el('div', { className: 'figure', id: 'fig-' + id },
+      el('div', { className: 'label', dataset: { i18n: key } }, t(key)), el('div', { className: 'value num' }, '—'), el('div', { className: 'sub' }));
+    document.getElementById('figures').replaceChildren(
+      fig('throughput', 'fig.throughput'), fig('oee', 'fig.oee'), fig('fpy', 'fig.fpy'),
+      fig('wip', 'fig.wip'), fig('defects', 'fig.defects'), fig('alerts', 'fig.alerts'));
+  }
+
+  function setFigure(id, value, sub, level, at, freshMs) {
+    const f = document.getElementById('fig-' + id);
+    MES.setText(f.querySelector('.value'), value);
+    MES.setText(f.querySelector('.sub'), sub || '');
+    f.classList.remove('good', 'warn', 'bad');
+    if (level) f.classList.add(level);
+    if (at !== undefined) MES.stamp(f, at, freshMs);
+  }
+  const ratioLevel = (v, good, warn) => (v === null || v === undefined ? null : v >= good ? 'good' : v >= warn ? 'warn' : 'bad');
+
+  function renderFigures() {
+    const k = lineKpi || {};
+    const tp = k.throughputPerHour;
+    setFigure('throughput', tp === null || tp === undefined ? '—' : fmt.num(tp, 1),
+      plannedPerHour ? t('fig.plan', { plan: fmt.num(plannedPerHour, 0) }) : '',
+      plannedPerHour && tp !== null && tp !== undefined ? ratioLevel(tp / plannedPerHour, 0.95, 0.8) : null, lineKpiAt, KPI_FRESH_MS);
+    setFigure('oee', fmt.pct(k.oee), shiftName ? t('fig.shift', { name: shiftName }) : '', ratioLevel(k.oee, 0.85, 0.6), lineKpiAt, KPI_FRESH_MS);
+    setFigure('fpy', fmt.pct(k.fpy), k.rty !== undefined && k.rty !== null ? t('fig.rty', { rty: fmt.pct(k.rty) }) : '',
+      ratioLevel(k.fpy, 0.95, 0.85), lineKpiAt, KPI_FRESH_MS);
+    setFigure('wip', String(inProcess.size), t('fig.wipSub'));
+    setFigure('defects', String(openDefects.size), '', openDefects.size ? 'warn' : 'good');
+    let active = 0;
+    let unack = 0;
+    for (const a of alerts.values()) {
+      if (ACTIVE.has(a.state)) active++;
+      if (a.state === 'active_unacknowledged' || a.state === 'cleared_unacknowledged') unack++;
+    }
+    setFigure('alerts', String(active), t('fig.unack', { n: unack }), active ? 'bad' : 'good');
+  }
+
+  function renderAndon() {
+    const active = Array.from(alerts.values()).filter((a) => ACTIVE.has(a.state));
+    const rank = (s) => { const i = SEVERITIES.indexOf(s); return i < 0 ? 9 : i; };
+    active.sort((a, b) => rank(a.severity) - rank(b.severity) || MES.ms(b.raisedAt) - MES.ms(a.raisedAt));
+    const andon = document.getElementById('andon');
+    andon.classList.toggle('clear', active.length === 0);
+    const counts = el('div', { className: 'counts' }, SEVERITIES.map((s) => {
+      const n = active.filter((a) => a.severity === s).length;
+      return el('div', { className: 'count ' + (n ? 'sev-' + s : 'zero'), dataset: { severity: s } }, el('span', { className: 'n' }, String(n)), MES.tOr('sev', s));
+    }));
+    const list = el('div', { className: 'list', id: 'andon-list' },
+      active.length === 0 ? t('andon.clear') : active.slice(0, 3).map((a) =>
+        el('div', { className: 'item', dataset: { alert: a.id } },
+          el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity)),
+          el('b', null, a.station || ''), el('span', { className: 'msg' }, a.message || a.type),
+          el('span', { className: 'muted' }, fmt.time(a.raisedAt)))));
+    andon.replaceChildren(counts, list);
+  }
+  const renderAll = () => { for (const st of stations.values()) renderTile(st); renderFigures(); renderAndon(); };
+
+  // ---------------------------------------------------------------- events
+  const handlers = {
+    station(d) {
+      const st = stations.get(d.station);
+      if (!st) return;
+      if (d.connection) st.connection = d.connection;
+      if ('state' in d) st.state = d.state;
+      MES.schedule(st.render);
+    },
+    sample(d) {
+      const st = stations.get(d.station);
+      if (!st) return;
+      st.lastSampleAt = d.t || new Date().toISOString();
+      const v = d.values || {};
+      if (st.roles.vehicleId && st.roles.vehicleId in v) st.vehicle = v[st.roles.vehicleId] || null;
+      if (st.measurement && st.measurement in v) st.measValue = v[st.measurement];
+      if (st.connection !== 'online') st.connection = 'online';
+      MES.schedule(st.render);
+    },
+    operation(d) {
+      const st = stations.get(d.station);
+      if (!st || !d.completedAt || !d.startedAt) return;
+      st.lastCycleS = (MES.ms(d.completedAt) - MES.ms(d.startedAt)) / 1000;
+      MES.schedule(st.render);
+    },
+    vehicle(d) {
+      if (d.status === 'in_process') inProcess.add(d.vehicleId);
+      else inProcess.delete(d.vehicleId);
+      MES.schedule(renderFigures);
+    },
+    defect(d) {
+      if (d.status === 'open') openDefects.add(d.id);
+      else openDefects.delete(d.id);
+      MES.schedule(renderFigures);
+    },
+    alert(a) {
+      if (a.state === 'cleared') alerts.delete(a.id);
+      else alerts.set(a.id, a);
+      MES.schedule(renderFigures);
+      MES.schedule(renderAndon);
+    },
+    kpi(k) {
+      const at = k.t || Date.now();
+      if (k.scope === 'line' || k.id === 'line') {
+        lineKpi = k;
+        lineKpiAt = at;
+        if (k.shift) shiftName = k.shift;
+        MES.schedule(renderFigures);
+      } else {
+        const st = stations.get(k.id);
+        if (!st) return;
+        st.kpi = k;
+        st.kpiAt = at;
+        MES.schedule(st.render);
+      }
+    },
+    anomaly(a) {
+      const st = stations.get(a.station);
+      if (!st) return;
+      st.anomalies.set(a.signal, Number(a.score) || 0);
+      MES.schedule(st.render);
+    },
+  };
+
+  // ---------------------------------------------------------------- start
+  const orEmpty = (p) => p.catch((e) => { console.warn(e.message); return null; });
+  async function start() {
+    const since = await MES.lastEventId();
+    let list;
+    try {
+      list = await MES.api('/api/stations');
+    } catch (e) {
+      document.getElementById('route').replaceChildren(el('p', { className: 'error-text' }, t('error', { message: e.message })));
+      setTimeout(start, 3000);
+      return;
+    }
+    const [details, kpis, alertList, defects, anomalies, vehicles] = await Promise.all([
+      Promise.all(list.map((s) => orEmpty(MES.api('/api/stations/' + encodeURIComponent(s.id))))),
+      orEmpty(MES.api('/api/kpis?shift=current')),
+      orEmpty(MES.api('/api/alerts?limit=10000')),
+      orEmpty(MES.api('/api/defects?status=open&limit=10000')),
+      orEmpty(MES.api('/api/anomalies')),
+      orEmpty(MES.api('/api/vehicles?status=in_process&limit=10000')),
+    ]);
+    list.forEach((s, i) => stations.set(s.id, model(s, details[i])));
+    // Plan: one vehicle per bottleneck ideal cycle (stations that see vehicles), unless the server says.
+    const ideals = list.filter((s, i) => s.idealCycleTimeS > 0 && details[i] && (details[i].signals || []).some((g) => g.role === 'vehicleId')).map((s) => s.idealCycleTimeS);
+    plannedPerHour = ideals.length ? 3600 / Math.max(...ideals) : null;
+    if (kpis) {
+      lineKpi = kpis.line || null;
+      lineKpiAt = Date.now();
+      if (lineKpi && (lineKpi.planPerHour || lineKpi.plannedPerHour)) plannedPerHour = lineKpi.planPerHour || lineKpi.plannedPerHour;
+      shiftName = kpis.shift ? kpis.shift.name : null;
+      for (const k of kpis.stations || []) {
+        const st = stations.get(k.id);
+        if (st) { st.kpi = k; st.kpiAt = Date.now(); }
+      }
+    }
+    for (const a of alertList || []) if (a.state !== 'cleared') alerts.set(a.id, a);
+    for (const d of defects || []) openDefects.add(d.id);
+    for (const a of anomalies || []) handlers.anomaly(a);
+    for (const v of vehicles || []) inProcess.add(v.vehicleId);
+    buildRoute(Array.from(stations.values()));
+    renderAll();
+    MES.onLang(() => {
+      document.querySelectorAll('.process').forEach((p) => MES.setText(p.querySelector('.pname'), MES.tOr('process', p.dataset.process)));
+      renderAll();
+    });
+    MES.stream(handlers, { since });
+  }
+  MES.header();
+  buildFigures();
+  start();
+})();

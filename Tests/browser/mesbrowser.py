@@ -1,0 +1,178 @@
+"""Helpers shared by the browser tests and bench_dashboard.py: run mes-server, drive headless Chromium."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PLANT = os.path.join(REPO, "Stations", "plant.json")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_binary():
+    path = os.environ.get("MES_SERVER_BIN") or os.path.join(REPO, ".build", "debug", "mes-server")
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise RuntimeError(f"mes-server binary not found at {path} (set MES_SERVER_BIN)")
+    return path
+
+
+def artifacts_dir():
+    path = os.environ.get("MES_ARTIFACTS") or os.path.join(REPO, "test-artifacts")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def http_json(url, method="GET", body=None, token=None, timeout=5):
+    """(status, parsed JSON or None) of one request; never raises for an HTTP status."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:
+            raw = res.read()
+            return res.status, (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw) if raw else None
+        except ValueError:
+            return e.code, None
+
+
+class MesServer:
+    """One mes-server process on a fixed port and database; can be stopped and started again."""
+
+    def __init__(self, config=PLANT, simulate=True, workdir=None, extra_args=()):
+        self.config = config
+        self.simulate = simulate
+        self.workdir = workdir or tempfile.mkdtemp(prefix="mes-browser-")
+        self.db = os.path.join(self.workdir, "mes.sqlite")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(self.workdir, "server.log")
+        self.starts = 0
+
+    def start(self, timeout=60):
+        args = [server_binary(), "--config", self.config, "--db", self.db, "--listen", f"127.0.0.1:{self.port}"]
+        if self.simulate:
+            args.append("--simulate")
+        args += self.extra_args
+        self.starts += 1
+        log = open(self.log_path, "a")
+        log.write(f"--- start {self.starts}: {' '.join(args)}\n")
+        log.flush()
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mes-server exited with {self.proc.returncode}:\n{self.tail()}")
+            if "listening on" in self.tail():
+                try:
+                    status, body = http_json(self.base + "/api/health", timeout=2)
+                    if status == 200 and body and body.get("status") == "ok":
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"mes-server did not become healthy within {timeout}s:\n{self.tail()}")
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def tail(self, chars=4000):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-chars:]
+        except OSError:
+            return ""
+
+    def get(self, path):
+        return http_json(self.base + path)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def offline_plant_config(workdir):
+    """A copy of the default plant whose PLC endpoints are loopback ports nobody listens on, so every
+    station goes offline and raises a `connection` alert (the tokens file is copied beside it)."""
+    with open(PLANT) as f:
+        plant = json.load(f)
+    for station in plant["stations"]:
+        port = free_port()
+        if station["protocol"] == "modbus":
+            station["endpoint"] = f"modbus://127.0.0.1:{port}?unit=1"
+        else:
+            station["endpoint"] = f"opc.tcp://127.0.0.1:{port}"
+        station["offlineAlertAfterS"] = 1
+    path = os.path.join(workdir, "plant-offline.json")
+    with open(path, "w") as f:
+        json.dump(plant, f)
+    shutil.copy(os.path.join(REPO, "Stations", "tokens.json"), os.path.join(workdir, "tokens.json"))
+    return path
+
+
+def make_driver(width=1920, height=1080, extra_args=()):
+    """Headless Debian Chromium with the browser log on and a width × height viewport."""
+    options = webdriver.ChromeOptions()
+    profile = tempfile.mkdtemp(prefix="mes-chromium-")
+    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={width},{height}", f"--user-data-dir={profile}", *extra_args]:
+        options.add_argument(arg)
+    options.binary_location = "/usr/bin/chromium"
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver._mes_profile = profile
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    return driver
+
+
+def quit_driver(driver):
+    try:
+        driver.quit()
+    finally:
+        shutil.rmtree(getattr(driver, "_mes_profile", ""), ignore_errors=True)
+
+
+def severe_logs(driver, allow=()):
+    """SEVERE browser-console entries, except those containing one of `allow`."""
+    return [e for e in driver.get_log("browser")
+            if e.get("level") == "SEVERE" and not any(a in e.get("message", "") for a in allow)]
+
+
+def screenshot(driver, name):
+    path = os.path.join(artifacts_dir(), name)
+    driver.save_screenshot(path)
+    return path
