@@ -231,9 +231,12 @@ public enum AlertLifecycle {
         return .shelved
     }
 
+    /// Times are compared at millisecond resolution (what the store keeps).
+    static let tolerance: TimeInterval = 0.0005
+
     /// Time passes: unshelve at expiry, escalate an unacknowledged alert after `escalateAfter` seconds.
     public static func tick(_ alert: inout Alert, at time: Date, escalateAfter: TimeInterval) -> AlertChange? {
-        if alert.state == .shelved, let until = alert.shelvedUntil, time >= until {
+        if alert.state == .shelved, let until = alert.shelvedUntil, time.timeIntervalSince(until) > -tolerance {
             alert.shelvedUntil = nil
             if alert.conditionActive {
                 if alert.acknowledgedBeforeShelve && !alert.momentary {
@@ -248,7 +251,7 @@ public enum AlertLifecycle {
             }
             return .unshelved
         }
-        if alert.isUnacknowledged, time.timeIntervalSince(alert.announcedAt) >= escalateAfter {
+        if alert.isUnacknowledged, time.timeIntervalSince(alert.announcedAt) > escalateAfter - tolerance {
             alert.escalationLevel += 1
             alert.announcedAt = time
             return .escalated

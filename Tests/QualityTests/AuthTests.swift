@@ -1,0 +1,93 @@
+import Foundation
+import PlantModel
+import Quality
+import Runtime
+import XCTest
+
+final class AuthTests: XCTestCase {
+    func testRolesAreOrdered() {
+        XCTAssertTrue(Role.viewer < Role.quality && Role.quality < Role.engineer && Role.engineer < Role.admin)
+        let engineer = Principal(user: "zhang.min", role: .engineer)
+        XCTAssertTrue(engineer.has(.viewer))
+        XCTAssertTrue(engineer.has(.quality))
+        XCTAssertTrue(engineer.has(.engineer))
+        XCTAssertFalse(engineer.has(.admin))
+        XCTAssertFalse(Principal(user: "screen", role: .viewer).has(.quality))
+    }
+
+    func testLoadTokensFileAndAuthenticate() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("auth-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("tokens.json")
+        try Data("""
+        [{"token": "demo-quality-token", "user": "li.wei", "role": "quality"},
+         {"token": "demo-admin-token", "user": "admin", "role": "admin"}]
+        """.utf8).write(to: file)
+        let store = try TokenStore.load(path: file.path)
+        XCTAssertEqual(store.count, 2)
+        XCTAssertEqual(store.authenticate(authorization: "Bearer demo-quality-token"), .authenticated(Principal(user: "li.wei", role: .quality)))
+        XCTAssertEqual(store.authenticate(authorization: "bearer demo-admin-token"), .authenticated(Principal(user: "admin", role: .admin)))
+        XCTAssertEqual(store.authenticate(authorization: nil), .anonymous)
+        guard case .rejected = store.authenticate(authorization: "Bearer demo-quality-tokeN") else { return XCTFail("case matters") }
+        guard case .rejected = store.authenticate(authorization: "Bearer demo-quality-token-longer") else { return XCTFail("prefix") }
+        guard case .rejected = store.authenticate(authorization: "Basic abc") else { return XCTFail("not bearer") }
+        XCTAssertNil(store.principal(forToken: ""))
+        // The description never shows a token.
+        XCTAssertFalse("\(store)".contains("demo"))
+        XCTAssertFalse(String(reflecting: store).contains("demo"))
+        XCTAssertNil(TokenStore.empty.principal(forToken: "demo-quality-token"))
+    }
+
+    func testTokensFileErrorsNameThePath() throws {
+        func error(_ text: String) -> ConfigError? {
+            do { _ = try TokenStore.decode(ConfigNode(json: JSON.parse(text), path: "", file: "tokens.json")); return nil }
+            catch { return error as? ConfigError }
+        }
+        XCTAssertEqual(error(#"[{"token": "abcdefgh1", "user": "a", "role": "boss"}]"#)?.path, "[0].role")
+        XCTAssertEqual(error(#"[{"token": "abcdefgh1", "user": "a", "role": "admin"}, {"token": "x", "user": "b", "role": "viewer"}]"#)?.path, "[1].token")
+        XCTAssertEqual(error(#"[{"token": "abcdefgh1", "role": "admin"}]"#)?.path, "[0].user")
+        XCTAssertEqual(error(#"{"token": "abcdefgh1"}"#)?.path, "")
+        let duplicate = error(#"[{"token": "abcdefgh1", "user": "a", "role": "admin"}, {"token": "abcdefgh1", "user": "b", "role": "viewer"}]"#)
+        XCTAssertEqual(duplicate?.path, "[1].token")
+        XCTAssertFalse(duplicate?.description.contains("abcdefgh1") ?? true, "errors never show a token")
+        XCTAssertThrowsError(try TokenStore.load(path: "/nonexistent/tokens.json"))
+    }
+
+    func testConstantTimeCompare() {
+        let a = Array("secret-token-1".utf8)
+        XCTAssertTrue(TokenStore.constantTimeEquals(a, a))
+        XCTAssertFalse(TokenStore.constantTimeEquals(a, Array("secret-token-2".utf8)))
+        XCTAssertFalse(TokenStore.constantTimeEquals(a, Array("secret-token-1x".utf8)))
+        XCTAssertFalse(TokenStore.constantTimeEquals(a, []))
+        XCTAssertTrue(TokenStore.constantTimeEquals([], []))
+
+        // Timing: a mismatch in the first byte costs the same as one in the last byte (no early exit).
+        let length = 4096
+        let reference = [UInt8](repeating: 65, count: length)
+        var early = reference; early[0] = 66
+        var late = reference; late[length - 1] = 66
+        func measure(_ candidate: [UInt8]) -> UInt64 {
+            var best = UInt64.max
+            for _ in 0..<7 {
+                let start = Monotonic.nanoseconds()
+                var hits = 0
+                for _ in 0..<200 where TokenStore.constantTimeEquals(reference, candidate) { hits += 1 }
+                best = min(best, Monotonic.nanoseconds() - start)
+                XCTAssertEqual(hits, 0)
+            }
+            return best
+        }
+        let tEarly = Double(measure(early)), tLate = Double(measure(late))
+        let ratio = max(tEarly, tLate) / min(tEarly, tLate)
+        XCTAssertLessThan(ratio, 1.5, "early mismatch \(tEarly) ns vs late \(tLate) ns")
+    }
+
+    func testAuditEntriesNeverHoldTheToken() {
+        let entry = AuditEntry.authenticationFailed(at: Date(timeIntervalSince1970: 0), method: "POST", path: "/api/defects", reason: "unknown token")
+        XCTAssertEqual(entry.action, "auth.failed")
+        XCTAssertEqual(entry.user, "unknown")
+        XCTAssertNil(entry.role)
+        XCTAssertEqual(entry.json["role"], .null)
+    }
+}
