@@ -115,7 +115,7 @@ public final class EventLog: Service, @unchecked Sendable {
         /// Read-only connections for ``read(_:)`` and ``events(after:types:limit:)``.
         public var readConnections = 4
         /// At most this many queued items go into one transaction.
-        public var maxBatchItems = 4000
+        public var maxBatchItems = 1000
         /// Wait between retries of a failed commit.
         public var retryIntervalMs = 1000
         /// While storage fails, the oldest queued items beyond this count are dropped (and reported failed).
@@ -671,7 +671,8 @@ public final class EventLog: Service, @unchecked Sendable {
         condition.lock()
         maintenanceMore = more
         if !more {
-            nextMaintenance = now.addingTimeInterval(configuration.retention.interval)
+            // A request (pruneNow) that came during this pass gets a pass of its own.
+            nextMaintenance = maintenanceRequests > request ? .distantPast : now.addingTimeInterval(configuration.retention.interval)
             maintenanceCompleted = max(maintenanceCompleted, request)
             condition.broadcast()
         }

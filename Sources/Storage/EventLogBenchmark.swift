@@ -54,6 +54,40 @@ public enum EventLogBenchmark {
                       commitP99Ms: stats.commitP99Ms, appendToCommitP99Ms: latencies.p99Ms(), transactions: stats.transactions)
     }
 
+    /// Appends at a steady `ratePerSecond` (in 1 ms ticks) for `seconds`: the append → commit
+    /// latency at a realistic load (``run(path:count:synchronous:)`` measures a saturating burst).
+    public static func paced(path: String, ratePerSecond: Int, seconds: Double, synchronous: String = "NORMAL") throws -> Result {
+        removeDatabase(path)
+        var configuration = EventLog.Configuration(path: path)
+        configuration.options.synchronous = synchronous
+        let log = try EventLog.open(configuration, logger: Logger(label: "bench", level: .warning))
+        let count = Int(Double(ratePerSecond) * seconds)
+        let latencies = LatencyRecorder(count: count)
+        log.addCommitHandler { events in
+            let now = Monotonic.nanoseconds()
+            for event in events { latencies.done(index: Int(event.seq) - 1, at: now) }
+        }
+        log.start()
+        defer { log.close() }
+        let started = Monotonic.nanoseconds()
+        var sent = 0
+        while sent < count {
+            let elapsed = Double(Monotonic.nanoseconds() - started) / 1e9
+            let due = min(count, Int(elapsed * Double(ratePerSecond)) + 1)
+            while sent < due {
+                latencies.appended(index: sent, at: Monotonic.nanoseconds())
+                log.append(type: "sample", station: "WELD-01", time: Date(), data: payload)
+                sent += 1
+            }
+            usleep(1000)
+        }
+        try log.flush(timeout: 600)
+        let total = Double(Monotonic.nanoseconds() - started) / 1e9
+        let stats = log.statistics
+        return Result(events: count, seconds: total, eventsPerSecond: Double(count) / total,
+                      commitP99Ms: stats.commitP99Ms, appendToCommitP99Ms: latencies.p99Ms(), transactions: stats.transactions)
+    }
+
     /// The baseline: a plain insert loop on one connection, one transaction (autocommit) per insert.
     public static func plainInsertLoop(path: String, count: Int, synchronous: String = "NORMAL") throws -> Result {
         removeDatabase(path)

@@ -37,6 +37,15 @@ final class CrashRecoveryTests: XCTestCase {
                 group.leave()
             }.start()
         }
+        // A firehose that never waits: many events are queued or mid-commit when the kill comes.
+        group.enter()
+        Thread {
+            while Date() < deadline {
+                for _ in 0..<20 { log.append(type: "sample", station: "F", time: Date(), data: "{}") }
+                usleep(1000) // about 20,000 events/s, the target load
+            }
+            group.leave()
+        }.start()
         group.wait()
         log.close()
     }
