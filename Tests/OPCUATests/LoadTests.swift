@@ -1,0 +1,13 @@
+import Foundation
+import OPCUA
+import XCTest
+
+final class LoadTests: XCTestCase {
+    /// 1,000 monitored items on our server, every value changed repeatedly: the last value of every item arrives.
+    func testThousandMonitoredItemsAllDeliverTheirLastValue() async throws {
+        let figures = try await OPCUABenchmark.notifications(items: 1000, seconds: 1, updateMs: 50)
+        print("OPCUA load: \(figures)")
+        XCTAssertEqual(figures.itemsUpToDate, 1000)
+        XCTAssertGreaterThan(figures.notificationsPerSecond, 0)
+    }
+}
