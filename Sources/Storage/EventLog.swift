@@ -347,8 +347,9 @@ public final class EventLog: Service, @unchecked Sendable {
     }
 
     /// Like ``enqueue(events:_:completion:)`` but blocks until the write is committed; rethrows the
-    /// closure's error, or throws ``EventLogError/notWriting(underlying:)`` if storage fails.
-    /// Must not be called on the writer thread.
+    /// closure's error, or throws ``EventLogError/notWriting(underlying:)`` as soon as a commit fails
+    /// (the write then stays queued and commits if storage recovers: answer "not stored" to the
+    /// client, e.g. 503). Must not be called on the writer thread.
     @discardableResult
     public func write(events: [NewEvent] = [], timeout: TimeInterval = 30,
                       _ work: @escaping @Sendable (Database) throws -> Void) throws -> [Int64] {
