@@ -112,8 +112,15 @@
     eventsSeen.set(a.id, (eventsSeen.get(a.id) || 0) + 1);
     upsert(a);
   }
+  const MAX_KEPT = 3000; // a long-open page forgets the oldest cleared alerts beyond this
   function upsert(a) {
     alerts.set(a.id, a);
+    if (alerts.size > MAX_KEPT) {
+      for (const [key, old] of alerts) {
+        if (alerts.size <= MAX_KEPT) break;
+        if (old.state === 'cleared') alerts.delete(key);
+      }
+    }
     changed.add(a.id);
     MES.schedule(render);
   }

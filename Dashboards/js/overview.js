@@ -41,7 +41,7 @@
     const order = [];
     for (const s of list) if (!order.includes(s.process)) order.push(s.process);
     const route = document.getElementById('route');
-    route.style.gridTemplateColumns = 'repeat(' + Math.max(1, order.length) + ', 1fr)';
+    route.style.gridTemplateColumns = 'repeat(' + Math.max(1, order.length) + ', minmax(0, 1fr))';
     route.replaceChildren(...order.map((p) =>
       el('section', { className: 'process', dataset: { process: p } },
         el('h2', { className: 'pname' }, MES.tOr('process', p)),
