@@ -90,6 +90,11 @@ public final class OPCUAClient: @unchecked Sendable {
         public var channelLifetimeMs: UInt32 = 600_000
         public var autoReconnect = true
         public var maxReconnectDelayMs: Int = 2000
+        /// Reads of more nodes are split into requests of at most this many.
+        public var maxNodesPerRead = 5000
+        /// With subscriptions active, the connection counts as lost after this long without any message
+        /// from the server (keep-alives arrive at least every ~5 s).
+        public var silenceTimeoutMs = 15_000
         public var applicationName = "LineMES OPC UA client"
         public var applicationUri = "urn:linemes:opcua:client"
         public var logger = Logger(label: "opcua.client", level: .warning)
@@ -116,6 +121,7 @@ public final class OPCUAClient: @unchecked Sendable {
         var serverId: UInt32?
         var itemStatuses: [StatusCode] = []
         var revisedIntervalMs: Double = 0
+        var keepAliveMs: Double = 0
         var created: (@Sendable (Result<SubscriptionResult, any Error>) -> Void)?
         var deleted = false
 
@@ -159,6 +165,7 @@ public final class OPCUAClient: @unchecked Sendable {
     private var waitedResult: [UInt8]?
     private var subscriptionsByServerId: [UInt32: LocalSubscription] = [:]
     private var readBuffer = [UInt8](repeating: 0, count: 65536)
+    private var lastReceiveNs: UInt64 = 0
 
     public init(options: Options) throws {
         guard let endpoint = EndpointURL(options.endpointURL) else { throw ClientError.badEndpointURL(options.endpointURL) }
@@ -216,14 +223,17 @@ public final class OPCUAClient: @unchecked Sendable {
     }
 
     /// Connects with the given options in one step.
+    /// `onStateChange` is installed before connecting, so it sees every transition.
     public static func connect(_ endpointURL: String, timeoutMs: Int = 3000, identity: UserIdentity = .anonymous,
-                               autoReconnect: Bool = true) async throws -> OPCUAClient {
+                               autoReconnect: Bool = true,
+                               onStateChange: (@Sendable (ConnectionState) -> Void)? = nil) async throws -> OPCUAClient {
         var options = Options(endpointURL: endpointURL)
         options.connectTimeoutMs = timeoutMs
         options.requestTimeoutMs = max(timeoutMs, 1000)
         options.identity = identity
         options.autoReconnect = autoReconnect
         let client = try OPCUAClient(options: options)
+        if let onStateChange { client.onStateChange(onStateChange) }
         try await client.connect()
         return client
     }
@@ -298,11 +308,19 @@ public final class OPCUAClient: @unchecked Sendable {
     /// Reads any attributes.
     public func read(_ items: [ReadValueId], timestamps: TimestampsToReturn = .both) async throws -> [DataValue] {
         guard !items.isEmpty else { return [] }
-        var request = ReadRequest(nodesToRead: items)
-        request.timestampsToReturn = timestamps
-        let response = try await call(request, as: ReadResponse.self)
-        guard response.results.count == items.count else { throw StatusCode.badUnexpectedError }
-        return response.results
+        var results: [DataValue] = []
+        results.reserveCapacity(items.count)
+        var start = 0
+        while start < items.count {
+            let slice = Array(items[start..<min(items.count, start + max(1, options.maxNodesPerRead))])
+            var request = ReadRequest(nodesToRead: slice)
+            request.timestampsToReturn = timestamps
+            let response = try await call(request, as: ReadResponse.self)
+            guard response.results.count == slice.count else { throw StatusCode.badUnexpectedError }
+            results += response.results
+            start += slice.count
+        }
+        return results
     }
 
     /// Writes values (no timestamps, as some servers refuse them); one status per item.
@@ -454,6 +472,7 @@ public final class OPCUAClient: @unchecked Sendable {
     private func threadMain() {
         var delayMs = 100
         var everConnected = false
+        var failures = 0
         while !lock.withLock({ stopRequested }) {
             setState(.connecting)
             do {
@@ -461,6 +480,7 @@ public final class OPCUAClient: @unchecked Sendable {
                 try establish()
                 everConnected = true
                 delayMs = 100
+                failures = 0
                 setState(.connected)
                 let first = lock.withLock { () -> (@Sendable (Result<Void, any Error>) -> Void)? in
                     defer { firstConnect = nil }
@@ -470,7 +490,10 @@ public final class OPCUAClient: @unchecked Sendable {
                 try runLoop()
             } catch {
                 let reason = "\(error)"
-                options.logger.with("endpoint", options.endpointURL).warning("connection failed: \(reason)")
+                failures += 1
+                let logger = options.logger.with("endpoint", options.endpointURL)
+                // The first failure in a row is worth a warning; the retries that follow are not.
+                if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
                 dropConnection(error: ClientError.connectionLost(reason))
                 if !everConnected {
                     let first = lock.withLock { () -> (@Sendable (Result<Void, any Error>) -> Void)? in
@@ -614,6 +637,7 @@ public final class OPCUAClient: @unchecked Sendable {
         let response = try transact(request, as: CreateSubscriptionResponse.self, timeoutMs: options.requestTimeoutMs)
         local.serverId = response.subscriptionId
         local.revisedIntervalMs = response.revisedPublishingInterval
+        local.keepAliveMs = response.revisedPublishingInterval * Double(max(1, response.revisedMaxKeepAliveCount))
         subscriptionsByServerId[response.subscriptionId] = local
         var statuses: [StatusCode] = []
         let batch = 1000
@@ -691,7 +715,8 @@ public final class OPCUAClient: @unchecked Sendable {
         if ready > 0 && pollers[0].revents != 0 {
             let count = try readBuffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: "opcua \(endpoint)") }
             if count == 0 { throw ClientError.connectionLost("closed by server") }
-            try perform(channel.receive(readBuffer[0..<count], nowNs: Monotonic.nanoseconds()), opened: &opened)
+            lastReceiveNs = Monotonic.nanoseconds()
+            try perform(channel.receive(readBuffer[0..<count], nowNs: lastReceiveNs), opened: &opened)
         }
         try perform(channel.tick(nowNs: Monotonic.nanoseconds()), opened: &opened)
     }
@@ -702,6 +727,7 @@ public final class OPCUAClient: @unchecked Sendable {
 
     private func runLoop() throws {
         var opened = true
+        lastReceiveNs = Monotonic.nanoseconds()
         while true {
             let (stop, forced, newCommands, toCreate, toDelete) = lock.withLock {
                 defer { commands = []; subscriptionsToCreate = []; subscriptionsToDelete = [] }
@@ -743,6 +769,11 @@ public final class OPCUAClient: @unchecked Sendable {
                 done(.success(()))
             }
             try replenishPublish()
+            let keepAliveMs = subscriptionsByServerId.values.map(\.keepAliveMs).max() ?? 0
+            let silenceMs = max(Double(options.silenceTimeoutMs), keepAliveMs * 3)
+            if !subscriptionsByServerId.isEmpty, now > lastReceiveNs + UInt64(silenceMs * 1_000_000) {
+                throw ClientError.connectionLost("no message from the server for \(Int(silenceMs)) ms")
+            }
             // Request timeouts.
             let expired = pending.filter { $0.value.deadlineNs < now }
             for (id, entry) in expired {

@@ -86,9 +86,11 @@ public final class OPCUAServer: @unchecked Sendable {
         node.dataType = value.type?.dataTypeId ?? NodeId(24)
         node.valueRank = value.isArray ? 1 : -1
         node.writable = writable
-        let parentClass = lock.withLock { space.nodes[parent]?.nodeClass }
-        let reference = parentClass == .variable ? WellKnown.hasComponent : (parent == WellKnown.objectsFolder ? WellKnown.organizes : WellKnown.hasComponent)
-        try lock.withLock { try space.add(node, parent: parent, reference: reference) }
+        try lock.withLock {
+            // Folders organize their content; other objects and variables have components.
+            let isFolder = space.nodes[parent]?.typeDefinition == WellKnown.folderType
+            try space.add(node, parent: parent, reference: isFolder ? WellKnown.organizes : WellKnown.hasComponent)
+        }
     }
 
     /// Sets a variable's value (thread-safe); `sourceTime` defaults to now.

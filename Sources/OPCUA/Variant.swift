@@ -99,6 +99,28 @@ public indirect enum Variant: Hashable, Sendable {
         }
     }
 
+    /// The value as an Int64 when it is an integer or boolean scalar (UInt64 above Int64.max gives nil).
+    public var int64Value: Int64? {
+        switch self {
+        case .boolean(let v): v ? 1 : 0
+        case .sbyte(let v): Int64(v)
+        case .byte(let v): Int64(v)
+        case .int16(let v): Int64(v)
+        case .uint16(let v): Int64(v)
+        case .int32(let v): Int64(v)
+        case .uint32(let v): Int64(v)
+        case .int64(let v): v
+        case .uint64(let v): Int64(exactly: v)
+        default: nil
+        }
+    }
+
+    /// The value as a Bool when it is a boolean or numeric scalar (non-zero is true).
+    public var boolValue: Bool? {
+        if case .boolean(let v) = self { return v }
+        return doubleValue.map { $0 != 0 }
+    }
+
     /// The value as a String when it is a string-like scalar.
     public var stringValue: String? {
         switch self {

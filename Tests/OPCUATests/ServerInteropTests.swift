@@ -126,3 +126,37 @@ final class ManagedFlag: @unchecked Sendable {
     var isSet: Bool { lock.withLock { value } }
     func set() { lock.withLock { value = true } }
 }
+
+final class ServerMultiClientTests: XCTestCase {
+    /// Several clients subscribe at once; each sees the changes, and one closing does not disturb the others.
+    func testSeveralClientsAtOnce() async throws {
+        let server = try makeStationServer()
+        addTeardownBlock { server.stop() }
+        let counter = NodeId("Station.Counter", namespace: 2)
+        var clients: [OPCUAClient] = []
+        var collectors: [Collected] = []
+        for _ in 0..<4 {
+            let client = try await OPCUAClient.connect(server.endpointURL, timeoutMs: 2000)
+            clients.append(client)
+            let collected = Collected()
+            collectors.append(collected)
+            _ = try await client.subscribe(items: [(counter, 10)], publishingMs: 20) { collected.add($0, $1) }
+        }
+        let all = clients
+        addTeardownBlock { for client in all { await client.close() } }
+        await clients[0].close()
+        for n in 1...10 {
+            try server.setValue(nodeId: counter, value: .uint32(UInt32(n)), sourceTime: Date(timeIntervalSince1970: 1_800_000_000))
+            try await Task.sleep(nanoseconds: 30_000_000)
+        }
+        for collected in collectors.dropFirst() {
+            let done = await collected.wait(timeout: 5) { $0.contains { $0.1.value == .uint32(10) } }
+            XCTAssertTrue(done)
+            let last = collected.all.last?.1
+            XCTAssertEqual(last?.sourceTimestamp?.date, Date(timeIntervalSince1970: 1_800_000_000))
+            XCTAssertNotNil(last?.serverTimestamp)
+        }
+        let reads = try await clients[1].read([counter])
+        XCTAssertEqual(reads.first?.value, .uint32(10))
+    }
+}
