@@ -1,31 +1,11 @@
 import Foundation
+import Simulation
 
 /// A bad command line: the message says what and how to fix it.
 public struct UsageError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
-}
-
-/// Replay speed: a multiple of real time, or as fast as possible.
-public enum ReplaySpeed: Sendable, Equatable, CustomStringConvertible {
-    case max
-    case factor(Double)
-
-    public static func parse(_ text: String) throws -> ReplaySpeed {
-        if text == "max" { return .max }
-        guard let value = Double(text), value > 0, value.isFinite else {
-            throw UsageError("--speed takes a positive number or \"max\", not \"\(text)\"")
-        }
-        return .factor(value)
-    }
-
-    public var description: String {
-        switch self {
-        case .max: "max"
-        case .factor(let f): "\(f)x"
-        }
-    }
 }
 
 /// `mes-server` options (contract §2).
@@ -83,7 +63,12 @@ public struct ServerOptions: Sendable, Equatable {
             case "--simulate": options.simulate = true
             case "--record": options.record = try value(argument)
             case "--replay": options.replay = try value(argument)
-            case "--speed": options.speed = try ReplaySpeed.parse(try value(argument))
+            case "--speed":
+                let text = try value(argument)
+                guard let speed = ReplaySpeed.parse(text) else {
+                    throw UsageError("--speed takes a positive number or \"max\", not \"\(text)\"")
+                }
+                options.speed = speed
             case "--exit-after-replay": options.exitAfterReplay = true
             case "--dashboards": options.dashboards = try value(argument)
             case "--log-level": options.logLevel = try value(argument)

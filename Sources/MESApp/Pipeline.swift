@@ -61,6 +61,11 @@ public final class Pipeline: Service, @unchecked Sendable {
     private var lastTick: Date?
     /// The newest time the pipeline has seen (recording time in replay).
     private(set) var clockTime: Date?
+
+    /// The time of a command run now: the wall clock live, the recording's clock in replay.
+    var commandTime: Date {
+        mode == .live ? Date() : (clockTime ?? Date(timeIntervalSince1970: 0))
+    }
     private let maxInbox = 200_000
     private var droppedInputs = 0
     private var processed: UInt64 = 0
@@ -249,7 +254,7 @@ public final class Pipeline: Service, @unchecked Sendable {
         for stage in stages { stage.poll(poll, into: &emission) }
     }
 
-    private func commit(_ emission: Emission) {
+    func commit(_ emission: Emission) {
         guard !emission.isEmpty else { return }
         if emission.writes.isEmpty {
             eventLog.enqueue(events: emission.events) { _ in }

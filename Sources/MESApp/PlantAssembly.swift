@@ -1,32 +1,200 @@
 import Foundation
 import API
 import HTTP
+import ModbusAdapter
 import PlantModel
+import PlantStore
+import Quality
 import Runtime
+import Simulation
 import Storage
 
-/// Wires the plant-specific parts around the pipeline: tracking and quality stages, their
-/// tables and routes, the adapters or the replay, the simulators and the recorder.
+/// Wires the plant-specific parts around the pipeline: tracking and quality, their tables and
+/// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: @unchecked Sendable {
-    static var migrations: [MigrationGroup] { [] }
+    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
     let eventLog: EventLog
     let logger: Logger
-    let facts: any PlantFacts = NoPlantFacts()
+    let samples: SampleStore
+    let stage: PlantStage
+    let auth: AuthPolicy
+    private(set) var adapters: [any StationAdapter] = []
+
+    var facts: any PlantFacts { StageFacts(stage: stage) }
 
     init(config: PlantConfig, pipeline: Pipeline, eventLog: EventLog, logger: Logger) throws {
         self.config = config
         self.pipeline = pipeline
         self.eventLog = eventLog
         self.logger = logger
+        samples = SampleStore(log: eventLog)
+        for station in config.stations {
+            for signal in station.signals where signal.deadband != nil {
+                samples.setDeadband(station: station.id, signal: signal.name, signal.deadband)
+            }
+        }
+        stage = try PlantStage(config: config, eventLog: eventLog, samples: samples, pipeline: pipeline, logger: logger)
+        pipeline.add(stage: stage)
+        var tokens = TokenStore.empty
+        if let file = config.auth?.tokensFile {
+            do {
+                tokens = try TokenStore.load(path: file)
+            } catch {
+                throw ConfigError(file: config.file, path: "auth.tokensFile", message: "\(error)")
+            }
+        }
+        auth = AuthPolicy(tokens: tokens, anonymousRead: config.auth?.anonymousRead ?? true)
+        if tokens.count == 0 { logger.warning("no tokens file: every write answers 401") }
     }
 
-    func addRoutes(to router: inout Router, context: APIContext) {}
+    func addRoutes(to router: inout Router, context: APIContext) {
+        APIRoutes.addPlant(to: &router, context: context, backend: stage, auth: auth, samples: samples)
+    }
 
-    func middlewares(context: APIContext) -> [any HTTPMiddleware] { [] }
+    func middlewares(context: APIContext) -> [any HTTPMiddleware] {
+        [APIRoutes.readAuthMiddleware(auth: auth, backend: stage)]
+    }
 
-    /// The services that feed the pipeline: simulators and adapters, or a replay.
-    func inputServices(options: ServerOptions) throws -> [any Service] { [] }
+    /// The services that feed the pipeline: simulators and adapters, or a replay; and the recorder.
+    func inputServices(options: ServerOptions) throws -> [any Service] {
+        var services: [any Service] = []
+        if let path = options.record {
+            let recorder = try RecordingWriter(path: path)
+            pipeline.addPollObserver { poll in
+                do { try recorder.write(poll) } catch { self.logger.error("recording to \(path) failed: \(error)") }
+            }
+            services.append(CloseOnStop(name: "recorder") { try? recorder.close() })
+        }
+        if let replay = options.replay {
+            services.append(ReplayService(path: replay, speed: options.speed, exitWhenDone: options.exitAfterReplay,
+                                          pipeline: pipeline, eventLog: eventLog, logger: logger.named("replay")))
+            return services
+        }
+        if options.simulate {
+            services.append(contentsOf: try SimulatorFactory.services(config: config, logger: logger))
+        }
+        let sink = pipeline.sink
+        for station in config.stations {
+            let stationLogger = logger.named("adapter").with("station.id", station.id)
+            switch station.protocol {
+            case .modbus:
+                adapters.append(ModbusStationAdapter(config: station, sink: sink, logger: stationLogger))
+            case .opcua:
+                if let adapter = OPCUAAdapterFactory.make(station: station, sink: sink, logger: stationLogger) {
+                    adapters.append(adapter)
+                }
+            }
+        }
+        services.append(contentsOf: adapters.map { $0 as any Service })
+        services.append(StatsPublisher(adapters: adapters, live: pipeline.live))
+        return services
+    }
+}
+
+/// WIP and KPIs per station for `GET /api/stations`.
+struct StageFacts: PlantFacts {
+    let stage: PlantStage
+    func wip(station: String) -> Int { stage.wip(station: station) }
+    func kpi(station: String) -> JSON { stage.kpi(station: station) }
+}
+
+/// Copies each adapter's polling figures into the live state twice a second.
+struct StatsPublisher: Service {
+    let name = "stats"
+    let adapters: [any StationAdapter]
+    let live: LiveStations
+
+    func run() async throws {
+        while !Task.isCancelled {
+            for adapter in adapters { live.setStats(adapter.stats(), for: adapter.stationID) }
+            try? await Task.sleep(nanoseconds: 500_000_000)
+        }
+    }
+}
+
+/// Runs `close` when the group stops it.
+struct CloseOnStop: Service {
+    let name: String
+    let close: @Sendable () -> Void
+    func run() async throws {
+        await waitUntilCancelled()
+        close()
+    }
+}
+
+/// Feeds a recording through the pipeline (contract §2 `--replay`), with progress on stderr.
+final class ReplayService: Service, @unchecked Sendable {
+    let name = "replay"
+    let path: String
+    let speed: ReplaySpeed
+    let exitWhenDone: Bool
+    let pipeline: Pipeline
+    let eventLog: EventLog
+    let logger: Logger
+    private let cancelled = Flag()
+    /// Asks the server to stop (`--exit-after-replay`).
+    var requestShutdown: (@Sendable () -> Void)?
+
+    init(path: String, speed: ReplaySpeed, exitWhenDone: Bool, pipeline: Pipeline, eventLog: EventLog, logger: Logger) {
+        self.path = path
+        self.speed = speed
+        self.exitWhenDone = exitWhenDone
+        self.pipeline = pipeline
+        self.eventLog = eventLog
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let result: Result<ReplayProgress, any Error> = await withCheckedContinuation { continuation in
+            let thread = Thread { [self] in
+                continuation.resume(returning: Result { try replay() })
+            }
+            thread.name = "replay"
+            thread.start()
+        }
+        switch result {
+        case .success(let progress):
+            pipeline.drain()
+            try? eventLog.flush(timeout: 120)
+            logger.info("replay finished: \(progress)")
+        case .failure(let error):
+            logger.error("replay stopped: \(path): \(error)")
+            if exitWhenDone { throw ReplayFailed(message: "\(path): \(error)") }
+        }
+        if exitWhenDone && !Task.isCancelled {
+            logger.info("--exit-after-replay: stopping")
+            requestShutdown?()
+        }
+        await withTaskCancellationHandler { await waitUntilCancelled() } onCancel: { cancelled.set() }
+    }
+
+    private func replay() throws -> ReplayProgress {
+        if path == "/dev/null" || (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == 0 {
+            return ReplayProgress(finished: true)
+        }
+        let pipeline = self.pipeline
+        return try replayRecording(path: path, speed: speed, isCancelled: { cancelled.isSet || Task.isCancelled }, progress: { [logger] p in
+            logger.info("replay \(p)")
+        }, deliver: { poll in
+            // Keep memory flat: wait while the pipeline is far behind.
+            while pipeline.backlog > 20_000 { usleep(1_000) }
+            pipeline.submit(.poll(poll))
+        })
+    }
+}
+
+/// The replay file was bad with `--exit-after-replay`: the server stops non-zero.
+struct ReplayFailed: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -22,6 +22,8 @@ public final class MESServer: @unchecked Sendable {
     public let http: HTTPServer
     private var services: [any Service] = []
     private var group: ServiceGroup?
+    private let lock = NSLock()
+    private var shutdownRequested = false
 
     /// Loads the config, opens the database and binds the port. Throws a one-line reason.
     public init(options: ServerOptions, logger: Logger) throws {
@@ -65,6 +67,9 @@ public final class MESServer: @unchecked Sendable {
         services.append(pipeline)
         services.append(contentsOf: try assembly.inputServices(options: options))
         services.append(http)
+        for case let replay as ReplayService in services {
+            replay.requestShutdown = { [weak self] in self?.shutdown() }
+        }
     }
 
     /// `Dashboards/` beside the config's folder (`Stations/plant.json` → `Dashboards/`), else `./Dashboards`.
@@ -81,7 +86,7 @@ public final class MESServer: @unchecked Sendable {
     /// Serves until SIGINT/SIGTERM (or ``shutdown()``), then stops in reverse order.
     public func run(installSignalHandlers: Bool = true) async throws {
         let group = ServiceGroup(services: services, logger: logger)
-        self.group = group
+        if install(group) { group.shutdown() }
         if installSignalHandlers { group.installSignalHandlers() }
         let host = options.host
         let loopback = host.hasPrefix("127.") || host == "localhost"
@@ -91,5 +96,19 @@ public final class MESServer: @unchecked Sendable {
         logger.info("stopped cleanly")
     }
 
-    public func shutdown() { group?.shutdown() }
+    /// Keeps the group for ``shutdown()``; true if a shutdown was asked for before.
+    private func install(_ group: ServiceGroup) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        self.group = group
+        return shutdownRequested
+    }
+
+    /// Stops the server (as SIGTERM does). Safe from any thread, also before `run()` has begun.
+    public func shutdown() {
+        lock.lock()
+        let group = self.group
+        if group == nil { shutdownRequested = true }
+        lock.unlock()
+        group?.shutdown()
+    }
 }

@@ -1,0 +1,275 @@
+import Foundation
+import HTTP
+import PlantModel
+import PlantStore
+import Quality
+import Runtime
+import Storage
+import Tracking
+
+extension APIRoutes {
+    /// Adds the tracking, quality and history routes of contract §4.
+    public static func addPlant(to router: inout Router, context: APIContext, backend: any PlantBackend,
+                                auth: AuthPolicy, samples: SampleStore?) {
+        let log = context.eventLog
+
+        /// Runs a read on a read connection; storage errors become 503.
+        @Sendable func read<T>(_ body: (Database) throws -> T) throws -> T {
+            do {
+                return try log.read(body)
+            } catch let error as HTTPError {
+                throw error
+            } catch {
+                throw HTTPError(503, code: "unavailable", "storage read failed: \(error)")
+            }
+        }
+
+        /// Checks the role; returns the acting principal (writes always have one).
+        @Sendable func principal(_ request: HTTPRequest, _ role: Role) throws -> Principal {
+            guard let p = try auth.authorize(request, role: role, backend: backend, now: Date()) else {
+                throw HTTPError(401, code: "unauthorized", "send Authorization: Bearer <token>")
+            }
+            return p
+        }
+
+        @Sendable func perform(_ body: () throws -> JSON) throws -> JSON {
+            do {
+                return try body()
+            } catch let error as QualityActionError {
+                throw HTTPError(error.httpStatus, error.description)
+            } catch let error as VehicleCommandError {
+                throw HTTPError(error.httpStatus, code: error.code, error.message)
+            } catch let error as HTTPError {
+                throw error
+            } catch {
+                throw HTTPError(503, code: "unavailable", "the change could not be stored: \(error)")
+            }
+        }
+
+        @Sendable func text(_ body: JSON, _ key: String, required: Bool = false, max: Int = 2000) throws -> String? {
+            guard let value = body[key], !value.isNull else {
+                if required { throw HTTPError(422, code: "unprocessable", "\(key) is required") }
+                return nil
+            }
+            guard let s = value.stringValue else { throw HTTPError(422, code: "unprocessable", "\(key) must be a string") }
+            guard s.count <= max else { throw HTTPError(422, code: "unprocessable", "\(key) is longer than \(max) characters") }
+            if required && s.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw HTTPError(422, code: "unprocessable", "\(key) must not be empty")
+            }
+            return s
+        }
+
+        @Sendable func id(_ request: HTTPRequest) throws -> Int64 {
+            let text = request.parameters["id"] ?? ""
+            guard let id = Int64(text) else { throw HTTPError(404, code: "not_found", "no such id \"\(text)\"") }
+            return id
+        }
+
+        // MARK: Signal history
+
+        router.get("/api/stations/{id}/signals/{name}") { request in
+            let stationID = request.parameters["id"] ?? "", name = request.parameters["name"] ?? ""
+            guard let station = context.config.station(stationID) else {
+                throw HTTPError(404, code: "not_found", "no station \"\(stationID)\"")
+            }
+            guard station.signal(named: name) != nil else {
+                throw HTTPError(404, code: "not_found", "station \(stationID) has no signal \"\(name)\"")
+            }
+            let from = try timeParameter(request, "from"), to = try timeParameter(request, "to")
+            let limit = try limitParameter(request)
+            guard let samples else { return .json(JSON.array([])) }
+            let rows: [StoredSample]
+            do { rows = try samples.history(station: stationID, signal: name, from: from, to: to, limit: limit) } catch {
+                throw HTTPError(503, code: "unavailable", "storage read failed: \(error)")
+            }
+            var out = [UInt8]("[".utf8)
+            for (index, row) in rows.enumerated() {
+                if index > 0 { out.append(44) }
+                out += Array("{\"t\":\"\(Timestamp.format(row.time))\",\"v\":\(row.json),\"quality\":\"\(row.quality)\"}".utf8)
+            }
+            out.append(93)
+            return .json(out)
+        }
+
+        // MARK: Vehicles and lots
+
+        router.get("/api/vehicles") { request in
+            var status: VehicleStatus?
+            if let text = request.query["status"], !text.isEmpty {
+                guard let s = VehicleStatus(rawValue: text) else {
+                    throw HTTPError(400, code: "bad_request", "status must be one of \(VehicleStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                status = s
+            }
+            let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
+            let limit = try limitParameter(request)
+            return .json(try read { try GenealogyStore.vehiclesJSON(status: status, station: station, limit: limit, in: $0) })
+        }
+
+        router.get("/api/vehicles/{vehicleId}") { request in
+            let vehicleId = request.parameters["vehicleId"] ?? ""
+            let json: JSON? = try read { db in
+                guard let vehicle = try GenealogyStore.vehicle(id: vehicleId, in: db), case .object(var members) = vehicle else { return nil }
+                let defects = try QualityStore.defects(vehicle: vehicleId, limit: 10_000, in: db)
+                let alerts = try QualityStore.alerts(filter: .all, vehicle: vehicleId, limit: 10_000, in: db)
+                let lots = try GenealogyStore.lots(vehicleId: vehicleId, in: db)
+                members.append(("defects", .array(defects.map(\.json))))
+                members.append(("alerts", .array(alerts.map(\.json))))
+                members.append(("lots", .array(lots.map { .obj([("lotId", .string($0.lot)), ("station", .string($0.station))]) })))
+                return .object(members)
+            }
+            guard let json else { throw HTTPError(404, code: "not_found", "no vehicle \"\(vehicleId)\"") }
+            return .json(json)
+        }
+
+        for command in VehicleCommand.allCases {
+            router.post("/api/vehicles/{vehicleId}/\(command.rawValue)") { request in
+                let user = try principal(request, .quality)
+                let body = try jsonBody(request)
+                let reason = try text(body, "reason", required: command != .release) ?? ""
+                let vehicleId = request.parameters["vehicleId"] ?? ""
+                return .json(try perform {
+                    try backend.vehicle(command, vehicleId: vehicleId, reason: reason, by: user)
+                })
+            }
+        }
+
+        router.get("/api/lots/{lotId}") { request in
+            let lotId = request.parameters["lotId"] ?? ""
+            guard let json = try read({ try GenealogyStore.lot(id: lotId, in: $0) }) else {
+                throw HTTPError(404, code: "not_found", "no lot \"\(lotId)\"")
+            }
+            return .json(json)
+        }
+
+        // MARK: Defects
+
+        router.get("/api/defects") { request in
+            var status: DefectStatus?
+            if let s = request.query["status"], !s.isEmpty {
+                guard let value = DefectStatus(rawValue: s) else {
+                    throw HTTPError(400, code: "bad_request", "status must be open or resolved, not \"\(s)\"")
+                }
+                status = value
+            }
+            let vehicle = request.query["vehicle"].flatMap { $0.isEmpty ? nil : $0 }
+            let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
+            let limit = try limitParameter(request)
+            let defects = try read { try QualityStore.defects(status: status, vehicle: vehicle, station: station, limit: limit, in: $0) }
+            return .json(JSON.array(defects.map(\.json)))
+        }
+
+        router.get("/api/defects/pareto") { request in
+            let since = try timeParameter(request, "since")
+            let (codes, stations) = try read { db in
+                (try QualityStore.pareto(byStation: false, since: since, in: db), try QualityStore.pareto(byStation: true, since: since, in: db))
+            }
+            return .json(.obj([
+                ("byCode", .array(codes.map { .obj([("code", .string($0.key)), ("count", .int(Int64($0.count)))]) })),
+                ("byStation", .array(stations.map { .obj([("station", .string($0.key)), ("count", .int(Int64($0.count)))]) })),
+            ]))
+        }
+
+        router.post("/api/defects") { request in
+            let user = try principal(request, .quality)
+            let body = try jsonBody(request)
+            let vehicleId = try text(body, "vehicleId", required: true, max: 64)!
+            let station = try text(body, "station", max: 64)
+            let code = try text(body, "code", required: true, max: 64)!
+            let description = try text(body, "description") ?? ""
+            var severity = Severity.medium
+            if let s = try text(body, "severity", max: 16) {
+                guard let value = Severity(rawValue: s) else {
+                    throw HTTPError(422, code: "unprocessable", "severity must be low, medium, high or critical, not \"\(s)\"")
+                }
+                severity = value
+            }
+            return .json(try perform {
+                try backend.raiseDefect(vehicleId: vehicleId, station: station, code: code, description: description,
+                                        severity: severity, by: user)
+            }, status: 201)
+        }
+
+        router.post("/api/defects/{id}/resolve") { request in
+            let user = try principal(request, .quality)
+            let body = try jsonBody(request)
+            let comment = try text(body, "comment")
+            let defectId = try id(request)
+            return .json(try perform { try backend.resolveDefect(id: defectId, comment: comment, by: user) })
+        }
+
+        // MARK: Alerts
+
+        router.get("/api/alerts") { request in
+            guard let filter = AlertStateFilter(query: request.query["state"]) else {
+                throw HTTPError(400, code: "bad_request", "state must be one of \(AlertStateFilter.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
+            let limit = try limitParameter(request)
+            let alerts = try read { try QualityStore.alerts(filter: filter, station: station, limit: limit, in: $0) }
+            return .json(JSON.array(alerts.map(\.json)))
+        }
+
+        router.get("/api/alerts/{id}") { request in
+            let alertId = try id(request)
+            let (alert, history) = try read { db in (try QualityStore.alert(id: alertId, in: db), try QualityStore.history(alertId: alertId, in: db)) }
+            guard let alert, case .object(var members) = alert.json else { throw HTTPError(404, code: "not_found", "no alert \(alertId)") }
+            members.append(("history", .array(history.map { h in
+                .obj([("t", .string(Timestamp.format(h.t))), ("change", .string(h.change)), ("state", .string(h.state)),
+                      ("escalationLevel", .int(Int64(h.escalationLevel))), ("user", .str(h.user))])
+            })))
+            return .json(.object(members))
+        }
+
+        router.post("/api/alerts/{id}/ack") { request in
+            let user = try principal(request, .quality)
+            let body = try jsonBody(request)
+            let comment = try text(body, "comment")
+            let alertId = try id(request)
+            return .json(try perform { try backend.acknowledgeAlert(id: alertId, comment: comment, by: user) })
+        }
+
+        router.post("/api/alerts/{id}/shelve") { request in
+            let user = try principal(request, .quality)
+            let body = try jsonBody(request)
+            guard let minutes = body["minutes"]?.doubleValue else {
+                throw HTTPError(422, code: "unprocessable", "minutes is required (a number of minutes, e.g. 30)")
+            }
+            guard minutes > 0, minutes <= 7 * 24 * 60 else {
+                throw HTTPError(422, code: "unprocessable", "minutes must be more than 0 and at most 10080 (one week)")
+            }
+            let reason = try text(body, "reason")
+            let alertId = try id(request)
+            return .json(try perform { try backend.shelveAlert(id: alertId, minutes: minutes, reason: reason, by: user) })
+        }
+
+        // MARK: KPIs, anomalies, audit
+
+        router.get("/api/kpis") { request in
+            if let shift = request.query["shift"], !shift.isEmpty, shift != "current" {
+                throw HTTPError(400, code: "bad_request", "shift must be \"current\"")
+            }
+            return .json(backend.kpis())
+        }
+
+        router.get("/api/anomalies") { _ in .json(backend.anomalies()) }
+
+        router.get("/api/audit") { request in
+            _ = try principal(request, .admin)
+            let limit = try limitParameter(request)
+            let entries = try read { try QualityStore.audit(limit: limit, in: $0) }
+            return .json(JSON.array(entries.map(\.json)))
+        }
+    }
+
+    /// Reads need a `viewer` token unless `anonymousRead` (contract §3).
+    public static func readAuthMiddleware(auth: AuthPolicy, backend: any PlantBackend) -> any HTTPMiddleware {
+        ClosureMiddleware { request, next in
+            if !auth.anonymousRead, request.method == .get || request.method == .head,
+               request.path.hasPrefix("/api/"), request.path != "/api/health" {
+                _ = try auth.authorize(request, role: .viewer, backend: backend, now: Date())
+            }
+            return try next(request)
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import API
+import PlantModel
+import PlantStore
+import Quality
+import Runtime
+import Storage
+import Tracking
+
+/// Tracking and quality on the pipeline thread: turns polls into operations, vehicles, defects,
+/// alerts, KPIs and anomaly scores, persists them with their events, and answers the API's
+/// commands (`PlantBackend`).
+final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
+    private var tracker: Tracker
+    private var quality: QualityEngine
+    private let eventLog: EventLog
+    private let samples: SampleStore?
+    private weak var pipeline: Pipeline?
+    private let logger: Logger
+
+    /// Facts read by the API from other threads, refreshed on ticks and after commands.
+    private let factsLock = NSLock()
+    private var wipByStation: [String: Int] = [:]
+    private var kpiByStation: [String: JSON] = [:]
+    private var kpisJSON: JSON = .object([])
+    private var anomaliesJSON: JSON = .array([])
+    private var lastFacts: Date?
+
+    /// Loads the tracker's snapshot and quality's open alerts and defects from storage.
+    init(config: PlantConfig, eventLog: EventLog, samples: SampleStore?, pipeline: Pipeline, logger: Logger) throws {
+        self.eventLog = eventLog
+        self.samples = samples
+        self.pipeline = pipeline
+        self.logger = logger.named("plant")
+        var engine = try QualityEngine(config: config)
+        let snapshot = try eventLog.read { db -> TrackerSnapshot in
+            try QualityStore.restore(&engine, from: db)
+            return try GenealogyStore.loadSnapshot(db)
+        }
+        tracker = Tracker(config: config, snapshot: snapshot)
+        quality = engine
+        if !snapshot.vehicles.isEmpty {
+            self.logger.info("restored \(snapshot.vehicles.count) vehicles and \(snapshot.operationsInProgress.count) operations in progress")
+        }
+        refreshFacts(force: true)
+    }
+
+    // MARK: Pipeline stage
+
+    func poll(_ poll: StationPoll, into emission: inout Emission) {
+        if let samples {
+            var inputs: [SampleInput] = []
+            inputs.reserveCapacity(poll.readings.count)
+            for reading in poll.readings where reading.quality != .stale {
+                inputs.append(SampleInput(station: poll.station, signal: reading.name, value: Self.sampleValue(reading.value),
+                                          quality: reading.quality.rawValue, time: poll.time))
+            }
+            _ = samples.record(inputs)
+        }
+        let tracking = tracker.process(poll)
+        var outputs: [QualityOutput] = []
+        quality.process(.poll(poll), into: &outputs)
+        for output in tracking {
+            if let input = QualityInput(output) { quality.process(input, into: &outputs) }
+        }
+        emit(tracking: tracking, quality: outputs, into: &emission)
+    }
+
+    func connection(_ change: ConnectionChange, into emission: inout Emission) {
+        var outputs: [QualityOutput] = []
+        quality.process(.connection(change), into: &outputs)
+        emit(tracking: [], quality: outputs, into: &emission)
+    }
+
+    func tick(_ now: Date, into emission: inout Emission) {
+        var outputs: [QualityOutput] = []
+        quality.process(.tick(now), into: &outputs)
+        emit(tracking: [], quality: outputs, into: &emission)
+        refreshFacts(force: false, now: now)
+    }
+
+    static func sampleValue(_ value: SignalValue?) -> SampleValue {
+        switch value {
+        case .none: return .null
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .integer(i)
+        case .double(let d): return .number(d)
+        case .string(let s): return .text(s)
+        }
+    }
+
+    private func emit(tracking: [TrackingOutput], quality outputs: [QualityOutput], into emission: inout Emission) {
+        for output in tracking where output.eventType == "operation" || output.eventType == "vehicle" {
+            emission.event(output.eventType, station: output.station, time: output.time, output.json)
+        }
+        for output in outputs {
+            guard let type = output.eventType else { continue }
+            let station: String?
+            switch output {
+            case .defect(let d, _): station = d.station
+            case .alert(let a, _): station = a.station
+            case .stationKPI(let k, _, _): station = k.id
+            case .anomaly(let a): station = a.station
+            default: station = nil
+            }
+            emission.event(type, station: station, time: Self.time(of: output) ?? Date(timeIntervalSince1970: 0), output.payload)
+        }
+        if !tracking.isEmpty {
+            emission.write { db in try GenealogyStore.apply(tracking, to: db) }
+        }
+        if !outputs.isEmpty {
+            emission.write { db in try QualityStore.apply(outputs, to: db) }
+        }
+    }
+
+    static func time(of output: QualityOutput) -> Date? {
+        switch output {
+        case .defect(let d, _): return d.resolvedAt ?? d.raisedAt
+        case .alert(let a, _): return a.announcedAt
+        case .stationKPI(_, _, let t), .lineKPI(_, _, let t): return t
+        case .anomaly(let a): return a.since
+        case .audit(let entry): return entry.t
+        }
+    }
+
+    /// Refreshes the API's facts at most every 500 ms of pipeline time (or now when forced).
+    private func refreshFacts(force: Bool, now: Date? = nil) {
+        if !force, let now, let last = lastFacts, now.timeIntervalSince(last) < 0.5, now >= last { return }
+        lastFacts = now
+        let state = tracker.state()
+        var wip: [String: Int] = [:]
+        for station in state.stations { wip[station.station] = station.wip }
+        let kpis = quality.kpiJSON()
+        var byStation: [String: JSON] = [:]
+        for entry in kpis["stations"]?.arrayValue ?? [] {
+            if let id = entry["id"]?.stringValue { byStation[id] = entry }
+        }
+        let anomalies = JSON.array(quality.anomalies().map(\.json))
+        factsLock.lock()
+        wipByStation = wip
+        kpiByStation = byStation
+        if case .object(var members) = kpis {
+            members.append(("wip", .obj([("line", .int(Int64(state.lineWIP))), ("inProcess", .int(Int64(state.inProcess))),
+                                         ("onHold", .int(Int64(state.onHold)))])))
+            kpisJSON = .object(members)
+        } else {
+            kpisJSON = kpis
+        }
+        anomaliesJSON = anomalies
+        factsLock.unlock()
+    }
+
+    // MARK: PlantBackend (any thread)
+
+    func wip(station: String) -> Int {
+        factsLock.lock(); defer { factsLock.unlock() }
+        return wipByStation[station] ?? 0
+    }
+
+    func kpi(station: String) -> JSON {
+        factsLock.lock(); defer { factsLock.unlock() }
+        return kpiByStation[station] ?? .null
+    }
+
+    func kpis() -> JSON {
+        factsLock.lock(); defer { factsLock.unlock() }
+        return kpisJSON
+    }
+
+    func anomalies() -> JSON {
+        factsLock.lock(); defer { factsLock.unlock() }
+        return anomaliesJSON
+    }
+
+    /// Runs a command on the pipeline thread, commits its outputs and waits for the commit.
+    private func command(_ body: @escaping @Sendable (PlantStage, Date) throws -> (tracking: [TrackingOutput], quality: [QualityOutput], answer: JSON)) throws -> JSON {
+        guard let pipeline else { throw EventLogError.closed }
+        let answer: JSON = try pipeline.perform { [self] in
+            let now = pipeline.commandTime
+            let result = try body(self, now)
+            var emission = Emission()
+            emit(tracking: result.tracking, quality: result.quality, into: &emission)
+            pipeline.commit(emission)
+            refreshFacts(force: true, now: now)
+            return result.answer
+        }
+        try eventLog.flush(timeout: 10)
+        return answer
+    }
+
+    func acknowledgeAlert(id: Int64, comment: String?, by principal: Principal) throws -> JSON {
+        try command { stage, now in
+            let outputs = try stage.quality.acknowledge(alertId: id, by: principal, comment: comment, at: now)
+            return ([], outputs, stage.quality.alert(id: id)?.json ?? .null)
+        }
+    }
+
+    func shelveAlert(id: Int64, minutes: Double, reason: String?, by principal: Principal) throws -> JSON {
+        try command { stage, now in
+            let outputs = try stage.quality.shelve(alertId: id, minutes: minutes, reason: reason, by: principal, at: now)
+            return ([], outputs, stage.quality.alert(id: id)?.json ?? .null)
+        }
+    }
+
+    func raiseDefect(vehicleId: String, station: String?, code: String, description: String, severity: Severity,
+                     by principal: Principal) throws -> JSON {
+        try command { stage, now in
+            let outputs = try stage.quality.raiseDefect(vehicleId: vehicleId, station: station, code: code, description: description,
+                                                        severity: severity, user: principal, at: now)
+            let defect = outputs.compactMap { output -> JSON? in
+                if case .defect(let d, _) = output { return d.json }
+                return nil
+            }.first ?? .null
+            return ([], outputs, defect)
+        }
+    }
+
+    func resolveDefect(id: Int64, comment: String?, by principal: Principal) throws -> JSON {
+        try command { stage, now in
+            let outputs = try stage.quality.resolveDefect(id: id, comment: comment, user: principal, at: now)
+            let defect = outputs.compactMap { output -> JSON? in
+                if case .defect(let d, _) = output { return d.json }
+                return nil
+            }.first ?? .null
+            return ([], outputs, defect)
+        }
+    }
+
+    func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON {
+        let stored = try eventLog.read { try GenealogyStore.vehicleSummary(id: vehicleId, in: $0) }
+        return try self.command { stage, now in
+            let outputs: [TrackingOutput]
+            switch command {
+            case .hold: outputs = try stage.tracker.hold(vehicleId: vehicleId, reason: reason, user: principal.user, at: now, stored: stored)
+            case .release: outputs = try stage.tracker.release(vehicleId: vehicleId, reason: reason, user: principal.user, at: now, stored: stored)
+            case .scrap: outputs = try stage.tracker.scrap(vehicleId: vehicleId, reason: reason, user: principal.user, at: now, stored: stored)
+            }
+            let audit = QualityOutput.audit(AuditEntry(t: now, by: principal, action: "vehicle.\(command.rawValue)",
+                                                       target: "vehicle:\(vehicleId)", detail: reason))
+            var summary = JSON.null
+            for case .vehicleChanged(let v) in outputs { summary = v.json }
+            if summary.isNull { summary = stage.tracker.vehicle(vehicleId)?.json ?? .null }
+            return (outputs, [audit], summary)
+        }
+    }
+
+    func audit(_ entry: AuditEntry) {
+        eventLog.enqueue { db in _ = try QualityStore.append(entry, to: db) }
+    }
+}
