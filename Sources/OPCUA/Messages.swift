@@ -618,6 +618,10 @@ public struct RelativePathElement: UACodable, Sendable {
     public var isInverse: Bool
     public var includeSubtypes: Bool
     public var targetName: QualifiedName
+    public init(referenceTypeId: NodeId = WellKnown.hierarchicalReferences, isInverse: Bool = false, includeSubtypes: Bool = true,
+                targetName: QualifiedName) {
+        self.referenceTypeId = referenceTypeId; self.isInverse = isInverse; self.includeSubtypes = includeSubtypes; self.targetName = targetName
+    }
     public func encode(to w: inout BinaryWriter) { w.write(referenceTypeId); w.write(isInverse); w.write(includeSubtypes); w.write(targetName) }
     public init(from r: inout BinaryReader) throws {
         referenceTypeId = try r.read(); isInverse = try r.readBool(); includeSubtypes = try r.readBool(); targetName = try r.read()
@@ -627,6 +631,7 @@ public struct RelativePathElement: UACodable, Sendable {
 public struct BrowsePath: UACodable, Sendable {
     public var startingNode: NodeId
     public var elements: [RelativePathElement]
+    public init(startingNode: NodeId, elements: [RelativePathElement]) { self.startingNode = startingNode; self.elements = elements }
     public func encode(to w: inout BinaryWriter) { w.write(startingNode); w.write(elements) }
     public init(from r: inout BinaryReader) throws { startingNode = try r.read(); elements = try r.readArray() }
 }
@@ -651,6 +656,7 @@ public struct TranslateBrowsePathsRequest: ServiceRequest {
     public static let encodingId: UInt32 = 554
     public var requestHeader = RequestHeader()
     public var browsePaths: [BrowsePath]
+    public init(browsePaths: [BrowsePath]) { self.browsePaths = browsePaths }
     public func encode(to w: inout BinaryWriter) { w.write(requestHeader); w.write(browsePaths) }
     public init(from r: inout BinaryReader) throws { requestHeader = try r.read(); browsePaths = try r.readArray() }
 }
@@ -718,6 +724,11 @@ public struct ModifySubscriptionRequest: ServiceRequest {
     public var requestedMaxKeepAliveCount: UInt32
     public var maxNotificationsPerPublish: UInt32
     public var priority: UInt8
+    public init(subscriptionId: UInt32, publishingInterval: Double, lifetimeCount: UInt32 = 600, maxKeepAliveCount: UInt32 = 10,
+                maxNotificationsPerPublish: UInt32 = 0, priority: UInt8 = 0) {
+        self.subscriptionId = subscriptionId; requestedPublishingInterval = publishingInterval; requestedLifetimeCount = lifetimeCount
+        requestedMaxKeepAliveCount = maxKeepAliveCount; self.maxNotificationsPerPublish = maxNotificationsPerPublish; self.priority = priority
+    }
     public func encode(to w: inout BinaryWriter) {
         w.write(requestHeader); w.write(subscriptionId); w.write(requestedPublishingInterval); w.write(requestedLifetimeCount)
         w.write(requestedMaxKeepAliveCount); w.write(maxNotificationsPerPublish); w.write(priority)
@@ -753,6 +764,7 @@ public struct SetPublishingModeRequest: ServiceRequest {
     public var requestHeader = RequestHeader()
     public var publishingEnabled: Bool
     public var subscriptionIds: [UInt32]
+    public init(publishingEnabled: Bool, subscriptionIds: [UInt32]) { self.publishingEnabled = publishingEnabled; self.subscriptionIds = subscriptionIds }
     public func encode(to w: inout BinaryWriter) { w.write(requestHeader); w.write(publishingEnabled); w.writeArray(subscriptionIds) { $0.write($1) } }
     public init(from r: inout BinaryReader) throws {
         requestHeader = try r.read(); publishingEnabled = try r.readBool(); subscriptionIds = try r.readArray { try $0.readUInt32() }
@@ -852,6 +864,7 @@ public struct DeleteMonitoredItemsRequest: ServiceRequest {
     public var requestHeader = RequestHeader()
     public var subscriptionId: UInt32
     public var monitoredItemIds: [UInt32]
+    public init(subscriptionId: UInt32, monitoredItemIds: [UInt32]) { self.subscriptionId = subscriptionId; self.monitoredItemIds = monitoredItemIds }
     public func encode(to w: inout BinaryWriter) { w.write(requestHeader); w.write(subscriptionId); w.writeArray(monitoredItemIds) { $0.write($1) } }
     public init(from r: inout BinaryReader) throws {
         requestHeader = try r.read(); subscriptionId = try r.readUInt32(); monitoredItemIds = try r.readArray { try $0.readUInt32() }
@@ -944,6 +957,9 @@ public struct RepublishRequest: ServiceRequest {
     public var requestHeader = RequestHeader()
     public var subscriptionId: UInt32
     public var retransmitSequenceNumber: UInt32
+    public init(subscriptionId: UInt32, retransmitSequenceNumber: UInt32) {
+        self.subscriptionId = subscriptionId; self.retransmitSequenceNumber = retransmitSequenceNumber
+    }
     public func encode(to w: inout BinaryWriter) { w.write(requestHeader); w.write(subscriptionId); w.write(retransmitSequenceNumber) }
     public init(from r: inout BinaryReader) throws {
         requestHeader = try r.read(); subscriptionId = try r.readUInt32(); retransmitSequenceNumber = try r.readUInt32()
