@@ -17,11 +17,10 @@ public struct CycleTimeFigures: Sendable, Equatable {
     public var json: JSON { .obj([("mean", .number(mean)), ("p50", .number(p50)), ("p95", .number(p95))]) }
 
     /// Mean and nearest-rank percentiles (p = the value at rank ⌈p·n⌉ of the sorted values).
-    static func of(_ values: [Double]) -> CycleTimeFigures {
-        guard !values.isEmpty else { return CycleTimeFigures() }
-        let sorted = values.sorted()
-        func rank(_ p: Double) -> Double { sorted[max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1)] }
-        return CycleTimeFigures(mean: round6(values.reduce(0, +) / Double(values.count)), p50: rank(0.5), p95: rank(0.95))
+    static func of(sorted: [Double], sum: Double, count: Int) -> CycleTimeFigures {
+        guard !sorted.isEmpty, count > 0 else { return CycleTimeFigures() }
+        func rank(_ p: Double) -> Double { sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))] }
+        return CycleTimeFigures(mean: round6(sum / Double(count)), p50: rank(0.5), p95: rank(0.95))
     }
 }
 
@@ -88,7 +87,10 @@ struct StationAccumulator: Sendable {
     var goodCount = 0
     var firstAttempts = 0
     var firstAttemptsGood = 0
-    var cycleTimes: [Double] = []
+    /// Cycle times of the shift, kept sorted (for percentiles without sorting on every snapshot).
+    var sortedCycleTimes: [Double] = []
+    var cycleTimeSum = 0.0
+    var cycleTimeCount = 0
 
     init(id: String, process: String, ideal: Double?) {
         self.id = id
@@ -122,8 +124,17 @@ struct StationAccumulator: Sendable {
             if good { firstAttemptsGood += 1 }
         }
         if let cycleTime, cycleTime > 0 {
-            if cycleTimes.count >= 20_000 { cycleTimes.removeFirst(cycleTimes.count - 19_999) }
-            cycleTimes.append(cycleTime)
+            cycleTimeSum += cycleTime
+            cycleTimeCount += 1
+            // Percentiles over the first 50,000 cycles of a shift (a 1 s cycle for 8 h is 28,800).
+            if sortedCycleTimes.count < 50_000 {
+                var low = 0, high = sortedCycleTimes.count
+                while low < high {
+                    let mid = (low + high) / 2
+                    if sortedCycleTimes[mid] <= cycleTime { low = mid + 1 } else { high = mid }
+                }
+                sortedCycleTimes.insert(cycleTime, at: low)
+            }
         }
     }
 
@@ -151,7 +162,7 @@ struct StationAccumulator: Sendable {
             fpy: ratio(Double(firstAttemptsGood), Double(firstAttempts)),
             goodCount: goodCount, totalCount: totalCount,
             throughputPerHour: elapsed > 0 ? round6(Double(totalCount) / (elapsed / 3600)) : nil,
-            cycleTimeS: .of(cycleTimes),
+            cycleTimeS: .of(sorted: sortedCycleTimes, sum: cycleTimeSum, count: cycleTimeCount),
             downtimeByFault: downtime.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
             mtbfS: faults > 0 ? round6(f.run / Double(faults)) : nil,
             mttrS: faults > 0 ? round6(f.fault / Double(faults)) : nil,

@@ -168,7 +168,7 @@ public struct QualityEngine: Sendable {
         }
         if let station {
             for signal in station.signals where signal.role == .measurement && signal.limits != nil {
-                if let value = op.measurements[signal.name], signal.limits!.contains(value) {
+                if !openByKey.isEmpty, let value = op.measurements[signal.name], signal.limits!.contains(value) {
                     clear(key: "quality:\(op.station):\(signal.name)", at: t, into: &out)
                 }
             }
@@ -187,7 +187,7 @@ public struct QualityEngine: Sendable {
     private mutating func checkCycleTime(_ si: Int, cycleTime: Double?, at t: Date, into out: inout [QualityOutput]) {
         guard rules.cycleTime.enabled, let ideal = stations[si].config.idealCycleTimeS, ideal > 0, let cycleTime else { return }
         let id = stations[si].config.id
-        let key = "kpi:cycle:\(id)"
+        let key = stations[si].keys.cycle
         if cycleTime > rules.cycleTime.factor * ideal {
             stations[si].slowCycles += 1
             if stations[si].slowCycles >= rules.cycleTime.consecutive {
@@ -208,7 +208,7 @@ public struct QualityEngine: Sendable {
         guard ring.count >= rules.fpy.lastN else { return }
         let fpy = ring.mean()
         let id = stations[si].config.id
-        let key = "kpi:fpy:\(id)"
+        let key = stations[si].keys.fpy
         if fpy < rules.fpy.below {
             raise(key: key, type: .kpi, severity: rules.fpy.severity, station: id, signal: nil, vehicleId: nil,
                   message: "\(id): FPY \(format(fpy * 100))% over the last \(ring.count) vehicles (below \(format(rules.fpy.below * 100))%)",
@@ -265,7 +265,7 @@ public struct QualityEngine: Sendable {
             stations[si].published[signal] = e
             out.append(.anomaly(e))
         }
-        let key = "anomaly:\(e.station):\(signal)"
+        let key = stations[si].keys.anomaly(signal)
         if e.score >= rules.anomaly.above {
             var message = "\(signal) at \(e.station) is abnormal (\(e.rule), score \(format(e.score)))"
             if let c = e.cyclesToLimit { message += "; about \(format(c)) cycles to its spec limit" }
@@ -283,34 +283,43 @@ public struct QualityEngine: Sendable {
         let t = poll.time
         // The interval up to this poll belongs to the previous state.
         accountTime(si, upTo: t)
-        var s = stations[si]
-        var newState: MachineState? = s.stateSignal == nil ? .running : s.state
-        var newFault = s.faultCode
+        var newState: MachineState? = stations[si].stateSignal == nil ? .running : stations[si].state
+        var newFault = stations[si].faultCode
         var counter: Int64?
+        let stateSignal = stations[si].stateSignal, faultSignal = stations[si].faultSignal
+        let counterSignal = stations[si].usesCounter ? stations[si].counterSignal : nil
         for reading in poll.readings {
             guard reading.quality == .good, let value = reading.value else { continue }
-            if reading.name == s.stateSignal, let code = value.integer {
-                newState = s.stateMap[code] ?? StationRuntime.defaultStates[code] ?? .idle
-            } else if reading.name == s.faultSignal, let code = value.integer {
-                newFault = String(code)
-            } else if s.usesCounter, reading.name == s.counterSignal, let c = value.integer {
+            if reading.name == stateSignal, let code = value.integer {
+                newState = stations[si].stateMap[code] ?? StationRuntime.defaultStates[code] ?? .idle
+            } else if reading.name == faultSignal, let code = value.integer {
+                if code != stations[si].faultCodeValue {
+                    stations[si].faultCodeValue = code
+                    newFault = String(code)
+                }
+            } else if reading.name == counterSignal, let c = value.integer {
                 counter = c
             }
         }
-        if s.connection != .online { s.connection = .online; s.offlineSince = nil }
-        if newState == .fault && s.state != .fault {
-            s.acc.faults += 1
-            s.faultSince = t
-        } else if newState != .fault {
-            s.faultSince = nil
+        if stations[si].connection != .online {
+            stations[si].connection = .online
+            stations[si].offlineSince = nil
         }
-        s.state = newState
-        s.faultCode = newFault
-        stations[si] = s
+        if newState == .fault && stations[si].state != .fault {
+            stations[si].acc.faults += 1
+            stations[si].faultSince = t
+        } else if newState != .fault {
+            stations[si].faultSince = nil
+        }
+        stations[si].state = newState
+        if newFault != stations[si].faultCode { stations[si].faultCode = newFault }
 
-        let id = s.config.id
-        if newState != .fault { clear(key: "kpi:downtime:\(id)", at: t, into: &out) } else { checkDowntime(si, at: t, into: &out) }
-        clear(key: "connection:\(id)", at: t, into: &out)
+        if newState != .fault {
+            if !openByKey.isEmpty { clear(key: stations[si].keys.downtime, at: t, into: &out) }
+        } else {
+            checkDowntime(si, at: t, into: &out)
+        }
+        if !openByKey.isEmpty { clear(key: stations[si].keys.connection, at: t, into: &out) }
 
         if let counter { counterChanged(si, value: counter, poll: poll, into: &out) }
         maybeEmitKPI(si, at: t, into: &out)
@@ -380,19 +389,20 @@ public struct QualityEngine: Sendable {
     }
 
     private mutating func accountTime(_ si: Int, upTo t: Date) {
-        let s = stations[si]
-        let from = max(s.lastAccounted ?? t, windowStart)
-        if let state = s.state, s.connection != .offline, t > from {
-            stations[si].acc.account(state, faultCode: s.faultCode, seconds: t.timeIntervalSince(from))
+        let last = stations[si].lastAccounted
+        let from = max(last ?? t, windowStart)
+        if let state = stations[si].state, stations[si].connection != .offline, t > from {
+            let code = stations[si].faultCode
+            stations[si].acc.account(state, faultCode: code, seconds: t.timeIntervalSince(from))
         }
-        if t > (s.lastAccounted ?? .distantPast) { stations[si].lastAccounted = t }
+        if t > (last ?? .distantPast) { stations[si].lastAccounted = t }
     }
 
     private mutating func checkOffline(_ si: Int, at t: Date, reason: String? = nil, into out: inout [QualityOutput]) {
+        guard stations[si].connection == .offline, let since = stations[si].offlineSince,
+              t.timeIntervalSince(since) >= stations[si].config.offlineAlertAfterS else { return }
         let s = stations[si]
-        guard s.connection == .offline, let since = s.offlineSince,
-              t.timeIntervalSince(since) >= s.config.offlineAlertAfterS else { return }
-        let key = "connection:\(s.config.id)"
+        let key = s.keys.connection
         guard openByKey[key] == nil || alerts[openByKey[key]!]?.conditionActive == false else { return }
         raise(key: key, type: .connection, severity: rules.connectionSeverity, station: s.config.id, signal: nil, vehicleId: nil,
               message: "\(s.config.id) offline since \(Timestamp.format(since))" + (reason.map { ": \($0)" } ?? ""), at: t, into: &out)
@@ -400,9 +410,10 @@ public struct QualityEngine: Sendable {
 
     private mutating func checkDowntime(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
         guard rules.downtime.enabled else { return }
+        guard stations[si].state == .fault, let since = stations[si].faultSince,
+              t.timeIntervalSince(since) >= rules.downtime.afterS else { return }
         let s = stations[si]
-        guard s.state == .fault, let since = s.faultSince, t.timeIntervalSince(since) >= rules.downtime.afterS else { return }
-        let key = "kpi:downtime:\(s.config.id)"
+        let key = s.keys.downtime
         if let id = openByKey[key], alerts[id]?.conditionActive == true { return }
         raise(key: key, type: .kpi, severity: rules.downtime.severity, station: s.config.id, signal: nil, vehicleId: nil,
               message: "\(s.config.id) in fault (code \(s.faultCode)) for \(format(t.timeIntervalSince(since).rounded())) s",
@@ -466,7 +477,7 @@ public struct QualityEngine: Sendable {
         let f = stations[si].acc.figures(elapsed: elapsed(at: t), pending: pending(si, at: t))
         guard f.planned >= rules.oee.minElapsedS, let oee = f.oee else { return }
         let id = stations[si].config.id
-        let key = "kpi:oee:\(id)"
+        let key = stations[si].keys.oee
         if oee < rules.oee.below {
             let since = stations[si].oeeBelowSince ?? t
             stations[si].oeeBelowSince = since
@@ -692,8 +703,7 @@ public struct QualityEngine: Sendable {
     private func elapsed(at t: Date) -> Double { max(0, t.timeIntervalSince(windowStart)) }
 
     private func pending(_ si: Int, at t: Date) -> (MachineState, Double)? {
-        let s = stations[si]
-        guard let state = s.state, s.connection != .offline, let last = s.lastAccounted else { return nil }
+        guard let state = stations[si].state, stations[si].connection != .offline, let last = stations[si].lastAccounted else { return nil }
         return (state, t.timeIntervalSince(max(last, windowStart)))
     }
 
@@ -704,8 +714,8 @@ public struct QualityEngine: Sendable {
     }
 
     private func stationKPI(_ si: Int, at t: Date) -> StationKPI {
-        let s = stations[si]
-        return s.acc.snapshot(elapsed: elapsed(at: t), pending: pending(si, at: t), pendingFaultCode: s.faultCode, state: s.state)
+        stations[si].acc.snapshot(elapsed: elapsed(at: t), pending: pending(si, at: t), pendingFaultCode: stations[si].faultCode,
+                                  state: stations[si].state)
     }
 
     /// The line's KPIs now.
@@ -845,6 +855,8 @@ struct StationRuntime: Sendable {
     var acc: StationAccumulator
     var state: MachineState?
     var faultCode = "0"
+    var faultCodeValue: Int64 = 0
+    let keys: AlertKeys
     var connection = ConnectionState.connecting
     var offlineSince: Date?
     var faultSince: Date?
@@ -871,6 +883,7 @@ struct StationRuntime: Sendable {
         usesCounter = config.signal(role: .cycleComplete) == nil && config.signal(role: .counter) != nil
         acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
         recentFirst = Ring(capacity: rules.fpy.lastN)
+        keys = AlertKeys(config)
     }
 
     mutating func resetShift() {
@@ -879,4 +892,23 @@ struct StationRuntime: Sendable {
         oeeBelowSince = nil
         lastKPIAt = nil
     }
+}
+
+/// The stable alert keys of a station, made once.
+struct AlertKeys: Sendable {
+    let downtime, connection, cycle, fpy, oee: String
+    let anomalies: [String: String]
+
+    init(_ config: StationConfig) {
+        downtime = "kpi:downtime:\(config.id)"
+        connection = "connection:\(config.id)"
+        cycle = "kpi:cycle:\(config.id)"
+        fpy = "kpi:fpy:\(config.id)"
+        oee = "kpi:oee:\(config.id)"
+        var anomalies: [String: String] = [:]
+        for signal in config.signals where signal.role == .measurement { anomalies[signal.name] = "anomaly:\(config.id):\(signal.name)" }
+        self.anomalies = anomalies
+    }
+
+    func anomaly(_ signal: String) -> String { anomalies[signal] ?? "anomaly:\(downtime.dropFirst("kpi:downtime:".count)):\(signal)" }
 }

@@ -1,0 +1,25 @@
+import Foundation
+import Quality
+import XCTest
+
+final class QualityBenchmarkTests: XCTestCase {
+    /// A small run that checks the benchmark exercises the rules (the figures are measured in release by `mes-bench`).
+    func testBenchmarkRunsEveryRule() {
+        let inputs = QualityBenchmark.inputs(count: 150_000)
+        var engine = QualityEngine(config: QualityBenchmark.plant(), rules: QualityRules())
+        var types = Set<String>()
+        var alertTypes = Set<String>()
+        for input in inputs {
+            for output in engine.process(input) {
+                types.insert(output.eventType ?? "audit")
+                if case .alert(let alert, _) = output { alertTypes.insert(alert.type.rawValue) }
+            }
+        }
+        XCTAssertEqual(types, ["defect", "alert", "kpi", "anomaly"])
+        XCTAssertTrue(alertTypes.isSuperset(of: ["kpi", "sequence", "connection", "anomaly"]), "\(alertTypes)")
+        let result = QualityBenchmark.run(inputs: 20_000)
+        XCTAssertEqual(result.inputs, 20_000)
+        XCTAssertGreaterThan(result.inputsPerSecond, 1000)
+        print(result)
+    }
+}
