@@ -470,48 +470,69 @@ public final class OPCUAClient: @unchecked Sendable {
     }
 
     private func threadMain() {
-        var delayMs = 100
-        var everConnected = false
+        var machine = ClientConnectionMachine(autoReconnect: options.autoReconnect, initialDelayMs: 100,
+                                              maxDelayMs: options.maxReconnectDelayMs)
+        var actions = machine.start()
+        var lastError: (any Error)?
         var failures = 0
-        while !lock.withLock({ stopRequested }) {
-            setState(.connecting)
-            do {
-                lock.withLock { reconnectRequested = false }
-                try establish()
-                everConnected = true
-                delayMs = 100
-                failures = 0
-                setState(.connected)
-                let first = lock.withLock { () -> (@Sendable (Result<Void, any Error>) -> Void)? in
-                    defer { firstConnect = nil }
-                    return firstConnect
-                }
-                first?(.success(()))
-                try runLoop()
-            } catch {
-                let reason = "\(error)"
-                failures += 1
-                let logger = options.logger.with("endpoint", options.endpointURL)
-                // The first failure in a row is worth a warning; the retries that follow are not.
-                if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
-                dropConnection(error: ClientError.connectionLost(reason))
-                if !everConnected {
+        let logger = options.logger.with("endpoint", options.endpointURL)
+        running: while true {
+            var shouldConnect = false
+            for action in actions {
+                switch action {
+                case .notify(let state):
+                    setState(state)
+                case .completeFirstConnect(let failure):
                     let first = lock.withLock { () -> (@Sendable (Result<Void, any Error>) -> Void)? in
                         defer { firstConnect = nil }
                         return firstConnect
                     }
-                    if let first {
-                        setState(.disconnected(reason))
-                        first(.failure(error))
-                        break
-                    }
+                    first?(failure == nil ? .success(()) : .failure(lastError ?? ClientError.connectionLost(failure ?? "")))
+                case .connect:
+                    shouldConnect = true
+                case .stop:
+                    break running
                 }
-                setState(.disconnected(reason))
-                let (stop, forced) = lock.withLock { (stopRequested, reconnectRequested) }
-                if stop { break }
-                if !options.autoReconnect && !forced { waitForWake(timeoutMs: -1, until: { self.reconnectRequested || self.stopRequested }) }
-                else if !forced { waitForWake(timeoutMs: delayMs, until: { self.stopRequested || self.reconnectRequested }) }
-                delayMs = min(delayMs * 2, options.maxReconnectDelayMs)
+            }
+            actions = []
+            if lock.withLock({ stopRequested }) {
+                actions = machine.close()
+                continue
+            }
+            if shouldConnect {
+                do {
+                    lock.withLock { reconnectRequested = false }
+                    try establish()
+                    failures = 0
+                    for case .notify(let state) in machine.connectSucceeded() { setState(state) }
+                    let first = lock.withLock { () -> (@Sendable (Result<Void, any Error>) -> Void)? in
+                        defer { firstConnect = nil }
+                        return firstConnect
+                    }
+                    first?(.success(()))
+                    try runLoop()
+                    actions = machine.close()
+                } catch {
+                    lastError = error
+                    let reason = "\(error)"
+                    failures += 1
+                    // The first failure in a row is worth a warning; the retries that follow are not.
+                    if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
+                    dropConnection(error: ClientError.connectionLost(reason))
+                    actions = machine.connectionFailed(reason, nowNs: Monotonic.nanoseconds())
+                    if lock.withLock({ reconnectRequested }) { actions += machine.reconnectRequested() }
+                }
+                continue
+            }
+            if case .waiting(let until, _) = machine.state {
+                let now = Monotonic.nanoseconds()
+                let timeoutMs = until == .max ? -1 : (until <= now ? 0 : Int((until - now) / 1_000_000) + 1)
+                waitForWake(timeoutMs: timeoutMs, until: { self.stopRequested || self.reconnectRequested })
+                if lock.withLock({ reconnectRequested }) {
+                    actions = machine.reconnectRequested()
+                } else {
+                    actions = machine.tick(nowNs: Monotonic.nanoseconds())
+                }
             }
         }
         if fd >= 0 { gracefulClose() }
@@ -528,7 +549,6 @@ public final class OPCUAClient: @unchecked Sendable {
         }
         for command in leftovers { command.completion(.failure(ClientError.closed)) }
         for (_, done) in toDelete { done(.success(())) }
-        if lock.withLock({ stopRequested }) { setState(.closed) }
         done.signal()
     }
 
