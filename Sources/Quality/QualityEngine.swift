@@ -40,6 +40,7 @@ public struct QualityEngine: Sendable {
     private var inFlood = false
     private var floodSeconds = 0.0
     private var floodEvaluatedAt: Date?
+    private var lastPrune: Date?
 
     /// Builds the engine; decodes the config's `alerts` block (errors name its JSON path).
     public init(config: PlantConfig) throws {
@@ -89,11 +90,11 @@ public struct QualityEngine: Sendable {
 
     private mutating func advance(to t: Date, into out: inout [QualityOutput]) {
         if firstTime == nil { firstTime = t }
-        if let current = now, t <= current {} else { now = t }
-        let now = self.now!
-        if let window, now < window.end && now >= window.start { return }
-        if window != nil, let now = Optional(now), now < window!.start { return }
-        roll(to: now)
+        // Engine time only moves forward; a late input from one station does not move it back.
+        let current = max(now ?? t, t)
+        now = current
+        if let window, current < window.end { return }
+        roll(to: current)
     }
 
     /// Starts a new shift window: counters restart; open alerts and defects go on.
@@ -503,6 +504,12 @@ public struct QualityEngine: Sendable {
         if inFlood, let last = floodEvaluatedAt, t > last { floodSeconds += t.timeIntervalSince(max(last, windowStart)) }
         floodEvaluatedAt = t
         inFlood = raiseTimes.count > rules.floodPer10Min
+        // Forget keys that have not been raised within the chattering window (once a minute).
+        if t.timeIntervalSince(lastPrune ?? .distantPast) >= 60 {
+            lastPrune = t
+            let chatterCutoff = t.addingTimeInterval(-rules.chatterMinutes * 60)
+            raisesByKey = raisesByKey.filter { ($0.value.last ?? .distantPast) > chatterCutoff }
+        }
     }
 
     // MARK: Alert helpers

@@ -523,3 +523,33 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertEqual(restarted.openDefects.count, defects.count + 1)
     }
 }
+
+final class DefaultPlantTests: XCTestCase {
+    /// The shipped plant config: its `alerts` block (if any) decodes, and the stamping press (no
+    /// cycleComplete, a part counter) is counted from its counter, with its tonnage as one value per stroke.
+    func testDefaultPlantAndCounterStation() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try PlantConfig.load(path: root.appendingPathComponent("Stations/plant.json").path)
+        var engine = try QualityEngine(config: config)
+        let start = Date(timeIntervalSince1970: 1_795_240_800)
+        var outputs: [QualityOutput] = []
+        for i in 0..<40 {
+            let tonnage = i == 39 ? 9000.0 : 8000 + Double(i % 5) * 10 // the last stroke is over the 8800 limit
+            outputs += engine.process(.poll(StationPoll(station: "PRESS-01", time: start.addingTimeInterval(Double(i) * 6), readings: [
+                SignalReading(name: "strokes", value: .int(Int64(100 + i)), quality: .good),
+                SignalReading(name: "tonnage", value: .double(tonnage), quality: .good),
+                SignalReading(name: "state", value: .int(1), quality: .good),
+                SignalReading(name: "faultCode", value: .int(0), quality: .good),
+            ])))
+        }
+        let kpi = try XCTUnwrap(engine.stationKPI("PRESS-01"))
+        XCTAssertEqual(kpi.totalCount, 39, "the first counter value is the reference")
+        XCTAssertEqual(kpi.goodCount, 38)
+        XCTAssertEqual(kpi.cycleTimeS.p50, 6)
+        // Out of spec, and far outside its own history (SPC + robust score): both alerts.
+        XCTAssertEqual(outputs.alerts.map(\.0.key), ["quality:PRESS-01:tonnage", "anomaly:PRESS-01:tonnage"])
+        XCTAssertTrue(outputs.defects.isEmpty, "no vehicle, no defect")
+        XCTAssertNotNil(engine.anomalies().first { $0.station == "PRESS-01" && $0.signal == "tonnage" })
+        XCTAssertEqual(engine.kpiJSON()["stations"]?.arrayValue?.count, config.stations.count)
+    }
+}
