@@ -123,6 +123,29 @@ final class ClientAsyncuaTests: XCTestCase {
     }
 }
 
+final class ClientUserNameTests: XCTestCase {
+    func testUserNameLoginWhereOffered() async throws {
+        let peer = try PeerProcess(script: "opcua_asyncua_server.py", arguments: ["0", "users"])
+        addTeardownBlock { peer.stop() }
+        let url = "opc.tcp://127.0.0.1:\(peer.port)/"
+        let endpoints = try await OPCUAClient.getEndpoints(url)
+        XCTAssertTrue(endpoints.flatMap(\.userIdentityTokens).contains { $0.tokenType == .userName })
+
+        let client = try await OPCUAClient.connect(url, identity: .userName("li.wei", password: "s3cret"))
+        let value = try await client.read([NodeId("Demo.Double", namespace: 2)])
+        XCTAssertEqual(value.first?.value, .double(3.25))
+        await client.close()
+
+        do {
+            let rejected = try await OPCUAClient.connect(url, identity: .userName("li.wei", password: "wrong"))
+            await rejected.close()
+            XCTFail("a wrong password must not connect")
+        } catch {
+            XCTAssertTrue("\(error)".contains("Bad"), "\(error)")
+        }
+    }
+}
+
 func waitFor(timeout: TimeInterval, _ condition: () -> Bool) async -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {

@@ -1,6 +1,7 @@
 """asyncua server peer for the OPCUA interop tests.
 
-Usage: opcua_asyncua_server.py [PORT]   (0 or absent: ephemeral)
+Usage: opcua_asyncua_server.py [PORT] [users]   (PORT 0 or absent: ephemeral)
+With `users`, user name logins are offered too and only li.wei / s3cret is accepted.
 Prints `READY <port>` once serving on 127.0.0.1. Variables (namespace 2):
 ns=2;s=Demo.<Type> for each scalar type, ns=2;s=Demo.DoubleArray, ns=2;i=1007 (double),
 ns=2;s=Demo.Counter (Int32, +1 every 100 ms), ns=2;s=Demo.Writable (Double, writable).
@@ -13,17 +14,32 @@ import sys
 import uuid
 
 from asyncua import Server, ua
+from asyncua.server.user_managers import UserManager
+from asyncua.crypto.permission_rules import User, UserRole
 
 logging.basicConfig(level=logging.ERROR)
 
 
+class OneUser(UserManager):
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        if username is None:
+            return User(role=UserRole.User)
+        if username == "li.wei" and password == "s3cret":
+            return User(role=UserRole.User)
+        return None
+
+
 async def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    server = Server()
+    users = "users" in sys.argv[2:]
+    server = Server(user_manager=OneUser()) if users else Server()
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
     server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-    server.set_identity_tokens([ua.AnonymousIdentityToken])
+    if users:
+        server.set_identity_tokens([ua.AnonymousIdentityToken, ua.UserNameIdentityToken])
+    else:
+        server.set_identity_tokens([ua.AnonymousIdentityToken])
     idx = await server.register_namespace("urn:linemes:test:asyncua")
     objects = server.nodes.objects
     folder = await objects.add_folder(ua.NodeId("Demo", idx), "Demo")
