@@ -50,6 +50,8 @@ public final class Pipeline: Service, @unchecked Sendable {
     let logger: Logger
     let mode: Mode
     var stages: [any PipelineStage] = []
+    /// In replay: the clock storage uses (retention), moved to each sample's time.
+    var replayClock: ManualClock?
     /// Called with each poll on the pipeline thread (the recorder).
     var pollObservers: [(StationPoll) -> Void] = []
 
@@ -216,6 +218,7 @@ public final class Pipeline: Service, @unchecked Sendable {
     private func advanceClock(to time: Date, into emission: inout Emission) {
         if let clockTime, time < clockTime { return }
         clockTime = time
+        replayClock?.set(time)
         guard let last = lastTick else { lastTick = time; return }
         if time.timeIntervalSince(last) >= 0.25 {
             lastTick = time

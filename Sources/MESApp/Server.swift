@@ -34,8 +34,12 @@ public final class MESServer: @unchecked Sendable {
         var storage = EventLog.Configuration(path: options.database)
         storage.migrations = PlantAssembly.migrations
         storage.retention.maxAge = config.retentionDays * 86_400
-        eventLog = try EventLog.open(storage, logger: logger.named("storage"))
+        // In replay the pipeline's clock is the recording's, and so is retention's: an old recording's
+        // samples are kept while it is studied, not pruned against the wall clock.
+        let replayClock = options.replay == nil ? nil : ManualClock(Date(timeIntervalSince1970: 0))
+        eventLog = try EventLog.open(storage, clock: replayClock ?? SystemWallClock(), logger: logger.named("storage"))
         let pipeline = Pipeline(config: config, eventLog: eventLog, mode: options.replay == nil ? .live : .replay, logger: logger)
+        pipeline.replayClock = replayClock
         self.pipeline = pipeline
         let hub = self.hub
         eventLog.addCommitHandler { events in
