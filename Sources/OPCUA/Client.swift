@@ -282,6 +282,7 @@ public final class OPCUAClient: @unchecked Sendable {
     // MARK: - Services
 
     /// Sends one request and returns its decoded response (ServiceFaults and bad service results throw).
+    /// Throws ``ClientError/notConnected`` at once while the connection is down.
     public func call<Request: ServiceRequest, Response: ServiceResponse>(_ request: Request, as type: Response.Type,
                                                                          timeoutMs: Int? = nil) async throws -> Response {
         let bytes: [UInt8] = try await withCheckedThrowingContinuation { continuation in
@@ -290,8 +291,9 @@ public final class OPCUAClient: @unchecked Sendable {
                 request.requestHeader = header
                 return try channel.send(request, requestId: requestId)
             }, completion: { continuation.resume(with: $0) })
+            // While disconnected, fail at once: the caller marks its values stale and tries again later.
             let accepted = lock.withLock { () -> Bool in
-                guard threadRunning, !stopRequested else { return false }
+                guard threadRunning, !stopRequested, currentState == .connected else { return false }
                 commands.append(command)
                 return true
             }
@@ -416,12 +418,13 @@ public final class OPCUAClient: @unchecked Sendable {
     // MARK: - Subscriptions
 
     /// Creates a subscription with one monitored item per entry; `handler` gets (client handle = index, value).
-    /// The subscription is recreated after every reconnect.
+    /// The subscription is recreated after every reconnect (its handler then receives fresh initial values).
+    /// Throws ``ClientError/notConnected`` while the connection is down.
     public func subscribe(items: [MonitoredItemSpec], publishingIntervalMs: Double,
                           handler: @escaping DataChangeHandler) async throws -> SubscriptionResult {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = lock.withLock { () -> Bool in
-                guard threadRunning, !stopRequested else { return false }
+                guard threadRunning, !stopRequested, currentState == .connected else { return false }
                 let local = LocalSubscription(id: nextSubscriptionId, items: items, publishingIntervalMs: publishingIntervalMs, handler: handler)
                 nextSubscriptionId += 1
                 local.created = { continuation.resume(with: $0) }
@@ -519,6 +522,12 @@ public final class OPCUAClient: @unchecked Sendable {
                     // The first failure in a row is worth a warning; the retries that follow are not.
                     if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
                     dropConnection(error: ClientError.connectionLost(reason))
+                    // Requests queued after the drop would otherwise wait for the next session.
+                    let queued = lock.withLock { () -> [Command] in
+                        defer { commands = [] }
+                        return commands
+                    }
+                    for command in queued { command.completion(.failure(ClientError.connectionLost(reason))) }
                     actions = machine.connectionFailed(reason, nowNs: Monotonic.nanoseconds())
                     if lock.withLock({ reconnectRequested }) { actions += machine.reconnectRequested() }
                 }

@@ -111,6 +111,14 @@ final class ServerInteropTests: XCTestCase {
         // The server goes away and comes back on the same port: the client recreates its subscription.
         let port = server.port
         server.stop()
+        let down = await waitFor(timeout: 5) { if case .disconnected = client.state { return true } else { return false } }
+        XCTAssertTrue(down)
+        do {
+            _ = try await client.read([NodeId("Station.Counter", namespace: 2)])
+            XCTFail("reads fail at once while disconnected")
+        } catch let error as ClientError {
+            XCTAssertEqual(error, .notConnected)
+        }
         let restarted = OPCUAServer(options: { var o = OPCUAServer.Options(); o.port = port; return o }())
         try restarted.addVariable(nodeId: NodeId("Station.Counter", namespace: 2), browseName: "Counter", value: .uint32(1000))
         try restarted.start()
