@@ -40,6 +40,7 @@ var targets: [Target] = [
     .testTarget(name: "QualityTests", dependencies: ["Quality", "PlantStore"]),
     .testTarget(name: "SimulationTests", dependencies: ["Simulation", "MESApp"]),
     .testTarget(name: "MESTests", dependencies: ["MESApp"]),
+    .testTarget(name: "OPCUAAdapterTests", dependencies: ["OPCUAAdapter", "OPCUA", "PlantModel"]),
     .testTarget(name: "HardeningTests", dependencies: ["HTTP", "PlantModel", "Runtime", "MESApp"]),
 ]
 

@@ -1,12 +1,12 @@
 import Foundation
 import PlantModel
+import OPCUAAdapter
 import Runtime
 
-/// Builds the OPC UA adapter of a station (until the OPC UA adapter lands: none, with a warning).
+/// Builds the OPC UA adapter of a station.
 enum OPCUAAdapterFactory {
     static func make(station: StationConfig, sink: @escaping AdapterSink, logger: Logger) -> (any StationAdapter)? {
-        logger.warning("OPC UA adapter not available yet: station \(station.id) is not polled")
-        return nil
+        OPCUAStationAdapter(config: station, sink: sink, logger: logger)
     }
 }
 

@@ -134,7 +134,7 @@ final class ReplayService: Service, @unchecked Sendable {
     let pipeline: Pipeline
     let eventLog: EventLog
     let logger: Logger
-    private let cancelled = Flag()
+    private let cancelled = StopFlag()
     /// Asks the server to stop (`--exit-after-replay`).
     var requestShutdown: (@Sendable () -> Void)?
 
@@ -192,7 +192,7 @@ struct ReplayFailed: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-final class Flag: @unchecked Sendable {
+final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     func set() { lock.lock(); value = true; lock.unlock() }

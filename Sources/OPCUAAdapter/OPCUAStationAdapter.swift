@@ -1,0 +1,297 @@
+import Foundation
+import OPCUA
+import PlantModel
+import Runtime
+
+/// Converts an OPC UA value to a signal value, honouring the configured `type` (contract §3:
+/// the value's own type when none is given) and `scale`/`offset`.
+public enum OPCUAValueConversion {
+    /// Nil when the variant cannot be a signal value (null, structures, arrays) or does not fit `type`.
+    public static func signalValue(_ variant: Variant?, signal: SignalConfig) -> SignalValue? {
+        guard let variant else { return nil }
+        let raw: SignalValue
+        switch variant {
+        case .boolean(let b): raw = .bool(b)
+        case .sbyte, .byte, .int16, .uint16, .int32, .uint32, .int64:
+            guard let i = variant.int64Value else { return nil }
+            raw = .int(i)
+        case .uint64(let u): raw = u <= UInt64(Int64.max) ? .int(Int64(u)) : .double(Double(u))
+        case .float(let f): raw = .double(Double(f))
+        case .double(let d): raw = .double(d)
+        case .string(let s): raw = .string(s ?? "")
+        case .localizedText, .xmlElement, .nodeId, .qualifiedName:
+            guard let s = variant.stringValue else { return nil }
+            raw = .string(s)
+        case .dateTime(let t): raw = .string(Timestamp.format(t.date))
+        case .statusCode(let s): raw = .int(Int64(s.rawValue))
+        default: return nil
+        }
+        return convert(raw, to: signal)
+    }
+
+    static func convert(_ value: SignalValue, to signal: SignalConfig) -> SignalValue? {
+        var typed = value
+        if let type = signal.type {
+            switch type {
+            case .bool:
+                guard let n = value.number else { return nil }
+                typed = .bool(n != 0)
+            case .string, .datetime:
+                typed = .string(value.text)
+            case .float32, .float64, .double, .float:
+                guard let n = value.number else { return nil }
+                typed = .double(n)
+            case .int16, .uint16, .int32, .uint32, .int64, .uint64, .byte, .sbyte:
+                guard let n = value.number, n.isFinite else { return nil }
+                typed = .int(Int64(n.rounded(.towardZero)))
+            }
+        }
+        if signal.scale != nil || signal.offset != nil, let n = typed.number, !(typed == .bool(true) || typed == .bool(false)) {
+            return .double(signal.scaled(n))
+        }
+        return typed
+    }
+}
+
+/// Polls (batched Read) or subscribes (monitored items) one OPC UA station and reports samples.
+///
+/// One `OPCUAClient` per station, with its own I/O thread; this service reconnects with backoff
+/// when the first connection fails and relies on the client's own reconnect (new session,
+/// subscriptions recreated) after that. A bad NodeId marks that one signal `bad` with its status
+/// code; the station stays online.
+public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
+    public let config: StationConfig
+    public var stationID: String { config.id }
+    public var name: String { "opcua.\(config.id)" }
+    private let sink: AdapterSink
+    private let logger: Logger
+    private let nodes: [NodeId?]
+    private let lock = NSLock()
+    private var figures = StationStats()
+    private var reported: PlantModel.ConnectionState?
+    /// Latest value per signal (subscription mode), and whether a change waits to be sent.
+    private var latest: [SignalReading]
+    private var flushScheduled = false
+    private let flushQueue: DispatchQueue
+
+    public init(config: StationConfig, sink: @escaping AdapterSink, logger: Logger) {
+        self.config = config
+        self.sink = sink
+        self.logger = logger
+        nodes = config.signals.map { $0.node.flatMap(NodeId.init) }
+        latest = config.signals.map { SignalReading(name: $0.name, value: nil, quality: .stale) }
+        flushQueue = DispatchQueue(label: "opcua.\(config.id).flush")
+    }
+
+    public func stats() -> StationStats {
+        lock.lock(); defer { lock.unlock() }
+        return figures
+    }
+
+    private var endpointURL: String {
+        if case .opcua(let url, _, _) = config.endpoint { return url }
+        return config.endpoint.description
+    }
+
+    private func report(_ state: PlantModel.ConnectionState, reason: String? = nil) {
+        lock.lock()
+        let changed = reported != state
+        reported = state
+        if state == .offline { figures.lastError = reason }
+        lock.unlock()
+        guard changed else { return }
+        if state == .offline {
+            logger.warning("offline: \(reason ?? "connection lost")")
+        } else if state == .online {
+            logger.info("online at \(endpointURL)")
+        }
+        sink(.connection(ConnectionChange(station: config.id, state: state, time: Date(), reason: reason)))
+    }
+
+    private func countError(_ kind: String, _ message: String) {
+        lock.lock()
+        figures.errors[kind, default: 0] += 1
+        figures.lastError = message
+        lock.unlock()
+    }
+
+    static func errorKind(_ error: Any) -> String {
+        let text = "\(error)".lowercased()
+        if text.contains("timeout") || text.contains("timed out") { return "timeout" }
+        if text.contains("refused") { return "refused" }
+        if text.contains("closed") || text.contains("lost") || text.contains("reset") { return "closed" }
+        return "bad_response"
+    }
+
+    public func run() async throws {
+        var failures = 0
+        while !Task.isCancelled {
+            var options = OPCUAClient.Options(endpointURL: endpointURL)
+            options.connectTimeoutMs = config.timeoutMs
+            options.requestTimeoutMs = max(config.timeoutMs, 200)
+            options.autoReconnect = true
+            options.maxReconnectDelayMs = 2000
+            options.logger = logger
+            let client: OPCUAClient
+            do {
+                client = try OPCUAClient(options: options)
+            } catch {
+                report(.offline, reason: "\(error)")
+                return
+            }
+            client.onStateChange { [weak self] state in self?.clientState(state) }
+            do {
+                try await client.connect()
+                failures = 0
+                if config.subscribe {
+                    try await subscribe(client)
+                    await waitUntilCancelled()
+                } else {
+                    try await pollLoop(client)
+                }
+                await client.close()
+                return
+            } catch {
+                await client.close()
+                if Task.isCancelled { return }
+                countError(Self.errorKind(error), "\(error)")
+                report(.offline, reason: "\(endpointURL): \(error)")
+                markStale()
+                failures += 1
+                lock.withLock { figures.reconnects += 1 }
+                let delay = min(5_000, 100 * (1 << min(failures, 6)))
+                try? await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
+            }
+        }
+    }
+
+    private func clientState(_ state: OPCUA.ConnectionState) {
+        switch state {
+        case .connected: break // online is reported with the first good values
+        case .disconnected(let reason):
+            countError(Self.errorKind(reason), reason)
+            report(.offline, reason: "\(endpointURL): \(reason)")
+            markStale()
+        case .connecting, .closed: break
+        }
+    }
+
+    private func markStale() {
+        lock.lock()
+        let readings = latest.filter { $0.value != nil }.map { SignalReading(name: $0.name, value: $0.value, quality: .stale) }
+        for index in latest.indices where latest[index].value != nil { latest[index].quality = .stale }
+        lock.unlock()
+        if !readings.isEmpty { sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings))) }
+    }
+
+    private func reading(_ index: Int, _ value: DataValue?) -> SignalReading {
+        let signal = config.signals[index]
+        guard nodes[index] != nil else {
+            return SignalReading(name: signal.name, value: nil, quality: .bad, status: "not a NodeId: \(signal.node ?? "")")
+        }
+        guard let value else { return SignalReading(name: signal.name, value: nil, quality: .bad, status: "no value") }
+        if let status = value.status, status.isBad {
+            return SignalReading(name: signal.name, value: nil, quality: .bad, status: status.description)
+        }
+        guard let converted = OPCUAValueConversion.signalValue(value.value, signal: signal) else {
+            return SignalReading(name: signal.name, value: nil, quality: .bad, status: "value does not convert to \(signal.type?.rawValue ?? "a signal value")")
+        }
+        return SignalReading(name: signal.name, value: converted, quality: .good)
+    }
+
+    // MARK: Polling
+
+    private func pollLoop(_ client: OPCUAClient) async throws {
+        let valid = nodes.indices.filter { nodes[$0] != nil }
+        let ids = valid.map { nodes[$0]! }
+        let interval = UInt64(config.pollIntervalMs) * 1_000_000
+        var deadline = Monotonic.nanoseconds()
+        while !Task.isCancelled {
+            let started = Monotonic.nanoseconds()
+            let values: [DataValue]
+            do {
+                values = try await client.read(ids)
+            } catch {
+                if Task.isCancelled { return }
+                // The client reconnects by itself; report and wait for the next slot.
+                countError(Self.errorKind(error), "\(error)")
+                report(.offline, reason: "\(endpointURL): \(error)")
+                markStale()
+                try await sleep(until: &deadline, interval: interval)
+                continue
+            }
+            let latency = Double(Monotonic.nanoseconds() - started) / 1e6
+            var byIndex: [Int: DataValue] = [:]
+            for (position, index) in valid.enumerated() where position < values.count { byIndex[index] = values[position] }
+            let readings = config.signals.indices.map { reading($0, byIndex[$0]) }
+            lock.withLock {
+                figures.polls += 1
+                figures.lastLatencyMs = latency
+                figures.latencySumMs += latency
+                latest = readings
+            }
+            report(.online)
+            sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings, latencyMs: latency)))
+            try await sleep(until: &deadline, interval: interval)
+        }
+    }
+
+    private func sleep(until deadline: inout UInt64, interval: UInt64) async throws {
+        deadline += interval
+        let now = Monotonic.nanoseconds()
+        if deadline <= now {
+            // Behind: skip the missed slots instead of bursting.
+            deadline = now + interval - (now - deadline) % interval
+        }
+        try await Task.sleep(nanoseconds: deadline - now)
+    }
+
+    // MARK: Subscription
+
+    private func subscribe(_ client: OPCUAClient) async throws {
+        let valid = nodes.indices.filter { nodes[$0] != nil }
+        let items = valid.map { MonitoredItemSpec(nodes[$0]!, samplingIntervalMs: Double(config.pollIntervalMs)) }
+        let result = try await client.subscribe(items: items, publishingIntervalMs: Double(config.pollIntervalMs)) { [weak self] handle, value in
+            guard let self, Int(handle) < valid.count else { return }
+            self.received(index: valid[Int(handle)], value: value)
+        }
+        lock.withLock {
+            for (position, status) in result.itemStatuses.enumerated() where status.isBad && position < valid.count {
+                latest[valid[position]] = SignalReading(name: config.signals[valid[position]].name, value: nil, quality: .bad,
+                                                        status: status.description)
+            }
+            for index in nodes.indices where nodes[index] == nil {
+                latest[index] = reading(index, nil)
+            }
+        }
+        scheduleFlush()
+    }
+
+    private func received(index: Int, value: DataValue) {
+        let reading = reading(index, value)
+        lock.lock()
+        latest[index] = reading
+        lock.unlock()
+        scheduleFlush()
+    }
+
+    /// Coalesces the changes of one publish response into one poll (1 ms later).
+    private func scheduleFlush() {
+        lock.lock()
+        let schedule = !flushScheduled
+        flushScheduled = true
+        lock.unlock()
+        guard schedule else { return }
+        flushQueue.asyncAfter(deadline: .now() + .milliseconds(1)) { [weak self] in
+            guard let self else { return }
+            lock.lock()
+            flushScheduled = false
+            let readings = latest
+            figures.polls += 1
+            lock.unlock()
+            guard readings.contains(where: { $0.quality != .stale }) else { return }
+            report(.online)
+            sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings.filter { $0.quality != .stale })))
+        }
+    }
+}
