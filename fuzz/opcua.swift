@@ -37,7 +37,7 @@ private func decodeService(_ message: [UInt8]) {
     _ = id
 }
 
-private let types: [any UADecodable.Type] = [
+nonisolated(unsafe) private let types: [any UADecodable.Type] = [
     ServiceFault.self, OpenSecureChannelRequest.self, OpenSecureChannelResponse.self, CloseSecureChannelRequest.self,
     GetEndpointsRequest.self, GetEndpointsResponse.self, FindServersRequest.self, FindServersResponse.self,
     CreateSessionRequest.self, CreateSessionResponse.self, ActivateSessionRequest.self, ActivateSessionResponse.self,

@@ -1,0 +1,425 @@
+import CEpoll
+import Foundation
+import HTTP
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// HTTP benchmarks against the assembled server in-process (replay of an empty recording, so nothing
+// polls): server-sent events fan-out, idle event-stream clients, slow-header connections.
+extension BenchSuite {
+    /// 2,000 event-stream clients, 10 events/s each: delivery latency (publish → client) and memory per client.
+    func sseFanout() throws {
+        raiseFileLimit()
+        let clients = short ? 200 : 2000
+        let seconds = short ? 3.0 : 20.0
+        let server = try BenchServer()
+        defer { server.stop() }
+        let before = residentBytes()
+        let swarm = try ClientSwarm(port: server.port, request: "GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+        defer { swarm.close() }
+        try swarm.connect(clients, streaming: true)
+        guard server.waitForStreams(clients) else {
+            print("SSE fan-out: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected"); return
+        }
+        let afterConnect = residentBytes()
+
+        // A publisher thread: one event every 100 ms, stamped with its publish time.
+        let hub = server.server.hub
+        let stop = Flag()
+        let published = Counter()
+        let publisher = Thread {
+            var id: Int64 = 1 << 40
+            var next = Monotonic.nanoseconds()
+            while !stop.isSet {
+                id += 1
+                hub.publish(SSEEvent(id: id, type: "bench", data: String(Monotonic.nanoseconds())))
+                published.add(1)
+                next += 100_000_000
+                let now = Monotonic.nanoseconds()
+                if next > now { usleep(UInt32((next - now) / 1000)) }
+            }
+        }
+        publisher.start()
+        let deadline = Monotonic.nanoseconds() + UInt64(seconds * 1e9)
+        while Monotonic.nanoseconds() < deadline { swarm.pump(timeoutMs: 50) }
+        stop.set()
+        // Let the last events arrive.
+        let drainUntil = Monotonic.nanoseconds() + 500_000_000
+        while Monotonic.nanoseconds() < drainUntil && swarm.deliveries < published.value * clients { swarm.pump(timeoutMs: 20) }
+        let afterRun = residentBytes()
+        let expected = published.value * clients
+        let p99 = swarm.latencyPercentile(0.99), p50 = swarm.latencyPercentile(0.50)
+        let metrics = hub.metrics
+        Self.figure("SSE delivery p99 (\(clients) clients × 10 events/s, publish → client)", p99, unit: "ms", target: 15,
+                    higherIsBetter: false,
+                    reference: String(format: "p50 %.2f ms, max %.2f ms, %d of %d deliveries, %d clients dropped",
+                                      p50, swarm.latencyPercentile(1), swarm.deliveries, expected, metrics.droppedClients))
+        let perClient = Double(max(0, afterConnect - before)) / Double(clients) / 1024
+        Self.figure("SSE server memory per client", perClient, unit: "KiB", target: 16, higherIsBetter: false,
+                    reference: String(format: "RSS +%.1f MiB for %d clients; +%.1f MiB more after %.0f s of events",
+                                      Double(afterConnect - before) / 1_048_576, clients,
+                                      Double(afterRun - afterConnect) / 1_048_576, seconds))
+    }
+
+    /// 10,000 idle event-stream clients: memory per client, and /api/health latency meanwhile.
+    func sseIdle() throws {
+        raiseFileLimit()
+        let clients = short ? 1000 : 10_000
+        let server = try BenchServer()
+        defer { server.stop() }
+        let before = residentBytes()
+        let swarm = try ClientSwarm(port: server.port, request: "GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+        defer { swarm.close() }
+        let started = Monotonic.nanoseconds()
+        try swarm.connect(clients, streaming: true)
+        guard server.waitForStreams(clients) else {
+            print("SSE idle: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected"); return
+        }
+        let connectSeconds = Double(Monotonic.nanoseconds() - started) / 1e9
+        let after = residentBytes()
+        let health = healthLatencies(port: server.port, count: short ? 50 : 300, pump: swarm)
+        let perClient = Double(max(0, after - before)) / Double(clients) / 1024
+        Self.figure("idle SSE memory per client (\(clients) clients)", perClient, unit: "KiB", target: 16, higherIsBetter: false,
+                    reference: String(format: "RSS +%.1f MiB; all connected in %.1f s", Double(after - before) / 1_048_576, connectSeconds))
+        Self.figure("GET /api/health p99 with \(clients) idle SSE clients", percentile(health, 0.99), unit: "ms", target: 10,
+                    higherIsBetter: false,
+                    reference: String(format: "p50 %.2f ms, %d requests, %d failed", percentile(health, 0.5), health.count,
+                                      (short ? 50 : 300) - health.count))
+    }
+
+    /// 300 connections sending their header one byte a second while /api/health keeps answering.
+    func slowHeaders() throws {
+        raiseFileLimit()
+        let connections = 300
+        let seconds = short ? 3.0 : 15.0
+        let server = try BenchServer()
+        defer { server.stop() }
+        let slow = try ClientSwarm(port: server.port, request: "GET /api/health HTTP/1.1\r\nHost: slow\r\nX-Padding: \(String(repeating: "a", count: 60))\r\n\r\n")
+        defer { slow.close() }
+        try slow.connect(connections, streaming: false)
+        let stop = Flag()
+        let dripper = Thread {
+            while !stop.isSet {
+                slow.drip()
+                for _ in 0..<10 where !stop.isSet { usleep(100_000) }
+            }
+        }
+        dripper.start()
+        var latencies: [Double] = []
+        var failures = 0
+        let deadline = Monotonic.nanoseconds() + UInt64(seconds * 1e9)
+        while Monotonic.nanoseconds() < deadline {
+            if let ms = healthOnce(port: server.port) { latencies.append(ms) } else { failures += 1 }
+            usleep(20_000)
+        }
+        stop.set()
+        while !dripper.isFinished { usleep(10_000) }
+        Self.figure("GET /api/health p99 during \(connections) slow-header connections", percentile(latencies, 0.99), unit: "ms",
+                    target: 100, higherIsBetter: false,
+                    reference: String(format: "max %.2f ms, %d answered, %d failed, %d slow connections reopened after the header timeout",
+                                      percentile(latencies, 1), latencies.count, failures, slow.reopened))
+    }
+
+    // MARK: Helpers
+
+    private func healthLatencies(port: UInt16, count: Int, pump: ClientSwarm) -> [Double] {
+        var result: [Double] = []
+        for _ in 0..<count {
+            if let ms = healthOnce(port: port) { result.append(ms) }
+            pump.pump(timeoutMs: 0)
+            usleep(5_000)
+        }
+        return result
+    }
+}
+
+/// One `GET /api/health` on a new connection; its latency in ms, nil if it failed or was not 200.
+func healthOnce(port: UInt16) -> Double? {
+    let start = Monotonic.nanoseconds()
+    guard let fd = try? Socket.connect(host: "127.0.0.1", port: port, timeoutMs: 2000) else { return nil }
+    defer { Socket.close(fd) }
+    Socket.setTimeouts(fd, milliseconds: 5000)
+    let request = Array("GET /api/health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".utf8)
+    guard (try? request.withUnsafeBytes({ try Socket.writeAll(fd, $0) })) != nil else { return nil }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        guard let n = try? buffer.withUnsafeMutableBytes({ try Socket.read(fd, into: $0) }), n > 0 else { break }
+        response += buffer[0..<n]
+    }
+    guard response.starts(with: Array("HTTP/1.1 200".utf8)) else { return nil }
+    return Double(Monotonic.nanoseconds() - start) / 1e6
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted[max(0, min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Raises the open-file limit to 65,536 (or the hard limit) for many-connection benchmarks.
+func raiseFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    let wanted: rlim_t = 65536
+    if limit.rlim_max < wanted { limit.rlim_max = wanted }
+    limit.rlim_cur = wanted
+    if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+        _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func add(_ n: Int) { lock.lock(); count += n; lock.unlock() }
+}
+
+/// The assembled server on a free loopback port with a temp database, replaying an empty recording.
+final class BenchServer: @unchecked Sendable {
+    let server: MESServer
+    private let directory: URL
+    private let done = DispatchSemaphore(value: 0)
+
+    init(config: String = "Stations/plant.json") throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-http-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var options = ServerOptions()
+        options.config = config
+        options.database = directory.appendingPathComponent("mes.sqlite").path
+        options.port = 0
+        options.replay = "/dev/null"
+        server = try MESServer(options: options, logger: Logger(label: "bench", level: .error))
+        let server = self.server, done = self.done
+        Thread {
+            let finished = DispatchSemaphore(value: 0)
+            Task.detached {
+                do { try await server.run(installSignalHandlers: false) } catch { print("bench server: \(error)") }
+                finished.signal()
+            }
+            finished.wait()
+            done.signal()
+        }.start()
+        let deadline = Monotonic.nanoseconds() + 10_000_000_000
+        while healthOnce(port: port) == nil {
+            guard Monotonic.nanoseconds() < deadline else { throw UsageError("bench server did not answer /api/health") }
+            usleep(20_000)
+        }
+    }
+
+    var port: UInt16 { server.port }
+
+    /// Waits (up to 30 s) until `count` event streams are open.
+    func waitForStreams(_ count: Int) -> Bool {
+        let deadline = Monotonic.nanoseconds() + 30_000_000_000
+        while server.hub.metrics.connectedClients < count {
+            if Monotonic.nanoseconds() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    func stop() {
+        server.shutdown()
+        done.wait()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Many non-blocking client connections on one epoll set, driven by the calling thread.
+///
+/// Streaming clients send `request` at once and then read server-sent events whose `data:` is a
+/// `Monotonic.nanoseconds()` stamp, recording the delivery latency. Non-streaming (slow) clients
+/// send `request` one byte per ``drip()`` and reopen when the server closes them.
+final class ClientSwarm: @unchecked Sendable {
+    private struct Client {
+        var fd: Int32 = -1
+        var sent = 0
+        var headerDone = false
+        var pending: [UInt8] = []
+    }
+
+    private let port: UInt16
+    private let request: [UInt8]
+    private let epfd: Int32
+    private let events: UnsafeMutablePointer<epoll_event>
+    private let capacity = 1024
+    private var clients: [Client] = []
+    private var indexOfFd: [Int32: Int] = [:]
+    private var buffer = [UInt8](repeating: 0, count: 65536)
+    private var latenciesMicros: [UInt32] = []
+    private let lock = NSLock()
+    private(set) var deliveries = 0
+    private(set) var reopened = 0
+
+    init(port: UInt16, request: String) throws {
+        self.port = port
+        self.request = Array(request.utf8)
+        epfd = try syscallOrThrow("epoll_create1", context: "bench clients") { epoll_create1(CEPOLL_CLOEXEC) }
+        events = .allocate(capacity: capacity)
+        latenciesMicros.reserveCapacity(1 << 20)
+    }
+
+    /// Opens `count` connections, in batches so the listen backlog never overflows; streaming ones
+    /// are pumped until their response header arrived.
+    func connect(_ count: Int, streaming: Bool) throws {
+        var opened = 0
+        while opened < count {
+            let batch = min(200, count - opened)
+            for _ in 0..<batch {
+                let index = clients.count
+                clients.append(Client())
+                try open(index, streaming: streaming)
+            }
+            opened += batch
+            if streaming {
+                let deadline = Monotonic.nanoseconds() + 10_000_000_000
+                while clients.suffix(batch).contains(where: { !$0.headerDone }) && Monotonic.nanoseconds() < deadline {
+                    pump(timeoutMs: 20)
+                }
+            }
+        }
+    }
+
+    private func open(_ index: Int, streaming: Bool) throws {
+        var address = try Socket.ipv4Address(host: "127.0.0.1", port: port)
+        let fd = try syscallOrThrow("socket", context: "bench client") {
+            Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        }
+        // A non-blocking connect answers EINPROGRESS; completion shows as writability.
+        let started: Int32 = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard started == 0 || errno == EINPROGRESS else {
+            let code = errno
+            Socket.close(fd)
+            throw SystemError(call: "connect", errno: code, context: "bench client \(index)")
+        }
+        lock.lock()
+        clients[index] = Client(fd: fd)
+        indexOfFd[fd] = index
+        lock.unlock()
+        let interest = streaming ? (CEPOLL_IN | CEPOLL_OUT) : CEPOLL_IN
+        _ = try syscallOrThrow("epoll_ctl", context: "bench client") { cepoll_ctl_fd(epfd, CEPOLL_CTL_ADD, fd, interest) }
+    }
+
+    /// Handles ready connections for up to `timeoutMs`.
+    func pump(timeoutMs: Int32) {
+        let count = epoll_wait(epfd, events, Int32(capacity), timeoutMs)
+        guard count > 0 else { return }
+        let now = Monotonic.nanoseconds()
+        lock.lock(); defer { lock.unlock() }
+        for i in 0..<Int(count) {
+            let fd = cepoll_event_fd(events, Int32(i))
+            let flags = cepoll_event_flags(events, Int32(i))
+            guard let index = indexOfFd[fd] else { continue }
+            if flags & CEPOLL_OUT != 0 && clients[index].sent < request.count {
+                let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + clients[index].sent, request.count - clients[index].sent, Int32(MSG_NOSIGNAL)) }
+                if n > 0 { clients[index].sent += n }
+                if clients[index].sent == request.count { _ = cepoll_ctl_fd(epfd, CEPOLL_CTL_MOD, fd, CEPOLL_IN) }
+            }
+            if flags & (CEPOLL_IN | CEPOLL_HUP | CEPOLL_ERR) != 0 { readAll(index, now: now) }
+        }
+    }
+
+    private func readAll(_ index: Int, now: UInt64) {
+        let fd = clients[index].fd
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                consume(index, n, now: now)
+                continue
+            }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            // Closed by the server (or failed).
+            _ = cepoll_ctl_fd(epfd, CEPOLL_CTL_DEL, fd, 0)
+            Socket.close(fd)
+            indexOfFd[fd] = nil
+            clients[index] = Client()
+            return
+        }
+    }
+
+    /// Parses received bytes line by line; `data: <stamp>` lines become latencies.
+    private func consume(_ index: Int, _ n: Int, now: UInt64) {
+        var lineStart = 0
+        var pending = clients[index].pending
+        defer { clients[index].pending = pending }
+        let data = buffer
+        for i in 0..<n where data[i] == 10 {
+            let line = pending.isEmpty ? Array(data[lineStart..<i]) : pending + data[lineStart..<i]
+            pending.removeAll()
+            lineStart = i + 1
+            if !clients[index].headerDone {
+                if line.isEmpty || line == [13] { clients[index].headerDone = true }
+                continue
+            }
+            guard line.count > 6, line.starts(with: [100, 97, 116, 97, 58, 32]) else { continue } // "data: "
+            var stamp: UInt64 = 0
+            var digits = 0
+            for b in line.dropFirst(6) {
+                guard b >= 48 && b <= 57 else { digits = 0; break }
+                stamp = stamp &* 10 &+ UInt64(b - 48)
+                digits += 1
+            }
+            guard digits > 0 else { continue }
+            deliveries += 1
+            latenciesMicros.append(UInt32(clamping: now > stamp ? (now - stamp) / 1000 : 0))
+        }
+        if lineStart < n { pending += data[lineStart..<n] }
+    }
+
+    /// Sends the next byte of the request on every slow connection; reopens the ones the server closed.
+    func drip() {
+        lock.lock()
+        let snapshot = clients.enumerated().map { ($0.offset, $0.element.fd, $0.element.sent) }
+        lock.unlock()
+        for (index, fd, sent) in snapshot {
+            if fd < 0 {
+                if (try? open(index, streaming: false)) != nil { reopened += 1 }
+                continue
+            }
+            guard sent < request.count else { continue }
+            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, 1, Int32(MSG_NOSIGNAL)) }
+            lock.lock()
+            if n == 1 && clients[index].fd == fd { clients[index].sent += 1 }
+            lock.unlock()
+        }
+        pump(timeoutMs: 0)
+    }
+
+    /// The `p` quantile of delivery latencies, in ms.
+    func latencyPercentile(_ p: Double) -> Double {
+        lock.lock(); defer { lock.unlock() }
+        return percentile(latenciesMicros.map { Double($0) / 1000 }, p)
+    }
+
+    func close() {
+        lock.lock(); defer { lock.unlock() }
+        for client in clients where client.fd >= 0 { Socket.close(client.fd) }
+        clients.removeAll()
+        indexOfFd.removeAll()
+        Socket.close(epfd)
+        events.deallocate()
+    }
+}
