@@ -146,6 +146,7 @@ public final class OPCUAClient: @unchecked Sendable {
     private var currentState: ConnectionState = .disconnected("not started")
     private var stopRequested = false
     private var reconnectRequested = false
+    private var renewals = 0
     private var threadRunning = false
     private var firstConnect: (@Sendable (Result<Void, any Error>) -> Void)?
     private var threadDone = DispatchSemaphore(value: 0)
@@ -193,6 +194,9 @@ public final class OPCUAClient: @unchecked Sendable {
 
     /// The latest connection state.
     public var state: ConnectionState { lock.withLock { currentState } }
+
+    /// How many times the secure channel's token was renewed on a live channel (diagnostics).
+    public var tokenRenewals: Int { lock.withLock { renewals } }
 
     /// Sets the observer of connection state changes (called on the I/O thread).
     public func onStateChange(_ handler: @escaping @Sendable (ConnectionState) -> Void) {
@@ -721,6 +725,7 @@ public final class OPCUAClient: @unchecked Sendable {
             case .send(let bytes):
                 try sendBytes(bytes)
             case .opened:
+                if opened { lock.withLock { renewals += 1 } }
                 opened = true
             case .message(let requestId, let body):
                 if requestId == waitingFor {

@@ -123,6 +123,32 @@ final class ClientAsyncuaTests: XCTestCase {
     }
 }
 
+final class ClientTokenRenewalTests: XCTestCase {
+    /// A 2 s channel lifetime: the client renews the token at ~1.5 s, repeatedly, without losing the connection.
+    func testSecureChannelTokenRenewalAgainstAsyncua() async throws {
+        let peer = try PeerProcess(script: "opcua_asyncua_server.py")
+        addTeardownBlock { peer.stop() }
+        var options = OPCUAClient.Options(endpointURL: "opc.tcp://127.0.0.1:\(peer.port)/")
+        options.channelLifetimeMs = 2000
+        let client = try OPCUAClient(options: options)
+        let collected = Collected()
+        client.onStateChange { collected.add($0) }
+        try await client.connect()
+        addTeardownBlock { await client.close() }
+        let started = Date()
+        var reads = 0
+        while Date().timeIntervalSince(started) < 5 {
+            let value = try await client.read([NodeId("Demo.Double", namespace: 2)])
+            XCTAssertEqual(value.first?.value, .double(3.25))
+            reads += 1
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        XCTAssertGreaterThan(reads, 20)
+        XCTAssertGreaterThanOrEqual(client.tokenRenewals, 2, "renewed at 75% of the 2 s lifetime")
+        XCTAssertEqual(collected.allStates, [.connecting, .connected], "no reconnect across three renewals")
+    }
+}
+
 final class ClientUserNameTests: XCTestCase {
     func testUserNameLoginWhereOffered() async throws {
         let peer = try PeerProcess(script: "opcua_asyncua_server.py", arguments: ["0", "users"])
