@@ -2,6 +2,7 @@ import Foundation
 import PlantModel
 import OPCUAAdapter
 import Runtime
+import Simulation
 
 /// Builds the OPC UA adapter of a station.
 enum OPCUAAdapterFactory {
@@ -10,10 +11,11 @@ enum OPCUAAdapterFactory {
     }
 }
 
-/// Builds the in-process simulators of `--simulate`.
+/// Builds the in-process simulators of `--simulate`: every station, the built-in normal shift.
 enum SimulatorFactory {
     static func services(config: PlantConfig, logger: Logger) throws -> [any Service] {
-        logger.warning("simulators not available yet")
-        return []
+        let plant = try SimulatedPlant(config: config, source: .model(.normalShift, seed: 1), logger: logger)
+        try plant.start()
+        return [plant]
     }
 }

@@ -1,1 +1,88 @@
-print("not yet")
+import Foundation
+import MESApp
+import PlantModel
+import Runtime
+import Simulation
+
+// station-sim: serve simulated stations over Modbus TCP and OPC UA (contract §2), or write a
+// recording of a simulated shift (--generate).
+let usage = """
+usage: station-sim --config FILE [--station ID ...] [--scenario FILE] [--seed N] [--replay FILE [--speed X]]
+       station-sim --config FILE --generate FILE [--duration 8h] [--scenario FILE] [--seed N]
+  --station ID     serve only this station (repeatable; default: all)
+  --scenario FILE  drive the stations from a scenario (Stations/scenarios/*.json)
+  --seed N         random seed (default: the scenario's, 1 for the built-in normal shift)
+  --replay FILE    serve a recording instead (JSON Lines, contract §6), at --speed X (default 1)
+  --generate FILE  write a recording of a simulated run instead of serving (with --duration, e.g. 8h, 30m, 600s)
+  --log-level L    trace, debug, info, warning, error (default info)
+"""
+
+func fail(_ message: String, code: Int32 = 2) -> Never {
+    FileHandle.standardError.write(Data("station-sim: \(message)\n".utf8))
+    exit(code)
+}
+
+var configPath: String?
+var stationIDs: [String] = []
+var scenarioPath: String?
+var seed: UInt64?
+var replayPath: String?
+var speed = ReplaySpeed.factor(1)
+var generatePath: String?
+var durationS = 8.0 * 3600
+var logLevel = "info"
+var arguments = Array(CommandLine.arguments.dropFirst())
+while !arguments.isEmpty {
+    let flag = arguments.removeFirst()
+    func value() -> String {
+        guard !arguments.isEmpty, !arguments[0].hasPrefix("--") else { fail("\(flag) needs a value\n\(usage)") }
+        return arguments.removeFirst()
+    }
+    switch flag {
+    case "--config": configPath = value()
+    case "--station": stationIDs.append(value())
+    case "--scenario": scenarioPath = value()
+    case "--seed":
+        let text = value()
+        guard let n = UInt64(text) else { fail("--seed takes a whole number, not \"\(text)\"") }
+        seed = n
+    case "--replay": replayPath = value()
+    case "--speed":
+        let text = value()
+        guard let s = ReplaySpeed.parse(text) else { fail("--speed takes a positive number or \"max\", not \"\(text)\"") }
+        speed = s
+    case "--generate": generatePath = value()
+    case "--duration":
+        let text = value()
+        guard let d = SimDuration.parse(text), d > 0 else { fail("--duration takes e.g. 8h, 30m or 600s, not \"\(text)\"") }
+        durationS = d
+    case "--log-level": logLevel = value()
+    case "--help", "-h":
+        print(usage)
+        exit(0)
+    default: fail("unknown option \"\(flag)\"\n\(usage)")
+    }
+}
+guard let configPath else { fail("--config is required\n\(usage)") }
+let logger = Logger(label: "station-sim", level: Logger.Level(name: logLevel) ?? .info)
+do {
+    let config = try PlantConfig.load(path: configPath)
+    let scenario = try scenarioPath.map { try Scenario.load(path: $0) } ?? .normalShift
+    if let generatePath {
+        let summary = try generateRecording(config: config, scenario: scenario, seed: seed, duration: durationS, to: generatePath) { progress in
+            FileHandle.standardError.write(Data("station-sim: \(progress)\n".utf8))
+        }
+        FileHandle.standardError.write(Data("station-sim: wrote \(generatePath): \(summary)\n".utf8))
+        exit(0)
+    }
+    let source: SimulationSource = replayPath.map { .recording(path: $0, speed: speed) } ?? .model(scenario, seed: seed)
+    let plant = try SimulatedPlant(config: config, stationIDs: stationIDs, source: source, logger: logger)
+    try plant.start()
+    let group = ServiceGroup(services: [plant], logger: logger)
+    group.installSignalHandlers()
+    logger.info("serving \(stationIDs.isEmpty ? "every station" : stationIDs.joined(separator: ", ")) of \(config.plant); Ctrl-C stops")
+    try await group.run()
+    exit(0)
+} catch {
+    fail("\(error)", code: 1)
+}
