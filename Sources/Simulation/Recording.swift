@@ -337,7 +337,10 @@ public final class RecordingReader: @unchecked Sendable {
         for byte in line where byte != 32 && byte != 9 { onlySpace = false; break }
         if onlySpace { return }
         let sample = try parseSample(line)
-        if !groupTime.elementsEqual(sample.timeBytes) {
+        let sameTime = groupTime.count == sample.timeBytes.count && groupTime.withUnsafeBufferPointer {
+            memcmp($0.baseAddress!, sample.timeBytes.baseAddress!, $0.count) == 0
+        }
+        if !sameTime {
             if !group.isEmpty { emitGroup() }
             guard let date = Timestamp.parse(String(decoding: sample.timeBytes, as: UTF8.self)) else {
                 throw RecordingError(file: path, line: lineNumber, reason: "\"t\" is not an RFC 3339 time")
