@@ -1,0 +1,183 @@
+import Foundation
+import PlantModel
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The simulated plant on the network: every selected station served as a real Modbus TCP or
+/// OPC UA server (``SimulatedStation``), driven in real time by a ``PlantSimulator`` (a scenario)
+/// or by a recording (replayed at a speed).
+///
+/// What `station-sim` and `mes-server --simulate` run. The driver is a thread of its own; the
+/// servers have their own threads. ``start()``/``stop()`` for direct use, ``run()`` as a
+/// ``Service``. A recording that ends leaves the last values served; a bad recording line stops
+/// the driver and makes ``run()`` throw it.
+public final class PlantSimulationService: Service, @unchecked Sendable {
+    /// What drives the values.
+    public enum Source: Sendable {
+        /// The simulator with this scenario (`seed` nil: the scenario's), starting at the wall-clock time.
+        case scenario(Scenario, seed: UInt64?)
+        /// A recording (contract §6) replayed at `speed`; stations not in it keep their initial values.
+        case recording(path: String, speed: ReplaySpeed)
+    }
+
+    public let config: PlantConfig
+    public let source: Source
+    public let stations: [SimulatedStation]
+    private let logger: Logger
+    private let lock = NSLock()
+    private var stopFlag = false
+    private var running = false
+    private var finished: DispatchSemaphore?
+    private var failure: (any Error)?
+    private var simulatedElapsedMs: Int64 = 0
+
+    public var name: String { "simulation" }
+
+    /// - Parameters:
+    ///   - stationIDs: the stations to serve (nil: all of the config).
+    ///   - ports: per-station port overrides (tests pass 0 for free ports).
+    /// - Throws: ``SimulationError`` for an unknown station id or a station that cannot be served;
+    ///   `ConfigError` for a scenario that does not fit the config.
+    public init(config: PlantConfig, stationIDs: [String]? = nil, source: Source = .scenario(.normalShift, seed: nil),
+                ports: [String: UInt16] = [:], logger: Logger = Logger(label: "station-sim")) throws {
+        self.config = config
+        self.source = source
+        self.logger = logger
+        var selected: [StationConfig] = []
+        for id in stationIDs ?? config.stations.map(\.id) {
+            guard let station = config.station(id) else {
+                throw SimulationError("station \"\(id)\" is not in \(config.file) (\(config.stations.map(\.id).joined(separator: ", ")))")
+            }
+            selected.append(station)
+        }
+        stations = try selected.map { try SimulatedStation(station: $0, port: ports[$0.id], logger: logger) }
+        if case .scenario(let scenario, let seed) = source {
+            _ = try PlantSimulator(config: config, scenario: scenario, seed: seed)   // checks the events early
+        }
+    }
+
+    /// Bound ports by station id (after ``start()``).
+    public var ports: [String: UInt16] {
+        var map: [String: UInt16] = [:]
+        for station in stations { map[station.station.id] = station.port }
+        return map
+    }
+
+    /// Milliseconds simulated so far (scenario source).
+    public var elapsedMs: Int64 { lock.withLock { simulatedElapsedMs } }
+
+    /// Starts every server and the driver thread. Throws if a port cannot be bound (servers
+    /// started before it are stopped again).
+    public func start() throws {
+        try lock.withLock {
+            guard !running else { return }
+            stopFlag = false
+            failure = nil
+            running = true
+        }
+        do {
+            for station in stations { try station.start() }
+        } catch {
+            for station in stations { station.stop() }
+            lock.withLock { running = false }
+            throw error
+        }
+        let done = DispatchSemaphore(value: 0)
+        lock.withLock { finished = done }
+        let thread = Thread { [self] in
+            do {
+                try drive()
+            } catch {
+                logger.error("simulation stopped: \(error)")
+                lock.withLock { failure = error }
+            }
+            done.signal()
+        }
+        thread.name = "plant-simulation"
+        thread.start()
+        logger.info("serving \(stations.count) simulated stations: " + stations.map { "\($0.station.id) :\($0.port ?? 0)" }.joined(separator: ", "))
+    }
+
+    /// Stops the driver and every server (joins their threads).
+    public func stop() {
+        let done: DispatchSemaphore? = lock.withLock {
+            guard running else { return nil }
+            running = false
+            stopFlag = true
+            return finished
+        }
+        guard let done else { return }
+        done.wait()
+        for station in stations { station.stop() }
+        lock.withLock { finished = nil }
+    }
+
+    /// Serves until cancelled; throws if the driver failed (a bad recording line).
+    public func run() async throws {
+        try start()
+        while !Task.isCancelled {
+            if let error = lock.withLock({ failure }) {
+                stop()
+                throw error
+            }
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        stop()
+    }
+
+    private var shouldStop: Bool { lock.withLock { stopFlag } }
+
+    private func drive() throws {
+        switch source {
+        case .scenario(let scenario, let seed):
+            try driveSimulator(scenario: scenario, seed: seed)
+        case .recording(let path, let speed):
+            let byID = Dictionary(stations.map { ($0.station.id, $0) }, uniquingKeysWith: { a, _ in a })
+            try replayRecording(path: path, speed: speed, isCancelled: { self.shouldStop },
+                                progress: { [logger] in logger.debug("\($0)") }) { poll in
+                guard let station = byID[poll.station] else { return }
+                for reading in poll.readings {
+                    guard let value = reading.value else { continue }
+                    do {
+                        try station.set(signal: reading.name, value: value)
+                    } catch {
+                        logger.warning("\(poll.station).\(reading.name): \(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    private func driveSimulator(scenario: Scenario, seed: UInt64?) throws {
+        let simulator = try PlantSimulator(config: config, scenario: scenario, seed: seed, start: Date())
+        let indices = stations.map { station in config.stations.firstIndex { $0.id == station.station.id }! }
+        var online = Array(repeating: true, count: stations.count)
+        func push() throws {
+            for (k, s) in indices.enumerated() {
+                let isOnline = simulator.isOnline(s)
+                if isOnline != online[k] {
+                    online[k] = isOnline
+                    try stations[k].setOnline(isOnline)
+                    logger.info("\(stations[k].station.id) PLC \(isOnline ? "back online" : "offline (scenario)")")
+                }
+                if simulator.takeChanged(s) { try stations[k].update(simulator.values(at: s)) }
+            }
+        }
+        try push()
+        let began = Monotonic.nanoseconds()
+        while !shouldStop {
+            let target = Int64((Monotonic.nanoseconds() - began) / 1_000_000)
+            while simulator.elapsedMs + simulator.tickMs <= target {
+                simulator.step()
+                try push()
+            }
+            lock.withLock { simulatedElapsedMs = simulator.elapsedMs }
+            let nextMs = simulator.elapsedMs + simulator.tickMs
+            let waitNs = max(1_000_000, (nextMs * 1_000_000) - Int64(Monotonic.nanoseconds() - began))
+            var request = timespec(tv_sec: 0, tv_nsec: Int(min(waitNs, 100_000_000)))
+            _ = nanosleep(&request, nil)
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import OPCUA
+import PlantModel
+import Runtime
+
+/// Serves one station's values over its configured protocol: a ``ModbusStationServer`` for a
+/// `modbus://` endpoint, an `OPCUAServer` (one variable per signal `node`) for `opc.tcp://`.
+///
+/// Values are pushed with ``update(_:)`` (all signals, config order) or ``set(signal:value:)``;
+/// only changed values reach the server. ``setOnline(_:)`` with false closes the server (clients
+/// see connection refused) and true serves again on the same port. Thread-safe.
+public final class SimulatedStation: @unchecked Sendable {
+    public let station: StationConfig
+    private let host: String
+    private let requestedPort: UInt16
+    private let logger: Logger
+    private let lock = NSLock()
+    private var modbus: ModbusStationServer?
+    private var opcua: OPCUAServer?
+    private var nodes: [NodeId?]
+    private var current: [SignalValue?]
+    private var boundPort: UInt16?
+    private var online = false
+    private var started = false
+
+    /// - Parameters:
+    ///   - host, port: override the endpoint's (tests pass port 0 for a free port).
+    /// - Throws: ``SimulationError`` for an endpoint that cannot be served (Modbus RTU) or a bad node id.
+    public init(station: StationConfig, host: String? = nil, port: UInt16? = nil, logger: Logger = Logger(label: "station-sim")) throws {
+        self.station = station
+        self.logger = logger.with("station.id", station.id)
+        switch station.endpoint {
+        case let .modbusTCP(h, p, _):
+            self.host = host ?? h
+            requestedPort = port ?? p
+        case let .opcua(_, h, p):
+            self.host = host ?? h
+            requestedPort = port ?? p
+        case .modbusRTU:
+            throw SimulationError("\(station.id): Modbus RTU stations are served by ModbusRTUStationServer, not over TCP")
+        }
+        nodes = try station.signals.map { signal in
+            guard station.protocol == .opcua else { return nil }
+            guard let text = signal.node, let node = NodeId(text) else {
+                throw SimulationError("\(station.id).\(signal.name): \"\(signal.node ?? "")\" is not an OPC UA node id")
+            }
+            return node
+        }
+        current = Array(repeating: nil, count: station.signals.count)
+    }
+
+    deinit {
+        modbus?.stop()
+        opcua?.stop()
+    }
+
+    /// The bound port after ``start()``.
+    public var port: UInt16? { lock.withLock { boundPort } }
+
+    /// Starts serving (online). Returns the bound port.
+    @discardableResult
+    public func start() throws -> UInt16 {
+        try lock.withLock {
+            if let boundPort, started { return boundPort }
+            started = true
+            let port = try serveLocked(port: boundPort ?? requestedPort)
+            boundPort = port
+            online = true
+            return port
+        }
+    }
+
+    /// Stops serving and closes every client connection.
+    public func stop() {
+        lock.withLock {
+            started = false
+            online = false
+            closeLocked()
+        }
+    }
+
+    /// Takes the PLC off the network (false) or back (true, on the same port, with the current values).
+    public func setOnline(_ value: Bool) throws {
+        try lock.withLock {
+            guard started, value != online else { return }
+            online = value
+            if value {
+                _ = try serveLocked(port: boundPort ?? requestedPort)
+            } else {
+                closeLocked()
+            }
+        }
+    }
+
+    /// Pushes every signal's value (config signal order); unchanged values are skipped.
+    public func update(_ values: [SignalValue]) throws {
+        try lock.withLock {
+            for (i, value) in values.enumerated() where i < current.count && current[i] != value {
+                try pushLocked(i, value)
+            }
+        }
+    }
+
+    /// Pushes one signal's value by name. - Throws: ``SimulationError`` for an unknown signal.
+    public func set(signal name: String, value: SignalValue) throws {
+        guard let i = station.signals.firstIndex(where: { $0.name == name }) else {
+            throw SimulationError("\(station.id) has no signal \"\(name)\"")
+        }
+        try lock.withLock {
+            if current[i] != value { try pushLocked(i, value) }
+        }
+    }
+
+    private func pushLocked(_ i: Int, _ value: SignalValue) throws {
+        current[i] = value
+        if let modbus {
+            try modbus.set(signal: station.signals[i].name, value: value)
+        } else if let opcua, let node = nodes[i] {
+            try opcua.setValue(nodeId: node, value: SimulatedStation.variant(value, signal: station.signals[i]))
+        }
+    }
+
+    private func serveLocked(port: UInt16) throws -> UInt16 {
+        switch station.protocol {
+        case .modbus:
+            let server = modbus ?? ModbusStationServer(station: station, host: host, port: port, logger: logger)
+            for (i, value) in current.enumerated() {
+                if let value { try server.set(signal: station.signals[i].name, value: value) }
+            }
+            let bound = try server.start()
+            modbus = server
+            return bound
+        case .opcua:
+            var options = OPCUAServer.Options()
+            options.host = host
+            options.port = port
+            options.applicationName = "LineMES simulated \(station.id)"
+            options.logger = logger.named("opcua.server")
+            options.logger.level = .warning
+            let server = OPCUAServer(options: options)
+            let folder = NodeId("Simulator/\(station.id)", namespace: server.namespaceIndex)
+            try server.addFolder(nodeId: folder, browseName: station.id)
+            for (i, signal) in station.signals.enumerated() {
+                guard let node = nodes[i] else { continue }
+                let value = current[i] ?? SimulatedStation.initialValue(signal)
+                try server.addVariable(nodeId: node, browseName: signal.name, parent: folder,
+                                       value: SimulatedStation.variant(value, signal: signal))
+            }
+            try server.start()
+            opcua = server
+            return server.port
+        }
+    }
+
+    private func closeLocked() {
+        modbus?.stop()
+        opcua?.stop()
+        opcua = nil
+    }
+
+    static func initialValue(_ signal: SignalConfig) -> SignalValue {
+        switch signal.type {
+        case .string?: return .string("")
+        case .bool?: return .bool(false)
+        default: return .int(0)
+        }
+    }
+
+    /// The OPC UA value of a signal: its configured type (scale/offset undone), or the value's own.
+    public static func variant(_ value: SignalValue, signal: SignalConfig) -> Variant {
+        var number = value.number ?? Double(value.text) ?? 0
+        if signal.scale != nil || signal.offset != nil {
+            let scale = signal.scale ?? 1
+            number = (number - (signal.offset ?? 0)) / (scale == 0 ? 1 : scale)
+        }
+        func int<T: FixedWidthInteger>(_: T.Type) -> T {
+            let r = number.rounded()
+            if r <= Double(T.min) { return T.min }
+            if r >= Double(T.max) { return T.max }
+            return T(r)
+        }
+        switch signal.type {
+        case .string?: return .string(value.text)
+        case .bool?: return .boolean(value.number.map { $0 != 0 } ?? (value.text == "true"))
+        case .int16?: return .int16(int(Int16.self))
+        case .uint16?: return .uint16(int(UInt16.self))
+        case .int32?: return .int32(int(Int32.self))
+        case .uint32?: return .uint32(int(UInt32.self))
+        case .int64?: return .int64(int(Int64.self))
+        case .uint64?: return .uint64(int(UInt64.self))
+        case .byte?: return .byte(int(UInt8.self))
+        case .sbyte?: return .sbyte(int(Int8.self))
+        case .float32?, .float?: return .float(Float(number))
+        case .float64?, .double?: return .double(number)
+        case .datetime?: return .dateTime(DateTime(Date(timeIntervalSince1970: number)))
+        case nil:
+            switch value {
+            case .bool(let b): return .boolean(b)
+            case .int(let i): return .int64(i)
+            case .double(let d): return .double(d)
+            case .string(let s): return .string(s)
+            }
+        }
+    }
+}
+
+/// A simulation setup problem (a station that cannot be served, an unknown signal).
+public struct SimulationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
