@@ -45,6 +45,7 @@ extension BenchSuite {
         let deadline = Monotonic.nanoseconds() + UInt64(seconds * 1e9)
         while Monotonic.nanoseconds() < deadline { swarm.pump(timeoutMs: 50) }
         stop.set()
+        while !publisher.isFinished { swarm.pump(timeoutMs: 5) }
         // Let the last events arrive.
         let drainUntil = Monotonic.nanoseconds() + 500_000_000
         while Monotonic.nanoseconds() < drainUntil && swarm.deliveries < published.value * clients { swarm.pump(timeoutMs: 20) }
@@ -54,19 +55,23 @@ extension BenchSuite {
         let metrics = hub.metrics
         Self.figure("SSE delivery p99 (\(clients) clients × 10 events/s, publish → client)", p99, unit: "ms", target: 15,
                     higherIsBetter: false,
-                    reference: String(format: "p50 %.2f ms, max %.2f ms, %d of %d deliveries, %d clients dropped",
-                                      p50, swarm.latencyPercentile(1), swarm.deliveries, expected, metrics.droppedClients))
+                    reference: String(format: "p50 %.2f ms, max %.2f ms, %d of %d deliveries, %d clients dropped; clients in-process; load avg %@",
+                                      p50, swarm.latencyPercentile(1), swarm.deliveries, expected, metrics.droppedClients, loadAverage()))
         let perClient = Double(max(0, afterConnect - before)) / Double(clients) / 1024
         Self.figure("SSE server memory per client", perClient, unit: "KiB", target: 16, higherIsBetter: false,
-                    reference: String(format: "RSS +%.1f MiB for %d clients; +%.1f MiB more after %.0f s of events",
+                    reference: String(format: "RSS +%.1f MiB for %d clients; +%.1f MiB more after %.0f s of events, incl. the bench's latency log",
                                       Double(afterConnect - before) / 1_048_576, clients,
                                       Double(afterRun - afterConnect) / 1_048_576, seconds))
     }
 
     /// 10,000 idle event-stream clients: memory per client, and /api/health latency meanwhile.
     func sseIdle() throws {
-        raiseFileLimit()
-        let clients = short ? 1000 : 10_000
+        // Clients and server share this process: two descriptors per client. Without the right to
+        // raise the hard limit (containers), as many as fit.
+        let files = raiseFileLimit()
+        let wanted = short ? 1000 : 10_000
+        let clients = min(wanted, (files - 512) / 2)
+        if clients < wanted { print("sse-idle: open-file limit \(files) (hard limit, cannot be raised here): \(clients) clients instead of \(wanted)") }
         let server = try BenchServer()
         defer { server.stop() }
         let before = residentBytes()
@@ -85,8 +90,8 @@ extension BenchSuite {
                     reference: String(format: "RSS +%.1f MiB; all connected in %.1f s", Double(after - before) / 1_048_576, connectSeconds))
         Self.figure("GET /api/health p99 with \(clients) idle SSE clients", percentile(health, 0.99), unit: "ms", target: 10,
                     higherIsBetter: false,
-                    reference: String(format: "p50 %.2f ms, %d requests, %d failed", percentile(health, 0.5), health.count,
-                                      (short ? 50 : 300) - health.count))
+                    reference: String(format: "p50 %.2f ms, %d requests, %d failed; load avg %@", percentile(health, 0.5), health.count,
+                                      (short ? 50 : 300) - health.count, loadAverage()))
     }
 
     /// 300 connections sending their header one byte a second while /api/health keeps answering.
@@ -118,8 +123,8 @@ extension BenchSuite {
         while !dripper.isFinished { usleep(10_000) }
         Self.figure("GET /api/health p99 during \(connections) slow-header connections", percentile(latencies, 0.99), unit: "ms",
                     target: 100, higherIsBetter: false,
-                    reference: String(format: "max %.2f ms, %d answered, %d failed, %d slow connections reopened after the header timeout",
-                                      percentile(latencies, 1), latencies.count, failures, slow.reopened))
+                    reference: String(format: "max %.2f ms, %d answered, %d failed, %d slow connections reopened after the header timeout; load avg %@",
+                                      percentile(latencies, 1), latencies.count, failures, slow.reopened, loadAverage()))
     }
 
     // MARK: Helpers
@@ -159,6 +164,12 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     return sorted[max(0, min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
 }
 
+/// The 1-minute load average (the benchmarks share the machine), from /proc/loadavg.
+func loadAverage() -> String {
+    let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?"
+    return String(text.split(separator: " ").first ?? "?")
+}
+
 /// Resident set size of this process, from /proc/self/statm.
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
@@ -167,10 +178,11 @@ func residentBytes() -> Int {
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
-/// Raises the open-file limit to 65,536 (or the hard limit) for many-connection benchmarks.
-func raiseFileLimit() {
+/// Raises the open-file limit to 65,536 (or the hard limit) for many-connection benchmarks; returns the limit now in force.
+@discardableResult
+func raiseFileLimit() -> Int {
     var limit = rlimit()
-    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
     let wanted: rlim_t = 65536
     if limit.rlim_max < wanted { limit.rlim_max = wanted }
     limit.rlim_cur = wanted
@@ -179,6 +191,9 @@ func raiseFileLimit() {
         limit.rlim_cur = limit.rlim_max
         _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
     }
+    var now = rlimit()
+    _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &now)
+    return Int(now.rlim_cur)
 }
 
 final class Flag: @unchecked Sendable {
