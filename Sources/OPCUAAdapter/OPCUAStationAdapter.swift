@@ -119,7 +119,7 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
         let text = "\(error)".lowercased()
         if text.contains("timeout") || text.contains("timed out") { return "timeout" }
         if text.contains("refused") { return "refused" }
-        if text.contains("closed") || text.contains("lost") || text.contains("reset") { return "closed" }
+        if text.contains("closed") || text.contains("lost") || text.contains("reset") || text.contains("not connected") { return "closed" }
         return "bad_response"
     }
 
