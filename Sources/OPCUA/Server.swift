@@ -886,6 +886,11 @@ public final class OPCUAServer: @unchecked Sendable {
                 }
                 guard subscription.nextPublishNs <= now else { continue }
                 subscription.nextPublishNs = max(subscription.nextPublishNs + subscription.intervalNs, now)
+                // Items sampled no faster than the subscription publishes are sampled again right
+                // before each publish, so a change waits at most one publishing interval, not two.
+                for item in subscription.items.values where item.samplingNs >= subscription.intervalNs && item.nextSampleNs > now {
+                    sample(item, now: now, timestamps: subscription.timestamps)
+                }
                 if subscription.publishingEnabled && subscription.hasNotifications {
                     if !publish(subscription, session, now: now) { subscription.lifetimeCounter += 1 }
                 } else {

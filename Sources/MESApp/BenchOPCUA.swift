@@ -1,0 +1,79 @@
+import Foundation
+import OPCUA
+import OPCUAAdapter
+import PlantModel
+import Runtime
+
+/// OPC UA benchmarks of `tools/bench`: our client against an o6 (open62541) server beside the
+/// asyncua client's figures measured by tools/bench on the same server, notifications from 1,000
+/// monitored items on our server, and value change → adapter sample latency.
+extension BenchSuite {
+    func opcua() throws {
+        let env = ProcessInfo.processInfo.environment
+        let seconds = short ? 0.5 : 3.0
+        if let url = env["MES_BENCH_O6_URL"] {
+            let figures = try blocking {
+                let client = try await OPCUAClient.connect(url, timeoutMs: 5000)
+                let batch = (0..<1000).map { NodeId(UInt32(100_000 + $0), namespace: 1) }
+                let result = try await OPCUABenchmark.reads(client: client, single: NodeId("Demo.Double", namespace: 1), batch: batch, seconds: seconds)
+                await client.close()
+                return result
+            }
+            let asyncSingle = Double(env["MES_BENCH_ASYNCUA_SINGLE"] ?? "") ?? 0
+            let asyncBatch = Double(env["MES_BENCH_ASYNCUA_BATCH"] ?? "") ?? 0
+            Self.figure("OPC UA single-value reads/s against o6, our client ÷ asyncua", asyncSingle > 0 ? figures.singleReadsPerSecond / asyncSingle : 0,
+                        unit: "×", target: 5, higherIsBetter: true,
+                        reference: String(format: "ours %.0f reads/s, asyncua %.0f reads/s", figures.singleReadsPerSecond, asyncSingle))
+            Self.figure("OPC UA batched values/s against o6, our client ÷ asyncua", asyncBatch > 0 ? figures.batchedValuesPerSecond / asyncBatch : 0,
+                        unit: "×", target: 5, higherIsBetter: true,
+                        reference: String(format: "ours %.0f values/s, asyncua %.0f values/s (1,000 per read)", figures.batchedValuesPerSecond, asyncBatch))
+        } else {
+            print("OPC UA against o6: skipped (tools/bench starts the o6 peer and sets MES_BENCH_O6_URL)")
+        }
+        let notes = try blocking { try await OPCUABenchmark.notifications(items: 1000, seconds: seconds) }
+        Self.figure("OPC UA notifications/s from 1,000 monitored items (our server)", notes.notificationsPerSecond, unit: "notifications/s",
+                    target: 20_000, higherIsBetter: true, reference: "\(notes.itemsUpToDate)/\(notes.items) items up to date")
+        let p99 = try adapterLatencyP99(changes: short ? 20 : 200)
+        Self.figure("OPC UA value change → adapter sample p99 (publishing 100 ms)", p99, unit: "ms", target: 105, higherIsBetter: false)
+    }
+
+    /// Changes a value on our server and times until the subscribed adapter reports it.
+    func adapterLatencyP99(changes: Int) throws -> Double {
+        let server = OPCUAServer()
+        let node = NodeId("Bench.Value", namespace: 2)
+        try server.addVariable(nodeId: node, browseName: "Value", value: .double(0))
+        try server.start()
+        defer { server.stop() }
+        let port = server.port
+        let station = StationConfig(id: "BENCH", name: "bench", process: "paint", protocol: .opcua,
+                                    endpoint: .opcua(url: "opc.tcp://127.0.0.1:\(port)", host: "127.0.0.1", port: port),
+                                    pollIntervalMs: 100, subscribe: true, signals: [SignalConfig(name: "value", node: "ns=2;s=Bench.Value")])
+        let seen = LatestValue()
+        let adapter = OPCUAStationAdapter(config: station, sink: { event in
+            if case .poll(let poll) = event, let v = poll.readings.first?.value?.number { seen.set(v) }
+        }, logger: Logger(label: "bench", level: .error))
+        let task = Task { try? await adapter.run() }
+        defer { task.cancel() }
+        var waited = 0
+        while seen.get() == nil && waited < 500 { usleep(10_000); waited += 1 }
+        var latencies: [Double] = []
+        for i in 1...changes {
+            let value = Double(i)
+            let started = Monotonic.nanoseconds()
+            try server.setValue(nodeId: node, value: .double(value))
+            let deadline = started + 2_000_000_000
+            while seen.get() != value && Monotonic.nanoseconds() < deadline { usleep(200) }
+            latencies.append(Double(Monotonic.nanoseconds() - started) / 1e6)
+            usleep(UInt32.random(in: 5_000...60_000)) // land at different points of the publishing cycle
+        }
+        latencies.sort()
+        return latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
+    }
+}
+
+final class LatestValue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Double?
+    func set(_ v: Double) { lock.withLock { value = v } }
+    func get() -> Double? { lock.withLock { value } }
+}
