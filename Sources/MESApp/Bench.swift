@@ -6,7 +6,7 @@ import Tracking
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 public struct BenchSuite: Sendable {
-    public static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "sse-fanout", "sse-idle", "slow-headers"]
+    public static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "sse-fanout", "sse-idle", "slow-headers"]
     public let short: Bool
 
     public init(short: Bool) { self.short = short }
@@ -31,6 +31,7 @@ public struct BenchSuite: Sendable {
         case "modbus": try modbus()
         case "opcua": try opcua()
         case "replay": try replay()
+        case "e2e": try endToEnd()
         case "sse-fanout": try sseFanout()
         case "sse-idle": try sseIdle()
         case "slow-headers": try slowHeaders()
