@@ -170,13 +170,13 @@ public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
             let pieces = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
             let authority = pieces[0].hasSuffix("/") ? pieces[0].dropLast() : pieces[0]
             guard let (host, port) = hostPort(authority, defaultPort: 502) else {
-                return .failure(EndpointParseError("\"\(text)\" has no valid host:port"))
+                return .failure(EndpointParseError("\(quoted(text)) has no valid host:port"))
             }
             let query = pieces.count > 1 ? queryItems(pieces[1]) : [:]
             var unit = 1
             if let u = query["unit"] {
                 guard let value = Int(u), (0...255).contains(value) else {
-                    return .failure(EndpointParseError("unit \"\(u)\" in \"\(text)\" is not 0…255"))
+                    return .failure(EndpointParseError("unit \(quoted(u)) in \(quoted(text)) is not 0…255"))
                 }
                 unit = value
             }
@@ -187,7 +187,7 @@ public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
             let pieces = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
             let device = String(pieces[0])
             guard device.hasPrefix("/") else {
-                return .failure(EndpointParseError("\"\(text)\" needs a device path, e.g. modbus-rtu:///dev/ttyUSB0?baud=19200"))
+                return .failure(EndpointParseError("\(quoted(text)) needs a device path, e.g. modbus-rtu:///dev/ttyUSB0?baud=19200"))
             }
             let query = pieces.count > 1 ? queryItems(pieces[1]) : [:]
             let baud = Int(query["baud"] ?? "19200") ?? -1
@@ -195,24 +195,24 @@ public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
             let data = Int(query["data"] ?? "8") ?? -1
             let stop = Int(query["stop"] ?? "1") ?? -1
             let unit = Int(query["unit"] ?? "1") ?? -1
-            guard baud > 0 else { return .failure(EndpointParseError("baud in \"\(text)\" is not a number")) }
+            guard baud > 0 else { return .failure(EndpointParseError("baud in \(quoted(text)) is not a number")) }
             guard ["N", "E", "O"].contains(parityText), let parity = parityText.first else {
-                return .failure(EndpointParseError("parity in \"\(text)\" must be N, E or O"))
+                return .failure(EndpointParseError("parity in \(quoted(text)) must be N, E or O"))
             }
-            guard (5...8).contains(data) else { return .failure(EndpointParseError("data bits in \"\(text)\" must be 5…8")) }
-            guard stop == 1 || stop == 2 else { return .failure(EndpointParseError("stop bits in \"\(text)\" must be 1 or 2")) }
-            guard (1...247).contains(unit) else { return .failure(EndpointParseError("unit in \"\(text)\" must be 1…247")) }
+            guard (5...8).contains(data) else { return .failure(EndpointParseError("data bits in \(quoted(text)) must be 5…8")) }
+            guard stop == 1 || stop == 2 else { return .failure(EndpointParseError("stop bits in \(quoted(text)) must be 1 or 2")) }
+            guard (1...247).contains(unit) else { return .failure(EndpointParseError("unit in \(quoted(text)) must be 1…247")) }
             return .success(.modbusRTU(device: device, baud: baud, parity: parity, dataBits: data, stopBits: stop, unit: unit))
         }
         if text.hasPrefix("opc.tcp://") {
             let rest = text.dropFirst("opc.tcp://".count)
             let authority = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)[0]
             guard let (host, port) = hostPort(authority, defaultPort: 4840) else {
-                return .failure(EndpointParseError("\"\(text)\" has no valid host:port"))
+                return .failure(EndpointParseError("\(quoted(text)) has no valid host:port"))
             }
             return .success(.opcua(url: text, host: host, port: port))
         }
-        return .failure(EndpointParseError("\"\(text)\" is not a modbus://, modbus-rtu:// or opc.tcp:// URL"))
+        return .failure(EndpointParseError("\(quoted(text)) is not a modbus://, modbus-rtu:// or opc.tcp:// URL"))
     }
 }
 

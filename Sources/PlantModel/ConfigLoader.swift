@@ -36,7 +36,7 @@ extension PlantConfig {
         var timezone = TimeZone.current
         if let node = try root.optional("timezone") {
             let name = try node.string()
-            guard let zone = TimeZone(identifier: name) else { throw node.error("\"\(name)\" is not an IANA time zone name") }
+            guard let zone = TimeZone(identifier: name) else { throw node.error("\(quoted(name)) is not an IANA time zone name") }
             timezone = zone
         }
 
@@ -44,7 +44,7 @@ extension PlantConfig {
         var route: [String] = []
         for element in try routeNode.elements() {
             let process = try element.nonEmptyString()
-            if route.contains(process) { throw element.error("\"\(process)\" is on the route twice") }
+            if route.contains(process) { throw element.error("\(quoted(process)) is on the route twice") }
             route.append(process)
         }
         if route.isEmpty { throw routeNode.error("must list at least one process") }
@@ -57,7 +57,7 @@ extension PlantConfig {
                 let start = try parseClock(element.required("start"))
                 let end = try parseClock(element.required("end"))
                 if start == end { throw element.error("start and end are both \(Shift.clock(start))") }
-                if shifts.contains(where: { $0.name == name }) { throw try element.required("name").error("shift \"\(name)\" is defined twice") }
+                if shifts.contains(where: { $0.name == name }) { throw try element.required("name").error("shift \(quoted(name)) is defined twice") }
                 shifts.append(Shift(name: name, startMinute: start, endMinute: end))
             }
         }
@@ -87,7 +87,7 @@ extension PlantConfig {
         for element in try stationsNode.elements() {
             let station = try decodeStation(element, route: route)
             if stations.contains(where: { $0.id == station.id }) {
-                throw try element.required("id").error("station id \"\(station.id)\" is used twice")
+                throw try element.required("id").error("station id \(quoted(station.id)) is used twice")
             }
             stations.append(station)
         }
@@ -103,7 +103,7 @@ extension PlantConfig {
         let parts = text.split(separator: ":")
         guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let h = Int(parts[0]), let m = Int(parts[1]),
               (0..<24).contains(h), (0..<60).contains(m) else {
-            throw node.error("\"\(text)\" is not a time of day HH:MM")
+            throw node.error("\(quoted(text)) is not a time of day HH:MM")
         }
         return h * 60 + m
     }
@@ -131,18 +131,18 @@ extension PlantConfig {
         let idNode = try node.required("id")
         let id = try idNode.nonEmptyString()
         guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
-            throw idNode.error("\"\(id)\" may hold only letters, digits, '-', '_' and '.'")
+            throw idNode.error("\(quoted(id)) may hold only letters, digits, '-', '_' and '.'")
         }
         let name = try node.optional("name")?.string() ?? id
         let processNode = try node.required("process")
         let process = try processNode.nonEmptyString()
         guard route.contains(process) else {
-            throw processNode.error("\"\(process)\" is not on the route (\(route.joined(separator: ", ")))")
+            throw processNode.error("\(quoted(process)) is not on the route (\(route.joined(separator: ", ")))")
         }
         let protocolNode = try node.required("protocol")
         let protocolText = try protocolNode.string()
         guard let proto = StationProtocol(rawValue: protocolText) else {
-            throw protocolNode.error("\"\(protocolText)\" is not a protocol (modbus, opcua)")
+            throw protocolNode.error("\(quoted(protocolText)) is not a protocol (modbus, opcua)")
         }
         let endpointNode = try node.required("endpoint")
         let endpoint: Endpoint
@@ -152,7 +152,7 @@ extension PlantConfig {
         }
         switch (proto, endpoint) {
         case (.modbus, .modbusTCP), (.modbus, .modbusRTU), (.opcua, .opcua): break
-        default: throw endpointNode.error("\"\(endpoint)\" does not fit protocol \(proto.rawValue)")
+        default: throw endpointNode.error("\(quoted(endpoint.description)) does not fit protocol \(proto.rawValue)")
         }
         let poll = try node.optional("pollIntervalMs")?.int(in: 1...3_600_000) ?? 100
         let ideal = try node.optional("idealCycleTimeS")?.double(in: 0.001...86_400)
@@ -167,7 +167,7 @@ extension PlantConfig {
         for element in try node.required("signals").elements() {
             let signal = try decodeSignal(element, protocol: proto)
             if signals.contains(where: { $0.name == signal.name }) {
-                throw try element.required("name").error("signal \"\(signal.name)\" is defined twice in this station")
+                throw try element.required("name").error("signal \(quoted(signal.name)) is defined twice in this station")
             }
             signals.append(signal)
         }
@@ -191,17 +191,17 @@ extension PlantConfig {
         if let roleNode = try node.optional("role") {
             let text = try roleNode.string()
             guard let role = SignalRole(rawValue: text) else {
-                throw roleNode.error("\"\(text)\" is not a role (\(SignalRole.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw roleNode.error("\(quoted(text)) is not a role (\(SignalRole.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             signal.role = role
         }
         if let typeNode = try node.optional("type") {
             let text = try typeNode.string()
             guard let type = DataType(rawValue: text) else {
-                throw typeNode.error("\"\(text)\" is not a type (\(DataType.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw typeNode.error("\(quoted(text)) is not a type (\(DataType.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             if proto == .modbus && !DataType.modbusTypes.contains(type) {
-                throw typeNode.error("\"\(text)\" is not a Modbus type (\(DataType.modbusTypes.map(\.rawValue).joined(separator: ", ")))")
+                throw typeNode.error("\(quoted(text)) is not a Modbus type (\(DataType.modbusTypes.map(\.rawValue).joined(separator: ", ")))")
             }
             signal.type = type
         }
@@ -210,7 +210,7 @@ extension PlantConfig {
             let addressNode = try node.required("address")
             let text = try addressNode.string()
             guard let address = ModbusAddress.parse(text) else {
-                throw addressNode.error("\"\(text)\" is not a register address (hr:N, ir:N, coil:N or di:N, N from 0 to 65535)")
+                throw addressNode.error("\(quoted(text)) is not a register address (hr:N, ir:N, coil:N or di:N, N from 0 to 65535)")
             }
             signal.address = address
             guard let type = signal.type else { throw ConfigError(file: node.file, path: "\(node.path).type", message: "is required for a Modbus signal") }
@@ -225,7 +225,7 @@ extension PlantConfig {
             let nodeNode = try node.required("node")
             let text = try nodeNode.nonEmptyString()
             guard NodeIdText.isValid(text) else {
-                throw nodeNode.error("\"\(text)\" is not a NodeId (ns=2;s=Name, ns=2;i=1007, ns=3;g=GUID, ns=1;b=BASE64, i=2258)")
+                throw nodeNode.error("\(quoted(text)) is not a NodeId (ns=2;s=Name, ns=2;i=1007, ns=3;g=GUID, ns=1;b=BASE64, i=2258)")
             }
             signal.node = text
             if try node.optional("address") != nil { throw try node.required("address").error("an OPC UA signal has a node, not an address") }
@@ -239,7 +239,7 @@ extension PlantConfig {
         if let orderNode = try node.optional("wordOrder") {
             let text = try orderNode.string()
             guard let order = WordOrder(rawValue: text.lowercased()) else {
-                throw orderNode.error("\"\(text)\" is not a word order (abcd, cdab, badc, dcba)")
+                throw orderNode.error("\(quoted(text)) is not a word order (abcd, cdab, badc, dcba)")
             }
             signal.wordOrder = order
         }
@@ -264,10 +264,10 @@ extension PlantConfig {
         if let statesNode = try node.optional("states") {
             var states: [Int64: String] = [:]
             for (key, value) in try statesNode.members() {
-                guard let code = Int64(key) else { throw value.error("\"\(key)\" is not a numeric state code") }
+                guard let code = Int64(key) else { throw value.error("\(quoted(key)) is not a numeric state code") }
                 let name = try value.string()
                 guard MachineState(rawValue: name) != nil else {
-                    throw value.error("\"\(name)\" is not a state (\(MachineState.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw value.error("\(quoted(name)) is not a state (\(MachineState.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 states[code] = name
             }

@@ -117,3 +117,9 @@ public struct ConfigNode: Sendable {
         }
     }
 }
+
+/// A value from a config file as it appears in a message: a JSON string, so a newline or quote
+/// in it cannot break the one-line error.
+func quoted(_ text: String) -> String { JSON.string(text).serialized() }
+
+func quoted(_ text: Substring) -> String { quoted(String(text)) }
