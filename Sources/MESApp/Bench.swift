@@ -6,7 +6,7 @@ import Tracking
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 public struct BenchSuite: Sendable {
-    public static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "sse-fanout", "sse-idle", "slow-headers"]
+    public static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-idle", "slow-headers"]
     public let short: Bool
 
     public init(short: Bool) { self.short = short }
@@ -32,6 +32,7 @@ public struct BenchSuite: Sendable {
         case "opcua": try opcua()
         case "replay": try replay()
         case "e2e": try endToEnd()
+        case "soak": try soak()
         case "sse-fanout": try sseFanout()
         case "sse-idle": try sseIdle()
         case "slow-headers": try slowHeaders()
