@@ -40,7 +40,13 @@ public struct ConfigNode: Sendable {
         ConfigError(file: file, path: path, message: message)
     }
 
-    func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    /// `path.key`, or `path["key"]` (JSON-quoted) for a key that is not a plain name, so a key
+    /// holding a newline or a dot cannot break or confuse the one-line error.
+    func childPath(_ key: String) -> String {
+        let plain = !key.isEmpty && key.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 }
+        if plain { return path.isEmpty ? key : "\(path).\(key)" }
+        return "\(path)[\(quoted(key))]"
+    }
 
     /// The member `key`, or nil if absent or null. Throws if this node is not an object.
     public func optional(_ key: String) throws -> ConfigNode? {
