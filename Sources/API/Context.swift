@@ -16,6 +16,8 @@ public struct APIContext: Sendable {
     public var version: String
     /// Extra Prometheus lines (HTTP counters, pipeline figures) appended to `/metrics`.
     public var extraMetrics: @Sendable () -> String
+    /// Extra members of `/api/health` (the replay's progress).
+    public var extraHealth: @Sendable () -> [(String, JSON)] = { [] }
     /// Runs a state-changing command on the pipeline thread.
     public var perform: @Sendable (@escaping @Sendable () throws -> JSON) throws -> JSON
 

@@ -36,6 +36,7 @@ public enum APIRoutes {
                 ("version", .string(context.version)),
             ]
             if !writable, let error = context.eventLog.lastError { members.append(("storageError", .string("\(error)"))) }
+            members += context.extraHealth()
             return .json(.object(members), status: writable ? 200 : 503)
         }
 

@@ -137,6 +137,8 @@ final class ReplayService: Service, @unchecked Sendable {
     private let cancelled = StopFlag()
     /// Asks the server to stop (`--exit-after-replay`).
     var requestShutdown: (@Sendable () -> Void)?
+    /// The progress `/api/health` shows.
+    var status = ReplayStatus()
 
     init(path: String, speed: ReplaySpeed, exitWhenDone: Bool, pipeline: Pipeline, eventLog: EventLog, logger: Logger) {
         self.path = path
@@ -160,8 +162,10 @@ final class ReplayService: Service, @unchecked Sendable {
             pipeline.drain()
             try? eventLog.flush(timeout: 120)
             logger.info("replay finished: \(progress)")
+            status.update(progress, finished: true, error: nil)
         case .failure(let error):
             logger.error("replay stopped: \(path): \(error)")
+            status.update(nil, finished: true, error: "\(error)")
             if exitWhenDone { throw ReplayFailed(message: "\(path): \(error)") }
         }
         if exitWhenDone && !Task.isCancelled {
@@ -176,8 +180,10 @@ final class ReplayService: Service, @unchecked Sendable {
             return ReplayProgress(finished: true)
         }
         let pipeline = self.pipeline
+        let status = self.status
         return try replayRecording(path: path, speed: speed, isCancelled: { cancelled.isSet || Task.isCancelled }, progress: { [logger] p in
             logger.info("replay \(p)")
+            status.update(p, finished: false, error: nil)
         }, deliver: { poll in
             // Keep memory flat: wait while the pipeline is far behind.
             while pipeline.backlog > 20_000 { usleep(1_000) }
@@ -197,4 +203,33 @@ final class StopFlag: @unchecked Sendable {
     private var value = false
     func set() { lock.lock(); value = true; lock.unlock() }
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// A replay's progress for `/api/health`: `{finished, samples, polls, percent, recordingTime, error}`.
+final class ReplayStatus: @unchecked Sendable {
+    private let lock = NSLock()
+    private var progress: ReplayProgress?
+    private var finished = false
+    private var error: String?
+
+    func update(_ progress: ReplayProgress?, finished: Bool, error: String?) {
+        lock.withLock {
+            if let progress { self.progress = progress }
+            self.finished = finished
+            self.error = error
+        }
+    }
+
+    var json: JSON {
+        lock.withLock {
+            .obj([
+                ("finished", .bool(finished)),
+                ("samples", .int(Int64(progress?.samples ?? 0))),
+                ("polls", .int(Int64(progress?.polls ?? 0))),
+                ("percent", .double(((progress?.fraction ?? (finished ? 1 : 0)) * 1000).rounded() / 10)),
+                ("recordingTime", progress?.recordingTime.map { .string(Timestamp.format($0)) } ?? .null),
+                ("error", .str(error)),
+            ])
+        }
+    }
 }

@@ -52,8 +52,12 @@ public final class MESServer: @unchecked Sendable {
                                 maxSseClients: config.limits.maxSseClients)
         limits.idleTimeout = 60
         let dashboards = options.dashboards ?? Self.defaultDashboards(config: options.config)
-        let context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
+        var context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
                                  perform: { body in try pipeline.perform(body) })
+        let replayStatus = ReplayStatus()
+        if options.replay != nil {
+            context.extraHealth = { [("replay", replayStatus.json)] }
+        }
         var router = Router()
         APIRoutes.addCore(to: &router, context: context, facts: assembly.facts)
         assembly.addRoutes(to: &router, context: context)
@@ -73,6 +77,7 @@ public final class MESServer: @unchecked Sendable {
         services.append(http)
         for case let replay as ReplayService in services {
             replay.requestShutdown = { [weak self] in self?.shutdown() }
+            replay.status = replayStatus
         }
     }
 
