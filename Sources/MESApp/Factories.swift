@@ -14,7 +14,7 @@ enum OPCUAAdapterFactory {
 /// Builds the in-process simulators of `--simulate`: every station, the built-in normal shift.
 enum SimulatorFactory {
     static func services(config: PlantConfig, logger: Logger) throws -> [any Service] {
-        let plant = try SimulatedPlant(config: config, source: .model(.normalShift, seed: 1), logger: logger)
+        let plant = try PlantSimulationService(config: config, source: .scenario(.normalShift, seed: 1), logger: logger.named("sim"))
         try plant.start()
         return [plant]
     }

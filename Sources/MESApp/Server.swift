@@ -3,6 +3,7 @@ import API
 import HTTP
 import PlantModel
 import Runtime
+import Simulation
 import Storage
 
 /// The version reported by `/api/health`.
@@ -37,7 +38,10 @@ public final class MESServer: @unchecked Sendable {
         // In replay the pipeline's clock is the recording's, and so is retention's: an old recording's
         // samples are kept while it is studied, not pruned against the wall clock.
         let replayClock = options.replay == nil ? nil : ManualClock(Date(timeIntervalSince1970: 0))
-        eventLog = try EventLog.open(storage, clock: replayClock ?? SystemWallClock(), logger: logger.named("storage"))
+        let log = try EventLog.open(storage, clock: replayClock ?? SystemWallClock(), logger: logger.named("storage"))
+        eventLog = log
+        var started: [any Service] = []
+        do {
         let pipeline = Pipeline(config: config, eventLog: eventLog, mode: options.replay == nil ? .live : .replay, logger: logger)
         pipeline.replayClock = replayClock
         self.pipeline = pipeline
@@ -73,11 +77,19 @@ public final class MESServer: @unchecked Sendable {
 
         services.append(eventLog)
         services.append(pipeline)
-        services.append(contentsOf: try assembly.inputServices(options: options))
+        let inputs = try assembly.inputServices(options: options)
+        started = inputs
+        services.append(contentsOf: inputs)
         services.append(http)
         for case let replay as ReplayService in services {
             replay.requestShutdown = { [weak self] in self?.shutdown() }
             replay.status = replayStatus
+        }
+        } catch {
+            // Nothing started may outlive a failed start: simulators stop, the database closes.
+            for case let simulation as PlantSimulationService in started { simulation.stop() }
+            log.close()
+            throw error
         }
     }
 

@@ -75,8 +75,8 @@ do {
         FileHandle.standardError.write(Data("station-sim: wrote \(generatePath): \(summary)\n".utf8))
         exit(0)
     }
-    let source: SimulationSource = replayPath.map { .recording(path: $0, speed: speed) } ?? .model(scenario, seed: seed)
-    let plant = try SimulatedPlant(config: config, stationIDs: stationIDs, source: source, logger: logger)
+    let source: PlantSimulationService.Source = replayPath.map { .recording(path: $0, speed: speed) } ?? .scenario(scenario, seed: seed ?? (scenarioPath == nil ? 1 : nil))
+    let plant = try PlantSimulationService(config: config, stationIDs: stationIDs.isEmpty ? nil : stationIDs, source: source, logger: logger)
     try plant.start()
     let group = ServiceGroup(services: [plant], logger: logger)
     group.installSignalHandlers()

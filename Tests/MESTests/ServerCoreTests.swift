@@ -121,6 +121,18 @@ final class ServerCoreTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("missing.json"))
             XCTAssertFalse("\(error)".contains("\n"))
         }
+        // A port in use: a one-line error after the database was opened, and nothing left open.
+        let busy = try Socket.listen(host: "127.0.0.1", port: 0)
+        defer { Socket.close(busy) }
+        var portInUse = ServerOptions()
+        portInUse.config = repoRoot.appendingPathComponent("Stations/plant.json").path
+        portInUse.database = dir.appendingPathComponent("busy.sqlite").path
+        portInUse.port = try Socket.localPort(busy)
+        portInUse.replay = "/dev/null"
+        XCTAssertThrowsError(try MESServer(options: portInUse, logger: Logger(label: "t", level: .critical))) { error in
+            XCTAssertTrue("\(error)".contains("Address already in use"), "\(error)")
+            XCTAssertFalse("\(error)".contains("\n"))
+        }
         XCTAssertThrowsError(try ServerOptions.parse(["--listen", "nowhere"]))
         XCTAssertThrowsError(try ServerOptions.parse(["--speed", "fast"]))
         XCTAssertEqual(try ServerOptions.parse(["--replay", "f.jsonl", "--speed", "max", "--exit-after-replay"]).speed, .max)
