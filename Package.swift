@@ -21,7 +21,7 @@ var targets: [Target] = [
     .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage"]),
     .target(name: "HTTP", dependencies: ["CEpoll", "Runtime"]),
     .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore", "HTTP"]),
-    .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA"]),
+    .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA", "ModbusAdapter"]),
     .target(name: "MESApp", dependencies: [
         "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality",
         "Storage", "PlantStore", "HTTP", "API", "Simulation",

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// The request methods the server understands; any other method answers 501.
 public enum HTTPMethod: String, Sendable, Hashable, CaseIterable {
@@ -194,28 +195,8 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// JSON string quoting for the few JSON texts this module writes itself.
 public enum JSONText {
-    /// `text` as a JSON string literal, quotes included.
-    public static func quote(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// `text` as a JSON string literal, quotes included (Runtime's JSON writer).
+    public static func quote(_ text: String) -> String { JSON.string(text).serialized() }
 }
 
 enum StatusText {

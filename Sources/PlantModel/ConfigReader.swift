@@ -43,7 +43,7 @@ public struct ConfigNode: Sendable {
     /// `path.key`, or `path["key"]` (JSON-quoted) for a key that is not a plain name, so a key
     /// holding a newline or a dot cannot break or confuse the one-line error.
     func childPath(_ key: String) -> String {
-        let plain = !key.isEmpty && key.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 }
+        let plain = !key.isEmpty && key.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 || $0 == 46 }
         if plain { return path.isEmpty ? key : "\(path).\(key)" }
         return "\(path)[\(quoted(key))]"
     }

@@ -1,5 +1,6 @@
 import CModbus
 import Foundation
+import ModbusAdapter
 import PlantModel
 
 /// The register map of one simulated Modbus PLC: a libmodbus `modbus_mapping_t` sized from the
@@ -37,12 +38,12 @@ public final class ModbusRegisterMap: @unchecked Sendable {
     /// Throws for an unknown signal or a value that does not fit its type.
     public func set(signal name: String, value: SignalValue) throws {
         guard let signal = signalsByName[name], let address = signal.address else {
-            throw ModbusValueEncoding.EncodingError("station \(station.id) has no Modbus signal \"\(name)\"")
+            throw SimulationError("station \(station.id) has no Modbus signal \"\(name)\"")
         }
         if address.table.isRegister {
-            try setRegisters(address.table, at: address.index, ModbusValueEncoding.registers(for: value, signal: signal))
+            try setRegisters(address.table, at: address.index, ModbusCodec.encode(value, signal: signal))
         } else {
-            try setBits(address.table, at: address.index, [ModbusValueEncoding.bit(for: value)])
+            try setBits(address.table, at: address.index, [ModbusCodec.encodeBit(value)])
         }
     }
 
@@ -53,7 +54,7 @@ public final class ModbusRegisterMap: @unchecked Sendable {
             ? (mapping.pointee.tab_registers, mapping.pointee.nb_registers)
             : (mapping.pointee.tab_input_registers, mapping.pointee.nb_input_registers)
         guard table.isRegister, let base, index >= 0, index + values.count <= Int(count) else {
-            throw ModbusValueEncoding.EncodingError("\(table.rawValue):\(index) ×\(values.count) is outside the map of \(station.id)")
+            throw SimulationError("\(table.rawValue):\(index) ×\(values.count) is outside the map of \(station.id)")
         }
         for (i, v) in values.enumerated() { base[index + i] = v }
     }
@@ -65,7 +66,7 @@ public final class ModbusRegisterMap: @unchecked Sendable {
             ? (mapping.pointee.tab_bits, mapping.pointee.nb_bits)
             : (mapping.pointee.tab_input_bits, mapping.pointee.nb_input_bits)
         guard !table.isRegister, let base, index >= 0, index + values.count <= Int(count) else {
-            throw ModbusValueEncoding.EncodingError("\(table.rawValue):\(index) ×\(values.count) is outside the map of \(station.id)")
+            throw SimulationError("\(table.rawValue):\(index) ×\(values.count) is outside the map of \(station.id)")
         }
         for (i, v) in values.enumerated() { base[index + i] = v ? 1 : 0 }
     }
