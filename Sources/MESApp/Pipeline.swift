@@ -119,11 +119,17 @@ public final class Pipeline: Service, @unchecked Sendable {
     }
 
     /// Runs `body` on the pipeline thread and returns its result (API commands: ack, hold …).
+    /// Throws ``PipelineStopped`` once the pipeline has stopped (nothing would run the command).
     public func perform<T: Sendable>(_ body: @escaping () throws -> T) throws -> T {
         let box = ResultBox<T>()
-        submit(.command {
-            box.set(Result { try body() })
-        })
+        condition.lock()
+        guard !stopping && !finished else {
+            condition.unlock()
+            throw PipelineStopped()
+        }
+        inbox.append(.command { box.set(Result { try body() }) })
+        if inbox.count == 1 { condition.signal() }
+        condition.unlock()
         return try box.wait().get()
     }
 
@@ -162,9 +168,7 @@ public final class Pipeline: Service, @unchecked Sendable {
 
     /// Blocks until everything submitted so far has been processed (tests, replay end).
     public func drain() {
-        let box = ResultBox<Bool>()
-        submit(.command { box.set(.success(true)) })
-        _ = try? box.wait().get()
+        _ = try? perform { true }
     }
 
     private func loop() {
@@ -268,6 +272,11 @@ public final class Pipeline: Service, @unchecked Sendable {
             }
         }
     }
+}
+
+/// The server is shutting down: a command was not run.
+public struct PipelineStopped: Error, CustomStringConvertible {
+    public var description: String { "the server is shutting down" }
 }
 
 /// A one-shot result handed from the pipeline thread to a waiting caller.
