@@ -39,6 +39,7 @@ extension LiveStations.Station {
                 ("t", signal.time.map { .string(Timestamp.format($0)) } ?? .null),
                 ("unit", .str(spec?.unit)),
                 ("limits", spec?.limits.map { .obj([("low", .number($0.low)), ("high", .number($0.high))]) }),
+                ("states", spec.flatMap { $0.states.isEmpty ? nil : JSON.object($0.states.sorted { $0.key < $1.key }.map { (String($0.key), .string($0.value)) }) }),
                 ("status", .str(signal.status)),
             ])
         })
