@@ -19,10 +19,18 @@
     const counts = {};
     for (const name of Object.keys(TABS)) counts[name] = 0;
     for (const a of alerts.values()) for (const [name, f] of Object.entries(TABS)) if (f(a)) counts[name]++;
-    document.getElementById('tabs').replaceChildren(...Object.keys(TABS).map((name) =>
-      el('button', { type: 'button', id: 'tab-' + name, className: name === tab ? 'current' : '', role: 'tab',
-        onclick: () => { tab = name; history.replaceState(null, '', '#' + name); render(); } },
-      t('alerts.tab.' + name) + ' (' + counts[name] + ')')));
+    const host = document.getElementById('tabs');
+    for (const name of Object.keys(TABS)) {
+      let b = document.getElementById('tab-' + name);
+      if (!b) {
+        b = el('button', { type: 'button', id: 'tab-' + name, role: 'tab',
+          onclick: () => { tab = name; history.replaceState(null, '', '#' + name); render(); } });
+        host.append(b);
+      }
+      b.classList.toggle('current', name === tab);
+      b.setAttribute('aria-selected', String(name === tab));
+      MES.setText(b, t('alerts.tab.' + name) + ' (' + counts[name] + ')');
+    }
   }
 
   function row(a) {
@@ -55,9 +63,24 @@
     else list.sort((a, b) => rank(a.severity) - rank(b.severity) || MES.ms(b.raisedAt) - MES.ms(a.raisedAt));
     list = list.slice(0, 500);
     const body = document.getElementById('alerts-body');
-    body.replaceChildren(...(list.length ? list.map(row) : [el('tr', { className: 'empty' }, el('td', { colSpan: 8, className: 'muted' }, t('alerts.none')))]));
+    // Rows of unchanged alerts are kept (not rebuilt), so a button under the operator's finger
+    // stays the same element while other alerts come and go.
+    const keep = new Map();
+    const rows = list.map((a) => {
+      const old = rowCache.get(a.id);
+      const tr = old && old.alert === a && old.lang === MES.lang() ? old.tr : row(a);
+      keep.set(a.id, { alert: a, tr, lang: MES.lang() });
+      return tr;
+    });
+    rowCache.clear();
+    for (const [k, v] of keep) rowCache.set(k, v);
+    const empty = el('tr', { className: 'empty' }, el('td', { colSpan: 8 },
+      el('div', { className: 'empty-state' + (tab === 'active' || tab === 'unack' ? ' good' : '') }, t('alerts.none'))));
+    const wanted = rows.length ? rows : [empty];
+    if (wanted.length !== body.children.length || wanted.some((r, i) => body.children[i] !== r)) body.replaceChildren(...wanted);
     changed.clear();
   }
+  const rowCache = new Map(); // alert id → {alert, tr, lang}: the row shown for that alert object
 
   function renderToken() {
     const has = !!MES.token();
@@ -108,6 +131,8 @@
   document.addEventListener('mes:token', renderToken);
 
   const eventsSeen = new Map(); // alert id → alert events received, so a late POST answer never overwrites a newer event
+  /** How many events of alert `id` this page has received (for tests and the console). */
+  MES.alertEvents = (id) => eventsSeen.get(Number(id)) || eventsSeen.get(String(id)) || 0;
   function onAlertEvent(a) {
     eventsSeen.set(a.id, (eventsSeen.get(a.id) || 0) + 1);
     upsert(a);

@@ -161,7 +161,13 @@
     const d = digits === undefined ? (Math.abs(n) >= 100 ? 0 : Math.abs(n) >= 10 ? 1 : 2) : digits;
     return n.toFixed(d);
   };
-  fmt.pct = (v, digits) => (v === null || v === undefined ? '—' : (Number(v) * 100).toFixed(digits === undefined ? 1 : digits) + ' %');
+  /** A 0–1 ratio as "87.3 %"; a full 100 % without the decimal, so it fits where 99.9 % does. */
+  fmt.pct = function (v, digits) {
+    if (v === null || v === undefined || !Number.isFinite(Number(v))) return '—';
+    const p = Number(v) * 100;
+    if (digits === undefined && p >= 99.95) return '100 %';
+    return p.toFixed(digits === undefined ? 1 : digits) + ' %';
+  };
   fmt.time = function (t) {
     if (!t) return '—';
     const d = t instanceof Date ? t : new Date(t);

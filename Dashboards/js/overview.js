@@ -2,7 +2,13 @@
 (function () {
   'use strict';
   const { el, t, fmt } = MES;
-  const SAMPLE_FRESH_MS = 5000; // a station polls every 100 ms; 5 s without a sample is the offline limit
+  // A polled station sends a sample every poll (100 ms): 5 s without one means its figures are old.
+  // A subscribed station (OPC UA monitored items) sends changes only, so silence is no sign of age:
+  // its figures are current while it is online. A station counts as polled once it has sent
+  // POLLED_SAMPLES samples within POLLED_WINDOW_MS.
+  const SAMPLE_FRESH_MS = 5000;
+  const POLLED_SAMPLES = 20;
+  const POLLED_WINDOW_MS = 3000;
   const KPI_FRESH_MS = 5 * 60 * 1000;
   const SEVERITIES = ['critical', 'high', 'medium', 'low'];
   const ACTIVE = new Set(['active_unacknowledged', 'active_acknowledged']);
@@ -31,6 +37,7 @@
       lastSampleAt: summary.lastSampleAt, kpi: summary.kpi && typeof summary.kpi === 'object' ? summary.kpi : null,
       kpiAt: Date.now(), roles, units, measurement: firstMeasurement ? firstMeasurement.name : null,
       measValue: firstMeasurement ? firstMeasurement.value : null, lastCycleS: null, anomalies: new Map(),
+      arrivals: [], polled: false, notOnlineSince: summary.connection === 'online' ? null : Date.now(),
     };
     st.render = () => renderTile(st);
     return st;
@@ -96,7 +103,17 @@
       MES.setText(q('dt.meas-name'), st.measurement);
       MES.setText(q('dd.meas-value'), fmt.value(st.measValue) + (st.units[st.measurement] ? ' ' + st.units[st.measurement] : ''));
     }
-    MES.stamp(tile, st.lastSampleAt, SAMPLE_FRESH_MS);
+    if (st.connection === 'online') {
+      MES.stamp(tile, st.lastSampleAt || Date.now(), st.polled ? SAMPLE_FRESH_MS : Infinity);
+    } else {
+      // offline or still connecting: what the tile shows is as old as the last sample (or unknown)
+      MES.stamp(tile, st.lastSampleAt || st.notOnlineSince || Date.now(), 0);
+    }
+  }
+  function setConnection(st, connection) {
+    if (connection === st.connection) return;
+    st.connection = connection;
+    st.notOnlineSince = connection === 'online' ? null : Date.now();
   }
 
   function buildFigures() {
@@ -162,7 +179,7 @@
     station(d) {
       const st = stations.get(d.station);
       if (!st) return;
-      if (d.connection) st.connection = d.connection;
+      if (d.connection) setConnection(st, d.connection);
       if ('state' in d) st.state = d.state;
       MES.schedule(st.render);
     },
@@ -170,10 +187,17 @@
       const st = stations.get(d.station);
       if (!st) return;
       st.lastSampleAt = d.t || new Date().toISOString();
+      if (!st.polled) {
+        const now = Date.now();
+        st.arrivals.push(now);
+        if (st.arrivals.length > POLLED_SAMPLES) st.arrivals.shift();
+        st.polled = st.arrivals.length === POLLED_SAMPLES && now - st.arrivals[0] <= POLLED_WINDOW_MS;
+        if (st.polled) st.arrivals = [];
+      }
       const v = d.values || {};
       if (st.roles.vehicleId && st.roles.vehicleId in v) st.vehicle = v[st.roles.vehicleId] || null;
       if (st.measurement && st.measurement in v) st.measValue = v[st.measurement];
-      if (st.connection !== 'online') st.connection = 'online';
+      setConnection(st, 'online');
       MES.schedule(st.render);
     },
     operation(d) {
