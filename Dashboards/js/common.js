@@ -21,7 +21,7 @@
       'nav.stations': 'Stations', 'lang.switch': '中文',
       'live.live': 'Live', 'live.connecting': 'Connecting…', 'live.offline': 'Disconnected',
       'banner.disconnected': 'Disconnected from the server since {time} ({age}) — reconnecting; figures are not live',
-      'age.ago': '{age} ago', 'unit.s': 's', 'unit.min': 'min', 'unit.h': 'h', 'unit.perHour': '/h',
+      'age.ago': '{age} ago', 'age.offlineFor': 'offline for {age}', 'age.noData': 'no data for {age}', 'unit.s': 's', 'unit.min': 'min', 'unit.h': 'h', 'unit.perHour': '/h',
       'fig.throughput': 'Throughput / h', 'fig.plan': 'plan {plan}/h', 'fig.oee': 'OEE', 'fig.fpy': 'FPY',
       'fig.wip': 'WIP', 'fig.wipSub': 'vehicles on the line', 'fig.defects': 'Open defects', 'fig.alerts': 'Active alerts',
       'fig.unack': '{n} unacknowledged', 'fig.shift': 'shift {name}', 'fig.rty': 'RTY {rty}',
@@ -53,7 +53,8 @@
       'vehicle.started': 'Started', 'vehicle.completed': 'Completed', 'vehicle.duration': 'Duration',
       'vehicle.measurement': 'Measurement', 'vehicle.value': 'Value', 'vehicle.limits': 'Limits', 'vehicle.lots': 'Lots',
       'vehicle.defects': 'Defects', 'vehicle.alerts': 'Alerts', 'vehicle.noDefects': 'No defects', 'vehicle.noAlerts': 'No alerts',
-      'vehicle.inProgress': 'in progress', 'vehicle.notFound': 'No vehicle "{id}"', 'vehicle.lotVehicles': 'Vehicles with lot {lot}',
+      'vehicle.inProgress': 'in progress', 'vehicle.hint': 'Enter a vehicle ID (VIN) or a material lot, or pick a recent vehicle.',
+      'vehicle.noRecent': 'No vehicle seen yet', 'vehicle.notFound': 'No vehicle "{id}"', 'vehicle.lotVehicles': 'Vehicles with lot {lot}',
       'vehicle.lotStations': 'Consumed at', 'vehicle.lotNone': 'No vehicle received this lot', 'vehicle.firstSeen': 'First seen',
       'vstatus.in_process': 'In process', 'vstatus.completed': 'Completed', 'vstatus.hold': 'On hold', 'vstatus.scrapped': 'Scrapped',
       'result.ok': 'OK', 'result.nok': 'NOK', 'result.none': 'no result',
@@ -75,7 +76,7 @@
       'lang.switch': 'English',
       'live.live': '实时', 'live.connecting': '连接中…', 'live.offline': '已断开',
       'banner.disconnected': '自 {time} 起与服务器断开连接（{age}）— 正在重连；数据不是实时的',
-      'age.ago': '{age}前', 'unit.s': '秒', 'unit.min': '分钟', 'unit.h': '小时', 'unit.perHour': '/小时',
+      'age.ago': '{age}前', 'age.offlineFor': '已离线 {age}', 'age.noData': '{age}无数据', 'unit.s': '秒', 'unit.min': '分钟', 'unit.h': '小时', 'unit.perHour': '/小时',
       'fig.throughput': '每小时产量', 'fig.plan': '计划 {plan}/小时', 'fig.oee': 'OEE', 'fig.fpy': '一次合格率',
       'fig.wip': '在制品', 'fig.wipSub': '线上车辆', 'fig.defects': '未关闭缺陷', 'fig.alerts': '活动报警',
       'fig.unack': '{n} 条未确认', 'fig.shift': '{name} 班', 'fig.rty': '直通率 {rty}',
@@ -103,7 +104,7 @@
       'vehicle.noOps': '尚无工序', 'vehicle.started': '开始', 'vehicle.completed': '完成', 'vehicle.duration': '用时',
       'vehicle.measurement': '测量项', 'vehicle.value': '数值', 'vehicle.limits': '规格限', 'vehicle.lots': '批次',
       'vehicle.defects': '缺陷', 'vehicle.alerts': '报警', 'vehicle.noDefects': '无缺陷', 'vehicle.noAlerts': '无报警',
-      'vehicle.inProgress': '进行中', 'vehicle.notFound': '没有车辆 "{id}"', 'vehicle.lotVehicles': '使用批次 {lot} 的车辆',
+      'vehicle.inProgress': '进行中', 'vehicle.hint': '输入车辆编号（VIN）或物料批次，或选择最近的车辆。', 'vehicle.noRecent': '尚无车辆', 'vehicle.notFound': '没有车辆 "{id}"', 'vehicle.lotVehicles': '使用批次 {lot} 的车辆',
       'vehicle.lotStations': '使用工位', 'vehicle.lotNone': '没有车辆使用此批次', 'vehicle.firstSeen': '首次出现',
       'vstatus.in_process': '生产中', 'vstatus.completed': '已完成', 'vstatus.hold': '扣留', 'vstatus.scrapped': '报废',
       'result.ok': '合格', 'result.nok': '不合格', 'result.none': '无结果',
@@ -355,13 +356,16 @@
   };
 
   // ------------------------------------------------------------------ freshness
-  /** Marks `el` as showing a value of time `at` (Date, ms or RFC 3339) that is fresh for `freshMs`. */
-  MES.stamp = function (el, at, freshMs) {
+  /** Marks `el` as showing a value of time `at` (Date, ms or RFC 3339) that is fresh for `freshMs`
+   *  (Infinity: never stale by age). Once stale it shows its age with the text `ageKey` ("{age} ago"). */
+  MES.stamp = function (el, at, freshMs, ageKey) {
     if (!el) return;
     const ms = typeof at === 'number' ? at : MES.ms(at);
-    if (!Number.isFinite(ms)) { delete el.dataset.at; return; }
+    if (!Number.isFinite(ms)) { delete el.dataset.at; el.classList.remove('stale'); return; }
     el.dataset.at = String(ms);
     el.dataset.fresh = String(freshMs);
+    if (ageKey) el.dataset.ageKey = ageKey;
+    else delete el.dataset.ageKey;
     checkStale(el, Date.now());
   };
   function checkStale(el, now) {
@@ -371,8 +375,9 @@
     let badge = el.querySelector(':scope > .age');
     if (stale) {
       if (!badge) { badge = MES.el('span', { className: 'age' }); el.append(badge); }
-      MES.setText(badge, MES.t('age.ago', { age: fmt.age(age) }));
-      el.title = MES.t('age.ago', { age: fmt.age(age) });
+      const text = MES.t(el.dataset.ageKey || 'age.ago', { age: fmt.age(age) });
+      MES.setText(badge, text);
+      el.title = text;
     } else if (badge) {
       badge.remove();
       el.removeAttribute('title');
@@ -392,6 +397,7 @@
     if (!liveEl) return;
     liveEl.className = 'live ' + state;
     liveEl.dataset.state = state;
+    document.body.dataset.live = state; // CSS greys live figures while the stream is down
     MES.setText(liveEl.querySelector('.txt'), MES.t(state === 'online' ? 'live.live' : state === 'offline' ? 'live.offline' : 'live.connecting'));
   }
 

@@ -106,8 +106,9 @@
     if (st.connection === 'online') {
       MES.stamp(tile, st.lastSampleAt || Date.now(), st.polled ? SAMPLE_FRESH_MS : Infinity);
     } else {
-      // offline or still connecting: what the tile shows is as old as the last sample (or unknown)
-      MES.stamp(tile, st.lastSampleAt || st.notOnlineSince || Date.now(), 0);
+      // offline or still connecting: what the tile shows is as old as its last sample
+      if (st.lastSampleAt) MES.stamp(tile, st.lastSampleAt, 0, 'age.noData');
+      else MES.stamp(tile, st.notOnlineSince || Date.now(), 0, st.connection === 'offline' ? 'age.offlineFor' : 'age.noData');
     }
   }
   function setConnection(st, connection) {
@@ -186,6 +187,9 @@
     sample(d) {
       const st = stations.get(d.station);
       if (!st) return;
+      const v = d.values || {};
+      // mes-server sends an empty sample when a Modbus poll fails; it carries no data
+      if (!Object.keys(v).length) return;
       st.lastSampleAt = d.t || new Date().toISOString();
       if (!st.polled) {
         const now = Date.now();
@@ -194,7 +198,6 @@
         st.polled = st.arrivals.length === POLLED_SAMPLES && now - st.arrivals[0] <= POLLED_WINDOW_MS;
         if (st.polled) st.arrivals = [];
       }
-      const v = d.values || {};
       if (st.roles.vehicleId && st.roles.vehicleId in v) st.vehicle = v[st.roles.vehicleId] || null;
       if (st.measurement && st.measurement in v) st.measValue = v[st.measurement];
       setConnection(st, 'online');

@@ -38,7 +38,7 @@
     const now = Date.now();
     const x0 = now - windowMs();
     const pts = c.points.filter((p) => p[0] >= x0);
-    const pad = { l: 56, r: 10, t: 10, b: 22 };
+    const pad = { l: 64, r: 12, t: 10, b: 24 };
     const pw = w - pad.l - pad.r;
     const ph = h - pad.t - pad.b;
     // control limits from the window: mean ± 3σ
@@ -62,7 +62,7 @@
     const Y = (v) => pad.t + (1 - (v - lo) / (hi - lo)) * ph;
 
     // axes and grid
-    g.font = '12px sans-serif';
+    g.font = '14px sans-serif';
     g.fillStyle = '#a7b2c0';
     g.strokeStyle = '#2c3644';
     g.lineWidth = 1;

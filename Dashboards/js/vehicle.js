@@ -18,8 +18,8 @@
     }
     return stationSpecs.get(station);
   }
-  const vehicleLink = (id) => el('a', { className: 'chip', href: 'vehicle.html?id=' + encodeURIComponent(id),
-    onclick: (e) => { e.preventDefault(); show('vehicle', id); } }, id);
+  const vehicleLink = (id, status) => el('a', { className: 'chip' + (status ? ' vs-' + status : ''), href: 'vehicle.html?id=' + encodeURIComponent(id),
+    title: status ? MES.tOr('vstatus', status) : null, onclick: (e) => { e.preventDefault(); show('vehicle', id); } }, id);
   const lotLink = (lot) => el('a', { className: 'chip lot', href: 'vehicle.html?lot=' + encodeURIComponent(lot),
     onclick: (e) => { e.preventDefault(); show('lot', lot); } }, lot);
   const result = document.getElementById('result');
@@ -64,7 +64,7 @@
     const alerts = v.alerts || [];
     result.replaceChildren(
       el('div', { className: 'panel', id: 'vehicle-view', dataset: { vehicle: v.vehicleId } },
-        el('h2', null, v.vehicleId + ' ', el('span', { className: 'badge', id: 'vehicle-status' }, MES.tOr('vstatus', v.status))),
+        el('h2', null, v.vehicleId + ' ', el('span', { className: 'badge vs-' + v.status, id: 'vehicle-status' }, MES.tOr('vstatus', v.status))),
         el('p', { className: 'muted' }, t('vehicle.current') + ': ' + (v.currentStation || '—')),
         el('h2', null, t('vehicle.operations')), timeline),
       el('div', { className: 'panel', id: 'vehicle-defects' }, el('h2', null, t('vehicle.defects') + ' (' + defects.length + ')'),
@@ -112,7 +112,12 @@
     refreshTimer = setTimeout(refresh, 300);
   }
   function renderRecent() {
-    document.getElementById('recent').replaceChildren(...recent.slice(0, 16).map((v) => vehicleLink(v.vehicleId)));
+    const host = document.getElementById('recent');
+    if (!recent.length) host.replaceChildren(el('span', { className: 'muted' }, t('vehicle.noRecent')));
+    else host.replaceChildren(...recent.slice(0, 16).map((v) => vehicleLink(v.vehicleId, v.status)));
+  }
+  function renderHint() {
+    if (!shown) result.replaceChildren(el('p', { className: 'empty-state', id: 'hint' }, t('vehicle.hint')));
   }
 
   document.getElementById('vehicle-form').addEventListener('submit', (e) => { e.preventDefault(); show('vehicle', document.getElementById('vehicle-input').value); });
@@ -141,8 +146,9 @@
     MES.stream(handlers, { since, onReconnect: refreshSoon });
   }
   MES.header();
-  MES.onLang(() => { refresh(); });
+  MES.onLang(() => { refresh(); renderRecent(); renderHint(); });
   if (MES.query('id')) show('vehicle', MES.query('id'));
   else if (MES.query('lot')) show('lot', MES.query('lot'));
+  else renderHint();
   start();
 })();
