@@ -316,9 +316,10 @@
   // ------------------------------------------------------------------ batched DOM updates + delay metrics
   const metrics = (MES.metrics = {
     received: 0, applied: 0, duplicates: 0, reconnects: 0,
+    byType: {}, // events received per type
     gaps: 0, // ids skipped on an unfiltered stream (ids are consecutive, so this should stay 0)
     delays: [], // event receipt → DOM updated, milliseconds (ring of the last 20,000)
-    e2e: [], // event time `t` (server) → DOM updated, milliseconds, where the payload has `t`
+    e2e: [], // event time (server: `t`, or a new defect's `raisedAt`) → DOM updated, milliseconds
   });
   const RING = 20000;
   function record(list, v) {
@@ -434,9 +435,12 @@
       if (Number.isFinite(id) && lastId !== null && id > lastId + 1 && unfiltered) metrics.gaps += id - lastId - 1;
       if (Number.isFinite(id)) lastId = id;
       metrics.received++;
+      metrics.byType[ev.type] = (metrics.byType[ev.type] || 0) + 1;
       let data;
       try { data = JSON.parse(ev.data); } catch (e) { console.warn('bad event data', ev.type, ev.data); return; }
-      const t = data && typeof data.t === 'string' ? MES.ms(data.t) : 0;
+      // the event's own time: `t`, or when a new defect was raised
+      const when = data && (typeof data.t === 'string' ? data.t : data.change === undefined && !data.resolvedAt ? data.raisedAt : null);
+      const t = typeof when === 'string' ? MES.ms(when) : 0;
       pendingStamps.push({ at, t: Number.isFinite(t) ? t : 0 });
       if (pendingStamps.length > RING) pendingStamps.splice(0, pendingStamps.length - RING);
       const fn = handlers[ev.type];

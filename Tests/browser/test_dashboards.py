@@ -64,7 +64,11 @@ def click(driver, element_id, timeout=10):
 
 def raise_defect(server, code="BROWSER-TEST"):
     """Raises a defect on the newest vehicle through the API (as li.wei, role quality); returns it."""
+    deadline = time.monotonic() + 90  # the simulated line releases its first vehicle at start
     status, vehicles = server.get("/api/vehicles?limit=1")
+    while not (status == 200 and vehicles) and time.monotonic() < deadline:
+        time.sleep(1)
+        status, vehicles = server.get("/api/vehicles?limit=1")
     assert status == 200 and vehicles, (status, vehicles)
     v = vehicles[0]
     status, defect = mesbrowser.http_json(server.base + "/api/defects", "POST", {
