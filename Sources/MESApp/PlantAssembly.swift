@@ -179,14 +179,14 @@ final class ReplayService: Service, @unchecked Sendable {
         if path == "/dev/null" || (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == 0 {
             return ReplayProgress(finished: true)
         }
-        let pipeline = self.pipeline
+        let pipeline = self.pipeline, eventLog = self.eventLog
         let status = self.status
         return try replayRecording(path: path, speed: speed, isCancelled: { cancelled.isSet || Task.isCancelled }, progress: { [logger] p in
             logger.info("replay \(p)")
             status.update(p, finished: false, error: nil)
         }, deliver: { poll in
-            // Keep memory flat: wait while the pipeline is far behind.
-            while pipeline.backlog > 20_000 { usleep(1_000) }
+            // Keep memory flat: wait while the pipeline or storage is far behind.
+            while pipeline.backlog > 5_000 || eventLog.pendingCount > 20_000 { usleep(500) }
             pipeline.submit(.poll(poll))
         })
     }
