@@ -319,7 +319,7 @@
     byType: {}, // events received per type
     gaps: 0, // ids skipped on an unfiltered stream (ids are consecutive, so this should stay 0)
     delays: [], // event receipt → DOM updated, milliseconds (ring of the last 20,000)
-    e2e: [], // event time (server: `t`, or a new defect's `raisedAt`) → DOM updated, milliseconds
+    e2e: [], // event time (server: `t`, or a raised defect's / alert's `raisedAt`) → DOM updated, milliseconds
   });
   const RING = 20000;
   function record(list, v) {
@@ -438,8 +438,9 @@
       metrics.byType[ev.type] = (metrics.byType[ev.type] || 0) + 1;
       let data;
       try { data = JSON.parse(ev.data); } catch (e) { console.warn('bad event data', ev.type, ev.data); return; }
-      // the event's own time: `t`, or when a new defect was raised
-      const when = data && (typeof data.t === 'string' ? data.t : data.change === undefined && !data.resolvedAt ? data.raisedAt : null);
+      // the event's own time: `t`, or when a defect / alert was raised (for its `raised` event)
+      const when = data && (typeof data.t === 'string' ? data.t
+        : data.change === 'raised' || (data.change === undefined && !data.resolvedAt && !data.clearedAt) ? data.raisedAt : null);
       const t = typeof when === 'string' ? MES.ms(when) : 0;
       pendingStamps.push({ at, t: Number.isFinite(t) ? t : 0 });
       if (pendingStamps.length > RING) pendingStamps.splice(0, pendingStamps.length - RING);

@@ -17,6 +17,8 @@
   let stateSeries = []; // [[ms, state name]]
   let faultSeries = []; // [[ms, code]]
   let lastStateCode = null;
+  let polled = false; // learned: 20 samples within 3 s
+  let arrivals = [];
 
   const windowMs = () => windowMin * 60 * 1000;
   const stateName = (code) => codeNames[code] || CONVENTIONAL_STATES[code] || 'code ' + code;
@@ -116,7 +118,10 @@
     const value = c.el.querySelector('.cur');
     MES.setText(value, last ? fmt.value(last[1]) + (c.unit ? ' ' + c.unit : '') : '—');
     value.classList.toggle('out-of-spec', !!(last && c.limits && (last[1] < c.limits.low || last[1] > c.limits.high)));
-    MES.stamp(value, last ? last[0] : NaN, 5000);
+    // polled stations sample every poll: 5 s of silence means old; subscribed ones report changes only
+    // (current while online); an offline station's values are old at once
+    const fresh = station && station.connection !== 'online' ? 0 : polled ? 5000 : Infinity;
+    MES.stamp(value, last ? last[0] : NaN, fresh);
     MES.setText(c.el.querySelector('.score'), c.score !== null ? t('station.score', { score: fmt.num(c.score, 2) }) : '');
     c.canvas.dataset.points = String(pts.length);
   }
@@ -227,6 +232,12 @@
       if (d.station !== id) return;
       const ms = MES.ms(d.t) || Date.now();
       const v = d.values || {};
+      if (!Object.keys(v).length) return; // an empty sample (failed Modbus poll) carries no data
+      if (!polled) {
+        arrivals.push(Date.now());
+        if (arrivals.length > 20) arrivals.shift();
+        polled = arrivals.length === 20 && arrivals[19] - arrivals[0] <= 3000;
+      }
       for (const [name, value] of Object.entries(v)) {
         const c = charts.get(name);
         if (c && typeof value === 'number' && !(d.bad || []).includes(name)) {
