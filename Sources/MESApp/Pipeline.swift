@@ -231,6 +231,9 @@ public final class Pipeline: Service, @unchecked Sendable {
     }
 
     private func handlePoll(_ poll: StationPoll, into emission: inout Emission) {
+        // Stale-only readings (an adapter repeating its last values when the PLC went away) carry
+        // nothing new: they are not a sample, and must not look like a PLC that answers.
+        guard poll.readings.contains(where: { $0.quality != .stale }) else { return }
         guard let change = live.apply(poll) else { return }
         for observer in pollObservers { observer(poll) }
         var values: [(String, JSON)] = []

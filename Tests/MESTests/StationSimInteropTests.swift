@@ -116,3 +116,36 @@ final class StationSimInteropTests: XCTestCase {
         try await task.value
     }
 }
+
+/// A Modbus PLC that is not there: the station is offline, nothing is made up, and a
+/// `connection` alert follows after `offlineAlertAfterS`.
+final class OfflinePLCTests: XCTestCase {
+    func testUnreachableModbusPLCRaisesAConnectionAlert() async throws {
+        let dir = try makeTempDirectory(self)
+        let closed = try Socket.listen(host: "127.0.0.1", port: 0)
+        let port = try Socket.localPort(closed)
+        Socket.close(closed)
+        let config = dir.appendingPathComponent("plant.json").path
+        try """
+        {"route": ["welding"], "stations": [{"id": "GONE-01", "process": "welding", "protocol": "modbus",
+          "endpoint": "modbus://127.0.0.1:\(port)?unit=1", "pollIntervalMs": 100, "timeoutMs": 200, "offlineAlertAfterS": 1,
+          "signals": [{"name": "probe", "role": "measurement", "address": "hr:3", "type": "int16"}]}]}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        var options = ServerOptions()
+        options.config = config
+        options.database = dir.appendingPathComponent("mes.sqlite").path
+        options.port = 0
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: .critical))
+        let task = Task { try await server.run(installSignalHandlers: false) }
+        let http = TestHTTP(port: server.port)
+        XCTAssertTrue(eventually(timeout: 15) {
+            (try? http.get("/api/alerts").json?.arrayValue?.contains { $0["type"]?.stringValue == "connection" && $0["station"]?.stringValue == "GONE-01" }) == true
+        }, "a connection alert for the unreachable PLC")
+        let station = try XCTUnwrap(http.get("/api/stations/GONE-01").json)
+        XCTAssertEqual(station["connection"]?.stringValue, "offline")
+        XCTAssertTrue(station["lastSampleAt"]?.isNull ?? false, "no sample was made up")
+        XCTAssertGreaterThan(station["errors"]?.intValue ?? 0, 0)
+        server.shutdown()
+        try await task.value
+    }
+}
