@@ -85,7 +85,8 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
             throw error
         }
         let done = DispatchSemaphore(value: 0)
-        lock.withLock { finished = done }
+        let ready = DispatchSemaphore(value: 0)
+        lock.withLock { finished = done; firstValues = ready }
         let thread = Thread { [self] in
             do {
                 try drive()
@@ -93,10 +94,13 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
                 logger.error("simulation stopped: \(error)")
                 lock.withLock { failure = error }
             }
+            signalReady()
             done.signal()
         }
         thread.name = "plant-simulation"
         thread.start()
+        // Clients that connect once start() returned read the first tick's values, not zeros.
+        _ = ready.wait(timeout: .now() + 10)
         logger.info("serving \(stations.count) simulated stations: " + stations.map { "\($0.station.id) :\($0.port ?? 0)" }.joined(separator: ", "))
     }
 
@@ -129,11 +133,23 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
 
     private var shouldStop: Bool { lock.withLock { stopFlag } }
 
+    /// Set by start(); signalled once the first values are in the servers (or the driver ended).
+    private var firstValues: DispatchSemaphore?
+
+    private func signalReady() {
+        let ready: DispatchSemaphore? = lock.withLock {
+            defer { firstValues = nil }
+            return firstValues
+        }
+        ready?.signal()
+    }
+
     private func drive() throws {
         switch source {
         case .scenario(let scenario, let seed):
             try driveSimulator(scenario: scenario, seed: seed)
         case .recording(let path, let speed):
+            signalReady()
             let byID = Dictionary(stations.map { ($0.station.id, $0) }, uniquingKeysWith: { a, _ in a })
             try replayRecording(path: path, speed: speed, isCancelled: { self.shouldStop },
                                 progress: { [logger] in logger.debug("\($0)") }) { poll in
@@ -166,6 +182,7 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
             }
         }
         try push()
+        signalReady()
         let began = Monotonic.nanoseconds()
         while !shouldStop {
             let target = Int64((Monotonic.nanoseconds() - began) / 1_000_000)
