@@ -196,6 +196,7 @@ func raiseFileLimit() -> Int {
     return Int(now.rlim_cur)
 }
 
+/// A one-way stop flag shared between threads.
 final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

@@ -134,7 +134,7 @@ final class ReplayService: Service, @unchecked Sendable {
     let pipeline: Pipeline
     let eventLog: EventLog
     let logger: Logger
-    private let cancelled = StopFlag()
+    private let cancelled = Flag()
     /// Asks the server to stop (`--exit-after-replay`).
     var requestShutdown: (@Sendable () -> Void)?
     /// The progress `/api/health` shows.
@@ -198,12 +198,6 @@ struct ReplayFailed: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-}
 
 /// A replay's progress for `/api/health`: `{finished, samples, polls, percent, recordingTime, error}`.
 final class ReplayStatus: @unchecked Sendable {
