@@ -11,38 +11,21 @@ public enum ModbusBenchmark {
     /// Figures (keys): `stations`, `polls_per_s`, `poll_latency_ms_mean`, `poll_latency_ms_p99`,
     /// `start_jitter_ms_p99` (deviation of poll-to-poll intervals from `pollIntervalMs`),
     /// `cpu_pct` (process CPU, one core = 100, includes anything else in the process such as
-    /// in-process simulators), `cpu_us_per_poll`, `baseline_us_per_poll` (plain libmodbus loop,
-    /// wall time per poll on one connection), `baseline_cpu_us_per_poll`,
+    /// in-process simulators), `cpu_us_per_poll`, `baseline_polls_per_s`, `baseline_cpu_pct`,
+    /// `baseline_cpu_us_per_poll` (the plain libmodbus loop: one thread per PLC, same schedule),
     /// `added_cpu_us_per_poll` (adapter CPU per poll minus the plain loop's), `errors`.
     public static func run(stations: [StationConfig], seconds: Double, logger: Logger = Logger(label: "bench", level: .error)) async -> [String: Double] {
         var figures: [String: Double] = ["stations": Double(stations.count)]
-        guard let first = stations.first else { return figures }
+        guard !stations.isEmpty else { return figures }
 
-        // Baseline: the same requests through bare libmodbus calls, sequentially.
-        let plan = ModbusReadPlan(signals: first.signals)
-        if case let .modbusTCP(host, port, unit) = first.endpoint, let ctx = modbus_new_tcp_pi(host, String(port)) {
-            modbus_set_slave(ctx, Int32(unit))
-            if modbus_connect(ctx) == 0 {
-                var registers = [UInt16](repeating: 0, count: 125)
-                var bits = [UInt8](repeating: 0, count: 2000)
-                let iterations = 2000
-                let cpu0 = cpuMicroseconds(), t0 = Monotonic.nanoseconds()
-                for _ in 0..<iterations {
-                    for request in plan.requests {
-                        switch request.table {
-                        case .holdingRegister: _ = modbus_read_registers(ctx, Int32(request.start), Int32(request.count), &registers)
-                        case .inputRegister: _ = modbus_read_input_registers(ctx, Int32(request.start), Int32(request.count), &registers)
-                        case .coil: _ = modbus_read_bits(ctx, Int32(request.start), Int32(request.count), &bits)
-                        case .discreteInput: _ = modbus_read_input_bits(ctx, Int32(request.start), Int32(request.count), &bits)
-                        }
-                    }
-                }
-                let wall = Double(Monotonic.nanoseconds() - t0) / 1000
-                figures["baseline_us_per_poll"] = wall / Double(iterations)
-                figures["baseline_cpu_us_per_poll"] = (cpuMicroseconds() - cpu0) / Double(iterations)
-                modbus_close(ctx)
-            }
-            modbus_free(ctx)
+        // Baseline: the same requests through bare libmodbus calls, one thread per PLC on the same
+        // schedule (absolute deadlines every `pollIntervalMs`), nothing else: what polling costs here
+        // before any adapter work.
+        let baseline = plainLoop(stations: stations, seconds: min(seconds, 5))
+        if baseline.polls > 0 {
+            figures["baseline_polls_per_s"] = Double(baseline.polls) / baseline.seconds
+            figures["baseline_cpu_pct"] = baseline.cpuUs / (baseline.seconds * 1e6) * 100
+            figures["baseline_cpu_us_per_poll"] = baseline.cpuUs / Double(baseline.polls)
         }
 
         // The adapters.
@@ -66,14 +49,73 @@ public enum ModbusBenchmark {
         if let base = figures["baseline_cpu_us_per_poll"], polls > 0 { figures["added_cpu_us_per_poll"] = cpuUs / Double(polls) - base }
         figures["poll_latency_ms_mean"] = latencies.isEmpty ? 0 : latencies.reduce(0, +) / Double(latencies.count)
         figures["poll_latency_ms_p99"] = percentile(latencies, 0.99)
+        // The first poll comes right after connecting, the next on the station's slot grid: jitter
+        // counts from the second interval on.
         var deviations: [Double] = []
-        for (index, times) in starts.enumerated() where times.count > 2 {
+        for (index, times) in starts.enumerated() where times.count > 3 {
             let interval = Double(stations[index].pollIntervalMs)
-            for (a, b) in zip(times, times.dropFirst()) { deviations.append(abs(Double(b - a) / 1e6 - interval)) }
+            let steady = times.dropFirst()
+            for (a, b) in zip(steady, steady.dropFirst()) { deviations.append(abs(Double(b - a) / 1e6 - interval)) }
         }
         figures["start_jitter_ms_p99"] = percentile(deviations, 0.99)
+        figures["start_jitter_ms_max"] = deviations.max() ?? 0
+        figures["intervals"] = Double(deviations.count)
         figures["errors"] = Double(adapters.reduce(0) { $0 + $1.stats().errorCount })
         return figures
+    }
+
+    /// One thread per station, each reading the station's requests with bare libmodbus calls on
+    /// absolute monotonic deadlines (`clock_nanosleep`) every `pollIntervalMs`.
+    static func plainLoop(stations: [StationConfig], seconds: Double) -> (polls: Int, cpuUs: Double, seconds: Double) {
+        let stop = StopFlag()
+        let counts = PollCounter()
+        let ready = DispatchGroup(), done = DispatchGroup()
+        let go = DispatchSemaphore(value: 0)
+        for station in stations {
+            guard case let .modbusTCP(host, port, unit) = station.endpoint else { continue }
+            let plan = ModbusReadPlan(signals: station.signals)
+            let interval = max(1, station.pollIntervalMs) * 1_000_000
+            ready.enter(); done.enter()
+            Thread {
+                defer { done.leave() }
+                guard let ctx = modbus_new_tcp_pi(host, String(port)) else { ready.leave(); return }
+                defer { modbus_free(ctx) }
+                modbus_set_slave(ctx, Int32(unit))
+                let connected = modbus_connect(ctx) == 0
+                ready.leave()
+                guard connected else { return }
+                defer { modbus_close(ctx) }
+                go.wait()
+                var registers = [UInt16](repeating: 0, count: 125)
+                var bits = [UInt8](repeating: 0, count: 2000)
+                var deadline = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &deadline)
+                var polls = 0
+                while !stop.isSet {
+                    for request in plan.requests {
+                        switch request.table {
+                        case .holdingRegister: _ = modbus_read_registers(ctx, Int32(request.start), Int32(request.count), &registers)
+                        case .inputRegister: _ = modbus_read_input_registers(ctx, Int32(request.start), Int32(request.count), &registers)
+                        case .coil: _ = modbus_read_bits(ctx, Int32(request.start), Int32(request.count), &bits)
+                        case .discreteInput: _ = modbus_read_input_bits(ctx, Int32(request.start), Int32(request.count), &bits)
+                        }
+                    }
+                    polls += 1
+                    deadline.tv_nsec += interval
+                    while deadline.tv_nsec >= 1_000_000_000 { deadline.tv_nsec -= 1_000_000_000; deadline.tv_sec += 1 }
+                    _ = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil)
+                }
+                counts.add(polls)
+            }.start()
+        }
+        ready.wait()
+        let cpu0 = cpuMicroseconds(), t0 = Monotonic.nanoseconds()
+        for _ in stations { go.signal() }
+        usleep(UInt32(seconds * 1e6))
+        stop.set()
+        let cpuUs = cpuMicroseconds() - cpu0, wall = Double(Monotonic.nanoseconds() - t0) / 1e9
+        done.wait()
+        return (counts.total, cpuUs, wall)
     }
 
     private static func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -87,6 +129,20 @@ public enum ModbusBenchmark {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
+}
+
+private final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+private final class PollCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    var total: Int { lock.withLock { value } }
+    func add(_ n: Int) { lock.withLock { value += n } }
 }
 
 /// Poll times (monotonic ns at delivery) and latencies, from many adapter threads.

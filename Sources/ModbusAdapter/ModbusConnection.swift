@@ -81,8 +81,7 @@ public final class ModbusConnection {
 
     /// Reads `count` holding or input registers from `start`.
     public func readRegisters(_ table: ModbusTable, start: Int, count: Int) throws(ModbusError) -> [UInt16] {
-        let operation = "read \(ModbusReadRequest(table: table, start: start, count: count, signals: []))"
-        guard let ctx = context else { throw .connectionClosed(errorContext(operation)) }
+        guard let ctx = context else { throw .connectionClosed(errorContext(Self.operation(table, start, count))) }
         var values = [UInt16](repeating: 0, count: max(count, 1))
         let result: Int32 = values.withUnsafeMutableBufferPointer { buffer in
             switch table {
@@ -93,15 +92,15 @@ public final class ModbusConnection {
                 return -1
             }
         }
-        if result < 0 { throw failure(operation) }
-        if Int(result) != count { throw failure(operation, errno: CMODBUS_EMBBADDATA) }
-        return Array(values.prefix(count))
+        if result < 0 { throw failure(Self.operation(table, start, count)) }
+        if Int(result) != count { throw failure(Self.operation(table, start, count), errno: CMODBUS_EMBBADDATA) }
+        if values.count != count { values.removeLast(values.count - count) }
+        return values
     }
 
     /// Reads `count` coils or discrete inputs from `start`.
     public func readBits(_ table: ModbusTable, start: Int, count: Int) throws(ModbusError) -> [Bool] {
-        let operation = "read \(ModbusReadRequest(table: table, start: start, count: count, signals: []))"
-        guard let ctx = context else { throw .connectionClosed(errorContext(operation)) }
+        guard let ctx = context else { throw .connectionClosed(errorContext(Self.operation(table, start, count))) }
         var values = [UInt8](repeating: 0, count: max(count, 1))
         let result: Int32 = values.withUnsafeMutableBufferPointer { buffer in
             switch table {
@@ -112,9 +111,14 @@ public final class ModbusConnection {
                 return -1
             }
         }
-        if result < 0 { throw failure(operation) }
-        if Int(result) != count { throw failure(operation, errno: CMODBUS_EMBBADDATA) }
+        if result < 0 { throw failure(Self.operation(table, start, count)) }
+        if Int(result) != count { throw failure(Self.operation(table, start, count), errno: CMODBUS_EMBBADDATA) }
         return values.prefix(count).map { $0 != 0 }
+    }
+
+    /// What a read was, for its error message (only built when it fails).
+    private static func operation(_ table: ModbusTable, _ start: Int, _ count: Int) -> String {
+        "read \(ModbusReadRequest(table: table, start: start, count: count, signals: []))"
     }
 
     /// The error of the last libmodbus call; closes the connection unless the PLC answered with

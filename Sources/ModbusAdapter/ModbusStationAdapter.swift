@@ -7,8 +7,10 @@ import Runtime
 ///
 /// A ``Service``: `run()` starts the station's thread and returns once its task is cancelled and
 /// the thread has closed the connection (at most one response timeout later). Polls are
-/// scheduled on absolute monotonic deadlines every `pollIntervalMs`; a slow poll skips the
-/// missed slots instead of bursting. Every poll emits one ``StationPoll`` with one reading per
+/// scheduled on absolute monotonic deadlines every `pollIntervalMs` (the first right after
+/// connecting, then on the station's ``PollGrid``, whose phase spreads many stations over the
+/// interval instead of waking them all at once); a slow poll skips the missed slots instead of
+/// bursting. Every poll emits one ``StationPoll`` with one reading per
 /// signal (`good`, or `bad` with the PLC's status); every connection change emits a
 /// ``ConnectionChange``; going offline also emits the last values as `stale`.
 /// `run()` is one-shot: make a new adapter to poll again.
@@ -113,6 +115,7 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
                              lastValues: Array(repeating: nil, count: config.signals.count),
                              nextDeadline: start)
         let interval = UInt64(max(1, config.pollIntervalMs)) * 1_000_000
+        let grid = PollGrid(interval: interval, station: config.id)
         logger.debug("polling \(config.endpoint) every \(config.pollIntervalMs) ms, \(loop.plan.requests.count) requests")
         while !isStopping {
             if !connection.isOpen {
@@ -128,11 +131,12 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
                 continue
             }
             poll(connection, &loop)
-            loop.nextDeadline += interval
+            loop.nextDeadline = grid.slot(after: loop.nextDeadline)
             let after = Monotonic.nanoseconds()
             if loop.nextDeadline <= after {
-                let missed = (after - loop.nextDeadline) / interval + 1
-                loop.nextDeadline += missed * interval
+                let caughtUp = grid.slot(after: after)
+                let missed = (caughtUp - loop.nextDeadline) / interval
+                loop.nextDeadline = caughtUp
                 lock.lock(); skippedSlots += missed; lock.unlock()
             }
         }
@@ -250,5 +254,27 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
         count(errorKinds: errorKinds, lastError: lastError, polled: true, latencyMs: latencyMs)
         perform(loop.machine.pollSucceeded(now: finished), connection, &loop)
         sink(.poll(StationPoll(station: config.id, time: time, readings: complete, latencyMs: latencyMs)))
+    }
+}
+
+/// The poll slots of one station: every `interval` nanoseconds of monotonic time, offset by a phase
+/// taken from the station id, so that stations with the same interval do not all wake (and load
+/// the pipeline) at the same instant. The phase is stable across restarts.
+struct PollGrid: Sendable {
+    let interval: UInt64
+    let phase: UInt64
+
+    init(interval: UInt64, station: String) {
+        self.interval = max(1, interval)
+        // FNV-1a over the id: deterministic (Swift's Hasher is seeded per process).
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in station.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        phase = hash % self.interval
+    }
+
+    /// The first slot strictly after `time`.
+    func slot(after time: UInt64) -> UInt64 {
+        guard time >= phase else { return phase }
+        return phase + ((time - phase) / interval + 1) * interval
     }
 }
