@@ -149,6 +149,8 @@ public final class OPCUAClient: @unchecked Sendable {
     /// Other tasks work as well, from any executor.
     public let taskExecutor: ClientTaskExecutor
     private let endpoint: EndpointURL
+    /// Error context of socket calls (built once, not per call).
+    private let ioContext: String
     private let lock = NSLock()
     // Shared state (under lock).
     private var subscriptionsToCreate: [LocalSubscription] = []
@@ -197,6 +199,7 @@ public final class OPCUAClient: @unchecked Sendable {
         guard let endpoint = EndpointURL(options.endpointURL) else { throw ClientError.badEndpointURL(options.endpointURL) }
         self.options = options
         self.endpoint = endpoint
+        ioContext = "opcua \(endpoint)"
         channel = ClientSecureChannel(endpointUrl: options.endpointURL)
         taskExecutor = try ClientTaskExecutor()
     }
@@ -884,7 +887,7 @@ public final class OPCUAClient: @unchecked Sendable {
         pollers.1 = pollfd(fd: taskExecutor.wakeRead, events: Int16(POLLIN), revents: 0)
         let wait = taskExecutor.hasJobs ? 0 : timeoutMs
         let ready = try withUnsafeMutableBytes(of: &pollers) { raw in
-            try syscallOrThrow("poll", context: "opcua \(endpoint)") {
+            try syscallOrThrow("poll", context: ioContext) {
                 Glibc.poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, wait)
             }
         }
@@ -894,7 +897,7 @@ public final class OPCUAClient: @unchecked Sendable {
             try lock.withLock { try flushLocked() }
         }
         if socketEvents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
-            let count = try readBuffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: "opcua \(endpoint)") }
+            let count = try readBuffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: ioContext) }
             if count == 0 { throw ClientError.connectionLost("closed by server") }
             lastReceiveNs = Monotonic.nanoseconds()
             try step(opened: &opened) { channel.receive(readBuffer[0..<count], nowNs: lastReceiveNs) }
