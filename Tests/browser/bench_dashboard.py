@@ -15,7 +15,11 @@ chromedriver's execute_script keeps each call's JSON result string alive in the 
 DevTools global handle for the whole session (about 1.4 MB per 100 calls returning 1,000 numbers), so a
 benchmark that drains the delay rings through it measures its own readings as a leak.
 
-  python Tests/browser/bench_dashboard.py [--seconds 20] [--burst-seconds 5] [--rate 1000] [--threads 8] [--soak 60] [--url URL]
+With --heap-diff, a heap snapshot at the start and at the end of the soak (through a second CDP client,
+websocket-client) and the 25 largest growths by constructor: what accumulates, if anything does.
+
+  python Tests/browser/bench_dashboard.py [--seconds 20] [--burst-seconds 5] [--rate 1000] [--threads 8] [--soak 60]
+                                          [--heap-diff] [--url URL]
 Uses MES_SERVER_BIN (or .build/debug/mes-server) unless --url points at a running server.
 """
 import argparse
@@ -70,6 +74,49 @@ def memory(driver):
     return {"heap": heap.get("usedSize"), "embedder": heap.get("embedderHeapUsedSize"),
             "nodes": counters.get("nodes"), "documents": counters.get("documents"),
             "listeners": counters.get("jsEventListeners"), **page}
+
+
+def heap_snapshot_summary(driver):
+    """{(node type, constructor or name): [count, self bytes]} of a fresh heap snapshot (after a GC)."""
+    import urllib.request
+    import websocket  # websocket-client, a dependency of selenium
+    addr = driver.capabilities["goog:chromeOptions"]["debuggerAddress"]
+    with urllib.request.urlopen(f"http://{addr}/json") as res:
+        target = next(t for t in json.load(res) if t["type"] == "page")
+    ws = websocket.create_connection(target["webSocketDebuggerUrl"], suppress_origin=True, timeout=300)
+    chunks = []
+    try:
+        ws.send(json.dumps({"id": 1, "method": "HeapProfiler.collectGarbage"}))
+        ws.send(json.dumps({"id": 2, "method": "HeapProfiler.takeHeapSnapshot", "params": {"reportProgress": False}}))
+        while True:
+            msg = json.loads(ws.recv())
+            if msg.get("method") == "HeapProfiler.addHeapSnapshotChunk":
+                chunks.append(msg["params"]["chunk"])
+            elif msg.get("id") == 2:
+                break
+    finally:
+        ws.close()
+    snap = json.loads("".join(chunks))
+    fields = snap["snapshot"]["meta"]["node_fields"]
+    types = snap["snapshot"]["meta"]["node_types"][0]
+    strings, nodes, width = snap["strings"], snap["nodes"], len(fields)
+    it, iname, isize = fields.index("type"), fields.index("name"), fields.index("self_size")
+    out = {}
+    for i in range(0, len(nodes), width):
+        kind = types[nodes[i + it]]
+        name = strings[nodes[i + iname]][:60] if kind not in ("string", "number", "concatenated string", "sliced string") else ""
+        entry = out.setdefault((kind, name), [0, 0])
+        entry[0] += 1
+        entry[1] += nodes[i + isize]
+    return out
+
+
+def print_heap_diff(a, b, top=25):
+    keys = sorted(set(a) | set(b), key=lambda k: -(b.get(k, [0, 0])[1] - a.get(k, [0, 0])[1]))
+    print(f"dashboard heap snapshot diff over the soak (largest {top} growths, after GC):")
+    for k in keys[:top]:
+        (ca, sa), (cb, sb) = a.get(k, [0, 0]), b.get(k, [0, 0])
+        print(f"  {sb - sa:+9d} B {cb - ca:+7d} objects  {k[0]} {k[1]!r}  (now {cb} objects, {sb} B)")
 
 
 def slope_per_min(samples):
@@ -134,6 +181,7 @@ def main():
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--soak", type=float, default=60)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--heap-diff", action="store_true", help="heap snapshots at the soak's start and end, diffed")
     ap.add_argument("--url")
     args = ap.parse_args()
 
@@ -187,6 +235,7 @@ def main():
         # own state, not the benchmark's measurement buffers.
         soak_delays = []
         take_delays(driver)
+        snap_start = heap_snapshot_summary(driver) if args.heap_diff else None
         start = memory(driver)
         t_soak = time.monotonic()
         samples = [(0.0, start)]
@@ -196,12 +245,15 @@ def main():
             soak_delays += take_delays(driver)[0]
             samples.append((time.monotonic() - t_soak, memory(driver)))
         end = samples[-1][1]
+        if args.heap_diff:
+            print_heap_diff(snap_start, heap_snapshot_summary(driver))
         elapsed = samples[-1][0]
         mb = lambda b: (b or 0) / 1e6
         second_half = [(t, m["heap"]) for t, m in samples if t >= elapsed / 2]
         slope_all = slope_per_min([(t, m["heap"]) for t, m in samples])
         slope_half = slope_per_min(second_half)
-        flat = slope_half < FLAT_MB_PER_MIN
+        judged = len(second_half) >= 3  # a short soak (tools/bench SHORT=1) cannot say
+        verdict = ("met" if slope_half < FLAT_MB_PER_MIN else "NOT met") if judged else "not judged, soak too short"
         print(f"dashboard JS heap before the burst (after forced GC): {mb(pre_burst['heap']):.3f} MB")
         print(f"dashboard JS heap over {elapsed:.0f} s soak after the burst (retained, after forced GC, every 10 s): "
               + " ".join(f"{mb(m['heap']):.3f}" for _, m in samples) + " MB")
@@ -209,11 +261,12 @@ def main():
               f"min/max {min(mb(m['heap']) for _, m in samples):.3f} / {max(mb(m['heap']) for _, m in samples):.3f} MB")
         print(f"dashboard JS heap slope, whole soak: {slope_all:+.4f} MB/min; second half "
               f"({len(second_half)} samples): {slope_half:+.4f} MB/min "
-              f"(flat target < {FLAT_MB_PER_MIN} MB/min: {'met' if flat else 'NOT met'}); "
+              f"(flat target < {FLAT_MB_PER_MIN} MB/min: {verdict}); "
               f"{(end['received'] - start['received']) / max(1e-9, elapsed):.0f} events/s during the soak")
         if start.get("embedder") is not None:
             print(f"dashboard DOM (Oilpan) heap start -> end: {mb(start['embedder']):.3f} -> {mb(end['embedder']):.3f} MB")
-        print(f"dashboard DOM counters start -> end: nodes {start['nodes']} -> {end['nodes']}, "
+        nodes = [m["nodes"] for _, m in samples]
+        print(f"dashboard DOM counters start -> end: nodes {start['nodes']} -> {end['nodes']} (min/max {min(nodes)} / {max(nodes)}), "
               f"JS event listeners {start['listeners']} -> {end['listeners']}, "
               f"documents {start['documents']} -> {end['documents']}")
         print(f"dashboard event-to-DOM p99 over the soak: {pct(soak_delays, 99):.1f} ms (target <= 100 ms, n={len(soak_delays)})")
