@@ -10,8 +10,9 @@ import Glibc
 /// `group.addTask(executorPreference:)`) resumes on the I/O thread right after its response is read, and
 /// its next request leaves with the others of the same round in one write: no thread hop per request,
 /// as in an event loop. Such tasks must never block and should stay short, as they hold up the
-/// connection while they run. While the I/O thread is not running (before `connect()`, after `close()`)
-/// jobs go to Swift's global executor instead.
+/// connection while they run; and while the I/O thread itself waits (a TCP connect, up to `connectTimeoutMs`)
+/// they wait too. While the I/O thread is not running (before `connect()`, after `close()`) jobs go to
+/// Swift's global executor instead.
 public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
     private let lock = NSLock()
     private var jobs: [UnownedJob] = []
