@@ -134,10 +134,17 @@
   /** How many events of alert `id` this page has received (for tests and the console). */
   MES.alertEvents = (id) => eventsSeen.get(Number(id)) || eventsSeen.get(String(id)) || 0;
   function onAlertEvent(a) {
-    eventsSeen.set(a.id, (eventsSeen.get(a.id) || 0) + 1);
+    const n = (eventsSeen.get(a.id) || 0) + 1;
+    eventsSeen.delete(a.id); // re-inserted: the map's order is last event first out
+    eventsSeen.set(a.id, n);
+    MES.bound(eventsSeen, MAX_KEPT);
     upsert(a);
   }
-  const MAX_KEPT = 3000; // a long-open page forgets the oldest cleared alerts beyond this
+  // A long-open page forgets the oldest cleared alerts beyond MAX_KEPT, and keeps at most MAX_ALERTS
+  // in all (the server's longest list): then the oldest not active go first, then the oldest.
+  const MAX_KEPT = 3000;
+  const MAX_ALERTS = 10000;
+  const ACTIVE = new Set(['active_unacknowledged', 'active_acknowledged']);
   function upsert(a) {
     alerts.set(a.id, a);
     if (alerts.size > MAX_KEPT) {
@@ -145,10 +152,14 @@
         if (alerts.size <= MAX_KEPT) break;
         if (old.state === 'cleared') alerts.delete(key);
       }
+      MES.bound(alerts, MAX_ALERTS, (old) => !ACTIVE.has(old.state));
     }
     changed.add(a.id);
     MES.schedule(render);
   }
+  /** Sizes of what the page keeps (tests and the console). */
+  MES.kept = () => ({ alerts: alerts.size, eventsSeen: eventsSeen.size, rows: rowCache.size, changed: changed.size,
+    maxKept: MAX_KEPT, maxAlerts: MAX_ALERTS, delays: MES.metrics.delays.length, e2e: MES.metrics.e2e.length });
 
   async function start() {
     const since = await MES.lastEventId();

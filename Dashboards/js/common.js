@@ -223,6 +223,26 @@
   };
   MES.query = (name) => new URLSearchParams(location.search).get(name);
 
+  /** Bounds a Map or Set kept by a long-open page: while it holds more than `max` entries, removes the
+   *  oldest inserted ones, first those `evictFirst(value, key)` accepts, then any. Returns how many went. */
+  MES.bound = function (coll, max, evictFirst) {
+    let removed = 0;
+    if (coll.size <= max) return removed;
+    const isMap = coll instanceof Map;
+    if (evictFirst) {
+      for (const [k, v] of coll.entries()) {
+        if (coll.size <= max) break;
+        if (evictFirst(isMap ? v : k, k)) { coll.delete(k); removed++; }
+      }
+    }
+    for (const k of coll.keys()) {
+      if (coll.size <= max) break;
+      coll.delete(k);
+      removed++;
+    }
+    return removed;
+  };
+
   // ------------------------------------------------------------------ HTTP
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -318,12 +338,13 @@
     received: 0, applied: 0, duplicates: 0, reconnects: 0,
     byType: {}, // events received per type
     gaps: 0, // ids skipped on an unfiltered stream (ids are consecutive, so this should stay 0)
-    delays: [], // event receipt → DOM updated, milliseconds (ring of the last 20,000)
+    delays: [], // event receipt → DOM updated, milliseconds (the last 20,000 to 25,000)
     e2e: [], // event time (server: `t`, or a raised defect's / alert's `raisedAt`) → DOM updated, milliseconds
   });
   const RING = 20000;
   function record(list, v) {
-    if (list.length >= RING) list.splice(0, list.length - RING + 1);
+    // trimmed in steps of RING / 4, so a full list costs one move per 5,000 events, not one per event
+    if (list.length >= RING + RING / 4) list.splice(0, list.length - RING);
     list.push(v);
   }
   const pendingWork = new Set();
@@ -503,6 +524,8 @@
     return (MES.current = {
       lastId: () => lastId,
       connected: () => disconnectedAt === null && es && es.readyState === EventSource.OPEN,
+      /** Hands the page one event as if the stream had sent it, without an id (tests, the console). */
+      feed: (type, data) => onEvent({ type, data: JSON.stringify(data), lastEventId: 'synthetic' }),
       close: () => { clearTimeout(retryTimer); if (es) es.close(); },
     });
   };

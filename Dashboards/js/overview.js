@@ -13,10 +13,16 @@
   const SEVERITIES = ['critical', 'high', 'medium', 'low'];
   const ACTIVE = new Set(['active_unacknowledged', 'active_acknowledged']);
 
+  // A big screen stays open for months: every collection the page keeps is bounded. The server's
+  // lists answer at most 10,000 entries, so the page tracks as many; beyond that a figure is shown as
+  // a lower bound ("10000+") until the page is reloaded.
+  const MAX_TRACKED = 10000;
   const stations = new Map(); // id → station model
-  const alerts = new Map(); // id → alert (not cleared)
-  const openDefects = new Set();
-  const inProcess = new Set();
+  const alerts = new Map(); // id → alert (not cleared), at most MAX_TRACKED
+  const openDefects = new Set(); // ids, at most MAX_TRACKED
+  const inProcess = new Set(); // vehicle ids, at most MAX_TRACKED
+  const truncated = { alerts: false, defects: false, wip: false }; // some entries were forgotten
+  const atLeast = (n, cut) => String(n) + (cut ? '+' : '');
   let lineKpi = null;
   let lineKpiAt = null;
   let shiftName = null;
@@ -144,15 +150,15 @@
     setFigure('oee', fmt.pct(k.oee), shiftName ? t('fig.shift', { name: shiftName }) : '', ratioLevel(k.oee, 0.85, 0.6), lineKpiAt, KPI_FRESH_MS);
     setFigure('fpy', fmt.pct(k.fpy), k.rty !== undefined && k.rty !== null ? t('fig.rty', { rty: fmt.pct(k.rty) }) : '',
       ratioLevel(k.fpy, 0.95, 0.85), lineKpiAt, KPI_FRESH_MS);
-    setFigure('wip', String(inProcess.size), t('fig.wipSub'));
-    setFigure('defects', String(openDefects.size), '', openDefects.size ? 'warn' : 'good');
+    setFigure('wip', atLeast(inProcess.size, truncated.wip), t('fig.wipSub'));
+    setFigure('defects', atLeast(openDefects.size, truncated.defects), '', openDefects.size ? 'warn' : 'good');
     let active = 0;
     let unack = 0;
     for (const a of alerts.values()) {
       if (ACTIVE.has(a.state)) active++;
       if (a.state === 'active_unacknowledged' || a.state === 'cleared_unacknowledged') unack++;
     }
-    setFigure('alerts', String(active), t('fig.unack', { n: unack }), active ? 'bad' : 'good');
+    setFigure('alerts', atLeast(active, truncated.alerts), t('fig.unack', { n: atLeast(unack, truncated.alerts) }), active ? 'bad' : 'good');
   }
 
   function renderAndon() {
@@ -212,16 +218,20 @@
     vehicle(d) {
       if (d.status === 'in_process') inProcess.add(d.vehicleId);
       else inProcess.delete(d.vehicleId);
+      if (MES.bound(inProcess, MAX_TRACKED)) truncated.wip = true;
       MES.schedule(renderFigures);
     },
     defect(d) {
       if (d.status === 'open') openDefects.add(d.id);
       else openDefects.delete(d.id);
+      if (MES.bound(openDefects, MAX_TRACKED)) truncated.defects = true;
       MES.schedule(renderFigures);
     },
     alert(a) {
       if (a.state === 'cleared') alerts.delete(a.id);
       else alerts.set(a.id, a);
+      // the andon needs the active ones: the others go first
+      if (MES.bound(alerts, MAX_TRACKED, (old) => !ACTIVE.has(old.state))) truncated.alerts = true;
       MES.schedule(renderFigures);
       MES.schedule(renderAndon);
     },
@@ -286,6 +296,10 @@
     for (const d of defects || []) openDefects.add(d.id);
     for (const a of anomalies || []) handlers.anomaly(a);
     for (const v of vehicles || []) inProcess.add(v.vehicleId);
+    // a full answer may have left some out
+    truncated.alerts = (alertList || []).length >= MAX_TRACKED;
+    truncated.defects = (defects || []).length >= MAX_TRACKED;
+    truncated.wip = (vehicles || []).length >= MAX_TRACKED;
     buildRoute(Array.from(stations.values()));
     renderAll();
     MES.onLang(() => {
@@ -294,6 +308,9 @@
     });
     MES.stream(handlers, { since });
   }
+  /** Sizes of what the page keeps (tests and the console). */
+  MES.kept = () => ({ stations: stations.size, alerts: alerts.size, openDefects: openDefects.size, inProcess: inProcess.size,
+    truncated: Object.assign({}, truncated), max: MAX_TRACKED, delays: MES.metrics.delays.length, e2e: MES.metrics.e2e.length });
   MES.header();
   buildFigures();
   start();

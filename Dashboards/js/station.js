@@ -214,11 +214,15 @@
   const redrawAll = () => { for (const c of charts.values()) c.draw(); drawStates(); };
 
   // ---------------------------------------------------------------- events
+  // Every series is bounded by age (the longest window) and by count: 31 min at 20 samples/s, so
+  // points stamped in the future (a PLC clock ahead) or out of order cannot pile up.
+  const MAX_POINTS = 31 * 60 * 20;
   function prune(list) {
     const cut = Date.now() - 30 * 60 * 1000 - 60000; // keep the longest window
     let i = 0;
     while (i < list.length && list[i][0] < cut) i++;
-    if (i) list.splice(0, i);
+    i = Math.max(i, list.length - MAX_POINTS);
+    if (i > 0) list.splice(0, i);
   }
   function pushState(ms, name) {
     if (stateSeries.length && stateSeries[stateSeries.length - 1][1] === name) return;
@@ -335,7 +339,7 @@
     if (!kpi && station.kpi && typeof station.kpi === 'object') kpi = station.kpi;
     const names = Array.from(charts.keys());
     const series = await Promise.all(names.map(history).concat([stateSignal ? history(stateSignal) : [], faultSignal ? history(faultSignal) : []]));
-    names.forEach((n, i) => { charts.get(n).points = series[i].concat(charts.get(n).points); });
+    names.forEach((n, i) => { const c = charts.get(n); c.points = series[i].concat(c.points); prune(c.points); });
     const st = series[names.length];
     if (st.length) lastStateCode = st[st.length - 1][1];
     stateSeries = [];
@@ -343,6 +347,7 @@
     if (!stateSeries.length && station.state) pushState(MES.ms(station.lastSampleAt) || Date.now(), station.state);
     const ft = series[names.length + 1];
     faultSeries = ft.filter((p, i) => i === 0 || p[1] !== ft[i - 1][1]);
+    prune(faultSeries);
     for (const a of anomalies || []) handlers.anomaly(a);
     renderFacts();
     renderFaults();
@@ -352,6 +357,11 @@
     setInterval(redrawAll, 1000); // the time axis moves even when values do not
     window.addEventListener('resize', redrawAll);
   }
+
+  /** Sizes of what the page keeps (tests and the console). */
+  MES.kept = () => ({ points: Object.fromEntries(Array.from(charts, ([n, c]) => [n, c.points.length])),
+    marks: Object.fromEntries(Array.from(charts, ([n, c]) => [n, c.marks.length])), states: stateSeries.length,
+    faults: faultSeries.length, maxPoints: MAX_POINTS, delays: MES.metrics.delays.length, e2e: MES.metrics.e2e.length });
 
   document.getElementById('window').addEventListener('change', (e) => {
     windowMin = Number(e.target.value) || 5;

@@ -1,37 +1,100 @@
 import Foundation
 import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Throughput measurements of the client and server, for `tools/bench` (figures, not pass/fail).
 public enum OPCUABenchmark {
     public struct ReadFigures: Sendable, CustomStringConvertible {
-        /// One Read of one value per round trip, sequentially.
+        /// One Read of one value per round trip, sequentially (one request in flight).
         public var singleReadsPerSecond: Double
+        /// Process CPU time (user + system, all threads) per sequential single read, in microseconds.
+        public var singleReadCPUMicroseconds: Double
+        /// The same sequential reads from a task on Swift's global pool (a thread hop per response), when measured.
+        public var singleReadsPerSecondOnGlobalPool: Double?
         /// Values per second when reading `batchSize` values per request.
         public var batchedValuesPerSecond: Double
         public var batchSize: Int
+        /// Single-value reads/s with N tasks reading at once on the one client (N requests in flight), by N.
+        public var concurrentReadsPerSecond: [Int: Double]
         public var description: String {
-            String(format: "single reads/s %.0f, batched values/s %.0f (batch %d)", singleReadsPerSecond, batchedValuesPerSecond, batchSize)
+            let concurrent = concurrentReadsPerSecond.keys.sorted().map { String(format: "%d: %.0f", $0, concurrentReadsPerSecond[$0]!) }
+            return String(format: "single reads/s %.0f (%.1f µs CPU each), batched values/s %.0f (batch %d)", singleReadsPerSecond,
+                          singleReadCPUMicroseconds, batchedValuesPerSecond, batchSize)
+                + (concurrent.isEmpty ? "" : ", concurrent reads/s by in-flight count " + concurrent.joined(separator: ", "))
         }
     }
 
-    /// Measures reads against a connected client: `seconds` of single reads, then `seconds` of batches of `batch`.
-    public static func reads(client: OPCUAClient, single: NodeId, batch: [NodeId], seconds: Double = 2) async throws -> ReadFigures {
-        var count = 0
+    /// Measures reads against a connected client: `seconds` of sequential single reads, then `seconds` of batches of
+    /// `batch`, then for each N in `concurrency`, `seconds` of N tasks each reading `single` one read after another.
+    /// The reading tasks prefer the client's ``OPCUAClient/taskExecutor`` (they run on its I/O thread, as the
+    /// coroutines of an event-loop client do); `alsoOnGlobalPool` adds `seconds` of sequential reads from a task
+    /// on Swift's global pool, for comparison.
+    public static func reads(client: OPCUAClient, single: NodeId, batch: [NodeId], seconds: Double = 2,
+                             concurrency: [Int] = [], alsoOnGlobalPool: Bool = false) async throws -> ReadFigures {
+        let cpuBefore = processCPUMicroseconds()
         var started = Monotonic.nanoseconds()
-        var deadline = started + UInt64(seconds * 1e9)
+        let count = try await withTaskExecutorPreference(client.taskExecutor) {
+            try await sequentialReads(client: client, node: single, until: started + UInt64(seconds * 1e9))
+        }
+        let cpuPerRead = (processCPUMicroseconds() - cpuBefore) / Double(max(count, 1))
+        let singleRate = Double(count) / (Double(Monotonic.nanoseconds() - started) / 1e9)
+        var poolRate: Double?
+        if alsoOnGlobalPool {
+            started = Monotonic.nanoseconds()
+            let poolDeadline = started + UInt64(seconds * 1e9)
+            let poolCount = try await Task(executorPreference: globalConcurrentExecutor) {
+                try await sequentialReads(client: client, node: single, until: poolDeadline)
+            }.value
+            poolRate = Double(poolCount) / (Double(Monotonic.nanoseconds() - started) / 1e9)
+        }
+        var values = 0
+        started = Monotonic.nanoseconds()
+        let deadline = started + UInt64(seconds * 1e9)
         while Monotonic.nanoseconds() < deadline {
-            _ = try await client.read([single])
+            values += try await client.read(batch).count
+        }
+        let batched = Double(values) / (Double(Monotonic.nanoseconds() - started) / 1e9)
+        var concurrent: [Int: Double] = [:]
+        for level in concurrency where level > 0 {
+            concurrent[level] = try await concurrentReads(client: client, node: single, tasks: level, seconds: seconds)
+        }
+        return ReadFigures(singleReadsPerSecond: singleRate, singleReadCPUMicroseconds: cpuPerRead,
+                           singleReadsPerSecondOnGlobalPool: poolRate, batchedValuesPerSecond: batched,
+                           batchSize: batch.count, concurrentReadsPerSecond: concurrent)
+    }
+
+    private static func sequentialReads(client: OPCUAClient, node: NodeId, until deadline: UInt64) async throws -> Int {
+        var count = 0
+        while Monotonic.nanoseconds() < deadline {
+            _ = try await client.read([node])
             count += 1
         }
-        let single = Double(count) / (Double(Monotonic.nanoseconds() - started) / 1e9)
-        count = 0
-        started = Monotonic.nanoseconds()
-        deadline = started + UInt64(seconds * 1e9)
-        while Monotonic.nanoseconds() < deadline {
-            count += try await client.read(batch).count
+        return count
+    }
+
+    /// `tasks` tasks on one client (preferring its task executor), each reading `node` in a loop for `seconds`:
+    /// reads per second in all.
+    public static func concurrentReads(client: OPCUAClient, node: NodeId, tasks: Int, seconds: Double) async throws -> Double {
+        let started = Monotonic.nanoseconds()
+        let deadline = started + UInt64(seconds * 1e9)
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<tasks {
+                group.addTask(executorPreference: client.taskExecutor) {
+                    try await sequentialReads(client: client, node: node, until: deadline)
+                }
+            }
+            return try await group.reduce(0, +)
         }
-        let batched = Double(count) / (Double(Monotonic.nanoseconds() - started) / 1e9)
-        return ReadFigures(singleReadsPerSecond: single, batchedValuesPerSecond: batched, batchSize: batch.count)
+        return Double(total) / (Double(Monotonic.nanoseconds() - started) / 1e9)
+    }
+
+    /// User + system CPU time of this process so far, in microseconds.
+    static func processCPUMicroseconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
 
     public struct NotificationFigures: Sendable, CustomStringConvertible {

@@ -102,15 +102,25 @@ public final class OPCUAClient: @unchecked Sendable {
         public init(endpointURL: String) { self.endpointURL = endpointURL }
     }
 
-    private struct Pending {
-        var deadlineNs: UInt64
-        var completion: @Sendable (Result<[UInt8], any Error>) -> Void
+    /// Who waits for a response: an awaiting task, a callback on the I/O thread (Publish), or the I/O thread itself.
+    private enum Waiter {
+        case task(UnsafeContinuation<[UInt8], any Error>)
+        case callback(@Sendable (Result<[UInt8], any Error>) -> Void)
+        case ioThread
+
+        /// Called exactly once per request, after its entry left `pending`, never under `lock`.
+        func complete(_ result: Result<[UInt8], any Error>) {
+            switch self {
+            case .task(let continuation): continuation.resume(with: result)
+            case .callback(let callback): callback(result)
+            case .ioThread: break
+            }
+        }
     }
 
-    private struct Command {
-        var timeoutMs: Int
-        var encode: @Sendable (inout ClientSecureChannel, RequestHeader, UInt32) throws -> [ChannelAction]
-        var completion: @Sendable (Result<[UInt8], any Error>) -> Void
+    private struct Pending {
+        var deadlineNs: UInt64
+        var waiter: Waiter
     }
 
     private final class LocalSubscription: @unchecked Sendable {
@@ -134,10 +144,15 @@ public final class OPCUAClient: @unchecked Sendable {
     }
 
     public let options: Options
+    /// Runs tasks that prefer it on this client's I/O thread, so a response resumes its task without a
+    /// thread hop (as an event loop would); see ``ClientTaskExecutor``. Such tasks must not block.
+    /// Other tasks work as well, from any executor.
+    public let taskExecutor: ClientTaskExecutor
     private let endpoint: EndpointURL
+    /// Error context of socket calls (built once, not per call).
+    private let ioContext: String
     private let lock = NSLock()
     // Shared state (under lock).
-    private var commands: [Command] = []
     private var subscriptionsToCreate: [LocalSubscription] = []
     private var subscriptionsToDelete: [(LocalSubscription, @Sendable (Result<Void, any Error>) -> Void)] = []
     private var subscriptions: [Int: LocalSubscription] = [:]
@@ -150,46 +165,47 @@ public final class OPCUAClient: @unchecked Sendable {
     private var threadRunning = false
     private var firstConnect: (@Sendable (Result<Void, any Error>) -> Void)?
     private var threadDone = DispatchSemaphore(value: 0)
-    private var wakeRead: Int32 = -1
-    private var wakeWrite: Int32 = -1
 
-    // I/O thread state (only touched by the I/O thread).
+    // The connection (under lock): any task sends its request itself, the I/O thread receives.
+    /// The socket; only the I/O thread opens and closes it (so it may read `fd` without the lock).
     private var fd: Int32 = -1
     private var channel: ClientSecureChannel
+    /// Requests sent and not yet answered, by request id.
     private var pending: [UInt32: Pending] = [:]
+    /// Bytes a non-blocking send could not write yet; the I/O thread flushes them, and later sends queue behind them.
+    private var outbox: [UInt8] = []
+    /// True once the session is active on the current socket; requests from tasks are only sent then.
+    private var sessionReady = false
+    /// True while the I/O thread runs tasks: their requests collect in `outbox` and leave in one write after.
+    private var corked = false
     private var authenticationToken: NodeId = .null
     private var requestHandle: UInt32 = 0
+    /// Counts sockets opened; a request prepared for one connection is not sent on the next.
+    private var generation: UInt64 = 0
+
+    // I/O thread state (only touched by the I/O thread).
     private var publishOutstanding = 0
     private var maxPublishOutstanding = 2
     private var acknowledgements: [SubscriptionAcknowledgement] = []
-    private var waitingFor: UInt32?
-    private var waitedResult: [UInt8]?
+    private var internalResults: [UInt32: [UInt8]] = [:]
     private var subscriptionsByServerId: [UInt32: LocalSubscription] = [:]
     private var readBuffer = [UInt8](repeating: 0, count: 65536)
     private var lastReceiveNs: UInt64 = 0
+    private var nextTimeoutCheckNs: UInt64 = 0
+    private var completions: [(Waiter, Result<[UInt8], any Error>)] = []
+    private var pollers = (pollfd(), pollfd())
 
     public init(options: Options) throws {
         guard let endpoint = EndpointURL(options.endpointURL) else { throw ClientError.badEndpointURL(options.endpointURL) }
         self.options = options
         self.endpoint = endpoint
+        ioContext = "opcua \(endpoint)"
         channel = ClientSecureChannel(endpointUrl: options.endpointURL)
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemError(call: "pipe", errno: errno) }
-        for descriptor in fds {
-            Socket.setNonBlocking(descriptor)
-            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-        }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        taskExecutor = try ClientTaskExecutor()
     }
 
     public convenience init(endpointURL: String) throws {
         try self.init(options: Options(endpointURL: endpointURL))
-    }
-
-    deinit {
-        Socket.close(wakeRead)
-        Socket.close(wakeWrite)
     }
 
     /// The latest connection state.
@@ -289,19 +305,22 @@ public final class OPCUAClient: @unchecked Sendable {
     /// Throws ``ClientError/notConnected`` at once while the connection is down.
     public func call<Request: ServiceRequest, Response: ServiceResponse>(_ request: Request, as type: Response.Type,
                                                                          timeoutMs: Int? = nil) async throws -> Response {
-        let bytes: [UInt8] = try await withCheckedThrowingContinuation { continuation in
-            let command = Command(timeoutMs: timeoutMs ?? options.requestTimeoutMs, encode: { channel, header, requestId in
-                var request = request
-                request.requestHeader = header
-                return try channel.send(request, requestId: requestId)
-            }, completion: { continuation.resume(with: $0) })
-            // While disconnected, fail at once: the caller marks its values stale and tries again later.
-            let accepted = lock.withLock { () -> Bool in
-                guard threadRunning, !stopRequested, currentState == .connected else { return false }
-                commands.append(command)
-                return true
+        let timeout = timeoutMs ?? options.requestTimeoutMs
+        // While disconnected, fail at once: the caller marks its values stale and tries again later.
+        let ticket: (generation: UInt64, header: RequestHeader, requestId: UInt32)? = lock.withLock {
+            guard sessionReady, !stopRequested, currentState == .connected else { return nil }
+            return (generation, makeHeaderLocked(timeoutMs: timeout), channel.makeRequestId())
+        }
+        guard let ticket else { throw ClientError.notConnected }
+        var request = request
+        request.requestHeader = ticket.header
+        // Encoded outside the lock; framed and sent by this task under it, without waking the I/O thread.
+        let message = encodeServiceMessage(request, encodingId: Request.encodingId)
+        let bytes: [UInt8] = try await withUnsafeThrowingContinuation { continuation in
+            if let failure = submit(message, requestId: ticket.requestId, generation: ticket.generation,
+                                    timeoutMs: timeout, waiter: .task(continuation)) {
+                continuation.resume(throwing: failure)
             }
-            if accepted { wake() } else { continuation.resume(throwing: ClientError.notConnected) }
         }
         return try decodeServiceResponse(bytes, as: Response.self)
     }
@@ -460,12 +479,91 @@ public final class OPCUAClient: @unchecked Sendable {
         }
     }
 
+    // MARK: - Sending (any thread)
+
+    /// Frames and sends one encoded request and registers its waiter, all under the lock, without blocking:
+    /// what the socket does not take at once waits in `outbox` for the I/O thread. Returns the error instead
+    /// when it was not sent (the waiter is then not registered and must be completed by the caller).
+    /// `generation` nil: sent by the I/O thread itself while it sets the session up.
+    private func submit(_ message: [UInt8], requestId: UInt32, generation: UInt64?, timeoutMs: Int, waiter: Waiter) -> (any Error)? {
+        var needsFlush = false
+        let failure: (any Error)? = lock.withLock {
+            guard fd >= 0 else { return ClientError.notConnected }
+            if let generation, generation != self.generation || !sessionReady { return ClientError.notConnected }
+            do {
+                let chunks = try channel.frame(message, requestId: requestId)
+                let deadline: UInt64
+                if case .task = waiter { deadline = Monotonic.nanoseconds() + UInt64(max(timeoutMs, 0)) * 1_000_000 } else { deadline = .max }
+                pending[requestId] = Pending(deadlineNs: deadline, waiter: waiter)
+                do {
+                    for chunk in chunks { needsFlush = try writeLocked(chunk) }
+                } catch {
+                    pending[requestId] = nil
+                    throw error
+                }
+                return nil
+            } catch {
+                return error
+            }
+        }
+        // The I/O thread flushes what waits, and notices a failed send at once.
+        if needsFlush || failure.map({ if case ClientError.connectionLost = $0 { true } else { false } }) == true { wake() }
+        return failure
+    }
+
+    /// Under `lock`: writes `bytes` now without blocking, or queues them behind bytes already waiting.
+    /// Returns true when the I/O thread must be woken to flush `outbox`.
+    private func writeLocked(_ bytes: [UInt8]) throws -> Bool {
+        guard outbox.isEmpty, !corked else {
+            outbox.append(contentsOf: bytes)
+            // While corked, the I/O thread writes the outbox itself once its tasks have run.
+            return !corked
+        }
+        let written = bytes.withUnsafeBytes { raw in
+            Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
+        if written == bytes.count { return false }
+        if written < 0 {
+            let code = errno
+            guard code == EAGAIN || code == EWOULDBLOCK || code == EINTR else {
+                throw ClientError.connectionLost("send: \(String(cString: strerror(code)))")
+            }
+            outbox.append(contentsOf: bytes)
+        } else {
+            outbox.append(contentsOf: bytes[written...])
+        }
+        return true
+    }
+
+    /// Under `lock`: writes what `outbox` holds as far as the socket takes it.
+    private func flushLocked() throws {
+        guard !outbox.isEmpty, fd >= 0 else { return }
+        let written = outbox.withUnsafeBytes { raw in
+            Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
+        if written < 0 {
+            let code = errno
+            guard code == EAGAIN || code == EWOULDBLOCK || code == EINTR else {
+                throw ClientError.connectionLost("send: \(String(cString: strerror(code)))")
+            }
+            return
+        }
+        outbox.removeFirst(written)
+    }
+
+    /// Under `lock`.
+    private func makeHeaderLocked(timeoutMs: Int) -> RequestHeader {
+        requestHandle = requestHandle == UInt32.max ? 1 : requestHandle + 1
+        var header = RequestHeader()
+        header.authenticationToken = authenticationToken
+        header.requestHandle = requestHandle
+        header.timeoutHint = UInt32(clamping: timeoutMs)
+        return header
+    }
+
     // MARK: - I/O thread
 
-    private func wake() {
-        var byte: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &byte, 1)
-    }
+    private func wake() { taskExecutor.wake() }
 
     private func setState(_ state: ConnectionState) {
         let handler: (@Sendable (ConnectionState) -> Void)? = lock.withLock {
@@ -477,6 +575,7 @@ public final class OPCUAClient: @unchecked Sendable {
     }
 
     private func threadMain() {
+        taskExecutor.attach()
         var machine = ClientConnectionMachine(autoReconnect: options.autoReconnect, initialDelayMs: 100,
                                               maxDelayMs: options.maxReconnectDelayMs)
         var actions = machine.start()
@@ -525,13 +624,8 @@ public final class OPCUAClient: @unchecked Sendable {
                     failures += 1
                     // The first failure in a row is worth a warning; the retries that follow are not.
                     if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
+                    // Every request in flight fails now with the reason, rather than waiting for its timeout.
                     dropConnection(error: ClientError.connectionLost(reason))
-                    // Requests queued after the drop would otherwise wait for the next session.
-                    let queued = lock.withLock { () -> [Command] in
-                        defer { commands = [] }
-                        return commands
-                    }
-                    for command in queued { command.completion(.failure(ClientError.connectionLost(reason))) }
                     actions = machine.connectionFailed(reason, nowNs: Monotonic.nanoseconds())
                     if lock.withLock({ reconnectRequested }) { actions += machine.reconnectRequested() }
                 }
@@ -550,79 +644,90 @@ public final class OPCUAClient: @unchecked Sendable {
         }
         if fd >= 0 { gracefulClose() }
         dropConnection(error: ClientError.closed)
-        let (done, leftovers, toDelete) = lock.withLock { () -> (DispatchSemaphore, [Command], [(LocalSubscription, @Sendable (Result<Void, any Error>) -> Void)]) in
+        let (done, toDelete) = lock.withLock { () -> (DispatchSemaphore, [(LocalSubscription, @Sendable (Result<Void, any Error>) -> Void)]) in
             threadRunning = false
-            let result = (threadDone, commands, subscriptionsToDelete)
-            commands = []
+            let result = (threadDone, subscriptionsToDelete)
             subscriptionsToDelete = []
             let creating = subscriptionsToCreate
             subscriptionsToCreate = []
             for local in creating { local.created?(.failure(ClientError.closed)); local.created = nil }
             return result
         }
-        for command in leftovers { command.completion(.failure(ClientError.closed)) }
         for (_, done) in toDelete { done(.success(())) }
+        try? runTasks()
+        taskExecutor.detach()
         done.signal()
     }
 
     private func waitForWake(timeoutMs: Int, until condition: () -> Bool) {
         let deadline = timeoutMs < 0 ? UInt64.max : Monotonic.nanoseconds() + UInt64(timeoutMs) * 1_000_000
         while !lock.withLock(condition) {
+            try? runTasks()
             let now = Monotonic.nanoseconds()
             if now >= deadline { return }
-            var poller = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-            let wait = deadline == .max ? 1000 : Int32(min(1000, (deadline - now) / 1_000_000 + 1))
+            var poller = pollfd(fd: taskExecutor.wakeRead, events: Int16(POLLIN), revents: 0)
+            let wait = taskExecutor.hasJobs ? 0 : deadline == .max ? 1000 : Int32(min(1000, (deadline - now) / 1_000_000 + 1))
             _ = Glibc.poll(&poller, 1, wait)
             drainWake()
         }
     }
 
-    private func drainWake() {
-        var scratch = [UInt8](repeating: 0, count: 64)
-        while Glibc.read(wakeRead, &scratch, 64) > 0 {}
+    private func drainWake() { taskExecutor.drainWake() }
+
+    /// Runs the tasks waiting for the I/O thread; the requests they send leave together in one write.
+    private func runTasks() throws {
+        guard taskExecutor.hasJobs else { return }
+        lock.withLock { corked = true }
+        taskExecutor.runJobs()
+        try lock.withLock {
+            corked = false
+            try flushLocked()
+        }
     }
 
+    /// Closes the socket and fails every request in flight with `error`.
     private func dropConnection(error: any Error) {
-        if fd >= 0 {
-            Socket.close(fd)
-            fd = -1
+        let failed: [Pending] = lock.withLock {
+            // Closed under the lock, so no task writes to a descriptor number the system hands out again.
+            if fd >= 0 {
+                Socket.close(fd)
+                fd = -1
+            }
+            sessionReady = false
+            outbox = []
+            let entries = Array(pending.values)
+            pending = [:]
+            return entries
         }
-        let failed = pending
-        pending = [:]
         publishOutstanding = 0
         acknowledgements = []
+        internalResults = [:]
         subscriptionsByServerId = [:]
-        for (_, entry) in failed { entry.completion(.failure(error)) }
+        for entry in failed { entry.waiter.complete(.failure(error)) }
     }
 
     private func gracefulClose() {
-        if !authenticationToken.isNull {
+        let hasSession = lock.withLock { !authenticationToken.isNull && sessionReady }
+        if hasSession {
             _ = try? transact(CloseSessionRequest(), timeoutMs: 1000)
         }
-        for case .send(let bytes) in channel.close() { try? sendBytes(bytes) }
-    }
-
-    private func sendBytes(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try Socket.writeAll(fd, $0, context: "opcua \(endpoint)") }
-    }
-
-    private func makeHeader(timeoutMs: Int) -> RequestHeader {
-        requestHandle = requestHandle == UInt32.max ? 1 : requestHandle + 1
-        var header = RequestHeader()
-        header.authenticationToken = authenticationToken
-        header.requestHandle = requestHandle
-        header.timeoutHint = UInt32(timeoutMs)
-        return header
+        var opened = true
+        try? step(opened: &opened) { channel.close() }
+        _ = try? lock.withLock { try flushLocked() }
     }
 
     /// Opens socket, channel and session; recreates subscriptions. Runs on the I/O thread.
     private func establish() throws {
         dropConnection(error: ClientError.connectionLost("reconnecting"))
-        authenticationToken = .null
-        channel = ClientSecureChannel(endpointUrl: options.endpointURL, requestedLifetimeMs: options.channelLifetimeMs)
-        fd = try Socket.connect(host: endpoint.host, port: endpoint.port, timeoutMs: options.connectTimeoutMs)
+        let socket = try Socket.connect(host: endpoint.host, port: endpoint.port, timeoutMs: options.connectTimeoutMs)
+        lock.withLock {
+            authenticationToken = .null
+            channel = ClientSecureChannel(endpointUrl: options.endpointURL, requestedLifetimeMs: options.channelLifetimeMs)
+            fd = socket
+            generation &+= 1
+        }
         var opened = false
-        try perform(channel.start(), opened: &opened)
+        try step(opened: &opened) { channel.start() }
         let deadline = Monotonic.nanoseconds() + UInt64(options.connectTimeoutMs) * 1_000_000
         while !opened {
             guard Monotonic.nanoseconds() < deadline else { throw ClientError.timeout }
@@ -635,7 +740,7 @@ public final class OPCUAClient: @unchecked Sendable {
         create.requestedSessionTimeout = options.sessionTimeoutMs
         create.clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
         let session = try transact(create, as: CreateSessionResponse.self, timeoutMs: options.connectTimeoutMs)
-        authenticationToken = session.authenticationToken
+        lock.withLock { authenticationToken = session.authenticationToken }
         let activate = ActivateSessionRequest(userIdentityToken: try identityToken(from: session.serverEndpoints))
         _ = try transact(activate, as: ActivateSessionResponse.self, timeoutMs: options.connectTimeoutMs)
         // Recreate every known subscription; fresh ones are created by the run loop.
@@ -644,6 +749,7 @@ public final class OPCUAClient: @unchecked Sendable {
             return subscriptions.values.filter { !creating.contains($0.id) }.sorted { $0.id < $1.id }
         }
         for local in known { try createOnServer(local) }
+        lock.withLock { sessionReady = true }
     }
 
     private func identityToken(from endpoints: [EndpointDescription]) throws -> ExtensionObject {
@@ -704,55 +810,102 @@ public final class OPCUAClient: @unchecked Sendable {
     /// Sends a request from the I/O thread and pumps the socket until its response arrives, dispatching others.
     private func transact<Request: ServiceRequest>(_ request: Request, timeoutMs: Int) throws -> [UInt8] {
         var request = request
-        request.requestHeader = makeHeader(timeoutMs: timeoutMs)
-        let requestId = channel.makeRequestId()
+        let requestId: UInt32 = lock.withLock {
+            request.requestHeader = makeHeaderLocked(timeoutMs: timeoutMs)
+            return channel.makeRequestId()
+        }
+        let message = encodeServiceMessage(request, encodingId: Request.encodingId)
+        if let failure = submit(message, requestId: requestId, generation: nil, timeoutMs: timeoutMs, waiter: .ioThread) { throw failure }
         var opened = true
-        try perform(try channel.send(request, requestId: requestId), opened: &opened)
-        waitingFor = requestId
-        waitedResult = nil
-        defer { waitingFor = nil }
         let deadline = Monotonic.nanoseconds() + UInt64(timeoutMs) * 1_000_000
-        while waitedResult == nil {
-            guard Monotonic.nanoseconds() < deadline else { throw ClientError.timeout }
+        while true {
+            if let result = internalResults.removeValue(forKey: requestId) { return result }
+            guard Monotonic.nanoseconds() < deadline else {
+                lock.withLock { _ = pending.removeValue(forKey: requestId) }
+                throw ClientError.timeout
+            }
             try pump(timeoutMs: 50, opened: &opened)
         }
-        return waitedResult!
     }
 
-    private func perform(_ actions: [ChannelAction], opened: inout Bool) throws {
-        for action in actions {
-            switch action {
-            case .send(let bytes):
-                try sendBytes(bytes)
-            case .opened:
-                if opened { lock.withLock { renewals += 1 } }
-                opened = true
-            case .message(let requestId, let body):
-                if requestId == waitingFor {
-                    waitedResult = body
-                } else if let entry = pending.removeValue(forKey: requestId) {
-                    entry.completion(.success(body))
-                } else {
-                    options.logger.debug("response for unknown request id \(requestId)")
+    /// Runs one step of the channel under the lock, sends what it asks for, and hands each arrived response
+    /// to its waiter after releasing the lock. A closed channel throws (after the responses are handed over).
+    private func step(opened: inout Bool, _ body: () throws -> [ChannelAction]) throws {
+        var failure: (any Error)?
+        var openedNow = false
+        var needsFlush = false
+        lock.lock()
+        do {
+            for action in try body() {
+                switch action {
+                case .send(let bytes):
+                    if try writeLocked(bytes) { needsFlush = true }
+                case .opened:
+                    openedNow = true
+                case .message(let requestId, let message):
+                    guard let entry = pending.removeValue(forKey: requestId) else {
+                        options.logger.debug("response for unknown request id \(requestId)")
+                        continue
+                    }
+                    if case .ioThread = entry.waiter {
+                        internalResults[requestId] = message
+                    } else {
+                        completions.append((entry.waiter, .success(message)))
+                    }
+                case .closed(let status, let reason):
+                    if failure == nil { failure = ClientError.connectionLost("\(status): \(reason)") }
                 }
-            case .closed(let status, let reason):
-                throw ClientError.connectionLost("\(status): \(reason)")
+            }
+        } catch {
+            failure = failure ?? error
+        }
+        lock.unlock()
+        _ = needsFlush // the next pump polls for POLLOUT while the outbox holds bytes
+        if openedNow {
+            if opened { lock.withLock { renewals += 1 } }
+            opened = true
+        }
+        deliverCompletions()
+        if let failure { throw failure }
+    }
+
+    /// Resumes waiters collected by `step` or the timeout sweep (I/O thread, outside the lock).
+    private func deliverCompletions() {
+        guard !completions.isEmpty else { return }
+        var batch: [(Waiter, Result<[UInt8], any Error>)] = []
+        swap(&batch, &completions)
+        for (waiter, result) in batch { waiter.complete(result) }
+        batch.removeAll(keepingCapacity: true)
+        if completions.isEmpty { swap(&batch, &completions) }
+    }
+
+    /// Waits up to `timeoutMs` for socket data, room to send, or a wake-up, and feeds what arrived to the channel.
+    private func pump(timeoutMs: Int32, opened: inout Bool) throws {
+        try runTasks()
+        let wantsWrite = lock.withLock { !outbox.isEmpty }
+        pollers.0 = pollfd(fd: fd, events: Int16(POLLIN) | (wantsWrite ? Int16(POLLOUT) : 0), revents: 0)
+        pollers.1 = pollfd(fd: taskExecutor.wakeRead, events: Int16(POLLIN), revents: 0)
+        let wait = taskExecutor.hasJobs ? 0 : timeoutMs
+        let ready = try withUnsafeMutableBytes(of: &pollers) { raw in
+            try syscallOrThrow("poll", context: ioContext) {
+                Glibc.poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, wait)
             }
         }
-    }
-
-    /// Waits up to `timeoutMs` for socket data or a wake-up and feeds what arrived to the channel.
-    private func pump(timeoutMs: Int32, opened: inout Bool) throws {
-        var pollers = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-        let ready = try syscallOrThrow("poll", context: "opcua \(endpoint)") { Glibc.poll(&pollers, 2, timeoutMs) }
-        if ready > 0 && pollers[1].revents != 0 { drainWake() }
-        if ready > 0 && pollers[0].revents != 0 {
-            let count = try readBuffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: "opcua \(endpoint)") }
+        if ready > 0 && pollers.1.revents != 0 { drainWake() }
+        let socketEvents = ready > 0 ? pollers.0.revents : 0
+        if socketEvents & Int16(POLLOUT) != 0 {
+            try lock.withLock { try flushLocked() }
+        }
+        if socketEvents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            let count = try readBuffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: ioContext) }
             if count == 0 { throw ClientError.connectionLost("closed by server") }
             lastReceiveNs = Monotonic.nanoseconds()
-            try perform(channel.receive(readBuffer[0..<count], nowNs: lastReceiveNs), opened: &opened)
+            try step(opened: &opened) { channel.receive(readBuffer[0..<count], nowNs: lastReceiveNs) }
         }
-        try perform(channel.tick(nowNs: Monotonic.nanoseconds()), opened: &opened)
+        let now = Monotonic.nanoseconds()
+        try step(opened: &opened) { channel.tick(nowNs: now) }
+        // Tasks resumed by these responses run now, and their next requests leave together.
+        try runTasks()
     }
 
     private func pump(timeoutMs: Int, opened: inout Bool) throws {
@@ -763,28 +916,15 @@ public final class OPCUAClient: @unchecked Sendable {
         var opened = true
         lastReceiveNs = Monotonic.nanoseconds()
         while true {
-            let (stop, forced, newCommands, toCreate, toDelete) = lock.withLock {
-                defer { commands = []; subscriptionsToCreate = []; subscriptionsToDelete = [] }
-                return (stopRequested, reconnectRequested, commands, subscriptionsToCreate, subscriptionsToDelete)
+            let (stop, forced, toCreate, toDelete) = lock.withLock {
+                defer {
+                    if !subscriptionsToCreate.isEmpty { subscriptionsToCreate = [] }
+                    if !subscriptionsToDelete.isEmpty { subscriptionsToDelete = [] }
+                }
+                return (stopRequested, reconnectRequested, subscriptionsToCreate, subscriptionsToDelete)
             }
             if stop { return }
             if forced { throw ClientError.connectionLost("reconnect requested") }
-            let now = Monotonic.nanoseconds()
-            for command in newCommands {
-                let requestId = channel.makeRequestId()
-                do {
-                    let actions = try command.encode(&channel, makeHeader(timeoutMs: command.timeoutMs), requestId)
-                    pending[requestId] = Pending(deadlineNs: now + UInt64(command.timeoutMs) * 1_000_000, completion: command.completion)
-                    try perform(actions, opened: &opened)
-                } catch let error as ClientError {
-                    pending[requestId] = nil
-                    command.completion(.failure(error))
-                    throw error
-                } catch {
-                    pending[requestId] = nil
-                    command.completion(.failure(error))
-                }
-            }
             for local in toCreate {
                 do { try createOnServer(local) } catch let error as ClientError {
                     lock.withLock { subscriptionsToCreate.insert(local, at: 0) }
@@ -803,16 +943,25 @@ public final class OPCUAClient: @unchecked Sendable {
                 done(.success(()))
             }
             try replenishPublish()
-            let keepAliveMs = subscriptionsByServerId.values.map(\.keepAliveMs).max() ?? 0
-            let silenceMs = max(Double(options.silenceTimeoutMs), keepAliveMs * 3)
-            if !subscriptionsByServerId.isEmpty, now > lastReceiveNs + UInt64(silenceMs * 1_000_000) {
-                throw ClientError.connectionLost("no message from the server for \(Int(silenceMs)) ms")
+            let now = Monotonic.nanoseconds()
+            if !subscriptionsByServerId.isEmpty {
+                let keepAliveMs = subscriptionsByServerId.values.map(\.keepAliveMs).max() ?? 0
+                let silenceMs = max(Double(options.silenceTimeoutMs), keepAliveMs * 3)
+                if now > lastReceiveNs + UInt64(silenceMs * 1_000_000) {
+                    throw ClientError.connectionLost("no message from the server for \(Int(silenceMs)) ms")
+                }
             }
-            // Request timeouts.
-            let expired = pending.filter { $0.value.deadlineNs < now }
-            for (id, entry) in expired {
-                pending[id] = nil
-                entry.completion(.failure(ClientError.timeout))
+            // Request timeouts, swept every 20 ms (not per message: many requests may be in flight).
+            if now >= nextTimeoutCheckNs {
+                nextTimeoutCheckNs = now + 20_000_000
+                lock.withLock {
+                    guard pending.values.contains(where: { $0.deadlineNs < now }) else { return }
+                    for (id, entry) in pending where entry.deadlineNs < now {
+                        pending[id] = nil
+                        completions.append((entry.waiter, .failure(ClientError.timeout)))
+                    }
+                }
+                deliverCompletions()
             }
             try pump(timeoutMs: 100, opened: &opened)
         }
@@ -825,16 +974,20 @@ public final class OPCUAClient: @unchecked Sendable {
             acknowledgements = []
             let maxInterval = subscriptionsByServerId.values.map(\.revisedIntervalMs).max() ?? 1000
             let timeout = Int(max(60_000, maxInterval * 200))
-            request.requestHeader = makeHeader(timeoutMs: timeout)
-            let requestId = channel.makeRequestId()
+            let requestId: UInt32 = lock.withLock {
+                request.requestHeader = makeHeaderLocked(timeoutMs: timeout)
+                return channel.makeRequestId()
+            }
             publishOutstanding += 1
-            pending[requestId] = Pending(deadlineNs: .max, completion: { [weak self] result in self?.handlePublish(result) })
-            var opened = true
-            try perform(try channel.send(request, requestId: requestId), opened: &opened)
+            let message = encodeServiceMessage(request, encodingId: PublishRequest.encodingId)
+            if let failure = submit(message, requestId: requestId, generation: nil, timeoutMs: timeout,
+                                    waiter: .callback({ [weak self] result in self?.handlePublish(result) })) {
+                throw failure
+            }
         }
     }
 
-    /// Runs on the I/O thread (from `perform`).
+    /// Runs on the I/O thread (from `step`).
     private func handlePublish(_ result: Result<[UInt8], any Error>) {
         publishOutstanding = max(0, publishOutstanding - 1)
         guard case .success(let bytes) = result else { return }

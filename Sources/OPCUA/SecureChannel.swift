@@ -61,9 +61,16 @@ public struct ClientSecureChannel: Sendable {
 
     /// Encodes `request` into MSG chunks under `requestId`.
     public mutating func send<R: ServiceRequest>(_ request: R, requestId: UInt32) throws -> [ChannelAction] {
+        try frame(encodeServiceMessage(request, encodingId: R.encodingId), requestId: requestId).map { .send($0) }
+    }
+
+    /// Cuts an encoded service message (``encodeServiceMessage(_:encodingId:)``) into MSG chunks under `requestId`,
+    /// numbering them in sending order: write them to the socket in the order returned, before any later frame.
+    public mutating func frame(_ message: [UInt8], requestId: UInt32) throws -> [[UInt8]] {
         guard state == .open, let token else { throw StatusCode.badSecureChannelClosed }
-        let body = encodeServiceMessage(request, encodingId: R.encodingId)
-        return try chunks(.message, tokenId: token.tokenId, requestId: requestId, body: body)
+        return try SecureChunk.encode(type: .message, channelId: token.channelId, securityHeader: .symmetric(tokenId: token.tokenId),
+                                      requestId: requestId, message: message, maxChunkSize: Int(limits.sendBufferSize),
+                                      maxChunkCount: Int(limits.maxChunkCount), sequenceNumber: &sendSequence)
     }
 
     private mutating func chunks(_ type: TCPMessageType, tokenId: UInt32?, requestId: UInt32, body: [UInt8]) throws -> [ChannelAction] {

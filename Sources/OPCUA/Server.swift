@@ -296,6 +296,8 @@ public final class OPCUAServer: @unchecked Sendable {
             Socket.setNonBlocking(fd)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             Socket.setNoDelay(fd)
+            // Connections accepted in the same batch may already be closed by their peers: reap those first.
+            if connections.count >= options.maxConnections { reapClosedConnections() }
             if connections.count >= options.maxConnections {
                 let error = TCPFrame(type: .error, chunkType: UInt8(ascii: "F"),
                                      body: ErrorMessage(error: .badMaxConnectionsReached, reason: "too many connections").encoded)
@@ -306,6 +308,17 @@ public final class OPCUAServer: @unchecked Sendable {
             nextChannelId &+= 1
             if nextChannelId == 0 { nextChannelId = 1 }
             connections[fd] = Connection(fd: fd, channelId: nextChannelId)
+        }
+    }
+
+    /// Reads from every connection with input waiting (peers that closed are closed here) and closes those done.
+    private func reapClosedConnections() {
+        var pollers = connections.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        guard Glibc.poll(&pollers, nfds_t(pollers.count), 0) > 0 else { return }
+        for poller in pollers where poller.revents != 0 {
+            guard let connection = connections[poller.fd] else { continue }
+            readFrom(connection)
+            if connection.closing && connection.outbound.isEmpty { closeConnection(connection) }
         }
     }
 

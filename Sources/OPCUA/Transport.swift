@@ -4,6 +4,20 @@ import Foundation
 public enum TCPMessageType: String, Sendable {
     case hello = "HEL", acknowledge = "ACK", error = "ERR", reverseHello = "RHE"
     case open = "OPN", message = "MSG", close = "CLO"
+
+    /// The type named by the first three bytes of a message (without building a String).
+    init?(_ a: UInt8, _ b: UInt8, _ c: UInt8) {
+        switch (a, b, c) {
+        case (0x4D, 0x53, 0x47): self = .message
+        case (0x4F, 0x50, 0x4E): self = .open
+        case (0x43, 0x4C, 0x4F): self = .close
+        case (0x48, 0x45, 0x4C): self = .hello
+        case (0x41, 0x43, 0x4B): self = .acknowledge
+        case (0x45, 0x52, 0x52): self = .error
+        case (0x52, 0x48, 0x45): self = .reverseHello
+        default: return nil
+        }
+    }
 }
 
 /// One UA-TCP message or chunk as framed on the wire: type, chunk flag and the bytes after the 8-byte header.
@@ -44,8 +58,7 @@ public struct FrameDecoder: Sendable {
     public mutating func next() throws -> TCPFrame? {
         let available = buffer.count - start
         guard available >= 8 else { compact(); return nil }
-        let typeBytes = buffer[start..<start + 3]
-        guard let type = TCPMessageType(rawValue: String(decoding: typeBytes, as: UTF8.self)) else {
+        guard let type = TCPMessageType(buffer[start], buffer[start + 1], buffer[start + 2]) else {
             throw DecodeError.invalid("unknown message type")
         }
         let chunkType = buffer[start + 3]
@@ -241,7 +254,11 @@ public struct ChunkAssembler: Sendable {
             partial[chunk.requestId] = entry
             return nil
         default:
-            var entry = partial.removeValue(forKey: chunk.requestId) ?? (0, [])
+            guard var entry = partial.removeValue(forKey: chunk.requestId) else {
+                // A message in one chunk (the usual case): its payload is the message, no copy.
+                try check((1, chunk.payload))
+                return chunk.payload
+            }
             entry.chunks += 1
             entry.bytes.append(contentsOf: chunk.payload)
             try check(entry)

@@ -1,0 +1,104 @@
+import Foundation
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs tasks on an ``OPCUAClient``'s I/O thread, between its socket reads (see ``OPCUAClient/taskExecutor``).
+///
+/// A task that prefers this executor (`Task(executorPreference:)`, `withTaskExecutorPreference`,
+/// `group.addTask(executorPreference:)`) resumes on the I/O thread right after its response is read, and
+/// its next request leaves with the others of the same round in one write: no thread hop per request,
+/// as in an event loop. Such tasks must never block and should stay short, as they hold up the
+/// connection while they run; and while the I/O thread itself waits (a TCP connect, up to `connectTimeoutMs`)
+/// they wait too. While the I/O thread is not running (before `connect()`, after `close()`) jobs go to
+/// Swift's global executor instead.
+public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
+    private let lock = NSLock()
+    private var jobs: [UnownedJob] = []
+    private var attached = false
+    private var ioThread = pthread_self()
+    /// The wake-up pipe of the I/O thread's poll: written when work arrives from another thread.
+    let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    init() throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SystemError(call: "pipe", errno: errno) }
+        for descriptor in fds {
+            Socket.setNonBlocking(descriptor)
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        Socket.close(wakeRead)
+        Socket.close(wakeWrite)
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let (accepted, mustWake): (Bool, Bool) = lock.withLock {
+            guard attached else { return (false, false) }
+            jobs.append(unowned)
+            // From the I/O thread itself, or behind jobs already announced: no wake-up needed.
+            return (true, jobs.count == 1 && pthread_equal(ioThread, pthread_self()) == 0)
+        }
+        if !accepted {
+            globalConcurrentExecutor.enqueue(ExecutorJob(unowned))
+        } else if mustWake {
+            wake()
+        }
+    }
+
+    /// Interrupts the I/O thread's poll.
+    func wake() {
+        var byte: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &byte, 1)
+    }
+
+    /// Empties the wake-up pipe (I/O thread).
+    func drainWake() {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { scratch in
+            while Glibc.read(wakeRead, scratch.baseAddress, 256) == 256 {}
+        }
+    }
+
+    /// The calling thread (the I/O thread) runs jobs from now on.
+    func attach() {
+        lock.withLock {
+            ioThread = pthread_self()
+            attached = true
+        }
+    }
+
+    /// The I/O thread stops: jobs still queued, and later ones, go to the global executor.
+    func detach() {
+        let leftovers: [UnownedJob] = lock.withLock {
+            attached = false
+            defer { jobs = [] }
+            return jobs
+        }
+        for job in leftovers { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+    }
+
+    var hasJobs: Bool { lock.withLock { !jobs.isEmpty } }
+
+    /// Runs the queued jobs and those they enqueue, up to `rounds` rounds (I/O thread). Returns true when it ran any.
+    @discardableResult
+    func runJobs(rounds: Int = 16) -> Bool {
+        var batch: [UnownedJob] = []
+        var ran = false
+        for _ in 0..<rounds {
+            lock.withLock { swap(&batch, &jobs) }
+            if batch.isEmpty { break }
+            ran = true
+            let executor = asUnownedTaskExecutor()
+            for job in batch { job.runSynchronously(on: executor) }
+            batch.removeAll(keepingCapacity: true)
+        }
+        return ran
+    }
+}
