@@ -341,10 +341,11 @@ public final class RecordingReader: @unchecked Sendable {
             memcmp($0.baseAddress!, sample.timeBytes.baseAddress!, $0.count) == 0
         }
         if !sameTime {
-            if !group.isEmpty { emitGroup() }
             guard let date = Timestamp.parse(String(decoding: sample.timeBytes, as: UTF8.self)) else {
                 throw RecordingError(file: path, line: lineNumber, reason: "\"t\" is not an RFC 3339 time")
             }
+            // The same instant written another way (`…00Z`, `…00.000Z`) stays in the same poll.
+            if !group.isEmpty && date != groupDate { emitGroup() }
             groupTime = Array(sample.timeBytes)
             groupDate = date
         }

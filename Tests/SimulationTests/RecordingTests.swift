@@ -197,6 +197,21 @@ final class RecordingTests: XCTestCase {
         XCTAssertEqual(try readAll(empty.1).count, 0)
     }
 
+    /// Found by the replay fuzzer: one instant spelled two ways (`00Z`, `00.000Z`) is one poll, so a
+    /// recording read and written again (in the canonical spelling) reads the same.
+    func testTheSameInstantSpelledTwoWaysIsOnePoll() throws {
+        let (folder, path) = try write([
+            #"{"t":"2026-11-21T06:00:00.000Z","station":"A","signal":"x","value":1}"#,
+            #"{"t":"2026-11-21T06:00:00Z","station":"B","signal":"x","value":2}"#,
+            #"{"t":"2026-11-21T06:00:00.000Z","station":"A","signal":"y","value":3}"#,
+            #"{"t":"2026-11-21T06:00:00.001Z","station":"A","signal":"z","value":4}"#,
+        ])
+        _ = folder
+        let polls = try readAll(path, carryForward: false)
+        XCTAssertEqual(polls.map(\.station), ["A", "B", "A"])
+        XCTAssertEqual(polls.map { $0.readings.map(\.name) }, [["x", "y"], ["x"], ["z"]])
+    }
+
     func residentKiB() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
