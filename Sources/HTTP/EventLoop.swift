@@ -418,8 +418,14 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 }
                 if let cursor = client.cursor, event.id <= cursor { continue }
                 client.cursor = event.id
-                connection.enqueue(event.bytes)
                 sent += 1
+                // Nothing queued: write straight from the shared encoding; queue only what the
+                // socket did not take.
+                if connection.outBytes > 0 {
+                    connection.enqueue(event.bytes)
+                } else if !sendDirect(event.bytes, on: connection) {
+                    break
+                }
                 if connection.outBytes > limit { overflow = true; break }
             }
             if sent > 0 {
@@ -427,10 +433,11 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 let key = ObjectIdentifier(client.hub)
                 sentByHub[key] = (client.hub, (sentByHub[key]?.1 ?? 0) + sent)
             }
+            if connection.closed { continue }
             if overflow {
                 core.logger.notice("event-stream client \(connection.remote) fell behind (\(connection.outBytes + client.heldBytes) bytes queued): dropped")
                 close(connection, dropped: true)
-            } else if sent > 0 {
+            } else if connection.outBytes > 0 {
                 flush(connection)
             }
         }
@@ -438,6 +445,28 @@ final class EventLoop: SSESink, @unchecked Sendable {
     }
 
     // MARK: Writing
+
+    /// Sends `bytes` on a connection with nothing queued; queues the part the socket did not take.
+    /// False when the connection failed (it is closed).
+    private func sendDirect(_ bytes: [UInt8], on connection: Connection) -> Bool {
+        let result: IOResult<Int>
+        do {
+            result = try bytes.withUnsafeBytes { raw in
+                try syscall("send", context: connection.remote) {
+                    send(connection.fd, raw.baseAddress!, raw.count, Int32(MSG_NOSIGNAL))
+                }
+            }
+        } catch {
+            close(connection, dropped: false)
+            return false
+        }
+        switch result {
+        case .done(let written) where written == bytes.count: break
+        case .done(let written): connection.enqueue(Array(bytes[written...]))
+        case .wouldBlock: connection.enqueue(bytes)
+        }
+        return true
+    }
 
     private func flush(_ connection: Connection) {
         while connection.outIndex < connection.out.count {

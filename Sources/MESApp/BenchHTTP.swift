@@ -364,6 +364,8 @@ final class ClientSwarm: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n > 0 {
                 consume(index, n, now: now)
+                // Level-triggered: a socket with more to read is reported again.
+                if n < buffer.count { return }
                 continue
             }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
@@ -376,33 +378,42 @@ final class ClientSwarm: @unchecked Sendable {
         }
     }
 
-    /// Parses received bytes line by line; `data: <stamp>` lines become latencies.
+    /// Parses received bytes line by line, in place (a line cut by the end of a read waits in
+    /// `pending`); `data: <stamp>` lines become latencies.
     private func consume(_ index: Int, _ n: Int, now: UInt64) {
-        var lineStart = 0
-        var pending = clients[index].pending
-        defer { clients[index].pending = pending }
-        let data = buffer
-        for i in 0..<n where data[i] == 10 {
-            let line = pending.isEmpty ? Array(data[lineStart..<i]) : pending + data[lineStart..<i]
-            pending.removeAll()
-            lineStart = i + 1
-            if !clients[index].headerDone {
-                if line.isEmpty || line == [13] { clients[index].headerDone = true }
-                continue
+        buffer.withUnsafeBufferPointer { data in
+            var lineStart = 0
+            for i in 0..<n where data[i] == 10 {
+                if clients[index].pending.isEmpty {
+                    line(index, UnsafeBufferPointer(rebasing: data[lineStart..<i]), now: now)
+                } else {
+                    clients[index].pending += data[lineStart..<i]
+                    let joined = clients[index].pending
+                    clients[index].pending.removeAll()
+                    joined.withUnsafeBufferPointer { line(index, $0, now: now) }
+                }
+                lineStart = i + 1
             }
-            guard line.count > 6, line.starts(with: [100, 97, 116, 97, 58, 32]) else { continue } // "data: "
-            var stamp: UInt64 = 0
-            var digits = 0
-            for b in line.dropFirst(6) {
-                guard b >= 48 && b <= 57 else { digits = 0; break }
-                stamp = stamp &* 10 &+ UInt64(b - 48)
-                digits += 1
-            }
-            guard digits > 0 else { continue }
-            deliveries += 1
-            latenciesMicros.append(UInt32(clamping: now > stamp ? (now - stamp) / 1000 : 0))
+            if lineStart < n { clients[index].pending += data[lineStart..<n] }
         }
-        if lineStart < n { pending += data[lineStart..<n] }
+    }
+
+    private func line(_ index: Int, _ line: UnsafeBufferPointer<UInt8>, now: UInt64) {
+        if !clients[index].headerDone {
+            if line.isEmpty || (line.count == 1 && line[0] == 13) { clients[index].headerDone = true }
+            return
+        }
+        guard line.count > 6, line[0] == 100, line[1] == 97, line[2] == 116, line[3] == 97, line[4] == 58, line[5] == 32 else { return } // "data: "
+        var stamp: UInt64 = 0
+        var digits = 0
+        for b in line[6...] {
+            guard b >= 48 && b <= 57 else { digits = 0; break }
+            stamp = stamp &* 10 &+ UInt64(b - 48)
+            digits += 1
+        }
+        guard digits > 0 else { return }
+        deliveries += 1
+        latenciesMicros.append(UInt32(clamping: now > stamp ? (now - stamp) / 1000 : 0))
     }
 
     /// Sends the next byte of the request on every slow connection; reopens the ones the server closed.

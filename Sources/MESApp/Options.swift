@@ -21,6 +21,8 @@ public struct ServerOptions: Sendable, Equatable {
     public var exitAfterReplay = false
     public var dashboards: String?
     public var logLevel = "info"
+    /// HTTP event-loop threads (default: one per core).
+    public var httpLoops = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     public init() {}
 

@@ -72,7 +72,7 @@ public final class MESServer: @unchecked Sendable {
         }
         let responder = MiddlewareChain(assembly.middlewares(context: context), responder: router)
         http = HTTPServer(host: options.host, port: options.port, responder: responder, limits: limits,
-                          loops: 2, logger: logger.named("http"))
+                          loops: options.httpLoops, logger: logger.named("http"))
         try http.bind()
 
         services.append(eventLog)
