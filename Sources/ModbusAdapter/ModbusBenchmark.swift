@@ -65,7 +65,8 @@ public enum ModbusBenchmark {
     }
 
     /// One thread per station, each reading the station's requests with bare libmodbus calls on
-    /// absolute monotonic deadlines (`clock_nanosleep`) every `pollIntervalMs`.
+    /// the adapter's schedule (absolute monotonic deadlines on the station's ``PollGrid``, slept with
+    /// `clock_nanosleep`).
     static func plainLoop(stations: [StationConfig], seconds: Double) -> (polls: Int, cpuUs: Double, seconds: Double) {
         let stop = StopFlag()
         let counts = PollCounter()
@@ -74,7 +75,7 @@ public enum ModbusBenchmark {
         for station in stations {
             guard case let .modbusTCP(host, port, unit) = station.endpoint else { continue }
             let plan = ModbusReadPlan(signals: station.signals)
-            let interval = max(1, station.pollIntervalMs) * 1_000_000
+            let grid = PollGrid(interval: UInt64(max(1, station.pollIntervalMs)) * 1_000_000, station: station.id)
             ready.enter(); done.enter()
             Thread {
                 defer { done.leave() }
@@ -88,8 +89,8 @@ public enum ModbusBenchmark {
                 go.wait()
                 var registers = [UInt16](repeating: 0, count: 125)
                 var bits = [UInt8](repeating: 0, count: 2000)
-                var deadline = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &deadline)
+                // The adapter's schedule: the first poll at once, then the station's phase grid.
+                var next = Monotonic.nanoseconds()
                 var polls = 0
                 while !stop.isSet {
                     for request in plan.requests {
@@ -101,8 +102,10 @@ public enum ModbusBenchmark {
                         }
                     }
                     polls += 1
-                    deadline.tv_nsec += interval
-                    while deadline.tv_nsec >= 1_000_000_000 { deadline.tv_nsec -= 1_000_000_000; deadline.tv_sec += 1 }
+                    next = grid.slot(after: next)
+                    let now = Monotonic.nanoseconds()
+                    if next <= now { next = grid.slot(after: now) }  // missed slots are skipped, as the adapter does
+                    var deadline = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
                     _ = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil)
                 }
                 counts.add(polls)
