@@ -449,17 +449,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
     /// Sends `bytes` on a connection with nothing queued; queues the part the socket did not take.
     /// False when the connection failed (it is closed).
     private func sendDirect(_ bytes: [UInt8], on connection: Connection) -> Bool {
-        let result: IOResult<Int>
-        do {
-            result = try bytes.withUnsafeBytes { raw in
-                try syscall("send", context: connection.remote) {
-                    send(connection.fd, raw.baseAddress!, raw.count, Int32(MSG_NOSIGNAL))
-                }
-            }
-        } catch {
-            close(connection, dropped: false)
-            return false
-        }
+        guard let result = send(bytes, from: 0, on: connection) else { return false }
         switch result {
         case .done(let written) where written == bytes.count: break
         case .done(let written): connection.enqueue(Array(bytes[written...]))
@@ -468,21 +458,24 @@ final class EventLoop: SSESink, @unchecked Sendable {
         return true
     }
 
+    /// One `send` of `bytes[offset...]`; nil when the connection failed (it is closed).
+    private func send(_ bytes: [UInt8], from offset: Int, on connection: Connection) -> IOResult<Int>? {
+        do {
+            return try bytes.withUnsafeBytes { raw in
+                try syscall("send", context: connection.remote) {
+                    Glibc.send(connection.fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                }
+            }
+        } catch {
+            close(connection, dropped: false)
+            return nil
+        }
+    }
+
     private func flush(_ connection: Connection) {
         while connection.outIndex < connection.out.count {
             let chunk = connection.out[connection.outIndex]
-            let offset = connection.outOffset
-            let result: IOResult<Int>
-            do {
-                result = try chunk.withUnsafeBytes { bytes in
-                    try syscall("send", context: connection.remote) {
-                        send(connection.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-                    }
-                }
-            } catch {
-                close(connection, dropped: false)
-                return
-            }
+            guard let result = send(chunk, from: connection.outOffset, on: connection) else { return }
             guard case .done(let written) = result else { break }
             connection.outBytes -= written
             connection.outOffset += written

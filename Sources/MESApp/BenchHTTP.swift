@@ -196,21 +196,6 @@ func raiseFileLimit() -> Int {
     return Int(now.rlim_cur)
 }
 
-/// A one-way stop flag shared between threads.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
-}
-
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
-    func add(_ n: Int) { lock.lock(); count += n; lock.unlock() }
-}
-
 /// The assembled server on a free loopback port with a temp database, replaying an empty recording.
 final class BenchServer: @unchecked Sendable {
     let server: MESServer

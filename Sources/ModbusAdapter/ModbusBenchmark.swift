@@ -68,8 +68,8 @@ public enum ModbusBenchmark {
     /// the adapter's schedule (absolute monotonic deadlines on the station's ``PollGrid``, slept with
     /// `clock_nanosleep`).
     static func plainLoop(stations: [StationConfig], seconds: Double) -> (polls: Int, cpuUs: Double, seconds: Double) {
-        let stop = StopFlag()
-        let counts = PollCounter()
+        let stop = Flag()
+        let counts = Counter()
         let ready = DispatchGroup(), done = DispatchGroup()
         let go = DispatchSemaphore(value: 0)
         for station in stations {
@@ -118,7 +118,7 @@ public enum ModbusBenchmark {
         stop.set()
         let cpuUs = cpuMicroseconds() - cpu0, wall = Double(Monotonic.nanoseconds() - t0) / 1e9
         done.wait()
-        return (counts.total, cpuUs, wall)
+        return (counts.value, cpuUs, wall)
     }
 
     private static func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -132,20 +132,6 @@ public enum ModbusBenchmark {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
-}
-
-private final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
-}
-
-private final class PollCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    var total: Int { lock.withLock { value } }
-    func add(_ n: Int) { lock.withLock { value += n } }
 }
 
 /// Poll times (monotonic ns at delivery) and latencies, from many adapter threads.
