@@ -32,9 +32,14 @@ final class CommitRecorder: @unchecked Sendable {
 
 final class StorageTestCase: XCTestCase {}
 
+/// The wall-clock time the storage tests run at. Their events carry fixed times near it; on the
+/// real clock, retention (7 days of samples) would prune them once those times are a week old.
+let storageTestNow = Timestamp.parse("2026-11-21T12:00:00.000Z")!
+
 extension XCTestCase {
-    /// Opens an event log in `folder`, started; the caller closes it.
-    func openLog(_ folder: TempFolder, name: String = "mes.sqlite", clock: any WallClock = SystemWallClock(),
+    /// Opens an event log in `folder`, started; the caller closes it. Its wall clock stands at
+    /// ``storageTestNow`` unless a test passes its own.
+    func openLog(_ folder: TempFolder, name: String = "mes.sqlite", clock: any WallClock = ManualClock(storageTestNow),
                  sink: LogSink = LogSink(capture: true), configure: (inout EventLog.Configuration) -> Void = { _ in }) throws -> EventLog {
         var configuration = EventLog.Configuration(path: folder.file(name))
         configuration.options.openLockTimeoutMs = 300
