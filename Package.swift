@@ -39,7 +39,7 @@ var targets: [Target] = [
     .testTarget(name: "TrackingTests", dependencies: ["Tracking", "PlantStore"]),
     .testTarget(name: "QualityTests", dependencies: ["Quality", "PlantStore"]),
     .testTarget(name: "SimulationTests", dependencies: ["Simulation", "MESApp"]),
-    .testTarget(name: "MESTests", dependencies: ["MESApp"]),
+    .testTarget(name: "MESTests", dependencies: ["MESApp"], exclude: ["golden"]),
     .testTarget(name: "OPCUAAdapterTests", dependencies: ["OPCUAAdapter", "OPCUA", "PlantModel"]),
     .testTarget(name: "HardeningTests", dependencies: ["HTTP", "PlantModel", "Runtime", "MESApp"]),
 ]

@@ -7,93 +7,8 @@ import Glibc
 #endif
 
 // HTTP benchmarks against the assembled server in-process (replay of an empty recording, so nothing
-// polls): server-sent events fan-out, idle event-stream clients, slow-header connections.
+// polls): slow-header connections; the event-stream ones are in BenchSSE.swift.
 extension BenchSuite {
-    /// 2,000 event-stream clients, 10 events/s each: delivery latency (publish → client) and memory per client.
-    func sseFanout() throws {
-        raiseFileLimit()
-        let clients = short ? 200 : 2000
-        let seconds = short ? 3.0 : 20.0
-        let server = try BenchServer()
-        defer { server.stop() }
-        let before = residentBytes()
-        let swarm = try ClientSwarm(port: server.port, request: "GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
-        defer { swarm.close() }
-        try swarm.connect(clients, streaming: true)
-        guard server.waitForStreams(clients) else {
-            print("SSE fan-out: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected"); return
-        }
-        let afterConnect = residentBytes()
-
-        // A publisher thread: one event every 100 ms, stamped with its publish time.
-        let hub = server.server.hub
-        let stop = Flag()
-        let published = Counter()
-        let publisher = Thread {
-            var id: Int64 = 1 << 40
-            var next = Monotonic.nanoseconds()
-            while !stop.isSet {
-                id += 1
-                hub.publish(SSEEvent(id: id, type: "bench", data: String(Monotonic.nanoseconds())))
-                published.add(1)
-                next += 100_000_000
-                let now = Monotonic.nanoseconds()
-                if next > now { usleep(UInt32((next - now) / 1000)) }
-            }
-        }
-        publisher.start()
-        let deadline = Monotonic.nanoseconds() + UInt64(seconds * 1e9)
-        while Monotonic.nanoseconds() < deadline { swarm.pump(timeoutMs: 50) }
-        stop.set()
-        while !publisher.isFinished { swarm.pump(timeoutMs: 5) }
-        // Let the last events arrive.
-        let drainUntil = Monotonic.nanoseconds() + 500_000_000
-        while Monotonic.nanoseconds() < drainUntil && swarm.deliveries < published.value * clients { swarm.pump(timeoutMs: 20) }
-        let afterRun = residentBytes()
-        let expected = published.value * clients
-        let p99 = swarm.latencyPercentile(0.99), p50 = swarm.latencyPercentile(0.50)
-        let metrics = hub.metrics
-        Self.figure("SSE delivery p99 (\(clients) clients × 10 events/s, publish → client)", p99, unit: "ms", target: 15,
-                    higherIsBetter: false,
-                    reference: String(format: "p50 %.2f ms, max %.2f ms, %d of %d deliveries, %d clients dropped; clients in-process; load avg %@",
-                                      p50, swarm.latencyPercentile(1), swarm.deliveries, expected, metrics.droppedClients, loadAverage()))
-        let perClient = Double(max(0, afterConnect - before)) / Double(clients) / 1024
-        Self.figure("SSE server memory per client", perClient, unit: "KiB", target: 16, higherIsBetter: false,
-                    reference: String(format: "RSS +%.1f MiB for %d clients; +%.1f MiB more after %.0f s of events, incl. the bench's latency log",
-                                      Double(afterConnect - before) / 1_048_576, clients,
-                                      Double(afterRun - afterConnect) / 1_048_576, seconds))
-    }
-
-    /// 10,000 idle event-stream clients: memory per client, and /api/health latency meanwhile.
-    func sseIdle() throws {
-        // Clients and server share this process: two descriptors per client. Without the right to
-        // raise the hard limit (containers), as many as fit.
-        let files = raiseFileLimit()
-        let wanted = short ? 1000 : 10_000
-        let clients = min(wanted, (files - 512) / 2)
-        if clients < wanted { print("sse-idle: open-file limit \(files) (hard limit, cannot be raised here): \(clients) clients instead of \(wanted)") }
-        let server = try BenchServer()
-        defer { server.stop() }
-        let before = residentBytes()
-        let swarm = try ClientSwarm(port: server.port, request: "GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
-        defer { swarm.close() }
-        let started = Monotonic.nanoseconds()
-        try swarm.connect(clients, streaming: true)
-        guard server.waitForStreams(clients) else {
-            print("SSE idle: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected"); return
-        }
-        let connectSeconds = Double(Monotonic.nanoseconds() - started) / 1e9
-        let after = residentBytes()
-        let health = healthLatencies(port: server.port, count: short ? 50 : 300, pump: swarm)
-        let perClient = Double(max(0, after - before)) / Double(clients) / 1024
-        Self.figure("idle SSE memory per client (\(clients) clients)", perClient, unit: "KiB", target: 16, higherIsBetter: false,
-                    reference: String(format: "RSS +%.1f MiB; all connected in %.1f s", Double(after - before) / 1_048_576, connectSeconds))
-        Self.figure("GET /api/health p99 with \(clients) idle SSE clients", percentile(health, 0.99), unit: "ms", target: 10,
-                    higherIsBetter: false,
-                    reference: String(format: "p50 %.2f ms, %d requests, %d failed; load avg %@", percentile(health, 0.5), health.count,
-                                      (short ? 50 : 300) - health.count, loadAverage()))
-    }
-
     /// 300 connections sending their header one byte a second while /api/health keeps answering.
     func slowHeaders() throws {
         raiseFileLimit()
@@ -126,18 +41,6 @@ extension BenchSuite {
                     reference: String(format: "max %.2f ms, %d answered, %d failed, %d slow connections reopened after the header timeout; load avg %@",
                                       percentile(latencies, 1), latencies.count, failures, slow.reopened, loadAverage()))
     }
-
-    // MARK: Helpers
-
-    private func healthLatencies(port: UInt16, count: Int, pump: ClientSwarm) -> [Double] {
-        var result: [Double] = []
-        for _ in 0..<count {
-            if let ms = healthOnce(port: port) { result.append(ms) }
-            pump.pump(timeoutMs: 0)
-            usleep(5_000)
-        }
-        return result
-    }
 }
 
 /// One `GET /api/health` on a new connection; its latency in ms, nil if it failed or was not 200.
@@ -162,6 +65,13 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     guard !values.isEmpty else { return .nan }
     let sorted = values.sorted()
     return sorted[max(0, min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
+}
+
+/// CLOCK_REALTIME in ns: the clock of the kernel's socket receive timestamps, shared by processes.
+func realtimeNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
 /// The 1-minute load average (the benchmarks share the machine), from /proc/loadavg.
@@ -250,8 +160,9 @@ final class BenchServer: @unchecked Sendable {
 /// Many non-blocking client connections on one epoll set, driven by the calling thread.
 ///
 /// Streaming clients send `request` at once and then read server-sent events whose `data:` is a
-/// `Monotonic.nanoseconds()` stamp, recording the delivery latency. Non-streaming (slow) clients
-/// send `request` one byte per ``drip()`` and reopen when the server closes them.
+/// ``realtimeNanoseconds()`` stamp, recording the delivery latency twice: when the client read it,
+/// and (with `stamped`, SO_TIMESTAMPNS) when it arrived in the client's socket. Non-streaming (slow)
+/// clients send `request` one byte per ``drip()`` and reopen when the server closes them.
 final class ClientSwarm: @unchecked Sendable {
     private struct Client {
         var fd: Int32 = -1
@@ -269,16 +180,20 @@ final class ClientSwarm: @unchecked Sendable {
     private var indexOfFd: [Int32: Int] = [:]
     private var buffer = [UInt8](repeating: 0, count: 65536)
     private var latenciesMicros: [UInt32] = []
+    private var arrivalMicros: [UInt32] = []
+    private let stamped: Bool
     private let lock = NSLock()
     private(set) var deliveries = 0
     private(set) var reopened = 0
 
-    init(port: UInt16, request: String) throws {
+    init(port: UInt16, request: String, stamped: Bool = false) throws {
         self.port = port
         self.request = Array(request.utf8)
+        self.stamped = stamped
         epfd = try syscallOrThrow("epoll_create1", context: "bench clients") { epoll_create1(CEPOLL_CLOEXEC) }
         events = .allocate(capacity: capacity)
         latenciesMicros.reserveCapacity(1 << 20)
+        if stamped { arrivalMicros.reserveCapacity(1 << 20) }
     }
 
     /// Opens `count` connections, in batches so the listen backlog never overflows; streaming ones
@@ -316,6 +231,10 @@ final class ClientSwarm: @unchecked Sendable {
             Socket.close(fd)
             throw SystemError(call: "connect", errno: code, context: "bench client \(index)")
         }
+        if stamped {
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, CSO_TIMESTAMPNS, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
         lock.lock()
         clients[index] = Client(fd: fd)
         indexOfFd[fd] = index
@@ -328,7 +247,7 @@ final class ClientSwarm: @unchecked Sendable {
     func pump(timeoutMs: Int32) {
         let count = epoll_wait(epfd, events, Int32(capacity), timeoutMs)
         guard count > 0 else { return }
-        let now = Monotonic.nanoseconds()
+        let now = realtimeNanoseconds()
         lock.lock(); defer { lock.unlock() }
         for i in 0..<Int(count) {
             let fd = cepoll_event_fd(events, Int32(i))
@@ -346,9 +265,12 @@ final class ClientSwarm: @unchecked Sendable {
     private func readAll(_ index: Int, now: UInt64) {
         let fd = clients[index].fd
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            var arrival: Int64 = 0
+            let n = buffer.withUnsafeMutableBytes { raw in
+                stamped ? csocket_recv_stamped(fd, raw.baseAddress, UInt(raw.count), &arrival) : recv(fd, raw.baseAddress, raw.count, 0)
+            }
             if n > 0 {
-                consume(index, n, now: now)
+                consume(index, n, now: now, arrival: UInt64(max(0, arrival)))
                 // Level-triggered: a socket with more to read is reported again.
                 if n < buffer.count { return }
                 continue
@@ -365,17 +287,17 @@ final class ClientSwarm: @unchecked Sendable {
 
     /// Parses received bytes line by line, in place (a line cut by the end of a read waits in
     /// `pending`); `data: <stamp>` lines become latencies.
-    private func consume(_ index: Int, _ n: Int, now: UInt64) {
+    private func consume(_ index: Int, _ n: Int, now: UInt64, arrival: UInt64) {
         buffer.withUnsafeBufferPointer { data in
             var lineStart = 0
             for i in 0..<n where data[i] == 10 {
                 if clients[index].pending.isEmpty {
-                    line(index, UnsafeBufferPointer(rebasing: data[lineStart..<i]), now: now)
+                    line(index, UnsafeBufferPointer(rebasing: data[lineStart..<i]), now: now, arrival: arrival)
                 } else {
                     clients[index].pending += data[lineStart..<i]
                     let joined = clients[index].pending
                     clients[index].pending.removeAll()
-                    joined.withUnsafeBufferPointer { line(index, $0, now: now) }
+                    joined.withUnsafeBufferPointer { line(index, $0, now: now, arrival: arrival) }
                 }
                 lineStart = i + 1
             }
@@ -383,7 +305,7 @@ final class ClientSwarm: @unchecked Sendable {
         }
     }
 
-    private func line(_ index: Int, _ line: UnsafeBufferPointer<UInt8>, now: UInt64) {
+    private func line(_ index: Int, _ line: UnsafeBufferPointer<UInt8>, now: UInt64, arrival: UInt64) {
         if !clients[index].headerDone {
             if line.isEmpty || (line.count == 1 && line[0] == 13) { clients[index].headerDone = true }
             return
@@ -399,6 +321,7 @@ final class ClientSwarm: @unchecked Sendable {
         guard digits > 0 else { return }
         deliveries += 1
         latenciesMicros.append(UInt32(clamping: now > stamp ? (now - stamp) / 1000 : 0))
+        if arrival > 0 { arrivalMicros.append(UInt32(clamping: arrival > stamp ? (arrival - stamp) / 1000 : 0)) }
     }
 
     /// Sends the next byte of the request on every slow connection; reopens the ones the server closed.
@@ -420,11 +343,24 @@ final class ClientSwarm: @unchecked Sendable {
         pump(timeoutMs: 0)
     }
 
-    /// The `p` quantile of delivery latencies, in ms.
+    /// The `p` quantile of delivery latencies (stamp → read by the client), in ms.
     func latencyPercentile(_ p: Double) -> Double {
         lock.lock(); defer { lock.unlock() }
         return percentile(latenciesMicros.map { Double($0) / 1000 }, p)
     }
+
+    /// The `p` quantile of arrival latencies (stamp → in the client's socket, by the kernel's
+    /// receive timestamp), in ms; NaN unless `stamped`.
+    func arrivalPercentile(_ p: Double) -> Double {
+        lock.lock(); defer { lock.unlock() }
+        return percentile(arrivalMicros.map { Double($0) / 1000 }, p)
+    }
+
+    /// How many streaming clients have their response header.
+    var streamingClients: Int { lock.lock(); defer { lock.unlock() }; return clients.filter(\.headerDone).count }
+
+    /// How many of the deliveries carried a kernel arrival stamp.
+    var stampedDeliveries: Int { lock.lock(); defer { lock.unlock() }; return arrivalMicros.count }
 
     func close() {
         lock.lock(); defer { lock.unlock() }

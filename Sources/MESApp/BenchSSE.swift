@@ -1,0 +1,320 @@
+import CEpoll
+import Foundation
+import HTTP
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Event-stream benchmarks. The clients run in a child process (`mes-bench --swarm`), as a load
+// generator would: the server process holds only the server's side of each connection (its own
+// descriptor limit, its own memory figure), and the clients can stand aside on the CPU.
+extension BenchSuite {
+    private static let streamRequest = "GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
+
+    /// 2,000 event-stream clients, 10 events/s each: delivery latency (publish → arrival in the
+    /// client's socket) and server memory per client; beside it, in the same run, a bare fan-out
+    /// loop writing the same events to the same kind of clients: the floor of this machine.
+    func sseFanout() throws {
+        raiseFileLimit()
+        let clients = short ? 200 : 2000
+        let seconds = short ? 3.0 : 20.0
+        let threads = ServerOptions().httpLoops
+
+        // The floor: the kernel's loopback TCP, the same clients, no HTTP server.
+        let plain = try PlainFanout(threads: threads)
+        defer { plain.stop() }
+        let floorSwarm = try SwarmProcess(port: plain.port, clients: clients, stamped: true, idlePriority: true)
+        defer { floorSwarm.kill() }
+        guard plain.accept(clients), try floorSwarm.waitConnected() == clients else {
+            print("SSE fan-out: the plain fan-out reference did not get its \(clients) clients"); return
+        }
+        var id: Int64 = 0
+        let floorPublished = publishTenPerSecond(seconds: seconds) { stamp in
+            id += 1
+            plain.publish(SSEEvent(id: id, type: "bench", data: String(stamp)).encoded)
+        }
+        let floor = try floorSwarm.finish()
+
+        let server = try BenchServer()
+        defer { server.stop() }
+        let before = residentBytes()
+        let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: true, idlePriority: true)
+        defer { swarm.kill() }
+        guard try swarm.waitConnected() == clients, server.waitForStreams(clients) else {
+            print("SSE fan-out: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected"); return
+        }
+        let afterConnect = residentBytes()
+        let hub = server.server.hub
+        id = 1 << 40
+        let published = publishTenPerSecond(seconds: seconds) { stamp in
+            id += 1
+            hub.publish(SSEEvent(id: id, type: "bench", data: String(stamp)))
+        }
+        let result = try swarm.finish()
+        let afterRun = residentBytes()
+        Self.figure("SSE delivery p99 (\(clients) clients × 10 events/s, publish → arrival at the client)", result.arrival.p99,
+                    unit: "ms", target: 15, higherIsBetter: false,
+                    reference: String(format: "p50 %.2f ms, max %.2f ms; bare fan-out loop (%d threads, no server) in the same run: p99 %.2f ms, p50 %.2f ms; read by the client: p99 %.2f ms (bare loop %.2f); %d of %d deliveries, %d with a kernel arrival stamp (bare loop %d of %d), %d clients dropped; clients in a child process at idle priority; load avg %@",
+                                      result.arrival.p50, result.arrival.max, threads, floor.arrival.p99, floor.arrival.p50,
+                                      result.read.p99, floor.read.p99, result.deliveries, published * clients, result.stamped,
+                                      floor.deliveries, floorPublished * clients, hub.metrics.droppedClients, loadAverage()))
+        let perClient = Double(max(0, afterConnect - before)) / Double(clients) / 1024
+        Self.figure("SSE server memory per client", perClient, unit: "KiB", target: 16, higherIsBetter: false,
+                    reference: String(format: "RSS +%.1f MiB for %d clients; +%.1f MiB more after %.0f s of events",
+                                      Double(afterConnect - before) / 1_048_576, clients,
+                                      Double(afterRun - afterConnect) / 1_048_576, seconds))
+    }
+
+    /// 10,000 idle event-stream clients (in a child process): memory per client, and /api/health
+    /// latency meanwhile.
+    func sseIdle() throws {
+        let files = raiseFileLimit()
+        let wanted = short ? 1000 : 10_000
+        // The server holds one descriptor per client; the child its own.
+        let clients = min(wanted, files - 512)
+        if clients < wanted { print("sse-idle: open-file limit \(files) (hard limit, cannot be raised here): \(clients) clients instead of \(wanted)") }
+        let server = try BenchServer()
+        defer { server.stop() }
+        let before = residentBytes()
+        let started = Monotonic.nanoseconds()
+        let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: false, idlePriority: false)
+        defer { swarm.kill() }
+        let connected = try swarm.waitConnected(timeoutSeconds: 120)
+        guard connected == clients, server.waitForStreams(clients) else {
+            print("SSE idle: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected (the swarm reports \(connected))"); return
+        }
+        let connectSeconds = Double(Monotonic.nanoseconds() - started) / 1e9
+        let after = residentBytes()
+        let count = short ? 50 : 300
+        var health: [Double] = []
+        for _ in 0..<count {
+            if let ms = healthOnce(port: server.port) { health.append(ms) }
+            usleep(5_000)
+        }
+        let held = server.server.hub.metrics.connectedClients
+        _ = try swarm.finish()
+        let perClient = Double(max(0, after - before)) / Double(clients) / 1024
+        Self.figure("idle SSE clients held", Double(held), unit: "clients", target: Double(wanted), higherIsBetter: true,
+                    reference: String(format: "all connected in %.1f s, still open after the health requests; clients in a child process",
+                                      connectSeconds))
+        Self.figure("idle SSE memory per client (\(clients) clients)", perClient, unit: "KiB", target: 16, higherIsBetter: false,
+                    reference: String(format: "RSS +%.1f MiB", Double(after - before) / 1_048_576))
+        Self.figure("GET /api/health p99 with \(clients) idle SSE clients", percentile(health, 0.99), unit: "ms", target: 10,
+                    higherIsBetter: false,
+                    reference: String(format: "p50 %.2f ms, %d requests, %d failed; load avg %@", percentile(health, 0.5), health.count,
+                                      count - health.count, loadAverage()))
+    }
+
+    /// Calls `publish` with a ``realtimeNanoseconds()`` stamp every 100 ms for `seconds`; the count.
+    private func publishTenPerSecond(seconds: Double, _ publish: (UInt64) -> Void) -> Int {
+        var published = 0
+        var next = Monotonic.nanoseconds()
+        let end = next + UInt64(seconds * 1e9)
+        while next < end {
+            publish(realtimeNanoseconds())
+            published += 1
+            next += 100_000_000
+            let now = Monotonic.nanoseconds()
+            if next > now { usleep(UInt32((next - now) / 1000)) }
+        }
+        // Let the last event arrive.
+        usleep(300_000)
+        return published
+    }
+
+    /// The child side of ``SwarmProcess``: `mes-bench --swarm PORT CLIENTS [--stamped] [--idle-priority]`.
+    /// Opens the event streams, prints `connected N`, reads events until its standard input closes,
+    /// then prints `result deliveries=D stamped=S read=P50,P99,MAX arrival=P50,P99,MAX` (ms) and returns.
+    public static func swarmChild(_ arguments: [String]) -> Int32 {
+        guard arguments.count >= 2, let port = UInt16(arguments[0]), let clients = Int(arguments[1]) else {
+            print("usage: mes-bench --swarm PORT CLIENTS [--stamped] [--idle-priority]")
+            return 2
+        }
+        raiseFileLimit()
+        let stop = Flag()
+        // Standard input closing (the parent asked, or died) ends the run.
+        Thread {
+            var byte: UInt8 = 0
+            while Glibc.read(0, &byte, 1) > 0 {}
+            stop.set()
+        }.start()
+        do {
+            let swarm = try ClientSwarm(port: port, request: streamRequest, stamped: arguments.contains("--stamped"))
+            defer { swarm.close() }
+            try swarm.connect(clients, streaming: true)
+            print("connected \(swarm.streamingClients)")
+            fflush(nil)
+            if arguments.contains("--idle-priority") && csched_idle_self() != 0 {
+                FileHandle.standardError.write(Data("swarm: SCHED_IDLE refused (errno \(errno)); running at normal priority\n".utf8))
+            }
+            while !stop.isSet { swarm.pump(timeoutMs: 50) }
+            swarm.pump(timeoutMs: 0)
+            func quantiles(_ value: (Double) -> Double) -> String {
+                String(format: "%.3f,%.3f,%.3f", value(0.5), value(0.99), value(1))
+            }
+            print("result deliveries=\(swarm.deliveries) stamped=\(swarm.stampedDeliveries) read=\(quantiles(swarm.latencyPercentile)) arrival=\(quantiles(swarm.arrivalPercentile))")
+            fflush(nil)
+            return 0
+        } catch {
+            print("failed \(error)")
+            fflush(nil)
+            return 1
+        }
+    }
+}
+
+/// A `mes-bench --swarm` child process holding event-stream clients; talks through its standard
+/// input (closing it ends the run) and output (one line per step).
+final class SwarmProcess: @unchecked Sendable {
+    struct Quantiles { var p50 = Double.nan, p99 = Double.nan, max = Double.nan }
+    struct Result { var deliveries = 0; var stamped = 0; var read = Quantiles(); var arrival = Quantiles() }
+
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var ended = false
+
+    init(port: UInt16, clients: Int, stamped: Bool, idlePriority: Bool) throws {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--swarm", String(port), String(clients)] + (stamped ? ["--stamped"] : []) + (idlePriority ? ["--idle-priority"] : [])
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let handle = output.fileHandleForReading
+        Thread { [self] in
+            var pending = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 10) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    condition.lock(); lines.append(line); condition.broadcast(); condition.unlock()
+                }
+            }
+            condition.lock(); ended = true; condition.broadcast(); condition.unlock()
+        }.start()
+    }
+
+    /// How many clients the child connected (its `connected N` line).
+    func waitConnected(timeoutSeconds: Double = 60) throws -> Int {
+        let line = try nextLine(timeoutSeconds: timeoutSeconds)
+        guard line.hasPrefix("connected "), let count = Int(line.dropFirst("connected ".count)) else {
+            throw UsageError("bench client swarm: \(line)")
+        }
+        return count
+    }
+
+    /// Ends the run and reads the child's result.
+    func finish() throws -> Result {
+        try? input.fileHandleForWriting.close()
+        let line = try nextLine(timeoutSeconds: 60)
+        process.waitUntilExit()
+        guard line.hasPrefix("result ") else { throw UsageError("bench client swarm: \(line)") }
+        var result = Result()
+        for field in line.dropFirst("result ".count).split(separator: " ") {
+            let parts = field.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let values = parts[1].split(separator: ",").compactMap { Double($0) }
+            let quantiles = values.count == 3 ? Quantiles(p50: values[0], p99: values[1], max: values[2]) : Quantiles()
+            switch parts[0] {
+            case "deliveries": result.deliveries = Int(parts[1]) ?? 0
+            case "stamped": result.stamped = Int(parts[1]) ?? 0
+            case "read": result.read = quantiles
+            case "arrival": result.arrival = quantiles
+            default: break
+            }
+        }
+        return result
+    }
+
+    /// Stops the child if it still runs (a failed benchmark).
+    func kill() {
+        try? input.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+    }
+
+    private func nextLine(timeoutSeconds: Double) throws -> String {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        condition.lock(); defer { condition.unlock() }
+        while lines.isEmpty {
+            if ended { throw UsageError("bench client swarm ended early") }
+            if !condition.wait(until: deadline) { throw UsageError("bench client swarm: no answer in \(Int(timeoutSeconds)) s") }
+        }
+        return lines.removeFirst()
+    }
+}
+
+/// The floor of the fan-out figure: the accepted sockets split among `threads` threads that each
+/// `send` the same bytes to their share on every event. No HTTP, no hub, no per-client state.
+final class PlainFanout: @unchecked Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private var shares: [[Int32]]
+    private let triggers: [DispatchSemaphore]
+    private let lock = NSLock()
+    private var bytes: [UInt8] = []
+    private let stopping = Flag()
+    private var workers: [Thread] = []
+
+    init(threads: Int) throws {
+        listener = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 4096, nonBlocking: false)
+        port = try Socket.localPort(listener)
+        shares = Array(repeating: [], count: max(1, threads))
+        triggers = (0..<max(1, threads)).map { _ in DispatchSemaphore(value: 0) }
+    }
+
+    /// Accepts `count` clients, answering each request with an event-stream header; then starts the senders.
+    func accept(_ count: Int) -> Bool {
+        Socket.setTimeouts(listener, milliseconds: 10_000)
+        let header = Array("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n".utf8)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for index in 0..<count {
+            let fd = Glibc.accept(listener, nil, nil)
+            guard fd >= 0 else { return false }
+            Socket.setNoDelay(fd)
+            Socket.setTimeouts(fd, milliseconds: 10_000)
+            // The request is small: read to its blank line, then answer.
+            var request: [UInt8] = []
+            while !request.suffix(4).elementsEqual([13, 10, 13, 10]) {
+                guard let n = try? buffer.withUnsafeMutableBytes({ try Socket.read(fd, into: $0) }), n > 0 else { Socket.close(fd); return false }
+                request += buffer[0..<n]
+            }
+            guard (try? header.withUnsafeBytes({ try Socket.writeAll(fd, $0) })) != nil else { Socket.close(fd); return false }
+            shares[index % shares.count].append(fd)
+        }
+        for (share, trigger) in zip(shares, triggers) {
+            let worker = Thread { [self] in
+                while true {
+                    trigger.wait()
+                    if stopping.isSet { return }
+                    lock.lock(); let event = bytes; lock.unlock()
+                    event.withUnsafeBytes { raw in
+                        for fd in share { _ = Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                    }
+                }
+            }
+            worker.start()
+            workers.append(worker)
+        }
+        return true
+    }
+
+    func publish(_ event: [UInt8]) {
+        lock.lock(); bytes = event; lock.unlock()
+        for trigger in triggers { trigger.signal() }
+    }
+
+    func stop() {
+        stopping.set()
+        for trigger in triggers { trigger.signal() }
+        for worker in workers { while !worker.isFinished { usleep(1_000) } }
+        for share in shares { for fd in share { Socket.close(fd) } }
+        Socket.close(listener)
+    }
+}
