@@ -53,7 +53,7 @@ extension BenchSuite {
         let readers = try ProbeReaders(port: server.port, count: clients)
         defer { readers.close() }
         guard readers.waitForHeaders(seconds: 30) else {
-            print("end to end: only some of \(clients) clients connected"); return
+            throw UsageError("end to end: only some of \(clients) clients connected")
         }
         var latencies: [Double] = []
         for i in 1...changes {

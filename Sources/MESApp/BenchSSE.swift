@@ -27,7 +27,7 @@ extension BenchSuite {
         let floorSwarm = try SwarmProcess(port: plain.port, clients: clients, stamped: true, idlePriority: true)
         defer { floorSwarm.kill() }
         guard plain.accept(clients), try floorSwarm.waitConnected() == clients else {
-            print("SSE fan-out: the plain fan-out reference did not get its \(clients) clients"); return
+            throw UsageError("SSE fan-out: the plain fan-out reference did not get its \(clients) clients")
         }
         var id: Int64 = 0
         let floorPublished = publishTenPerSecond(seconds: seconds) { stamp in
@@ -42,7 +42,7 @@ extension BenchSuite {
         let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: true, idlePriority: true)
         defer { swarm.kill() }
         guard try swarm.waitConnected() == clients, server.waitForStreams(clients) else {
-            print("SSE fan-out: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected"); return
+            throw UsageError("SSE fan-out: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected")
         }
         let afterConnect = residentBytes()
         let hub = server.server.hub
@@ -82,7 +82,7 @@ extension BenchSuite {
         defer { swarm.kill() }
         let connected = try swarm.waitConnected(timeoutSeconds: 120)
         guard connected == clients, server.waitForStreams(clients) else {
-            print("SSE idle: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected (the swarm reports \(connected))"); return
+            throw UsageError("SSE idle: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected (the swarm reports \(connected))")
         }
         let connectSeconds = Double(Monotonic.nanoseconds() - started) / 1e9
         let after = residentBytes()
