@@ -27,6 +27,12 @@ public protocol PipelineStage: AnyObject {
     func connection(_ change: ConnectionChange, into emission: inout Emission)
     /// Time passes (every 250 ms of pipeline time): timers, shelving expiry, escalation, KPIs.
     func tick(_ now: Date, into emission: inout Emission)
+    /// The pipeline stops (everything queued is done): last writes, committed before storage closes.
+    func finish(into emission: inout Emission)
+}
+
+extension PipelineStage {
+    public func finish(into emission: inout Emission) {}
 }
 
 /// Adapters → live state → `sample`/`station` events → stages → storage (→ SSE after commit).
@@ -176,6 +182,11 @@ public final class Pipeline: Service, @unchecked Sendable {
             condition.lock()
             while inbox.isEmpty && !stopping { condition.wait() }
             if inbox.isEmpty && stopping {
+                condition.unlock()
+                var emission = Emission()
+                for stage in stages { stage.finish(into: &emission) }
+                commit(emission)
+                condition.lock()
                 finished = true
                 condition.broadcast()
                 condition.unlock()

@@ -25,17 +25,31 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
     private var kpisJSON: JSON = .object([])
     private var anomaliesJSON: JSON = .array([])
     private var lastFacts: Date?
+    /// Pipeline time of the last save of the shift counters.
+    private var countersSavedAt: Date?
+    /// How often (pipeline time) the shift counters are saved; also on stop.
+    static let countersSaveInterval: TimeInterval = 30
 
-    /// Loads the tracker's snapshot and quality's open alerts and defects from storage.
+    /// Loads the tracker's snapshot, quality's open alerts and defects, and the saved shift
+    /// counters from storage.
     init(config: PlantConfig, eventLog: EventLog, samples: SampleStore?, pipeline: Pipeline, logger: Logger) throws {
         self.eventLog = eventLog
         self.samples = samples
         self.pipeline = pipeline
         self.logger = logger.named("plant")
         var engine = try QualityEngine(config: config)
-        let snapshot = try eventLog.read { db -> TrackerSnapshot in
+        let (snapshot, counters) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>) in
             try QualityStore.restore(&engine, from: db)
-            return try GenealogyStore.loadSnapshot(db)
+            return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) })
+        }
+        switch counters {
+        case .success(let saved?):
+            engine.resume(saved)
+            self.logger.info("saved counters of shift \(saved.shiftName) from \(Timestamp.format(saved.shiftStart)) (taken at \(Timestamp.format(saved.takenAt))): the shift's KPIs go on from them if the first input falls in that shift")
+        case .success(nil):
+            break
+        case .failure(let error):
+            self.logger.warning("the saved shift counters cannot be read (\(error)): this shift's KPIs start from now")
         }
         tracker = Tracker(config: config, snapshot: snapshot)
         quality = engine
@@ -77,6 +91,19 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         quality.process(.tick(now), into: &outputs)
         emit(tracking: [], quality: outputs, into: &emission)
         refreshFacts(force: false, now: now)
+        if let last = countersSavedAt, now >= last, now.timeIntervalSince(last) < Self.countersSaveInterval { return }
+        saveCounters(into: &emission)
+    }
+
+    func finish(into emission: inout Emission) {
+        saveCounters(into: &emission)
+    }
+
+    /// Saves the shift counters with the next commit (encoded on the storage thread).
+    private func saveCounters(into emission: inout Emission) {
+        guard let counters = quality.shiftCounters else { return }
+        countersSavedAt = counters.takenAt
+        emission.write { db in try QualityStore.save(counters, to: db) }
     }
 
     static func sampleValue(_ value: SignalValue?) -> SampleValue {

@@ -1,7 +1,8 @@
 import Foundation
 import Storage
 
-/// Tables of the quality module: defects, alerts (current state + history) and the audit trail.
+/// Tables of the quality module: defects, alerts (current state + history), the audit trail, and
+/// the current shift's KPI counters (one row, so a restart inside a shift goes on from them).
 ///
 /// Times are integer milliseconds since 1970 UTC. The audit table is append-only: triggers
 /// refuse every UPDATE and DELETE, and ``QualityStore`` has no API to change a line.
@@ -78,6 +79,14 @@ public enum QualitySchema {
             );
             CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
             CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+            """),
+        Migration(version: 2, name: "the current shift's KPI counters", sql: """
+            CREATE TABLE shift_counters (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                shift_start_ms INTEGER NOT NULL,
+                taken_at_ms INTEGER NOT NULL,
+                data TEXT NOT NULL
+            );
             """),
     ])
 }

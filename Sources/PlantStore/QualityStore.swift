@@ -215,4 +215,16 @@ public enum QualityStore {
         let state = try loadOpen(db)
         engine.restore(alerts: state.alerts, defects: state.defects, nextAlertId: state.nextAlertId, nextDefectId: state.nextDefectId)
     }
+
+    /// Replaces the saved shift counters.
+    public static func save(_ counters: ShiftCounters, to db: Database) throws {
+        try db.run("INSERT OR REPLACE INTO shift_counters (id, shift_start_ms, taken_at_ms, data) VALUES (1, ?, ?, ?)",
+                   [.integer(ms(counters.shiftStart)), .integer(ms(counters.takenAt)), .text(try counters.encoded())])
+    }
+
+    /// The saved shift counters, if any; throws when the row does not decode (a damaged or newer format).
+    public static func shiftCounters(_ db: Database) throws -> ShiftCounters? {
+        guard let text = try db.scalarText("SELECT data FROM shift_counters WHERE id = 1") else { return nil }
+        return try ShiftCounters.decode(text)
+    }
 }

@@ -74,6 +74,92 @@ public struct StationKPI: Sendable, Equatable {
     }
 }
 
+/// A station's counters of the current shift, as saved in ``ShiftCounters``.
+public struct SavedStationCounters: Sendable, Equatable, Codable {
+    public var id: String
+    /// Seconds in each machine state, by state name.
+    public var seconds: [String: Double]
+    public var downtimeByFault: [String: Double]
+    public var faults: Int
+    public var totalCount: Int
+    public var goodCount: Int
+    public var firstAttempts: Int
+    public var firstAttemptsGood: Int
+    /// The shift's cycle times, sorted (at most the first 50,000); in JSON as base64 of 8-byte
+    /// little-endian numbers, so a long shift encodes in a copy, not 50,000 number conversions.
+    public var cycleTimes: [Double]
+    public var cycleTimeSum: Double
+    public var cycleTimeCount: Int
+}
+
+extension SavedStationCounters {
+    private enum CodingKeys: String, CodingKey {
+        case id, seconds, downtimeByFault, faults, totalCount, goodCount, firstAttempts, firstAttemptsGood, cycleTimes
+        case cycleTimeSum, cycleTimeCount
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let raw = try c.decode(Data.self, forKey: .cycleTimes)
+        guard raw.count % 8 == 0 else {
+            throw DecodingError.dataCorruptedError(forKey: .cycleTimes, in: c, debugDescription: "not a list of 8-byte numbers")
+        }
+        let cycleTimes = raw.withUnsafeBytes { bytes in
+            stride(from: 0, to: bytes.count, by: 8).map {
+                Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: $0, as: UInt64.self)))
+            }
+        }
+        self.init(id: try c.decode(String.self, forKey: .id), seconds: try c.decode([String: Double].self, forKey: .seconds),
+                  downtimeByFault: try c.decode([String: Double].self, forKey: .downtimeByFault),
+                  faults: try c.decode(Int.self, forKey: .faults), totalCount: try c.decode(Int.self, forKey: .totalCount),
+                  goodCount: try c.decode(Int.self, forKey: .goodCount), firstAttempts: try c.decode(Int.self, forKey: .firstAttempts),
+                  firstAttemptsGood: try c.decode(Int.self, forKey: .firstAttemptsGood), cycleTimes: cycleTimes,
+                  cycleTimeSum: try c.decode(Double.self, forKey: .cycleTimeSum), cycleTimeCount: try c.decode(Int.self, forKey: .cycleTimeCount))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(downtimeByFault, forKey: .downtimeByFault)
+        try c.encode(faults, forKey: .faults)
+        try c.encode(totalCount, forKey: .totalCount)
+        try c.encode(goodCount, forKey: .goodCount)
+        try c.encode(firstAttempts, forKey: .firstAttempts)
+        try c.encode(firstAttemptsGood, forKey: .firstAttemptsGood)
+        var raw = Data(capacity: cycleTimes.count * 8)
+        for value in cycleTimes { withUnsafeBytes(of: value.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
+        try c.encode(raw, forKey: .cycleTimes)
+        try c.encode(cycleTimeSum, forKey: .cycleTimeSum)
+        try c.encode(cycleTimeCount, forKey: .cycleTimeCount)
+    }
+}
+
+/// The counters of the current shift, saved so that a restart inside the same shift goes on from
+/// them (``QualityEngine/shiftCounters`` and ``QualityEngine/resume(_:)``).
+public struct ShiftCounters: Sendable, Equatable, Codable {
+    public var shiftName: String
+    public var shiftStart: Date
+    public var shiftEnd: Date
+    /// Where the shift's figures start: the shift's start, or the first input if that came later.
+    public var countedFrom: Date
+    /// The engine's time when they were taken.
+    public var takenAt: Date
+    public var stations: [SavedStationCounters]
+    public var defectsByCode: [String: Int]
+    public var defectsByStation: [String: Int]
+    public var floodSeconds: Double
+
+    /// The JSON the store keeps.
+    public func encoded() throws -> String {
+        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) throws -> ShiftCounters {
+        try JSONDecoder().decode(ShiftCounters.self, from: Data(text.utf8))
+    }
+}
+
 /// Running counters of one station in the current shift.
 struct StationAccumulator: Sendable {
     let id: String
@@ -96,6 +182,32 @@ struct StationAccumulator: Sendable {
         self.id = id
         self.process = process
         self.ideal = ideal
+    }
+
+    /// The counters as saved; ``restore(_:)`` takes them back.
+    var saved: SavedStationCounters {
+        var byState: [String: Double] = [:]
+        for state in MachineState.allCases where seconds[Self.index(state)] > 0 { byState[state.rawValue] = seconds[Self.index(state)] }
+        return SavedStationCounters(id: id, seconds: byState, downtimeByFault: downtime, faults: faults, totalCount: totalCount,
+                                    goodCount: goodCount, firstAttempts: firstAttempts, firstAttemptsGood: firstAttemptsGood,
+                                    cycleTimes: sortedCycleTimes, cycleTimeSum: cycleTimeSum, cycleTimeCount: cycleTimeCount)
+    }
+
+    /// Takes back saved counters (states it does not know are left out).
+    mutating func restore(_ saved: SavedStationCounters) {
+        seconds = [Double](repeating: 0, count: MachineState.allCases.count)
+        for (name, value) in saved.seconds {
+            if let state = MachineState(rawValue: name) { seconds[Self.index(state)] = value }
+        }
+        downtime = saved.downtimeByFault
+        faults = saved.faults
+        totalCount = saved.totalCount
+        goodCount = saved.goodCount
+        firstAttempts = saved.firstAttempts
+        firstAttemptsGood = saved.firstAttemptsGood
+        sortedCycleTimes = saved.cycleTimes.sorted()
+        cycleTimeSum = saved.cycleTimeSum
+        cycleTimeCount = saved.cycleTimeCount
     }
 
     static func index(_ state: MachineState) -> Int {

@@ -41,6 +41,8 @@ public struct QualityEngine: Sendable {
     private var floodSeconds = 0.0
     private var floodEvaluatedAt: Date?
     private var lastPrune: Date?
+    /// Counters saved before a restart, taken back if the first input falls in their shift.
+    private var resumeFrom: ShiftCounters?
 
     /// Builds the engine; decodes the config's `alerts` block (errors name its JSON path).
     public init(config: PlantConfig) throws {
@@ -112,6 +114,35 @@ public struct QualityEngine: Sendable {
         floodSeconds = 0
         floodEvaluatedAt = windowStart
         nextHousekeeping = t
+        if first, let saved = resumeFrom, saved.shiftName == w.name, saved.shiftStart == w.start, saved.shiftEnd == w.end {
+            // A restart inside the shift: its figures go on from the saved counters. The time the
+            // server was down stays in the shift's elapsed time with no state, as for a station offline.
+            windowStart = max(w.start, min(windowStart, saved.countedFrom))
+            for saved in saved.stations {
+                if let si = stationIndex[saved.id] { stations[si].acc.restore(saved) }
+            }
+            paretoCode = saved.defectsByCode
+            paretoStation = saved.defectsByStation
+            floodSeconds = saved.floodSeconds
+            floodEvaluatedAt = t
+        }
+        resumeFrom = nil
+    }
+
+    /// The current shift's counters, to save (nil before the first input).
+    public var shiftCounters: ShiftCounters? {
+        guard let window, let now else { return nil }
+        return ShiftCounters(shiftName: window.name, shiftStart: window.start, shiftEnd: window.end, countedFrom: windowStart,
+                             takenAt: now, stations: stations.map(\.acc.saved), defectsByCode: paretoCode,
+                             defectsByStation: paretoStation, floodSeconds: floodSeconds)
+    }
+
+    /// Goes on from counters saved before a restart, if the first input falls in the same shift
+    /// (same name, start and end); otherwise they are dropped and the shift starts from zero.
+    /// Call before the first input.
+    public mutating func resume(_ counters: ShiftCounters) {
+        guard window == nil else { return }
+        resumeFrom = counters
     }
 
     func shiftWindow(at t: Date) -> ShiftWindow {

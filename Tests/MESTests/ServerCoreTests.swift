@@ -95,6 +95,36 @@ final class ServerCoreTests: XCTestCase {
         try await stop(server, task)
     }
 
+    func testShiftKPIsGoOnAfterARestart() async throws {
+        let dir = try makeTempDirectory(self)
+        let db = dir.appendingPathComponent("mes.sqlite").path
+        // WELD-01 running, one poll a second, inside shift C (22:00–06:00 Asia/Shanghai).
+        func running(_ second: Int) -> StationPoll {
+            StationPoll(station: "WELD-01", time: Date(timeIntervalSince1970: 1_790_000_000 + Double(second)),
+                        readings: [SignalReading(name: "state", value: .int(1), quality: .good)])
+        }
+        func weld(_ server: MESServer) throws -> (run: Double?, shiftStart: String?) {
+            let kpis = try TestHTTP(port: server.port).get("/api/kpis").json
+            let station = kpis?["stations"]?.arrayValue?.first { $0["id"]?.stringValue == "WELD-01" }
+            return (station?["runTimeS"]?.doubleValue, kpis?["shift"]?["start"]?.stringValue)
+        }
+        var (server, task) = try startServer(db: db)
+        for second in 0...60 { server.pipeline.submit(.poll(running(second))) }
+        server.pipeline.drain()
+        let before = try weld(server)
+        XCTAssertEqual(before.run ?? 0, 60, accuracy: 0.01)
+        try await stop(server, task)
+
+        // Down for 10 s; the shift's counters were saved at the stop.
+        (server, task) = try startServer(db: db)
+        for second in 70...100 { server.pipeline.submit(.poll(running(second))) }
+        server.pipeline.drain()
+        let after = try weld(server)
+        XCTAssertEqual(after.run ?? 0, 90, accuracy: 0.01, "60 s before the restart and 30 s after it")
+        XCTAssertEqual(after.shiftStart, before.shiftStart)
+        try await stop(server, task)
+    }
+
     func testHealthAndMetrics() async throws {
         let dir = try makeTempDirectory(self)
         let (server, task) = try startServer(db: dir.appendingPathComponent("mes.sqlite").path)

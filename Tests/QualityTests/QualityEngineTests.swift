@@ -399,6 +399,84 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertEqual(engine.previousShiftKPIJSON?["shift"]?["name"], .string("A"))
     }
 
+    // MARK: Shift counters across a restart
+
+    func testRestartInsideTheShiftGoesOnFromTheSavedCounters() throws {
+        let before: [QualityInput] = [
+            .poll(poll("WELD-01", 0, state: 1)),                                              // running from 06:00:00
+            .operation(op("w1", vehicle: "V1", start: 0, end: 60)),
+            .operation(op("w2", vehicle: "V2", start: 60, end: 120, result: .nok)),
+            .poll(poll("WELD-01", 120, state: 2, fault: 5)),                                  // fault 5 from 06:02:00
+            .poll(poll("WELD-01", 240, state: 5)),                                            // setup from 06:04:00
+            .operation(op("i0", vehicle: "V0", station: "INSP-01", process: "inspection", start: 200, end: 245)),
+        ]
+        let after: [QualityInput] = [
+            .poll(poll("WELD-01", 300, state: 1)),                                            // running from 06:05:00
+            .operation(op("w3", vehicle: "V2", start: 300, end: 400, attempt: 2)),
+            .operation(op("i1", vehicle: "V1", station: "INSP-01", process: "inspection", start: 400, end: 440)),
+            .tick(at(600)),
+        ]
+        var engine = try QualityEngine(config: testPlant())
+        for input in before { _ = engine.process(input) }
+        _ = try engine.raiseDefect(vehicleId: "V2", station: "WELD-01", code: "SPOT-MISSING", description: "spot 14", severity: .high,
+                                   user: quality, at: at(250))
+        let saved = try XCTUnwrap(engine.shiftCounters)
+        XCTAssertEqual(saved.shiftName, "A")
+        XCTAssertEqual(saved.countedFrom, at(0))
+        // What the store keeps is JSON; it reads back as the same counters.
+        let restored = try ShiftCounters.decode(try saved.encoded())
+        XCTAssertEqual(restored, saved)
+
+        // The restarted engine: its first input comes 50 s after the last one before the stop.
+        var restarted = try QualityEngine(config: testPlant())
+        restarted.resume(restored)
+        for input in after { _ = restarted.process(input) }
+        for input in after { _ = engine.process(input) }
+
+        // Counts, cycle times and downtime carry on as if nothing happened.
+        let w = try XCTUnwrap(restarted.stationKPI("WELD-01")), uninterrupted = try XCTUnwrap(engine.stationKPI("WELD-01"))
+        XCTAssertEqual(w.totalCount, 3)
+        XCTAssertEqual(w.goodCount, 2)
+        XCTAssertEqual(w.fpy, 0.5)
+        XCTAssertEqual(w.cycleTimeS, CycleTimeFigures(mean: 73.333333, p50: 60, p95: 100))
+        XCTAssertEqual(w.downtimeByFault.map(\.code), ["5"])
+        XCTAssertEqual(w.downtimeByFault.map(\.seconds), [120])
+        XCTAssertEqual(w.mtbfS, 420)
+        XCTAssertEqual(w.mttrS, 120)
+        XCTAssertEqual(w.throughputPerHour, 18)                    // 3 in the 600 s since 06:00, not since the restart
+        for figure in [\StationKPI.totalCount, \.goodCount] { XCTAssertEqual(w[keyPath: figure], uninterrupted[keyPath: figure]) }
+        // The stop lost the setup interval 240–300 s (no state while down, as for a station
+        // offline): run 420 s of planned 600 s, where the uninterrupted engine knows of 60 s setup.
+        XCTAssertEqual(w.availability, 0.7)
+        XCTAssertEqual(uninterrupted.availability, 0.777778)
+        XCTAssertEqual(restarted.stationKPI("INSP-01")?.totalCount, 2)
+        XCTAssertEqual(restarted.lineKPI().completedVehicles, 2)
+        XCTAssertEqual(restarted.paretoByCode().map(\.code), ["NOK", "SPOT-MISSING"]) // w2 NOK, and the one raised by hand
+        XCTAssertEqual(restarted.kpiJSON()["shift"]?["start"], .string("2026-11-21T06:00:00.000Z"))
+    }
+
+    func testSavedCountersOfAnotherShiftAreDropped() throws {
+        var engine = try QualityEngine(config: testPlant())
+        _ = engine.process(.operation(op("w1", vehicle: "V1", start: 0, end: 60)))
+        let saved = try XCTUnwrap(engine.shiftCounters)
+
+        // Back after the shift ended: shift B starts from zero.
+        var restarted = try QualityEngine(config: testPlant())
+        restarted.resume(saved)
+        _ = restarted.process(.operation(op("w2", vehicle: "V2", start: 8 * 3600 + 100, end: 8 * 3600 + 160)))
+        XCTAssertEqual(restarted.shift?.name, "B")
+        XCTAssertEqual(restarted.stationKPI("WELD-01")?.totalCount, 1)
+
+        // Counters are taken back only before the first input.
+        var running = try QualityEngine(config: testPlant())
+        _ = running.process(.operation(op("w3", vehicle: "V3", start: 100, end: 160)))
+        running.resume(saved)
+        _ = running.process(.operation(op("w4", vehicle: "V4", start: 160, end: 220)))
+        XCTAssertEqual(running.stationKPI("WELD-01")?.totalCount, 2)
+        XCTAssertEqual(running.kpiJSON()["shift"]?["start"], .string("2026-11-21T06:00:00.000Z"))
+        XCTAssertEqual(running.shiftCounters?.countedFrom, at(160)) // its own first input (w3 completed)
+    }
+
     // MARK: Rules
 
     func testCycleTimeAndFPYRules() throws {

@@ -88,6 +88,24 @@ final class QualityStoreTests: XCTestCase {
         XCTAssertEqual(next.alerts.first?.0.id, 4)
     }
 
+    func testShiftCountersAreOneRowThatReadsBack() throws {
+        XCTAssertNil(try QualityStore.shiftCounters(db))
+        var engine = try QualityEngine(config: testPlant())
+        _ = engine.process(.operation(op("w1", vehicle: "VIN1", start: 0, end: 55)))
+        let first = try XCTUnwrap(engine.shiftCounters)
+        try QualityStore.save(first, to: db)
+        _ = engine.process(.operation(op("w2", vehicle: "VIN2", start: 60, end: 110, result: .nok)))
+        let second = try XCTUnwrap(engine.shiftCounters)
+        try QualityStore.save(second, to: db)
+        XCTAssertEqual(try db.scalarInt("SELECT COUNT(*) FROM shift_counters"), 1)
+        XCTAssertEqual(try QualityStore.shiftCounters(db), second)
+        XCTAssertEqual(try QualityStore.shiftCounters(db)?.stations.first { $0.id == "WELD-01" }?.totalCount, 2)
+
+        // A damaged row is an error for the caller to report, not a silent zero.
+        _ = try db.run("UPDATE shift_counters SET data = '{\"shiftName\": 1}'")
+        XCTAssertThrowsError(try QualityStore.shiftCounters(db))
+    }
+
     func testAuditIsAppendOnly() throws {
         let failed = AuditEntry.authenticationFailed(at: at(1), method: "POST", path: "/api/alerts/1/ack", reason: "unknown token")
         let stored = try QualityStore.append(failed, to: db)

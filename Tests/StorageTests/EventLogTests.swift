@@ -108,7 +108,7 @@ final class EventLogTests: XCTestCase {
         configuration.migrations = [MigrationGroup(name: "quality", migrations: [
             Migration(version: 1, name: "defects", sql: "CREATE TABLE defects (id INTEGER PRIMARY KEY, code TEXT NOT NULL)"),
         ])]
-        let log = try EventLog.open(configuration, logger: quietLogger())
+        let log = try EventLog.open(configuration, clock: ManualClock(storageTestNow), logger: quietLogger())
         log.start()
         defer { log.close() }
         let outcomes = OutcomeRecorder()
