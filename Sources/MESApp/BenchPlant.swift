@@ -194,7 +194,7 @@ final class ExternalPLCs {
             .write(toFile: config, atomically: true, encoding: .utf8)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("station-sim").path
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--config", config, "--log-level", "error"]
+        process.arguments = ["--config", config, "--log-level", "error", "--exit-with-parent"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

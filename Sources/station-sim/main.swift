@@ -15,6 +15,7 @@ usage: station-sim --config FILE [--station ID ...] [--scenario FILE] [--seed N]
   --replay FILE    serve a recording instead (JSON Lines, contract §6), at --speed X (default 1)
   --generate FILE  write a recording of a simulated run instead of serving (with --duration, e.g. 8h, 30m, 600s)
   --log-level L    trace, debug, info, warning, error (default info)
+  --exit-with-parent  stop when the process that started this one ends (benchmarks, scripts)
 """
 
 func fail(_ message: String, code: Int32 = 2) -> Never {
@@ -31,6 +32,7 @@ var speed = ReplaySpeed.factor(1)
 var generatePath: String?
 var durationS = 8.0 * 3600
 var logLevel = "info"
+var exitWithParent = false
 var arguments = Array(CommandLine.arguments.dropFirst())
 while !arguments.isEmpty {
     let flag = arguments.removeFirst()
@@ -57,6 +59,7 @@ while !arguments.isEmpty {
         guard let d = SimDuration.parse(text), d > 0 else { fail("--duration takes e.g. 8h, 30m or 600s, not \"\(text)\"") }
         durationS = d
     case "--log-level": logLevel = value()
+    case "--exit-with-parent": exitWithParent = true
     case "--help", "-h":
         print(usage)
         exit(0)
@@ -64,6 +67,15 @@ while !arguments.isEmpty {
     }
 }
 guard let configPath else { fail("--config is required\n\(usage)") }
+if exitWithParent {
+    // A parent killed without stopping us (kill -9, Ctrl-C on a pipeline) leaves us to init.
+    let parent = getppid()
+    Thread {
+        while getppid() == parent { usleep(250_000) }
+        FileHandle.standardError.write(Data("station-sim: the process that started it (pid \(parent)) is gone: stopping\n".utf8))
+        exit(0)
+    }.start()
+}
 let logger = Logger(label: "station-sim", level: Logger.Level(name: logLevel) ?? .info)
 do {
     let config = try PlantConfig.load(path: configPath)

@@ -33,6 +33,26 @@ final class StationSimInteropTests: XCTestCase {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// With `--exit-with-parent`, a simulator whose starter dies without stopping it stops too.
+    func testStationSimExitsWithItsParent() throws {
+        let sim = productPath("station-sim"), config = repoRoot.appendingPathComponent("Stations/plant.json").path
+        // The shell starts the simulator in the background, gives it time to start, and ends. Its
+        // output goes nowhere, and the shell runs under system(3): with Foundation's Process,
+        // waitUntilExit did not return while the background simulator lived.
+        let pidFile = try makeTempDirectory(self).appendingPathComponent("sim.pid").path
+        let status = system("'\(sim)' --config '\(config)' --station WELD-01 --log-level error --exit-with-parent "
+                            + "</dev/null >/dev/null 2>&1 & echo $! > '\(pidFile)'; sleep 2")
+        XCTAssertEqual(status, 0)
+        let pid = try XCTUnwrap(pid_t(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(pid, SIGKILL) }
+        func running() -> Bool {
+            // Gone, or a zombie its new parent has not reaped yet, counts as stopped.
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? true)
+        }
+        XCTAssertTrue(eventually(timeout: 10) { !running() }, "station-sim \(pid) still runs after its parent ended")
+    }
+
     func testMbpollAndAsyncuaReadStationSim() throws {
         let sim = Process()
         sim.executableURL = URL(fileURLWithPath: productPath("station-sim"))
