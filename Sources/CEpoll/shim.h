@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sched.h>
 #include <string.h>
+#include <malloc.h>
 
 /// The flag and operation macros as plain constants (some are enum-backed macros Swift cannot see).
 static const unsigned int CEPOLL_IN = EPOLLIN;
@@ -55,6 +56,13 @@ static inline long csocket_recv_stamped(int fd, void *buffer, unsigned long leng
         }
     }
     return n;
+}
+
+/// Bytes malloc has handed out and not had back (arena and mmapped chunks): what a process
+/// allocates, whether or not the pages were resident before.
+static inline unsigned long cmalloc_in_use_bytes(void) {
+    struct mallinfo2 info = mallinfo2();
+    return (unsigned long)(info.uordblks + info.hblkhd);
 }
 
 /// Puts the calling thread in the SCHED_IDLE class: it runs only when nothing else wants the CPU

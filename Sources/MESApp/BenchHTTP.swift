@@ -88,6 +88,15 @@ func residentBytes() -> Int {
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
+/// Bytes this process has allocated with malloc and not freed (reused pages count, unlike in RSS).
+func heapInUseBytes() -> Int { Int(cmalloc_in_use_bytes()) }
+
+/// Memory per client in KiB from the growth of RSS and of the heap in use while `clients`
+/// connected: the larger of the two (RSS misses reused pages, the heap misses what is not malloc's).
+func memoryPerClientKiB(rss: Int, heap: Int, clients: Int) -> Double {
+    Double(max(0, rss, heap)) / Double(max(1, clients)) / 1024
+}
+
 /// Raises the open-file limit to 65,536 (or the hard limit) for many-connection benchmarks; returns the limit now in force.
 @discardableResult
 func raiseFileLimit() -> Int {
@@ -111,6 +120,7 @@ final class BenchServer: @unchecked Sendable {
     let server: MESServer
     private let directory: URL
     private let done = DispatchSemaphore(value: 0)
+    private let stopped = Flag()
 
     init(config: String = "Stations/plant.json") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-http-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -150,7 +160,10 @@ final class BenchServer: @unchecked Sendable {
         return true
     }
 
+    /// Stops the server (once; later calls do nothing).
     func stop() {
+        guard !stopped.isSet else { return }
+        stopped.set()
         server.shutdown()
         done.wait()
         try? FileManager.default.removeItem(at: directory)

@@ -21,7 +21,27 @@ extension BenchSuite {
         let seconds = short ? 3.0 : 20.0
         let threads = ServerOptions().httpLoops
 
-        // The floor: the kernel's loopback TCP, the same clients, no HTTP server.
+        let server = try BenchServer()
+        defer { server.stop() }
+        let before = residentBytes(), heapBefore = heapInUseBytes()
+        let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: true, idlePriority: true)
+        defer { swarm.kill() }
+        guard try swarm.waitConnected() == clients, server.waitForStreams(clients) else {
+            throw UsageError("SSE fan-out: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected")
+        }
+        let afterConnect = residentBytes(), heapAfterConnect = heapInUseBytes()
+        let hub = server.server.hub
+        var id: Int64 = 1 << 40
+        let published = publishTenPerSecond(seconds: seconds) { stamp in
+            id += 1
+            hub.publish(SSEEvent(id: id, type: "bench", data: String(stamp)))
+        }
+        let result = try swarm.finish()
+        let afterRun = residentBytes()
+        swarm.kill()
+        server.stop()
+
+        // Then the floor: the kernel's loopback TCP, the same clients, no HTTP server.
         let plain = try PlainFanout(threads: threads)
         defer { plain.stop() }
         let floorSwarm = try SwarmProcess(port: plain.port, clients: clients, stamped: true, idlePriority: true)
@@ -29,40 +49,23 @@ extension BenchSuite {
         guard plain.accept(clients), try floorSwarm.waitConnected() == clients else {
             throw UsageError("SSE fan-out: the plain fan-out reference did not get its \(clients) clients")
         }
-        var id: Int64 = 0
+        id = 0
         let floorPublished = publishTenPerSecond(seconds: seconds) { stamp in
             id += 1
             plain.publish(SSEEvent(id: id, type: "bench", data: String(stamp)).encoded)
         }
         let floor = try floorSwarm.finish()
 
-        let server = try BenchServer()
-        defer { server.stop() }
-        let before = residentBytes()
-        let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: true, idlePriority: true)
-        defer { swarm.kill() }
-        guard try swarm.waitConnected() == clients, server.waitForStreams(clients) else {
-            throw UsageError("SSE fan-out: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected")
-        }
-        let afterConnect = residentBytes()
-        let hub = server.server.hub
-        id = 1 << 40
-        let published = publishTenPerSecond(seconds: seconds) { stamp in
-            id += 1
-            hub.publish(SSEEvent(id: id, type: "bench", data: String(stamp)))
-        }
-        let result = try swarm.finish()
-        let afterRun = residentBytes()
         Self.figure("SSE delivery p99 (\(clients) clients × 10 events/s, publish → arrival at the client)", result.arrival.p99,
                     unit: "ms", target: 15, higherIsBetter: false,
                     reference: String(format: "p50 %.2f ms, max %.2f ms; bare fan-out loop (%d threads, no server) in the same run: p99 %.2f ms, p50 %.2f ms; read by the client: p99 %.2f ms (bare loop %.2f); %d of %d deliveries, %d with a kernel arrival stamp (bare loop %d of %d), %d clients dropped; clients in a child process at idle priority; load avg %@",
                                       result.arrival.p50, result.arrival.max, threads, floor.arrival.p99, floor.arrival.p50,
                                       result.read.p99, floor.read.p99, result.deliveries, published * clients, result.stamped,
                                       floor.deliveries, floorPublished * clients, hub.metrics.droppedClients, loadAverage()))
-        let perClient = Double(max(0, afterConnect - before)) / Double(clients) / 1024
+        let perClient = memoryPerClientKiB(rss: afterConnect - before, heap: heapAfterConnect - heapBefore, clients: clients)
         Self.figure("SSE server memory per client", perClient, unit: "KiB", target: 16, higherIsBetter: false,
-                    reference: String(format: "RSS +%.1f MiB for %d clients; +%.1f MiB more after %.0f s of events",
-                                      Double(afterConnect - before) / 1_048_576, clients,
+                    reference: String(format: "RSS +%.1f MiB, heap in use +%.1f MiB for %d clients; RSS +%.1f MiB more after %.0f s of events",
+                                      Double(afterConnect - before) / 1_048_576, Double(heapAfterConnect - heapBefore) / 1_048_576, clients,
                                       Double(afterRun - afterConnect) / 1_048_576, seconds))
     }
 
@@ -76,7 +79,7 @@ extension BenchSuite {
         if clients < wanted { print("sse-idle: open-file limit \(files) (hard limit, cannot be raised here): \(clients) clients instead of \(wanted)") }
         let server = try BenchServer()
         defer { server.stop() }
-        let before = residentBytes()
+        let before = residentBytes(), heapBefore = heapInUseBytes()
         let started = Monotonic.nanoseconds()
         let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: false, idlePriority: false)
         defer { swarm.kill() }
@@ -85,7 +88,7 @@ extension BenchSuite {
             throw UsageError("SSE idle: only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected (the swarm reports \(connected))")
         }
         let connectSeconds = Double(Monotonic.nanoseconds() - started) / 1e9
-        let after = residentBytes()
+        let after = residentBytes(), heapAfter = heapInUseBytes()
         let count = short ? 50 : 300
         var health: [Double] = []
         for _ in 0..<count {
@@ -94,12 +97,13 @@ extension BenchSuite {
         }
         let held = server.server.hub.metrics.connectedClients
         _ = try swarm.finish()
-        let perClient = Double(max(0, after - before)) / Double(clients) / 1024
+        let perClient = memoryPerClientKiB(rss: after - before, heap: heapAfter - heapBefore, clients: clients)
         Self.figure("idle SSE clients held", Double(held), unit: "clients", target: Double(wanted), higherIsBetter: true,
                     reference: String(format: "all connected in %.1f s, still open after the health requests; clients in a child process",
                                       connectSeconds))
         Self.figure("idle SSE memory per client (\(clients) clients)", perClient, unit: "KiB", target: 16, higherIsBetter: false,
-                    reference: String(format: "RSS +%.1f MiB", Double(after - before) / 1_048_576))
+                    reference: String(format: "RSS +%.1f MiB, heap in use +%.1f MiB", Double(after - before) / 1_048_576,
+                                      Double(heapAfter - heapBefore) / 1_048_576))
         Self.figure("GET /api/health p99 with \(clients) idle SSE clients", percentile(health, 0.99), unit: "ms", target: 10,
                     higherIsBetter: false,
                     reference: String(format: "p50 %.2f ms, %d requests, %d failed; load avg %@", percentile(health, 0.5), health.count,
