@@ -25,7 +25,7 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
     private var kpisJSON: JSON = .object([])
     private var anomaliesJSON: JSON = .array([])
     private var lastFacts: Date?
-    /// Pipeline time of the last save of the shift counters.
+    /// Pipeline time (of the ticks) of the last save of the shift counters.
     private var countersSavedAt: Date?
     /// How often (pipeline time) the shift counters are saved; also on stop.
     static let countersSaveInterval: TimeInterval = 30
@@ -92,6 +92,8 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         emit(tracking: [], quality: outputs, into: &emission)
         refreshFacts(force: false, now: now)
         if let last = countersSavedAt, now >= last, now.timeIntervalSince(last) < Self.countersSaveInterval { return }
+        // Timed by the ticks' clock (the engine's may run ahead with a station's timestamps).
+        countersSavedAt = now
         saveCounters(into: &emission)
     }
 
@@ -102,7 +104,6 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
     /// Saves the shift counters with the next commit (encoded on the storage thread).
     private func saveCounters(into emission: inout Emission) {
         guard let counters = quality.shiftCounters else { return }
-        countersSavedAt = counters.takenAt
         emission.write { db in try QualityStore.save(counters, to: db) }
     }
 
