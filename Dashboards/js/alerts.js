@@ -161,19 +161,17 @@
   MES.kept = () => ({ alerts: alerts.size, eventsSeen: eventsSeen.size, rows: rowCache.size, changed: changed.size,
     maxKept: MAX_KEPT, maxAlerts: MAX_ALERTS, delays: MES.metrics.delays.length, e2e: MES.metrics.e2e.length });
 
-  async function start() {
-    const since = await MES.lastEventId();
-    try {
-      const list = await MES.api('/api/alerts?state=all&limit=1000');
-      for (const a of list) alerts.set(a.id, a);
-      MES.setText(document.getElementById('message'), '');
-    } catch (e) {
-      MES.setText(document.getElementById('message'), t('error', { message: e.message }));
-      setTimeout(start, 3000);
-      return;
-    }
-    render();
-    MES.stream({ alert: onAlertEvent }, { since });
+  function start() {
+    return MES.start({
+      async load() {
+        const list = await MES.api('/api/alerts?state=all&limit=1000');
+        for (const a of list) alerts.set(a.id, a);
+        MES.setText(document.getElementById('message'), '');
+        render();
+      },
+      onError: (e) => MES.setText(document.getElementById('message'), t('error', { message: e.message })),
+      handlers: { alert: onAlertEvent },
+    });
   }
 
   MES.header();

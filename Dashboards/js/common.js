@@ -1,9 +1,13 @@
 /* Line MES dashboards: what every page shares.
  *
- * MES.t / MES.setLang      English and Simplified Chinese, remembered in localStorage ("mes.lang")
- * MES.api / MES.post       fetch helpers (JSON, contract error shape, Bearer token from sessionStorage)
+ * MES.t / MES.setLang      English and Simplified Chinese (strings.js), remembered in localStorage ("mes.lang")
+ * MES.api / MES.post       fetch helpers (JSON, the API's error shape, Bearer token from sessionStorage)
+ * MES.start                a page's start-up: server facts (/api/meta, /api/health), the page's snapshot
+ *                          (retried while it fails), then the event stream resumed after the snapshot
  * MES.stream               /api/events with reconnect + resume (Last-Event-ID / ?since=) and the
  *                          "disconnected since …" banner; nothing missed, duplicates dropped by id
+ * MES.now / MES.mode       the pipeline's clock: the wall clock live, the recording's time in replay
+ * MES.stateName, MES.cssVar  machine states from /api/meta, colours from the stylesheet's variables
  * MES.schedule             batches DOM work into one animation frame; measures event-to-DOM delay
  * MES.stamp                marks a figure with its time; a ticker greys it out (with its age) once
  *                          it is older than its freshness window
@@ -15,112 +19,8 @@
   const MES = (window.MES = {});
 
   // ------------------------------------------------------------------ i18n
-  const STRINGS = {
-    en: {
-      'app.title': 'Line MES', 'nav.overview': 'Line overview', 'nav.alerts': 'Alerts', 'nav.vehicles': 'Vehicles',
-      'nav.stations': 'Stations', 'lang.switch': '中文',
-      'live.live': 'Live', 'live.connecting': 'Connecting…', 'live.offline': 'Disconnected',
-      'banner.disconnected': 'Disconnected from the server since {time} ({age}) — reconnecting; figures are not live',
-      'age.ago': '{age} ago', 'age.offlineFor': 'offline for {age}', 'age.noData': 'no data for {age}', 'unit.s': 's', 'unit.min': 'min', 'unit.h': 'h', 'unit.perHour': '/h',
-      'fig.throughput': 'Throughput / h', 'fig.plan': 'plan {plan}/h', 'fig.oee': 'OEE', 'fig.fpy': 'FPY',
-      'fig.wip': 'WIP', 'fig.wipSub': 'vehicles on the line', 'fig.defects': 'Open defects', 'fig.alerts': 'Active alerts',
-      'fig.unack': '{n} unacknowledged', 'fig.shift': 'shift {name}', 'fig.rty': 'RTY {rty}',
-      'tile.vehicle': 'Vehicle', 'tile.cycle': 'Cycle / ideal', 'tile.oee': 'OEE', 'tile.anomaly': 'Anomaly',
-      'tile.lastSample': 'Last sample', 'tile.none': '—',
-      'state.running': 'Running', 'state.idle': 'Idle', 'state.fault': 'Fault', 'state.blocked': 'Blocked',
-      'state.starved': 'Starved', 'state.setup': 'Setup', 'state.maintenance': 'Maintenance', 'state.unknown': 'Unknown',
-      'conn.online': 'online', 'conn.offline': 'offline', 'conn.connecting': 'connecting',
-      'process.stamping': 'Stamping', 'process.welding': 'Welding', 'process.paint': 'Paint',
-      'process.assembly': 'Assembly', 'process.inspection': 'Inspection',
-      'andon.clear': 'No active alerts', 'sev.critical': 'Critical', 'sev.high': 'High', 'sev.medium': 'Medium', 'sev.low': 'Low',
-      'alerts.title': 'Alerts', 'alerts.tab.active': 'Active', 'alerts.tab.unack': 'Unacknowledged',
-      'alerts.tab.shelved': 'Shelved', 'alerts.tab.recent': 'Recent', 'alerts.col.severity': 'Severity',
-      'alerts.col.state': 'State', 'alerts.col.type': 'Type', 'alerts.col.station': 'Station', 'alerts.col.message': 'Message',
-      'alerts.col.raised': 'Raised', 'alerts.col.handled': 'Acknowledged / shelved', 'alerts.col.actions': 'Actions',
-      'alerts.ack': 'Acknowledge', 'alerts.shelve': 'Shelve', 'alerts.none': 'No alerts in this view',
-      'alerts.comment': 'Comment', 'alerts.reason': 'Reason', 'alerts.minutes': 'Shelve for (minutes)',
-      'alerts.ackTitle': 'Acknowledge alert #{id}', 'alerts.shelveTitle': 'Shelve alert #{id}',
-      'alerts.until': 'until {time}', 'alerts.by': 'by {user}', 'alerts.done': 'Alert #{id}: {state}',
-      'astate.active_unacknowledged': 'Active, unacknowledged', 'astate.active_acknowledged': 'Active, acknowledged',
-      'astate.cleared_unacknowledged': 'Cleared, unacknowledged', 'astate.cleared': 'Cleared', 'astate.shelved': 'Shelved',
-      'token.title': 'Sign in', 'token.label': 'Access token (kept for this browser session only)',
-      'token.signin': 'Sign in', 'token.signout': 'Sign out', 'token.signedIn': 'Token set', 'token.none': 'Not signed in',
-      'token.rejected': 'The token was refused: enter it again',
-      'ok': 'OK', 'cancel': 'Cancel', 'search': 'Search', 'error': 'Error: {message}', 'loading': 'Loading…',
-      'vehicle.title': 'Vehicle genealogy', 'vehicle.id': 'Vehicle ID', 'vehicle.lot': 'Material lot',
-      'vehicle.searchLot': 'Find vehicles', 'vehicle.recent': 'Recent vehicles', 'vehicle.status': 'Status',
-      'vehicle.current': 'Current station', 'vehicle.operations': 'Route', 'vehicle.noOps': 'No operations yet',
-      'vehicle.started': 'Started', 'vehicle.completed': 'Completed', 'vehicle.duration': 'Duration',
-      'vehicle.measurement': 'Measurement', 'vehicle.value': 'Value', 'vehicle.limits': 'Limits', 'vehicle.lots': 'Lots',
-      'vehicle.defects': 'Defects', 'vehicle.alerts': 'Alerts', 'vehicle.noDefects': 'No defects', 'vehicle.noAlerts': 'No alerts',
-      'vehicle.inProgress': 'in progress', 'vehicle.hint': 'Enter a vehicle ID (VIN) or a material lot, or pick a recent vehicle.',
-      'vehicle.noRecent': 'No vehicle seen yet', 'vehicle.notFound': 'No vehicle "{id}"', 'vehicle.lotVehicles': 'Vehicles with lot {lot}',
-      'vehicle.lotStations': 'Consumed at', 'vehicle.lotNone': 'No vehicle received this lot', 'vehicle.firstSeen': 'First seen',
-      'vstatus.in_process': 'In process', 'vstatus.completed': 'Completed', 'vstatus.hold': 'On hold', 'vstatus.scrapped': 'Scrapped',
-      'result.ok': 'OK', 'result.nok': 'NOK', 'result.none': 'no result',
-      'defect.code': 'Code', 'defect.description': 'Description', 'defect.status': 'Status',
-      'station.title': 'Station', 'station.pick': 'Choose a station', 'station.trends': 'Measurements, last {min} min',
-      'station.window': 'Window', 'station.stateHistory': 'State history', 'station.faults': 'Fault codes',
-      'station.faultCode': 'Fault code', 'station.downtime': 'Downtime this shift', 'station.currentFault': 'Current fault code',
-      'station.lastFaults': 'Recent faults', 'station.noFaults': 'No faults this shift',
-      'station.spec': 'spec limits', 'station.control': 'control limits (x̄ ± 3σ of window)', 'station.anomaly': 'anomaly',
-      'station.noData': 'no data in window', 'station.score': 'score {score}', 'station.protocol': 'Protocol',
-      'station.connection': 'Connection', 'station.state': 'State', 'station.vehicle': 'Vehicle', 'station.latency': 'Poll latency',
-      'kpi.oee': 'OEE', 'kpi.availability': 'Availability', 'kpi.performance': 'Performance', 'kpi.quality': 'Quality',
-      'kpi.fpy': 'FPY', 'kpi.throughput': 'Throughput / h', 'kpi.cycle': 'Cycle p50 / p95', 'kpi.mtbf': 'MTBF', 'kpi.mttr': 'MTTR',
-      'kpi.count': 'Good / total',
-      'col.time': 'Time', 'col.state': 'State', 'col.duration': 'Duration',
-    },
-    zh: {
-      'app.title': '产线 MES', 'nav.overview': '产线总览', 'nav.alerts': '报警', 'nav.vehicles': '车辆', 'nav.stations': '工位',
-      'lang.switch': 'English',
-      'live.live': '实时', 'live.connecting': '连接中…', 'live.offline': '已断开',
-      'banner.disconnected': '自 {time} 起与服务器断开连接（{age}）— 正在重连；数据不是实时的',
-      'age.ago': '{age}前', 'age.offlineFor': '已离线 {age}', 'age.noData': '{age}无数据', 'unit.s': '秒', 'unit.min': '分钟', 'unit.h': '小时', 'unit.perHour': '/小时',
-      'fig.throughput': '每小时产量', 'fig.plan': '计划 {plan}/小时', 'fig.oee': 'OEE', 'fig.fpy': '一次合格率',
-      'fig.wip': '在制品', 'fig.wipSub': '线上车辆', 'fig.defects': '未关闭缺陷', 'fig.alerts': '活动报警',
-      'fig.unack': '{n} 条未确认', 'fig.shift': '{name} 班', 'fig.rty': '直通率 {rty}',
-      'tile.vehicle': '车辆', 'tile.cycle': '节拍 / 理想', 'tile.oee': 'OEE', 'tile.anomaly': '异常分数',
-      'tile.lastSample': '最近采样', 'tile.none': '—',
-      'state.running': '运行', 'state.idle': '空闲', 'state.fault': '故障', 'state.blocked': '堵料',
-      'state.starved': '缺料', 'state.setup': '换型', 'state.maintenance': '维护', 'state.unknown': '未知',
-      'conn.online': '在线', 'conn.offline': '离线', 'conn.connecting': '连接中',
-      'process.stamping': '冲压', 'process.welding': '焊装', 'process.paint': '涂装', 'process.assembly': '总装', 'process.inspection': '检测',
-      'andon.clear': '无活动报警', 'sev.critical': '紧急', 'sev.high': '高', 'sev.medium': '中', 'sev.low': '低',
-      'alerts.title': '报警', 'alerts.tab.active': '活动', 'alerts.tab.unack': '未确认', 'alerts.tab.shelved': '已搁置',
-      'alerts.tab.recent': '最近', 'alerts.col.severity': '级别', 'alerts.col.state': '状态', 'alerts.col.type': '类型',
-      'alerts.col.station': '工位', 'alerts.col.message': '内容', 'alerts.col.raised': '发生时间',
-      'alerts.col.handled': '确认 / 搁置', 'alerts.col.actions': '操作', 'alerts.ack': '确认', 'alerts.shelve': '搁置',
-      'alerts.none': '此视图中没有报警', 'alerts.comment': '备注', 'alerts.reason': '原因', 'alerts.minutes': '搁置时长（分钟）',
-      'alerts.ackTitle': '确认报警 #{id}', 'alerts.shelveTitle': '搁置报警 #{id}', 'alerts.until': '至 {time}',
-      'alerts.by': '由 {user}', 'alerts.done': '报警 #{id}：{state}',
-      'astate.active_unacknowledged': '活动，未确认', 'astate.active_acknowledged': '活动，已确认',
-      'astate.cleared_unacknowledged': '已消除，未确认', 'astate.cleared': '已消除', 'astate.shelved': '已搁置',
-      'token.title': '登录', 'token.label': '访问令牌（仅保存在本次浏览器会话中）', 'token.signin': '登录', 'token.signout': '退出',
-      'token.signedIn': '已设置令牌', 'token.none': '未登录', 'token.rejected': '令牌被拒绝：请重新输入',
-      'ok': '确定', 'cancel': '取消', 'search': '查询', 'error': '错误：{message}', 'loading': '加载中…',
-      'vehicle.title': '车辆追溯', 'vehicle.id': '车辆编号', 'vehicle.lot': '物料批次', 'vehicle.searchLot': '查找车辆',
-      'vehicle.recent': '最近车辆', 'vehicle.status': '状态', 'vehicle.current': '当前工位', 'vehicle.operations': '工艺路线',
-      'vehicle.noOps': '尚无工序', 'vehicle.started': '开始', 'vehicle.completed': '完成', 'vehicle.duration': '用时',
-      'vehicle.measurement': '测量项', 'vehicle.value': '数值', 'vehicle.limits': '规格限', 'vehicle.lots': '批次',
-      'vehicle.defects': '缺陷', 'vehicle.alerts': '报警', 'vehicle.noDefects': '无缺陷', 'vehicle.noAlerts': '无报警',
-      'vehicle.inProgress': '进行中', 'vehicle.hint': '输入车辆编号（VIN）或物料批次，或选择最近的车辆。', 'vehicle.noRecent': '尚无车辆', 'vehicle.notFound': '没有车辆 "{id}"', 'vehicle.lotVehicles': '使用批次 {lot} 的车辆',
-      'vehicle.lotStations': '使用工位', 'vehicle.lotNone': '没有车辆使用此批次', 'vehicle.firstSeen': '首次出现',
-      'vstatus.in_process': '生产中', 'vstatus.completed': '已完成', 'vstatus.hold': '扣留', 'vstatus.scrapped': '报废',
-      'result.ok': '合格', 'result.nok': '不合格', 'result.none': '无结果',
-      'defect.code': '代码', 'defect.description': '描述', 'defect.status': '状态',
-      'station.title': '工位', 'station.pick': '选择工位', 'station.trends': '测量趋势，最近 {min} 分钟', 'station.window': '时间窗',
-      'station.stateHistory': '状态历史', 'station.faults': '故障代码', 'station.faultCode': '故障代码',
-      'station.downtime': '本班停机时间', 'station.currentFault': '当前故障代码', 'station.lastFaults': '最近故障',
-      'station.noFaults': '本班无故障', 'station.spec': '规格限', 'station.control': '控制限（窗口 x̄ ± 3σ）',
-      'station.anomaly': '异常', 'station.noData': '时间窗内无数据', 'station.score': '分数 {score}', 'station.protocol': '协议',
-      'station.connection': '连接', 'station.state': '状态', 'station.vehicle': '车辆', 'station.latency': '轮询延迟',
-      'kpi.oee': 'OEE', 'kpi.availability': '时间开动率', 'kpi.performance': '性能开动率', 'kpi.quality': '合格品率',
-      'kpi.fpy': '一次合格率', 'kpi.throughput': '每小时产量', 'kpi.cycle': '节拍 p50 / p95', 'kpi.mtbf': '平均故障间隔',
-      'kpi.mttr': '平均修复时间', 'kpi.count': '合格 / 总数',
-      'col.time': '时间', 'col.state': '状态', 'col.duration': '时长',
-    },
-  };
+  // The strings live in strings.js (loaded first): every page's text in both languages.
+  const STRINGS = window.MES_STRINGS;
   let lang = localStorage.getItem('mes.lang');
   if (!STRINGS[lang]) lang = (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
   const langListeners = [];
@@ -197,6 +97,46 @@
     return String(v);
   };
   MES.ms = (t) => (t ? new Date(t).getTime() : NaN);
+
+  // ------------------------------------------------------------------ the pipeline's clock
+  // Live, the pipeline's clock is the wall clock. In replay (mes-server --replay) it is the newest
+  // recording time the pipeline has handled: chart windows, "ago" times and stale marks follow it, or
+  // a recording of last week would show nothing but "no data". It moves only as the recording does
+  // (from /api/health's `clock` and each event's `t`), so a paused or finished replay stays current.
+  let mode = 'live';
+  let replayClock = NaN;
+  /** 'live' or 'replay' (from /api/health). */
+  MES.mode = () => mode;
+  /** Now on the pipeline's clock, in milliseconds. */
+  MES.now = () => (mode === 'replay' ? (Number.isFinite(replayClock) ? replayClock : 0) : Date.now());
+  /** Takes the mode and clock of an /api/health answer (MES.start does; tests may too). */
+  MES.setClock = function (health) {
+    if (!health) return;
+    if (health.mode === 'replay' || health.mode === 'live') mode = health.mode;
+    if (mode === 'replay') advanceClock(MES.ms(health.clock));
+    document.body.dataset.mode = mode;
+  };
+  function advanceClock(ms) {
+    if (mode === 'replay' && Number.isFinite(ms) && !(ms <= replayClock)) replayClock = ms;
+  }
+
+  // ------------------------------------------------------------------ server facts
+  // The machine states and their conventional codes are named once on the server (PlantModel's
+  // MachineState) and served by GET /api/meta; these stand in only until it has answered.
+  let meta = { machineStates: [], connectionStates: ['connecting', 'online', 'offline', 'replayed'] };
+  /** The /api/meta answer (after MES.start). */
+  MES.meta = () => meta;
+  /** The name of a state code: from the signal's own `states` map if given, else the conventional codes. */
+  MES.stateName = function (code, states) {
+    const key = String(code);
+    if (states && states[key]) return states[key];
+    const known = meta.machineStates.find((s) => String(s.code) === key);
+    return known ? known.name : 'code ' + key;
+  };
+  /** True for a machine state the server names (for `st-NAME` colour classes). */
+  MES.isState = (name) => meta.machineStates.some((s) => s.name === name);
+  /** A CSS custom property of the page (colours live in mes.css only), e.g. MES.cssVar('--bad'). */
+  MES.cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
   /** Builds an element: MES.el('td', {className: 'x', dataset: {id: 1}, onclick: fn}, 'text', child…). */
   MES.el = function (tag, props, ...children) {
@@ -363,7 +303,7 @@
     const wall = Date.now();
     for (const s of stamps) {
       record(metrics.delays, now - s.at);
-      if (s.t) record(metrics.e2e, wall - s.t);
+      if (s.t && mode === 'live') record(metrics.e2e, wall - s.t);
       metrics.applied++;
     }
   }
@@ -380,6 +320,8 @@
   // ------------------------------------------------------------------ freshness
   /** Marks `el` as showing a value of time `at` (Date, ms or RFC 3339) that is fresh for `freshMs`
    *  (Infinity: never stale by age). Once stale it shows its age with the text `ageKey` ("{age} ago"). */
+  /*  Times are on the pipeline's clock (MES.now). The age badge goes into the child `data-age-in`
+   *  names (a selector) when the element has one, else at its end. */
   MES.stamp = function (el, at, freshMs, ageKey) {
     if (!el) return;
     const ms = typeof at === 'number' ? at : MES.ms(at);
@@ -388,15 +330,16 @@
     el.dataset.fresh = String(freshMs);
     if (ageKey) el.dataset.ageKey = ageKey;
     else delete el.dataset.ageKey;
-    checkStale(el, Date.now());
+    checkStale(el, MES.now());
   };
   function checkStale(el, now) {
     const age = now - Number(el.dataset.at);
     const stale = age > Number(el.dataset.fresh);
     el.classList.toggle('stale', stale);
-    let badge = el.querySelector(':scope > .age');
+    const host = (el.dataset.ageIn && el.querySelector(el.dataset.ageIn)) || el;
+    let badge = host.querySelector(':scope > .age');
     if (stale) {
-      if (!badge) { badge = MES.el('span', { className: 'age' }); el.append(badge); }
+      if (!badge) { badge = MES.el('span', { className: 'age' }); host.append(badge); }
       const text = MES.t(el.dataset.ageKey || 'age.ago', { age: fmt.age(age) });
       MES.setText(badge, text);
       el.title = text;
@@ -406,7 +349,7 @@
     }
   }
   setInterval(() => {
-    const now = Date.now();
+    const now = MES.now();
     document.querySelectorAll('[data-at][data-fresh]').forEach((el) => checkStale(el, now));
   }, 1000);
 
@@ -420,7 +363,8 @@
     liveEl.className = 'live ' + state;
     liveEl.dataset.state = state;
     document.body.dataset.live = state; // CSS greys live figures while the stream is down
-    MES.setText(liveEl.querySelector('.txt'), MES.t(state === 'online' ? 'live.live' : state === 'offline' ? 'live.offline' : 'live.connecting'));
+    const key = state === 'online' ? (mode === 'replay' ? 'live.replay' : 'live.live') : state === 'offline' ? 'live.offline' : 'live.connecting';
+    MES.setText(liveEl.querySelector('.txt'), MES.t(key));
   }
 
   /**
@@ -441,6 +385,7 @@
     let retryTimer = null;
     let retryDelay = 1000;
     let everOpen = false;
+    let closed = false;
     const unfiltered = types.length === TYPES.length;
 
     function url() {
@@ -463,6 +408,7 @@
       const when = data && (typeof data.t === 'string' ? data.t
         : data.change === 'raised' || (data.change === undefined && !data.resolvedAt && !data.clearedAt) ? data.raisedAt : null);
       const t = typeof when === 'string' ? MES.ms(when) : 0;
+      if (data && typeof data.t === 'string') advanceClock(t);
       pendingStamps.push({ at, t: Number.isFinite(t) ? t : 0 });
       if (pendingStamps.length > RING) pendingStamps.splice(0, pendingStamps.length - RING);
       const fn = handlers[ev.type];
@@ -473,6 +419,7 @@
     }
     function noop() {}
     function connect() {
+      if (closed) return;
       clearTimeout(retryTimer);
       retryTimer = null;
       if (es) es.close();
@@ -494,6 +441,7 @@
       everOpen = true;
     }
     function failed() {
+      if (closed) return;
       if (disconnectedAt === null) {
         disconnectedAt = Date.now();
         connectingSince = Date.now();
@@ -508,8 +456,8 @@
       retryDelay = Math.min(retryDelay * 2, 8000);
     }
     // The browser's own retries can stall; take over when it has been connecting too long.
-    setInterval(() => {
-      if (!es) return;
+    const watchdog = setInterval(() => {
+      if (!es || closed) return;
       if (es.readyState === EventSource.CONNECTING && Date.now() - connectingSince > 10000) connect();
       if (disconnectedAt !== null) showBanner(disconnectedAt);
       if (!everOpen && es.readyState === EventSource.CONNECTING && Date.now() - connectingSince > 3000 && disconnectedAt === null) {
@@ -518,7 +466,17 @@
         setLive('offline');
       }
     }, 1000);
-    window.addEventListener('pagehide', () => es && es.close());
+    // In replay a page that follows few event types still sees the recording's clock move.
+    const clockTimer = mode === 'replay' ? setInterval(() => { MES.api('/api/health').then(MES.setClock, () => {}); }, 5000) : null;
+    function close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      clearInterval(watchdog);
+      clearInterval(clockTimer);
+      if (es) es.close();
+    }
+    window.addEventListener('pagehide', close);
     setLive('connecting');
     connect();
     return (MES.current = {
@@ -526,7 +484,8 @@
       connected: () => disconnectedAt === null && es && es.readyState === EventSource.OPEN,
       /** Hands the page one event as if the stream had sent it, without an id (tests, the console). */
       feed: (type, data) => onEvent({ type, data: JSON.stringify(data), lastEventId: 'synthetic' }),
-      close: () => { clearTimeout(retryTimer); if (es) es.close(); },
+      /** Stops the stream for good: no reconnect timer, watchdog or clock poll is left running. */
+      close,
     });
   };
 
@@ -542,14 +501,49 @@
     delete banner.dataset.since;
   }
 
-  /** The id of the newest stored event (from /api/health), to resume after a snapshot; null if unknown. */
+  /** The id of the newest stored event (from /api/health, which also sets the clock), to resume after
+   *  a snapshot; null if unknown. */
   MES.lastEventId = async function () {
     try {
       const h = await MES.api('/api/health');
+      MES.setClock(h);
       return h && Number.isFinite(Number(h.lastEventId)) ? Number(h.lastEventId) : null;
     } catch (e) {
       return null;
     }
+  };
+
+  let metaLoaded = false;
+  /**
+   * A page's start-up, the same on every page:
+   *   1. the server's facts: /api/meta (machine states, once) and /api/health (mode, clock, and the newest
+   *      event id, read BEFORE the snapshot so nothing between the two is missed);
+   *   2. `load()`: the page's snapshot (GET requests); when it throws, `onError(e)` shows why and it is
+   *      tried again after 3 s, unless `retry(e)` says no (e.g. a 404 for an unknown station);
+   *   3. MES.stream(handlers, {since, types, onReconnect}) resumes after that event id; its banner and the
+   *      live indicator say when the page is not current.
+   * Resolves with the stream (or null when it gave up).
+   */
+  MES.start = async function (opts) {
+    if (!metaLoaded) {
+      try {
+        meta = await MES.api('/api/meta');
+        metaLoaded = true;
+      } catch (e) {
+        console.warn('/api/meta: ' + e.message);
+      }
+    }
+    const since = await MES.lastEventId();
+    try {
+      if (opts.load) await opts.load();
+    } catch (e) {
+      if (opts.onError) opts.onError(e);
+      else console.warn(e.message);
+      if (opts.retry && !opts.retry(e)) return null;
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      return MES.start(opts);
+    }
+    return MES.stream(opts.handlers || {}, { since, types: opts.types, onReconnect: opts.onReconnect });
   };
 
   // ------------------------------------------------------------------ page frame
@@ -571,7 +565,13 @@
       MES.el('span', { className: 'spacer' }), liveEl, clock, langBtn);
     banner = MES.el('div', { id: 'conn-banner', className: 'banner hidden', role: 'alert' });
     host.after(banner);
-    const tick = () => MES.setText(clock, fmt.time(new Date()));
+    // live: the wall clock; replay: the recording's time, marked as such
+    const tick = () => {
+      const replay = mode === 'replay';
+      clock.classList.toggle('replay', replay);
+      const now = MES.now();
+      MES.setText(clock, replay && !now ? MES.t('clock.replayWaiting') : (replay ? fmt.dateTime(now) : fmt.time(new Date(now))));
+    };
     tick();
     setInterval(tick, 1000);
     MES.applyI18n();

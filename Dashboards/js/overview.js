@@ -28,6 +28,10 @@
   let shiftName = null;
   let plannedPerHour = null;
 
+  // A station's figures are current while it is online, or replayed (values from a recording, whose
+  // age is measured on the recording's clock).
+  const current = (connection) => connection === 'online' || connection === 'replayed';
+
   // ---------------------------------------------------------------- model
   function model(summary, detail) {
     const roles = {};
@@ -41,9 +45,9 @@
       id: summary.id, name: summary.name, process: summary.process, ideal: summary.idealCycleTimeS,
       connection: summary.connection, state: summary.state, vehicle: summary.currentVehicle,
       lastSampleAt: summary.lastSampleAt, kpi: summary.kpi && typeof summary.kpi === 'object' ? summary.kpi : null,
-      kpiAt: Date.now(), roles, units, measurement: firstMeasurement ? firstMeasurement.name : null,
+      kpiAt: MES.now(), roles, units, measurement: firstMeasurement ? firstMeasurement.name : null,
       measValue: firstMeasurement ? firstMeasurement.value : null, lastCycleS: null, anomalies: new Map(),
-      arrivals: [], polled: false, notOnlineSince: summary.connection === 'online' ? null : Date.now(),
+      arrivals: [], polled: false, notOnlineSince: current(summary.connection) ? null : MES.now(),
     };
     st.render = () => renderTile(st);
     return st;
@@ -55,6 +59,9 @@
     for (const s of list) if (!order.includes(s.process)) order.push(s.process);
     const route = document.getElementById('route');
     route.style.gridTemplateColumns = 'repeat(' + Math.max(1, order.length) + ', minmax(0, 1fr))';
+    // the stylesheet sizes tiles and figures by the fullest column (1, 2, 3, 4+ stations)
+    const rows = Math.max(1, ...order.map((p) => list.filter((s) => s.process === p).length));
+    document.body.dataset.rows = String(Math.min(rows, 4));
     route.replaceChildren(...order.map((p) =>
       el('section', { className: 'process', dataset: { process: p } },
         el('h2', { className: 'pname' }, MES.tOr('process', p)),
@@ -63,8 +70,8 @@
 
   function buildTile(st) {
     const row = (key, cls) => [el('dt', { dataset: { i18n: key } }, t(key)), el('dd', { className: cls })];
-    st.tile = el('a', { className: 'tile', id: 'tile-' + st.id, href: 'station.html?id=' + encodeURIComponent(st.id), dataset: { station: st.id } },
-      el('div', { className: 'state-band' }, el('span', { className: 'state-name' }),
+    st.tile = el('a', { className: 'tile', id: 'tile-' + st.id, href: 'station.html?id=' + encodeURIComponent(st.id), dataset: { station: st.id, ageIn: '.head' } },
+      el('div', { className: 'state-band' }, el('span', { className: 'band-sid' }, st.id), el('span', { className: 'state-name' }),
         el('span', { className: 'conn' }, el('span', { className: 'dot' }), el('span', { className: 'conn-txt' }))),
       el('div', { className: 'head' }, el('span', { className: 'sid' }, st.id), el('span', { className: 'sname' }, st.name)),
       el('dl', null,
@@ -109,18 +116,18 @@
       MES.setText(q('dt.meas-name'), st.measurement);
       MES.setText(q('dd.meas-value'), fmt.value(st.measValue) + (st.units[st.measurement] ? ' ' + st.units[st.measurement] : ''));
     }
-    if (st.connection === 'online') {
-      MES.stamp(tile, st.lastSampleAt || Date.now(), st.polled ? SAMPLE_FRESH_MS : Infinity);
+    if (current(st.connection)) {
+      MES.stamp(tile, st.lastSampleAt || MES.now(), st.polled ? SAMPLE_FRESH_MS : Infinity);
     } else {
       // offline or still connecting: what the tile shows is as old as its last sample
       if (st.lastSampleAt) MES.stamp(tile, st.lastSampleAt, 0, 'age.noData');
-      else MES.stamp(tile, st.notOnlineSince || Date.now(), 0, st.connection === 'offline' ? 'age.offlineFor' : 'age.noData');
+      else MES.stamp(tile, st.notOnlineSince || MES.now(), 0, st.connection === 'offline' ? 'age.offlineFor' : 'age.noData');
     }
   }
   function setConnection(st, connection) {
     if (connection === st.connection) return;
     st.connection = connection;
-    st.notOnlineSince = connection === 'online' ? null : Date.now();
+    st.notOnlineSince = current(connection) ? null : MES.now();
   }
 
   function buildFigures() {
@@ -196,7 +203,7 @@
       const v = d.values || {};
       // mes-server sends an empty sample when a Modbus poll fails; it carries no data
       if (!Object.keys(v).length) return;
-      st.lastSampleAt = d.t || new Date().toISOString();
+      st.lastSampleAt = d.t || MES.now();
       if (!st.polled) {
         const now = Date.now();
         st.arrivals.push(now);
@@ -206,7 +213,7 @@
       }
       if (st.roles.vehicleId && st.roles.vehicleId in v) st.vehicle = v[st.roles.vehicleId] || null;
       if (st.measurement && st.measurement in v) st.measValue = v[st.measurement];
-      setConnection(st, 'online');
+      setConnection(st, MES.mode() === 'replay' ? 'replayed' : 'online');
       MES.schedule(st.render);
     },
     operation(d) {
@@ -236,7 +243,7 @@
       MES.schedule(renderAndon);
     },
     kpi(k) {
-      const at = k.t || Date.now();
+      const at = k.t || MES.now();
       if (k.scope === 'line' || k.id === 'line') {
         lineKpi = k;
         lineKpiAt = at;
@@ -260,16 +267,8 @@
 
   // ---------------------------------------------------------------- start
   const orEmpty = (p) => p.catch((e) => { console.warn(e.message); return null; });
-  async function start() {
-    const since = await MES.lastEventId();
-    let list;
-    try {
-      list = await MES.api('/api/stations');
-    } catch (e) {
-      document.getElementById('route').replaceChildren(el('p', { className: 'error-text' }, t('error', { message: e.message })));
-      setTimeout(start, 3000);
-      return;
-    }
+  async function load() {
+    const list = await MES.api('/api/stations');
     const [details, kpis, alertList, defects, anomalies, vehicles] = await Promise.all([
       Promise.all(list.map((s) => orEmpty(MES.api('/api/stations/' + encodeURIComponent(s.id))))),
       orEmpty(MES.api('/api/kpis?shift=current')),
@@ -284,12 +283,12 @@
     plannedPerHour = ideals.length ? 3600 / Math.max(...ideals) : null;
     if (kpis) {
       lineKpi = kpis.line || null;
-      lineKpiAt = Date.now();
+      lineKpiAt = MES.now();
       if (lineKpi && (lineKpi.planPerHour || lineKpi.plannedPerHour)) plannedPerHour = lineKpi.planPerHour || lineKpi.plannedPerHour;
       shiftName = kpis.shift ? kpis.shift.name : null;
       for (const k of kpis.stations || []) {
         const st = stations.get(k.id);
-        if (st) { st.kpi = k; st.kpiAt = Date.now(); }
+        if (st) { st.kpi = k; st.kpiAt = MES.now(); }
       }
     }
     for (const a of alertList || []) if (a.state !== 'cleared') alerts.set(a.id, a);
@@ -302,11 +301,16 @@
     truncated.wip = (vehicles || []).length >= MAX_TRACKED;
     buildRoute(Array.from(stations.values()));
     renderAll();
+  }
+  function start() {
     MES.onLang(() => {
       document.querySelectorAll('.process').forEach((p) => MES.setText(p.querySelector('.pname'), MES.tOr('process', p.dataset.process)));
       renderAll();
     });
-    MES.stream(handlers, { since });
+    return MES.start({
+      load, handlers,
+      onError: (e) => document.getElementById('route').replaceChildren(el('p', { className: 'error-text' }, t('error', { message: e.message }))),
+    });
   }
   /** Sizes of what the page keeps (tests and the console). */
   MES.kept = () => ({ stations: stations.size, alerts: alerts.size, openDefects: openDefects.size, inProcess: inProcess.size,

@@ -3,9 +3,11 @@
 (function () {
   'use strict';
   const { el, t, fmt } = MES;
-  // The contract's state vocabulary for codes seen before any (code, name) pair was observed.
-  const CONVENTIONAL_STATES = { 0: 'idle', 1: 'running', 2: 'fault', 3: 'blocked', 4: 'starved', 5: 'setup', 6: 'maintenance' };
-  const STATE_COLOURS = { running: '#1fbf5b', idle: '#5b6878', fault: '#ff3b3b', blocked: '#ff8a00', starved: '#f2b705', setup: '#3b9cff', maintenance: '#b57bff' };
+  // Colours come from mes.css (its custom properties), machine states from the server (/api/meta and
+  // the state signal's own `states` map).
+  const colour = (name) => MES.cssVar('--' + name);
+  const stateColour = (name) => (MES.isState(name) && colour('state-' + name)) || colour('dim');
+  const stateClass = (name) => 'st-' + (MES.isState(name) ? name : 'unknown');
   const id = MES.query('id');
   let windowMin = 5;
   let station = null; // the /api/stations/{id} answer
@@ -13,6 +15,7 @@
   const charts = new Map(); // signal → {name, unit, limits, points: [[ms, v]], marks: [[ms, score]], score, canvas}
   const codeNames = {}; // state code → name, learned from (stateCode, state) pairs
   let stateSignal = null;
+  let stateMap = null; // the state signal's `states` (code → name), if configured
   let faultSignal = null;
   let stateSeries = []; // [[ms, state name]]
   let faultSeries = []; // [[ms, code]]
@@ -21,7 +24,7 @@
   let arrivals = [];
 
   const windowMs = () => windowMin * 60 * 1000;
-  const stateName = (code) => codeNames[code] || CONVENTIONAL_STATES[code] || 'code ' + code;
+  const stateName = (code) => codeNames[code] || MES.stateName(code, stateMap);
 
   // ---------------------------------------------------------------- charts
   function drawChart(c) {
@@ -37,7 +40,7 @@
     const g = canvas.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
-    const now = Date.now();
+    const now = MES.now();
     const x0 = now - windowMs();
     const pts = c.points.filter((p) => p[0] >= x0);
     const pad = { l: 64, r: 12, t: 10, b: 24 };
@@ -65,8 +68,8 @@
 
     // axes and grid
     g.font = '14px sans-serif';
-    g.fillStyle = '#a7b2c0';
-    g.strokeStyle = '#2c3644';
+    g.fillStyle = colour('muted');
+    g.strokeStyle = colour('line');
     g.lineWidth = 1;
     g.textAlign = 'right';
     g.textBaseline = 'middle';
@@ -86,11 +89,11 @@
       g.save(); g.strokeStyle = colour; g.setLineDash(dash); g.lineWidth = 1.5;
       g.beginPath(); g.moveTo(pad.l, Y(v)); g.lineTo(w - pad.r, Y(v)); g.stroke(); g.restore();
     };
-    if (c.limits) { hline(c.limits.low, '#ff3b3b', [6, 4]); hline(c.limits.high, '#ff3b3b', [6, 4]); }
-    if (cl) { hline(cl.lcl, '#a7b2c0', [2, 4]); hline(cl.ucl, '#a7b2c0', [2, 4]); }
+    if (c.limits) { hline(c.limits.low, colour('bad'), [6, 4]); hline(c.limits.high, colour('bad'), [6, 4]); }
+    if (cl) { hline(cl.lcl, colour('muted'), [2, 4]); hline(cl.ucl, colour('muted'), [2, 4]); }
 
     // anomaly marks
-    g.fillStyle = 'rgba(255, 138, 0, .25)';
+    g.fillStyle = colour('anomaly-band');
     for (const [ms, score] of c.marks) {
       if (ms < x0 || score < 0.5) continue;
       g.fillRect(X(ms) - 2, pad.t, 4, ph);
@@ -100,18 +103,18 @@
     g.beginPath();
     g.rect(pad.l, pad.t, pw, ph);
     g.clip();
-    g.strokeStyle = '#3b9cff';
+    g.strokeStyle = colour('info');
     g.lineWidth = 1.5;
     g.beginPath();
     pts.forEach((p, i) => (i ? g.lineTo(X(p[0]), Y(p[1])) : g.moveTo(X(p[0]), Y(p[1]))));
     g.stroke();
-    g.fillStyle = '#ff3b3b';
+    g.fillStyle = colour('bad');
     for (const p of pts) {
       if (c.limits && (p[1] < c.limits.low || p[1] > c.limits.high)) { g.beginPath(); g.arc(X(p[0]), Y(p[1]), 3, 0, 7); g.fill(); }
     }
     g.restore();
     if (!pts.length) {
-      g.fillStyle = '#6b7787'; g.textAlign = 'center'; g.textBaseline = 'middle';
+      g.fillStyle = colour('dim'); g.textAlign = 'center'; g.textBaseline = 'middle';
       g.fillText(t('station.noData'), pad.l + pw / 2, pad.t + ph / 2);
     }
     const last = pts.length ? pts[pts.length - 1] : null;
@@ -120,7 +123,8 @@
     value.classList.toggle('out-of-spec', !!(last && c.limits && (last[1] < c.limits.low || last[1] > c.limits.high)));
     // polled stations sample every poll: 5 s of silence means old; subscribed ones report changes only
     // (current while online); an offline station's values are old at once
-    const fresh = station && station.connection !== 'online' ? 0 : polled ? 5000 : Infinity;
+    const current = station && (station.connection === 'online' || station.connection === 'replayed');
+    const fresh = !current ? 0 : polled ? 5000 : Infinity;
     MES.stamp(value, last ? last[0] : NaN, fresh);
     MES.setText(c.el.querySelector('.score'), c.score !== null ? t('station.score', { score: fmt.num(c.score, 2) }) : '');
     c.canvas.dataset.points = String(pts.length);
@@ -138,9 +142,9 @@
       host.append(c.el);
     }
     document.getElementById('legend').replaceChildren(
-      el('span', null, el('i', { style: { borderColor: '#ff3b3b' } }), t('station.spec')),
-      el('span', null, el('i', { style: { borderColor: '#a7b2c0', borderTopStyle: 'dotted' } }), t('station.control')),
-      el('span', null, el('i', { style: { borderColor: 'rgba(255,138,0,.6)', borderTopWidth: '6px', borderTopStyle: 'solid' } }), t('station.anomaly')));
+      el('span', null, el('i', { className: 'spec' }), t('station.spec')),
+      el('span', null, el('i', { className: 'control' }), t('station.control')),
+      el('span', null, el('i', { className: 'anomaly' }), t('station.anomaly')));
   }
 
   // ---------------------------------------------------------------- state history and faults
@@ -154,15 +158,15 @@
     canvas.height = Math.round(h * dpr);
     const g = canvas.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    g.fillStyle = '#1d2530';
+    g.fillStyle = colour('panel2');
     g.fillRect(0, 0, w, h);
-    const now = Date.now();
+    const now = MES.now();
     const x0 = now - windowMs();
     const X = (ms) => ((Math.max(ms, x0) - x0) / windowMs()) * w;
     stateSeries.forEach(([ms, name], i) => {
       const end = i + 1 < stateSeries.length ? stateSeries[i + 1][0] : now;
       if (end < x0) return;
-      g.fillStyle = STATE_COLOURS[name] || '#6b7787';
+      g.fillStyle = stateColour(name);
       g.fillRect(X(ms), 0, Math.max(1, X(end) - X(ms)), h);
     });
     const rows = [];
@@ -170,7 +174,7 @@
       const [ms, name] = stateSeries[i];
       const end = i + 1 < stateSeries.length ? stateSeries[i + 1][0] : now;
       rows.push(el('tr', null, el('td', { className: 'num' }, fmt.time(new Date(ms))),
-        el('td', null, el('span', { className: 'badge st-' + (STATE_COLOURS[name] ? name : 'unknown') }, MES.tOr('state', name))),
+        el('td', null, el('span', { className: 'badge ' + stateClass(name) }, MES.tOr('state', name))),
         el('td', { className: 'num' }, fmt.age(end - ms))));
     }
     document.querySelector('#state-table tbody').replaceChildren(...rows);
@@ -199,7 +203,7 @@
     const ct = k.cycleTimeS || {};
     document.getElementById('station-facts').replaceChildren(
       fact('station.connection', el('span', null, el('span', { className: 'dot ' + s.connection }), ' ', MES.tOr('conn', s.connection))),
-      fact('station.state', el('span', { className: 'badge st-' + (STATE_COLOURS[s.state] ? s.state : 'unknown'), id: 'station-state' }, MES.tOr('state', s.state || 'unknown'))),
+      fact('station.state', el('span', { className: 'badge ' + stateClass(s.state), id: 'station-state' }, MES.tOr('state', s.state || 'unknown'))),
       fact('station.vehicle', s.currentVehicle ? el('a', { href: 'vehicle.html?id=' + encodeURIComponent(s.currentVehicle) }, s.currentVehicle) : '—'),
       fact('station.protocol', s.protocol || '—'),
       fact('station.latency', s.pollLatencyMs !== null && s.pollLatencyMs !== undefined ? fmt.num(s.pollLatencyMs, 1) + ' ms' : '—'),
@@ -218,7 +222,7 @@
   // points stamped in the future (a PLC clock ahead) or out of order cannot pile up.
   const MAX_POINTS = 31 * 60 * 20;
   function prune(list) {
-    const cut = Date.now() - 30 * 60 * 1000 - 60000; // keep the longest window
+    const cut = MES.now() - 30 * 60 * 1000 - 60000; // keep the longest window
     let i = 0;
     while (i < list.length && list[i][0] < cut) i++;
     i = Math.max(i, list.length - MAX_POINTS);
@@ -234,7 +238,7 @@
   const handlers = {
     sample(d) {
       if (d.station !== id) return;
-      const ms = MES.ms(d.t) || Date.now();
+      const ms = MES.ms(d.t) || MES.now();
       const v = d.values || {};
       if (!Object.keys(v).length) return; // an empty sample (failed Modbus poll) carries no data
       if (!polled) {
@@ -266,7 +270,7 @@
       if ('state' in d) {
         station.state = d.state;
         if (lastStateCode !== null && d.state) codeNames[lastStateCode] = d.state;
-        if (d.state) pushState(MES.ms(d.t) || Date.now(), d.state);
+        if (d.state) pushState(MES.ms(d.t) || MES.now(), d.state);
       }
       MES.schedule(renderFacts);
     },
@@ -284,15 +288,15 @@
       const c = charts.get(a.signal);
       if (!c) return;
       c.score = Number(a.score);
-      c.marks.push([MES.ms(a.since) || Date.now(), c.score]);
-      if (a.score >= 0.5) c.marks.push([Date.now(), c.score]);
+      c.marks.push([MES.ms(a.since) || MES.now(), c.score]);
+      if (a.score >= 0.5) c.marks.push([MES.now(), c.score]);
       prune(c.marks);
       MES.schedule(c.draw);
     },
   };
 
   async function history(name) {
-    const from = new Date(Date.now() - 30 * 60 * 1000).toISOString();
+    const from = new Date(MES.now() - 30 * 60 * 1000).toISOString();
     try {
       const rows = await MES.api('/api/stations/' + encodeURIComponent(id) + '/signals/' + encodeURIComponent(name) + '?from=' + encodeURIComponent(from) + '&limit=10000');
       return rows.map((r) => [MES.ms(r.t), r.v]).filter((p) => Number.isFinite(p[0])).sort((a, b) => a[0] - b[0]);
@@ -302,24 +306,36 @@
     }
   }
 
-  async function start() {
+  function showError(e) {
+    document.getElementById('picker').classList.remove('hidden');
+    document.getElementById('station-list').replaceChildren(el('p', { className: 'error-text' }, t('error', { message: e.message })));
+  }
+
+  function start() {
     if (!id) {
-      const list = await MES.api('/api/stations').catch(() => []);
-      document.getElementById('picker').classList.remove('hidden');
-      document.getElementById('station-list').replaceChildren(...list.map((s) =>
-        el('a', { className: 'chip', href: 'station.html?id=' + encodeURIComponent(s.id) }, s.id + ' · ' + s.name)));
-      MES.stream({ station() {} }, { types: ['station'] });
-      return;
+      return MES.start({
+        async load() {
+          const list = await MES.api('/api/stations');
+          document.getElementById('picker').classList.remove('hidden');
+          document.getElementById('station-list').replaceChildren(...list.map((s) =>
+            el('a', { className: 'chip', href: 'station.html?id=' + encodeURIComponent(s.id) }, s.id + ' · ' + s.name)));
+        },
+        onError: showError, handlers: { station() {} },
+      });
     }
-    const since = await MES.lastEventId();
-    try {
-      station = await MES.api('/api/stations/' + encodeURIComponent(id));
-    } catch (e) {
-      document.getElementById('picker').classList.remove('hidden');
-      document.getElementById('station-list').replaceChildren(el('p', { className: 'error-text' }, t('error', { message: e.message })));
-      if (e.status !== 404) setTimeout(start, 3000);
-      return;
-    }
+    return MES.start({
+      load, handlers, onError: showError,
+      retry: (e) => e.status !== 404, // an unknown station stays unknown
+    }).then((stream) => {
+      if (!stream) return;
+      setInterval(redrawAll, 1000); // the time axis moves even when values do not
+      window.addEventListener('resize', redrawAll);
+    });
+  }
+
+  /** The station's snapshot: facts, KPIs, anomalies and the history behind every chart. */
+  async function load() {
+    station = await MES.api('/api/stations/' + encodeURIComponent(id));
     document.title = 'Line MES — ' + station.id;
     document.getElementById('station-view').classList.remove('hidden');
     if (station.stateCode !== null && station.stateCode !== undefined && station.state) codeNames[station.stateCode] = station.state;
@@ -327,7 +343,7 @@
       if (s.role === 'measurement' || (s.limits && typeof s.value === 'number')) {
         charts.set(s.name, { name: s.name, unit: s.unit || '', limits: s.limits || null, points: [], marks: [], score: null });
       }
-      if (s.role === 'state') stateSignal = s.name;
+      if (s.role === 'state') { stateSignal = s.name; stateMap = s.states || null; }
       if (s.role === 'faultCode') faultSignal = s.name;
     }
     buildCharts();
@@ -344,7 +360,7 @@
     if (st.length) lastStateCode = st[st.length - 1][1];
     stateSeries = [];
     for (const [ms, code] of st) pushState(ms, stateName(code));
-    if (!stateSeries.length && station.state) pushState(MES.ms(station.lastSampleAt) || Date.now(), station.state);
+    if (!stateSeries.length && station.state) pushState(MES.ms(station.lastSampleAt) || MES.now(), station.state);
     const ft = series[names.length + 1];
     faultSeries = ft.filter((p, i) => i === 0 || p[1] !== ft[i - 1][1]);
     prune(faultSeries);
@@ -353,9 +369,6 @@
     renderFaults();
     redrawAll();
     MES.setText(document.getElementById('trends-title'), t('station.trends', { min: windowMin }));
-    MES.stream(handlers, { since });
-    setInterval(redrawAll, 1000); // the time axis moves even when values do not
-    window.addEventListener('resize', redrawAll);
   }
 
   /** Sizes of what the page keeps (tests and the console). */

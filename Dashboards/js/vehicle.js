@@ -135,15 +135,18 @@
     alert(a) { if (concerns(a)) refreshSoon(); },
   };
 
-  async function start() {
-    const since = await MES.lastEventId();
-    try {
-      recent = await MES.api('/api/vehicles?limit=50');
-    } catch (e) {
-      recent = [];
-    }
-    renderRecent();
-    MES.stream(handlers, { since, onReconnect: refreshSoon });
+  function start() {
+    return MES.start({
+      async load() {
+        try {
+          recent = await MES.api('/api/vehicles?limit=50');
+        } catch (e) {
+          recent = [];
+        }
+        renderRecent();
+      },
+      handlers, onReconnect: refreshSoon,
+    });
   }
   MES.header();
   MES.onLang(() => { refresh(); renderRecent(); renderHint(); });

@@ -176,3 +176,74 @@ def screenshot(driver, name):
     path = os.path.join(artifacts_dir(), name)
     driver.save_screenshot(path)
     return path
+
+
+def plant_per_column(workdir, per_column):
+    """A plant of the default plant's five processes with `per_column` stations each (copies of the
+    default plant's station of that process), every PLC endpoint a loopback port nobody listens on;
+    returns the config's path. The overview lays it out as five columns of `per_column` tiles."""
+    with open(PLANT) as f:
+        plant = json.load(f)
+    templates = {}
+    for station in plant["stations"]:
+        templates.setdefault(station["process"], station)
+    stations = []
+    for process in plant["route"]:
+        for i in range(per_column):
+            station = json.loads(json.dumps(templates[process]))
+            station["id"] = f"{station['id'].split('-')[0]}-{i + 1:02d}"
+            station["name"] = f"{station['name']} {i + 1}"
+            port = free_port()
+            if station["protocol"] == "modbus":
+                station["endpoint"] = f"modbus://127.0.0.1:{port}?unit=1"
+            else:
+                station["endpoint"] = f"opc.tcp://127.0.0.1:{port}"
+            stations.append(station)
+    plant["stations"] = stations
+    path = os.path.join(workdir, f"plant-{per_column}-per-column.json")
+    with open(path, "w") as f:
+        json.dump(plant, f)
+    shutil.copy(os.path.join(REPO, "Stations", "tokens.json"), os.path.join(workdir, "tokens.json"))
+    return path
+
+
+def set_viewport(driver, width, height):
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+
+# Every element of the overview that leaves its box: a tile's descendants outside the tile, a tile
+# outside its process column, anything outside the viewport, or a box whose content is cut
+# (scrollHeight beyond clientHeight: text below its bottom edge). Text cut at the side with an
+# ellipsis (a long name) is allowed: it is meant to be.
+OVERFLOWS_JS = """
+const out = [];
+const vw = document.documentElement.clientWidth, vh = document.documentElement.clientHeight;
+const r = (e) => e.getBoundingClientRect();
+const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+const outside = (a, b) => a.top < b.top - 0.5 || a.bottom > b.bottom + 0.5 || a.left < b.left - 0.5 || a.right > b.right + 0.5;
+for (const sec of document.querySelectorAll('.topbar, #figures, #route, #andon, .figure, .process')) {
+  const b = r(sec);
+  if (b.bottom > vh + 0.5 || b.right > vw + 0.5) out.push(name(sec) + ' leaves the viewport: bottom ' + b.bottom + ' > ' + vh);
+}
+for (const tile of document.querySelectorAll('.tile')) {
+  const tb = r(tile);
+  const column = tile.closest('.process');
+  if (column && outside(tb, r(column))) out.push(tile.id + ' leaves its process column');
+  if (tile.scrollHeight > tile.clientHeight + 1) out.push(tile.id + ' content is cut: ' + tile.scrollHeight + ' > ' + tile.clientHeight);
+  for (const e of tile.querySelectorAll('*')) {
+    const b = r(e);
+    if (b.width === 0 && b.height === 0) continue;
+    if (outside(b, tb)) out.push(tile.id + ' ' + name(e) + ' outside the tile: ' + JSON.stringify([b.top, b.bottom, tb.top, tb.bottom]));
+    else if (e.scrollHeight > e.clientHeight + 1 && getComputedStyle(e).overflowY !== 'visible') out.push(tile.id + ' ' + name(e) + ' content cut vertically');
+  }
+}
+for (const f of document.querySelectorAll('.figure, .andon .count')) {
+  if (f.scrollHeight > f.clientHeight + 1) out.push(name(f) + ' content is cut: ' + f.scrollHeight + ' > ' + f.clientHeight);
+}
+return out;
+"""
+
+
+def overview_overflows(driver):
+    return driver.execute_script(OVERFLOWS_JS)
