@@ -18,6 +18,8 @@ public struct APIContext: Sendable {
     public var extraMetrics: @Sendable () -> String
     /// Extra members of `/api/health` (the replay's progress).
     public var extraHealth: @Sendable () -> [(String, JSON)] = { [] }
+    /// The pipeline's mode and clock, which pages follow (`/api/health`, `/api/meta`).
+    public var clock: @Sendable () -> PipelineClock = { PipelineClock(mode: .live, time: Date()) }
     /// Runs a state-changing command on the pipeline thread.
     public var perform: @Sendable (@escaping @Sendable () throws -> JSON) throws -> JSON
 
@@ -31,6 +33,20 @@ public struct APIContext: Sendable {
         self.version = version
         self.extraMetrics = extraMetrics
         self.perform = perform
+    }
+}
+
+/// The pipeline's mode and clock as the API reports them.
+public struct PipelineClock: Sendable {
+    public enum Mode: String, Sendable { case live, replay }
+    public var mode: Mode
+    /// Live: now. Replay: the newest recording time the pipeline has handled, nil before the first;
+    /// chart windows, "ago" times and stale marks on the pages are measured against it.
+    public var time: Date?
+
+    public init(mode: Mode, time: Date?) {
+        self.mode = mode
+        self.time = time
     }
 }
 

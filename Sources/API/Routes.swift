@@ -19,25 +19,52 @@ public struct NoPlantFacts: PlantFacts {
 
 /// The contract's HTTP API (§4) and event stream (§5), with the dashboards as static files.
 public enum APIRoutes {
+    /// `GET /api/openapi.json`: the committed docs/openapi.json, read at each request (so the file
+    /// and the answer never differ); 404 with a JSON error when the server cannot find it.
+    public static func addOpenAPI(to router: inout Router, file: String) {
+        router.get("/api/openapi.json") { _ in
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw HTTPError(404, code: "not_found", "the OpenAPI document is not at \(file)")
+            }
+            return .json([UInt8](data))
+        }
+    }
+
     /// Adds the core routes (health, stations, events, metrics) to `router`.
     public static func addCore(to router: inout Router, context: APIContext, facts: any PlantFacts) {
         router.get("/api/health") { _ in
             let counts = context.live.connectionCounts()
+            let clock = context.clock()
             let writable = context.eventLog.isWritable
             var members: [(String, JSON)] = [
                 ("status", .string(writable ? "ok" : "degraded")),
-                ("stations", .obj([
-                    ("online", .int(Int64(counts[.online] ?? 0))),
-                    ("offline", .int(Int64(counts[.offline] ?? 0))),
-                    ("connecting", .int(Int64(counts[.connecting] ?? 0))),
-                ])),
+                ("stations", .object(ConnectionState.allCases.map { ($0.rawValue, .int(Int64(counts[$0] ?? 0))) })),
                 ("storage", .string(writable ? "writing" : "not writing")),
                 ("lastEventId", .int(context.eventLog.latestSeq)),
                 ("version", .string(context.version)),
+                ("mode", .string(clock.mode.rawValue)),
+                ("clock", clock.time.map { .string(Timestamp.format($0)) } ?? .null),
             ]
             if !writable, let error = context.eventLog.lastError { members.append(("storageError", .string("\(error)"))) }
             members += context.extraHealth()
             return .json(.object(members), status: writable ? 200 : 503)
+        }
+
+        router.get("/api/meta") { _ in
+            let clock = context.clock()
+            return .json(.obj([
+                ("plant", .string(context.config.plant)),
+                ("version", .string(context.version)),
+                ("mode", .string(clock.mode.rawValue)),
+                ("machineStates", .array(MachineState.allCases.map { state in
+                    .obj([
+                        ("name", .string(state.rawValue)),
+                        ("code", .int(state.conventionalCode)),
+                        ("plannedStop", .bool(state.isPlannedStop)),
+                    ])
+                })),
+                ("connectionStates", .array(ConnectionState.allCases.map { .string($0.rawValue) })),
+            ]))
         }
 
         router.get("/api/stations") { _ in

@@ -86,6 +86,19 @@ public struct Router: HTTPResponder {
 
     public init(fallback: (any HTTPResponder)? = nil) { self.fallback = fallback }
 
+    /// Every route as (method, pattern) in the order added, patterns as given (`/api/stations/{id}`);
+    /// a test compares them with docs/openapi.json.
+    public var registeredRoutes: [(method: HTTPMethod, pattern: String)] {
+        routes.map { route in
+            (route.method, "/" + route.segments.map { segment in
+                switch segment {
+                case .literal(let text): text
+                case .parameter(let name): "{\(name)}"
+                }
+            }.joined(separator: "/"))
+        }
+    }
+
     /// Adds a route whose handler may answer with an event stream.
     public mutating func on(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPReply) {
         on(method, pattern, responder: ClosureResponder(handler))

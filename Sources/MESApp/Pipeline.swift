@@ -54,7 +54,7 @@ public final class Pipeline: Service, @unchecked Sendable {
     public let live: LiveStations
     let eventLog: EventLog
     let logger: Logger
-    let mode: Mode
+    public let mode: Mode
     var stages: [any PipelineStage] = []
     /// In replay: the clock storage uses (retention), moved to each sample's time.
     var replayClock: ManualClock?
@@ -69,6 +69,15 @@ public final class Pipeline: Service, @unchecked Sendable {
     private var lastTick: Date?
     /// The newest time the pipeline has seen (recording time in replay).
     private(set) var clockTime: Date?
+    /// `clockTime` for readers on other threads (``currentClock``).
+    private let sharedClockLock = NSLock()
+    private var sharedClock: Date?
+
+    /// The pipeline's clock for any thread (the API tells pages to follow it): the wall clock live;
+    /// in replay the newest recording time handled so far, nil before the first.
+    public var currentClock: Date? {
+        mode == .live ? Date() : sharedClockLock.withLock { sharedClock }
+    }
 
     /// The time of a command run now: the wall clock live, the recording's clock in replay.
     var commandTime: Date {
@@ -80,7 +89,7 @@ public final class Pipeline: Service, @unchecked Sendable {
 
     public init(config: PlantConfig, eventLog: EventLog, mode: Mode, logger: Logger) {
         self.config = config
-        self.live = LiveStations(config: config)
+        self.live = LiveStations(config: config, connection: mode == .replay ? .replayed : .connecting)
         self.eventLog = eventLog
         self.mode = mode
         self.logger = logger.named("pipeline")
@@ -233,6 +242,7 @@ public final class Pipeline: Service, @unchecked Sendable {
     private func advanceClock(to time: Date, into emission: inout Emission) {
         if let clockTime, time < clockTime { return }
         clockTime = time
+        if mode == .replay { sharedClockLock.withLock { sharedClock = time } }
         replayClock?.set(time)
         guard let last = lastTick else { lastTick = time; return }
         if time.timeIntervalSince(last) >= 0.25 {

@@ -21,6 +21,8 @@ public final class MESServer: @unchecked Sendable {
     public let hub = SSEHub()
     public let pipeline: Pipeline
     public let http: HTTPServer
+    /// Every routed (method, path pattern), for the test that holds docs/openapi.json to them.
+    public let routes: [(method: HTTPMethod, pattern: String)]
     private var services: [any Service] = []
     private var group: ServiceGroup?
     private let lock = NSLock()
@@ -58,6 +60,7 @@ public final class MESServer: @unchecked Sendable {
         let dashboards = options.dashboards ?? Self.defaultDashboards(config: options.config)
         var context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
                                  perform: { body in try pipeline.perform(body) })
+        context.clock = { PipelineClock(mode: pipeline.mode == .replay ? .replay : .live, time: pipeline.currentClock) }
         let replayStatus = ReplayStatus()
         if options.replay != nil {
             context.extraHealth = { [("replay", replayStatus.json)] }
@@ -65,6 +68,8 @@ public final class MESServer: @unchecked Sendable {
         var router = Router()
         APIRoutes.addCore(to: &router, context: context, facts: assembly.facts)
         assembly.addRoutes(to: &router, context: context)
+        APIRoutes.addOpenAPI(to: &router, file: Self.openAPIDocument(dashboards: dashboards))
+        routes = router.registeredRoutes
         if FileManager.default.fileExists(atPath: dashboards) {
             router.fallback = try StaticFiles(root: dashboards)
         } else {
@@ -99,6 +104,14 @@ public final class MESServer: @unchecked Sendable {
         let candidate = configDir.deletingLastPathComponent().appendingPathComponent("Dashboards").path
         if FileManager.default.fileExists(atPath: candidate) { return candidate }
         return FileManager.default.currentDirectoryPath + "/Dashboards"
+    }
+
+    /// docs/openapi.json beside the dashboards folder (`Dashboards/` → `docs/openapi.json`), else in
+    /// the working directory's `docs/`.
+    static func openAPIDocument(dashboards: String) -> String {
+        let beside = URL(fileURLWithPath: dashboards).deletingLastPathComponent().appendingPathComponent("docs/openapi.json").path
+        if FileManager.default.fileExists(atPath: beside) { return beside }
+        return FileManager.default.currentDirectoryPath + "/docs/openapi.json"
     }
 
     /// The bound HTTP port.

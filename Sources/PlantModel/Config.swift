@@ -407,7 +407,33 @@ public struct SignalConfig: Sendable, Equatable {
     }
 }
 
-/// The state vocabulary KPIs rely on (contract §3).
+/// The machine states KPIs rely on, named once here: the config's `states` maps, the simulator, the
+/// quality engine and the dashboards (through `GET /api/meta`) all take them from this table.
 public enum MachineState: String, Sendable, Equatable, CaseIterable {
     case running, idle, fault, blocked, starved, setup, maintenance
+
+    /// The code a PLC conventionally uses for the state: 0 idle, 1 running, 2 fault, 3 blocked,
+    /// 4 starved, 5 setup, 6 maintenance. Used where a `state` signal's `states` map is empty or
+    /// lacks a code (docs/CONFIG.md).
+    public var conventionalCode: Int64 {
+        switch self {
+        case .idle: 0
+        case .running: 1
+        case .fault: 2
+        case .blocked: 3
+        case .starved: 4
+        case .setup: 5
+        case .maintenance: 6
+        }
+    }
+
+    /// The state a conventional code stands for; nil for any other code.
+    public init?(conventionalCode code: Int64) {
+        guard let state = Self.allCases.first(where: { $0.conventionalCode == code }) else { return nil }
+        self = state
+    }
+
+    /// A planned stop (setup, maintenance): its time is taken out of the planned production time,
+    /// so it lowers neither availability nor OEE. Every other state but running is an unplanned loss.
+    public var isPlannedStop: Bool { self == .setup || self == .maintenance }
 }

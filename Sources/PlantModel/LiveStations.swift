@@ -27,10 +27,13 @@ public final class LiveStations: @unchecked Sendable {
         public var signals: [Signal]
         public var stats = StationStats()
 
-        /// The mapped machine state name (`running`, `fault` …), or nil before the first reading.
+        /// The mapped machine state name (`running`, `fault` …), or nil before the first reading. A code
+        /// the `states` map lacks is read with the conventional codes (``MachineState/conventionalCode``),
+        /// as the quality engine counts it; `unknown` if it is none of them.
         public var state: String? {
             guard let stateCode else { return nil }
-            return config.signal(role: .state)?.states[stateCode] ?? "unknown"
+            return config.signal(role: .state)?.states[stateCode]
+                ?? MachineState(conventionalCode: stateCode)?.rawValue ?? "unknown"
         }
     }
 
@@ -38,10 +41,12 @@ public final class LiveStations: @unchecked Sendable {
     fileprivate var stations: [String: Station]
     private let order: [String]
 
-    public init(config: PlantConfig) {
+    /// Every station starts `connecting`, or `replayed` when the server replays a recording (no
+    /// adapter will ever report a connection then).
+    public init(config: PlantConfig, connection: ConnectionState = .connecting) {
         var map: [String: Station] = [:]
         for station in config.stations {
-            map[station.id] = Station(config: station, signals: station.signals.map {
+            map[station.id] = Station(config: station, connection: connection, signals: station.signals.map {
                 Signal(name: $0.name, role: $0.role, value: nil, quality: .stale, time: nil, status: nil)
             })
         }
@@ -63,7 +68,7 @@ public final class LiveStations: @unchecked Sendable {
     /// Counts of stations per connection state.
     public func connectionCounts() -> [ConnectionState: Int] {
         lock.lock(); defer { lock.unlock() }
-        var counts: [ConnectionState: Int] = [.online: 0, .offline: 0, .connecting: 0]
+        var counts = Dictionary(uniqueKeysWithValues: ConnectionState.allCases.map { ($0, 0) })
         for station in stations.values { counts[station.connection, default: 0] += 1 }
         return counts
     }

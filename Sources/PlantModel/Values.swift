@@ -108,13 +108,16 @@ public struct StationPoll: Sendable, Equatable {
 }
 
 /// The connection state of a station's PLC (contract §4 `connection`).
-public enum ConnectionState: String, Sendable, Equatable {
+public enum ConnectionState: String, Sendable, Equatable, CaseIterable {
     /// Not yet polled successfully since start.
     case connecting
     /// The last poll succeeded.
     case online
     /// Polls fail; the adapter reconnects with backoff meanwhile.
     case offline
+    /// The server replays a recording (`--replay`): the station's values come from the file and no
+    /// PLC is connected, so it is neither connecting nor online.
+    case replayed
 }
 
 /// A change of a station's connection state.

@@ -256,7 +256,8 @@ struct StationAccumulator: Sendable {
         var s = seconds
         if let (state, dt) = pending, dt > 0 { s[Self.index(state)] += dt }
         let run = s[0]
-        let planned = max(0, elapsed - s[5] - s[6])
+        let plannedStops = MachineState.allCases.filter { $0.isPlannedStop }.reduce(0.0) { $0 + s[Self.index($1)] }
+        let planned = max(0, elapsed - plannedStops)
         let a = planned > 0 ? run / planned : nil
         let p = ideal.flatMap { ideal in run > 0 ? min(1, ideal * Double(totalCount) / run) : nil }
         let q = totalCount > 0 ? Double(goodCount) / Double(totalCount) : nil

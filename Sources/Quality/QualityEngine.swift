@@ -323,7 +323,7 @@ public struct QualityEngine: Sendable {
         for reading in poll.readings {
             guard reading.quality == .good, let value = reading.value else { continue }
             if reading.name == stateSignal, let code = value.integer {
-                newState = stations[si].stateMap[code] ?? StationRuntime.defaultStates[code] ?? .idle
+                newState = stations[si].stateMap[code] ?? MachineState(conventionalCode: code) ?? .idle
             } else if reading.name == faultSignal, let code = value.integer {
                 if code != stations[si].faultCodeValue {
                     stations[si].faultCodeValue = code
@@ -415,8 +415,8 @@ public struct QualityEngine: Sendable {
             stations[si].faultSince = nil
             clear(key: "kpi:downtime:\(change.station)", at: t, into: &out)
             checkOffline(si, at: t, reason: change.reason, into: &out)
-        case .connecting:
-            stations[si].connection = .connecting
+        case .connecting, .replayed:
+            stations[si].connection = change.state
         }
     }
 
@@ -880,8 +880,6 @@ func format(_ x: Double) -> String {
 
 /// Per-station state of the engine.
 struct StationRuntime: Sendable {
-    static let defaultStates: [Int64: MachineState] = [0: .idle, 1: .running, 2: .fault, 3: .blocked, 4: .starved, 5: .setup, 6: .maintenance]
-
     let config: StationConfig
     let stateSignal: String?
     let stateMap: [Int64: MachineState]

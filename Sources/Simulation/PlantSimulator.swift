@@ -656,7 +656,7 @@ final class StationSim {
                 if let s = MachineState(rawValue: name), codes[s] == nil { codes[s] = code }
             }
             if state.states.isEmpty {
-                codes = [.idle: 0, .running: 1, .fault: 2, .blocked: 3, .starved: 4, .setup: 5, .maintenance: 6]
+                codes = Dictionary(uniqueKeysWithValues: MachineState.allCases.map { ($0, $0.conventionalCode) })
             }
         }
         stateCodes = codes

@@ -132,7 +132,16 @@ final class ServerCoreTests: XCTestCase {
         let health = try http.get("/api/health")
         XCTAssertEqual(health.status, 200)
         XCTAssertEqual(health.json?["status"]?.stringValue, "ok")
-        XCTAssertEqual(health.json?["stations"]?["connecting"]?.intValue, 7)
+        // a replay connects to no PLC: every station is `replayed`, none `connecting`
+        XCTAssertEqual(health.json?["stations"]?["replayed"]?.intValue, 7)
+        XCTAssertEqual(health.json?["stations"]?["connecting"]?.intValue, 0)
+        XCTAssertEqual(health.json?["mode"]?.stringValue, "replay")
+        XCTAssertEqual(health.json?["clock"], JSON.null, "no recording time before the first sample")
+        server.pipeline.submit(.poll(poll(1)))
+        server.pipeline.drain()
+        XCTAssertEqual(try http.get("/api/health").json?["clock"]?.stringValue, Timestamp.format(poll(1).time),
+                       "the clock is the newest recording time")
+        XCTAssertEqual(try http.get("/api/stations/WELD-01").json?["connection"]?.stringValue, "replayed")
         server.pipeline.submit(.connection(ConnectionChange(station: "WELD-01", state: .online, time: Date())))
         XCTAssertTrue(try eventually { try http.get("/api/health").json?["stations"]?["online"]?.intValue == 1 })
         let metrics = try http.get("/metrics")
