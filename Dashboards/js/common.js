@@ -115,7 +115,9 @@
     if (health.mode === 'replay' || health.mode === 'live') mode = health.mode;
     if (mode === 'replay') advanceClock(MES.ms(health.clock));
     document.body.dataset.mode = mode;
+    if (headerTick) headerTick();
   };
+  let headerTick = null; // the top bar's clock, redrawn when the mode or clock is learned
   function advanceClock(ms) {
     if (mode === 'replay' && Number.isFinite(ms) && !(ms <= replayClock)) replayClock = ms;
   }
@@ -572,6 +574,7 @@
       const now = MES.now();
       MES.setText(clock, replay && !now ? MES.t('clock.replayWaiting') : (replay ? fmt.dateTime(now) : fmt.time(new Date(now))));
     };
+    headerTick = tick;
     tick();
     setInterval(tick, 1000);
     MES.applyI18n();
