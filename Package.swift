@@ -51,9 +51,9 @@ for target in targets where target.type != .system {
     target.swiftSettings = settings
 }
 
+// Linux only: the HTTP module's event loop is epoll (CEpoll), so no Apple platform is claimed.
 let package = Package(
     name: "LineMES",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mes-server", targets: ["mes-server"]),
         .executable(name: "station-sim", targets: ["station-sim"]),
