@@ -87,7 +87,7 @@
     const q = (sel) => tile.querySelector(sel);
     const state = st.connection === 'offline' ? 'unknown' : st.state || 'unknown';
     const band = q('.state-band');
-    band.className = 'state-band st-' + (/^[a-z]+$/.test(state) ? state : 'unknown');
+    band.className = 'state-band st-' + (MES.isState(state) ? state : 'unknown');
     MES.setText(q('.state-name'), st.connection === 'offline' ? t('conn.offline') : MES.tOr('state', state));
     q('.conn .dot').className = 'dot ' + (st.connection || '');
     MES.setText(q('.conn-txt'), MES.tOr('conn', st.connection || 'connecting'));

@@ -142,6 +142,12 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertEqual(try http.get("/api/health").json?["clock"]?.stringValue, Timestamp.format(poll(1).time),
                        "the clock is the newest recording time")
         XCTAssertEqual(try http.get("/api/stations/WELD-01").json?["connection"]?.stringValue, "replayed")
+        let meta = try http.get("/api/meta").json
+        XCTAssertEqual(meta?["mode"]?.stringValue, "replay")
+        XCTAssertEqual(meta?["machineStates"]?.arrayValue?.compactMap { $0["name"]?.stringValue }, MachineState.allCases.map(\.rawValue))
+        XCTAssertEqual(meta?["machineStates"]?.arrayValue?.first { $0["name"]?.stringValue == "setup" }?["code"]?.intValue, 5)
+        XCTAssertEqual(meta?["machineStates"]?.arrayValue?.filter { $0["plannedStop"] == .bool(true) }.compactMap { $0["name"]?.stringValue },
+                       ["setup", "maintenance"])
         server.pipeline.submit(.connection(ConnectionChange(station: "WELD-01", state: .online, time: Date())))
         XCTAssertTrue(try eventually { try http.get("/api/health").json?["stations"]?["online"]?.intValue == 1 })
         let metrics = try http.get("/metrics")
