@@ -3,7 +3,7 @@ import HTTP
 import Quality
 import Runtime
 
-/// Who the request is from, and what it may do (contract §3 auth, §4 roles).
+/// Who the request is from, and what it may do (docs/CONFIG.md `auth`).
 ///
 /// Writes (POST …) need a token with at least the route's role; reads need a `viewer` token
 /// unless `anonymousRead`. Failures are audited; tokens are never logged or echoed.

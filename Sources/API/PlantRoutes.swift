@@ -8,7 +8,7 @@ import Storage
 import Tracking
 
 extension APIRoutes {
-    /// Adds the tracking, quality and history routes of contract §4.
+    /// Adds the tracking, quality and history routes (docs/openapi.json).
     public static func addPlant(to router: inout Router, context: APIContext, backend: any PlantBackend,
                                 auth: AuthPolicy, samples: SampleStore?) {
         let log = context.eventLog
@@ -262,7 +262,7 @@ extension APIRoutes {
         }
     }
 
-    /// Reads need a `viewer` token unless `anonymousRead` (contract §3).
+    /// Reads need a `viewer` token unless `anonymousRead` (docs/CONFIG.md `auth`).
     public static func readAuthMiddleware(auth: AuthPolicy, backend: any PlantBackend) -> any HTTPMiddleware {
         ClosureMiddleware { request, next in
             if !auth.anonymousRead, request.method == .get || request.method == .head,

@@ -17,7 +17,7 @@ public struct NoPlantFacts: PlantFacts {
     public func kpi(station: String) -> JSON { .null }
 }
 
-/// The contract's HTTP API (§4) and event stream (§5), with the dashboards as static files.
+/// The HTTP API and event stream of docs/openapi.json, with the dashboards as static files.
 public enum APIRoutes {
     /// `GET /api/openapi.json`: the committed docs/openapi.json, read at each request (so the file
     /// and the answer never differ); 404 with a JSON error when the server cannot find it.

@@ -5,7 +5,7 @@ import Runtime
 import Storage
 
 extension LiveStations.Station {
-    /// The `GET /api/stations` entry (contract §4); `kpi` and `wip` come from tracking and quality.
+    /// The `GET /api/stations` entry (docs/openapi.json `Station`); `kpi` and `wip` come from tracking and quality.
     func summaryJSON(wip: Int, kpi: JSON) -> [(String, JSON)] {
         [
             ("id", .string(config.id)),

@@ -8,7 +8,7 @@ public struct UsageError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// `mes-server` options (contract §2).
+/// `mes-server` options (README "Executables").
 public struct ServerOptions: Sendable, Equatable {
     public var config = "Stations/plant.json"
     public var database = "var/mes.sqlite"

@@ -125,7 +125,7 @@ struct CloseOnStop: Service {
     }
 }
 
-/// Feeds a recording through the pipeline (contract §2 `--replay`), with progress on stderr.
+/// Feeds a recording through the pipeline (`--replay`, README "Stations, scenarios, record and replay"), with progress on stderr.
 final class ReplayService: Service, @unchecked Sendable {
     let name = "replay"
     let path: String

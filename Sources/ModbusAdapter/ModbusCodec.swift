@@ -18,7 +18,7 @@ public enum ModbusCodecError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 }
 
-/// Registers ⇄ values for every Modbus type and word order of contract §3. Pure functions.
+/// Registers ⇄ values for every Modbus type and word order of docs/CONFIG.md. Pure functions.
 ///
 /// 32- and 64-bit values: `abcd` most significant register first, high byte first;
 /// `cdab` least significant register first; `badc` bytes swapped in each register; `dcba` both.

@@ -3,7 +3,7 @@ import OPCUA
 import PlantModel
 import Runtime
 
-/// Converts an OPC UA value to a signal value, honouring the configured `type` (contract §3:
+/// Converts an OPC UA value to a signal value, honouring the configured `type` (docs/CONFIG.md:
 /// the value's own type when none is given) and `scale`/`offset`.
 public enum OPCUAValueConversion {
     /// Nil when the variant cannot be a signal value (null, structures, arrays) or does not fit `type`.

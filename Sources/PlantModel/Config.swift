@@ -1,7 +1,7 @@
 import Foundation
 import Runtime
 
-/// The plant configuration (contract §3): route, shifts, auth, stations and their signals.
+/// The plant configuration (docs/CONFIG.md): route, shifts, auth, stations and their signals.
 ///
 /// Plain values with defaults; decoded and validated in one place (``PlantConfig/load(path:)``),
 /// with errors that name the file and the JSON path.
@@ -107,7 +107,7 @@ public struct AuthConfig: Sendable, Equatable {
     }
 }
 
-/// Server limits (contract §3 `limits`).
+/// Server limits (docs/CONFIG.md `limits`).
 public struct ServerLimits: Sendable, Equatable {
     public var maxSseClients = 10_000
     public var maxBodyBytes = 1_048_576
@@ -262,7 +262,7 @@ public struct StationConfig: Sendable, Equatable {
     public var tracksVehicles: Bool { signal(role: .vehicleId) != nil }
 }
 
-/// What a signal means to the tracking and quality modules (contract §3 roles).
+/// What a signal means to the tracking and quality modules (docs/CONFIG.md, Roles).
 public enum SignalRole: String, Sendable, Equatable, CaseIterable {
     case vehicleId, cycleComplete, result, state, faultCode, measurement, lotId, counter
     /// The operator logged in at the station (recorded with operations).

@@ -1,7 +1,7 @@
 import Foundation
 import Runtime
 
-/// A vehicle's status (contract §4).
+/// A vehicle's status (docs/openapi.json `VehicleSummary`).
 public enum VehicleStatus: String, Sendable, Equatable, CaseIterable {
     case inProcess = "in_process"
     case completed
@@ -59,7 +59,7 @@ public struct OperationRecord: Sendable, Equatable {
     /// Cycle time in seconds, once completed.
     public var cycleTimeS: Double? { completedAt.map { $0.timeIntervalSince(startedAt) } }
 
-    /// The contract's JSON (§4 operations entry, plus `vehicleId`, `id`, `attempt`, `cycleTimeS`).
+    /// Its JSON (docs/openapi.json `Operation`, plus `vehicleId`, `id`, `attempt`, `cycleTimeS`).
     public var json: JSON {
         .obj([
             ("id", .string(id)),
@@ -79,7 +79,7 @@ public struct OperationRecord: Sendable, Equatable {
     }
 }
 
-/// A vehicle's summary (contract §4 `GET /api/vehicles`).
+/// A vehicle's summary (`GET /api/vehicles`, docs/openapi.json).
 public struct VehicleSummary: Sendable, Equatable {
     public var vehicleId: String
     public var status: VehicleStatus

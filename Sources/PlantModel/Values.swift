@@ -107,7 +107,7 @@ public struct StationPoll: Sendable, Equatable {
     }
 }
 
-/// The connection state of a station's PLC (contract §4 `connection`).
+/// The connection state of a station's PLC (docs/openapi.json `ConnectionState`).
 public enum ConnectionState: String, Sendable, Equatable, CaseIterable {
     /// Not yet polled successfully since start.
     case connecting

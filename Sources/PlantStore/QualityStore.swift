@@ -143,7 +143,7 @@ public enum QualityStore {
         return a
     }
 
-    /// Alerts newest first (`GET /api/alerts?state=&station=`; contract §4 state filter semantics;
+    /// Alerts newest first (`GET /api/alerts?state=&station=`; the `state` filter of docs/openapi.json;
     /// default `.open`: every alert not `cleared`). `limit` clamped to 1…10,000.
     public static func alerts(filter: AlertStateFilter = .open, station: String? = nil, vehicle: String? = nil, limit: Int = 100,
                               in db: Database) throws -> [Alert] {

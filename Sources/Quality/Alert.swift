@@ -1,12 +1,12 @@
 import Foundation
 import Runtime
 
-/// Kind of an alert (contract §4 `type`).
+/// Kind of an alert (docs/openapi.json `Alert.type`).
 public enum AlertType: String, Sendable, Equatable, CaseIterable {
     case kpi, anomaly, quality, connection, sequence
 }
 
-/// ISA-18.2 alert states (contract §4).
+/// ISA-18.2 alert states (docs/openapi.json `Alert.state`).
 public enum AlertState: String, Sendable, Equatable, CaseIterable {
     case activeUnacknowledged = "active_unacknowledged"
     case activeAcknowledged = "active_acknowledged"
@@ -20,7 +20,7 @@ public enum AlertChange: String, Sendable, Equatable, CaseIterable {
     case raised, acknowledged, shelved, unshelved, cleared, escalated
 }
 
-/// The `state` filter of `GET /api/alerts` (contract §4).
+/// The `state` filter of `GET /api/alerts` (docs/openapi.json).
 public enum AlertStateFilter: String, Sendable, Equatable, CaseIterable {
     /// Every alert not `cleared` (the default).
     case open
@@ -49,7 +49,7 @@ public enum AlertStateFilter: String, Sendable, Equatable, CaseIterable {
     }
 }
 
-/// An alert (contract §4) with its lifecycle bookkeeping.
+/// An alert (docs/openapi.json `Alert`) with its lifecycle bookkeeping.
 public struct Alert: Sendable, Equatable {
     public var id: Int64
     /// Stable per condition (`kpi:oee:WELD-01`), so a repeat is recognised.
@@ -102,7 +102,7 @@ public struct Alert: Sendable, Equatable {
     /// Whether nobody has acknowledged the current occurrence.
     public var isUnacknowledged: Bool { state == .activeUnacknowledged || state == .clearedUnacknowledged }
 
-    /// The contract's JSON (§4 Alert).
+    /// Its JSON (docs/openapi.json `Alert`).
     public var json: JSON {
         .obj([
             ("id", .int(id)),

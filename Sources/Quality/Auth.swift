@@ -144,7 +144,7 @@ public struct TokenStore: Sendable, CustomStringConvertible, CustomDebugStringCo
     }
 }
 
-/// One line of the audit trail (contract §4 `GET /api/audit`): append-only.
+/// One line of the audit trail (`GET /api/audit`, docs/openapi.json): append-only.
 public struct AuditEntry: Sendable, Equatable {
     /// Assigned by the store when appended (nil before).
     public var id: Int64?

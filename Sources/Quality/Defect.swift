@@ -11,7 +11,7 @@ public enum DefectChange: String, Sendable, Equatable {
     case raised, resolved
 }
 
-/// A defect on a vehicle (contract §4). Defects never change a vehicle's status.
+/// A defect on a vehicle (docs/openapi.json `Defect`). Defects never change a vehicle's status.
 public struct Defect: Sendable, Equatable {
     public var id: Int64
     public var vehicleId: String
@@ -44,7 +44,7 @@ public struct Defect: Sendable, Equatable {
         self.raisedBy = raisedBy
     }
 
-    /// The contract's JSON (§4 defect).
+    /// Its JSON (docs/openapi.json `Defect`).
     public var json: JSON {
         .obj([
             ("id", .int(id)),

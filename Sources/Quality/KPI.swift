@@ -27,7 +27,7 @@ public struct CycleTimeFigures: Sendable, Equatable {
 func round6(_ x: Double) -> Double { (x * 1_000_000).rounded() / 1_000_000 }
 func ratio(_ a: Double, _ b: Double) -> Double? { b > 0 ? round6(a / b) : nil }
 
-/// A station's KPIs for a shift (contract §4 `stations[]`). Ratios are 0–1; nil when undefined
+/// A station's KPIs for a shift (docs/openapi.json `StationKPI`). Ratios are 0–1; nil when undefined
 /// (no planned time, no run time, no count, no ideal cycle time).
 public struct StationKPI: Sendable, Equatable {
     public var id: String

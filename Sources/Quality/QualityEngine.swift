@@ -832,7 +832,7 @@ public struct QualityEngine: Sendable {
         return raisesByKey.filter { $0.value.filter { $0 > cutoff }.count >= rules.chatterCount }.keys.sorted()
     }
 
-    /// `GET /api/kpis?shift=current` (contract §4), plus defect Pareto lists.
+    /// `GET /api/kpis?shift=current` (docs/openapi.json), plus defect Pareto lists.
     public func kpiJSON() -> JSON {
         let t = now ?? windowStart
         let line = lineKPI(at: t)

@@ -134,7 +134,7 @@ public enum QualityOutput: Sendable, Equatable {
     /// An audit line to append (acknowledge, shelve, defect changes). Not an event.
     case audit(AuditEntry)
 
-    /// The §5 event type: `defect`, `alert`, `kpi`, `anomaly`; nil for audit lines.
+    /// The event type (docs/openapi.json `EventPayloads`): `defect`, `alert`, `kpi`, `anomaly`; nil for audit lines.
     public var eventType: String? {
         switch self {
         case .defect: "defect"

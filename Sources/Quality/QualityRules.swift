@@ -2,7 +2,7 @@ import Foundation
 import PlantModel
 import Runtime
 
-/// Severity of an alert or a defect (contract §4).
+/// Severity of an alert or a defect (docs/openapi.json `Severity`).
 public enum Severity: String, Sendable, Equatable, CaseIterable, Comparable {
     case low, medium, high, critical
 

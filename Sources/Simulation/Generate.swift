@@ -34,7 +34,7 @@ public struct GenerationProgress: Sendable, Equatable {
 }
 
 /// Simulates the plant for `duration` seconds and writes what its pollers would have recorded
-/// (contract §6) to `path`: every station at each of its poll intervals, while its PLC is online.
+/// (Stations/README-stations.md "Recordings") to `path`: every station at each of its poll intervals, while its PLC is online.
 ///
 /// The same config, scenario and seed give the same file byte for byte. What is written per poll
 /// follows `mode` (default: changes, plus every signal of each station every 10 s and after

@@ -18,7 +18,7 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
     public enum Source: Sendable {
         /// The simulator with this scenario (`seed` nil: the scenario's), starting at the wall-clock time.
         case scenario(Scenario, seed: UInt64?)
-        /// A recording (contract §6) replayed at `speed`; stations not in it keep their initial values.
+        /// A recording (Stations/README-stations.md "Recordings") replayed at `speed`; stations not in it keep their initial values.
         case recording(path: String, speed: ReplaySpeed)
     }
 

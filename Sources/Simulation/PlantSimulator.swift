@@ -22,7 +22,7 @@ public struct SimulationStats: Sendable, Equatable {
 /// measurements with noise, results, faults, lots, and the scenario's events.
 ///
 /// Pure and deterministic: the same config, scenario and seed give the same values at every tick,
-/// on any machine. It knows stations only through their signal roles (contract §3), so any plant
+/// on any machine. It knows stations only through their signal roles (docs/CONFIG.md), so any plant
 /// config works. Time moves only through ``step()`` / ``advance(toElapsedMs:)`` in ticks of
 /// ``tickMs`` (the greatest common divisor of 100 ms and every station's poll interval).
 ///

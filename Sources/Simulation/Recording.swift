@@ -35,7 +35,7 @@ public struct RecordingError: Error, CustomStringConvertible, Sendable, Equatabl
     public var description: String { line > 0 ? "line \(line): \(reason)" : "\(file): \(reason)" }
 }
 
-/// Writes samples as JSON Lines (contract §6), one compact object per line:
+/// Writes samples as JSON Lines (Stations/README-stations.md "Recordings"), one compact object per line:
 /// `{"t":"2026-11-22T22:00:00.100Z","station":"WELD-01","signal":"weldCurrent","value":10.21}`.
 ///
 /// Values are written as given (polls carry values after `scale`/`offset`; state, result and
@@ -188,7 +188,7 @@ public final class RecordingWriter: @unchecked Sendable {
     }
 }
 
-/// Reads a recording (contract §6) line by line with bounded memory, as ``StationPoll``s.
+/// Reads a recording (Stations/README-stations.md "Recordings") line by line with bounded memory, as ``StationPoll``s.
 ///
 /// The lines of one station with the same `t` are one poll; polls come out in file order
 /// (stations in the order they first appear at that `t`). With `carryForward` (the default) a

@@ -2,7 +2,7 @@ import Foundation
 import PlantModel
 import Runtime
 
-/// A break of the route rules (contract §4 "What raises what"), found by the ``Tracker``.
+/// A break of the route rules (README "Quality"), found by the ``Tracker``.
 ///
 /// Quality turns every issue into a `sequence` alert; a `skipped` one also into a defect.
 public struct SequenceIssue: Sendable, Equatable {
@@ -102,7 +102,7 @@ public enum TrackingOutput: Sendable, Equatable {
     case lotCounted(LotCount)
 
     /// The event type for the stream: `operation` (all three operation cases), `vehicle`,
-    /// `sequence` or `lot`. The contract (§5) publishes `operation` and `vehicle`; `sequence`
+    /// `sequence` or `lot`. The event stream (docs/openapi.json) publishes `operation` and `vehicle`; `sequence`
     /// issues reach clients as quality's alerts.
     public var eventType: String {
         switch self {
@@ -145,8 +145,8 @@ public enum TrackingOutput: Sendable, Equatable {
         }
     }
 
-    /// The event payload (one JSON object). Operations: the §4 operation plus `vehicleId` and
-    /// `state` (`running`, `completed`, `aborted`); vehicles: the §4 summary.
+    /// The event payload (one JSON object). Operations: the operation of docs/openapi.json plus `vehicleId` and
+    /// `state` (`running`, `completed`, `aborted`); vehicles: the vehicle summary.
     public var json: JSON {
         switch self {
         case .operationStarted(let op): return Self.operationJSON(op, state: "running")

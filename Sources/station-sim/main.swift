@@ -4,7 +4,7 @@ import PlantModel
 import Runtime
 import Simulation
 
-// station-sim: serve simulated stations over Modbus TCP and OPC UA (contract §2), or write a
+// station-sim: serve simulated stations over Modbus TCP and OPC UA (README "Executables"), or write a
 // recording of a simulated shift (--generate).
 let usage = """
 usage: station-sim --config FILE [--station ID ...] [--scenario FILE] [--seed N] [--replay FILE [--speed X]]
@@ -12,7 +12,7 @@ usage: station-sim --config FILE [--station ID ...] [--scenario FILE] [--seed N]
   --station ID     serve only this station (repeatable; default: all)
   --scenario FILE  drive the stations from a scenario (Stations/scenarios/*.json)
   --seed N         random seed (default: the scenario's, 1 for the built-in normal shift)
-  --replay FILE    serve a recording instead (JSON Lines, contract §6), at --speed X (default 1)
+  --replay FILE    serve a recording instead (JSON Lines, see Stations/README-stations.md), at --speed X (default 1)
   --generate FILE  write a recording of a simulated run instead of serving (with --duration, e.g. 8h, 30m, 600s)
   --log-level L    trace, debug, info, warning, error (default info)
   --exit-with-parent  stop when the process that started this one ends (benchmarks, scripts)

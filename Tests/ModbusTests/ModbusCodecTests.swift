@@ -10,7 +10,7 @@ final class ModbusCodecTests: XCTestCase {
                      wordOrder: order, scale: scale, offset: offset)
     }
 
-    // Contract §3 word orders with a known byte pattern: the 32-bit value 0xAABBCCDD.
+    // The word orders of docs/CONFIG.md, with a known byte pattern: the 32-bit value 0xAABBCCDD.
     func testWordOrders32BitKnownPatterns() throws {
         let expected: [WordOrder: [UInt16]] = [
             .abcd: [0xAABB, 0xCCDD], .cdab: [0xCCDD, 0xAABB], .badc: [0xBBAA, 0xDDCC], .dcba: [0xDDCC, 0xBBAA],
