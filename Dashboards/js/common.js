@@ -107,6 +107,12 @@
   let replayClock = NaN;
   /** 'live' or 'replay' (from /api/health). */
   MES.mode = () => mode;
+  /**
+   * The connection a page shows for the server's `connection`: in replay no PLC is connected and
+   * the server keeps every station `connecting` (its events are fixed by the golden replay test),
+   * so pages show such a station as `replayed`.
+   */
+  MES.shownConnection = (connection) => (mode === 'replay' && connection === 'connecting' ? 'replayed' : connection);
   /** Now on the pipeline's clock, in milliseconds. */
   MES.now = () => (mode === 'replay' ? (Number.isFinite(replayClock) ? replayClock : 0) : Date.now());
   /** Takes the mode and clock of an /api/health answer (MES.start does; tests may too). */

@@ -43,11 +43,11 @@
     const firstMeasurement = ((detail && detail.signals) || []).find((s) => s.role === 'measurement');
     const st = {
       id: summary.id, name: summary.name, process: summary.process, ideal: summary.idealCycleTimeS,
-      connection: summary.connection, state: summary.state, vehicle: summary.currentVehicle,
+      connection: MES.shownConnection(summary.connection), state: summary.state, vehicle: summary.currentVehicle,
       lastSampleAt: summary.lastSampleAt, kpi: summary.kpi && typeof summary.kpi === 'object' ? summary.kpi : null,
       kpiAt: MES.now(), roles, units, measurement: firstMeasurement ? firstMeasurement.name : null,
       measValue: firstMeasurement ? firstMeasurement.value : null, lastCycleS: null, anomalies: new Map(),
-      arrivals: [], polled: false, notOnlineSince: current(summary.connection) ? null : MES.now(),
+      arrivals: [], polled: false, notOnlineSince: current(MES.shownConnection(summary.connection)) ? null : MES.now(),
     };
     st.render = () => renderTile(st);
     return st;
@@ -193,7 +193,7 @@
     station(d) {
       const st = stations.get(d.station);
       if (!st) return;
-      if (d.connection) setConnection(st, d.connection);
+      if (d.connection) setConnection(st, MES.shownConnection(d.connection));
       if ('state' in d) st.state = d.state;
       MES.schedule(st.render);
     },

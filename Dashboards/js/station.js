@@ -266,7 +266,7 @@
     },
     station(d) {
       if (d.station !== id) return;
-      if (d.connection) station.connection = d.connection;
+      if (d.connection) station.connection = MES.shownConnection(d.connection);
       if ('state' in d) {
         station.state = d.state;
         if (lastStateCode !== null && d.state) codeNames[lastStateCode] = d.state;
@@ -336,6 +336,7 @@
   /** The station's snapshot: facts, KPIs, anomalies and the history behind every chart. */
   async function load() {
     station = await MES.api('/api/stations/' + encodeURIComponent(id));
+    if (station) station.connection = MES.shownConnection(station.connection);
     document.title = 'Line MES — ' + station.id;
     document.getElementById('station-view').classList.remove('hidden');
     if (station.stateCode !== null && station.stateCode !== undefined && station.state) codeNames[station.stateCode] = station.state;

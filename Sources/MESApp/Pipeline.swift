@@ -89,7 +89,7 @@ public final class Pipeline: Service, @unchecked Sendable {
 
     public init(config: PlantConfig, eventLog: EventLog, mode: Mode, logger: Logger) {
         self.config = config
-        self.live = LiveStations(config: config, connection: mode == .replay ? .replayed : .connecting)
+        self.live = LiveStations(config: config)
         self.eventLog = eventLog
         self.mode = mode
         self.logger = logger.named("pipeline")

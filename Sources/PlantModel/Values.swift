@@ -115,9 +115,6 @@ public enum ConnectionState: String, Sendable, Equatable, CaseIterable {
     case online
     /// Polls fail; the adapter reconnects with backoff meanwhile.
     case offline
-    /// The server replays a recording (`--replay`): the station's values come from the file and no
-    /// PLC is connected, so it is neither connecting nor online.
-    case replayed
 }
 
 /// A change of a station's connection state.

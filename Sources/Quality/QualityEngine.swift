@@ -415,7 +415,7 @@ public struct QualityEngine: Sendable {
             stations[si].faultSince = nil
             clear(key: "kpi:downtime:\(change.station)", at: t, into: &out)
             checkOffline(si, at: t, reason: change.reason, into: &out)
-        case .connecting, .replayed:
+        case .connecting:
             stations[si].connection = change.state
         }
     }

@@ -38,7 +38,5 @@ final class MachineStateTests: XCTestCase {
         XCTAssertEqual(name(after: 2), "fault", "not in the map: the conventional code")
         XCTAssertEqual(name(after: 42), "unknown")
         XCTAssertEqual(live.station("S-1")?.connection, .connecting)
-        XCTAssertEqual(LiveStations(config: PlantConfig(plant: "t", route: ["p"], stations: [station]), connection: .replayed)
-            .station("S-1")?.connection, .replayed)
     }
 }
