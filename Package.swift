@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Data flows one way: adapters → events → tracking → quality → API.
+// Data flows one way: adapters → events → tracking → quality → stores → pipeline → API.
 // A module never imports one downstream of it; only the executables (and MESApp, their
 // assembly) know every module.
 var targets: [Target] = [
@@ -17,14 +17,16 @@ var targets: [Target] = [
     .target(name: "OPCUAAdapter", dependencies: ["OPCUA", "Runtime", "PlantModel"]),
     .target(name: "Tracking", dependencies: ["Runtime", "PlantModel"]),
     .target(name: "Quality", dependencies: ["Runtime", "PlantModel", "Tracking"]),
-    .target(name: "Storage", dependencies: ["CSQLite", "Runtime", "PlantModel"]),
+    .target(name: "Storage", dependencies: ["CSQLite", "Runtime"]),
     .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage"]),
+    // The data-flow spine: adapters' events → tracking and quality → storage; the API's ports.
+    .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore"]),
     .target(name: "HTTP", dependencies: ["CEpoll", "Runtime"]),
-    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore", "HTTP"]),
+    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore", "Pipeline", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA", "ModbusAdapter"]),
     .target(name: "MESApp", dependencies: [
         "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality",
-        "Storage", "PlantStore", "HTTP", "API", "Simulation",
+        "Storage", "PlantStore", "Pipeline", "HTTP", "API", "Simulation",
     ]),
     .executableTarget(name: "mes-server", dependencies: ["MESApp"]),
     .executableTarget(name: "station-sim", dependencies: ["MESApp"]),
@@ -33,6 +35,7 @@ var targets: [Target] = [
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
     .testTarget(name: "PlantModelTests", dependencies: ["PlantModel"]),
     .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+    .testTarget(name: "APITests", dependencies: ["API", "HTTP", "Pipeline", "PlantModel", "Quality", "Tracking", "Runtime"]),
     .testTarget(name: "StorageTests", dependencies: ["Storage"]),
     .testTarget(name: "OPCUATests", dependencies: ["OPCUA"]),
     .testTarget(name: "ModbusTests", dependencies: ["ModbusAdapter", "CModbus", "Simulation"]),

@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import Pipeline
 import Quality
 import Runtime
 
@@ -18,7 +19,7 @@ public struct AuthPolicy: Sendable {
 
     /// The principal of a request needing `role`, or a 401/403 `HTTPError`.
     func authorize(_ request: HTTPRequest, role: Role, backend: any PlantBackend, now: Date) throws -> Principal? {
-        switch tokens.authenticate(authorization: request.headers["Authorization"]) {
+        switch BearerAuth.authenticate(request.headers["Authorization"], tokens: tokens) {
         case .authenticated(let principal):
             guard principal.has(role) else {
                 backend.audit(AuditEntry(t: now, user: principal.user, role: principal.role, action: "auth.forbidden",
@@ -39,5 +40,31 @@ public struct AuthPolicy: Sendable {
                                      target: "\(request.method.rawValue) \(request.path)", detail: reason))
             throw HTTPError(401, code: "unauthorized", "the token is not valid", headers: ["WWW-Authenticate": "Bearer"])
         }
+    }
+}
+
+/// The outcome of checking an `Authorization` header.
+public enum AuthOutcome: Sendable, Equatable {
+    /// No header (anonymous).
+    case anonymous
+    /// A known token.
+    case authenticated(Principal)
+    /// A header that is not `Bearer …`, or an unknown token.
+    case rejected(reason: String)
+}
+
+/// `Authorization: Bearer TOKEN` (RFC 6750): the scheme is matched without case; the token is
+/// looked up in the ``TokenStore`` in constant time.
+public enum BearerAuth {
+    /// Checks an `Authorization` header value.
+    public static func authenticate(_ header: String?, tokens: TokenStore) -> AuthOutcome {
+        guard let header, !header.isEmpty else { return .anonymous }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            return .rejected(reason: "the Authorization header is not a Bearer token")
+        }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        guard let principal = tokens.principal(forToken: token) else { return .rejected(reason: "unknown token") }
+        return .authenticated(principal)
     }
 }

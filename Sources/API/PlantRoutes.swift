@@ -1,22 +1,21 @@
 import Foundation
 import HTTP
+import Pipeline
 import PlantModel
-import PlantStore
 import Quality
 import Runtime
 import Storage
 import Tracking
 
 extension APIRoutes {
-    /// Adds the tracking, quality and history routes (docs/openapi.json).
+    /// Adds the tracking, quality and history routes (docs/openapi.json): reads through `queries`,
+    /// commands through `backend`.
     public static func addPlant(to router: inout Router, context: APIContext, backend: any PlantBackend,
-                                auth: AuthPolicy, samples: SampleStore?) {
-        let log = context.eventLog
-
-        /// Runs a read on a read connection; storage errors become 503.
-        @Sendable func read<T>(_ body: (Database) throws -> T) throws -> T {
+                                queries: any PlantQueries, auth: AuthPolicy) {
+        /// Runs a read; storage errors become 503.
+        @Sendable func read<T>(_ body: () throws -> T) throws -> T {
             do {
-                return try log.read(body)
+                return try body()
             } catch let error as HTTPError {
                 throw error
             } catch {
@@ -35,14 +34,8 @@ extension APIRoutes {
         @Sendable func perform(_ body: () throws -> JSON) throws -> JSON {
             do {
                 return try body()
-            } catch let error as QualityActionError {
-                throw HTTPError(error.httpStatus, error.description)
-            } catch let error as VehicleCommandError {
-                throw HTTPError(error.httpStatus, code: error.code, error.message)
-            } catch let error as HTTPError {
-                throw error
             } catch {
-                throw HTTPError(503, code: "unavailable", "the change could not be stored: \(error)")
+                throw HTTPError.command(error)
             }
         }
 
@@ -77,11 +70,7 @@ extension APIRoutes {
             }
             let from = try timeParameter(request, "from"), to = try timeParameter(request, "to")
             let limit = try limitParameter(request)
-            guard let samples else { return .json(JSON.array([])) }
-            let rows: [StoredSample]
-            do { rows = try samples.history(station: stationID, signal: name, from: from, to: to, limit: limit) } catch {
-                throw HTTPError(503, code: "unavailable", "storage read failed: \(error)")
-            }
+            let rows = try read { try queries.signalHistory(station: stationID, signal: name, from: from, to: to, limit: limit) }
             var out = [UInt8]("[".utf8)
             for (index, row) in rows.enumerated() {
                 if index > 0 { out.append(44) }
@@ -103,23 +92,18 @@ extension APIRoutes {
             }
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
             let limit = try limitParameter(request)
-            return .json(try read { try GenealogyStore.vehiclesJSON(status: status, station: station, limit: limit, in: $0) })
+            return .json(.array(try read { try queries.vehicles(status: status, station: station, limit: limit) }.map(\.json)))
         }
 
         router.get("/api/vehicles/{vehicleId}") { request in
             let vehicleId = request.parameters["vehicleId"] ?? ""
-            let json: JSON? = try read { db in
-                guard let vehicle = try GenealogyStore.vehicle(id: vehicleId, in: db), case .object(var members) = vehicle else { return nil }
-                let defects = try QualityStore.defects(vehicle: vehicleId, limit: 10_000, in: db)
-                let alerts = try QualityStore.alerts(filter: .all, vehicle: vehicleId, limit: 10_000, in: db)
-                let lots = try GenealogyStore.lots(vehicleId: vehicleId, in: db)
-                members.append(("defects", .array(defects.map(\.json))))
-                members.append(("alerts", .array(alerts.map(\.json))))
-                members.append(("lots", .array(lots.map { .obj([("lotId", .string($0.lot)), ("station", .string($0.station))]) })))
-                return .object(members)
+            guard let record = try read({ try queries.vehicle(id: vehicleId) }), case .object(var members) = record.vehicle else {
+                throw HTTPError(404, code: "not_found", "no vehicle \"\(vehicleId)\"")
             }
-            guard let json else { throw HTTPError(404, code: "not_found", "no vehicle \"\(vehicleId)\"") }
-            return .json(json)
+            members.append(("defects", .array(record.defects.map(\.json))))
+            members.append(("alerts", .array(record.alerts.map(\.json))))
+            members.append(("lots", .array(record.lots.map { .obj([("lotId", .string($0.lot)), ("station", .string($0.station))]) })))
+            return .json(.object(members))
         }
 
         for command in VehicleCommand.allCases {
@@ -136,7 +120,7 @@ extension APIRoutes {
 
         router.get("/api/lots/{lotId}") { request in
             let lotId = request.parameters["lotId"] ?? ""
-            guard let json = try read({ try GenealogyStore.lot(id: lotId, in: $0) }) else {
+            guard let json = try read({ try queries.lot(id: lotId) }) else {
                 throw HTTPError(404, code: "not_found", "no lot \"\(lotId)\"")
             }
             return .json(json)
@@ -155,18 +139,16 @@ extension APIRoutes {
             let vehicle = request.query["vehicle"].flatMap { $0.isEmpty ? nil : $0 }
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
             let limit = try limitParameter(request)
-            let defects = try read { try QualityStore.defects(status: status, vehicle: vehicle, station: station, limit: limit, in: $0) }
+            let defects = try read { try queries.defects(status: status, vehicle: vehicle, station: station, limit: limit) }
             return .json(JSON.array(defects.map(\.json)))
         }
 
         router.get("/api/defects/pareto") { request in
             let since = try timeParameter(request, "since")
-            let (codes, stations) = try read { db in
-                (try QualityStore.pareto(byStation: false, since: since, in: db), try QualityStore.pareto(byStation: true, since: since, in: db))
-            }
+            let pareto = try read { try queries.defectPareto(since: since) }
             return .json(.obj([
-                ("byCode", .array(codes.map { .obj([("code", .string($0.key)), ("count", .int(Int64($0.count)))]) })),
-                ("byStation", .array(stations.map { .obj([("station", .string($0.key)), ("count", .int(Int64($0.count)))]) })),
+                ("byCode", .array(pareto.byCode.map { .obj([("code", .string($0.key)), ("count", .int(Int64($0.count)))]) })),
+                ("byStation", .array(pareto.byStation.map { .obj([("station", .string($0.key)), ("count", .int(Int64($0.count)))]) })),
             ]))
         }
 
@@ -206,15 +188,16 @@ extension APIRoutes {
             }
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
             let limit = try limitParameter(request)
-            let alerts = try read { try QualityStore.alerts(filter: filter, station: station, limit: limit, in: $0) }
+            let alerts = try read { try queries.alerts(filter: filter, station: station, limit: limit) }
             return .json(JSON.array(alerts.map(\.json)))
         }
 
         router.get("/api/alerts/{id}") { request in
             let alertId = try id(request)
-            let (alert, history) = try read { db in (try QualityStore.alert(id: alertId, in: db), try QualityStore.history(alertId: alertId, in: db)) }
-            guard let alert, case .object(var members) = alert.json else { throw HTTPError(404, code: "not_found", "no alert \(alertId)") }
-            members.append(("history", .array(history.map { h in
+            guard let record = try read({ try queries.alert(id: alertId) }), case .object(var members) = record.alert.json else {
+                throw HTTPError(404, code: "not_found", "no alert \(alertId)")
+            }
+            members.append(("history", .array(record.history.map { h in
                 .obj([("t", .string(Timestamp.format(h.t))), ("change", .string(h.change)), ("state", .string(h.state)),
                       ("escalationLevel", .int(Int64(h.escalationLevel))), ("user", .str(h.user))])
             })))
@@ -249,15 +232,15 @@ extension APIRoutes {
             if let shift = request.query["shift"], !shift.isEmpty, shift != "current" {
                 throw HTTPError(400, code: "bad_request", "shift must be \"current\"")
             }
-            return .json(backend.kpis())
+            return .json(KPIJSON.document(backend.kpis()))
         }
 
-        router.get("/api/anomalies") { _ in .json(backend.anomalies()) }
+        router.get("/api/anomalies") { _ in .json(.array(backend.anomalies().map(\.json))) }
 
         router.get("/api/audit") { request in
             _ = try principal(request, .admin)
             let limit = try limitParameter(request)
-            let entries = try read { try QualityStore.audit(limit: limit, in: $0) }
+            let entries = try read { try queries.audit(limit: limit) }
             return .json(JSON.array(entries.map(\.json)))
         }
     }

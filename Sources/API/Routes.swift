@@ -1,20 +1,22 @@
 import Foundation
 import HTTP
 import PlantModel
+import Quality
 import Runtime
 import Storage
 
 /// Plant facts that come from tracking and quality (WIP, KPIs); the assembly provides them.
 public protocol PlantFacts: Sendable {
     func wip(station: String) -> Int
-    func kpi(station: String) -> JSON
+    /// The station's KPIs of the current shift (nil: none known).
+    func kpi(station: String) -> StationKPI?
 }
 
 /// No tracking or quality attached (tests of the core).
 public struct NoPlantFacts: PlantFacts {
     public init() {}
     public func wip(station: String) -> Int { 0 }
-    public func kpi(station: String) -> JSON { .null }
+    public func kpi(station: String) -> StationKPI? { nil }
 }
 
 /// The HTTP API and event stream of docs/openapi.json, with the dashboards as static files.
@@ -69,7 +71,7 @@ public enum APIRoutes {
 
         router.get("/api/stations") { _ in
             .json(.array(context.live.all().map { station in
-                .object(station.summaryJSON(wip: facts.wip(station: station.config.id), kpi: facts.kpi(station: station.config.id)))
+                .object(station.summaryJSON(wip: facts.wip(station: station.config.id), kpi: facts.kpi(station: station.config.id)?.json ?? .null))
             }))
         }
 
@@ -78,7 +80,7 @@ public enum APIRoutes {
             guard let station = context.live.station(id) else {
                 throw HTTPError(404, code: "not_found", "no station \"\(id)\"")
             }
-            var members = station.summaryJSON(wip: facts.wip(station: id), kpi: facts.kpi(station: id))
+            var members = station.summaryJSON(wip: facts.wip(station: id), kpi: facts.kpi(station: id)?.json ?? .null)
             members.append(("signals", station.signalsJSON))
             members.append(("status", .str(station.status)))
             members.append(("stats", .obj([

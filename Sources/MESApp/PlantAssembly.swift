@@ -2,6 +2,7 @@ import Foundation
 import API
 import HTTP
 import ModbusAdapter
+import Pipeline
 import PlantModel
 import PlantStore
 import Quality
@@ -51,7 +52,8 @@ final class PlantAssembly: @unchecked Sendable {
     }
 
     func addRoutes(to router: inout Router, context: APIContext) {
-        APIRoutes.addPlant(to: &router, context: context, backend: stage, auth: auth, samples: samples)
+        APIRoutes.addPlant(to: &router, context: context, backend: stage,
+                           queries: StoreQueries(eventLog: eventLog, samples: samples), auth: auth)
     }
 
     func middlewares(context: APIContext) -> [any HTTPMiddleware] {
@@ -98,7 +100,7 @@ final class PlantAssembly: @unchecked Sendable {
 struct StageFacts: PlantFacts {
     let stage: PlantStage
     func wip(station: String) -> Int { stage.wip(station: station) }
-    func kpi(station: String) -> JSON { stage.kpi(station: station) }
+    func kpi(station: String) -> StationKPI? { stage.kpi(station: station) }
 }
 
 /// Copies each adapter's polling figures into the live state twice a second.

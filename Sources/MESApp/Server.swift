@@ -1,6 +1,7 @@
 import Foundation
 import API
 import HTTP
+import Pipeline
 import PlantModel
 import Runtime
 import Simulation

@@ -132,27 +132,18 @@ public struct Alert: Sendable, Equatable {
     }
 }
 
-/// Why a user action on an alert or defect was refused; the API maps it to a status.
+/// Why a user action on an alert or defect was refused (the API maps each case to an HTTP status).
 public enum QualityActionError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// No such alert or defect (404).
+    /// No such alert or defect.
     case notFound(String)
-    /// The action does not fit the current state, e.g. a second acknowledgement (409).
+    /// The action does not fit the current state, e.g. a second acknowledgement.
     case conflict(String)
-    /// Bad arguments (422).
+    /// Bad arguments.
     case invalid(String)
 
     public var description: String {
         switch self {
         case .notFound(let m), .conflict(let m), .invalid(let m): m
-        }
-    }
-
-    /// The HTTP status the API answers with.
-    public var httpStatus: Int {
-        switch self {
-        case .notFound: 404
-        case .conflict: 409
-        case .invalid: 422
         }
     }
 }

@@ -38,16 +38,6 @@ public struct Principal: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(user) (\(role.rawValue))" }
 }
 
-/// The outcome of checking an `Authorization` header.
-public enum AuthOutcome: Sendable, Equatable {
-    /// No header (anonymous).
-    case anonymous
-    /// A known token.
-    case authenticated(Principal)
-    /// A header that is not `Bearer …`, or an unknown token.
-    case rejected(reason: String)
-}
-
 /// The tokens file (`[{"token", "user", "role"}]`), kept in memory; tokens never leave it.
 ///
 /// Lookups compare the presented token with every stored token in constant time (no early exit on
@@ -116,18 +106,6 @@ public struct TokenStore: Sendable, CustomStringConvertible, CustomDebugStringCo
             if TokenStore.constantTimeEquals(presented, entry.token) { found = entry.principal }
         }
         return found
-    }
-
-    /// Checks an `Authorization` header value (`Bearer TOKEN`).
-    public func authenticate(authorization header: String?) -> AuthOutcome {
-        guard let header, !header.isEmpty else { return .anonymous }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            return .rejected(reason: "the Authorization header is not a Bearer token")
-        }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        guard let principal = principal(forToken: token) else { return .rejected(reason: "unknown token") }
-        return .authenticated(principal)
     }
 
     /// Compares two byte strings in time that depends only on their lengths, not their content.

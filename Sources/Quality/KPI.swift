@@ -74,6 +74,24 @@ public struct StationKPI: Sendable, Equatable {
     }
 }
 
+/// The KPIs of a shift as typed values (``QualityEngine/kpis()``); the API writes their JSON.
+public struct ShiftKPIs: Sendable {
+    /// The shift they belong to (nil before the first input).
+    public var shift: ShiftWindow?
+    public var line: LineKPI
+    /// Every configured station, in config order.
+    public var stations: [StationKPI]
+    /// Alerts raised in the trailing 10 minutes.
+    public var alertsPer10Min: Int
+    /// Percent (0–100) of the shift's elapsed time in an alert flood.
+    public var floodTimePct: Double
+    /// Keys of chattering alerts, sorted.
+    public var chattering: [String]
+    /// Defects raised this shift by code and by station, most first.
+    public var defectsByCode: [(code: String, count: Int)]
+    public var defectsByStation: [(station: String, count: Int)]
+}
+
 /// A station's counters of the current shift, as saved in ``ShiftCounters``.
 public struct SavedStationCounters: Sendable, Equatable, Codable {
     public var id: String

@@ -22,7 +22,7 @@ public struct QualityEngine: Sendable {
     private var windowStart = Date(timeIntervalSince1970: 0)
     private var nextHousekeeping: Date?
     private var lastLineKPI: Date?
-    private var previousShift: JSON?
+    private var previousShift: ShiftKPIs?
 
     private var alerts: [Int64: Alert] = [:]
     private var openByKey: [String: Int64] = [:]
@@ -102,7 +102,7 @@ public struct QualityEngine: Sendable {
     /// Starts a new shift window: counters restart; open alerts and defects go on.
     private mutating func roll(to t: Date) {
         let first = window == nil
-        if !first { previousShift = kpiJSON() }
+        if !first { previousShift = kpis() }
         let w = shiftWindow(at: t)
         window = w
         windowStart = max(w.start, firstTime ?? w.start)
@@ -832,29 +832,17 @@ public struct QualityEngine: Sendable {
         return raisesByKey.filter { $0.value.filter { $0 > cutoff }.count >= rules.chatterCount }.keys.sorted()
     }
 
-    /// `GET /api/kpis?shift=current` (docs/openapi.json), plus defect Pareto lists.
-    public func kpiJSON() -> JSON {
+    /// The current shift's KPIs: the line, every station (config order), alert load and defect
+    /// Pareto lists (the API writes them as `GET /api/kpis`, docs/openapi.json).
+    public func kpis() -> ShiftKPIs {
         let t = now ?? windowStart
-        let line = lineKPI(at: t)
-        return .obj([
-            ("shift", window?.json ?? .null),
-            ("line", line.json),
-            ("stations", .array(stations.indices.map { stationKPI($0, at: t).json })),
-            ("rty", .number(line.rty)),
-            ("alerts", .obj([
-                ("per10Min", .int(Int64(alertsPer10Min))),
-                ("floodTimePct", .double(floodTimePct)),
-                ("chattering", .array(chatteringKeys.map { .string($0) })),
-            ])),
-            ("defects", .obj([
-                ("byCode", .array(paretoByCode().map { .obj([("code", .string($0.code)), ("count", .int(Int64($0.count)))]) })),
-                ("byStation", .array(paretoByStation().map { .obj([("station", .string($0.station)), ("count", .int(Int64($0.count)))]) })),
-            ])),
-        ])
+        return ShiftKPIs(shift: window, line: lineKPI(at: t), stations: stations.indices.map { stationKPI($0, at: t) },
+                         alertsPer10Min: alertsPer10Min, floodTimePct: floodTimePct, chattering: chatteringKeys,
+                         defectsByCode: paretoByCode(), defectsByStation: paretoByStation())
     }
 
     /// The last KPI set of the previous shift, if a shift ended since start.
-    public var previousShiftKPIJSON: JSON? { previousShift }
+    public var previousShiftKPIs: ShiftKPIs? { previousShift }
 
     private mutating func maybeEmitKPI(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
         let interval = rules.kpiIntervalMs / 1000

@@ -165,27 +165,12 @@ public enum TrackingOutput: Sendable, Equatable {
     }
 }
 
-/// Why a hold, release or scrap was refused. The API maps ``httpStatus`` onto the error answer.
+/// Why a hold, release or scrap was refused (the API maps each case to an HTTP status).
 public enum VehicleCommandError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// No such vehicle (404).
+    /// No such vehicle.
     case notFound(vehicleId: String)
-    /// The vehicle's status does not allow it (409).
+    /// The vehicle's status does not allow it.
     case conflict(vehicleId: String, message: String)
-
-    public var httpStatus: Int {
-        switch self {
-        case .notFound: return 404
-        case .conflict: return 409
-        }
-    }
-
-    /// The contract's error code (`not_found`, `conflict`).
-    public var code: String {
-        switch self {
-        case .notFound: return "not_found"
-        case .conflict: return "conflict"
-        }
-    }
 
     public var message: String {
         switch self {

@@ -110,10 +110,10 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertEqual(resolved.defects.first?.0.resolvedBy, "li.wei")
         XCTAssertEqual(resolved.audits.first?.action, "defect.resolve")
         XCTAssertThrowsError(try engine.resolveDefect(id: d.id, comment: nil, user: quality, at: at(101))) {
-            XCTAssertEqual(($0 as? QualityActionError)?.httpStatus, 409)
+            guard case .conflict? = $0 as? QualityActionError else { return XCTFail("\($0)") }
         }
         XCTAssertThrowsError(try engine.resolveDefect(id: 999, comment: nil, user: quality, at: at(101))) {
-            XCTAssertEqual(($0 as? QualityActionError)?.httpStatus, 404)
+            guard case .notFound? = $0 as? QualityActionError else { return XCTFail("\($0)") }
         }
     }
 
@@ -229,17 +229,17 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertEqual(ack.audits.first?.role, .quality)
         XCTAssertThrowsError(try engine.acknowledge(alertId: id, by: quality, comment: nil, at: at(61))) { error in
             XCTAssertEqual(error as? QualityActionError, .conflict("alert \(id) is already acknowledged"))
-            XCTAssertEqual((error as? QualityActionError)?.httpStatus, 409)
+            guard case .conflict? = error as? QualityActionError else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try engine.acknowledge(alertId: 4242, by: quality, comment: nil, at: at(61))) {
-            XCTAssertEqual(($0 as? QualityActionError)?.httpStatus, 404)
+            guard case .notFound? = $0 as? QualityActionError else { return XCTFail("\($0)") }
         }
         // Condition back to normal: an acknowledged alert clears completely.
         let back = engine.process(.operation(op("op2", vehicle: "VIN2", start: 60, end: 115, measurements: ["weldCurrent": 10])))
         XCTAssertEqual(back.alerts.first?.0.state, .cleared)
         XCTAssertTrue(engine.openAlerts.isEmpty)
         XCTAssertThrowsError(try engine.acknowledge(alertId: id, by: quality, comment: nil, at: at(200))) {
-            XCTAssertEqual(($0 as? QualityActionError)?.httpStatus, 409)
+            guard case .conflict? = $0 as? QualityActionError else { return XCTFail("\($0)") }
         }
         // A new occurrence of the same condition is a new alert with the same key.
         let again = engine.process(.operation(op("op3", vehicle: "VIN3", start: 120, end: 175, measurements: ["weldCurrent": 13])))
@@ -266,7 +266,7 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertEqual(shelved.audits.first?.action, "alert.shelve")
         XCTAssertThrowsError(try engine.acknowledge(alertId: id, by: quality, comment: nil, at: at(61)))
         XCTAssertThrowsError(try engine.shelve(alertId: id, minutes: 0, reason: nil, by: quality, at: at(61))) {
-            XCTAssertEqual(($0 as? QualityActionError)?.httpStatus, 422)
+            guard case .invalid? = $0 as? QualityActionError else { return XCTFail("\($0)") }
         }
         XCTAssertTrue(engine.process(.tick(at(659))).alerts.isEmpty)
         let unshelved = engine.process(.tick(at(660))).alerts
@@ -360,20 +360,15 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertEqual(line.completedVehicles, 1)
         XCTAssertEqual(line.throughputPerHour, 6)
 
-        // The API shape.
-        let json = engine.kpiJSON()
-        XCTAssertEqual(json["shift"]?["name"], .string("A"))
-        XCTAssertEqual(json["shift"]?["start"], .string("2026-11-21T06:00:00.000Z"))
-        XCTAssertEqual(json["shift"]?["end"], .string("2026-11-21T14:00:00.000Z"))
-        XCTAssertEqual(json["rty"], .double(0.5))
-        XCTAssertEqual(json["stations"]?.arrayValue?.count, 3)
-        XCTAssertEqual(json["stations"]?.arrayValue?.first?["cycleTimeS"]?["p95"], .double(100))
-        XCTAssertEqual(json["stations"]?.arrayValue?.first?["downtimeByFault"]?["5"], .double(120))
-        for key in ["per10Min", "floodTimePct", "chattering"] { XCTAssertNotNil(json["alerts"]?[key], key) }
-        for key in ["id", "oee", "availability", "performance", "quality", "fpy", "goodCount", "totalCount", "throughputPerHour",
-                    "cycleTimeS", "downtimeByFault", "mtbfS", "mttrS"] {
-            XCTAssertNotNil(json["stations"]?.arrayValue?.first?[key], key)
-        }
+        // The typed set behind `GET /api/kpis` (its JSON is the API's: APITests).
+        let kpis = engine.kpis()
+        XCTAssertEqual(kpis.shift?.name, "A")
+        XCTAssertEqual(kpis.shift?.start, at(0))
+        XCTAssertEqual(kpis.shift?.end, at(8 * 3600))
+        XCTAssertEqual(kpis.line, line)
+        XCTAssertEqual(kpis.stations.map(\.id), ["WELD-01", "WELD-02", "INSP-01"])
+        XCTAssertEqual(kpis.stations.first, w)
+        XCTAssertEqual(kpis.alertsPer10Min, engine.alertsPer10Min)
     }
 
     func testKPIOutputsAreRateLimitedPerStation() throws {
@@ -396,7 +391,7 @@ final class QualityEngineTests: XCTestCase {
         _ = engine.process(.tick(at(8 * 3600 + 1)))
         XCTAssertEqual(engine.shift?.name, "B")
         XCTAssertEqual(engine.stationKPI("WELD-01")?.totalCount, 0)
-        XCTAssertEqual(engine.previousShiftKPIJSON?["shift"]?["name"], .string("A"))
+        XCTAssertEqual(engine.previousShiftKPIs?.shift?.name, "A")
     }
 
     // MARK: Shift counters across a restart
@@ -452,7 +447,7 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertEqual(restarted.stationKPI("INSP-01")?.totalCount, 2)
         XCTAssertEqual(restarted.lineKPI().completedVehicles, 2)
         XCTAssertEqual(restarted.paretoByCode().map(\.code), ["NOK", "SPOT-MISSING"]) // w2 NOK, and the one raised by hand
-        XCTAssertEqual(restarted.kpiJSON()["shift"]?["start"], .string("2026-11-21T06:00:00.000Z"))
+        XCTAssertEqual(restarted.kpis().shift?.start, at(0))
     }
 
     func testSavedCountersOfAnotherShiftAreDropped() throws {
@@ -473,7 +468,7 @@ final class QualityEngineTests: XCTestCase {
         running.resume(saved)
         _ = running.process(.operation(op("w4", vehicle: "V4", start: 160, end: 220)))
         XCTAssertEqual(running.stationKPI("WELD-01")?.totalCount, 2)
-        XCTAssertEqual(running.kpiJSON()["shift"]?["start"], .string("2026-11-21T06:00:00.000Z"))
+        XCTAssertEqual(running.kpis().shift?.start, at(0))
         XCTAssertEqual(running.shiftCounters?.countedFrom, at(160)) // its own first input (w3 completed)
     }
 
@@ -538,7 +533,7 @@ final class QualityEngineTests: XCTestCase {
             _ = engine.process(.operation(op("c\(i)b", vehicle: "D\(i)", start: 910 + Double(i) * 20, end: 915 + Double(i) * 20, measurements: ["weldCurrent": 10])))
         }
         XCTAssertEqual(engine.chatteringKeys, ["quality:WELD-01:weldCurrent"])
-        XCTAssertEqual(engine.kpiJSON()["alerts"]?["chattering"], .array([.string("quality:WELD-01:weldCurrent")]))
+        XCTAssertEqual(engine.kpis().chattering, ["quality:WELD-01:weldCurrent"])
         // Re-raised occurrences of one open alert keep their id.
         XCTAssertEqual(engine.openAlerts.filter { $0.key == "quality:WELD-01:weldCurrent" }.count, 1)
     }
@@ -628,6 +623,6 @@ final class DefaultPlantTests: XCTestCase {
         XCTAssertEqual(outputs.alerts.map(\.0.key), ["quality:PRESS-01:tonnage", "anomaly:PRESS-01:tonnage"])
         XCTAssertTrue(outputs.defects.isEmpty, "no vehicle, no defect")
         XCTAssertNotNil(engine.anomalies().first { $0.station == "PRESS-01" && $0.signal == "tonnage" })
-        XCTAssertEqual(engine.kpiJSON()["stations"]?.arrayValue?.count, config.stations.count)
+        XCTAssertEqual(engine.kpis().stations.count, config.stations.count)
     }
 }

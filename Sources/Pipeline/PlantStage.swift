@@ -1,5 +1,4 @@
 import Foundation
-import API
 import PlantModel
 import PlantStore
 import Quality
@@ -10,7 +9,7 @@ import Tracking
 /// Tracking and quality on the pipeline thread: turns polls into operations, vehicles, defects,
 /// alerts, KPIs and anomaly scores, persists them with their events, and answers the API's
 /// commands (`PlantBackend`).
-final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
+public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
     private var tracker: Tracker
     private var quality: QualityEngine
     private let eventLog: EventLog
@@ -21,9 +20,9 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
     /// Facts read by the API from other threads, refreshed on ticks and after commands.
     private let factsLock = NSLock()
     private var wipByStation: [String: Int] = [:]
-    private var kpiByStation: [String: JSON] = [:]
-    private var kpisJSON: JSON = .object([])
-    private var anomaliesJSON: JSON = .array([])
+    private var kpiByStation: [String: StationKPI] = [:]
+    private var plantKPIs: PlantKPIs?
+    private var anomalyList: [AnomalyEntry] = []
     private var lastFacts: Date?
     /// Pipeline time (of the ticks) of the last save of the shift counters.
     private var countersSavedAt: Date?
@@ -32,7 +31,7 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
 
     /// Loads the tracker's snapshot, quality's open alerts and defects, and the saved shift
     /// counters from storage.
-    init(config: PlantConfig, eventLog: EventLog, samples: SampleStore?, pipeline: Pipeline, logger: Logger) throws {
+    public init(config: PlantConfig, eventLog: EventLog, samples: SampleStore?, pipeline: Pipeline, logger: Logger) throws {
         self.eventLog = eventLog
         self.samples = samples
         self.pipeline = pipeline
@@ -61,7 +60,7 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
 
     // MARK: Pipeline stage
 
-    func poll(_ poll: StationPoll, into emission: inout Emission) {
+    public func poll(_ poll: StationPoll, into emission: inout Emission) {
         if let samples {
             var inputs: [SampleInput] = []
             inputs.reserveCapacity(poll.readings.count)
@@ -80,13 +79,13 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         emit(tracking: tracking, quality: outputs, into: &emission)
     }
 
-    func connection(_ change: ConnectionChange, into emission: inout Emission) {
+    public func connection(_ change: ConnectionChange, into emission: inout Emission) {
         var outputs: [QualityOutput] = []
         quality.process(.connection(change), into: &outputs)
         emit(tracking: [], quality: outputs, into: &emission)
     }
 
-    func tick(_ now: Date, into emission: inout Emission) {
+    public func tick(_ now: Date, into emission: inout Emission) {
         var outputs: [QualityOutput] = []
         quality.process(.tick(now), into: &outputs)
         emit(tracking: [], quality: outputs, into: &emission)
@@ -97,7 +96,7 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         saveCounters(into: &emission)
     }
 
-    func finish(into emission: inout Emission) {
+    public func finish(into emission: inout Emission) {
         saveCounters(into: &emission)
     }
 
@@ -158,46 +157,38 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         let state = tracker.state()
         var wip: [String: Int] = [:]
         for station in state.stations { wip[station.station] = station.wip }
-        let kpis = quality.kpiJSON()
-        var byStation: [String: JSON] = [:]
-        for entry in kpis["stations"]?.arrayValue ?? [] {
-            if let id = entry["id"]?.stringValue { byStation[id] = entry }
-        }
-        let anomalies = JSON.array(quality.anomalies().map(\.json))
+        let kpis = PlantKPIs(quality: quality.kpis(), lineWIP: state.lineWIP, inProcess: state.inProcess, onHold: state.onHold)
+        var byStation: [String: StationKPI] = [:]
+        for entry in kpis.quality.stations { byStation[entry.id] = entry }
+        let anomalies = quality.anomalies()
         factsLock.lock()
         wipByStation = wip
         kpiByStation = byStation
-        if case .object(var members) = kpis {
-            members.append(("wip", .obj([("line", .int(Int64(state.lineWIP))), ("inProcess", .int(Int64(state.inProcess))),
-                                         ("onHold", .int(Int64(state.onHold)))])))
-            kpisJSON = .object(members)
-        } else {
-            kpisJSON = kpis
-        }
-        anomaliesJSON = anomalies
+        plantKPIs = kpis
+        anomalyList = anomalies
         factsLock.unlock()
     }
 
     // MARK: PlantBackend (any thread)
 
-    func wip(station: String) -> Int {
+    public func wip(station: String) -> Int {
         factsLock.lock(); defer { factsLock.unlock() }
         return wipByStation[station] ?? 0
     }
 
-    func kpi(station: String) -> JSON {
+    public func kpi(station: String) -> StationKPI? {
         factsLock.lock(); defer { factsLock.unlock() }
-        return kpiByStation[station] ?? .null
+        return kpiByStation[station]
     }
 
-    func kpis() -> JSON {
+    public func kpis() -> PlantKPIs {
         factsLock.lock(); defer { factsLock.unlock() }
-        return kpisJSON
+        return plantKPIs! // set by the init's refreshFacts
     }
 
-    func anomalies() -> JSON {
+    public func anomalies() -> [AnomalyEntry] {
         factsLock.lock(); defer { factsLock.unlock() }
-        return anomaliesJSON
+        return anomalyList
     }
 
     /// Runs a command on the pipeline thread, commits its outputs and waits for the commit.
@@ -216,21 +207,21 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         return answer
     }
 
-    func acknowledgeAlert(id: Int64, comment: String?, by principal: Principal) throws -> JSON {
+    public func acknowledgeAlert(id: Int64, comment: String?, by principal: Principal) throws -> JSON {
         try command { stage, now in
             let outputs = try stage.quality.acknowledge(alertId: id, by: principal, comment: comment, at: now)
             return ([], outputs, stage.quality.alert(id: id)?.json ?? .null)
         }
     }
 
-    func shelveAlert(id: Int64, minutes: Double, reason: String?, by principal: Principal) throws -> JSON {
+    public func shelveAlert(id: Int64, minutes: Double, reason: String?, by principal: Principal) throws -> JSON {
         try command { stage, now in
             let outputs = try stage.quality.shelve(alertId: id, minutes: minutes, reason: reason, by: principal, at: now)
             return ([], outputs, stage.quality.alert(id: id)?.json ?? .null)
         }
     }
 
-    func raiseDefect(vehicleId: String, station: String?, code: String, description: String, severity: Severity,
+    public func raiseDefect(vehicleId: String, station: String?, code: String, description: String, severity: Severity,
                      by principal: Principal) throws -> JSON {
         try command { stage, now in
             let outputs = try stage.quality.raiseDefect(vehicleId: vehicleId, station: station, code: code, description: description,
@@ -243,7 +234,7 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         }
     }
 
-    func resolveDefect(id: Int64, comment: String?, by principal: Principal) throws -> JSON {
+    public func resolveDefect(id: Int64, comment: String?, by principal: Principal) throws -> JSON {
         try command { stage, now in
             let outputs = try stage.quality.resolveDefect(id: id, comment: comment, user: principal, at: now)
             let defect = outputs.compactMap { output -> JSON? in
@@ -254,7 +245,7 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         }
     }
 
-    func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON {
+    public func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON {
         let stored = try eventLog.read { try GenealogyStore.vehicleSummary(id: vehicleId, in: $0) }
         return try self.command { stage, now in
             let outputs: [TrackingOutput]
@@ -272,7 +263,7 @@ final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
         }
     }
 
-    func audit(_ entry: AuditEntry) {
+    public func audit(_ entry: AuditEntry) {
         eventLog.enqueue { db in _ = try QualityStore.append(entry, to: db) }
     }
 }

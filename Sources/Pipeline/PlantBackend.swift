@@ -10,17 +10,19 @@ public enum VehicleCommand: String, Sendable, CaseIterable {
 }
 
 /// The running plant as the API sees it: live facts from tracking and quality, and the
-/// commands that change state. Implemented by the server's assembly; every command runs on the
+/// commands that change state. ``PlantStage`` implements it; every command runs on the
 /// pipeline thread and returns only once its rows and events are committed.
 ///
-/// Commands throw `QualityActionError` / `VehicleCommandError` (mapped to 404/409/422) or storage errors (503).
+/// Commands throw `QualityActionError` / `VehicleCommandError` (the API maps them to 404/409/422)
+/// or storage errors (503).
 public protocol PlantBackend: Sendable {
     func wip(station: String) -> Int
-    func kpi(station: String) -> JSON
+    /// A station's KPIs of the current shift (nil: no such station).
+    func kpi(station: String) -> StationKPI?
     /// `GET /api/kpis?shift=current`.
-    func kpis() -> JSON
-    /// `GET /api/anomalies`.
-    func anomalies() -> JSON
+    func kpis() -> PlantKPIs
+    /// `GET /api/anomalies`: every measured series, highest score first.
+    func anomalies() -> [AnomalyEntry]
     func acknowledgeAlert(id: Int64, comment: String?, by principal: Principal) throws -> JSON
     func shelveAlert(id: Int64, minutes: Double, reason: String?, by principal: Principal) throws -> JSON
     func raiseDefect(vehicleId: String, station: String?, code: String, description: String, severity: Severity,
@@ -29,4 +31,21 @@ public protocol PlantBackend: Sendable {
     func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON
     /// Appends an audit line (failed authentication) without waiting.
     func audit(_ entry: AuditEntry)
+}
+
+/// The KPIs of the current shift with the line's work in progress, as typed values; the API
+/// writes their JSON.
+public struct PlantKPIs: Sendable {
+    public var quality: ShiftKPIs
+    /// Vehicles on the line (in process or waiting), in process at a station, and on hold.
+    public var lineWIP: Int
+    public var inProcess: Int
+    public var onHold: Int
+
+    public init(quality: ShiftKPIs, lineWIP: Int, inProcess: Int, onHold: Int) {
+        self.quality = quality
+        self.lineWIP = lineWIP
+        self.inProcess = inProcess
+        self.onHold = onHold
+    }
 }

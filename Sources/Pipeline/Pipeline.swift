@@ -57,7 +57,7 @@ public final class Pipeline: Service, @unchecked Sendable {
     public let mode: Mode
     var stages: [any PipelineStage] = []
     /// In replay: the clock storage uses (retention), moved to each sample's time.
-    var replayClock: ManualClock?
+    public var replayClock: ManualClock?
     /// Called with each poll on the pipeline thread (the recorder).
     var pollObservers: [(StationPoll) -> Void] = []
 
@@ -301,24 +301,4 @@ public final class Pipeline: Service, @unchecked Sendable {
 /// The server is shutting down: a command was not run.
 public struct PipelineStopped: Error, CustomStringConvertible {
     public var description: String { "the server is shutting down" }
-}
-
-/// A one-shot result handed from the pipeline thread to a waiting caller.
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var result: Result<T, any Error>?
-
-    func set(_ value: Result<T, any Error>) {
-        condition.lock()
-        result = value
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func wait() -> Result<T, any Error> {
-        condition.lock()
-        defer { condition.unlock() }
-        while result == nil { condition.wait() }
-        return result!
-    }
 }

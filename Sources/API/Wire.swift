@@ -1,0 +1,63 @@
+import Foundation
+import HTTP
+import Pipeline
+import Quality
+import Runtime
+import Tracking
+
+// The API's side of the domain: HTTP statuses and error codes of the domain's errors, and the
+// JSON of the typed KPI values (README.md, "HTTP API").
+
+extension HTTPError {
+    /// A refused alert or defect action: 404 unknown id, 409 wrong state, 422 bad arguments.
+    init(_ error: QualityActionError) {
+        switch error {
+        case .notFound(let message): self.init(404, message)
+        case .conflict(let message): self.init(409, message)
+        case .invalid(let message): self.init(422, message)
+        }
+    }
+
+    /// A refused vehicle command: 404 unknown vehicle, 409 its status does not allow it.
+    init(_ error: VehicleCommandError) {
+        switch error {
+        case .notFound: self.init(404, code: "not_found", error.message)
+        case .conflict: self.init(409, code: "conflict", error.message)
+        }
+    }
+
+    /// A command's error as the API answers it: domain refusals by their kind, anything else
+    /// (storage) 503.
+    static func command(_ error: any Error) -> HTTPError {
+        switch error {
+        case let error as QualityActionError: HTTPError(error)
+        case let error as VehicleCommandError: HTTPError(error)
+        case let error as HTTPError: error
+        default: HTTPError(503, code: "unavailable", "the change could not be stored: \(error)")
+        }
+    }
+}
+
+/// The JSON of `GET /api/kpis?shift=current`.
+enum KPIJSON {
+    static func document(_ kpis: PlantKPIs) -> JSON {
+        let q = kpis.quality
+        return .obj([
+            ("shift", q.shift?.json ?? .null),
+            ("line", q.line.json),
+            ("stations", .array(q.stations.map(\.json))),
+            ("rty", .number(q.line.rty)),
+            ("alerts", .obj([
+                ("per10Min", .int(Int64(q.alertsPer10Min))),
+                ("floodTimePct", .double(q.floodTimePct)),
+                ("chattering", .array(q.chattering.map { .string($0) })),
+            ])),
+            ("defects", .obj([
+                ("byCode", .array(q.defectsByCode.map { .obj([("code", .string($0.code)), ("count", .int(Int64($0.count)))]) })),
+                ("byStation", .array(q.defectsByStation.map { .obj([("station", .string($0.station)), ("count", .int(Int64($0.count)))]) })),
+            ])),
+            ("wip", .obj([("line", .int(Int64(kpis.lineWIP))), ("inProcess", .int(Int64(kpis.inProcess))),
+                          ("onHold", .int(Int64(kpis.onHold)))])),
+        ])
+    }
+}
