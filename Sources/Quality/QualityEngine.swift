@@ -7,6 +7,10 @@ import Runtime
 /// No threads, no I/O, no clock: time comes only from the inputs (and the `at:` of user actions),
 /// so a replay gives the same outputs. Not thread-safe by itself: the pipeline owns it and calls
 /// it from one thread (readers take a copy or call the query methods under the owner's lock).
+///
+/// The engine dispatches each input to the rules that watch it; what they find is kept in three
+/// parts: the ``AlertBook`` (open alerts, alert load), the ``DefectBook`` (open defects, Pareto)
+/// and the ``ShiftAccounting`` (the shift window and the KPIs over it).
 public struct QualityEngine: Sendable {
     public let config: PlantConfig
     public let rules: QualityRules
@@ -17,32 +21,13 @@ public struct QualityEngine: Sendable {
     private let peers: [String: [Int]]
 
     private var now: Date?
-    private var firstTime: Date?
-    private var window: ShiftWindow?
-    private var windowStart = Date(timeIntervalSince1970: 0)
     private var nextHousekeeping: Date?
     private var lastLineKPI: Date?
     private var previousShift: ShiftKPIs?
 
-    private var alerts: [Int64: Alert] = [:]
-    private var openByKey: [String: Int64] = [:]
-    private var closedAlerts: Set<Int64> = []
-    private var nextAlertId: Int64 = 1
-
-    private var defects: [Int64: Defect] = [:]
-    private var resolvedDefects: Set<Int64> = []
-    private var nextDefectId: Int64 = 1
-    private var paretoCode: [String: Int] = [:]
-    private var paretoStation: [String: Int] = [:]
-
-    private var raiseTimes: [Date] = []
-    private var raisesByKey: [String: [Date]] = [:]
-    private var inFlood = false
-    private var floodSeconds = 0.0
-    private var floodEvaluatedAt: Date?
-    private var lastPrune: Date?
-    /// Counters saved before a restart, taken back if the first input falls in their shift.
-    private var resumeFrom: ShiftCounters?
+    private var alertBook: AlertBook
+    private var defectBook = DefectBook()
+    private var accounting: ShiftAccounting
 
     /// Builds the engine; decodes the config's `alerts` block (errors name its JSON path).
     public init(config: PlantConfig) throws {
@@ -63,6 +48,8 @@ public struct QualityEngine: Sendable {
         self.stations = runtimes
         self.stationIndex = index
         self.peers = peers
+        alertBook = AlertBook(rules: rules)
+        accounting = ShiftAccounting(config: config)
     }
 
     // MARK: Inputs
@@ -91,83 +78,49 @@ public struct QualityEngine: Sendable {
     }
 
     private mutating func advance(to t: Date, into out: inout [QualityOutput]) {
-        if firstTime == nil { firstTime = t }
+        accounting.note(t)
         // Engine time only moves forward; a late input from one station does not move it back.
         let current = max(now ?? t, t)
         now = current
-        if let window, current < window.end { return }
+        if let window = accounting.window, current < window.end { return }
         roll(to: current)
     }
 
     /// Starts a new shift window: counters restart; open alerts and defects go on.
     private mutating func roll(to t: Date) {
-        let first = window == nil
+        let first = accounting.window == nil
         if !first { previousShift = kpis() }
-        let w = shiftWindow(at: t)
-        window = w
-        windowStart = max(w.start, firstTime ?? w.start)
+        let resumed = accounting.startWindow(at: t)
         for i in stations.indices { stations[i].resetShift() }
-        if !first {
-            paretoCode = [:]
-            paretoStation = [:]
-        }
-        floodSeconds = 0
-        floodEvaluatedAt = windowStart
         nextHousekeeping = t
-        if first, let saved = resumeFrom, saved.shiftName == w.name, saved.shiftStart == w.start, saved.shiftEnd == w.end {
-            // A restart inside the shift: its figures go on from the saved counters. The time the
-            // server was down stays in the shift's elapsed time with no state, as for a station offline.
-            windowStart = max(w.start, min(windowStart, saved.countedFrom))
+        if let saved = resumed {
             for saved in saved.stations {
                 if let si = stationIndex[saved.id] { stations[si].acc.restore(saved) }
             }
-            paretoCode = saved.defectsByCode
-            paretoStation = saved.defectsByStation
-            floodSeconds = saved.floodSeconds
-            floodEvaluatedAt = t
+            defectBook.startShift(byCode: saved.defectsByCode, byStation: saved.defectsByStation)
+            alertBook.startShift(from: accounting.windowStart, floodSeconds: saved.floodSeconds, evaluatedAt: t)
+        } else {
+            defectBook.startShift(byCode: [:], byStation: [:])
+            alertBook.startShift(from: accounting.windowStart, floodSeconds: 0, evaluatedAt: accounting.windowStart)
         }
-        resumeFrom = nil
     }
 
     /// The current shift's counters, to save (nil before the first input).
     public var shiftCounters: ShiftCounters? {
-        guard let window, let now else { return nil }
-        return ShiftCounters(shiftName: window.name, shiftStart: window.start, shiftEnd: window.end, countedFrom: windowStart,
-                             takenAt: now, stations: stations.map(\.acc.saved), defectsByCode: paretoCode,
-                             defectsByStation: paretoStation, floodSeconds: floodSeconds)
+        guard let window = accounting.window, let now else { return nil }
+        return ShiftCounters(shiftName: window.name, shiftStart: window.start, shiftEnd: window.end, countedFrom: accounting.windowStart,
+                             takenAt: now, stations: stations.map(\.acc.saved), defectsByCode: defectBook.byCode,
+                             defectsByStation: defectBook.byStation, floodSeconds: alertBook.floodSeconds)
     }
 
     /// Goes on from counters saved before a restart, if the first input falls in the same shift
     /// (same name, start and end); otherwise they are dropped and the shift starts from zero.
     /// Call before the first input.
     public mutating func resume(_ counters: ShiftCounters) {
-        guard window == nil else { return }
-        resumeFrom = counters
+        accounting.resume(counters)
     }
 
-    func shiftWindow(at t: Date) -> ShiftWindow {
-        if let found = config.shift(at: t) {
-            return ShiftWindow(name: found.shift.name, start: found.start, end: found.end)
-        }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = config.timezone
-        let midnight = calendar.startOfDay(for: t)
-        if config.shifts.isEmpty {
-            let end = calendar.date(byAdding: .day, value: 1, to: midnight) ?? midnight.addingTimeInterval(86_400)
-            return ShiftWindow(name: "day", start: midnight, end: end)
-        }
-        // Between shifts: from the last shift end to the next shift start.
-        var start = midnight.addingTimeInterval(-86_400), end = midnight.addingTimeInterval(2 * 86_400)
-        for shift in config.shifts {
-            for day in -1...1 {
-                let s = midnight.addingTimeInterval(Double(day) * 86_400 + Double(shift.startMinute) * 60)
-                let e = s.addingTimeInterval(Double(shift.durationMinutes) * 60)
-                if s > t && s < end { end = s }
-                if e <= t && e > start { start = e }
-            }
-        }
-        return ShiftWindow(name: "off-shift", start: start, end: end)
-    }
+    func shiftWindow(at t: Date) -> ShiftWindow { accounting.shiftWindow(at: t) }
 
     // MARK: Operations
 
@@ -200,7 +153,7 @@ public struct QualityEngine: Sendable {
         }
         if let station {
             for signal in station.signals where signal.role == .measurement && signal.limits != nil {
-                if !openByKey.isEmpty, let value = op.measurements[signal.name], signal.limits!.contains(value) {
+                if alertBook.hasOpen, let value = op.measurements[signal.name], signal.limits!.contains(value) {
                     clear(key: "quality:\(op.station):\(signal.name)", at: t, into: &out)
                 }
             }
@@ -303,7 +256,7 @@ public struct QualityEngine: Sendable {
             if let c = e.cyclesToLimit { message += "; about \(format(c)) cycles to its spec limit" }
             raise(key: key, type: .anomaly, severity: rules.anomaly.severity, station: e.station, signal: signal,
                   vehicleId: nil, message: message, at: t, into: &out)
-        } else if e.score < rules.anomaly.clearBelow, openByKey[key] != nil {
+        } else if e.score < rules.anomaly.clearBelow, alertBook.isOpen(key) {
             clear(key: key, at: t, into: &out)
         }
     }
@@ -347,11 +300,11 @@ public struct QualityEngine: Sendable {
         if newFault != stations[si].faultCode { stations[si].faultCode = newFault }
 
         if newState != .fault {
-            if !openByKey.isEmpty { clear(key: stations[si].keys.downtime, at: t, into: &out) }
+            if alertBook.hasOpen { clear(key: stations[si].keys.downtime, at: t, into: &out) }
         } else {
             checkDowntime(si, at: t, into: &out)
         }
-        if !openByKey.isEmpty { clear(key: stations[si].keys.connection, at: t, into: &out) }
+        if alertBook.hasOpen { clear(key: stations[si].keys.connection, at: t, into: &out) }
 
         if let counter { counterChanged(si, value: counter, poll: poll, into: &out) }
         maybeEmitKPI(si, at: t, into: &out)
@@ -421,13 +374,7 @@ public struct QualityEngine: Sendable {
     }
 
     private mutating func accountTime(_ si: Int, upTo t: Date) {
-        let last = stations[si].lastAccounted
-        let from = max(last ?? t, windowStart)
-        if let state = stations[si].state, stations[si].connection != .offline, t > from {
-            let code = stations[si].faultCode
-            stations[si].acc.account(state, faultCode: code, seconds: t.timeIntervalSince(from))
-        }
-        if t > (last ?? .distantPast) { stations[si].lastAccounted = t }
+        accounting.account(&stations[si], upTo: t)
     }
 
     private mutating func checkOffline(_ si: Int, at t: Date, reason: String? = nil, into out: inout [QualityOutput]) {
@@ -435,7 +382,7 @@ public struct QualityEngine: Sendable {
               t.timeIntervalSince(since) >= stations[si].config.offlineAlertAfterS else { return }
         let s = stations[si]
         let key = s.keys.connection
-        guard openByKey[key] == nil || alerts[openByKey[key]!]?.conditionActive == false else { return }
+        guard !alertBook.hasActiveCondition(key) else { return }
         raise(key: key, type: .connection, severity: rules.connectionSeverity, station: s.config.id, signal: nil, vehicleId: nil,
               message: "\(s.config.id) offline since \(Timestamp.format(since))" + (reason.map { ": \($0)" } ?? ""), at: t, into: &out)
     }
@@ -446,7 +393,7 @@ public struct QualityEngine: Sendable {
               t.timeIntervalSince(since) >= rules.downtime.afterS else { return }
         let s = stations[si]
         let key = s.keys.downtime
-        if let id = openByKey[key], alerts[id]?.conditionActive == true { return }
+        if alertBook.hasActiveCondition(key) { return }
         raise(key: key, type: .kpi, severity: rules.downtime.severity, station: s.config.id, signal: nil, vehicleId: nil,
               message: "\(s.config.id) in fault (code \(s.faultCode)) for \(format(t.timeIntervalSince(since).rounded())) s",
               at: t, into: &out)
@@ -488,20 +435,13 @@ public struct QualityEngine: Sendable {
 
     private mutating func housekeeping(at t: Date, into out: inout [QualityOutput]) {
         nextHousekeeping = t.addingTimeInterval(1)
-        let escalateAfter = rules.escalateAfterMin * 60
-        for id in alerts.keys.sorted() {
-            var alert = alerts[id]!
-            if let change = AlertLifecycle.tick(&alert, at: t, escalateAfter: escalateAfter) {
-                store(alert)
-                out.append(.alert(alert, change))
-            }
-        }
+        alertBook.tick(at: t, into: &out)
         for si in stations.indices {
             checkOffline(si, at: t, into: &out)
             checkDowntime(si, at: t, into: &out)
             checkOEE(si, at: t, into: &out)
         }
-        evaluateFlood(at: t)
+        alertBook.evaluateFlood(at: t)
     }
 
     private mutating func checkOEE(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
@@ -514,7 +454,7 @@ public struct QualityEngine: Sendable {
             let since = stations[si].oeeBelowSince ?? t
             stations[si].oeeBelowSince = since
             if t.timeIntervalSince(since) >= rules.oee.forS {
-                if let existing = openByKey[key], alerts[existing]?.conditionActive == true { return }
+                if alertBook.hasActiveCondition(key) { return }
                 raise(key: key, type: .kpi, severity: rules.oee.severity, station: id, signal: nil, vehicleId: nil,
                       message: "\(id): OEE \(format(oee * 100))% below \(format(rules.oee.below * 100))% for \(format(t.timeIntervalSince(since).rounded())) s",
                       at: t, into: &out)
@@ -525,122 +465,35 @@ public struct QualityEngine: Sendable {
         }
     }
 
-    private mutating func evaluateFlood(at t: Date) {
-        let cutoff = t.addingTimeInterval(-600)
-        if let firstKept = raiseTimes.firstIndex(where: { $0 > cutoff }) {
-            if firstKept > 0 { raiseTimes.removeFirst(firstKept) }
-        } else {
-            raiseTimes.removeAll()
-        }
-        if inFlood, let last = floodEvaluatedAt, t > last { floodSeconds += t.timeIntervalSince(max(last, windowStart)) }
-        floodEvaluatedAt = t
-        inFlood = raiseTimes.count > rules.floodPer10Min
-        // Forget keys that have not been raised within the chattering window (once a minute).
-        if t.timeIntervalSince(lastPrune ?? .distantPast) >= 60 {
-            lastPrune = t
-            let chatterCutoff = t.addingTimeInterval(-rules.chatterMinutes * 60)
-            raisesByKey = raisesByKey.filter { ($0.value.last ?? .distantPast) > chatterCutoff }
-        }
-    }
-
-    // MARK: Alert helpers
-
-    private mutating func store(_ alert: Alert) {
-        if alert.state == .cleared {
-            alerts[alert.id] = nil
-            if openByKey[alert.key] == alert.id { openByKey[alert.key] = nil }
-            closedAlerts.insert(alert.id)
-        } else {
-            alerts[alert.id] = alert
-            openByKey[alert.key] = alert.id
-        }
-    }
+    // MARK: Alert and defect helpers
 
     private mutating func raise(key: String, type: AlertType, severity: Severity, station: String?, signal: String?, vehicleId: String?,
                                 message: String, momentary: Bool = false, at t: Date, into out: inout [QualityOutput]) {
-        if let id = openByKey[key], var alert = alerts[id] {
-            let change = AlertLifecycle.conditionPresent(&alert, at: t)
-            if change != nil || momentary {
-                alert.message = message
-                if let vehicleId { alert.vehicleId = vehicleId }
-            }
-            store(alert)
-            if let change {
-                out.append(.alert(alert, change))
-                countRaise(key, at: t)
-            }
-            return
-        }
-        let alert = Alert(id: nextAlertId, key: key, type: type, severity: severity, station: station, signal: signal,
-                          vehicleId: vehicleId, message: message, raisedAt: t, momentary: momentary)
-        nextAlertId += 1
-        store(alert)
-        out.append(.alert(alert, .raised))
-        countRaise(key, at: t)
-    }
-
-    private mutating func countRaise(_ key: String, at t: Date) {
-        raiseTimes.append(t)
-        var times = raisesByKey[key] ?? []
-        let cutoff = t.addingTimeInterval(-rules.chatterMinutes * 60)
-        times.removeAll { $0 <= cutoff }
-        times.append(t)
-        raisesByKey[key] = times
-        if raiseTimes.count > rules.floodPer10Min || inFlood { evaluateFlood(at: t) }
+        alertBook.raise(key: key, type: type, severity: severity, station: station, signal: signal, vehicleId: vehicleId,
+                        message: message, momentary: momentary, at: t, into: &out)
     }
 
     private mutating func clear(key: String, at t: Date, into out: inout [QualityOutput]) {
-        guard let id = openByKey[key], var alert = alerts[id] else { return }
-        if let change = AlertLifecycle.conditionCleared(&alert, at: t) {
-            store(alert)
-            out.append(.alert(alert, change))
-        } else {
-            store(alert)
-        }
+        alertBook.clear(key: key, at: t, into: &out)
     }
-
-    // MARK: Defect helpers
 
     private mutating func newDefect(vehicleId: String, station: String?, operation: String?, code: String, description: String,
                                     severity: Severity, at t: Date, by user: String, into out: inout [QualityOutput]) {
-        let defect = Defect(id: nextDefectId, vehicleId: vehicleId, station: station, operation: operation, code: code,
-                            description: description, severity: severity, raisedAt: t, raisedBy: user)
-        nextDefectId += 1
-        defects[defect.id] = defect
-        paretoCode[code, default: 0] += 1
-        if let station { paretoStation[station, default: 0] += 1 }
-        out.append(.defect(defect, .raised))
+        defectBook.raise(vehicleId: vehicleId, station: station, operation: operation, code: code, description: description,
+                         severity: severity, at: t, by: user, into: &out)
     }
 
     // MARK: User actions
 
-    /// Acknowledges an alert. Throws `.notFound` (404) for an unknown id, `.conflict` (409) when it is
-    /// already acknowledged (or cleared, or shelved). Returns the alert change and the audit line.
+    /// Acknowledges an alert. Throws `.notFound` for an unknown id, `.conflict` when it is already
+    /// acknowledged (or cleared, or shelved). Returns the alert change and the audit line.
     public mutating func acknowledge(alertId: Int64, by user: Principal, comment: String?, at t: Date) throws(QualityActionError) -> [QualityOutput] {
-        guard var alert = alerts[alertId] else {
-            if closedAlerts.contains(alertId) { throw .conflict("alert \(alertId) is already acknowledged and cleared") }
-            throw .notFound("no alert \(alertId)")
-        }
-        let change = try AlertLifecycle.acknowledge(&alert, user: user.user, comment: comment, at: t)
-        store(alert)
-        return [.alert(alert, change),
-                .audit(AuditEntry(t: t, by: user, action: "alert.acknowledge", target: "alert:\(alertId)",
-                                  detail: "\(alert.key)" + (comment.map { ": \($0)" } ?? "")))]
+        try alertBook.acknowledge(alertId: alertId, by: user, comment: comment, at: t)
     }
 
     /// Shelves an alert for `minutes` (0 < minutes ≤ 10,080); it unshelves itself at expiry on a later input.
     public mutating func shelve(alertId: Int64, minutes: Double, reason: String?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
-        guard minutes > 0, minutes <= 10_080, minutes.isFinite else { throw .invalid("minutes must be more than 0 and at most 10080") }
-        guard var alert = alerts[alertId] else {
-            if closedAlerts.contains(alertId) { throw .conflict("alert \(alertId) is cleared") }
-            throw .notFound("no alert \(alertId)")
-        }
-        let until = Date(timeIntervalSince1970: ((t.timeIntervalSince1970 + minutes * 60) * 1000).rounded() / 1000)
-        let change = try AlertLifecycle.shelve(&alert, until: until, reason: reason, at: t)
-        store(alert)
-        return [.alert(alert, change),
-                .audit(AuditEntry(t: t, by: user, action: "alert.shelve", target: "alert:\(alertId)",
-                                  detail: "\(alert.key) for \(format(minutes)) min" + (reason.map { ": \($0)" } ?? "")))]
+        try alertBook.shelve(alertId: alertId, minutes: minutes, reason: reason, by: user, at: t)
     }
 
     /// Raises a defect by hand. `station`, when given, must be a configured station.
@@ -663,45 +516,26 @@ public struct QualityEngine: Sendable {
 
     /// Resolves an open defect. `.notFound` for an unknown id, `.conflict` when already resolved.
     public mutating func resolveDefect(id: Int64, comment: String?, user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
-        guard var defect = defects[id] else {
-            if resolvedDefects.contains(id) { throw .conflict("defect \(id) is already resolved") }
-            throw .notFound("no defect \(id)")
-        }
-        defect.status = .resolved
-        defect.resolvedAt = t
-        defect.resolvedBy = user.user
-        defect.comment = comment
-        defects[id] = nil
-        resolvedDefects.insert(id)
-        return [.defect(defect, .resolved),
-                .audit(AuditEntry(t: t, by: user, action: "defect.resolve", target: "defect:\(id)",
-                                  detail: "\(defect.code) on \(defect.vehicleId)" + (comment.map { ": \($0)" } ?? "")))]
+        try defectBook.resolve(id: id, comment: comment, user: user, at: t)
     }
 
     /// Continues after a restart: the open alerts and defects from the store and the next ids.
     /// Ids already used (closed alerts, resolved defects) are known from `nextAlertId`/`nextDefectId`.
     public mutating func restore(alerts restored: [Alert], defects restoredDefects: [Defect], nextAlertId: Int64, nextDefectId: Int64) {
-        for alert in restored.sorted(by: { $0.id < $1.id }) where alert.isOpen { store(alert) }
-        for defect in restoredDefects where defect.status == .open { defects[defect.id] = defect }
-        let maxAlert = restored.map(\.id).max() ?? 0
-        let maxDefect = restoredDefects.map(\.id).max() ?? 0
-        self.nextAlertId = max(self.nextAlertId, nextAlertId, maxAlert + 1)
-        self.nextDefectId = max(self.nextDefectId, nextDefectId, maxDefect + 1)
-        // Ids below the next id that are not open were closed before the restart.
-        for id in 1..<self.nextAlertId where alerts[id] == nil && id > self.nextAlertId - 100_000 { closedAlerts.insert(id) }
-        for id in 1..<self.nextDefectId where defects[id] == nil && id > self.nextDefectId - 100_000 { resolvedDefects.insert(id) }
+        alertBook.restore(restored, nextAlertId: nextAlertId)
+        defectBook.restore(restoredDefects, nextDefectId: nextDefectId)
     }
 
     // MARK: Queries
 
     /// An open alert by id.
-    public func alert(id: Int64) -> Alert? { alerts[id] }
+    public func alert(id: Int64) -> Alert? { alertBook.alert(id: id) }
 
     /// Open alerts (not `cleared`), oldest first.
-    public var openAlerts: [Alert] { alerts.values.sorted { $0.id < $1.id } }
+    public var openAlerts: [Alert] { alertBook.openAlerts }
 
     /// Open defects, oldest first.
-    public var openDefects: [Defect] { defects.values.sorted { $0.id < $1.id } }
+    public var openDefects: [Defect] { defectBook.openDefects }
 
     /// The current anomaly list (`GET /api/anomalies`): every measured series, highest score first.
     public func anomalies() -> [AnomalyEntry] {
@@ -726,117 +560,54 @@ public struct QualityEngine: Sendable {
     }
 
     /// Defects raised this shift by code, most first (Pareto).
-    public func paretoByCode() -> [(code: String, count: Int)] {
-        paretoCode.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
-    }
+    public func paretoByCode() -> [(code: String, count: Int)] { defectBook.paretoByCode() }
 
     /// Defects raised this shift by station, most first (Pareto).
-    public func paretoByStation() -> [(station: String, count: Int)] {
-        paretoStation.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
-    }
+    public func paretoByStation() -> [(station: String, count: Int)] { defectBook.paretoByStation() }
 
     /// The current shift window (nil before the first input).
-    public var shift: ShiftWindow? { window }
+    public var shift: ShiftWindow? { accounting.window }
 
-    private func elapsed(at t: Date) -> Double { max(0, t.timeIntervalSince(windowStart)) }
+    private func elapsed(at t: Date) -> Double { accounting.elapsed(at: t) }
 
-    private func pending(_ si: Int, at t: Date) -> (MachineState, Double)? {
-        guard let state = stations[si].state, stations[si].connection != .offline, let last = stations[si].lastAccounted else { return nil }
-        return (state, t.timeIntervalSince(max(last, windowStart)))
-    }
+    private func pending(_ si: Int, at t: Date) -> (MachineState, Double)? { accounting.pending(stations[si], at: t) }
 
     /// A station's KPIs now (nil for an unknown station).
     public func stationKPI(_ id: String) -> StationKPI? {
         guard let si = stationIndex[id] else { return nil }
-        return stationKPI(si, at: now ?? windowStart)
+        return stationKPI(si, at: now ?? accounting.windowStart)
     }
 
-    private func stationKPI(_ si: Int, at t: Date) -> StationKPI {
-        stations[si].acc.snapshot(elapsed: elapsed(at: t), pending: pending(si, at: t), pendingFaultCode: stations[si].faultCode,
-                                  state: stations[si].state)
-    }
+    private func stationKPI(_ si: Int, at t: Date) -> StationKPI { accounting.stationKPI(stations[si], at: t) }
 
     /// The line's KPIs now.
-    public func lineKPI() -> LineKPI { lineKPI(at: now ?? windowStart) }
+    public func lineKPI() -> LineKPI { lineKPI(at: now ?? accounting.windowStart) }
 
-    private func lineKPI(at t: Date) -> LineKPI {
-        let e = elapsed(at: t)
-        var run = 0.0, planned = 0.0, fault = 0.0, idealTime = 0.0, idealRun = 0.0
-        var good = 0, total = 0, first = 0, firstGood = 0, faults = 0
-        var downtime: [String: Double] = [:]
-        var byProcess: [String: (Int, Int)] = [:]
-        for si in stations.indices {
-            let s = stations[si]
-            let p = pending(si, at: t)
-            let f = s.acc.figures(elapsed: e, pending: p)
-            run += f.run
-            planned += f.planned
-            fault += f.fault
-            if let ideal = s.config.idealCycleTimeS {
-                idealTime += ideal * Double(s.acc.totalCount)
-                idealRun += f.run
-            }
-            good += s.acc.goodCount
-            total += s.acc.totalCount
-            first += s.acc.firstAttempts
-            firstGood += s.acc.firstAttemptsGood
-            faults += s.acc.faults
-            for (code, seconds) in s.acc.downtime { downtime[code, default: 0] += seconds }
-            if let (state, dt) = p, state == .fault, dt > 0 { downtime[s.faultCode, default: 0] += dt }
-            let current = byProcess[s.config.process] ?? (0, 0)
-            byProcess[s.config.process] = (current.0 + s.acc.firstAttemptsGood, current.1 + s.acc.firstAttempts)
-        }
-        var rty: Double?
-        for process in config.route {
-            guard let (g, n) = byProcess[process], n > 0 else { continue }
-            rty = (rty ?? 1) * Double(g) / Double(n)
-        }
-        let inspection = config.route.contains("inspection") ? "inspection" : config.route.last
-        let inspectionFpy = inspection.flatMap { byProcess[$0] }.flatMap { ratio(Double($0.0), Double($0.1)) }
-        let lastProcess = config.route.last
-        let completed = stations.filter { $0.config.process == lastProcess }.map(\.acc.totalCount).reduce(0, +)
-        let a = planned > 0 ? run / planned : nil
-        let perf = idealRun > 0 ? min(1, idealTime / idealRun) : nil
-        let q = total > 0 ? Double(good) / Double(total) : nil
-        var oee: Double?
-        if let a, let perf { oee = round6(a * perf * (q ?? 1)) }
-        return LineKPI(availability: a.map(round6), performance: perf.map(round6), quality: q.map(round6), oee: oee,
-                       fpy: ratio(Double(firstGood), Double(first)), inspectionFpy: inspectionFpy, rty: rty.map(round6),
-                       goodCount: good, totalCount: total, completedVehicles: completed,
-                       throughputPerHour: e > 0 ? round6(Double(completed) / (e / 3600)) : nil,
-                       downtimeByFault: downtime.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-                       mtbfS: faults > 0 ? round6(run / Double(faults)) : nil,
-                       mttrS: faults > 0 ? round6(fault / Double(faults)) : nil)
-    }
+    private func lineKPI(at t: Date) -> LineKPI { accounting.lineKPI(stations, at: t) }
 
     /// Alerts raised in the 10 minutes up to the engine's time.
     public var alertsPer10Min: Int {
         guard let now else { return 0 }
-        let cutoff = now.addingTimeInterval(-600)
-        return raiseTimes.filter { $0 > cutoff }.count
+        return alertBook.alertsPer10Min(now: now)
     }
 
     /// Percent (0–100) of this shift's elapsed time with more than `floodPer10Min` alerts in the trailing 10 minutes.
     public var floodTimePct: Double {
         guard let now else { return 0 }
-        var seconds = floodSeconds
-        if inFlood, let last = floodEvaluatedAt, now > last { seconds += now.timeIntervalSince(last) }
-        let e = elapsed(at: now)
-        return e > 0 ? round6(min(100, seconds / e * 100)) : 0
+        return alertBook.floodTimePct(now: now)
     }
 
     /// Alert keys raised at least `chatterCount` times within `chatterMinutes`, sorted.
     public var chatteringKeys: [String] {
         guard let now else { return [] }
-        let cutoff = now.addingTimeInterval(-rules.chatterMinutes * 60)
-        return raisesByKey.filter { $0.value.filter { $0 > cutoff }.count >= rules.chatterCount }.keys.sorted()
+        return alertBook.chatteringKeys(now: now)
     }
 
     /// The current shift's KPIs: the line, every station (config order), alert load and defect
     /// Pareto lists (the API writes them as `GET /api/kpis`, docs/openapi.json).
     public func kpis() -> ShiftKPIs {
-        let t = now ?? windowStart
-        return ShiftKPIs(shift: window, line: lineKPI(at: t), stations: stations.indices.map { stationKPI($0, at: t) },
+        let t = now ?? accounting.windowStart
+        return ShiftKPIs(shift: accounting.window, line: lineKPI(at: t), stations: stations.indices.map { stationKPI($0, at: t) },
                          alertsPer10Min: alertsPer10Min, floodTimePct: floodTimePct, chattering: chatteringKeys,
                          defectsByCode: paretoByCode(), defectsByStation: paretoByStation())
     }
@@ -846,7 +617,7 @@ public struct QualityEngine: Sendable {
 
     private mutating func maybeEmitKPI(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
         let interval = rules.kpiIntervalMs / 1000
-        let shiftName = window?.name ?? "day"
+        let shiftName = accounting.window?.name ?? "day"
         let at = max(t, now ?? t)
         if let last = stations[si].lastKPIAt, at.timeIntervalSince(last) < interval {} else {
             stations[si].lastKPIAt = at
@@ -864,75 +635,4 @@ func format(_ x: Double) -> String {
     let rounded = (x * 1000).rounded() / 1000
     if rounded == rounded.rounded() && abs(rounded) < 1e15 { return String(Int64(rounded)) }
     return String(rounded)
-}
-
-/// Per-station state of the engine.
-struct StationRuntime: Sendable {
-    let config: StationConfig
-    let stateSignal: String?
-    let stateMap: [Int64: MachineState]
-    let faultSignal: String?
-    let counterSignal: String?
-    /// No cycleComplete signal but a counter: parts are counted from the counter.
-    let usesCounter: Bool
-
-    var acc: StationAccumulator
-    var state: MachineState?
-    var faultCode = "0"
-    var faultCodeValue: Int64 = 0
-    let keys: AlertKeys
-    var connection = ConnectionState.connecting
-    var offlineSince: Date?
-    var faultSince: Date?
-    var lastAccounted: Date?
-    var slowCycles = 0
-    var recentFirst: Ring
-    var oeeBelowSince: Date?
-    var lastKPIAt: Date?
-    var lastCounter: Int64?
-    var lastCounterAt: Date?
-    var detectors: [String: SeriesDetector] = [:]
-    var peerHealth: [String: Double?] = [:]
-    var published: [String: AnomalyEntry] = [:]
-
-    init(_ config: StationConfig, rules: QualityRules) {
-        self.config = config
-        let state = config.signal(role: .state)
-        stateSignal = state?.name
-        var map: [Int64: MachineState] = [:]
-        for (code, name) in state?.states ?? [:] { map[code] = MachineState(rawValue: name) }
-        stateMap = map
-        faultSignal = config.signal(role: .faultCode)?.name
-        counterSignal = config.signal(role: .counter)?.name
-        usesCounter = config.signal(role: .cycleComplete) == nil && config.signal(role: .counter) != nil
-        acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
-        recentFirst = Ring(capacity: rules.fpy.lastN)
-        keys = AlertKeys(config)
-    }
-
-    mutating func resetShift() {
-        acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
-        if state == .fault { acc.faults = 1 }
-        oeeBelowSince = nil
-        lastKPIAt = nil
-    }
-}
-
-/// The stable alert keys of a station, made once.
-struct AlertKeys: Sendable {
-    let downtime, connection, cycle, fpy, oee: String
-    let anomalies: [String: String]
-
-    init(_ config: StationConfig) {
-        downtime = "kpi:downtime:\(config.id)"
-        connection = "connection:\(config.id)"
-        cycle = "kpi:cycle:\(config.id)"
-        fpy = "kpi:fpy:\(config.id)"
-        oee = "kpi:oee:\(config.id)"
-        var anomalies: [String: String] = [:]
-        for signal in config.signals where signal.role == .measurement { anomalies[signal.name] = "anomaly:\(config.id):\(signal.name)" }
-        self.anomalies = anomalies
-    }
-
-    func anomaly(_ signal: String) -> String { anomalies[signal] ?? "anomaly:\(downtime.dropFirst("kpi:downtime:".count)):\(signal)" }
 }

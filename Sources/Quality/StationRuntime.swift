@@ -1,0 +1,74 @@
+import Foundation
+import PlantModel
+import Runtime
+
+/// Per-station state of the engine.
+struct StationRuntime: Sendable {
+    let config: StationConfig
+    let stateSignal: String?
+    let stateMap: [Int64: MachineState]
+    let faultSignal: String?
+    let counterSignal: String?
+    /// No cycleComplete signal but a counter: parts are counted from the counter.
+    let usesCounter: Bool
+
+    var acc: StationAccumulator
+    var state: MachineState?
+    var faultCode = "0"
+    var faultCodeValue: Int64 = 0
+    let keys: AlertKeys
+    var connection = ConnectionState.connecting
+    var offlineSince: Date?
+    var faultSince: Date?
+    var lastAccounted: Date?
+    var slowCycles = 0
+    var recentFirst: Ring
+    var oeeBelowSince: Date?
+    var lastKPIAt: Date?
+    var lastCounter: Int64?
+    var lastCounterAt: Date?
+    var detectors: [String: SeriesDetector] = [:]
+    var peerHealth: [String: Double?] = [:]
+    var published: [String: AnomalyEntry] = [:]
+
+    init(_ config: StationConfig, rules: QualityRules) {
+        self.config = config
+        let state = config.signal(role: .state)
+        stateSignal = state?.name
+        var map: [Int64: MachineState] = [:]
+        for (code, name) in state?.states ?? [:] { map[code] = MachineState(rawValue: name) }
+        stateMap = map
+        faultSignal = config.signal(role: .faultCode)?.name
+        counterSignal = config.signal(role: .counter)?.name
+        usesCounter = config.signal(role: .cycleComplete) == nil && config.signal(role: .counter) != nil
+        acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
+        recentFirst = Ring(capacity: rules.fpy.lastN)
+        keys = AlertKeys(config)
+    }
+
+    mutating func resetShift() {
+        acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
+        if state == .fault { acc.faults = 1 }
+        oeeBelowSince = nil
+        lastKPIAt = nil
+    }
+}
+
+/// The stable alert keys of a station, made once.
+struct AlertKeys: Sendable {
+    let downtime, connection, cycle, fpy, oee: String
+    let anomalies: [String: String]
+
+    init(_ config: StationConfig) {
+        downtime = "kpi:downtime:\(config.id)"
+        connection = "connection:\(config.id)"
+        cycle = "kpi:cycle:\(config.id)"
+        fpy = "kpi:fpy:\(config.id)"
+        oee = "kpi:oee:\(config.id)"
+        var anomalies: [String: String] = [:]
+        for signal in config.signals where signal.role == .measurement { anomalies[signal.name] = "anomaly:\(config.id):\(signal.name)" }
+        self.anomalies = anomalies
+    }
+
+    func anomaly(_ signal: String) -> String { anomalies[signal] ?? "anomaly:\(downtime.dropFirst("kpi:downtime:".count)):\(signal)" }
+}
