@@ -22,7 +22,7 @@ var targets: [Target] = [
     // The data-flow spine: adapters' events → tracking and quality → storage; the API's ports.
     .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore"]),
     .target(name: "HTTP", dependencies: ["CEpoll", "Runtime"]),
-    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore", "Pipeline", "HTTP"]),
+    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "Pipeline", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA", "ModbusAdapter"]),
     .target(name: "MESApp", dependencies: [
         "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality",

@@ -100,7 +100,8 @@ public struct QualityEngine: Sendable {
             defectBook.startShift(byCode: saved.defectsByCode, byStation: saved.defectsByStation)
             alertBook.startShift(from: accounting.windowStart, floodSeconds: saved.floodSeconds, evaluatedAt: t)
         } else {
-            defectBook.startShift(byCode: [:], byStation: [:])
+            // Defects raised by hand before the first input count in the first shift.
+            if !first { defectBook.startShift(byCode: [:], byStation: [:]) }
             alertBook.startShift(from: accounting.windowStart, floodSeconds: 0, evaluatedAt: accounting.windowStart)
         }
     }
