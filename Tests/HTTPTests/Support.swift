@@ -157,13 +157,3 @@ final class TestClient: @unchecked Sendable {
         return events
     }
 }
-
-/// Waits until `condition` holds, polling; false on timeout.
-func eventually(_ seconds: TimeInterval = 5, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(5000)
-    }
-    return condition()
-}

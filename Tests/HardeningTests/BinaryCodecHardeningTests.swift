@@ -3,6 +3,7 @@ import XCTest
 import ModbusAdapter
 import OPCUA
 import PlantModel
+import TestSupport
 
 /// Seeded random tests of the Modbus register codec and the OPC UA binary decoders.
 final class BinaryCodecHardeningTests: XCTestCase {
@@ -130,31 +131,28 @@ final class BinaryCodecHardeningTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(seeds.count, 3)
         var rng = SplitMix64(seed: 0x5541)
         var frames = 0, messages = 0
-        let seconds = measureSeconds {
-            for _ in 0..<20000 {
-                let input = Mutator.mutate(rng.element(seeds), &rng, maxSteps: 3)
-                var decoder = FrameDecoder(maxFrameSize: 1 << 16)
-                var assembler = ChunkAssembler(maxMessageSize: 1 << 18, maxChunkCount: 16)
-                decoder.append(input)
-                while let frame = try? decoder.next() {
-                    frames += 1
-                    guard frame.type == .message || frame.type == .open, let chunk = try? SecureChunk(frame: frame),
-                          let message = try? assembler.add(chunk) else { continue }
-                    messages += 1
-                    var reader = BinaryReader(message)
-                    if (try? readServiceTypeId(&reader)) == ReadRequest.encodingId { _ = try? ReadRequest(from: &reader) }
-                }
-                var reader = BinaryReader(input)
-                if (try? readServiceTypeId(&reader)) != nil {
-                    var a = reader, b = reader
-                    _ = try? ReadRequest(from: &a)
-                    _ = try? ReadResponse(from: &b)
-                }
-                _ = try? decodeServiceResponse(input, as: ReadResponse.self)
+        for _ in 0..<20000 {
+            let input = Mutator.mutate(rng.element(seeds), &rng, maxSteps: 3)
+            var decoder = FrameDecoder(maxFrameSize: 1 << 16)
+            var assembler = ChunkAssembler(maxMessageSize: 1 << 18, maxChunkCount: 16)
+            decoder.append(input)
+            while let frame = try? decoder.next() {
+                frames += 1
+                guard frame.type == .message || frame.type == .open, let chunk = try? SecureChunk(frame: frame),
+                      let message = try? assembler.add(chunk) else { continue }
+                messages += 1
+                var reader = BinaryReader(message)
+                if (try? readServiceTypeId(&reader)) == ReadRequest.encodingId { _ = try? ReadRequest(from: &reader) }
             }
+            var reader = BinaryReader(input)
+            if (try? readServiceTypeId(&reader)) != nil {
+                var a = reader, b = reader
+                _ = try? ReadRequest(from: &a)
+                _ = try? ReadResponse(from: &b)
+            }
+            _ = try? decodeServiceResponse(input, as: ReadResponse.self)
         }
         XCTAssertGreaterThan(frames, 1000)
         XCTAssertGreaterThan(messages, 100)
-        XCTAssertLessThan(seconds, 60)
     }
 }

@@ -1,29 +1,5 @@
 import Foundation
-
-/// SplitMix64: a tiny, fast, seedable generator, so every run of a hardening test sees the same inputs.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform integer in `0..<bound` (bound > 0).
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-
-    /// True with probability `p`.
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
-
-    mutating func element<T>(_ items: [T]) -> T { items[below(items.count)] }
-
-    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
-}
+import TestSupport
 
 /// Ways to damage a valid input: flip, insert, delete, duplicate, truncate, splice in interesting bytes.
 enum Mutator {
@@ -62,11 +38,4 @@ enum Mutator {
         }
         return data
     }
-}
-
-/// Runs `body` and fails the calling test if it takes longer than `seconds` (a hang detector for loops).
-func measureSeconds(_ body: () throws -> Void) rethrows -> Double {
-    let start = DispatchTime.now().uptimeNanoseconds
-    try body()
-    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }

@@ -5,17 +5,11 @@ import PlantModel
 import Runtime
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// Limits of the assembled server (config → HTTP wiring), not covered by HTTPTests' bare server.
 final class ServerLimitsTests: XCTestCase {
-    private func tempDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hardening-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir
-    }
-
     /// The default plant with a `limits` block, written next to a copy of its tokens file.
     private func configWithLimits(_ limits: [(String, JSON)], in dir: URL) throws -> String {
         let plant = try JSON.parse(bytes: Array(try Data(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"))))
@@ -71,7 +65,7 @@ final class ServerLimitsTests: XCTestCase {
     }
 
     func testHealthAnswersWhile300ConnectionsDripTheirHeaders() async throws {
-        let dir = try tempDirectory()
+        let dir = makeTempDirectory(self, prefix: "hardening")
         let (server, task) = try start(config: repoRoot.appendingPathComponent("Stations/plant.json").path, dir: dir)
         XCTAssertTrue(try eventually { (try? health(server.port).status) == 200 })
         let request = Array("GET /api/stations HTTP/1.1\r\nHost: slow\r\nX-Slow: yes\r\n\r\n".utf8)
@@ -104,7 +98,7 @@ final class ServerLimitsTests: XCTestCase {
     }
 
     func testConfiguredHeaderAndBodyLimitsAnswer431And413WithJSONErrors() async throws {
-        let dir = try tempDirectory()
+        let dir = makeTempDirectory(self, prefix: "hardening")
         let config = try configWithLimits([("maxHeaderBytes", .int(2048)), ("maxBodyBytes", .int(1000))], in: dir)
         let (server, task) = try start(config: config, dir: dir)
         XCTAssertTrue(try eventually { (try? health(server.port).status) == 200 })
@@ -129,7 +123,7 @@ final class ServerLimitsTests: XCTestCase {
     }
 
     func testConfiguredMaxSseClientsAnswers503AndFreesTheSlot() async throws {
-        let dir = try tempDirectory()
+        let dir = makeTempDirectory(self, prefix: "hardening")
         let config = try configWithLimits([("maxSseClients", .int(5))], in: dir)
         let (server, task) = try start(config: config, dir: dir)
         XCTAssertTrue(try eventually { (try? health(server.port).status) == 200 })
@@ -153,14 +147,4 @@ final class ServerLimitsTests: XCTestCase {
         })
         try await stop(server, task)
     }
-}
-
-/// Waits until `condition` holds or `timeout` passes.
-func eventually(timeout: TimeInterval = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return true }
-        usleep(20_000)
-    }
-    return try condition()
 }

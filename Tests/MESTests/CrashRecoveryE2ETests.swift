@@ -3,6 +3,7 @@ import XCTest
 import Runtime
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// The real `mes-server` binary killed with SIGKILL while events stream, then restarted on the

@@ -3,6 +3,7 @@ import XCTest
 @testable import MESApp
 import PlantModel
 import Runtime
+import TestSupport
 
 /// Tracking and quality through the real server: polls go into the pipeline, answers come over
 /// HTTP from the SQLite projections, with the tokens of Stations/tokens.json.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import MESApp
 import Runtime
+import TestSupport
 
 /// The same recording gives the same events: the committed 3-minute recording replayed through
 /// the whole server yields exactly the committed event stream (types and payloads; replay payloads

@@ -4,6 +4,7 @@ import XCTest
 import PlantModel
 import Runtime
 import Simulation
+import TestSupport
 
 /// Shipped scenarios replayed through the whole server: what they promise reaches the API.
 final class ScenarioReplayTests: XCTestCase {

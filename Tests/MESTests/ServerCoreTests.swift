@@ -3,6 +3,7 @@ import XCTest
 @testable import MESApp
 import PlantModel
 import Runtime
+import TestSupport
 
 /// The assembled server in-process: storage, pipeline, HTTP and SSE, with polls submitted directly.
 final class ServerCoreTests: XCTestCase {
@@ -34,7 +35,7 @@ final class ServerCoreTests: XCTestCase {
         let dir = try makeTempDirectory(self)
         let (server, task) = try startServer(db: dir.appendingPathComponent("mes.sqlite").path)
         let client = try TestSSEClient(port: server.port, path: "/api/events?types=sample")
-        try await Task.sleep(nanoseconds: 200_000_000)
+        XCTAssertTrue(client.waitUntilSubscribed())
         for i in 0..<5 { server.pipeline.submit(.poll(poll(i))) }
         let events = client.read(count: 5, timeout: 10)
         XCTAssertEqual(events.count, 5)
@@ -64,10 +65,11 @@ final class ServerCoreTests: XCTestCase {
         let db = dir.appendingPathComponent("mes.sqlite").path
         var (server, task) = try startServer(db: db)
         var client: TestSSEClient? = try TestSSEClient(port: server.port)
-        try await Task.sleep(nanoseconds: 200_000_000)
+        XCTAssertTrue(client!.waitUntilSubscribed())
         for i in 0..<20 { server.pipeline.submit(.poll(poll(i))) }
-        let seen = client!.read(count: 20, timeout: 10).filter { $0.type == "sample" }
-        XCTAssertGreaterThanOrEqual(seen.count, 10)
+        var seen: [TestSSEClient.Event] = []
+        _ = eventually { seen += client!.read(count: 1, timeout: 0.5).filter { $0.type == "sample" }; return seen.count >= 20 }
+        XCTAssertEqual(seen.count, 20, "subscribed before the first poll: every sample arrives")
         let lastSeen = try XCTUnwrap(seen.last?.id)
         client = nil
         // More events the client does not see, then a restart on the same database.
@@ -79,7 +81,7 @@ final class ServerCoreTests: XCTestCase {
 
         (server, task) = try startServer(db: db)
         let resumed = try TestSSEClient(port: server.port, lastEventId: lastSeen)
-        try await Task.sleep(nanoseconds: 200_000_000)
+        XCTAssertTrue(resumed.waitUntilSubscribed())
         for i in 40..<45 { server.pipeline.submit(.poll(poll(i))) }
         // Every sample after the resume point: the unseen ones of the first run and the 5 new ones.
         let expectedSamples = 40 - seen.count + 5

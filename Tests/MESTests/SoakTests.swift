@@ -3,6 +3,7 @@ import XCTest
 @testable import MESApp
 import PlantModel
 import Runtime
+import TestSupport
 
 /// A short soak in every test run: the default plant simulated over real Modbus and OPC UA,
 /// event-stream clients and API load for a few seconds; nothing fails and no descriptor leaks.

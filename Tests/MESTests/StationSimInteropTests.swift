@@ -6,6 +6,7 @@ import Runtime
 import Simulation
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// Third-party clients read the real `station-sim` binary, and a register written in a libmodbus
@@ -121,7 +122,7 @@ final class StationSimInteropTests: XCTestCase {
         let server = try MESServer(options: options, logger: Logger(label: "test", level: .error))
         let task = Task { try await server.run(installSignalHandlers: false) }
         let client = try TestSSEClient(port: server.port, path: "/api/events?types=sample,station")
-        try await Task.sleep(nanoseconds: 300_000_000)
+        XCTAssertTrue(client.waitUntilSubscribed())
         try plc.set(signal: "probe", value: .int(-1234))
         var found: TestSSEClient.Event?
         let deadline = Date().addingTimeInterval(10)

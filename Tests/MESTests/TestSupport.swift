@@ -1,19 +1,10 @@
 import Foundation
 import XCTest
 import Runtime
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// A temp folder removed at the end of the test.
-func makeTempDirectory(_ test: XCTestCase) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mes-test-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-    return dir
-}
 
 /// A blocking HTTP/1.1 client on a raw socket (one request per connection).
 struct TestHTTP {
@@ -77,6 +68,18 @@ final class TestSSEClient {
 
     deinit { Socket.close(fd) }
 
+    /// Waits for the response head. The server attaches a stream before it answers, so every event
+    /// published after this returned true reaches this client.
+    func waitUntilSubscribed(timeout: TimeInterval = 10) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        return eventually(timeout: timeout) {
+            if buffer.contains("\r\n\r\n") { return true }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { buffer += String(decoding: chunk[0..<n], as: UTF8.self) }
+            return buffer.contains("\r\n\r\n")
+        }
+    }
+
     /// Reads events until `count` arrived or `timeout` passed.
     func read(count: Int, timeout: TimeInterval) -> [Event] {
         var events: [Event] = []
@@ -110,27 +113,4 @@ final class TestSSEClient {
         }
         return events
     }
-}
-
-/// Waits until `condition` holds or `timeout` passes.
-func eventually(timeout: TimeInterval = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return true }
-        usleep(20_000)
-    }
-    return try condition()
-}
-
-/// Path of a built executable next to the test bundle.
-func productPath(_ name: String) -> String {
-    // The xctest bundle lives in .build/<triple>/debug/; executables beside it.
-    let bundle = Bundle.main.bundleURL
-    var dir = bundle
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent(name).path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return repoRoot.appendingPathComponent(".build/debug/\(name)").path
 }

@@ -5,6 +5,23 @@ import PlantModel
 final class ModbusLinkMachineTests: XCTestCase {
     let ms: UInt64 = 1_000_000
 
+    /// Slots sit at phase + k × interval: stepping slot to slot never drifts, and a late start skips
+    /// to the next slot instead of catching up with a burst.
+    func testPollGridHasNoDriftAndSkipsMissedSlots() {
+        let grid = PollGrid(interval: 20 * ms, station: "T-01")
+        XCTAssertLessThan(grid.phase, 20 * ms)
+        XCTAssertEqual(PollGrid(interval: 20 * ms, station: "T-01").phase, grid.phase, "the phase is stable")
+        var slot = grid.slot(after: 0)
+        for k in 1...10_000 {
+            slot = grid.slot(after: slot)
+            XCTAssertEqual(slot, grid.phase + UInt64(k) * 20 * ms + (grid.phase == 0 ? 20 * ms : 0))
+        }
+        // A poll that overran by 2.5 slots: the next deadline is the first slot after now.
+        let late = grid.phase + 1_000 * 20 * ms + 50 * ms
+        XCTAssertEqual(grid.slot(after: late), grid.phase + 1_003 * 20 * ms)
+        XCTAssertEqual(grid.slot(after: grid.phase + 7 * 20 * ms), grid.phase + 8 * 20 * ms, "strictly after")
+    }
+
     func testBackoffDoublesToCapWithDeterministicJitter() {
         var a = ReconnectBackoff(initialMs: 100, maxMs: 5000, jitter: 0.2, seed: 42)
         var b = ReconnectBackoff(initialMs: 100, maxMs: 5000, jitter: 0.2, seed: 42)

@@ -3,6 +3,7 @@ import Foundation
 import PlantModel
 import Runtime
 import XCTest
+import TestSupport
 
 let CMODBUS_EMBXILADD_forTest = CMODBUS_EMBXILADD
 let CMODBUS_EMBBADDATA_forTest = CMODBUS_EMBBADDATA
@@ -24,12 +25,7 @@ final class EventRecorder: @unchecked Sendable {
     /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
     @discardableResult
     func wait(_ timeout: TimeInterval, _ condition: (EventRecorder) -> Bool) -> Bool {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if condition(self) { return true }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        return condition(self)
+        eventually(timeout: timeout) { condition(self) }
     }
 }
 
@@ -57,65 +53,4 @@ func sig(_ name: String, _ address: String, _ type: DataType, order: WordOrder =
          scale: Double? = nil, offset: Double? = nil) -> SignalConfig {
     SignalConfig(name: name, address: ModbusAddress.parse(address)!, type: type, length: length, wordOrder: order,
                  scale: scale, offset: offset)
-}
-
-/// Repository root, from this file's path.
-let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// The Python interpreter with the test peers (MES_TEST_PYTHON, else the repo venv).
-func peerPython() -> String {
-    if let p = ProcessInfo.processInfo.environment["MES_TEST_PYTHON"], !p.isEmpty { return p }
-    return repositoryRoot.appendingPathComponent(".build/venv/bin/python3").path
-}
-
-/// A free TCP port on loopback (bound, read, closed: a peer process then binds it).
-func freePort() throws -> UInt16 {
-    let fd = try Socket.listen(host: "127.0.0.1", port: 0)
-    defer { Socket.close(fd) }
-    return try Socket.localPort(fd)
-}
-
-/// A child process (peer) with captured output; `stop()` kills it and waits.
-final class PeerProcess: @unchecked Sendable {
-    let process = Process()
-    private let outPipe = Pipe()
-    private let lock = NSLock()
-    private var output = ""
-
-    init(executable: String, arguments: [String]) throws {
-        guard FileManager.default.isExecutableFile(atPath: executable) else {
-            throw NSError(domain: "peer", code: 1, userInfo: [NSLocalizedDescriptionKey: "peer interpreter missing: \(executable)"])
-        }
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = outPipe
-        process.standardError = outPipe
-        outPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
-            self.lock.lock(); self.output += String(decoding: data, as: UTF8.self); self.lock.unlock()
-        }
-        try process.run()
-    }
-
-    var text: String { lock.lock(); defer { lock.unlock() }; return output }
-
-    /// Waits until the output contains `marker`.
-    func waitFor(_ marker: String, timeout: TimeInterval = 20) -> Bool {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if text.contains(marker) { return true }
-            if !process.isRunning { return text.contains(marker) }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        return false
-    }
-
-    func kill() {
-        if process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
-        outPipe.fileHandleForReading.readabilityHandler = nil
-    }
 }

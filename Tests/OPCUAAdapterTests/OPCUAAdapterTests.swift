@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import OPCUA
 @testable import OPCUAAdapter
 import PlantModel
@@ -21,15 +22,6 @@ final class Collector: @unchecked Sendable {
         }
     }
     func snapshot() -> ([StationPoll], [ConnectionChange]) { lock.withLock { (polls, changes) } }
-}
-
-func waitFor(_ timeout: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
 }
 
 final class OPCUAAdapterTests: XCTestCase {
@@ -79,13 +71,13 @@ final class OPCUAAdapterTests: XCTestCase {
         let adapter = OPCUAStationAdapter(config: station(port: server.port, subscribe: false), sink: collector.sink,
                                           logger: Logger(label: "t", level: .critical))
         let task = run(adapter)
-        XCTAssertTrue(waitFor { collector.snapshot().0.count >= 3 })
+        XCTAssertTrue(eventually { collector.snapshot().0.count >= 3 })
         let (polls, changes) = collector.snapshot()
         checkValues(polls[0])
         XCTAssertEqual(changes.last?.state, .online)
         XCTAssertNotNil(polls[0].latencyMs)
         try server.setValue(nodeId: NodeId(1007, namespace: 2), value: .double(125.25))
-        XCTAssertTrue(waitFor { collector.snapshot().0.last?.readings.first { $0.name == "film" }?.value == .double(125.25) })
+        XCTAssertTrue(eventually { collector.snapshot().0.last?.readings.first { $0.name == "film" }?.value == .double(125.25) })
         XCTAssertGreaterThan(adapter.stats().polls, 2)
         task.cancel()
         await task.value
@@ -98,13 +90,13 @@ final class OPCUAAdapterTests: XCTestCase {
         let adapter = OPCUAStationAdapter(config: station(port: server.port, subscribe: true), sink: collector.sink,
                                           logger: Logger(label: "t", level: .critical))
         let task = run(adapter)
-        XCTAssertTrue(waitFor { collector.snapshot().0.contains { p in p.readings.contains { $0.name == "film" } } })
+        XCTAssertTrue(eventually { collector.snapshot().0.contains { p in p.readings.contains { $0.name == "film" } } })
         let first = collector.snapshot().0.last!
         XCTAssertEqual(first.readings.first { $0.name == "film" }?.value, .double(110.5))
         XCTAssertEqual(first.readings.first { $0.name == "missing" }?.quality, .bad)
         for v in [111.0, 112.0, 113.0] {
             try server.setValue(nodeId: NodeId(1007, namespace: 2), value: .double(v))
-            XCTAssertTrue(waitFor { collector.snapshot().0.last?.readings.first { $0.name == "film" }?.value == .double(v) }, "change to \(v) arrives")
+            XCTAssertTrue(eventually { collector.snapshot().0.last?.readings.first { $0.name == "film" }?.value == .double(v) }, "change to \(v) arrives")
         }
         task.cancel()
         await task.value
@@ -117,14 +109,14 @@ final class OPCUAAdapterTests: XCTestCase {
         let adapter = OPCUAStationAdapter(config: station(port: port, subscribe: false), sink: collector.sink,
                                           logger: Logger(label: "t", level: .critical))
         let task = run(adapter)
-        XCTAssertTrue(waitFor { collector.snapshot().1.last?.state == .online })
+        XCTAssertTrue(eventually { collector.snapshot().1.last?.state == .online })
         server.stop()
-        XCTAssertTrue(waitFor { collector.snapshot().1.last?.state == .offline }, "offline after the server stops")
+        XCTAssertTrue(eventually { collector.snapshot().1.last?.state == .offline }, "offline after the server stops")
         server = try makeServer(port: port)
         defer { server.stop() }
         try server.setValue(nodeId: NodeId(1007, namespace: 2), value: .double(99.0))
-        XCTAssertTrue(waitFor(20) { collector.snapshot().1.last?.state == .online }, "online again without restarting the adapter")
-        XCTAssertTrue(waitFor { collector.snapshot().0.last?.readings.first { $0.name == "film" }?.value == .double(99.0) })
+        XCTAssertTrue(eventually(timeout: 20) { collector.snapshot().1.last?.state == .online }, "online again without restarting the adapter")
+        XCTAssertTrue(eventually { collector.snapshot().0.last?.readings.first { $0.name == "film" }?.value == .double(99.0) })
         task.cancel()
         await task.value
     }

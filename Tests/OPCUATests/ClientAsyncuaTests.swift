@@ -1,6 +1,7 @@
 import Foundation
 import OPCUA
 import XCTest
+import TestSupport
 
 /// Thread-safe collector of subscription callbacks.
 final class Collected: @unchecked Sendable {
@@ -16,12 +17,7 @@ final class Collected: @unchecked Sendable {
 
     /// Polls until `predicate` holds or `timeout` passes.
     func wait(timeout: TimeInterval, _ predicate: ([(UInt32, DataValue)]) -> Bool) async -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if predicate(all) { return true }
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        return predicate(all)
+        await waitUntil(timeout: timeout) { predicate(all) }
     }
 }
 
@@ -102,8 +98,8 @@ final class ClientAsyncuaTests: XCTestCase {
         XCTAssertTrue(firstRound, "counter changes arrive: \(collected.all.count)")
 
         // Restart the server on the same port: the client notices, reconnects and recreates the subscription.
-        peer.kill9()
-        let sawDisconnect = await waitFor(timeout: 5) {
+        peer.kill()
+        let sawDisconnect = await waitUntil(timeout: 5) {
             collected.allStates.contains { if case .disconnected = $0 { return true } else { return false } }
         }
         XCTAssertTrue(sawDisconnect)
@@ -135,16 +131,14 @@ final class ClientTokenRenewalTests: XCTestCase {
         client.onStateChange { collected.add($0) }
         try await client.connect()
         addTeardownBlock { await client.close() }
-        let started = Date()
-        var reads = 0
-        while Date().timeIntervalSince(started) < 5 {
-            let value = try await client.read([NodeId("Demo.Double", namespace: 2)])
-            XCTAssertEqual(value.first?.value, .double(3.25))
-            reads += 1
-            try await Task.sleep(nanoseconds: 50_000_000)
+        // Reads go on until the token was renewed three times (at 75% of the 2 s lifetime: about 4.5 s).
+        var values: [Variant?] = []
+        let renewed = try await waitUntil(timeout: 15) {
+            values.append(try await client.read([NodeId("Demo.Double", namespace: 2)]).first?.value)
+            return client.tokenRenewals >= 3
         }
-        XCTAssertGreaterThan(reads, 20)
-        XCTAssertGreaterThanOrEqual(client.tokenRenewals, 2, "renewed at 75% of the 2 s lifetime")
+        XCTAssertTrue(renewed, "\(client.tokenRenewals) renewals")
+        XCTAssertEqual(values, Array(repeating: .double(3.25), count: values.count), "every read answered across the renewals")
         XCTAssertEqual(collected.allStates, [.connecting, .connected], "no reconnect across three renewals")
     }
 }
@@ -170,13 +164,4 @@ final class ClientUserNameTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("Bad"), "\(error)")
         }
     }
-}
-
-func waitFor(timeout: TimeInterval, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(nanoseconds: 20_000_000)
-    }
-    return condition()
 }

@@ -1,6 +1,7 @@
 import Foundation
 import OPCUA
 import XCTest
+import TestSupport
 
 /// Our client against o6 (open62541 inside).
 final class ClientO6Tests: XCTestCase {

@@ -8,6 +8,5 @@ final class LoadTests: XCTestCase {
         let figures = try await OPCUABenchmark.notifications(items: 1000, seconds: 1, updateMs: 50)
         print("OPCUA load: \(figures)")
         XCTAssertEqual(figures.itemsUpToDate, 1000)
-        XCTAssertGreaterThan(figures.notificationsPerSecond, 0)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import OPCUA
 import XCTest
+import TestSupport
 
 /// A small station address space used by server tests.
 func makeStationServer() throws -> OPCUAServer {
@@ -54,18 +55,13 @@ final class ServerInteropTests: XCTestCase {
         XCTAssertEqual(writes.all.first?.1.value, .double(12.5))
 
         XCTAssertNotNil(peer.waitForLine(timeout: 10) { $0 == "SUBSCRIBED" })
-        // Change the counter from another thread while the client listens.
-        let stop = ManagedFlag()
-        let feeder = Thread {
-            var n: UInt32 = 0
-            while !stop.isSet {
-                n += 1
-                try? server.setValue(nodeId: NodeId("Station.Counter", namespace: 2), value: .uint32(n))
-                Thread.sleep(forTimeInterval: 0.05)
-            }
+        // Change the counter while the client listens: each value once asyncua reported the one before.
+        // The peer says DONE after five distinct values (the initial one counts).
+        for n in UInt32(1)...5 where !peer.printedLines.contains("DONE") {
+            try server.setValue(nodeId: NodeId("Station.Counter", namespace: 2), value: .uint32(n))
+            XCTAssertNotNil(peer.waitForLine(timeout: 10) { $0 == "CHANGE \(n)" || $0 == "DONE" },
+                            "change \(n) reaches asyncua: \(peer.printedLines.suffix(5))")
         }
-        feeder.start()
-        defer { stop.set() }
         XCTAssertNotNil(peer.waitForLine(timeout: 15) { $0 == "DONE" }, "data changes reach asyncua: \(peer.printedLines.suffix(5))")
         XCTAssertNotNil(peer.waitForLine(timeout: 10) { $0 == "CLOSED" })
     }
@@ -100,18 +96,19 @@ final class ServerInteropTests: XCTestCase {
         let result = try await client.subscribe(items: [(NodeId("Station.Counter", namespace: 2), 10),
                                                         (NodeId("Nope", namespace: 2), 10)], publishingMs: 20) { collected.add($0, $1) }
         XCTAssertEqual(result.itemStatuses, [.good, .badNodeIdUnknown])
-        for n in 1...20 {
-            try server.setValue(nodeId: NodeId("Station.Counter", namespace: 2), value: .uint32(UInt32(n)))
-            try await Task.sleep(nanoseconds: 25_000_000)
+        // Each value is set once the one before arrived, so sampling cannot merge two: all 20 arrive, in order.
+        for n in UInt32(1)...20 {
+            try server.setValue(nodeId: NodeId("Station.Counter", namespace: 2), value: .uint32(n))
+            let arrived = await collected.wait(timeout: 5) { $0.contains { $0.1.value == .uint32(n) } }
+            XCTAssertTrue(arrived, "value \(n)")
         }
-        let gotLast = await collected.wait(timeout: 5) { $0.contains { $0.1.value == .uint32(20) } }
-        XCTAssertTrue(gotLast)
-        XCTAssertGreaterThanOrEqual(Set(collected.all.compactMap(\.1.value)).count, 10)
+        let counterValues = collected.all.compactMap(\.1.value).filter { $0 != .uint32(0) }
+        XCTAssertEqual(counterValues, (1...20).map { .uint32(UInt32($0)) })
 
         // The server goes away and comes back on the same port: the client recreates its subscription.
         let port = server.port
         server.stop()
-        let down = await waitFor(timeout: 5) { if case .disconnected = client.state { return true } else { return false } }
+        let down = await waitUntil(timeout: 5) { if case .disconnected = client.state { return true } else { return false } }
         XCTAssertTrue(down)
         do {
             _ = try await client.read([NodeId("Station.Counter", namespace: 2)])
@@ -126,13 +123,6 @@ final class ServerInteropTests: XCTestCase {
         let resumed = await collected.wait(timeout: 10) { $0.contains { $0.1.value == .uint32(1000) } }
         XCTAssertTrue(resumed, "subscription recreated after restart")
     }
-}
-
-final class ManagedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
 }
 
 final class ServerMultiClientTests: XCTestCase {
@@ -153,9 +143,12 @@ final class ServerMultiClientTests: XCTestCase {
         let all = clients
         addTeardownBlock { for client in all { await client.close() } }
         await clients[0].close()
-        for n in 1...10 {
-            try server.setValue(nodeId: counter, value: .uint32(UInt32(n)), sourceTime: Date(timeIntervalSince1970: 1_800_000_000))
-            try await Task.sleep(nanoseconds: 30_000_000)
+        for n in UInt32(1)...10 {
+            try server.setValue(nodeId: counter, value: .uint32(n), sourceTime: Date(timeIntervalSince1970: 1_800_000_000))
+            for collected in collectors.dropFirst() {
+                let arrived = await collected.wait(timeout: 5) { $0.contains { $0.1.value == .uint32(n) } }
+                XCTAssertTrue(arrived, "value \(n)")
+            }
         }
         for collected in collectors.dropFirst() {
             let done = await collected.wait(timeout: 5) { $0.contains { $0.1.value == .uint32(10) } }

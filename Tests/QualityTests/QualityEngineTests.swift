@@ -36,7 +36,10 @@ final class QualityEngineTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(anomaly, 40, "alert during the stable phase")
         XCTAssertLessThan(anomaly, outOfSpec, "the anomaly alert must come before the first out-of-spec value")
         XCTAssertGreaterThan(outOfSpec - anomaly, 20, "warning should come well ahead (alert at \(anomaly), out of spec at \(outOfSpec))")
-        _ = cyclesToLimitSeen
+        // At the alert the drift projection knew how far the limit was: the true mean then sat at
+        // 10 + 0.02 × (alert − 40) kA, 0.02 kA a cycle below 12 kA.
+        let expectedCycles = (12 - (10 + 0.02 * Double(anomaly - 40))) / 0.02
+        XCTAssertEqual(try XCTUnwrap(cyclesToLimitSeen), expectedCycles, accuracy: expectedCycles * 0.25)
         let entry = try XCTUnwrap(engine.anomalies().first { $0.station == "WELD-01" && $0.signal == "weldCurrent" })
         XCTAssertEqual(entry.score, 1)
         XCTAssertNotNil(entry.since)

@@ -3,6 +3,7 @@ import PlantModel
 import Runtime
 import XCTest
 @testable import Simulation
+import TestSupport
 
 /// Each shipped scenario does what its description promises.
 final class BehaviourTests: XCTestCase {
@@ -85,8 +86,8 @@ final class BehaviourTests: XCTestCase {
     }
 
     func testOfflineStationHasNoLinesInTheRecording() throws {
-        let folder = try TempFolder()
-        let path = folder.path("d.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("d.jsonl")
         try generateRecording(config: try defaultPlant(), scenario: try shippedScenario("downtime-heavy"), duration: 3900, to: path)
         let start = Scenario.defaultStart
         var assyTimes: [Double] = []
@@ -101,8 +102,8 @@ final class BehaviourTests: XCTestCase {
 
     func testNormalShiftVehiclesPassEveryProcessInOrderAtTheTakt() throws {
         let config = try defaultPlant()
-        let folder = try TempFolder()
-        let path = folder.path("n.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("n.jsonl")
         let summary = try generateRecording(config: config, scenario: .normalShift, duration: 7200, to: path)
         let process = Dictionary(uniqueKeysWithValues: config.stations.map { ($0.id, $0.process) })
         var visits: [String: [String]] = [:]

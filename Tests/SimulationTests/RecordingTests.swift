@@ -3,27 +3,28 @@ import PlantModel
 import Runtime
 import XCTest
 @testable import Simulation
+import TestSupport
 
 final class RecordingTests: XCTestCase {
     func testSameScenarioAndSeedGiveTheSameBytes() throws {
         let config = try defaultPlant()
-        let folder = try TempFolder()
+        let folder = TempFolder()
         let scenario = try shippedScenario("downtime-heavy")
-        let a = try generateRecording(config: config, scenario: scenario, duration: 1200, to: folder.path("a.jsonl"))
-        try generateRecording(config: config, scenario: scenario, duration: 1200, to: folder.path("b.jsonl"))
-        try generateRecording(config: config, scenario: scenario, seed: 99, duration: 1200, to: folder.path("c.jsonl"))
-        let bytesA = try Data(contentsOf: URL(fileURLWithPath: folder.path("a.jsonl")))
+        let a = try generateRecording(config: config, scenario: scenario, duration: 1200, to: folder.file("a.jsonl"))
+        try generateRecording(config: config, scenario: scenario, duration: 1200, to: folder.file("b.jsonl"))
+        try generateRecording(config: config, scenario: scenario, seed: 99, duration: 1200, to: folder.file("c.jsonl"))
+        let bytesA = try Data(contentsOf: URL(fileURLWithPath: folder.file("a.jsonl")))
         XCTAssertEqual(UInt64(bytesA.count), a.bytes)
-        XCTAssertEqual(bytesA, try Data(contentsOf: URL(fileURLWithPath: folder.path("b.jsonl"))))
-        XCTAssertNotEqual(bytesA, try Data(contentsOf: URL(fileURLWithPath: folder.path("c.jsonl"))))
+        XCTAssertEqual(bytesA, try Data(contentsOf: URL(fileURLWithPath: folder.file("b.jsonl"))))
+        XCTAssertNotEqual(bytesA, try Data(contentsOf: URL(fileURLWithPath: folder.file("c.jsonl"))))
     }
 
     /// A short run of the default plant compared with a committed file. Regenerate it (after a
     /// deliberate behaviour change) with `MES_UPDATE_GOLDEN=1`.
     func testShortRunMatchesTheGoldenFile() throws {
         let golden = repoRoot.appendingPathComponent("Stations/scenarios/golden/normal-shift-3min.jsonl").path
-        let folder = try TempFolder()
-        let path = ProcessInfo.processInfo.environment["MES_UPDATE_GOLDEN"] == "1" ? golden : folder.path("run.jsonl")
+        let folder = TempFolder()
+        let path = ProcessInfo.processInfo.environment["MES_UPDATE_GOLDEN"] == "1" ? golden : folder.file("run.jsonl")
         try generateRecording(config: try defaultPlant(), scenario: .normalShift, duration: 180, to: path)
         let produced = try String(contentsOfFile: path, encoding: .utf8)
         let expected = try String(contentsOfFile: golden, encoding: .utf8)
@@ -36,8 +37,8 @@ final class RecordingTests: XCTestCase {
     }
 
     func testWriterAndReaderRoundTripEveryPoll() throws {
-        let folder = try TempFolder()
-        let path = folder.path("polls.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("polls.jsonl")
         let writer = try RecordingWriter(path: path, mode: .everyPoll)
         let t0 = Date(timeIntervalSince1970: 1_795_384_800)
         var polls: [StationPoll] = []
@@ -76,8 +77,8 @@ final class RecordingTests: XCTestCase {
     /// In changes mode, carrying values forward rebuilds exactly what the simulator had at every poll.
     func testChangesModeWithCarryForwardRebuildsTheSimulatedValues() throws {
         let config = try defaultPlant()
-        let folder = try TempFolder()
-        let path = folder.path("changes.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("changes.jsonl")
         let scenario = try shippedScenario("downtime-heavy")
         try generateRecording(config: config, scenario: scenario, duration: 900, to: path)
         let sim = try PlantSimulator(config: config, scenario: scenario)
@@ -104,8 +105,8 @@ final class RecordingTests: XCTestCase {
     }
 
     func write(_ lines: [String]) throws -> (TempFolder, String) {
-        let folder = try TempFolder()
-        let path = folder.path("r.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("r.jsonl")
         try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return (folder, path)
     }
@@ -222,8 +223,8 @@ final class RecordingTests: XCTestCase {
 
     /// A 60+ MB recording streams through the reader without its memory growing with the file.
     func testReaderStreamsALargeFileWithBoundedMemory() throws {
-        let folder = try TempFolder()
-        let path = folder.path("large.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("large.jsonl")
         let writer = try RecordingWriter(path: path, mode: .everyPoll)
         let t0 = Date(timeIntervalSince1970: 1_795_384_800)
         let stations = ["PRESS-01", "WELD-01", "WELD-02", "PAINT-01", "ASSY-01", "ASSY-02", "INSP-01"]

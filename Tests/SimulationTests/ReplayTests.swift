@@ -3,6 +3,7 @@ import PlantModel
 import Runtime
 import XCTest
 @testable import Simulation
+import TestSupport
 
 final class ReplayTests: XCTestCase {
     func testSpeedParsing() {
@@ -31,8 +32,8 @@ final class ReplayTests: XCTestCase {
     }
 
     func testReplayDeliversEveryPollWithProgress() throws {
-        let folder = try TempFolder()
-        let path = folder.path("r.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("r.jsonl")
         try generateRecording(config: try defaultPlant(), duration: 300, to: path)
         var expected = 0
         let reader = try RecordingReader(path: path)
@@ -54,8 +55,8 @@ final class ReplayTests: XCTestCase {
     }
 
     func testReplayAtTwiceRealTimeTakesHalfTheRecordingsSpan() throws {
-        let folder = try TempFolder()
-        let path = folder.path("r.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("r.jsonl")
         let writer = try RecordingWriter(path: path)
         let t0 = Date(timeIntervalSince1970: 1_795_384_800)
         for i in 0...10 {

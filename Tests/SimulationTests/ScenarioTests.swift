@@ -3,6 +3,7 @@ import PlantModel
 import Runtime
 import XCTest
 @testable import Simulation
+import TestSupport
 
 final class ScenarioTests: XCTestCase {
     func decode(_ text: String) throws -> Scenario {
@@ -55,13 +56,13 @@ final class ScenarioTests: XCTestCase {
     }
 
     func testLoadReportsSyntaxErrorsWithTheLine() throws {
-        let folder = try TempFolder()
-        let path = folder.path("bad.json")
+        let folder = TempFolder()
+        let path = folder.file("bad.json")
         try "{\n  \"seed\": 1,\n  \"nokRate\": ,\n}".write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try Scenario.load(path: path)) { error in
             XCTAssertTrue("\(error)".hasPrefix("\(path): line 3: "), "\(error)")
         }
-        XCTAssertThrowsError(try Scenario.load(path: folder.path("missing.json"))) { error in
+        XCTAssertThrowsError(try Scenario.load(path: folder.file("missing.json"))) { error in
             XCTAssertTrue("\(error)".contains("cannot be read"), "\(error)")
         }
     }
@@ -85,11 +86,11 @@ final class ScenarioTests: XCTestCase {
 
     func testNormalShiftFileIsTheBuiltInBehaviour() throws {
         let config = try defaultPlant()
-        let folder = try TempFolder()
-        try generateRecording(config: config, scenario: .normalShift, duration: 600, to: folder.path("builtin.jsonl"))
-        try generateRecording(config: config, scenario: try shippedScenario("normal-shift"), duration: 600, to: folder.path("file.jsonl"))
-        let a = try Data(contentsOf: URL(fileURLWithPath: folder.path("builtin.jsonl")))
-        let b = try Data(contentsOf: URL(fileURLWithPath: folder.path("file.jsonl")))
+        let folder = TempFolder()
+        try generateRecording(config: config, scenario: .normalShift, duration: 600, to: folder.file("builtin.jsonl"))
+        try generateRecording(config: config, scenario: try shippedScenario("normal-shift"), duration: 600, to: folder.file("file.jsonl"))
+        let a = try Data(contentsOf: URL(fileURLWithPath: folder.file("builtin.jsonl")))
+        let b = try Data(contentsOf: URL(fileURLWithPath: folder.file("file.jsonl")))
         XCTAssertGreaterThan(a.count, 10_000)
         XCTAssertEqual(a, b)
     }

@@ -5,6 +5,7 @@ import PlantModel
 import Runtime
 import XCTest
 @testable import Simulation
+import TestSupport
 
 /// The simulated plant over real protocols: a libmodbus client and our OPC UA client on loopback.
 final class ServingTests: XCTestCase {
@@ -68,18 +69,16 @@ final class ServingTests: XCTestCase {
         defer { service.stop() }
         let port = try XCTUnwrap(service.ports["INSP-01"])
         XCTAssertNotNil(readRegisters(port: port, unit: 1, address: 31, count: 1))
-        Thread.sleep(forTimeInterval: 1.2)
-        XCTAssertNil(readRegisters(port: port, unit: 1, address: 31, count: 1), "offline")
+        XCTAssertTrue(eventually { readRegisters(port: port, unit: 1, address: 31, count: 1) == nil }, "offline")
         XCTAssertNotNil(readRegisters(port: service.ports["WELD-01"]!, unit: 1, address: 31, count: 1), "other stations still serve")
-        Thread.sleep(forTimeInterval: 2.0)
-        XCTAssertEqual(readRegisters(port: port, unit: 1, address: 31, count: 1), [0], "back online on the same port")
-        XCTAssertGreaterThan(service.elapsedMs, 3000)
+        XCTAssertTrue(eventually { readRegisters(port: port, unit: 1, address: 31, count: 1) == [0] }, "back online on the same port")
+        XCTAssertGreaterThanOrEqual(service.elapsedMs, 2500, "back only after the outage (500 ms + 2 s)")
     }
 
     func testRecordingDrivesTheServedValues() throws {
         let config = try defaultPlant()
-        let folder = try TempFolder()
-        let path = folder.path("r.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("r.jsonl")
         try [
             #"{"t":"2026-11-21T06:00:00.000Z","station":"WELD-01","signal":"vehicleId","value":"LSVREPLAY00000001"}"#,
             #"{"t":"2026-11-21T06:00:00.000Z","station":"WELD-01","signal":"state","value":3}"#,
@@ -91,21 +90,18 @@ final class ServingTests: XCTestCase {
         try service.start()
         defer { service.stop() }
         let port = try XCTUnwrap(service.ports["WELD-01"])
-        let deadline = Date().addingTimeInterval(3)
         var state: [UInt16]?
-        while Date() < deadline {
+        XCTAssertTrue(eventually(timeout: 3) {
             state = readRegisters(port: port, unit: 1, address: 31, count: 2)
-            if state == [3, 217] { break }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        XCTAssertEqual(state, [3, 217])
+            return state == [3, 217]
+        }, "\(String(describing: state))")
         XCTAssertEqual(text(readRegisters(port: port, unit: 1, address: 10, count: 9) ?? []), "LSVREPLAY00000001")
     }
 
     func testBadRecordingLineStopsTheServiceWithTheLine() async throws {
         let config = try defaultPlant()
-        let folder = try TempFolder()
-        let path = folder.path("bad.jsonl")
+        let folder = TempFolder()
+        let path = folder.file("bad.jsonl")
         try "{\"t\":\"2026-11-21T06:00:00Z\",\"station\":\"WELD-01\",\"signal\":\"state\",\"value\":1}\n{\"t\":\"yesterday\",\"station\":\"WELD-01\",\"signal\":\"state\",\"value\":1}\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         let service = try PlantSimulationService(config: config, stationIDs: ["WELD-01"], source: .recording(path: path, speed: .max),

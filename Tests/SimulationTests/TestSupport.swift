@@ -1,10 +1,8 @@
 import Foundation
 import PlantModel
 import XCTest
+import TestSupport
 @testable import Simulation
-
-/// The repository root, found from this file's path.
-let repoRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 func defaultPlant() throws -> PlantConfig {
     try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path)
@@ -12,17 +10,6 @@ func defaultPlant() throws -> PlantConfig {
 
 func shippedScenario(_ name: String) throws -> Scenario {
     try Scenario.load(path: repoRoot.appendingPathComponent("Stations/scenarios/\(name).json").path)
-}
-
-/// A temporary folder removed at the end of the test.
-final class TempFolder {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("simtests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    deinit { try? FileManager.default.removeItem(at: url) }
 }
 
 /// Per-station, per-cycle observations collected by running a simulator directly.

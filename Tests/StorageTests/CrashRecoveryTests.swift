@@ -2,6 +2,7 @@ import Foundation
 import Runtime
 import XCTest
 @testable import Storage
+import TestSupport
 
 /// kill -9 of a process writing through our EventLog: every acknowledged event survives.
 final class CrashRecoveryTests: XCTestCase {
@@ -42,7 +43,7 @@ final class CrashRecoveryTests: XCTestCase {
         Thread {
             while Date() < deadline {
                 for _ in 0..<20 { log.append(type: "sample", station: "F", time: Date(), data: "{}") }
-                usleep(1000) // about 20,000 events/s, the target load
+                usleep(1000) // paces the load generator at about 20,000 events/s (the target load), not a wait
             }
             group.leave()
         }.start()

@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import XCTest
 @testable import Storage
+import TestSupport
 
 final class DatabaseTests: XCTestCase {
     var folder: TempFolder!

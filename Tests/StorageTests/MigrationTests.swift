@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Storage
+import TestSupport
 
 final class MigrationTests: XCTestCase {
     var folder: TempFolder!

@@ -2,6 +2,7 @@ import Foundation
 import Runtime
 import XCTest
 @testable import Storage
+import TestSupport
 
 final class SampleDecisionTests: XCTestCase {
     let t = Date(timeIntervalSince1970: 1_000_000)

@@ -2,20 +2,7 @@ import Foundation
 import Runtime
 import XCTest
 @testable import Storage
-
-/// A temporary folder removed at the end of the test.
-final class TempFolder {
-    let path: String
-
-    init() {
-        path = NSTemporaryDirectory() + "storage-tests-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
+import TestSupport
 
 func quietLogger(_ sink: LogSink = LogSink(capture: true)) -> Logger {
     Logger(label: "storage.test", level: .debug, sink: sink)

@@ -319,12 +319,15 @@ final class TrackerTests: XCTestCase {
         XCTAssertEqual(a.feed(polls), b.feed(polls))
     }
 
-    func testThroughputMeetsTarget() {
-        let result = TrackingBenchmark.run(vehicles: 2_000)
-        print(result)
-        XCTAssertGreaterThan(result.operationsCompleted, 7_000)
+    /// The benchmark's synthetic line (its speed is measured by `tools/bench`): every vehicle completes
+    /// one operation at each of the four vehicle stations, in route order.
+    func testBenchmarkLineCompletesEveryOperation() {
+        let vehicles = 2_000
+        let result = TrackingBenchmark.run(vehicles: vehicles)
+        let steps = (vehicles + 4) * 10                    // 10 polls per vehicle slot, 4 slots to drain the line
+        XCTAssertEqual(result.polls, steps * 5)            // the press and four vehicle stations each step
+        XCTAssertEqual(result.samples, steps * (4 + 4 * 8))
+        XCTAssertEqual(result.operationsCompleted, vehicles * 4)
         XCTAssertEqual(result.sequenceIssues, 0)
-        // Debug builds are slow; the release target is 50,000 samples/s.
-        XCTAssertGreaterThan(result.samplesPerSecond, 50_000)
     }
 }
