@@ -1,9 +1,9 @@
 import Foundation
 import XCTest
+import TestSupport
 import ModbusAdapter
 import OPCUA
 import PlantModel
-import TestSupport
 
 /// Seeded random tests of the Modbus register codec and the OPC UA binary decoders.
 final class BinaryCodecHardeningTests: XCTestCase {

@@ -1,9 +1,8 @@
 import Foundation
 import XCTest
+import TestSupport
 import PlantModel
 import Runtime
-import TestSupport
-
 
 /// Seeded random damage to the default plant config: every outcome is a config or a one-line `ConfigError`.
 final class ConfigHardeningTests: XCTestCase {
@@ -51,17 +50,19 @@ final class ConfigHardeningTests: XCTestCase {
 
     /// Decodes `json`; nil when it is a valid config, else the error (checked to be one line naming the file).
     private func check(_ json: JSON, round: Int) -> ConfigError? {
-        _ = try PlantConfig.decode(json: json, file: "plant.json", directory: repoRoot.appendingPathComponent("Stations"))
-        return nil
-    } catch let error as ConfigError {
-        let text = "\(error)"
-        XCTAssertFalse(text.contains("\n"), "round \(round): \(text)")
-        XCTAssertTrue(text.contains("plant.json"), "round \(round): \(text)")
-        XCTAssertFalse(error.message.isEmpty, "round \(round)")
-        return error
-    } catch {
-        XCTFail("round \(round): not a ConfigError: \(error)")
-        return ConfigError(file: "", path: "", message: "")
+        do {
+            _ = try PlantConfig.decode(json: json, file: "plant.json", directory: repoRoot.appendingPathComponent("Stations"))
+            return nil
+        } catch let error as ConfigError {
+            let text = "\(error)"
+            XCTAssertFalse(text.contains("\n"), "round \(round): \(text)")
+            XCTAssertTrue(text.contains("plant.json"), "round \(round): \(text)")
+            XCTAssertFalse(error.message.isEmpty, "round \(round)")
+            return error
+        } catch {
+            XCTFail("round \(round): not a ConfigError: \(error)")
+            return ConfigError(file: "", path: "", message: "")
+        }
     }
 
     func testTheDefaultPlantDecodes() throws {

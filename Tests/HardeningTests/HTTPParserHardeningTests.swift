@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
-import HTTP
 import TestSupport
+import HTTP
 
 /// Seeded random tests of the incremental HTTP request parser: split feeds, damaged and truncated input.
 final class HTTPParserHardeningTests: XCTestCase {

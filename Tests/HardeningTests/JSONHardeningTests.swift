@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
-import Runtime
 import TestSupport
+import Runtime
 
 /// Seeded random tests of the JSON parser and writer.
 final class JSONHardeningTests: XCTestCase {

@@ -58,7 +58,7 @@ final class ModbusServerTests: XCTestCase {
         XCTAssertEqual(recorder.changes.map(\.state), [.online])
         XCTAssertNotNil(poll.latencyMs)
         let stats = adapter.stats()
-        XCTAssertEqual(stats.polls, recorder.polls.count, "every poll made is reported once")
+        XCTAssertEqual(stats.polls, UInt64(recorder.polls.count), "every poll made is reported once")
         XCTAssertEqual(stats.errorCount, 0)
     }
 
