@@ -2,9 +2,9 @@ import Foundation
 import XCTest
 import Runtime
 @testable import HTTP
+import TestSupport
 #if canImport(Glibc)
 import Glibc
-import TestSupport
 #endif
 
 /// Stored events, as the storage would keep them: appended in id order, read by pages.

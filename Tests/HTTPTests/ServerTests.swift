@@ -2,9 +2,9 @@ import Foundation
 import XCTest
 import Runtime
 @testable import HTTP
+import TestSupport
 #if canImport(Glibc)
 import Glibc
-import TestSupport
 #endif
 
 private struct Boom: Error {}

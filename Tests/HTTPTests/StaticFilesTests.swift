@@ -1,12 +1,13 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import HTTP
 
 final class StaticFilesTests: XCTestCase {
     private var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("http-static-\(UUID().uuidString)")
+        folder = makeTempDirectory(self, prefix: "http-static")
         let root = folder.appendingPathComponent("Dashboards")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("css"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("sub"), withIntermediateDirectories: true)
@@ -23,10 +24,6 @@ final class StaticFilesTests: XCTestCase {
         try "TOP-SECRET-CONTENT".write(to: folder.appendingPathComponent("secret.txt"), atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: root.appendingPathComponent("escape.txt").path,
                                                    withDestinationPath: folder.appendingPathComponent("secret.txt").path)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
     }
 
     private func start() throws -> RunningServer {

@@ -87,9 +87,7 @@ final class ConfigHardeningTests: XCTestCase {
 
     func testDamagedFileBytesLoadOrFailWithOneLine() throws {
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: plantPath)))
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hardening-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = makeTempDirectory(self, prefix: "hardening")
         try Data(contentsOf: repoRoot.appendingPathComponent("Stations/tokens.json")).write(to: dir.appendingPathComponent("tokens.json"))
         let file = dir.appendingPathComponent("plant.json")
         var rng = SplitMix64(seed: 0xF11E)

@@ -3,9 +3,9 @@ import XCTest
 @testable import MESApp
 import PlantModel
 import Runtime
+import TestSupport
 #if canImport(Glibc)
 import Glibc
-import TestSupport
 #endif
 
 /// Limits of the assembled server (config → HTTP wiring), not covered by HTTPTests' bare server.

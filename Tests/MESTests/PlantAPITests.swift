@@ -14,7 +14,7 @@ final class PlantAPITests: XCTestCase {
     var clock = Date(timeIntervalSince1970: 1_795_400_000)
 
     override func setUp() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         var options = ServerOptions()
         options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
         options.database = dir.appendingPathComponent("mes.sqlite").path

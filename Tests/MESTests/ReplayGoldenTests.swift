@@ -12,7 +12,7 @@ final class ReplayGoldenTests: XCTestCase {
     static let golden = repoRoot.appendingPathComponent("Tests/MESTests/golden/normal-shift-3min.events.jsonl").path
 
     func replayEvents() async throws -> String {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         var options = ServerOptions()
         options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
         options.database = dir.appendingPathComponent("mes.sqlite").path

@@ -10,7 +10,7 @@ import TestSupport
 final class ScenarioReplayTests: XCTestCase {
     /// Generates a scenario's recording and replays it at full speed; the server keeps serving after.
     func replayScenario(_ name: String, hours: Double) async throws -> (MESServer, Task<Void, any Error>) {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let configPath = repoRoot.appendingPathComponent("Stations/plant.json").path
         let config = try PlantConfig.load(path: configPath)
         let scenario = try Scenario.load(path: repoRoot.appendingPathComponent("Stations/scenarios/\(name).json").path)

@@ -32,7 +32,7 @@ final class ServerCoreTests: XCTestCase {
     }
 
     func testSamplesReachSSEAndStationsAPI() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let (server, task) = try startServer(db: dir.appendingPathComponent("mes.sqlite").path)
         let client = try TestSSEClient(port: server.port, path: "/api/events?types=sample")
         XCTAssertTrue(client.waitUntilSubscribed())
@@ -61,7 +61,7 @@ final class ServerCoreTests: XCTestCase {
     }
 
     func testResumeAfterRestartHasNoGapAndNoDuplicate() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let db = dir.appendingPathComponent("mes.sqlite").path
         var (server, task) = try startServer(db: db)
         var client: TestSSEClient? = try TestSSEClient(port: server.port)
@@ -98,7 +98,7 @@ final class ServerCoreTests: XCTestCase {
     }
 
     func testShiftKPIsGoOnAfterARestart() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let db = dir.appendingPathComponent("mes.sqlite").path
         // WELD-01 running, one poll a second, inside shift C (22:00–06:00 Asia/Shanghai).
         func running(_ second: Int) -> StationPoll {
@@ -128,7 +128,7 @@ final class ServerCoreTests: XCTestCase {
     }
 
     func testHealthAndMetrics() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let (server, task) = try startServer(db: dir.appendingPathComponent("mes.sqlite").path)
         let http = TestHTTP(port: server.port)
         let health = try http.get("/api/health")
@@ -161,7 +161,7 @@ final class ServerCoreTests: XCTestCase {
     }
 
     func testStartupErrorsAreOneLine() throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         var options = ServerOptions()
         options.config = dir.appendingPathComponent("missing.json").path
         options.database = dir.appendingPathComponent("x.sqlite").path

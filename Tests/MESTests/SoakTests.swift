@@ -9,7 +9,7 @@ import TestSupport
 /// event-stream clients and API load for a few seconds; nothing fails and no descriptor leaks.
 final class SoakTests: XCTestCase {
     func testSimulatedPlantUnderLoadLeaksNothing() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         var options = ServerOptions()
         options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
         options.database = dir.appendingPathComponent("mes.sqlite").path

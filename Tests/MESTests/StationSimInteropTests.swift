@@ -4,43 +4,21 @@ import XCTest
 import PlantModel
 import Runtime
 import Simulation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
-import TestSupport
 #endif
 
 /// Third-party clients read the real `station-sim` binary, and a register written in a libmodbus
 /// server reaches an event-stream client through the whole server.
 final class StationSimInteropTests: XCTestCase {
-    func python() -> String {
-        if let p = ProcessInfo.processInfo.environment["MES_TEST_PYTHON"], !p.isEmpty { return p }
-        return repoRoot.appendingPathComponent(".build/venv/bin/python3").path
-    }
-
-    /// Runs a command to completion with a time limit; returns (status, stdout).
-    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 30) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let timer = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        timer.cancel()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     /// With `--exit-with-parent`, a simulator whose starter dies without stopping it stops too.
     func testStationSimExitsWithItsParent() throws {
         let sim = productPath("station-sim"), config = repoRoot.appendingPathComponent("Stations/plant.json").path
         // The shell starts the simulator in the background, gives it time to start, and ends. Its
         // output goes nowhere, and the shell runs under system(3): with Foundation's Process,
         // waitUntilExit did not return while the background simulator lived.
-        let pidFile = try makeTempDirectory(self).appendingPathComponent("sim.pid").path
+        let pidFile = makeTempDirectory(self).appendingPathComponent("sim.pid").path
         let status = system("'\(sim)' --config '\(config)' --station WELD-01 --log-level error --exit-with-parent "
                             + "</dev/null >/dev/null 2>&1 & echo $! > '\(pidFile)'; sleep 2")
         XCTAssertEqual(status, 0)
@@ -65,7 +43,7 @@ final class StationSimInteropTests: XCTestCase {
         // Modbus: WELD-01's weld current (hr:20, big-endian float, limits 8–12 kA) via mbpoll.
         var reading = ""
         XCTAssertTrue(eventually(timeout: 20) {
-            let (status, out) = (try? self.run("/usr/bin/mbpoll", ["-m", "tcp", "-0", "-a", "1", "-r", "20", "-c", "1", "-t", "4:float", "-B",
+            let (status, out) = (try? runToEnd("/usr/bin/mbpoll", ["-m", "tcp", "-0", "-a", "1", "-r", "20", "-c", "1", "-t", "4:float", "-B",
                                                                   "-1", "-p", "15020", "127.0.0.1"])) ?? (1, "")
             reading = out
             return status == 0 && out.contains("[20]:")
@@ -75,7 +53,7 @@ final class StationSimInteropTests: XCTestCase {
         XCTAssertNotNil(value)
         if let value { XCTAssertTrue((5...15).contains(value), "weld current \(value) kA is plausible") }
         // A wrong unit id gets a Modbus exception.
-        let (wrongUnit, _) = try run("/usr/bin/mbpoll", ["-m", "tcp", "-0", "-a", "9", "-r", "20", "-c", "1", "-1", "-p", "15020", "127.0.0.1"])
+        let (wrongUnit, _) = try runToEnd("/usr/bin/mbpoll", ["-m", "tcp", "-0", "-a", "9", "-r", "20", "-c", "1", "-1", "-p", "15020", "127.0.0.1"])
         XCTAssertNotEqual(wrongUnit, 0)
 
         // OPC UA: PAINT-01's film thickness (ns=2;i=1007) via the asyncua client.
@@ -92,7 +70,7 @@ final class StationSimInteropTests: XCTestCase {
         """
         var out = ""
         XCTAssertTrue(eventually(timeout: 20) {
-            let (status, text) = (try? self.run(self.python(), ["-c", script])) ?? (1, "")
+            let (status, text) = (try? runToEnd(peerPython(), ["-c", script], timeout: 30)) ?? (1, "")
             out = text
             return status == 0 && text.contains("FILM")
         }, "asyncua reads PAINT-01: \(out)")
@@ -102,7 +80,7 @@ final class StationSimInteropTests: XCTestCase {
     }
 
     func testLibmodbusRegisterToSSEEvent() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let signal = SignalConfig(name: "probe", role: .measurement, address: ModbusAddress(table: .holdingRegister, index: 3), type: .int16)
         let station = StationConfig(id: "PROBE-01", name: "probe", process: "welding", protocol: .modbus,
                                     endpoint: .modbusTCP(host: "127.0.0.1", port: 1, unit: 1), signals: [signal])
@@ -142,7 +120,7 @@ final class StationSimInteropTests: XCTestCase {
 /// `connection` alert follows after `offlineAlertAfterS`.
 final class OfflinePLCTests: XCTestCase {
     func testUnreachableModbusPLCRaisesAConnectionAlert() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let closed = try Socket.listen(host: "127.0.0.1", port: 0)
         let port = try Socket.localPort(closed)
         Socket.close(closed)

@@ -33,9 +33,7 @@ final class ModbusInteropTests: XCTestCase {
 
     func testRTUOverVirtualSerialPair() async throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/socat") else { return XCTFail("socat is missing") }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("modbus-rtu-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = makeTempDirectory(self, prefix: "modbus-rtu")
         let plcSide = folder.appendingPathComponent("plc").path, hostSide = folder.appendingPathComponent("host").path
         let socat = try PeerProcess(executable: "/usr/bin/socat",
                                     arguments: ["-d", "-d", "pty,raw,echo=0,link=\(plcSide)", "pty,raw,echo=0,link=\(hostSide)"])

@@ -10,7 +10,7 @@ final class ConfigTests: XCTestCase {
         let config = try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path)
         XCTAssertEqual(config.route, ["stamping", "welding", "paint", "assembly", "inspection"])
         XCTAssertEqual(Set(config.stations.map(\.process)), Set(config.route))
-        XCTAssertGreaterThanOrEqual(config.stations.filter { $0.protocol == .opcua }.count, 2)
+        XCTAssertEqual(config.stations.filter { $0.protocol == .opcua }.map(\.id), ["PAINT-01", "ASSY-01"])
         let weld = try XCTUnwrap(config.station("WELD-01"))
         XCTAssertEqual(weld.endpoint, .modbusTCP(host: "127.0.0.1", port: 15020, unit: 1))
         XCTAssertEqual(weld.signal(named: "weldCurrent")?.limits, SpecLimits(low: 8, high: 12))
@@ -82,9 +82,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testSyntaxErrorGivesLineAndColumn() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = makeTempDirectory(self, prefix: "cfg")
         let file = dir.appendingPathComponent("bad.json").path
         try "{\n  \"route\": [\"a\",]\n}".write(toFile: file, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try PlantConfig.load(path: file)) { error in

@@ -3,6 +3,7 @@ import PlantModel
 import Quality
 import Runtime
 import XCTest
+import TestSupport
 
 final class AuthTests: XCTestCase {
     func testRolesAreOrdered() {
@@ -16,9 +17,7 @@ final class AuthTests: XCTestCase {
     }
 
     func testLoadTokensFileAndLookUp() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("auth-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = makeTempDirectory(self, prefix: "auth")
         let file = folder.appendingPathComponent("tokens.json")
         try Data("""
         [{"token": "demo-quality-token", "user": "li.wei", "role": "quality"},

@@ -5,20 +5,20 @@ import Quality
 import Runtime
 import Storage
 import XCTest
+import TestSupport
 
 final class QualityStoreTests: XCTestCase {
     var folder: URL!
     var db: Database!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("quality-store-\(UUID().uuidString)")
+        folder = makeTempDirectory(self, prefix: "quality-store")
         db = try Database(path: folder.appendingPathComponent("mes.sqlite").path)
         try Migrator(groups: [QualitySchema.migrations]).migrate(db)
     }
 
     override func tearDownWithError() throws {
         db?.close()
-        try? FileManager.default.removeItem(at: folder)
     }
 
     func testDefectsRoundTripAndFilters() throws {

@@ -112,8 +112,9 @@ public final class PeerProcess: @unchecked Sendable {
     }
 }
 
-/// Runs `executable` to its end; returns its exit status and its standard output and error together.
-public func runToEnd(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs `executable` to its end (killed after `timeout` seconds); returns its exit status and its
+/// standard output and error together.
+public func runToEnd(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
     guard FileManager.default.isExecutableFile(atPath: executable) else {
         throw PeerProcess.PeerError.missing("\(executable) is missing (tools/test installs it)")
     }
@@ -124,7 +125,11 @@ public func runToEnd(_ executable: String, _ arguments: [String]) throws -> (sta
     process.standardOutput = pipe
     process.standardError = pipe
     try process.run()
+    let pid = process.processIdentifier
+    let watchdog = DispatchWorkItem { Glibc.kill(pid, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    watchdog.cancel()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }

@@ -5,18 +5,14 @@ import Runtime
 import Storage
 import Tracking
 import XCTest
+import TestSupport
 
 final class GenealogyStoreTests: XCTestCase {
     typealias F = Fixtures
     var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("genealogy-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
+        folder = makeTempDirectory(self, prefix: "genealogy")
     }
 
     var path: String { folder.appendingPathComponent("mes.sqlite").path }
