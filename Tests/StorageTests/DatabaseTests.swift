@@ -142,12 +142,8 @@ final class DatabaseTests: XCTestCase {
 /// Makes a file unwritable even for root (immutable attribute), or by mode for other users.
 func makeReadOnly(_ path: String) throws {
     if geteuid() == 0 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-        process.arguments = ["+i", path]
-        try process.run()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "chattr +i failed: cannot make a read-only file as root")
+        let (status, output) = try runToEnd("/usr/bin/chattr", ["+i", path])
+        XCTAssertEqual(status, 0, "chattr +i failed: cannot make a read-only file as root: \(output)")
     } else {
         XCTAssertEqual(chmod(path, 0o444), 0)
     }
@@ -155,11 +151,7 @@ func makeReadOnly(_ path: String) throws {
 
 func undoReadOnly(_ path: String) {
     if geteuid() == 0 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-        process.arguments = ["-i", path]
-        try? process.run()
-        process.waitUntilExit()
+        _ = try? runToEnd("/usr/bin/chattr", ["-i", path])
     } else {
         _ = chmod(path, 0o644)
     }

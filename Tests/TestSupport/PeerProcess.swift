@@ -13,7 +13,7 @@ public final class PeerProcess: @unchecked Sendable {
     private var output = ""
     private var pending = ""
     private var lines: [String] = []
-    private var readyPort: UInt16 = 0
+    private var readyPort: UInt16?
 
     public enum PeerError: Error, CustomStringConvertible {
         case missing(String), notReady(String)
@@ -46,7 +46,7 @@ public final class PeerProcess: @unchecked Sendable {
     public convenience init(script: String, arguments: [String] = [], timeout: TimeInterval = 30) throws {
         let path = repoRoot.appendingPathComponent("Tests/peers/\(script)").path
         try self.init(executable: peerPython(), arguments: ["-u", path] + arguments)
-        guard waitForLine(timeout: timeout, { $0.hasPrefix("READY ") }) != nil, port != 0 else {
+        guard eventually(timeout: timeout, { lock.withLock { readyPort != nil } }) else {
             stop()
             throw PeerError.notReady("\(script) did not print READY <port> within \(timeout) s; output: \(text)")
         }
@@ -60,7 +60,7 @@ public final class PeerProcess: @unchecked Sendable {
                 let line = String(pending[..<newline])
                 pending.removeSubrange(...newline)
                 lines.append(line)
-                if line.hasPrefix("READY "), readyPort == 0,
+                if line.hasPrefix("READY "), readyPort == nil,
                    let value = UInt16(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) {
                     readyPort = value
                 }
@@ -74,8 +74,8 @@ public final class PeerProcess: @unchecked Sendable {
     /// The complete lines the peer printed so far.
     public var printedLines: [String] { lock.withLock { lines } }
 
-    /// The port of the peer's first `READY <port>` line; 0 before it.
-    public var port: UInt16 { lock.withLock { readyPort } }
+    /// The port of the peer's first `READY <port>` line (0 for a client peer, or before it).
+    public var port: UInt16 { lock.withLock { readyPort ?? 0 } }
 
     /// Waits until the output contains `marker` (false on timeout or if the peer ended without it).
     public func waitFor(_ marker: String, timeout: TimeInterval = 20) -> Bool {
