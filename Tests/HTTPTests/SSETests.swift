@@ -75,8 +75,8 @@ final class SSETests: XCTestCase {
         defer { running.stop() }
         let client = try TestClient(port: running.port)
         let last: Int64 = 1500
-        // Live events go on while the client reads its backlog: the second half is published once
-        // the server has read the first backlog page.
+        // Live events go on while the client reads its backlog: ids from 800 on are published only
+        // once the server has read the first backlog page.
         let publisher = Thread {
             for id in 301...last {
                 if id == 800 { _ = eventually { store.readCount >= 1 } }
