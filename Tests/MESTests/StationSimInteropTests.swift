@@ -17,7 +17,8 @@ final class StationSimInteropTests: XCTestCase {
         let sim = productPath("station-sim"), config = repoRoot.appendingPathComponent("Stations/plant.json").path
         // The shell starts the simulator in the background, gives it time to start, and ends. Its
         // output goes nowhere, and the shell runs under system(3): with Foundation's Process,
-        // waitUntilExit did not return while the background simulator lived.
+        // waitUntilExit did not return while the background simulator lived. The `sleep 2` stays: the
+        // simulator shows no sign of having read its parent's pid, and the parent must outlive that.
         let pidFile = makeTempDirectory(self).appendingPathComponent("sim.pid").path
         let status = system("'\(sim)' --config '\(config)' --station WELD-01 --log-level error --exit-with-parent "
                             + "</dev/null >/dev/null 2>&1 & echo $! > '\(pidFile)'; sleep 2")
