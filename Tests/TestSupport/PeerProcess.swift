@@ -46,9 +46,10 @@ public final class PeerProcess: @unchecked Sendable {
     public convenience init(script: String, arguments: [String] = [], timeout: TimeInterval = 30) throws {
         let path = repoRoot.appendingPathComponent("Tests/peers/\(script)").path
         try self.init(executable: peerPython(), arguments: ["-u", path] + arguments)
-        guard eventually(timeout: timeout, { lock.withLock { readyPort != nil } }) else {
+        let ready = { self.lock.withLock { self.readyPort != nil } }
+        guard eventually(timeout: timeout, { ready() || !process.isRunning }) && ready() else {
             stop()
-            throw PeerError.notReady("\(script) did not print READY <port> within \(timeout) s; output: \(text)")
+            throw PeerError.notReady("\(script) did not print READY <port> within \(timeout) s (or ended); output: \(text)")
         }
     }
 
