@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import MESApp
 import Runtime
+import TestSupport
 
 /// docs/openapi.json and the server's router describe the same routes: every routed (method, path)
 /// is in the document and every operation of the document is routed; the server serves the file.
@@ -9,7 +10,7 @@ final class OpenAPITests: XCTestCase {
     static let document = repoRoot.appendingPathComponent("docs/openapi.json")
 
     func testDocumentAndRouterAgree() async throws {
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         var options = ServerOptions()
         options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
         options.database = dir.appendingPathComponent("mes.sqlite").path
