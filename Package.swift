@@ -10,7 +10,7 @@ var targets: [Target] = [
     .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
     .systemLibrary(name: "CEpoll"),
 
-    .target(name: "Runtime"),
+    .target(name: "Runtime", dependencies: ["CEpoll"]),
     .target(name: "PlantModel", dependencies: ["Runtime"]),
     .target(name: "ModbusAdapter", dependencies: ["CModbus", "Runtime", "PlantModel"]),
     .target(name: "OPCUA", dependencies: ["Runtime"]),

@@ -244,15 +244,25 @@ private final class Acceptor: @unchecked Sendable {
 
     func run() {
         var next = 0
-        var fds = [pollfd(fd: listenFd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0)]
+        let epoll: Epoll
+        do {
+            epoll = try Epoll(capacity: 2, context: "http acceptor")
+            try epoll.add(listenFd, Epoll.readable)
+            try epoll.add(wakeFd, Epoll.readable)
+        } catch {
+            core.logger.error("\(error)")
+            return
+        }
+        defer { epoll.close() }
         while true {
+            var woken = false
             do {
-                _ = try syscall("poll", context: "http acceptor") { poll(&fds, 2, -1) }
+                try epoll.wait(timeoutMs: -1) { fd, _ in if fd == wakeFd { woken = true } }
             } catch {
                 core.logger.error("\(error)")
                 return
             }
-            if fds[1].revents != 0 { return }
+            if woken { return }
             while true {
                 var address = sockaddr_in()
                 var length = socklen_t(MemoryLayout<sockaddr_in>.size)

@@ -18,24 +18,15 @@ public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
     private var attached = false
     private var ioThread = pthread_self()
-    /// The wake-up pipe of the I/O thread's poll: written when work arrives from another thread.
-    let wakeRead: Int32
-    private let wakeWrite: Int32
+    /// Wakes the I/O thread from its epoll when work arrives from another thread.
+    let wakeFd: WakeFd
 
     init() throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemError(call: "pipe", errno: errno) }
-        for descriptor in fds {
-            Socket.setNonBlocking(descriptor)
-            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-        }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        wakeFd = try WakeFd()
     }
 
     deinit {
-        Socket.close(wakeRead)
-        Socket.close(wakeWrite)
+        wakeFd.close()
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
@@ -53,18 +44,11 @@ public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Interrupts the I/O thread's poll.
-    func wake() {
-        var byte: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &byte, 1)
-    }
+    /// Interrupts the I/O thread's wait.
+    func wake() { wakeFd.signal() }
 
-    /// Empties the wake-up pipe (I/O thread).
-    func drainWake() {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { scratch in
-            while Glibc.read(wakeRead, scratch.baseAddress, 256) == 256 {}
-        }
-    }
+    /// Resets the wake-up (I/O thread).
+    func drainWake() { wakeFd.drain() }
 
     /// The calling thread (the I/O thread) runs jobs from now on.
     func attach() {

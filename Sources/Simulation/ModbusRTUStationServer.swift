@@ -101,10 +101,19 @@ public final class ModbusRTUStationServer: @unchecked Sendable {
         modbus_set_byte_timeout(ctx, 0, 100_000)
         let query = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
         defer { query.deallocate() }
-        let fd = modbus_get_socket(ctx)
+        let epoll: Epoll
+        do {
+            epoll = try Epoll(capacity: 1, context: "modbus rtu \(device)")
+            try epoll.add(modbus_get_socket(ctx), Epoll.readable)
+        } catch {
+            logger.error("\(error)")
+            return
+        }
+        defer { epoll.close() }
         while isRunning {
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard case .done(let ready)? = try? syscall("poll", { poll(&entry, 1, 100) }), ready > 0 else { continue }
+            var readable = false
+            try? epoll.wait(timeoutMs: 100) { _, _ in readable = true }
+            guard readable else { continue }
             let length = modbus_receive(ctx, query)
             if length <= 0 { continue }   // other unit, bad CRC, or a partial frame: ignore
             if map.reply(ctx, request: query, length: length) >= 0 {

@@ -16,7 +16,7 @@ public enum ModbusServerBehavior: Sendable, Equatable {
 }
 
 /// A simulated Modbus TCP PLC for one station: a libmodbus server on its own thread, serving
-/// the station's register map to any number of clients at once (one `poll()` loop).
+/// the station's register map to any number of clients at once (one epoll loop).
 ///
 /// It answers only the station's unit id; any other unit id gets the exception
 /// "gateway target device failed to respond" (0x0B). ``start()`` binds and returns the port;
@@ -35,7 +35,7 @@ public final class ModbusStationServer: @unchecked Sendable {
     private var boundPort: UInt16?
     private var behaviorValue: ModbusServerBehavior = .normal
     private var running = false
-    private var wakePipe: (read: Int32, write: Int32) = (-1, -1)
+    private var wake: WakeFd?
     private var finished: DispatchSemaphore?
     private var requestsServed: UInt64 = 0
 
@@ -90,11 +90,25 @@ public final class ModbusStationServer: @unchecked Sendable {
 
         let listenFd = try Socket.listen(host: host, port: wantedPort, backlog: 128, nonBlocking: true)
         let port: UInt16
-        var fds: [Int32] = [0, 0]
+        let wake: WakeFd
+        let epoll: Epoll
         do {
             port = try Socket.localPort(listenFd)
-            try syscallOrThrow("pipe", context: "modbus server \(station.id)") { pipe(&fds) }
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); Socket.setNonBlocking(fd) }
+            wake = try WakeFd()
+            do {
+                epoll = try Epoll(context: "modbus server \(station.id)")
+            } catch {
+                wake.close()
+                throw error
+            }
+            do {
+                try epoll.add(wake.fd, Epoll.readable)
+                try epoll.add(listenFd, Epoll.readable)
+            } catch {
+                epoll.close()
+                wake.close()
+                throw error
+            }
         } catch {
             Socket.close(listenFd)
             throw error
@@ -103,21 +117,20 @@ public final class ModbusStationServer: @unchecked Sendable {
         lock.lock()
         boundPort = port
         running = true
-        wakePipe = (fds[0], fds[1])
+        self.wake = wake
         finished = done
         lock.unlock()
-        let wakeRead = fds[0]
         let thread = Thread { [self] in
             if let ctx = modbus_new_tcp("127.0.0.1", Int32(port)) {
                 modbus_set_slave(ctx, Int32(unit))
                 modbus_set_byte_timeout(ctx, 0, 200_000)
-                serve(ctx: ctx, listenFd: listenFd, wakeFd: wakeRead)
+                serve(ctx: ctx, listenFd: listenFd, epoll: epoll, wakeFd: wake.fd)
                 modbus_free(ctx)
             } else {
                 logger.error("modbus_new_tcp failed: errno \(cmodbus_errno())")
             }
+            epoll.close()
             Socket.close(listenFd)
-            Socket.close(wakeRead)
             done.signal()
         }
         thread.name = "modbus-sim.\(station.id)"
@@ -131,13 +144,12 @@ public final class ModbusStationServer: @unchecked Sendable {
         lock.lock()
         guard running, let done = finished else { lock.unlock(); return }
         running = false
-        let writeFd = wakePipe.write
+        let wake = self.wake
         lock.unlock()
-        var byte: UInt8 = 1
-        _ = write(writeFd, &byte, 1)
+        wake?.signal()
         done.wait()
-        Socket.close(writeFd)
-        lock.lock(); finished = nil; wakePipe = (-1, -1); lock.unlock()
+        wake?.close()
+        lock.lock(); finished = nil; self.wake = nil; lock.unlock()
     }
 
     private var isRunning: Bool {
@@ -145,7 +157,7 @@ public final class ModbusStationServer: @unchecked Sendable {
         return running
     }
 
-    private func serve(ctx: OpaquePointer, listenFd: Int32, wakeFd: Int32) {
+    private func serve(ctx: OpaquePointer, listenFd: Int32, epoll: Epoll, wakeFd: Int32) {
         var clients: [Int32] = []
         let query = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(CMODBUS_TCP_MAX_ADU))
         defer {
@@ -153,23 +165,17 @@ public final class ModbusStationServer: @unchecked Sendable {
             for fd in clients { Socket.close(fd) }
         }
         let headerLength = Int(modbus_get_header_length(ctx))
+        var ready: [Int32] = []
         while isRunning {
-            var pollfds = [pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: listenFd, events: Int16(POLLIN), revents: 0)]
-            pollfds += clients.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let ready: Int32
+            ready.removeAll(keepingCapacity: true)
             do {
-                guard case .done(let n) = try syscall("poll", context: "modbus server \(station.id)", {
-                    poll(&pollfds, nfds_t(pollfds.count), 1000)
-                }) else { continue }
-                ready = n
+                try epoll.wait(timeoutMs: 1000) { fd, _ in ready.append(fd) }
             } catch {
                 logger.error("\(error)")
                 return
             }
-            if ready == 0 { continue }
-            if pollfds[0].revents != 0 { return }
-            if pollfds[1].revents & Int16(POLLIN) != 0 {
+            if ready.contains(wakeFd) { return }
+            if ready.contains(listenFd) {
                 while let fd = try? syscall("accept", { accept(listenFd, nil, nil) }),
                       case .done(let client) = fd {
                     if behavior == .closeConnections {
@@ -177,13 +183,18 @@ public final class ModbusStationServer: @unchecked Sendable {
                     } else {
                         _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                         Socket.setNoDelay(client)
-                        clients.append(client)
+                        do {
+                            try epoll.add(client, Epoll.readable)
+                            clients.append(client)
+                        } catch {
+                            logger.warning("\(error)")
+                            Socket.close(client)
+                        }
                     }
                 }
             }
             var closed: Set<Int32> = []
-            for entry in pollfds.dropFirst(2) where entry.revents != 0 {
-                let fd = entry.fd
+            for fd in ready where fd != listenFd {
                 modbus_set_socket(ctx, fd)
                 let length = modbus_receive(ctx, query)
                 if length < 0 {
@@ -213,7 +224,10 @@ public final class ModbusStationServer: @unchecked Sendable {
                 }
             }
             if !closed.isEmpty {
-                for fd in closed { Socket.close(fd) }
+                for fd in closed {
+                    try? epoll.remove(fd)
+                    Socket.close(fd)
+                }
                 clients.removeAll { closed.contains($0) }
             }
         }

@@ -1,0 +1,466 @@
+import Foundation
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - The I/O thread: connect, session setup, the receive pump, publishing
+
+extension OPCUAClient {
+
+    func wake() { taskExecutor.wake() }
+
+    func setState(_ state: ConnectionState) {
+        let handler: (@Sendable (ConnectionState) -> Void)? = lock.withLock {
+            guard currentState != state else { return nil }
+            currentState = state
+            return stateHandler
+        }
+        handler?(state)
+    }
+
+    func threadMain() {
+        taskExecutor.attach()
+        var machine = ClientConnectionMachine(autoReconnect: options.autoReconnect, initialDelayMs: 100,
+                                              maxDelayMs: options.maxReconnectDelayMs)
+        var actions = machine.start()
+        var lastError: (any Error)?
+        var failures = 0
+        let logger = options.logger.with("endpoint", options.endpointURL)
+        running: while true {
+            var shouldConnect = false
+            for action in actions {
+                switch action {
+                case .notify(let state):
+                    setState(state)
+                case .completeFirstConnect(let failure):
+                    let first = lock.withLock { () -> (@Sendable (Result<Void, any Error>) -> Void)? in
+                        defer { firstConnect = nil }
+                        return firstConnect
+                    }
+                    first?(failure == nil ? .success(()) : .failure(lastError ?? ClientError.connectionLost(failure ?? "")))
+                case .connect:
+                    shouldConnect = true
+                case .stop:
+                    break running
+                }
+            }
+            actions = []
+            if lock.withLock({ stopRequested }) {
+                actions = machine.close()
+                continue
+            }
+            if shouldConnect {
+                do {
+                    lock.withLock { reconnectRequested = false }
+                    try establish()
+                    failures = 0
+                    for case .notify(let state) in machine.connectSucceeded() { setState(state) }
+                    let first = lock.withLock { () -> (@Sendable (Result<Void, any Error>) -> Void)? in
+                        defer { firstConnect = nil }
+                        return firstConnect
+                    }
+                    first?(.success(()))
+                    try runLoop()
+                    actions = machine.close()
+                } catch {
+                    lastError = error
+                    let reason = "\(error)"
+                    failures += 1
+                    // The first failure in a row is worth a warning; the retries that follow are not.
+                    if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
+                    // Every request in flight fails now with the reason, rather than waiting for its timeout.
+                    dropConnection(error: ClientError.connectionLost(reason))
+                    actions = machine.connectionFailed(reason, nowNs: Monotonic.nanoseconds())
+                    if lock.withLock({ reconnectRequested }) { actions += machine.reconnectRequested() }
+                }
+                continue
+            }
+            if case .waiting(let until, _) = machine.state {
+                let now = Monotonic.nanoseconds()
+                let timeoutMs = until == .max ? -1 : (until <= now ? 0 : Int((until - now) / 1_000_000) + 1)
+                waitForWake(timeoutMs: timeoutMs, until: { self.stopRequested || self.reconnectRequested })
+                if lock.withLock({ reconnectRequested }) {
+                    actions = machine.reconnectRequested()
+                } else {
+                    actions = machine.tick(nowNs: Monotonic.nanoseconds())
+                }
+            }
+        }
+        if fd >= 0 { gracefulClose() }
+        dropConnection(error: ClientError.closed)
+        let (done, toDelete) = lock.withLock { () -> (DispatchSemaphore, [(LocalSubscription, @Sendable (Result<Void, any Error>) -> Void)]) in
+            threadRunning = false
+            let result = (threadDone, subscriptionsToDelete)
+            subscriptionsToDelete = []
+            let creating = subscriptionsToCreate
+            subscriptionsToCreate = []
+            for local in creating { local.created?(.failure(ClientError.closed)); local.created = nil }
+            return result
+        }
+        for (_, done) in toDelete { done(.success(())) }
+        try? runTasks()
+        taskExecutor.detach()
+        done.signal()
+    }
+
+    func waitForWake(timeoutMs: Int, until condition: () -> Bool) {
+        let deadline = timeoutMs < 0 ? UInt64.max : Monotonic.nanoseconds() + UInt64(timeoutMs) * 1_000_000
+        while !lock.withLock(condition) {
+            try? runTasks()
+            let now = Monotonic.nanoseconds()
+            if now >= deadline { return }
+            let wait = taskExecutor.hasJobs ? 0 : deadline == .max ? 1000 : Int32(min(1000, (deadline - now) / 1_000_000 + 1))
+            // No socket is registered now: only the wake fd can be ready.
+            try? epoll.wait(timeoutMs: wait) { _, _ in }
+            drainWake()
+        }
+    }
+
+    func drainWake() { taskExecutor.drainWake() }
+
+    /// Runs the tasks waiting for the I/O thread; the requests they send leave together in one write.
+    func runTasks() throws {
+        guard taskExecutor.hasJobs else { return }
+        lock.withLock { corked = true }
+        taskExecutor.runJobs()
+        try lock.withLock {
+            corked = false
+            try flushLocked()
+        }
+    }
+
+    /// Closes the socket and fails every request in flight with `error`.
+    func dropConnection(error: any Error) {
+        let failed: [Pending] = lock.withLock {
+            // Closed under the lock, so no task writes to a descriptor number the system hands out again.
+            if fd >= 0 {
+                if socketInterest != nil { try? epoll.remove(fd) }
+                socketInterest = nil
+                Socket.close(fd)
+                fd = -1
+            }
+            sessionReady = false
+            outbox = []
+            let entries = Array(pending.values)
+            pending = [:]
+            return entries
+        }
+        publishOutstanding = 0
+        acknowledgements = []
+        internalResults = [:]
+        subscriptionsByServerId = [:]
+        for entry in failed { entry.waiter.complete(.failure(error)) }
+    }
+
+    func gracefulClose() {
+        let hasSession = lock.withLock { !authenticationToken.isNull && sessionReady }
+        if hasSession {
+            _ = try? transact(CloseSessionRequest(), timeoutMs: 1000)
+        }
+        var opened = true
+        try? step(opened: &opened) { channel.close() }
+        _ = try? lock.withLock { try flushLocked() }
+    }
+
+    /// Opens socket, channel and session; recreates subscriptions. Runs on the I/O thread.
+    func establish() throws {
+        dropConnection(error: ClientError.connectionLost("reconnecting"))
+        let socket = try Socket.connect(host: endpoint.host, port: endpoint.port, timeoutMs: options.connectTimeoutMs)
+        lock.withLock {
+            authenticationToken = .null
+            channel = ClientSecureChannel(endpointUrl: options.endpointURL, requestedLifetimeMs: options.channelLifetimeMs)
+            fd = socket
+            generation &+= 1
+        }
+        var opened = false
+        try step(opened: &opened) { channel.start() }
+        let deadline = Monotonic.nanoseconds() + UInt64(options.connectTimeoutMs) * 1_000_000
+        while !opened {
+            guard Monotonic.nanoseconds() < deadline else { throw ClientError.timeout }
+            try pump(timeoutMs: 100, opened: &opened)
+        }
+        let description = ApplicationDescription(applicationUri: options.applicationUri, productUri: options.applicationUri,
+                                                 applicationName: LocalizedText(options.applicationName), applicationType: .client)
+        var create = CreateSessionRequest(clientDescription: description, endpointUrl: options.endpointURL,
+                                          sessionName: "\(options.applicationName) \(UInt32.random(in: 0...UInt32.max))")
+        create.requestedSessionTimeout = options.sessionTimeoutMs
+        create.clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let session = try transact(create, as: CreateSessionResponse.self, timeoutMs: options.connectTimeoutMs)
+        lock.withLock { authenticationToken = session.authenticationToken }
+        let activate = ActivateSessionRequest(userIdentityToken: try identityToken(from: session.serverEndpoints))
+        _ = try transact(activate, as: ActivateSessionResponse.self, timeoutMs: options.connectTimeoutMs)
+        // Recreate every known subscription; fresh ones are created by the run loop.
+        let known = lock.withLock { () -> [LocalSubscription] in
+            let creating = Set(subscriptionsToCreate.map(\.id))
+            return subscriptions.values.filter { !creating.contains($0.id) }.sorted { $0.id < $1.id }
+        }
+        for local in known { try createOnServer(local) }
+        lock.withLock { sessionReady = true }
+    }
+
+    func identityToken(from endpoints: [EndpointDescription]) throws -> ExtensionObject {
+        let candidates = endpoints.filter { $0.securityPolicyUri == securityPolicyNoneUri || $0.securityMode == .none }
+        let policies = (candidates.isEmpty ? endpoints : candidates).flatMap(\.userIdentityTokens)
+        switch options.identity {
+        case .anonymous:
+            let policy = policies.first { $0.tokenType == .anonymous }
+            if policy == nil && !endpoints.isEmpty { throw ClientError.noSuitableEndpoint("server offers no anonymous login") }
+            return ExtensionObject(encodingId: AnonymousIdentityToken.encodingId, AnonymousIdentityToken(policyId: policy?.policyId ?? "anonymous"))
+        case .userName(let user, let password):
+            guard let policy = policies.first(where: { $0.tokenType == .userName }) else {
+                throw ClientError.noSuitableEndpoint("server offers no user name login")
+            }
+            return ExtensionObject(encodingId: UserNameIdentityToken.encodingId,
+                                   UserNameIdentityToken(policyId: policy.policyId, userName: user, password: Array(password.utf8)))
+        }
+    }
+
+    func createOnServer(_ local: LocalSubscription) throws {
+        var request = CreateSubscriptionRequest(publishingInterval: local.publishingIntervalMs)
+        request.requestedMaxKeepAliveCount = UInt32(max(3, min(100, 5000 / max(local.publishingIntervalMs, 1))))
+        request.requestedLifetimeCount = request.requestedMaxKeepAliveCount * 6
+        let response = try transact(request, as: CreateSubscriptionResponse.self, timeoutMs: options.requestTimeoutMs)
+        local.serverId = response.subscriptionId
+        local.revisedIntervalMs = response.revisedPublishingInterval
+        local.keepAliveMs = response.revisedPublishingInterval * Double(max(1, response.revisedMaxKeepAliveCount))
+        subscriptionsByServerId[response.subscriptionId] = local
+        var statuses: [StatusCode] = []
+        let batch = 1000
+        var start = 0
+        while start < local.items.count {
+            let slice = local.items[start..<min(local.items.count, start + batch)]
+            let creates = slice.enumerated().map { offset, item in
+                MonitoredItemCreateRequest(itemToMonitor: ReadValueId(nodeId: item.nodeId, attributeId: item.attribute),
+                                           requestedParameters: MonitoringParameters(clientHandle: UInt32(start + offset),
+                                                                                     samplingInterval: item.samplingIntervalMs,
+                                                                                     queueSize: item.queueSize))
+            }
+            let items = try transact(CreateMonitoredItemsRequest(subscriptionId: response.subscriptionId, itemsToCreate: creates),
+                                     as: CreateMonitoredItemsResponse.self, timeoutMs: options.requestTimeoutMs)
+            statuses += items.results.map(\.statusCode)
+            start += batch
+        }
+        local.itemStatuses = statuses
+        if let created = local.created {
+            local.created = nil
+            created(.success(SubscriptionResult(handle: SubscriptionHandle(id: local.id), itemStatuses: statuses,
+                                                revisedPublishingIntervalMs: response.revisedPublishingInterval)))
+        }
+    }
+
+    func transact<Request: ServiceRequest, Response: ServiceResponse>(_ request: Request, as type: Response.Type,
+                                                                              timeoutMs: Int) throws -> Response {
+        try decodeServiceResponse(try transact(request, timeoutMs: timeoutMs), as: Response.self)
+    }
+
+    /// Sends a request from the I/O thread and pumps the socket until its response arrives, dispatching others.
+    func transact<Request: ServiceRequest>(_ request: Request, timeoutMs: Int) throws -> [UInt8] {
+        var request = request
+        let requestId: UInt32 = lock.withLock {
+            request.requestHeader = makeHeaderLocked(timeoutMs: timeoutMs)
+            return channel.makeRequestId()
+        }
+        let message = encodeServiceMessage(request, encodingId: Request.encodingId)
+        if let failure = submit(message, requestId: requestId, generation: nil, timeoutMs: timeoutMs, waiter: .ioThread) { throw failure }
+        var opened = true
+        let deadline = Monotonic.nanoseconds() + UInt64(timeoutMs) * 1_000_000
+        while true {
+            if let result = internalResults.removeValue(forKey: requestId) { return result }
+            guard Monotonic.nanoseconds() < deadline else {
+                lock.withLock { _ = pending.removeValue(forKey: requestId) }
+                throw ClientError.timeout
+            }
+            try pump(timeoutMs: 50, opened: &opened)
+        }
+    }
+
+    /// Runs one step of the channel under the lock, sends what it asks for, and hands each arrived response
+    /// to its waiter after releasing the lock. A closed channel throws (after the responses are handed over).
+    func step(opened: inout Bool, _ body: () throws -> [ChannelAction]) throws {
+        var failure: (any Error)?
+        var openedNow = false
+        var needsFlush = false
+        lock.lock()
+        do {
+            for action in try body() {
+                switch action {
+                case .send(let bytes):
+                    if try writeLocked(bytes) { needsFlush = true }
+                case .opened:
+                    openedNow = true
+                case .message(let requestId, let message):
+                    guard let entry = pending.removeValue(forKey: requestId) else {
+                        options.logger.debug("response for unknown request id \(requestId)")
+                        continue
+                    }
+                    if case .ioThread = entry.waiter {
+                        internalResults[requestId] = message
+                    } else {
+                        completions.append((entry.waiter, .success(message)))
+                    }
+                case .closed(let status, let reason):
+                    if failure == nil { failure = ClientError.connectionLost("\(status): \(reason)") }
+                }
+            }
+        } catch {
+            failure = failure ?? error
+        }
+        lock.unlock()
+        _ = needsFlush // the next pump polls for POLLOUT while the outbox holds bytes
+        if openedNow {
+            if opened { lock.withLock { renewals += 1 } }
+            opened = true
+        }
+        deliverCompletions()
+        if let failure { throw failure }
+    }
+
+    /// Resumes waiters collected by `step` or the timeout sweep (I/O thread, outside the lock).
+    func deliverCompletions() {
+        guard !completions.isEmpty else { return }
+        var batch: [(Waiter, Result<[UInt8], any Error>)] = []
+        swap(&batch, &completions)
+        for (waiter, result) in batch { waiter.complete(result) }
+        batch.removeAll(keepingCapacity: true)
+        if completions.isEmpty { swap(&batch, &completions) }
+    }
+
+    /// Waits up to `timeoutMs` for socket data, room to send, or a wake-up, and feeds what arrived to the channel.
+    func pump(timeoutMs: Int32, opened: inout Bool) throws {
+        try runTasks()
+        let wantsWrite = lock.withLock { !outbox.isEmpty }
+        try watchSocket(Epoll.readable | (wantsWrite ? Epoll.writable : 0))
+        let wait = taskExecutor.hasJobs ? 0 : timeoutMs
+        var socketEvents: UInt32 = 0
+        var woken = false
+        try epoll.wait(timeoutMs: wait) { ready, events in
+            if ready == fd { socketEvents = events } else { woken = true }
+        }
+        if woken { drainWake() }
+        if socketEvents & Epoll.writable != 0 {
+            try lock.withLock { try flushLocked() }
+        }
+        if socketEvents & Epoll.input != 0 {
+            let count = try readBuffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: ioContext) }
+            if count == 0 { throw ClientError.connectionLost("closed by server") }
+            lastReceiveNs = Monotonic.nanoseconds()
+            try step(opened: &opened) { channel.receive(readBuffer[0..<count], nowNs: lastReceiveNs) }
+        }
+        let now = Monotonic.nanoseconds()
+        try step(opened: &opened) { channel.tick(nowNs: now) }
+        // Tasks resumed by these responses run now, and their next requests leave together.
+        try runTasks()
+    }
+
+    /// Registers the socket with `interest`, or changes its interest (I/O thread).
+    func watchSocket(_ interest: UInt32) throws {
+        guard socketInterest != interest, fd >= 0 else { return }
+        if socketInterest == nil { try epoll.add(fd, interest) } else { try epoll.modify(fd, interest) }
+        socketInterest = interest
+    }
+
+    func pump(timeoutMs: Int, opened: inout Bool) throws {
+        try pump(timeoutMs: Int32(timeoutMs), opened: &opened)
+    }
+
+    func runLoop() throws {
+        var opened = true
+        lastReceiveNs = Monotonic.nanoseconds()
+        while true {
+            let (stop, forced, toCreate, toDelete) = lock.withLock {
+                defer {
+                    if !subscriptionsToCreate.isEmpty { subscriptionsToCreate = [] }
+                    if !subscriptionsToDelete.isEmpty { subscriptionsToDelete = [] }
+                }
+                return (stopRequested, reconnectRequested, subscriptionsToCreate, subscriptionsToDelete)
+            }
+            if stop { return }
+            if forced { throw ClientError.connectionLost("reconnect requested") }
+            for local in toCreate {
+                do { try createOnServer(local) } catch let error as ClientError {
+                    lock.withLock { subscriptionsToCreate.insert(local, at: 0) }
+                    throw error
+                } catch {
+                    lock.withLock { _ = subscriptions.removeValue(forKey: local.id) }
+                    local.created?(.failure(error))
+                    local.created = nil
+                }
+            }
+            for (local, done) in toDelete {
+                if let serverId = local.serverId {
+                    subscriptionsByServerId[serverId] = nil
+                    _ = try? transact(DeleteSubscriptionsRequest(subscriptionIds: [serverId]), timeoutMs: options.requestTimeoutMs)
+                }
+                done(.success(()))
+            }
+            try replenishPublish()
+            let now = Monotonic.nanoseconds()
+            if !subscriptionsByServerId.isEmpty {
+                let keepAliveMs = subscriptionsByServerId.values.map(\.keepAliveMs).max() ?? 0
+                let silenceMs = max(Double(options.silenceTimeoutMs), keepAliveMs * 3)
+                if now > lastReceiveNs + UInt64(silenceMs * 1_000_000) {
+                    throw ClientError.connectionLost("no message from the server for \(Int(silenceMs)) ms")
+                }
+            }
+            // Request timeouts, swept every 20 ms (not per message: many requests may be in flight).
+            if now >= nextTimeoutCheckNs {
+                nextTimeoutCheckNs = now + 20_000_000
+                lock.withLock {
+                    guard pending.values.contains(where: { $0.deadlineNs < now }) else { return }
+                    for (id, entry) in pending where entry.deadlineNs < now {
+                        pending[id] = nil
+                        completions.append((entry.waiter, .failure(ClientError.timeout)))
+                    }
+                }
+                deliverCompletions()
+            }
+            try pump(timeoutMs: 100, opened: &opened)
+        }
+    }
+
+    func replenishPublish() throws {
+        guard !subscriptionsByServerId.isEmpty else { return }
+        while publishOutstanding < maxPublishOutstanding {
+            var request = PublishRequest(acknowledgements: acknowledgements)
+            acknowledgements = []
+            let maxInterval = subscriptionsByServerId.values.map(\.revisedIntervalMs).max() ?? 1000
+            let timeout = Int(max(60_000, maxInterval * 200))
+            let requestId: UInt32 = lock.withLock {
+                request.requestHeader = makeHeaderLocked(timeoutMs: timeout)
+                return channel.makeRequestId()
+            }
+            publishOutstanding += 1
+            let message = encodeServiceMessage(request, encodingId: PublishRequest.encodingId)
+            if let failure = submit(message, requestId: requestId, generation: nil, timeoutMs: timeout,
+                                    waiter: .callback({ [weak self] result in self?.handlePublish(result) })) {
+                throw failure
+            }
+        }
+    }
+
+    /// Runs on the I/O thread (from `step`).
+    func handlePublish(_ result: Result<[UInt8], any Error>) {
+        publishOutstanding = max(0, publishOutstanding - 1)
+        guard case .success(let bytes) = result else { return }
+        do {
+            let response = try decodeServiceResponse(bytes, as: PublishResponse.self)
+            let message = response.notificationMessage
+            guard let local = subscriptionsByServerId[response.subscriptionId] else { return }
+            if !message.notificationData.isEmpty {
+                acknowledgements.append(SubscriptionAcknowledgement(subscriptionId: response.subscriptionId, sequenceNumber: message.sequenceNumber))
+            }
+            for data in message.notificationData where data.typeId == NodeId(DataChangeNotification.encodingId) {
+                guard let change = try data.decodeBody(DataChangeNotification.self) else { continue }
+                for item in change.monitoredItems where !local.deleted { local.handler(item.clientHandle, item.value) }
+            }
+        } catch let status as StatusCode {
+            if status == .badTooManyPublishRequests { maxPublishOutstanding = max(1, maxPublishOutstanding - 1) }
+            if status == .badSessionIdInvalid || status == .badSessionClosed || status == .badSubscriptionIdInvalid {
+                lock.withLock { reconnectRequested = true }
+            }
+        } catch {
+            options.logger.warning("bad publish response: \(error)")
+        }
+    }
+}

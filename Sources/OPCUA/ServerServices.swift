@@ -1,0 +1,297 @@
+import Foundation
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Services: discovery, session, attribute and view services
+
+extension OPCUAServer {
+    final class Session {
+        let id: NodeId
+        let token: NodeId
+        var timeoutNs: UInt64
+        var lastActivityNs: UInt64
+        var fd: Int32?
+        var activated = false
+        var subscriptions: [UInt32: Subscription] = [:]
+        var publishQueue: [QueuedPublish] = []
+        var continuationPoints: [[UInt8]: [ReferenceDescription]] = [:]
+        init(id: NodeId, token: NodeId, timeoutNs: UInt64, nowNs: UInt64) {
+            self.id = id; self.token = token; self.timeoutNs = timeoutNs; lastActivityNs = nowNs
+        }
+    }
+
+    func dispatch(_ body: [UInt8], requestId: UInt32, _ connection: Connection) {
+        var reader = BinaryReader(body)
+        let now = Monotonic.nanoseconds()
+        var handleId: UInt32 = 0
+        do {
+            let typeId = try readServiceTypeId(&reader)
+            // Every request starts with its header: peek at it for the handle and token.
+            var peek = reader
+            let header = try RequestHeader(from: &peek)
+            handleId = header.requestHandle
+            switch typeId {
+            case GetEndpointsRequest.encodingId:
+                var response = GetEndpointsResponse(endpoints: endpoints())
+                response.responseHeader.requestHandle = handleId
+                return respond(response, requestId: requestId, connection)
+            case FindServersRequest.encodingId:
+                var response = FindServersResponse(servers: [applicationDescription()])
+                response.responseHeader.requestHandle = handleId
+                return respond(response, requestId: requestId, connection)
+            case CreateSessionRequest.encodingId:
+                let request = try CreateSessionRequest(from: &reader)
+                return createSession(request, requestId: requestId, connection, now: now)
+            case CloseSecureChannelRequest.encodingId:
+                connection.closing = true
+                return
+            default:
+                break
+            }
+            guard let session = sessions[header.authenticationToken] else {
+                return fault(.badSessionIdInvalid, handle: handleId, requestId: requestId, connection)
+            }
+            if typeId == ActivateSessionRequest.encodingId {
+                let request = try ActivateSessionRequest(from: &reader)
+                return activateSession(request, session, requestId: requestId, connection)
+            }
+            guard session.activated, session.fd == connection.fd else {
+                return fault(.badSessionNotActivated, handle: handleId, requestId: requestId, connection)
+            }
+            session.lastActivityNs = now
+            switch typeId {
+            case CloseSessionRequest.encodingId:
+                sessions[session.token] = nil
+                var response = CloseSessionResponse()
+                response.responseHeader.requestHandle = handleId
+                respond(response, requestId: requestId, connection)
+            case ReadRequest.encodingId:
+                respondRead(try ReadRequest(from: &reader), requestId: requestId, connection)
+            case WriteRequest.encodingId:
+                respondWrite(try WriteRequest(from: &reader), requestId: requestId, connection)
+            case BrowseRequest.encodingId:
+                respondBrowse(try BrowseRequest(from: &reader), session, requestId: requestId, connection)
+            case BrowseNextRequest.encodingId:
+                respondBrowseNext(try BrowseNextRequest(from: &reader), session, requestId: requestId, connection)
+            case TranslateBrowsePathsRequest.encodingId:
+                let request = try TranslateBrowsePathsRequest(from: &reader)
+                guard request.browsePaths.count <= options.maxOperationsPerRequest else { throw StatusCode.badTooManyOperations }
+                let results = lock.withLock { request.browsePaths.map { space.translate($0) } }
+                var response = TranslateBrowsePathsResponse(results: results)
+                response.responseHeader.requestHandle = handleId
+                respond(response, requestId: requestId, connection)
+            case CreateSubscriptionRequest.encodingId:
+                createSubscription(try CreateSubscriptionRequest(from: &reader), session, requestId: requestId, connection, now: now)
+            case ModifySubscriptionRequest.encodingId:
+                modifySubscription(try ModifySubscriptionRequest(from: &reader), session, requestId: requestId, connection)
+            case SetPublishingModeRequest.encodingId:
+                let request = try SetPublishingModeRequest(from: &reader)
+                let results = request.subscriptionIds.map { id -> StatusCode in
+                    guard let subscription = session.subscriptions[id] else { return .badSubscriptionIdInvalid }
+                    subscription.publishingEnabled = request.publishingEnabled
+                    return .good
+                }
+                var response = SetPublishingModeResponse(results: results)
+                response.responseHeader.requestHandle = handleId
+                respond(response, requestId: requestId, connection)
+            case DeleteSubscriptionsRequest.encodingId:
+                let request = try DeleteSubscriptionsRequest(from: &reader)
+                let results = request.subscriptionIds.map { id -> StatusCode in
+                    session.subscriptions.removeValue(forKey: id) == nil ? .badSubscriptionIdInvalid : .good
+                }
+                var response = DeleteSubscriptionsResponse(results: results)
+                response.responseHeader.requestHandle = handleId
+                respond(response, requestId: requestId, connection)
+                if session.subscriptions.isEmpty { failQueuedPublishes(session, .badNoSubscription) }
+            case CreateMonitoredItemsRequest.encodingId:
+                createMonitoredItems(try CreateMonitoredItemsRequest(from: &reader), session, requestId: requestId, connection, now: now)
+            case DeleteMonitoredItemsRequest.encodingId:
+                let request = try DeleteMonitoredItemsRequest(from: &reader)
+                guard let subscription = session.subscriptions[request.subscriptionId] else { throw StatusCode.badSubscriptionIdInvalid }
+                let results = request.monitoredItemIds.map { id -> StatusCode in
+                    subscription.items.removeValue(forKey: id) == nil ? .badMonitoredItemIdInvalid : .good
+                }
+                var response = DeleteMonitoredItemsResponse(results: results)
+                response.responseHeader.requestHandle = handleId
+                respond(response, requestId: requestId, connection)
+            case PublishRequest.encodingId:
+                queuePublish(try PublishRequest(from: &reader), session, requestId: requestId, connection, now: now)
+            case RepublishRequest.encodingId:
+                let request = try RepublishRequest(from: &reader)
+                guard let subscription = session.subscriptions[request.subscriptionId] else { throw StatusCode.badSubscriptionIdInvalid }
+                guard let message = subscription.retransmit.first(where: { $0.sequenceNumber == request.retransmitSequenceNumber }) else {
+                    throw StatusCode.badMessageNotAvailable
+                }
+                var response = RepublishResponse(notificationMessage: message)
+                response.responseHeader.requestHandle = handleId
+                respond(response, requestId: requestId, connection)
+            default:
+                fault(.badServiceUnsupported, handle: handleId, requestId: requestId, connection)
+            }
+        } catch let status as StatusCode {
+            fault(status, handle: handleId, requestId: requestId, connection)
+        } catch {
+            fault(.badDecodingError, handle: handleId, requestId: requestId, connection)
+        }
+    }
+
+    func applicationDescription() -> ApplicationDescription {
+        ApplicationDescription(applicationUri: options.applicationUri, productUri: "urn:linemes:opcua",
+                               applicationName: LocalizedText(options.applicationName, locale: "en"),
+                               applicationType: .server, discoveryUrls: [endpointURL])
+    }
+
+    func endpoints() -> [EndpointDescription] {
+        var endpoint = EndpointDescription(endpointUrl: endpointURL, server: applicationDescription(), securityMode: .none,
+                                           securityPolicyUri: securityPolicyNoneUri,
+                                           userIdentityTokens: [UserTokenPolicy(policyId: "anonymous", tokenType: .anonymous)])
+        endpoint.securityLevel = 0
+        return [endpoint]
+    }
+
+    func createSession(_ request: CreateSessionRequest, requestId: UInt32, _ connection: Connection, now: UInt64) {
+        guard sessions.count < options.maxSessions else {
+            return fault(.badTooManySessions, handle: request.requestHeader.requestHandle, requestId: requestId, connection)
+        }
+        let id = NodeId(namespace: 1, .guid(UUID()))
+        let token = NodeId(namespace: 1, .opaque((0..<32).map { _ in UInt8.random(in: 0...255) }))
+        let timeout = min(max(request.requestedSessionTimeout, 10_000), 3_600_000)
+        let session = Session(id: id, token: token, timeoutNs: UInt64(timeout * 1_000_000), nowNs: now)
+        session.fd = connection.fd
+        sessions[token] = session
+        var response = CreateSessionResponse(sessionId: id, authenticationToken: token, revisedSessionTimeout: timeout)
+        response.responseHeader.requestHandle = request.requestHeader.requestHandle
+        response.serverNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        response.serverEndpoints = endpoints()
+        response.maxRequestMessageSize = connection.channel.limits.maxMessageSize
+        respond(response, requestId: requestId, connection)
+    }
+
+    func activateSession(_ request: ActivateSessionRequest, _ session: Session, requestId: UInt32, _ connection: Connection) {
+        let handle = request.requestHeader.requestHandle
+        let tokenType = request.userIdentityToken.typeId
+        // An empty token is taken as anonymous, as many clients send it that way.
+        guard tokenType == NodeId(AnonymousIdentityToken.encodingId) || tokenType.isNull else {
+            return fault(.badIdentityTokenInvalid, handle: handle, requestId: requestId, connection)
+        }
+        session.activated = true
+        session.fd = connection.fd
+        session.lastActivityNs = Monotonic.nanoseconds()
+        var response = ActivateSessionResponse()
+        response.responseHeader.requestHandle = handle
+        response.serverNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        respond(response, requestId: requestId, connection)
+    }
+
+    func respondRead(_ request: ReadRequest, requestId: UInt32, _ connection: Connection) {
+        let handle = request.requestHeader.requestHandle
+        guard request.timestampsToReturn != .invalid else { return fault(.badTimestampsToReturnInvalid, handle: handle, requestId: requestId, connection) }
+        guard !request.nodesToRead.isEmpty else { return fault(.badNothingToDo, handle: handle, requestId: requestId, connection) }
+        guard request.nodesToRead.count <= options.maxOperationsPerRequest else {
+            return fault(.badTooManyOperations, handle: handle, requestId: requestId, connection)
+        }
+        let now = DateTime.now
+        let results = lock.withLock { request.nodesToRead.map { space.read($0) } }.map { value in
+            filterTimestamps(value, request.timestampsToReturn, now: now)
+        }
+        var response = ReadResponse(results: results)
+        response.responseHeader.requestHandle = handle
+        respond(response, requestId: requestId, connection)
+    }
+
+    func filterTimestamps(_ value: DataValue, _ which: TimestampsToReturn, now: DateTime) -> DataValue {
+        var value = value
+        guard value.value != nil else { return value }
+        switch which {
+        case .source: value.serverTimestamp = nil
+        case .server: value.sourceTimestamp = nil; value.serverTimestamp = now
+        case .neither: value.sourceTimestamp = nil; value.serverTimestamp = nil
+        default: value.serverTimestamp = now
+        }
+        return value
+    }
+
+    func respondWrite(_ request: WriteRequest, requestId: UInt32, _ connection: Connection) {
+        let handle = request.requestHeader.requestHandle
+        guard !request.nodesToWrite.isEmpty else { return fault(.badNothingToDo, handle: handle, requestId: requestId, connection) }
+        guard request.nodesToWrite.count <= options.maxOperationsPerRequest else {
+            return fault(.badTooManyOperations, handle: handle, requestId: requestId, connection)
+        }
+        let handler = lock.withLock { writeHandler }
+        var results: [StatusCode] = []
+        for item in request.nodesToWrite {
+            let check: StatusCode = lock.withLock {
+                guard let node = space.nodes[item.nodeId] else { return .badNodeIdUnknown }
+                guard item.attributeId == AttributeId.value.rawValue else {
+                    return AttributeId(rawValue: item.attributeId) == nil ? .badAttributeIdInvalid : .badNotWritable
+                }
+                guard node.nodeClass == .variable, node.writable else { return .badNotWritable }
+                guard item.indexRange == nil || item.indexRange == "" else { return .badWriteNotSupported }
+                guard let value = item.value.value else { return .badTypeMismatch }
+                if node.dataType != NodeId(24), value.type?.dataTypeId != node.dataType { return .badTypeMismatch }
+                return .good
+            }
+            guard check == .good, let value = item.value.value else { results.append(check); continue }
+            let verdict = handler?(item.nodeId, value) ?? .good
+            if verdict.isGood {
+                let source = item.value.sourceTimestamp?.date
+                try? setValue(nodeId: item.nodeId, value: value, status: item.value.status ?? .good, sourceTime: source)
+            }
+            results.append(verdict)
+        }
+        var response = WriteResponse(results: results)
+        response.responseHeader.requestHandle = handle
+        respond(response, requestId: requestId, connection)
+    }
+
+    func makeContinuation(_ rest: [ReferenceDescription], _ session: Session) -> [UInt8]? {
+        guard !rest.isEmpty, session.continuationPoints.count < 100 else { return nil }
+        let point = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        session.continuationPoints[point] = rest
+        return point
+    }
+
+    func respondBrowse(_ request: BrowseRequest, _ session: Session, requestId: UInt32, _ connection: Connection) {
+        let handle = request.requestHeader.requestHandle
+        guard !request.nodesToBrowse.isEmpty else { return fault(.badNothingToDo, handle: handle, requestId: requestId, connection) }
+        guard request.nodesToBrowse.count <= options.maxOperationsPerRequest else {
+            return fault(.badTooManyOperations, handle: handle, requestId: requestId, connection)
+        }
+        let limit = request.requestedMaxReferencesPerNode == 0 ? Int.max : Int(request.requestedMaxReferencesPerNode)
+        let outcomes = lock.withLock { request.nodesToBrowse.map { space.browse($0) } }
+        let results = outcomes.map { outcome -> BrowseResult in
+            switch outcome {
+            case .failure(let status):
+                return BrowseResult(statusCode: status, continuationPoint: nil, references: [])
+            case .success(let references):
+                if references.count <= limit { return BrowseResult(statusCode: .good, continuationPoint: nil, references: references) }
+                let point = makeContinuation(Array(references[limit...]), session)
+                return BrowseResult(statusCode: point == nil ? .badNoContinuationPoints : .good, continuationPoint: point,
+                                    references: point == nil ? [] : Array(references[..<limit]))
+            }
+        }
+        var response = BrowseResponse(results: results)
+        response.responseHeader.requestHandle = handle
+        respond(response, requestId: requestId, connection)
+    }
+
+    func respondBrowseNext(_ request: BrowseNextRequest, _ session: Session, requestId: UInt32, _ connection: Connection) {
+        let handle = request.requestHeader.requestHandle
+        let results = request.continuationPoints.map { point -> BrowseResult in
+            guard let point, let rest = session.continuationPoints.removeValue(forKey: point) else {
+                return BrowseResult(statusCode: .badContinuationPointInvalid, continuationPoint: nil, references: [])
+            }
+            if request.releaseContinuationPoints { return BrowseResult(statusCode: .good, continuationPoint: nil, references: []) }
+            // Keep the page size of the first call: the number of references it returned is not known here, so use 1000.
+            let page = min(rest.count, 1000)
+            let next = makeContinuation(Array(rest[page...]), session)
+            return BrowseResult(statusCode: .good, continuationPoint: next, references: Array(rest[..<page]))
+        }
+        var response = BrowseNextResponse(results: results)
+        response.responseHeader.requestHandle = handle
+        respond(response, requestId: requestId, connection)
+    }
+
+}

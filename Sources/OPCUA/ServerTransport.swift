@@ -1,0 +1,176 @@
+import Foundation
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Transport: the I/O thread, connections and their secure channels
+
+extension OPCUAServer {
+    final class Connection {
+        let fd: Int32
+        var channel: ServerSecureChannel
+        var outbound: [UInt8] = []
+        var closing = false
+        /// Whether the epoll interest includes writable (while `outbound` holds bytes).
+        var watchingWrite = false
+        init(fd: Int32, channelId: UInt32) {
+            self.fd = fd
+            channel = ServerSecureChannel(channelId: channelId)
+        }
+    }
+
+    /// The I/O thread: waits in the epoll for sockets and the wake fd, or until the next subscription timer.
+    func loop() {
+        guard let epoll, let wake else { return }
+        var ready: [(fd: Int32, events: UInt32)] = []
+        while !lock.withLock({ stopRequested }) {
+            let timeout = nextTimerMs(Monotonic.nanoseconds())
+            for connection in connections.values where connection.watchingWrite == connection.outbound.isEmpty {
+                connection.watchingWrite.toggle()
+                try? epoll.modify(connection.fd, connection.watchingWrite ? Epoll.readable | Epoll.writable : Epoll.readable)
+            }
+            // Collected first: handling one event may accept or close connections.
+            ready.removeAll(keepingCapacity: true)
+            do {
+                try epoll.wait(timeoutMs: timeout) { fd, events in ready.append((fd, events)) }
+            } catch {
+                options.logger.error("\(error)")
+            }
+            for (fd, events) in ready {
+                if fd == wake.fd {
+                    wake.drain()
+                } else if fd == listenFd {
+                    acceptConnections()
+                } else if let connection = connections[fd] {
+                    if events & Epoll.writable != 0 { flush(connection) }
+                    if events & Epoll.input != 0 { readFrom(connection) }
+                }
+            }
+            runTimers(Monotonic.nanoseconds())
+            for connection in Array(connections.values) where connection.closing && connection.outbound.isEmpty {
+                closeConnection(connection)
+            }
+        }
+        for connection in Array(connections.values) { closeConnection(connection) }
+        sessions.removeAll()
+        lock.withLock {
+            epoll.close()
+            wake.close()
+            self.epoll = nil
+            self.wake = nil
+            Socket.close(listenFd)
+            listenFd = -1
+            running = false
+        }
+        stopped.signal()
+    }
+
+    func acceptConnections() {
+        while true {
+            let fd = Glibc.accept(listenFd, nil, nil)
+            if fd < 0 { return }
+            Socket.setNonBlocking(fd)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            Socket.setNoDelay(fd)
+            // Connections accepted in the same batch may already be closed by their peers: reap those first.
+            if connections.count >= options.maxConnections { reapClosedConnections() }
+            if connections.count >= options.maxConnections {
+                let error = TCPFrame(type: .error, chunkType: UInt8(ascii: "F"),
+                                     body: ErrorMessage(error: .badMaxConnectionsReached, reason: "too many connections").encoded)
+                _ = error.encoded.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                Socket.close(fd)
+                continue
+            }
+            nextChannelId &+= 1
+            if nextChannelId == 0 { nextChannelId = 1 }
+            do {
+                try epoll?.add(fd, Epoll.readable)
+            } catch {
+                options.logger.warning("\(error)")
+                Socket.close(fd)
+                continue
+            }
+            connections[fd] = Connection(fd: fd, channelId: nextChannelId)
+        }
+    }
+
+    /// Reads from every connection (one with nothing waiting returns at once), so peers that closed are closed here.
+    func reapClosedConnections() {
+        for connection in Array(connections.values) {
+            readFrom(connection)
+            if connection.closing && connection.outbound.isEmpty { closeConnection(connection) }
+        }
+    }
+
+    func readFrom(_ connection: Connection) {
+        while true {
+            let count = readBuffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                handle(connection.channel.receive(readBuffer[0..<count], nowNs: Monotonic.nanoseconds()), connection)
+                if connection.closing { return }
+                continue
+            }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            if count < 0 && errno == EINTR { continue }
+            closeConnection(connection)
+            return
+        }
+    }
+
+    func closeConnection(_ connection: Connection) {
+        guard connections.removeValue(forKey: connection.fd) != nil else { return }
+        try? epoll?.remove(connection.fd)
+        Socket.close(connection.fd)
+        for session in sessions.values where session.fd == connection.fd {
+            session.fd = nil
+            session.publishQueue.removeAll()
+        }
+    }
+
+    func write(_ bytes: [UInt8], to connection: Connection) {
+        connection.outbound.append(contentsOf: bytes)
+        flush(connection)
+        if connection.outbound.count > 64 * 1024 * 1024 {
+            options.logger.warning("dropping slow client")
+            closeConnection(connection)
+        }
+    }
+
+    func flush(_ connection: Connection) {
+        while !connection.outbound.isEmpty {
+            let sent = connection.outbound.withUnsafeBytes { send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent > 0 {
+                connection.outbound.removeFirst(sent)
+            } else if sent < 0 && errno == EINTR {
+                continue
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return
+            } else {
+                connection.outbound.removeAll()
+                connection.closing = true
+                return
+            }
+        }
+    }
+
+    func handle(_ actions: [ChannelAction], _ connection: Connection) {
+        for action in actions {
+            switch action {
+            case .send(let bytes): write(bytes, to: connection)
+            case .opened: break
+            case .message(let requestId, let body): dispatch(body, requestId: requestId, connection)
+            case .closed: connection.closing = true
+            }
+        }
+    }
+
+    func respond<R: ServiceResponse>(_ response: R, requestId: UInt32, _ connection: Connection) {
+        handle(connection.channel.respond(response, encodingId: R.encodingId, requestId: requestId), connection)
+    }
+
+    func fault(_ status: StatusCode, handle: UInt32, requestId: UInt32, _ connection: Connection) {
+        respond(ServiceFault(responseHeader: ResponseHeader(requestHandle: handle, serviceResult: status)), requestId: requestId, connection)
+    }
+
+}
