@@ -1,38 +1,8 @@
 import PlantModel
+import Runtime
 
-/// Reconnect delays: exponential from `initialMs`, doubling up to `maxMs`, with jitter that is
-/// deterministic from a seed (tests get the same delays every run).
-public struct ReconnectBackoff: Sendable, Equatable {
-    public var initialMs: Int
-    public var maxMs: Int
-    /// Fraction of each delay taken off at random (0.2 → delay × 0.8…1.0).
-    public var jitter: Double
-    private var rng: UInt64
-
-    public init(initialMs: Int = 100, maxMs: Int = 5000, jitter: Double = 0.2, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
-        self.initialMs = max(1, initialMs)
-        self.maxMs = max(self.initialMs, maxMs)
-        self.jitter = min(max(jitter, 0), 1)
-        self.rng = seed
-    }
-
-    /// The delay in ms before reconnect attempt number `failures` (0 = the first retry).
-    public mutating func delayMs(afterFailures failures: Int) -> Int {
-        let exponent = min(failures, 30)
-        let base = min(Double(maxMs), Double(initialMs) * Double(1 << exponent))
-        let r = Double(nextRandom() >> 11) / Double(1 << 53)
-        return max(1, Int((base * (1 - jitter * r)).rounded()))
-    }
-
-    // SplitMix64.
-    private mutating func nextRandom() -> UInt64 {
-        rng &+= 0x9E37_79B9_7F4A_7C15
-        var z = rng
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Reconnect delays of a station: the package's one ``Backoff`` (exponential, capped, seeded jitter).
+public typealias ReconnectBackoff = Backoff
 
 /// The connection lifecycle of one Modbus station as a pure state machine.
 ///

@@ -266,10 +266,8 @@ struct PollGrid: Sendable {
 
     init(interval: UInt64, station: String) {
         self.interval = max(1, interval)
-        // FNV-1a over the id: deterministic (Swift's Hasher is seeded per process).
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in station.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        phase = hash % self.interval
+        // A stable hash of the id: the same phase in every process.
+        phase = StableHash.fnv1a64(station) % self.interval
     }
 
     /// The first slot strictly after `time`.

@@ -1,45 +1,29 @@
 import Foundation
+import Runtime
 
-/// A small deterministic random generator (SplitMix64): the same seed gives the same stream on
-/// every machine and every run. Not for security.
+/// The simulators' random source: the package's ``SeededRandom`` with a stream per part of the plant,
+/// and the distributions they draw from. The same seed gives the same stream on every machine and every run.
 public struct SimRandom: Sendable {
-    private var state: UInt64
+    private var source: SeededRandom
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { source = SeededRandom(seed: seed) }
 
-    /// A generator for one part of the plant, derived from the scenario seed and a stable name
-    /// (FNV-1a of the name; Swift's `Hasher` is randomized per process and must not be used).
+    /// A generator for one part of the plant, derived from the scenario seed and a stable name.
     public init(seed: UInt64, stream: String) {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in stream.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        state = seed &* 0x9E37_79B9_7F4A_7C15 ^ hash
-        _ = next()
+        source = SeededRandom(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ StableHash.fnv1a64(stream))
+        _ = source.next()
     }
 
-    public mutating func next() -> UInt64 {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { source.next() }
 
     /// Uniform in [0, 1).
-    public mutating func uniform() -> Double {
-        Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
-    }
+    public mutating func uniform() -> Double { source.uniform() }
 
     /// Uniform integer in 0..<bound.
-    public mutating func below(_ bound: Int) -> Int {
-        precondition(bound > 0)
-        return Int(next() % UInt64(bound))
-    }
+    public mutating func below(_ bound: Int) -> Int { source.below(bound) }
 
     /// True with probability `p`.
-    public mutating func chance(_ p: Double) -> Bool { p > 0 && uniform() < p }
+    public mutating func chance(_ p: Double) -> Bool { source.chance(p) }
 
     /// Standard normal (Box–Muller, one value per call).
     public mutating func normal() -> Double {

@@ -84,6 +84,12 @@ public struct BinaryWriter: Sendable {
         for value in values { element(&self, value) }
     }
 
+    /// An array of strings (elements may be null).
+    public mutating func writeStrings(_ values: [String?]) { writeArray(values) { $0.write($1) } }
+
+    /// An array of UInt32 (ids, sequence numbers).
+    public mutating func writeUInt32s(_ values: [UInt32]) { writeArray(values) { $0.write($1) } }
+
     public mutating func write<T: UAEncodable>(_ value: T) { value.encode(to: &self) }
 
     public mutating func write<T: UAEncodable>(_ values: [T]) {
@@ -199,6 +205,12 @@ public struct BinaryReader: Sendable {
         for _ in 0..<count { result.append(try element(&self)) }
         return result
     }
+
+    /// An array of strings (elements may be null); a null array reads as empty.
+    public mutating func readStrings() throws -> [String?] { try readArray { try $0.readString() } }
+
+    /// An array of UInt32; a null array reads as empty.
+    public mutating func readUInt32s() throws -> [UInt32] { try readArray { try $0.readUInt32() } }
 
     public mutating func read<T: UADecodable>(_ type: T.Type = T.self) throws -> T { try T(from: &self) }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// The client's connection lifecycle (connect, lose, back off, reconnect, close) as a pure state machine.
 ///
@@ -39,8 +40,7 @@ public struct ClientConnectionMachine: Sendable {
 
     /// The pause before attempt `attempt + 1` after `attempt` failed: doubling from the initial delay, capped.
     public func delayMs(afterAttempt attempt: Int) -> Int {
-        let shift = min(max(attempt - 1, 0), 20)
-        return min(initialDelayMs << shift, maxDelayMs)
+        Backoff.baseMs(initialMs: initialDelayMs, maxMs: maxDelayMs, failures: attempt - 1)
     }
 
     public mutating func start() -> [Action] {
