@@ -25,7 +25,7 @@ struct ChannelFailure: Error {
 
 /// The security a channel applies to each chunk. Only None today; Sign and SignAndEncrypt belong in
 /// ``SecureChannelCore/seal(_:requestId:message:maxChunkCount:)`` and ``SecureChannelCore/unseal(_:)``.
-public enum ChannelSecurityPolicy: Sendable, Equatable {
+enum ChannelSecurityPolicy: Sendable, Equatable {
     case none
 
     public var uri: String {
@@ -42,7 +42,7 @@ public enum ChannelSecurityPolicy: Sendable, Equatable {
 /// The role on top (``ClientSecureChannel``, ``ServerSecureChannel``) decides what a frame means in its
 /// state; every chunk it sends passes through ``seal(_:requestId:message:maxChunkCount:)`` and every chunk
 /// it receives through ``unseal(_:)``: the one place where signing and encryption go.
-public struct SecureChannelCore: Sendable {
+struct SecureChannelCore: Sendable {
     /// The buffer sizes, negotiated by HEL/ACK once ``negotiate(peer:boundReceivedFrames:)`` ran.
     public private(set) var limits: TransportLimits
     /// The channel's id: the server's choice, 0 on a client until its first token arrives.
