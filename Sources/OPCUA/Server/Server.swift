@@ -122,7 +122,9 @@ public final class OPCUAServer: @unchecked Sendable {
     public func start() throws {
         try lock.withLock {
             guard !running else { return }
-            let listener = try Socket.listen(host: options.host, port: options.port, backlog: 128, nonBlocking: true)
+            // A deep accept queue: a burst of connections (a plant's clients reconnecting at once) waits
+            // for the I/O thread instead of timing out while it is busy or not yet scheduled.
+            let listener = try Socket.listen(host: options.host, port: options.port, backlog: 1024, nonBlocking: true)
             do {
                 boundPort = try Socket.localPort(listener)
                 let wake = try WakeFd()
