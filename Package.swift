@@ -30,13 +30,25 @@ var targets: [Target] = [
     ]),
     .executableTarget(name: "mes-server", dependencies: ["MESApp"]),
     .executableTarget(name: "station-sim", dependencies: ["MESApp"]),
-    .executableTarget(name: "mes-bench", dependencies: ["MESApp", "CModbus", "CSQLite"]),
+
+    // The benchmarks (`tools/bench`), outside the product: nothing in Sources/ depends on them.
+    // CBench: C only the benchmarks use. BenchSupport: the percentile, client swarm and memory
+    // sampler every benchmark shares. ComponentBenchmarks: one module measured on its own.
+    .systemLibrary(name: "CBench", path: "Benchmarks/CBench"),
+    .target(name: "BenchSupport", dependencies: ["CBench", "CEpoll", "Runtime"], path: "Benchmarks/BenchSupport"),
+    .target(name: "ComponentBenchmarks", dependencies: [
+        "BenchSupport", "CModbus", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "Tracking", "Quality", "Storage", "PlantStore",
+    ], path: "Benchmarks/ComponentBenchmarks"),
+    .executableTarget(name: "mes-bench", dependencies: [
+        "BenchSupport", "ComponentBenchmarks", "MESApp", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter",
+        "PlantStore", "Quality", "HTTP", "Simulation",
+    ], path: "Benchmarks/mes-bench"),
 
     // Helpers every test target shares (condition waits, temp folders, ports, peers, seeded RNG).
     .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport"),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
     .testTarget(name: "PlantModelTests", dependencies: ["PlantModel", "TestSupport"]),
-    .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
+    .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BenchSupport", "TestSupport"]),
     .testTarget(name: "APITests", dependencies: ["API", "HTTP", "Pipeline", "PlantModel", "Quality", "Tracking", "Runtime", "TestSupport"]),
     .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
     .testTarget(name: "OPCUATests", dependencies: ["OPCUA", "TestSupport"]),
@@ -44,8 +56,12 @@ var targets: [Target] = [
     .testTarget(name: "TrackingTests", dependencies: ["Tracking", "PlantStore", "TestSupport"]),
     .testTarget(name: "QualityTests", dependencies: ["Quality", "PlantStore", "TestSupport"]),
     .testTarget(name: "SimulationTests", dependencies: ["Simulation", "MESApp", "TestSupport"]),
-    .testTarget(name: "MESTests", dependencies: ["MESApp", "TestSupport"], exclude: ["golden"]),
+    .testTarget(name: "MESTests", dependencies: ["MESApp", "BenchSupport", "TestSupport"], exclude: ["golden"]),
     .testTarget(name: "OPCUAAdapterTests", dependencies: ["OPCUAAdapter", "OPCUA", "PlantModel", "TestSupport"]),
+    .testTarget(name: "BenchmarkTests", dependencies: [
+        "BenchSupport", "ComponentBenchmarks", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "Quality", "Storage", "Tracking",
+        "PlantStore", "Simulation", "TestSupport",
+    ]),
     .testTarget(name: "HardeningTests", dependencies: ["HTTP", "PlantModel", "Runtime", "MESApp", "TestSupport"]),
 ]
 

@@ -259,19 +259,20 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
 
 /// The poll slots of one station: every `interval` nanoseconds of monotonic time, offset by a phase
 /// taken from the station id, so that stations with the same interval do not all wake (and load
-/// the pipeline) at the same instant. The phase is stable across restarts.
-struct PollGrid: Sendable {
+/// the pipeline) at the same instant. The phase is stable across restarts. (`package`: the Modbus
+/// benchmark's plain libmodbus loop polls on the same grid.)
+package struct PollGrid: Sendable {
     let interval: UInt64
     let phase: UInt64
 
-    init(interval: UInt64, station: String) {
+    package init(interval: UInt64, station: String) {
         self.interval = max(1, interval)
         // A stable hash of the id: the same phase in every process.
         phase = StableHash.fnv1a64(station) % self.interval
     }
 
     /// The first slot strictly after `time`.
-    func slot(after time: UInt64) -> UInt64 {
+    package func slot(after time: UInt64) -> UInt64 {
         guard time >= phase else { return phase }
         return phase + ((time - phase) / interval + 1) * interval
     }

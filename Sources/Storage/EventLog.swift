@@ -69,11 +69,11 @@ public enum EventLogError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Millisecond conversions for event times.
-enum EventTime {
+/// Millisecond conversions for event times (`package`: the event log benchmark writes rows itself).
+package enum EventTime {
     /// Whole milliseconds, rounded down like `Timestamp.format`, with a 1 µs tolerance so that
     /// `.100Z` or `t + 1.234` never loses a millisecond to binary floating point.
-    static func milliseconds(_ date: Date) -> Int64 {
+    package static func milliseconds(_ date: Date) -> Int64 {
         Int64((date.timeIntervalSince1970 * 1000 + 0.001).rounded(.down))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import BenchSupport
 import XCTest
 import Runtime
 @testable import HTTP
@@ -224,10 +225,6 @@ final class SSETests: XCTestCase {
         let hub = SSEHub()
         let running = try start(hub: hub)
         defer { running.stop() }
-        func residentBytes() -> Int {
-            let text = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? "0 0"
-            return (Int(text.split(separator: " ")[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
-        }
         // Warm up (threads, buffers), then measure.
         var fds: [Int32] = []
         defer { for fd in fds { Socket.close(fd) } }

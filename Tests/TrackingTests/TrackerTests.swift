@@ -318,16 +318,4 @@ final class TrackerTests: XCTestCase {
         let polls = Self.fullRoute("D1") + F.pass("D1", at: "WELD", start: 200)
         XCTAssertEqual(a.feed(polls), b.feed(polls))
     }
-
-    /// The benchmark's synthetic line (its speed is measured by `tools/bench`): every vehicle completes
-    /// one operation at each of the four vehicle stations, in route order.
-    func testBenchmarkLineCompletesEveryOperation() {
-        let vehicles = 2_000
-        let result = TrackingBenchmark.run(vehicles: vehicles)
-        let steps = (vehicles + 4) * 10                    // 10 polls per vehicle slot, 4 slots to drain the line
-        XCTAssertEqual(result.polls, steps * 5)            // the press and four vehicle stations each step
-        XCTAssertEqual(result.samples, steps * (4 + 4 * 8))
-        XCTAssertEqual(result.operationsCompleted, vehicles * 4)
-        XCTAssertEqual(result.sequenceIssues, 0)
-    }
 }

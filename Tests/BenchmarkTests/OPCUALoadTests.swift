@@ -1,5 +1,5 @@
+import ComponentBenchmarks
 import Foundation
-import OPCUA
 import XCTest
 
 final class LoadTests: XCTestCase {

@@ -1,5 +1,7 @@
+import BenchSupport
 import Foundation
 import PlantModel
+import Quality
 import Runtime
 
 /// Throughput and per-input delay of the quality engine on its own, with every rule on.
@@ -128,7 +130,7 @@ public enum QualityBenchmark {
             out.removeAll(keepingCapacity: true)
         }
         let seconds = Double(Monotonic.nanoseconds() - begin) / 1e9
-        let sorted = delays.sorted()
+        let sorted = delays.map { Double($0) / 1000 }.sorted()
         let mean = Double(delays.reduce(0) { $0 + UInt64($1) }) / Double(max(1, delays.count)) / 1000
         var polls = 0, operations = 0
         for input in inputs {
@@ -137,7 +139,6 @@ public enum QualityBenchmark {
         }
         return Result(inputs: inputs.count, polls: polls, operations: operations, outputs: outputs, seconds: seconds,
                       inputsPerSecond: Double(inputs.count) / seconds, meanDelayMicros: mean,
-                      p99DelayMicros: Double(sorted[min(sorted.count - 1, sorted.count * 99 / 100)]) / 1000,
-                      maxDelayMicros: Double(sorted.last ?? 0) / 1000)
+                      p99DelayMicros: percentile(sorted: sorted, 0.99), maxDelayMicros: sorted.last ?? .nan)
     }
 }

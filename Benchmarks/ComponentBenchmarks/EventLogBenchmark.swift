@@ -1,6 +1,7 @@
-import CSQLite
+import BenchSupport
 import Foundation
 import Runtime
+import Storage
 
 /// Measures the event log's group commit against a plain one-transaction-per-insert loop.
 ///
@@ -107,8 +108,7 @@ public enum EventLogBenchmark {
             durations.append(Monotonic.nanoseconds() - t0)
         }
         let seconds = Double(Monotonic.nanoseconds() - started) / 1e9
-        durations.sort()
-        let p99 = durations.isEmpty ? 0 : Double(durations[min(durations.count - 1, Int(Double(durations.count) * 0.99))]) / 1e6
+        let p99 = percentile(durations.map { Double($0) / 1e6 }, 0.99)
         return Result(events: count, seconds: seconds, eventsPerSecond: Double(count) / seconds,
                       commitP99Ms: p99, appendToCommitP99Ms: p99, transactions: count)
     }
@@ -135,10 +135,8 @@ private final class LatencyRecorder: @unchecked Sendable {
 
     func p99Ms() -> Double {
         lock.lock(); defer { lock.unlock() }
-        var values: [UInt64] = []
-        for (a, c) in zip(appendedAt, committedAt) where c >= a && c > 0 { values.append(c - a) }
-        guard !values.isEmpty else { return 0 }
-        values.sort()
-        return Double(values[min(values.count - 1, Int(Double(values.count) * 0.99))]) / 1e6
+        var values: [Double] = []
+        for (a, c) in zip(appendedAt, committedAt) where c >= a && c > 0 { values.append(Double(c - a) / 1e6) }
+        return percentile(values, 0.99)
     }
 }

@@ -1,3 +1,4 @@
+import ComponentBenchmarks
 import Foundation
 import Quality
 import XCTest

@@ -1,18 +1,18 @@
+import ComponentBenchmarks
 import Foundation
+import MESApp
 import Runtime
-import Storage
-import Tracking
 
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
-public struct BenchSuite: Sendable {
-    public static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-idle", "slow-headers"]
-    public let short: Bool
+struct BenchSuite: Sendable {
+    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-idle", "slow-headers"]
+    let short: Bool
 
-    public init(short: Bool) { self.short = short }
+    init(short: Bool) { self.short = short }
 
     /// Prints `name: value unit (target …) MET|NOT MET [reference]`.
-    public static func figure(_ name: String, _ value: Double, unit: String, target: Double, higherIsBetter: Bool,
+    static func figure(_ name: String, _ value: Double, unit: String, target: Double, higherIsBetter: Bool,
                               reference: String? = nil) {
         let met = higherIsBetter ? value >= target : value <= target
         let formatted = value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value)
@@ -22,7 +22,7 @@ public struct BenchSuite: Sendable {
         fflush(nil)
     }
 
-    public func run(_ name: String) throws {
+    func run(_ name: String) throws {
         switch name {
         case "eventlog": try eventLog()
         case "tracking": tracking()

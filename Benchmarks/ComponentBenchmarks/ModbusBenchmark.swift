@@ -1,5 +1,7 @@
+import BenchSupport
 import CModbus
 import Foundation
+import ModbusAdapter
 import PlantModel
 import Runtime
 
@@ -33,11 +35,11 @@ public enum ModbusBenchmark {
         let adapters = stations.enumerated().map { index, station in
             ModbusStationAdapter(config: station, sink: { event in log.record(index, event) }, logger: logger)
         }
-        let cpu0 = cpuMicroseconds(), t0 = Monotonic.nanoseconds()
+        let cpu0 = processCPUMicroseconds(), t0 = Monotonic.nanoseconds()
         let tasks = adapters.map { adapter in Task.detached { try? await adapter.run() } }
         try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
         let wallUs = Double(Monotonic.nanoseconds() - t0) / 1000
-        let cpuUs = cpuMicroseconds() - cpu0
+        let cpuUs = processCPUMicroseconds() - cpu0
         for task in tasks { task.cancel() }
         for task in tasks { _ = await task.value }
 
@@ -112,25 +114,13 @@ public enum ModbusBenchmark {
             }.start()
         }
         ready.wait()
-        let cpu0 = cpuMicroseconds(), t0 = Monotonic.nanoseconds()
+        let cpu0 = processCPUMicroseconds(), t0 = Monotonic.nanoseconds()
         for _ in stations { go.signal() }
         usleep(UInt32(seconds * 1e6))
         stop.set()
-        let cpuUs = cpuMicroseconds() - cpu0, wall = Double(Monotonic.nanoseconds() - t0) / 1e9
+        let cpuUs = processCPUMicroseconds() - cpu0, wall = Double(Monotonic.nanoseconds() - t0) / 1e9
         done.wait()
         return (counts.value, cpuUs, wall)
-    }
-
-    private static func percentile(_ values: [Double], _ p: Double) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let sorted = values.sorted()
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
-    }
-
-    private static func cpuMicroseconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
 }
 

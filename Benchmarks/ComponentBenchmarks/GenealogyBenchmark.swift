@@ -1,5 +1,7 @@
+import BenchSupport
 import Foundation
 import PlantModel
+import PlantStore
 import Runtime
 import Storage
 import Tracking
@@ -65,7 +67,7 @@ public enum GenealogyBenchmark {
             random = random &* 6364136223846793005 &+ 1442695040888963407
             let id = vin(Int((random >> 33) % UInt64(vehicleCount)))
             let start = Monotonic.nanoseconds()
-            guard let json = try GenealogyStore.vehicle(id: id, in: reader) else { throw BenchmarkError("vehicle \(id) missing") }
+            guard let json = try GenealogyStore.vehicle(id: id, in: reader) else { throw BenchError("vehicle \(id) missing") }
             _ = json.serialized()
             vehicleTimes.append(Double(Monotonic.nanoseconds() - start) / 1e6)
         }
@@ -74,20 +76,17 @@ public enum GenealogyBenchmark {
         var linked = 0
         for _ in 0..<lotQueries {
             let start = Monotonic.nanoseconds()
-            guard let json = try GenealogyStore.lot(id: lotId, in: reader) else { throw BenchmarkError("lot \(lotId) missing") }
+            guard let json = try GenealogyStore.lot(id: lotId, in: reader) else { throw BenchError("lot \(lotId) missing") }
             _ = json.serialized()
             lotTimes.append(Double(Monotonic.nanoseconds() - start) / 1e6)
             linked = json["vehicles"]?.arrayValue?.count ?? 0
         }
         vehicleTimes.sort()
         lotTimes.sort()
-        func pct(_ values: [Double], _ p: Double) -> Double {
-            values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * p))]
-        }
         return Result(operations: vehicleCount * stations.count, vehicles: vehicleCount, insertSeconds: insertSeconds,
-                      vehicleQueries: vehicleQueries, vehicleQueryP50Ms: pct(vehicleTimes, 0.5),
-                      vehicleQueryP99Ms: pct(vehicleTimes, 0.99), vehicleQueryMaxMs: vehicleTimes.last ?? 0,
-                      lotVehicles: linked, lotQueryP50Ms: pct(lotTimes, 0.5), lotQueryMaxMs: lotTimes.last ?? 0)
+                      vehicleQueries: vehicleQueries, vehicleQueryP50Ms: percentile(sorted: vehicleTimes, 0.5),
+                      vehicleQueryP99Ms: percentile(sorted: vehicleTimes, 0.99), vehicleQueryMaxMs: vehicleTimes.last ?? 0,
+                      lotVehicles: linked, lotQueryP50Ms: percentile(sorted: lotTimes, 0.5), lotQueryMaxMs: lotTimes.last ?? 0)
     }
 
     static func vin(_ n: Int) -> String { "VIN" + String(10_000_000 + n) }
@@ -114,9 +113,4 @@ public enum GenealogyBenchmark {
                                                   lastRouteIndex: 4)))
         return out
     }
-}
-
-struct BenchmarkError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,22 +1,14 @@
+import BenchSupport
+import ComponentBenchmarks
 import Foundation
+import MESApp
 import ModbusAdapter
 import PlantModel
-import PlantStore
-import Quality
 import Runtime
 import Simulation
 
 /// Plant-side benchmarks of `tools/bench`: Modbus polling, quality, genealogy queries, full replay.
 extension BenchSuite {
-    /// Runs an async benchmark body to completion from synchronous code.
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let box = ResultBox<T>()
-        Task {
-            do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
-        }
-        return try box.wait().get()
-    }
-
     /// 64 simulated PLCs on loopback (served by a station-sim process): polls/s, added time per
     /// poll against a plain libmodbus loop, CPU at 1,000 polls/s, start jitter.
     ///
@@ -114,12 +106,12 @@ extension BenchSuite {
         options.exitAfterReplay = true
         let server = try MESServer(options: options, logger: Logger(label: "bench", level: .error))
         let rssBefore = residentBytes()
-        let sampler = RSSSampler()
+        let sampler = MemorySampler()
         sampler.start()
         let started = Monotonic.nanoseconds()
         try blocking { try await server.run(installSignalHandlers: false) }
         let seconds = Double(Monotonic.nanoseconds() - started) / 1e9
-        let samples = sampler.stop()
+        let samples = sampler.stop().map(\.residentBytes)
         let rate = Double(generated.samples) / seconds
         Self.figure("replay of a \(String(format: "%.1f", duration / 3600))-hour shift through the full pipeline", rate, unit: "samples/s",
                     target: 200_000, higherIsBetter: true,
@@ -130,30 +122,6 @@ extension BenchSuite {
         let growth = Double(secondHalf - firstHalf) / 1_048_576
         Self.figure("replay memory growth, second half vs first half", growth, unit: "MiB", target: 32, higherIsBetter: false,
                     reference: String(format: "RSS %.0f MiB before, %.0f MiB peak", Double(rssBefore) / 1_048_576, Double(samples.max() ?? 0) / 1_048_576))
-    }
-}
-
-/// Samples this process's resident memory every 100 ms on a thread.
-final class RSSSampler: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [Int] = []
-    private var running = true
-
-    func start() {
-        Thread { [self] in
-            while lock.withLock({ running }) {
-                let rss = residentBytes()
-                lock.withLock { values.append(rss) }
-                usleep(100_000)
-            }
-        }.start()
-    }
-
-    func stop() -> [Int] {
-        lock.withLock {
-            running = false
-            return values
-        }
     }
 }
 

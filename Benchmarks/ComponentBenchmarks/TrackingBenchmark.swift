@@ -1,6 +1,7 @@
 import Foundation
 import PlantModel
 import Runtime
+import Tracking
 
 /// Tracking throughput on a synthetic line, for `tools/bench` and tests.
 public enum TrackingBenchmark {

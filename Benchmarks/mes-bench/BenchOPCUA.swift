@@ -1,3 +1,5 @@
+import BenchSupport
+import ComponentBenchmarks
 import Foundation
 import OPCUA
 import OPCUAAdapter
@@ -91,8 +93,7 @@ extension BenchSuite {
             latencies.append(Double(Monotonic.nanoseconds() - started) / 1e6)
             usleep(UInt32.random(in: 5_000...60_000)) // land at different points of the publishing cycle
         }
-        latencies.sort()
-        return latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
+        return percentile(latencies, 0.99)
     }
 }
 

@@ -1,10 +1,10 @@
+import BenchSupport
 import Foundation
-import MESApp
 
 // mes-bench: the in-process benchmarks behind tools/bench. One figure a line, with its target.
 let arguments = Array(CommandLine.arguments.dropFirst())
 // The event-stream benchmarks' client swarm runs in a child process of its own.
-if arguments.first == "--swarm" { exit(BenchSuite.swarmChild(Array(arguments.dropFirst()))) }
+if arguments.first == "--swarm" { exit(SwarmProcess.child(Array(arguments.dropFirst()))) }
 let short = arguments.contains("--short")
 let names = arguments.filter { !$0.hasPrefix("--") }
 let suite = BenchSuite(short: short)

@@ -1,5 +1,6 @@
-import CEpoll
+import BenchSupport
 import Foundation
+import MESApp
 import HTTP
 import Runtime
 #if canImport(Glibc)
@@ -10,8 +11,6 @@ import Glibc
 // generator would: the server process holds only the server's side of each connection (its own
 // descriptor limit, its own memory figure), and the clients can stand aside on the CPU.
 extension BenchSuite {
-    private static let streamRequest = "GET /api/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
-
     /// 2,000 event-stream clients, 10 events/s each: delivery latency (publish → arrival in the
     /// client's socket) and server memory per client; beside it, in the same run, a bare fan-out
     /// loop writing the same events to the same kind of clients: the floor of this machine.
@@ -125,132 +124,6 @@ extension BenchSuite {
         // Let the last event arrive.
         usleep(300_000)
         return published
-    }
-
-    /// The child side of ``SwarmProcess``: `mes-bench --swarm PORT CLIENTS [--stamped] [--idle-priority]`.
-    /// Opens the event streams, prints `connected N`, reads events until its standard input closes,
-    /// then prints `result deliveries=D stamped=S read=P50,P99,MAX arrival=P50,P99,MAX` (ms) and returns.
-    public static func swarmChild(_ arguments: [String]) -> Int32 {
-        guard arguments.count >= 2, let port = UInt16(arguments[0]), let clients = Int(arguments[1]) else {
-            print("usage: mes-bench --swarm PORT CLIENTS [--stamped] [--idle-priority]")
-            return 2
-        }
-        raiseFileLimit()
-        let stop = Flag()
-        // Standard input closing (the parent asked, or died) ends the run.
-        Thread {
-            var byte: UInt8 = 0
-            while Glibc.read(0, &byte, 1) > 0 {}
-            stop.set()
-        }.start()
-        do {
-            let swarm = try ClientSwarm(port: port, request: streamRequest, stamped: arguments.contains("--stamped"))
-            defer { swarm.close() }
-            try swarm.connect(clients, streaming: true)
-            print("connected \(swarm.streamingClients)")
-            fflush(nil)
-            if arguments.contains("--idle-priority") && csched_idle_self() != 0 {
-                FileHandle.standardError.write(Data("swarm: SCHED_IDLE refused (errno \(errno)); running at normal priority\n".utf8))
-            }
-            while !stop.isSet { swarm.pump(timeoutMs: 50) }
-            swarm.pump(timeoutMs: 0)
-            func quantiles(_ value: (Double) -> Double) -> String {
-                String(format: "%.3f,%.3f,%.3f", value(0.5), value(0.99), value(1))
-            }
-            print("result deliveries=\(swarm.deliveries) stamped=\(swarm.stampedDeliveries) read=\(quantiles(swarm.latencyPercentile)) arrival=\(quantiles(swarm.arrivalPercentile))")
-            fflush(nil)
-            return 0
-        } catch {
-            print("failed \(error)")
-            fflush(nil)
-            return 1
-        }
-    }
-}
-
-/// A `mes-bench --swarm` child process holding event-stream clients; talks through its standard
-/// input (closing it ends the run) and output (one line per step).
-final class SwarmProcess: @unchecked Sendable {
-    struct Quantiles { var p50 = Double.nan, p99 = Double.nan, max = Double.nan }
-    struct Result { var deliveries = 0; var stamped = 0; var read = Quantiles(); var arrival = Quantiles() }
-
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private let condition = NSCondition()
-    private var lines: [String] = []
-    private var ended = false
-
-    init(port: UInt16, clients: Int, stamped: Bool, idlePriority: Bool) throws {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--swarm", String(port), String(clients)] + (stamped ? ["--stamped"] : []) + (idlePriority ? ["--idle-priority"] : [])
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        let handle = output.fileHandleForReading
-        Thread { [self] in
-            var pending = Data()
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                pending.append(chunk)
-                while let newline = pending.firstIndex(of: 10) {
-                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
-                    pending.removeSubrange(pending.startIndex...newline)
-                    condition.lock(); lines.append(line); condition.broadcast(); condition.unlock()
-                }
-            }
-            condition.lock(); ended = true; condition.broadcast(); condition.unlock()
-        }.start()
-    }
-
-    /// How many clients the child connected (its `connected N` line).
-    func waitConnected(timeoutSeconds: Double = 60) throws -> Int {
-        let line = try nextLine(timeoutSeconds: timeoutSeconds)
-        guard line.hasPrefix("connected "), let count = Int(line.dropFirst("connected ".count)) else {
-            throw UsageError("bench client swarm: \(line)")
-        }
-        return count
-    }
-
-    /// Ends the run and reads the child's result.
-    func finish() throws -> Result {
-        try? input.fileHandleForWriting.close()
-        let line = try nextLine(timeoutSeconds: 60)
-        process.waitUntilExit()
-        guard line.hasPrefix("result ") else { throw UsageError("bench client swarm: \(line)") }
-        var result = Result()
-        for field in line.dropFirst("result ".count).split(separator: " ") {
-            let parts = field.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            let values = parts[1].split(separator: ",").compactMap { Double($0) }
-            let quantiles = values.count == 3 ? Quantiles(p50: values[0], p99: values[1], max: values[2]) : Quantiles()
-            switch parts[0] {
-            case "deliveries": result.deliveries = Int(parts[1]) ?? 0
-            case "stamped": result.stamped = Int(parts[1]) ?? 0
-            case "read": result.read = quantiles
-            case "arrival": result.arrival = quantiles
-            default: break
-            }
-        }
-        return result
-    }
-
-    /// Stops the child if it still runs (a failed benchmark).
-    func kill() {
-        try? input.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-    }
-
-    private func nextLine(timeoutSeconds: Double) throws -> String {
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        condition.lock(); defer { condition.unlock() }
-        while lines.isEmpty {
-            if ended { throw UsageError("bench client swarm ended early") }
-            if !condition.wait(until: deadline) { throw UsageError("bench client swarm: no answer in \(Int(timeoutSeconds)) s") }
-        }
-        return lines.removeFirst()
     }
 }
 

@@ -1,13 +1,10 @@
+import BenchSupport
 import Foundation
+import MESApp
 import Runtime
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Open file descriptors of this process.
-public func openDescriptorCount() -> Int {
-    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
-}
 
 /// A bounded soak: the default plant simulated at full rate, many event-stream clients and API
 /// load; memory and descriptors at start and end.
@@ -36,7 +33,7 @@ extension BenchSuite {
         var waited = 0
         while server.pipeline.live.connectionCounts()[.online] != server.config.stations.count && waited < 300 { usleep(100_000); waited += 1 }
         let rss0 = residentBytes(), fd0 = openDescriptorCount()
-        let swarm = try ClientSwarm(port: server.port, request: "GET /api/events HTTP/1.1\r\nHost: soak\r\nAccept: text/event-stream\r\n\r\n")
+        let swarm = try ClientSwarm(port: server.port, request: ClientSwarm.eventStreamRequest(host: "soak"))
         try swarm.connect(clients, streaming: true)
         let stop = Flag()
         let requests = Counter(), failures = Counter()

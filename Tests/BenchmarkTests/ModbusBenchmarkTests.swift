@@ -1,7 +1,7 @@
+import ComponentBenchmarks
 import XCTest
 import PlantModel
 import Runtime
-@testable import ModbusAdapter
 import Simulation
 
 /// Runs ``ModbusBenchmark`` against in-process simulators. Short by default (a smoke run that
@@ -19,9 +19,9 @@ final class ModbusBenchmarkTests: XCTestCase {
         var servers: [ModbusStationServer] = []
         var stations: [StationConfig] = []
         for i in 0..<count {
-            let server = ModbusStationServer(station: testStation(id: "B\(i)", port: 0, signals: signals), port: 0)
+            let server = ModbusStationServer(station: modbusStation(id: "B\(i)", port: 0, signals: signals), port: 0)
             try server.set(signal: "vehicleId", value: .string("WVWZZZ1JZXW0000\(i % 10)"))
-            stations.append(testStation(id: "B\(i)", port: try server.start(), pollMs: interval, timeoutMs: 1000, signals: signals))
+            stations.append(modbusStation(id: "B\(i)", port: try server.start(), pollMs: interval, timeoutMs: 1000, signals: signals))
             servers.append(server)
         }
         defer { for server in servers { server.stop() } }

@@ -1,4 +1,6 @@
+import BenchSupport
 import Foundation
+import OPCUA
 import Runtime
 #if canImport(Glibc)
 import Glibc
@@ -88,13 +90,6 @@ public enum OPCUABenchmark {
             return try await group.reduce(0, +)
         }
         return Double(total) / (Double(Monotonic.nanoseconds() - started) / 1e9)
-    }
-
-    /// User + system CPU time of this process so far, in microseconds.
-    static func processCPUMicroseconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
 
     public struct NotificationFigures: Sendable, CustomStringConvertible {

@@ -1,0 +1,100 @@
+import CBench
+import Foundation
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Resident set size of this process, from /proc/self/statm.
+public func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Bytes this process has allocated with malloc and not freed (reused pages count, unlike in RSS).
+public func heapInUseBytes() -> Int { Int(cmalloc_in_use_bytes()) }
+
+/// Memory per client in KiB from the growth of RSS and of the heap in use while `clients`
+/// connected: the larger of the two (RSS misses reused pages, the heap misses what is not malloc's).
+public func memoryPerClientKiB(rss: Int, heap: Int, clients: Int) -> Double {
+    Double(max(0, rss, heap)) / Double(max(1, clients)) / 1024
+}
+
+/// Samples this process's memory (RSS and heap in use) every `intervalMs` on a thread of its own,
+/// from ``start()`` to ``stop()``.
+public final class MemorySampler: @unchecked Sendable {
+    public struct Sample: Sendable {
+        public var residentBytes: Int
+        public var heapInUseBytes: Int
+    }
+
+    private let lock = NSLock()
+    private let intervalMs: Int
+    private var samples: [Sample] = []
+    private var running = true
+
+    public init(intervalMs: Int = 100) { self.intervalMs = intervalMs }
+
+    public func start() {
+        Thread { [self] in
+            while lock.withLock({ running }) {
+                let sample = Sample(residentBytes: residentBytes(), heapInUseBytes: heapInUseBytes())
+                lock.withLock { samples.append(sample) }
+                usleep(UInt32(intervalMs * 1000))
+            }
+        }.start()
+    }
+
+    /// Stops sampling; the samples in time order.
+    public func stop() -> [Sample] {
+        lock.withLock {
+            running = false
+            return samples
+        }
+    }
+}
+
+/// Open file descriptors of this process.
+public func openDescriptorCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+}
+
+/// User + system CPU time of this process so far (all threads), in microseconds.
+public func processCPUMicroseconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+}
+
+/// CLOCK_REALTIME in ns: the clock of the kernel's socket receive timestamps, shared by processes.
+public func realtimeNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
+/// The 1-minute load average (the benchmarks share the machine), from /proc/loadavg.
+public func loadAverage() -> String {
+    let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?"
+    return String(text.split(separator: " ").first ?? "?")
+}
+
+/// Raises the open-file limit to 65,536 (or the hard limit) for many-connection benchmarks; returns the limit now in force.
+@discardableResult
+public func raiseFileLimit() -> Int {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+    let wanted: rlim_t = 65536
+    if limit.rlim_max < wanted { limit.rlim_max = wanted }
+    limit.rlim_cur = wanted
+    if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+        _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    }
+    var now = rlimit()
+    _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &now)
+    return Int(now.rlim_cur)
+}

@@ -1,0 +1,100 @@
+import BenchSupport
+import Foundation
+import MESApp
+import HTTP
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// HTTP benchmarks against the assembled server in-process (replay of an empty recording, so nothing
+// polls): slow-header connections; the event-stream ones are in BenchSSE.swift.
+extension BenchSuite {
+    /// 300 connections sending their header one byte a second while /api/health keeps answering.
+    func slowHeaders() throws {
+        raiseFileLimit()
+        let connections = 300
+        let seconds = short ? 3.0 : 15.0
+        let server = try BenchServer()
+        defer { server.stop() }
+        let slow = try ClientSwarm(port: server.port, request: "GET /api/health HTTP/1.1\r\nHost: slow\r\nX-Padding: \(String(repeating: "a", count: 60))\r\n\r\n")
+        defer { slow.close() }
+        try slow.connect(connections, streaming: false)
+        let stop = Flag()
+        let dripper = Thread {
+            while !stop.isSet {
+                slow.drip()
+                for _ in 0..<10 where !stop.isSet { usleep(100_000) }
+            }
+        }
+        dripper.start()
+        var latencies: [Double] = []
+        var failures = 0
+        let deadline = Monotonic.nanoseconds() + UInt64(seconds * 1e9)
+        while Monotonic.nanoseconds() < deadline {
+            if let ms = healthOnce(port: server.port) { latencies.append(ms) } else { failures += 1 }
+            usleep(20_000)
+        }
+        stop.set()
+        while !dripper.isFinished { usleep(10_000) }
+        Self.figure("GET /api/health p99 during \(connections) slow-header connections", percentile(latencies, 0.99), unit: "ms",
+                    target: 100, higherIsBetter: false,
+                    reference: String(format: "max %.2f ms, %d answered, %d failed, %d slow connections reopened after the header timeout; load avg %@",
+                                      percentile(latencies, 1), latencies.count, failures, slow.reopened, loadAverage()))
+    }
+}
+
+/// The assembled server on a free loopback port with a temp database, replaying an empty recording.
+final class BenchServer: @unchecked Sendable {
+    let server: MESServer
+    private let directory: URL
+    private let done = DispatchSemaphore(value: 0)
+    private let stopped = Flag()
+
+    init(config: String = "Stations/plant.json") throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-http-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var options = ServerOptions()
+        options.config = config
+        options.database = directory.appendingPathComponent("mes.sqlite").path
+        options.port = 0
+        options.replay = "/dev/null"
+        server = try MESServer(options: options, logger: Logger(label: "bench", level: .error))
+        let server = self.server, done = self.done
+        Thread {
+            let finished = DispatchSemaphore(value: 0)
+            Task.detached {
+                do { try await server.run(installSignalHandlers: false) } catch { print("bench server: \(error)") }
+                finished.signal()
+            }
+            finished.wait()
+            done.signal()
+        }.start()
+        let deadline = Monotonic.nanoseconds() + 10_000_000_000
+        while healthOnce(port: port) == nil {
+            guard Monotonic.nanoseconds() < deadline else { throw UsageError("bench server did not answer /api/health") }
+            usleep(20_000)
+        }
+    }
+
+    var port: UInt16 { server.port }
+
+    /// Waits (up to 30 s) until `count` event streams are open.
+    func waitForStreams(_ count: Int) -> Bool {
+        let deadline = Monotonic.nanoseconds() + 30_000_000_000
+        while server.hub.metrics.connectedClients < count {
+            if Monotonic.nanoseconds() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    /// Stops the server (once; later calls do nothing).
+    func stop() {
+        guard !stopped.isSet else { return }
+        stopped.set()
+        server.shutdown()
+        done.wait()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
