@@ -34,22 +34,8 @@ extension BenchSuite {
           "signals": [{"name": "probe", "role": "measurement", "address": "hr:0", "type": "uint16"}]}]}
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
 
-        var options = ServerOptions()
-        options.config = configPath
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        let server = try MESServer(options: options, logger: Logger(label: "bench", level: .error))
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            let finished = DispatchSemaphore(value: 0)
-            Task.detached {
-                try? await server.run(installSignalHandlers: false)
-                finished.signal()
-            }
-            finished.wait()
-            done.signal()
-        }.start()
-        defer { server.shutdown(); done.wait() }
+        let server = try BenchServer(config: configPath) { _ in }
+        defer { server.stop() }
 
         let readers = try ClientSwarm(port: server.port, request: ClientSwarm.eventStreamRequest(path: "/api/events?types=sample"))
         defer { readers.close() }

@@ -44,21 +44,23 @@ extension BenchSuite {
     }
 }
 
-/// The assembled server on a free loopback port with a temp database, replaying an empty recording.
+/// The assembled server on a free loopback port with a temp database, running on a thread of its
+/// own; ready (answering /api/health) when `init` returns.
 final class BenchServer: @unchecked Sendable {
     let server: MESServer
     private let directory: URL
     private let done = DispatchSemaphore(value: 0)
     private let stopped = Flag()
 
-    init(config: String = "Stations/plant.json") throws {
+    /// `configure` sets what the server runs on; the default replays an empty recording, so nothing polls.
+    init(config: String = "Stations/plant.json", configure: (inout ServerOptions) -> Void = { $0.replay = "/dev/null" }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-http-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var options = ServerOptions()
         options.config = config
         options.database = directory.appendingPathComponent("mes.sqlite").path
         options.port = 0
-        options.replay = "/dev/null"
+        configure(&options)
         server = try MESServer(options: options, logger: Logger(label: "bench", level: .error))
         let server = self.server, done = self.done
         Thread {

@@ -13,23 +13,11 @@ extension BenchSuite {
         raiseFileLimit()
         let seconds = short ? 5.0 : 180.0
         let clients = short ? 50 : 500
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-soak-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        var options = ServerOptions()
-        options.config = ProcessInfo.processInfo.environment["MES_BENCH_CONFIG"] ?? "Stations/plant.json"
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.simulate = true
-        let server = try MESServer(options: options, logger: Logger(label: "soak", level: .error))
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            let finished = DispatchSemaphore(value: 0)
-            Task.detached { try? await server.run(installSignalHandlers: false); finished.signal() }
-            finished.wait()
-            done.signal()
-        }.start()
-        defer { server.shutdown(); done.wait() }
+        let bench = try BenchServer(config: ProcessInfo.processInfo.environment["MES_BENCH_CONFIG"] ?? "Stations/plant.json") {
+            $0.simulate = true
+        }
+        defer { bench.stop() }
+        let server = bench.server
         var waited = 0
         while server.pipeline.live.connectionCounts()[.online] != server.config.stations.count && waited < 300 { usleep(100_000); waited += 1 }
         let rss0 = residentBytes(), fd0 = openDescriptorCount()
