@@ -29,8 +29,9 @@ public enum EventLogBenchmark {
 
     static let payload = #"{"station":"WELD-01","t":"2026-11-21T06:00:00.100Z","values":{"weldCurrent":10.21,"state":1},"bad":[]}"#
 
-    /// Appends `count` events as fast as one producer thread can, then waits for the last commit.
-    public static func run(path: String, count: Int, synchronous: String = "NORMAL") throws -> Result {
+    /// A started event log on a fresh database at `path` whose commit handler records the commit time
+    /// of events 1…`count` (sequence numbers start at 1).
+    private static func openTimedLog(path: String, count: Int, synchronous: String) throws -> (EventLog, LatencyRecorder) {
         removeDatabase(path)
         var configuration = EventLog.Configuration(path: path)
         configuration.options.synchronous = synchronous
@@ -41,6 +42,12 @@ public enum EventLogBenchmark {
             for event in events { latencies.done(index: Int(event.seq) - 1, at: now) }
         }
         log.start()
+        return (log, latencies)
+    }
+
+    /// Appends `count` events as fast as one producer thread can, then waits for the last commit.
+    public static func run(path: String, count: Int, synchronous: String = "NORMAL") throws -> Result {
+        let (log, latencies) = try openTimedLog(path: path, count: count, synchronous: synchronous)
         defer { log.close() }
         let time = Date()
         let started = Monotonic.nanoseconds()
@@ -58,17 +65,8 @@ public enum EventLogBenchmark {
     /// Appends at a steady `ratePerSecond` (in 1 ms ticks) for `seconds`: the append → commit
     /// latency at a realistic load (``run(path:count:synchronous:)`` measures a saturating burst).
     public static func paced(path: String, ratePerSecond: Int, seconds: Double, synchronous: String = "NORMAL") throws -> Result {
-        removeDatabase(path)
-        var configuration = EventLog.Configuration(path: path)
-        configuration.options.synchronous = synchronous
-        let log = try EventLog.open(configuration, logger: Logger(label: "bench", level: .warning))
         let count = Int(Double(ratePerSecond) * seconds)
-        let latencies = LatencyRecorder(count: count)
-        log.addCommitHandler { events in
-            let now = Monotonic.nanoseconds()
-            for event in events { latencies.done(index: Int(event.seq) - 1, at: now) }
-        }
-        log.start()
+        let (log, latencies) = try openTimedLog(path: path, count: count, synchronous: synchronous)
         defer { log.close() }
         let started = Monotonic.nanoseconds()
         var sent = 0

@@ -4,9 +4,6 @@ import MESApp
 import PlantModel
 import Runtime
 import Simulation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// End to end: a register change in a simulated PLC → the `sample` event at every one of 1,000
 /// connected event-stream clients, through the real adapter, pipeline, storage and SSE.

@@ -2,9 +2,6 @@ import BenchSupport
 import Foundation
 import MESApp
 import Runtime
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A bounded soak: the default plant simulated at full rate, many event-stream clients and API
 /// load; memory and descriptors at start and end.
