@@ -1,12 +1,13 @@
 import Foundation
 import ComponentBenchmarks
+import TestSupport
 import XCTest
 
 /// Prints the group-commit figures. Runs only with STORAGE_BENCH=1 (a measurement, not a timed test);
 /// otherwise it checks on a small count that the benchmark itself works.
 final class EventLogBenchmarkTests: XCTestCase {
     func testEventLogBenchmark() throws {
-        let folder = try makeTempFolder(self)
+        let folder = makeTempDirectory(self)
         func file(_ name: String) -> String { folder.appendingPathComponent(name).path }
         let full = ProcessInfo.processInfo.environment["STORAGE_BENCH"] == "1"
         let count = full ? 200_000 : 2_000

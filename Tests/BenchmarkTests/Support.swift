@@ -2,14 +2,6 @@ import Foundation
 import PlantModel
 import XCTest
 
-/// A fresh folder under the temp directory, removed at the end of the test.
-func makeTempFolder(_ test: XCTestCase) throws -> URL {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bench-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-    return folder
-}
-
 /// A Modbus TCP station on loopback.
 func modbusStation(id: String, port: UInt16, pollMs: Int = 50, timeoutMs: Int = 300, signals: [SignalConfig]) -> StationConfig {
     StationConfig(id: id, name: id, process: "welding", protocol: .modbus, endpoint: .modbusTCP(host: "127.0.0.1", port: port, unit: 1),

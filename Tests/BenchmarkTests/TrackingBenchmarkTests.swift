@@ -1,5 +1,6 @@
 import ComponentBenchmarks
 import Foundation
+import TestSupport
 import XCTest
 
 final class TrackingBenchmarkTests: XCTestCase {
@@ -19,7 +20,7 @@ final class TrackingBenchmarkTests: XCTestCase {
 final class GenealogyBenchmarkTests: XCTestCase {
     func testQueryLatencyOnSmallStore() throws {
         let count = Int(ProcessInfo.processInfo.environment["MES_GENEALOGY_BENCH_OPS"] ?? "") ?? 50_000
-        let result = try GenealogyBenchmark.run(path: try makeTempFolder(self).appendingPathComponent("bench.sqlite").path, operations: count,
+        let result = try GenealogyBenchmark.run(path: makeTempDirectory(self).appendingPathComponent("bench.sqlite").path, operations: count,
                                                 lotVehicles: min(5_000, count / 5), vehicleQueries: 1_000, lotQueries: 10)
         print(result)
         XCTAssertEqual(result.lotVehicles, min(5_000, count / 5))
