@@ -21,12 +21,14 @@ var targets: [Target] = [
     .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage"]),
     // The data-flow spine: adapters' events → tracking and quality → storage; the API's ports.
     .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore"]),
+    // Notifications: the outbox, owner rules and delivery (wired to the pipeline by MESApp).
+    .target(name: "Notify", dependencies: ["Runtime", "PlantModel", "Storage"]),
     .target(name: "HTTP", dependencies: ["CEpoll", "Runtime"]),
-    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "Pipeline", "HTTP"]),
+    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "Pipeline", "Notify", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA", "ModbusAdapter"]),
     .target(name: "MESApp", dependencies: [
         "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality",
-        "Storage", "PlantStore", "Pipeline", "HTTP", "API", "Simulation",
+        "Storage", "PlantStore", "Pipeline", "Notify", "HTTP", "API", "Simulation",
     ]),
     .executableTarget(name: "mes-server", dependencies: ["MESApp"]),
     .executableTarget(name: "station-sim", dependencies: ["MESApp"]),

@@ -2,6 +2,7 @@ import Foundation
 import API
 import HTTP
 import ModbusAdapter
+import Notify
 import Pipeline
 import PlantModel
 import PlantStore
@@ -13,7 +14,7 @@ import Storage
 /// Wires the plant-specific parts around the pipeline: tracking and quality, their tables and
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: @unchecked Sendable {
-    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations] }
+    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
@@ -22,6 +23,7 @@ final class PlantAssembly: @unchecked Sendable {
     let samples: SampleStore
     let stage: PlantStage
     let auth: AuthPolicy
+    let notify: NotifyAssembly
     private(set) var adapters: [any StationAdapter] = []
 
     var facts: any PlantFacts { StageFacts(stage: stage) }
@@ -39,6 +41,7 @@ final class PlantAssembly: @unchecked Sendable {
         }
         stage = try PlantStage(config: config, eventLog: eventLog, samples: samples, pipeline: pipeline, logger: logger)
         pipeline.add(stage: stage)
+        notify = NotifyAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger)
         var tokens = TokenStore.empty
         if let file = config.auth?.tokensFile {
             do {
@@ -54,6 +57,7 @@ final class PlantAssembly: @unchecked Sendable {
     func addRoutes(to router: inout Router, context: APIContext) {
         APIRoutes.addPlant(to: &router, context: context, backend: stage,
                            queries: StoreQueries(eventLog: eventLog, samples: samples), auth: auth)
+        APIRoutes.addNotifications(to: &router, context: context, backend: stage, auth: auth)
     }
 
     func middlewares(context: APIContext) -> [any HTTPMiddleware] {

@@ -61,6 +61,8 @@ public final class MESServer: @unchecked Sendable {
         let dashboards = options.dashboards ?? Self.defaultDashboards(config: options.config)
         var context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
                                  perform: { body in try pipeline.perform(body) })
+        let outboxLog = eventLog
+        context.extraMetrics = { NotifyAssembly.metrics(outboxLog) }
         context.clock = { PipelineClock(mode: pipeline.mode == .replay ? .replay : .live, time: pipeline.currentClock) }
         let replayStatus = ReplayStatus()
         if options.replay != nil {
@@ -83,6 +85,7 @@ public final class MESServer: @unchecked Sendable {
 
         services.append(eventLog)
         services.append(pipeline)
+        if let delivery = assembly.notify.delivery { services.append(delivery) }
         let inputs = try assembly.inputServices(options: options)
         started = inputs
         services.append(contentsOf: inputs)

@@ -60,6 +60,9 @@ public final class Pipeline: Service, @unchecked Sendable {
     public var replayClock: ManualClock?
     /// Called with each poll on the pipeline thread (the recorder).
     var pollObservers: [(StationPoll) -> Void] = []
+    /// Called on the pipeline thread with each step's emission just before it is committed; may add
+    /// writes that commit with its events (the notification outbox).
+    var emissionObservers: [(inout Emission) -> Void] = []
 
     private let condition = NSCondition()
     private var inbox: [Input] = []
@@ -97,6 +100,7 @@ public final class Pipeline: Service, @unchecked Sendable {
 
     public func add(stage: any PipelineStage) { stages.append(stage) }
     public func addPollObserver(_ observer: @escaping (StationPoll) -> Void) { pollObservers.append(observer) }
+    public func addEmissionObserver(_ observer: @escaping (inout Emission) -> Void) { emissionObservers.append(observer) }
 
     /// The sink adapters deliver to (thread-safe, non-blocking).
     public var sink: AdapterSink {
@@ -287,6 +291,8 @@ public final class Pipeline: Service, @unchecked Sendable {
 
     func commit(_ emission: Emission) {
         guard !emission.isEmpty else { return }
+        var emission = emission
+        for observer in emissionObservers { observer(&emission) }
         if emission.writes.isEmpty {
             eventLog.enqueue(events: emission.events) { _ in }
         } else {

@@ -15,6 +15,8 @@ public struct PlantConfig: Sendable {
     public var limits: ServerLimits
     /// The `alerts` block, decoded by the quality module (its own rules and defaults).
     public var alertRules: ConfigNode?
+    /// `people`, `responsibility`, `due` and `notify` (empty when absent).
+    public var people = PeopleConfig()
     /// Samples retention in days (`retentionDays`, default 7).
     public var retentionDays: Double
     /// The folder of the config file (relative paths in the config are resolved from it).

@@ -30,7 +30,7 @@ extension PlantConfig {
     public static func decode(json: JSON, file: String, directory: URL) throws -> PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
-                                    "retentionDays", "description"])
+                                    "retentionDays", "description", "people", "responsibility", "due", "notify"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -93,9 +93,11 @@ extension PlantConfig {
         }
         try checkEndpointsUnique(stations, node: stationsNode)
 
-        return PlantConfig(plant: plant, timezone: timezone, route: route, shifts: shifts, auth: auth,
-                           stations: stations, limits: limits, alertRules: try root.optional("alerts"),
-                           retentionDays: retentionDays, directory: directory, file: file)
+        var config = PlantConfig(plant: plant, timezone: timezone, route: route, shifts: shifts, auth: auth,
+                                 stations: stations, limits: limits, alertRules: try root.optional("alerts"),
+                                 retentionDays: retentionDays, directory: directory, file: file)
+        config.people = try PeopleConfig.decode(root: root, stations: stations, route: route)
+        return config
     }
 
     static func parseClock(_ node: ConfigNode) throws -> Int {

@@ -1,0 +1,87 @@
+import Foundation
+import PlantModel
+import Runtime
+import Storage
+
+/// Decides which notifications the pipeline's events call for (README "Notifications").
+///
+/// Reads only the `alert` and `defect` events a pipeline step emits, so it needs no hook inside
+/// the quality engine: a raised alert of `notify.minSeverity` or above, and a raised defect of
+/// severity `high` or above, go to the owner, the `owner` of the first `responsibility` rule that
+/// matches (station glob, process, type, severity), on each of the owner's channels. Items no rule
+/// matches, and owners without channels, give no notification. Pure: no I/O, no clock.
+public struct NotificationPlanner: Sendable {
+    public let config: PlantConfig
+    private let minAlertRank: Int
+    private static let minDefectRank = PeopleConfig.rank("high")!
+
+    public init(config: PlantConfig) {
+        self.config = config
+        minAlertRank = PeopleConfig.rank(config.people.notify.minSeverity) ?? 2
+    }
+
+    /// False when no person has a channel: the planner then never produces anything.
+    public var isActive: Bool { config.people.people.contains { !$0.notify.isEmpty } && !config.people.responsibility.isEmpty }
+
+    /// The notifications for one step's events, created at `now`. Cheap for events of other types.
+    public func notifications(for events: [NewEvent], now: Date) -> [NotifyMessage] {
+        guard isActive else { return [] }
+        var result: [NotifyMessage] = []
+        for event in events where event.type == "alert" || event.type == "defect" {
+            guard let item = try? JSON.parse(event.data), item["change"]?.stringValue == "raised" else { continue }
+            result += notifications(type: event.type, item: item, now: now)
+        }
+        return result
+    }
+
+    func notifications(type eventType: String, item: JSON, now: Date) -> [NotifyMessage] {
+        guard let id = item["id"]?.intValue, let severity = item["severity"]?.stringValue,
+              let rank = PeopleConfig.rank(severity) else { return [] }
+        let station = item["station"]?.stringValue
+        let process = station.flatMap { config.station($0)?.process }
+        let itemType: String
+        let subject: String
+        let text: String
+        let link: String
+        if eventType == "alert" {
+            guard rank >= minAlertRank, let alertType = item["type"]?.stringValue else { return [] }
+            itemType = alertType
+            let message = item["message"]?.stringValue ?? ""
+            subject = "[\(severity)] \(station ?? config.plant): \(message)"
+            text = """
+                Alert raised / 报警: \(message)
+                Type / 类型: \(alertType) · Severity / 严重度: \(severity)
+                Station / 工位: \(station ?? "-")\(item["vehicleId"]?.stringValue.map { " · Vehicle / 车辆: \($0)" } ?? "")
+                Raised / 时间: \(item["raisedAt"]?.stringValue ?? "")
+                """
+            link = config.people.notify.baseUrl + "/api/alerts/\(id)"
+        } else {
+            guard rank >= Self.minDefectRank else { return [] }
+            itemType = "defect"
+            let vehicle = item["vehicleId"]?.stringValue ?? ""
+            let code = item["code"]?.stringValue ?? ""
+            let description = item["description"]?.stringValue ?? ""
+            subject = "[\(severity)] defect \(code) on \(vehicle): \(description)"
+            text = """
+                Defect raised / 缺陷: \(code) \(description)
+                Vehicle / 车辆: \(vehicle) · Severity / 严重度: \(severity)
+                Station / 工位: \(station ?? "-") · By / 提交人: \(item["raisedBy"]?.stringValue ?? "")
+                Raised / 时间: \(item["raisedAt"]?.stringValue ?? "")
+                """
+            link = config.people.notify.baseUrl + "/vehicle.html?id=" + Self.queryEscaped(vehicle)
+        }
+        guard let rule = config.people.rule(station: station, process: process, type: itemType, severity: severity),
+              let owner = config.people.person(rule.owner) else { return [] }
+        return owner.notify.enumerated().map { index, channel in
+            NotifyMessage(id: "\(eventType)-\(id)-raised-\(owner.user)-\(index)", to: owner.user, channel: channel.type,
+                         url: channel.url, kind: eventType, subject: subject, text: text, link: link, item: item,
+                         createdAt: now, lane: "\(owner.user)/\(index)")
+        }
+    }
+
+    static func queryEscaped(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
