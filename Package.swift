@@ -58,7 +58,7 @@ var targets: [Target] = [
     .testTarget(name: "TrackingTests", dependencies: ["Tracking", "PlantStore", "TestSupport"]),
     .testTarget(name: "QualityTests", dependencies: ["Quality", "PlantStore", "TestSupport"]),
     .testTarget(name: "SimulationTests", dependencies: ["Simulation", "MESApp", "TestSupport"]),
-    .testTarget(name: "MESTests", dependencies: ["MESApp", "BenchSupport", "TestSupport"], exclude: ["golden"]),
+    .testTarget(name: "MESTests", dependencies: ["MESApp", "BenchSupport", "Notify", "Quality", "TestSupport"], exclude: ["golden"]),
     .testTarget(name: "OPCUAAdapterTests", dependencies: ["OPCUAAdapter", "OPCUA", "PlantModel", "TestSupport"]),
     .testTarget(name: "BenchmarkTests", dependencies: [
         "BenchSupport", "ComponentBenchmarks", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "Quality", "Storage", "Tracking",

@@ -51,7 +51,8 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
     }
 
     /// Writes notifications into the outbox inside the caller's transaction (storage thread) and
-    /// wakes delivery once that transaction has committed.
+    /// wakes delivery once a transaction with events has committed (the `alert`/`defect` events
+    /// that cause notifications commit with them; otherwise the next idle scan finds the rows).
     public func write(_ notifications: [NotifyMessage], to db: Database) throws {
         guard try Outbox.insert(notifications, into: db) > 0 else { return }
         insertedLock.withLock { inserted = true }

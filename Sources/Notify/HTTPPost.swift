@@ -9,6 +9,11 @@ import Glibc
 public struct HTTPAnswer: Sendable, Equatable {
     public var status: Int
     public var body: [UInt8]
+
+    public init(status: Int, body: [UInt8]) {
+        self.status = status
+        self.body = body
+    }
 }
 
 /// Why a delivery attempt got no answer.

@@ -1,0 +1,107 @@
+import Foundation
+import XCTest
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `mes-server` with people and responsibility rules: the outbox grows while the
+/// receiver stalls and the pipeline goes on; SIGKILL with notifications pending, restart on the
+/// same database: every notification arrives, none again after its success.
+final class NotificationE2ETests: XCTestCase {
+    let quality = ["Authorization": "Bearer demo-quality-token"]
+
+    func startServer(config: String, db: String, port: UInt16) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: productPath("mes-server"))
+        process.arguments = ["--config", config, "--db", db, "--listen", "127.0.0.1:\(port)", "--log-level", "warning",
+                             "--dashboards", repoRoot.appendingPathComponent("Dashboards").path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        addTeardownBlock { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+        XCTAssertTrue(eventually(timeout: 30) { (try? TestHTTP(port: port).get("/api/health").status) == 200 }, "server did not start")
+        return process
+    }
+
+    func notifications(_ http: TestHTTP, _ query: String) throws -> [JSON] {
+        let response = try http.get("/api/notifications?limit=1000" + query, headers: quality)
+        XCTAssertEqual(response.status, 200, response.body)
+        return response.json?.arrayValue ?? []
+    }
+
+    func testKill9WithNotificationsPendingDeliversEachOnceAfterRestart() throws {
+        let receiver = try NotifyReceiver { _, _ in .stall }
+        defer { receiver.close() }
+        let dir = try makeTempDirectory(self)
+        let configPath = dir.appendingPathComponent("plant.json").path
+        try notifyConfig(receiverPort: receiver.port).serialized().write(toFile: configPath, atomically: true, encoding: .utf8)
+        let db = dir.appendingPathComponent("mes.sqlite").path
+        let port = try CrashRecoveryE2ETests.freePort()
+        let server = try startServer(config: configPath, db: db, port: port)
+        let http = TestHTTP(port: port)
+        XCTAssertEqual(try http.get("/api/notifications").status, 401, "the list needs the quality role")
+
+        // The receiver stalls every request: the outbox grows, and defects keep being stored and
+        // streamed (the pipeline does not wait for delivery).
+        let events = try TestSSEClient(port: port, lastEventId: 0)
+        let stations = ["WELD-01", "PAINT-01", "WELD-02", "ASSY-01"]
+        var defectIds: [Int64] = []
+        for i in 0..<12 {
+            let body = #"{"vehicleId":"VIN-N\#(i)","station":"\#(stations[i % 4])","code":"D\#(i)","description":"dent","severity":"high"}"#
+            let response = try http.request("POST", "/api/defects", body: body, headers: quality)
+            XCTAssertEqual(response.status, 201, response.body)
+            defectIds.append(try XCTUnwrap(response.json?["id"]?.intValue))
+        }
+        var streamed: Set<Int64> = []
+        XCTAssertTrue(eventually(timeout: 20) {
+            for event in events.read(count: 1000, timeout: 0.2) where event.type == "defect" {
+                if let id = (try? JSON.parse(event.data))?["id"]?.intValue { streamed.insert(id) }
+            }
+            return streamed.isSuperset(of: defectIds)
+        }, "every defect event is streamed while delivery stalls")
+        // WELD: li.wei's webhook (6); the others: zhang.min's WeCom and DingTalk (6 each).
+        XCTAssertTrue(try eventually(timeout: 10) { try notifications(http, "&status=pending").count == 18 })
+        XCTAssertEqual(try notifications(http, "&to=li.wei").count, 6)
+        XCTAssertEqual(try notifications(http, "&status=sent").count, 0)
+        XCTAssertEqual(try http.get("/api/notifications?status=maybe", headers: quality).status, 400)
+        let metrics = try http.get("/metrics").body
+        XCTAssertTrue(metrics.contains("mes_notifications{status=\"pending\"} 18"), metrics)
+
+        // Then the receivers fail fast; once every lane has tried again, kill -9.
+        receiver.setScript { _, _ in .answer(500, "down") }
+        XCTAssertTrue(try eventually(timeout: 30) {
+            try notifications(http, "&status=pending").filter { $0["lastError"]?.stringValue == "HTTP 500: down" }.count >= 3
+        }, "each lane's first notification was retried")
+        XCTAssertFalse(receiver.received.contains(where: \.succeeded))
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+
+        receiver.setScript { _, path in .answer(200, path == "/hooks/li" ? #"{"ok":true}"# : #"{"errcode":0,"errmsg":"ok"}"#) }
+        let port2 = try CrashRecoveryE2ETests.freePort()
+        let restarted = try startServer(config: configPath, db: db, port: port2)
+        let http2 = TestHTTP(port: port2)
+        let delivered = try eventually(timeout: 60) { try notifications(http2, "&status=sent").count == 18 }
+        let states = try notifications(http2, "").map { "\($0["id"]?.stringValue ?? "") \($0["status"]?.stringValue ?? "")" }
+        XCTAssertTrue(delivered, "all delivered after the restart: \(states)")
+        let all = try notifications(http2, "")
+        let requests = receiver.received
+        for entry in all {
+            let id = try XCTUnwrap(entry["id"]?.stringValue)
+            let mine = requests.filter { $0.idempotencyKey == id }
+            XCTAssertEqual(mine.filter(\.succeeded).count, 1, "\(id) arrives exactly once")
+            XCTAssertTrue(mine.last?.succeeded == true, "\(id): nothing after its success")
+            XCTAssertNotNil(entry["sentAt"]?.stringValue)
+        }
+        for path in ["/hooks/li", "/wecom", "/ding"] {
+            let delivered = requests.filter { $0.path == path && $0.succeeded }.compactMap(\.idempotencyKey)
+            let expected = all.reversed().compactMap { $0["id"]?.stringValue }.filter { id in
+                requests.contains { $0.path == path && $0.idempotencyKey == id }
+            }
+            XCTAssertEqual(delivered, expected, "\(path) in creation order")
+            XCTAssertEqual(delivered.count, 6)
+        }
+        kill(restarted.processIdentifier, SIGTERM)
+        restarted.waitUntilExit()
+    }
+}
