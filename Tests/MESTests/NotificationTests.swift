@@ -10,8 +10,14 @@ import Glibc
 
 /// The plant config of Stations/plant.json with `people`, `responsibility` and `notify` added, the
 /// channels pointing at `receiverPort`; tokens from Stations/tokens.json.
-func notifyConfig(receiverPort: UInt16, minSeverity: String = "high") throws -> JSON {
-    let text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
+/// With `freeStationPorts`, every PLC endpoint moves to a free port (for `--simulate` beside other tests).
+func notifyConfig(receiverPort: UInt16, minSeverity: String = "high", freeStationPorts: Bool = false) throws -> JSON {
+    var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
+    if freeStationPorts {
+        for port in [15010, 15020, 15021, 14840, 14841, 15030, 15040] {
+            text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try CrashRecoveryE2ETests.freePort())")
+        }
+    }
     guard case .object(var members) = try JSON.parse(text) else { throw SystemError(call: "config", errno: EINVAL) }
     members.removeAll { $0.0 == "auth" }
     members.append(("auth", .obj([("tokensFile", .string(repoRoot.appendingPathComponent("Stations/tokens.json").path))])))
