@@ -1,6 +1,7 @@
 import Foundation
 import HTTP
 import Notify
+import Pipeline
 import Quality
 import Runtime
 import Storage

@@ -1,5 +1,6 @@
 import Foundation
 import Notify
+import Pipeline
 import PlantModel
 import Runtime
 import Storage
