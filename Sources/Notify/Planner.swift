@@ -7,8 +7,9 @@ import Storage
 ///
 /// Reads only the `alert` and `defect` events a pipeline step emits, so it needs no hook inside
 /// the quality engine: a raised alert of `notify.minSeverity` or above, and a raised defect of
-/// severity `high` or above, go to the owner, the `owner` of the first `responsibility` rule that
-/// matches (station glob, process, type, severity), on each of the owner's channels. Items no rule
+/// severity `high` or above, go to the owner (the item's `owner`, assigned by the quality engine
+/// from the first `responsibility` rule that matches: station glob, process, type, severity), on
+/// each of the owner's channels. Items no rule
 /// matches, and owners without channels, give no notification. Pure: no I/O, no clock.
 public struct NotificationPlanner: Sendable {
     public let config: PlantConfig
@@ -70,8 +71,14 @@ public struct NotificationPlanner: Sendable {
                 """
             link = config.people.notify.baseUrl + "/vehicle.html?id=" + Self.queryEscaped(vehicle)
         }
-        guard let rule = config.people.rule(station: station, process: process, type: itemType, severity: severity),
-              let owner = config.people.person(rule.owner) else { return [] }
+        // The owner the quality engine assigned (`owner` in the item); the rules again for an item without one.
+        let ownerName: String?
+        if let assigned = item["owner"] {
+            ownerName = assigned.stringValue
+        } else {
+            ownerName = config.people.rule(station: station, process: process, type: itemType, severity: severity)?.owner
+        }
+        guard let ownerName, let owner = config.people.person(ownerName) else { return [] }
         return owner.notify.enumerated().map { index, channel in
             NotifyMessage(id: "\(eventType)-\(id)-raised-\(owner.user)-\(index)", to: owner.user, channel: channel.type,
                          url: channel.url, kind: eventType, subject: subject, text: text, link: link, item: item,

@@ -88,5 +88,9 @@ public enum QualitySchema {
                 data TEXT NOT NULL
             );
             """),
+        Migration(version: 3, name: "owners of alerts and defects", sql: """
+            ALTER TABLE alerts ADD COLUMN assignment TEXT;
+            ALTER TABLE defects ADD COLUMN assignment TEXT;
+            """),
     ])
 }

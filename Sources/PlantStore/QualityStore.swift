@@ -32,15 +32,16 @@ public enum QualityStore {
     public static func upsert(_ d: Defect, _ db: Database) throws {
         let statement = try db.cached("""
             INSERT INTO defects (id, vehicle_id, station, operation, code, description, severity, status, raised_ms, raised_by,
-                                 resolved_ms, resolved_by, comment)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 resolved_ms, resolved_by, comment, assignment)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET status = excluded.status, resolved_ms = excluded.resolved_ms,
                 resolved_by = excluded.resolved_by, comment = excluded.comment, description = excluded.description,
-                severity = excluded.severity
+                severity = excluded.severity, assignment = excluded.assignment
             """)
         try statement.bind([.integer(d.id), .text(d.vehicleId), text(d.station), text(d.operation), .text(d.code),
                             .text(d.description), .text(d.severity.rawValue), .text(d.status.rawValue), .integer(ms(d.raisedAt)),
-                            .text(d.raisedBy), optionalMs(d.resolvedAt), text(d.resolvedBy), text(d.comment)])
+                            .text(d.raisedBy), optionalMs(d.resolvedAt), text(d.resolvedBy), text(d.comment),
+                            text(d.assignment?.stored)])
         _ = try statement.step()
         statement.reset()
     }
@@ -50,14 +51,15 @@ public enum QualityStore {
         let statement = try db.cached("""
             INSERT OR REPLACE INTO alerts (id, key, type, severity, state, station, signal, vehicle_id, message, raised_ms,
                 acknowledged_ms, acknowledged_by, comment, cleared_ms, shelved_until_ms, escalation_level, condition_active,
-                momentary, announced_ms, ack_before_shelve)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                momentary, announced_ms, ack_before_shelve, assignment)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         try statement.bind([.integer(a.id), .text(a.key), .text(a.type.rawValue), .text(a.severity.rawValue), .text(a.state.rawValue),
                             text(a.station), text(a.signal), text(a.vehicleId), .text(a.message), .integer(ms(a.raisedAt)),
                             optionalMs(a.acknowledgedAt), text(a.acknowledgedBy), text(a.comment), optionalMs(a.clearedAt),
                             optionalMs(a.shelvedUntil), .integer(Int64(a.escalationLevel)), .integer(a.conditionActive ? 1 : 0),
-                            .integer(a.momentary ? 1 : 0), .integer(ms(a.announcedAt)), .integer(a.acknowledgedBeforeShelve ? 1 : 0)])
+                            .integer(a.momentary ? 1 : 0), .integer(ms(a.announcedAt)), .integer(a.acknowledgedBeforeShelve ? 1 : 0),
+                            text(a.assignment?.stored)])
         _ = try statement.step()
         statement.reset()
         let t: Date
@@ -88,7 +90,7 @@ public enum QualityStore {
     // MARK: Reads
 
     static let defectColumns = """
-        id, vehicle_id, station, operation, code, description, severity, status, raised_ms, raised_by, resolved_ms, resolved_by, comment
+        id, vehicle_id, station, operation, code, description, severity, status, raised_ms, raised_by, resolved_ms, resolved_by, comment, assignment
         """
 
     static func defect(_ s: Statement) -> Defect {
@@ -99,6 +101,7 @@ public enum QualityStore {
         d.resolvedAt = s.isNull(10) ? nil : date(s.int64(10))
         d.resolvedBy = s.text(11)
         d.comment = s.text(12)
+        d.assignment = Assignment(stored: s.text(13))
         return d
     }
 
@@ -123,7 +126,7 @@ public enum QualityStore {
 
     static let alertColumns = """
         id, key, type, severity, state, station, signal, vehicle_id, message, raised_ms, acknowledged_ms, acknowledged_by, comment,
-        cleared_ms, shelved_until_ms, escalation_level, condition_active, momentary, announced_ms, ack_before_shelve
+        cleared_ms, shelved_until_ms, escalation_level, condition_active, momentary, announced_ms, ack_before_shelve, assignment
         """
 
     static func alert(_ s: Statement) -> Alert {
@@ -140,6 +143,7 @@ public enum QualityStore {
         a.conditionActive = s.int64(16) != 0
         a.announcedAt = date(s.int64(18))
         a.acknowledgedBeforeShelve = s.int64(19) != 0
+        a.assignment = Assignment(stored: s.text(20))
         return a
     }
 

@@ -52,6 +52,8 @@ public enum AlertStateFilter: String, Sendable, Equatable, CaseIterable {
 /// An alert (docs/openapi.json `Alert`) with its lifecycle bookkeeping.
 public struct Alert: Sendable, Equatable {
     public var id: Int64
+    /// Owner, due time and escalation (docs/CONFIG.md `responsibility`); nil without rules.
+    public var assignment: Assignment?
     /// Stable per condition (`kpi:oee:WELD-01`), so a repeat is recognised.
     public var key: String
     public var type: AlertType
@@ -121,7 +123,7 @@ public struct Alert: Sendable, Equatable {
             ("clearedAt", .str(clearedAt.map(Timestamp.format))),
             ("shelvedUntil", .str(shelvedUntil.map(Timestamp.format))),
             ("escalationLevel", .int(Int64(escalationLevel))),
-        ])
+        ] + (assignment?.members ?? []).map { ($0.0, Optional($0.1)) })
     }
 
     /// The `alert` event payload: the alert plus `change`.

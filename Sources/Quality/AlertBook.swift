@@ -7,6 +7,8 @@ import Runtime
 /// inputs only.
 struct AlertBook: Sendable {
     let rules: QualityRules
+    /// Owners of new alerts (off without `responsibility` rules).
+    var ownership: Ownership?
 
     private var alerts: [Int64: Alert] = [:]
     private var openByKey: [String: Int64] = [:]
@@ -65,8 +67,9 @@ struct AlertBook: Sendable {
             }
             return
         }
-        let alert = Alert(id: nextAlertId, key: key, type: type, severity: severity, station: station, signal: signal,
+        var alert = Alert(id: nextAlertId, key: key, type: type, severity: severity, station: station, signal: signal,
                           vehicleId: vehicleId, message: message, raisedAt: t, momentary: momentary)
+        alert.assignment = ownership?.assign(type: type.rawValue, station: station, severity: severity, at: t)
         nextAlertId += 1
         store(alert)
         out.append(.alert(alert, .raised))

@@ -14,6 +14,8 @@ public enum DefectChange: String, Sendable, Equatable {
 /// A defect on a vehicle (docs/openapi.json `Defect`). Defects never change a vehicle's status.
 public struct Defect: Sendable, Equatable {
     public var id: Int64
+    /// Owner, due time and escalation (docs/CONFIG.md `responsibility`); nil without rules.
+    public var assignment: Assignment?
     public var vehicleId: String
     public var station: String?
     /// The operation the defect came from (automatic ones), if any.
@@ -60,7 +62,7 @@ public struct Defect: Sendable, Equatable {
             ("resolvedAt", .str(resolvedAt.map(Timestamp.format))),
             ("resolvedBy", .str(resolvedBy)),
             ("comment", .str(comment)),
-        ])
+        ] + (assignment?.members ?? []).map { ($0.0, Optional($0.1)) })
     }
 
     /// The `defect` event payload: the defect plus `change`.

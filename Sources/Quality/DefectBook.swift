@@ -7,6 +7,8 @@ struct DefectBook: Sendable {
     private var defects: [Int64: Defect] = [:]
     private var resolvedDefects: Set<Int64> = []
     private var nextDefectId: Int64 = 1
+    /// Owners of new defects (off without `responsibility` rules).
+    var ownership: Ownership?
     /// Defects raised this shift, by code and by station.
     private(set) var byCode: [String: Int] = [:]
     private(set) var byStation: [String: Int] = [:]
@@ -21,8 +23,9 @@ struct DefectBook: Sendable {
     /// Raises a defect (by the system or by hand); `user` is the raiser's name.
     mutating func raise(vehicleId: String, station: String?, operation: String?, code: String, description: String,
                         severity: Severity, at t: Date, by user: String, into out: inout [QualityOutput]) {
-        let defect = Defect(id: nextDefectId, vehicleId: vehicleId, station: station, operation: operation, code: code,
+        var defect = Defect(id: nextDefectId, vehicleId: vehicleId, station: station, operation: operation, code: code,
                             description: description, severity: severity, raisedAt: t, raisedBy: user)
+        defect.assignment = ownership?.assign(type: "defect", station: station, severity: severity, at: t)
         nextDefectId += 1
         defects[defect.id] = defect
         byCode[code, default: 0] += 1

@@ -50,6 +50,11 @@ public struct QualityEngine: Sendable {
         self.peers = peers
         alertBook = AlertBook(rules: rules)
         accounting = ShiftAccounting(config: config)
+        let ownership = Ownership(config: config)
+        if ownership.isActive {
+            alertBook.ownership = ownership
+            defectBook.ownership = ownership
+        }
     }
 
     // MARK: Inputs

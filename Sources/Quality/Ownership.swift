@@ -1,0 +1,63 @@
+import Foundation
+import PlantModel
+import Runtime
+
+/// Who owns an alert or a defect, by when, and who comes next (docs/CONFIG.md `responsibility`, `due`).
+public struct Assignment: Sendable, Equatable {
+    /// The owner, nil when no `responsibility` rule matched.
+    public var owner: String?
+    /// When an alert should be acknowledged or a defect resolved (`due` minutes by severity), if set.
+    public var dueAt: Date?
+    /// Who is told next when the item is overdue.
+    public var escalation: [String]
+
+    public init(owner: String?, dueAt: Date?, escalation: [String]) {
+        self.owner = owner
+        self.dueAt = dueAt
+        self.escalation = escalation
+    }
+
+    /// Stored form (a JSON text in the `assignment` column of `alerts` and `defects`).
+    public var stored: String { JSON.object(members).serialized() }
+
+    /// Reads the stored form back; nil for NULL or damaged text.
+    public init?(stored: String?) {
+        guard let stored, let json = try? JSON.parse(stored), case .object = json else { return nil }
+        owner = json["owner"]?.stringValue
+        dueAt = json["dueAt"]?.stringValue.flatMap(Timestamp.parse)
+        escalation = json["escalation"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    /// The members added to an alert's or defect's JSON.
+    var members: [(String, JSON)] {
+        [("owner", .str(owner)), ("dueAt", .str(dueAt.map(Timestamp.format))), ("escalation", .array(escalation.map { .string($0) }))]
+    }
+}
+
+/// Assigns new alerts and defects from the config's `responsibility` rules and `due` minutes.
+///
+/// Off (every item's assignment nil, JSON unchanged) when the config has no `responsibility` rule.
+public struct Ownership: Sendable {
+    let people: PeopleConfig
+    let processByStation: [String: String]
+
+    public init(config: PlantConfig) {
+        people = config.people
+        var processes: [String: String] = [:]
+        for station in config.stations { processes[station.id] = station.process }
+        processByStation = processes
+    }
+
+    public var isActive: Bool { !people.responsibility.isEmpty }
+
+    /// The assignment of an item of `type` (an alert type or `defect`) raised at `t`; nil when off.
+    public func assign(type: String, station: String?, severity: Severity, at t: Date) -> Assignment? {
+        guard isActive else { return nil }
+        let process = station.flatMap { processByStation[$0] }
+        guard let rule = people.rule(station: station, process: process, type: type, severity: severity.rawValue) else {
+            return Assignment(owner: nil, dueAt: nil, escalation: [])
+        }
+        let due = people.dueMinutes[severity.rawValue].map { t.addingTimeInterval(Double($0) * 60) }
+        return Assignment(owner: rule.owner, dueAt: due, escalation: rule.escalation)
+    }
+}
