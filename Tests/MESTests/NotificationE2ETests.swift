@@ -53,6 +53,11 @@ final class NotificationE2ETests: XCTestCase {
             let response = try http.request("POST", "/api/defects", body: body, headers: quality)
             XCTAssertEqual(response.status, 201, response.body)
             defectIds.append(try XCTUnwrap(response.json?["id"]?.intValue))
+            let weld = stations[i % 4].hasPrefix("WELD")
+            XCTAssertEqual(response.json?["owner"]?.stringValue, weld ? "li.wei" : "zhang.min", "the first matching rule owns it")
+            XCTAssertEqual(response.json?["escalation"], .array(weld ? [.string("zhang.min")] : []))
+            let raised = try XCTUnwrap(response.json?["raisedAt"]?.stringValue.flatMap(Timestamp.parse))
+            XCTAssertEqual(response.json?["dueAt"]?.stringValue, Timestamp.format(raised.addingTimeInterval(120 * 60)), "due.high")
         }
         var streamed: Set<Int64> = []
         XCTAssertTrue(eventually(timeout: 20) {
@@ -103,6 +108,8 @@ final class NotificationE2ETests: XCTestCase {
         let states = try notifications(http2, "").map { "\($0["id"]?.stringValue ?? "") \($0["status"]?.stringValue ?? "")" }
         XCTAssertTrue(delivered, "all delivered after the restart: \(states)")
         let all = try notifications(http2, "")
+        let defect = try XCTUnwrap(http2.get("/api/defects?limit=1000").json?.arrayValue?.first { $0["id"]?.intValue == defectIds[0] })
+        XCTAssertEqual(defect["owner"]?.stringValue, "li.wei", "the owner is stored with the defect")
         XCTAssertTrue(Set(all.compactMap { $0["id"]?.stringValue }).isSuperset(of: expected))
         let requests = receiver.received
         for entry in all {

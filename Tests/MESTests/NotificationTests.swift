@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Notify
 import PlantModel
+import Quality
 import Runtime
 import Storage
 #if canImport(Glibc)
@@ -31,6 +32,7 @@ func notifyConfig(receiverPort: UInt16, minSeverity: String = "high", freeStatio
         [{"station": "WELD-*", "types": ["defect", "quality"], "owner": "li.wei", "escalation": ["zhang.min"]},
          {"types": ["defect"], "owner": "zhang.min"}]
         """)))
+    members.append(("due", .obj([("critical", .int(30)), ("high", .int(120))])))
     members.append(("notify", .obj([("minSeverity", .string(minSeverity))])))
     return .object(members)
 }
@@ -146,6 +148,31 @@ final class NotificationTests: XCTestCase {
         XCTAssertTrue(ResponsibilityRule.glob("WELD-*", matches: "WELD-01"))
         XCTAssertTrue(ResponsibilityRule.glob("?ELD-0?", matches: "WELD-01"))
         XCTAssertFalse(ResponsibilityRule.glob("WELD-*", matches: "PAINT-01"))
+    }
+
+    func testOwnershipAssignsTheFirstMatchingRuleWithItsDueTime() throws {
+        let config = try PlantConfig.decode(json: notifyConfig(receiverPort: 9100), file: "p.json", directory: repoRoot)
+        let ownership = Ownership(config: config)
+        let t = Date(timeIntervalSince1970: 1_800_000_000)
+        XCTAssertEqual(ownership.assign(type: "defect", station: "WELD-01", severity: .high, at: t),
+                       Assignment(owner: "li.wei", dueAt: t.addingTimeInterval(120 * 60), escalation: ["zhang.min"]))
+        XCTAssertEqual(ownership.assign(type: "defect", station: "PAINT-01", severity: .critical, at: t),
+                       Assignment(owner: "zhang.min", dueAt: t.addingTimeInterval(30 * 60), escalation: []))
+        XCTAssertEqual(ownership.assign(type: "connection", station: "PAINT-01", severity: .low, at: t),
+                       Assignment(owner: nil, dueAt: nil, escalation: []), "no rule matches: no owner")
+        let stored = try XCTUnwrap(ownership.assign(type: "quality", station: "WELD-02", severity: .medium, at: t))
+        XCTAssertEqual(Assignment(stored: stored.stored), stored)
+        let plain = try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path)
+        XCTAssertNil(Ownership(config: plain).assign(type: "defect", station: "WELD-01", severity: .high, at: t),
+                     "without rules nothing is assigned (and the JSON has no owner fields)")
+
+        var engine = try QualityEngine(config: config)
+        let outputs = try engine.raiseDefect(vehicleId: "VIN1", station: "WELD-01", code: "D", description: "dent", severity: .high,
+                                             user: Principal(user: "li.wei", role: .quality), at: t)
+        guard case .defect(let defect, _)? = outputs.first else { return XCTFail("no defect") }
+        XCTAssertEqual(defect.json["owner"]?.stringValue, "li.wei")
+        XCTAssertEqual(defect.json["dueAt"]?.stringValue, Timestamp.format(t.addingTimeInterval(7200)))
+        XCTAssertEqual(defect.json["escalation"], .array([.string("zhang.min")]))
     }
 
     // MARK: Delivery over real sockets
