@@ -58,6 +58,7 @@ final class PlantAssembly: @unchecked Sendable {
         APIRoutes.addPlant(to: &router, context: context, backend: stage,
                            queries: StoreQueries(eventLog: eventLog, samples: samples), auth: auth)
         APIRoutes.addNotifications(to: &router, context: context, backend: stage, auth: auth)
+        APIRoutes.addAssign(to: &router, backend: stage, auth: auth)
     }
 
     func middlewares(context: APIContext) -> [any HTTPMiddleware] {

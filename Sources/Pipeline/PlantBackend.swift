@@ -28,6 +28,9 @@ public protocol PlantBackend: Sendable {
     func raiseDefect(vehicleId: String, station: String?, code: String, description: String, severity: Severity,
                      by principal: Principal) throws -> JSON
     func resolveDefect(id: Int64, comment: String?, by principal: Principal) throws -> JSON
+    /// `POST /api/alerts/{id}/assign` and `/api/defects/{id}/assign`: a new owner and, if given, due time.
+    func assignAlert(id: Int64, owner: String, dueAt: Date?, by principal: Principal) throws -> JSON
+    func assignDefect(id: Int64, owner: String, dueAt: Date?, by principal: Principal) throws -> JSON
     func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON
     /// Appends an audit line (failed authentication) without waiting.
     func audit(_ entry: AuditEntry)

@@ -245,6 +245,24 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         }
     }
 
+    public func assignAlert(id: Int64, owner: String, dueAt: Date?, by principal: Principal) throws -> JSON {
+        try command { stage, now in
+            let outputs = try stage.quality.assignAlert(id: id, owner: owner, dueAt: dueAt, by: principal, at: now)
+            return ([], outputs, stage.quality.alert(id: id)?.json ?? .null)
+        }
+    }
+
+    public func assignDefect(id: Int64, owner: String, dueAt: Date?, by principal: Principal) throws -> JSON {
+        try command { stage, now in
+            let outputs = try stage.quality.assignDefect(id: id, owner: owner, dueAt: dueAt, by: principal, at: now)
+            let defect = outputs.compactMap { output -> JSON? in
+                if case .defect(let d, _) = output { return d.json }
+                return nil
+            }.first ?? .null
+            return ([], outputs, defect)
+        }
+    }
+
     public func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON {
         let stored = try eventLog.read { try GenealogyStore.vehicleSummary(id: vehicleId, in: $0) }
         return try self.command { stage, now in

@@ -67,7 +67,7 @@ public enum QualityStore {
         case .raised, .escalated: t = a.announcedAt
         case .acknowledged: t = a.acknowledgedAt ?? a.announcedAt
         case .cleared: t = a.clearedAt ?? a.announcedAt
-        case .shelved, .unshelved: t = max(a.announcedAt, a.acknowledgedAt ?? a.announcedAt, a.clearedAt ?? a.announcedAt)
+        case .shelved, .unshelved, .assigned: t = max(a.announcedAt, a.acknowledgedAt ?? a.announcedAt, a.clearedAt ?? a.announcedAt)
         }
         let history = try db.cached("INSERT INTO alert_history (alert_id, t_ms, change, state, escalation_level, user) VALUES (?, ?, ?, ?, ?, ?)")
         try history.bind([.integer(a.id), .integer(ms(t)), .text(change.rawValue), .text(a.state.rawValue),

@@ -18,6 +18,8 @@ public enum AlertState: String, Sendable, Equatable, CaseIterable {
 /// What happened to an alert (the `change` of an `alert` event).
 public enum AlertChange: String, Sendable, Equatable, CaseIterable {
     case raised, acknowledged, shelved, unshelved, cleared, escalated
+    /// A new owner or due time (`POST /api/alerts/{id}/assign`).
+    case assigned
 }
 
 /// The `state` filter of `GET /api/alerts` (docs/openapi.json).

@@ -192,6 +192,19 @@ struct AlertBook: Sendable {
                                   detail: "\(alert.key) for \(format(minutes)) min" + (reason.map { ": \($0)" } ?? "")))]
     }
 
+    /// Gives an open alert a new owner and, if given, a new due time (docs/openapi.json).
+    mutating func assign(alertId: Int64, owner: String, dueAt: Date?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard var alert = alerts[alertId] else {
+            if closedAlerts.contains(alertId) { throw .conflict("alert \(alertId) is cleared") }
+            throw .notFound("no alert \(alertId)")
+        }
+        alert.assignment = Assignment.reassigned(alert.assignment, owner: owner, dueAt: dueAt)
+        store(alert)
+        return [.alert(alert, .assigned),
+                .audit(AuditEntry(t: t, by: user, action: "alert.assign", target: "alert:\(alertId)",
+                                  detail: Assignment.auditDetail(owner: owner, dueAt: dueAt)))]
+    }
+
     /// Continues after a restart: the open alerts from the store and the next id. Ids below it
     /// that are not open were closed before the restart.
     mutating func restore(_ restored: [Alert], nextAlertId: Int64) {

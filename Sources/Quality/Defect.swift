@@ -9,6 +9,8 @@ public enum DefectStatus: String, Sendable, Equatable, CaseIterable {
 /// What happened to a defect (the `change` of a `defect` event).
 public enum DefectChange: String, Sendable, Equatable {
     case raised, resolved
+    /// A new owner or due time (`POST /api/defects/{id}/assign`).
+    case assigned
 }
 
 /// A defect on a vehicle (docs/openapi.json `Defect`). Defects never change a vehicle's status.

@@ -50,6 +50,19 @@ struct DefectBook: Sendable {
                                   detail: "\(defect.code) on \(defect.vehicleId)" + (comment.map { ": \($0)" } ?? "")))]
     }
 
+    /// Gives an open defect a new owner and, if given, a new due time (docs/openapi.json).
+    mutating func assign(id: Int64, owner: String, dueAt: Date?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard var defect = defects[id] else {
+            if resolvedDefects.contains(id) { throw .conflict("defect \(id) is already resolved") }
+            throw .notFound("no defect \(id)")
+        }
+        defect.assignment = Assignment.reassigned(defect.assignment, owner: owner, dueAt: dueAt)
+        defects[id] = defect
+        return [.defect(defect, .assigned),
+                .audit(AuditEntry(t: t, by: user, action: "defect.assign", target: "defect:\(id)",
+                                  detail: Assignment.auditDetail(owner: owner, dueAt: dueAt)))]
+    }
+
     /// Continues after a restart: the open defects from the store and the next id. Ids below it
     /// that are not open were resolved before the restart.
     mutating func restore(_ restored: [Defect], nextDefectId: Int64) {

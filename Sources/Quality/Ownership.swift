@@ -17,6 +17,18 @@ public struct Assignment: Sendable, Equatable {
         self.escalation = escalation
     }
 
+    /// `current` with `owner` and, when given, `dueAt` (the escalation list stays).
+    static func reassigned(_ current: Assignment?, owner: String, dueAt: Date?) -> Assignment {
+        var assignment = current ?? Assignment(owner: nil, dueAt: nil, escalation: [])
+        assignment.owner = owner
+        if let dueAt { assignment.dueAt = dueAt }
+        return assignment
+    }
+
+    static func auditDetail(owner: String, dueAt: Date?) -> String {
+        "owner \(owner)" + (dueAt.map { ", due \(Timestamp.format($0))" } ?? "")
+    }
+
     /// Stored form (a JSON text in the `assignment` column of `alerts` and `defects`).
     public var stored: String { JSON.object(members).serialized() }
 

@@ -525,6 +525,18 @@ public struct QualityEngine: Sendable {
         try defectBook.resolve(id: id, comment: comment, user: user, at: t)
     }
 
+    /// Gives an open alert a new owner (a user of the config's `people`) and, if given, a new due time.
+    public mutating func assignAlert(id: Int64, owner: String, dueAt: Date?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard config.people.person(owner) != nil else { throw .invalid("owner \"\(owner)\" is not in the plant config's people") }
+        return try alertBook.assign(alertId: id, owner: owner, dueAt: dueAt, by: user, at: t)
+    }
+
+    /// Gives an open defect a new owner (a user of the config's `people`) and, if given, a new due time.
+    public mutating func assignDefect(id: Int64, owner: String, dueAt: Date?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard config.people.person(owner) != nil else { throw .invalid("owner \"\(owner)\" is not in the plant config's people") }
+        return try defectBook.assign(id: id, owner: owner, dueAt: dueAt, by: user, at: t)
+    }
+
     /// Continues after a restart: the open alerts and defects from the store and the next ids.
     /// Ids already used (closed alerts, resolved defects) are known from `nextAlertId`/`nextDefectId`.
     public mutating func restore(alerts restored: [Alert], defects restoredDefects: [Defect], nextAlertId: Int64, nextDefectId: Int64) {

@@ -110,6 +110,18 @@ final class NotificationE2ETests: XCTestCase {
         let all = try notifications(http2, "")
         let defect = try XCTUnwrap(http2.get("/api/defects?limit=1000").json?.arrayValue?.first { $0["id"]?.intValue == defectIds[0] })
         XCTAssertEqual(defect["owner"]?.stringValue, "li.wei", "the owner is stored with the defect")
+        let assign = try http2.request("POST", "/api/defects/\(defectIds[0])/assign",
+                                       body: #"{"owner":"zhang.min","dueAt":"2030-01-01T08:00:00Z"}"#, headers: quality)
+        XCTAssertEqual(assign.status, 200, assign.body)
+        XCTAssertEqual(assign.json?["owner"]?.stringValue, "zhang.min")
+        XCTAssertEqual(assign.json?["dueAt"]?.stringValue, "2030-01-01T08:00:00.000Z")
+        XCTAssertEqual(assign.json?["escalation"], .array([.string("zhang.min")]), "the escalation list stays")
+        XCTAssertEqual(try http2.request("POST", "/api/defects/\(defectIds[0])/assign", body: #"{"owner":"nobody"}"#, headers: quality).status, 422)
+        XCTAssertEqual(try http2.request("POST", "/api/defects/99999/assign", body: #"{"owner":"li.wei"}"#, headers: quality).status, 404)
+        XCTAssertEqual(try http2.request("POST", "/api/alerts/99999/assign", body: #"{"owner":"li.wei"}"#, headers: quality).status, 404)
+        XCTAssertEqual(try http2.request("POST", "/api/defects/\(defectIds[0])/assign", body: #"{"owner":"li.wei"}"#).status, 401)
+        let reread = try XCTUnwrap(http2.get("/api/defects?limit=1000").json?.arrayValue?.first { $0["id"]?.intValue == defectIds[0] })
+        XCTAssertEqual(reread["owner"]?.stringValue, "zhang.min", "the new owner is stored")
         XCTAssertTrue(Set(all.compactMap { $0["id"]?.stringValue }).isSuperset(of: expected))
         let requests = receiver.received
         for entry in all {

@@ -175,6 +175,31 @@ final class NotificationTests: XCTestCase {
         XCTAssertEqual(defect.json["escalation"], .array([.string("zhang.min")]))
     }
 
+    func testAssigningAnAlertKeepsItsEscalationAndChecksTheOwner() throws {
+        let config = try PlantConfig.decode(json: notifyConfig(receiverPort: 9100), file: "p.json", directory: repoRoot)
+        var engine = try QualityEngine(config: config)
+        let t = Date(timeIntervalSince1970: 1_800_000_000)
+        _ = engine.process(.connection(ConnectionChange(station: "WELD-01", state: .offline, time: t, reason: "refused")))
+        let raised = engine.process(.tick(t.addingTimeInterval(3600)))
+        guard case .alert(let alert, .raised)? = raised.first(where: { if case .alert = $0 { return true }; return false }) else {
+            return XCTFail("no connection alert: \(raised)")
+        }
+        XCTAssertEqual(alert.assignment, Assignment(owner: nil, dueAt: nil, escalation: []), "no rule takes connection alerts")
+        XCTAssertTrue(alert.json["owner"]?.isNull == true, "with rules the owner is shown, null when none matched")
+        let user = Principal(user: "li.wei", role: .quality)
+        let due = t.addingTimeInterval(7200)
+        let outputs = try engine.assignAlert(id: alert.id, owner: "zhang.min", dueAt: due, by: user, at: t.addingTimeInterval(3601))
+        guard case .alert(let assigned, .assigned)? = outputs.first else { return XCTFail("no assigned change") }
+        XCTAssertEqual(assigned.assignment, Assignment(owner: "zhang.min", dueAt: due, escalation: []))
+        XCTAssertEqual(engine.alert(id: alert.id)?.assignment?.owner, "zhang.min", "kept for later changes")
+        guard case .audit(let entry)? = outputs.last else { return XCTFail("not audited") }
+        XCTAssertEqual(entry.action, "alert.assign")
+        XCTAssertThrowsError(try engine.assignAlert(id: alert.id, owner: "nobody", dueAt: nil, by: user, at: t)) { error in
+            XCTAssertEqual((error as? QualityActionError).map { "\($0)" }, "\(QualityActionError.invalid("owner \"nobody\" is not in the plant config's people"))")
+        }
+        XCTAssertThrowsError(try engine.assignAlert(id: 999, owner: "li.wei", dueAt: nil, by: user, at: t))
+    }
+
     // MARK: Delivery over real sockets
 
     func openLog(_ dir: URL) throws -> EventLog {
