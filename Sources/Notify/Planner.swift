@@ -6,8 +6,8 @@ import Storage
 /// Decides which notifications the pipeline's events call for (README "Notifications").
 ///
 /// Reads only the `alert` and `defect` events a pipeline step emits, so it needs no hook inside
-/// the quality engine: a raised alert of `notify.minSeverity` or above, and a raised defect of
-/// severity `high` or above, go to the owner (the item's `owner`, assigned by the quality engine
+/// the quality engine: a raised alert of `notify.minSeverity` or above, a raised defect of
+/// severity `high` or above, and every alert or defect that became overdue, go to the owner (the item's `owner`, assigned by the quality engine
 /// from the first `responsibility` rule that matches: station glob, process, type, severity), on
 /// each of the owner's channels. Items no rule
 /// matches, and owners without channels, give no notification. Pure: no I/O, no clock.
@@ -29,48 +29,54 @@ public struct NotificationPlanner: Sendable {
         guard isActive else { return [] }
         var result: [NotifyMessage] = []
         for event in events where event.type == "alert" || event.type == "defect" {
-            guard let item = try? JSON.parse(event.data), item["change"]?.stringValue == "raised" else { continue }
-            result += notifications(type: event.type, item: item, now: now)
+            guard let item = try? JSON.parse(event.data), let change = item["change"]?.stringValue,
+                  change == "raised" || change == "overdue" else { continue }
+            result += notifications(type: event.type, change: change, item: item, now: now)
         }
         return result
     }
 
-    func notifications(type eventType: String, item: JSON, now: Date) -> [NotifyMessage] {
+    func notifications(type eventType: String, change: String, item: JSON, now: Date) -> [NotifyMessage] {
         guard let id = item["id"]?.intValue, let severity = item["severity"]?.stringValue,
               let rank = PeopleConfig.rank(severity) else { return [] }
+        let overdue = change == "overdue"
         let station = item["station"]?.stringValue
         let process = station.flatMap { config.station($0)?.process }
         let itemType: String
-        let subject: String
-        let text: String
+        var subject: String
+        var text: String
         let link: String
+        let due = item["dueAt"]?.stringValue.map { "\nDue / 期限: \($0)" } ?? ""
         if eventType == "alert" {
-            guard rank >= minAlertRank, let alertType = item["type"]?.stringValue else { return [] }
+            // Raised alerts from notify.minSeverity up; every overdue one.
+            guard overdue || rank >= minAlertRank, let alertType = item["type"]?.stringValue else { return [] }
             itemType = alertType
             let message = item["message"]?.stringValue ?? ""
             subject = "[\(severity)] \(station ?? config.plant): \(message)"
             text = """
-                Alert raised / 报警: \(message)
+                \(overdue ? "Alert overdue, not acknowledged / 报警逾期未确认" : "Alert raised / 报警"): \(message)
                 Type / 类型: \(alertType) · Severity / 严重度: \(severity)
                 Station / 工位: \(station ?? "-")\(item["vehicleId"]?.stringValue.map { " · Vehicle / 车辆: \($0)" } ?? "")
                 Raised / 时间: \(item["raisedAt"]?.stringValue ?? "")
-                """
+                """ + due
             link = config.people.notify.baseUrl + "/api/alerts/\(id)"
         } else {
-            guard rank >= Self.minDefectRank else { return [] }
+            // Raised defects from high up; every overdue one.
+            guard overdue || rank >= Self.minDefectRank else { return [] }
             itemType = "defect"
             let vehicle = item["vehicleId"]?.stringValue ?? ""
             let code = item["code"]?.stringValue ?? ""
             let description = item["description"]?.stringValue ?? ""
             subject = "[\(severity)] defect \(code) on \(vehicle): \(description)"
             text = """
-                Defect raised / 缺陷: \(code) \(description)
+                \(overdue ? "Defect overdue, still open / 缺陷逾期未处理" : "Defect raised / 缺陷"): \(code) \(description)
                 Vehicle / 车辆: \(vehicle) · Severity / 严重度: \(severity)
                 Station / 工位: \(station ?? "-") · By / 提交人: \(item["raisedBy"]?.stringValue ?? "")
                 Raised / 时间: \(item["raisedAt"]?.stringValue ?? "")
-                """
+                """ + due
             link = config.people.notify.baseUrl + "/vehicle.html?id=" + Self.queryEscaped(vehicle)
         }
+        if overdue { subject = "[overdue/逾期] " + subject }
         // The owner the quality engine assigned (`owner` in the item); the rules again for an item without one.
         let ownerName: String?
         if let assigned = item["owner"] {
@@ -79,10 +85,11 @@ public struct NotificationPlanner: Sendable {
             ownerName = config.people.rule(station: station, process: process, type: itemType, severity: severity)?.owner
         }
         guard let ownerName, let owner = config.people.person(ownerName) else { return [] }
+        let kind = overdue ? "overdue" : eventType
         return owner.notify.enumerated().map { index, channel in
-            NotifyMessage(id: "\(eventType)-\(id)-raised-\(owner.user)-\(index)", to: owner.user, channel: channel.type,
-                         url: channel.url, kind: eventType, subject: subject, text: text, link: link, item: item,
-                         createdAt: now, lane: "\(owner.user)/\(index)")
+            NotifyMessage(id: "\(eventType)-\(id)-\(change)-\(owner.user)-\(index)", to: owner.user, channel: channel.type,
+                          url: channel.url, kind: kind, subject: subject, text: text, link: link, item: item,
+                          createdAt: now, lane: "\(owner.user)/\(index)")
         }
     }
 

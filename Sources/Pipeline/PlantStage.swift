@@ -142,6 +142,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
 
     static func time(of output: QualityOutput) -> Date? {
         switch output {
+        case .defect(let d, .overdue): return d.assignment?.dueAt ?? d.raisedAt
+        case .alert(let a, .overdue): return a.assignment?.dueAt ?? a.announcedAt
         case .defect(let d, _): return d.resolvedAt ?? d.raisedAt
         case .alert(let a, _): return a.announcedAt
         case .stationKPI(_, _, let t), .lineKPI(_, _, let t): return t

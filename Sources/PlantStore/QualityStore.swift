@@ -67,6 +67,7 @@ public enum QualityStore {
         case .raised, .escalated: t = a.announcedAt
         case .acknowledged: t = a.acknowledgedAt ?? a.announcedAt
         case .cleared: t = a.clearedAt ?? a.announcedAt
+        case .overdue: t = a.assignment?.dueAt ?? a.announcedAt
         case .shelved, .unshelved, .assigned: t = max(a.announcedAt, a.acknowledgedAt ?? a.announcedAt, a.clearedAt ?? a.announcedAt)
         }
         let history = try db.cached("INSERT INTO alert_history (alert_id, t_ms, change, state, escalation_level, user) VALUES (?, ?, ?, ?, ?, ?)")

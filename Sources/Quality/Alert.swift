@@ -20,6 +20,8 @@ public enum AlertChange: String, Sendable, Equatable, CaseIterable {
     case raised, acknowledged, shelved, unshelved, cleared, escalated
     /// A new owner or due time (`POST /api/alerts/{id}/assign`).
     case assigned
+    /// Past its `dueAt` and still unacknowledged.
+    case overdue
 }
 
 /// The `state` filter of `GET /api/alerts` (docs/openapi.json).

@@ -99,6 +99,19 @@ struct AlertBook: Sendable {
         }
     }
 
+    /// Marks unacknowledged alerts past their `dueAt` as overdue (once each); nothing without owners.
+    mutating func markOverdue(at t: Date, into out: inout [QualityOutput]) {
+        guard ownership != nil else { return }
+        for id in alerts.keys.sorted() {
+            guard var alert = alerts[id], alert.isUnacknowledged, var assignment = alert.assignment,
+                  assignment.becomesOverdue(at: t) else { continue }
+            assignment.overdue = true
+            alert.assignment = assignment
+            store(alert)
+            out.append(.alert(alert, .overdue))
+        }
+    }
+
     private mutating func store(_ alert: Alert) {
         if alert.state == .cleared {
             alerts[alert.id] = nil

@@ -11,6 +11,8 @@ public enum DefectChange: String, Sendable, Equatable {
     case raised, resolved
     /// A new owner or due time (`POST /api/defects/{id}/assign`).
     case assigned
+    /// Past its `dueAt` and still open.
+    case overdue
 }
 
 /// A defect on a vehicle (docs/openapi.json `Defect`). Defects never change a vehicle's status.

@@ -73,6 +73,18 @@ struct DefectBook: Sendable {
     }
 
     /// Open defects, oldest first.
+    /// Marks open defects past their `dueAt` as overdue (once each); nothing without owners.
+    mutating func markOverdue(at t: Date, into out: inout [QualityOutput]) {
+        guard ownership != nil else { return }
+        for id in defects.keys.sorted() {
+            guard var defect = defects[id], var assignment = defect.assignment, assignment.becomesOverdue(at: t) else { continue }
+            assignment.overdue = true
+            defect.assignment = assignment
+            defects[id] = defect
+            out.append(.defect(defect, .overdue))
+        }
+    }
+
     var openDefects: [Defect] { defects.values.sorted { $0.id < $1.id } }
 
     /// Defects raised this shift by code, most first (Pareto).

@@ -10,11 +10,20 @@ public struct Assignment: Sendable, Equatable {
     public var dueAt: Date?
     /// Who is told next when the item is overdue.
     public var escalation: [String]
+    /// Past `dueAt` while still unacknowledged (alert) or open (defect); set once, by the engine's clock.
+    public var overdue: Bool
 
-    public init(owner: String?, dueAt: Date?, escalation: [String]) {
+    public init(owner: String?, dueAt: Date?, escalation: [String], overdue: Bool = false) {
         self.owner = owner
         self.dueAt = dueAt
         self.escalation = escalation
+        self.overdue = overdue
+    }
+
+    /// True once `dueAt` has passed at `t` and the item was not marked yet.
+    func becomesOverdue(at t: Date) -> Bool {
+        guard !overdue, let dueAt else { return false }
+        return dueAt <= t
     }
 
     /// `current` with `owner` and, when given, `dueAt` (the escalation list stays).
@@ -38,11 +47,13 @@ public struct Assignment: Sendable, Equatable {
         owner = json["owner"]?.stringValue
         dueAt = json["dueAt"]?.stringValue.flatMap(Timestamp.parse)
         escalation = json["escalation"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        overdue = json["overdue"]?.boolValue ?? false
     }
 
     /// The members added to an alert's or defect's JSON.
     var members: [(String, JSON)] {
-        [("owner", .str(owner)), ("dueAt", .str(dueAt.map(Timestamp.format))), ("escalation", .array(escalation.map { .string($0) }))]
+        [("owner", .str(owner)), ("dueAt", .str(dueAt.map(Timestamp.format))), ("escalation", .array(escalation.map { .string($0) })),
+         ("overdue", .bool(overdue))]
     }
 }
 

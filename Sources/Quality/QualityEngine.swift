@@ -442,6 +442,8 @@ public struct QualityEngine: Sendable {
     private mutating func housekeeping(at t: Date, into out: inout [QualityOutput]) {
         nextHousekeeping = t.addingTimeInterval(1)
         alertBook.tick(at: t, into: &out)
+        alertBook.markOverdue(at: t, into: &out)
+        defectBook.markOverdue(at: t, into: &out)
         for si in stations.indices {
             checkOffline(si, at: t, into: &out)
             checkDowntime(si, at: t, into: &out)

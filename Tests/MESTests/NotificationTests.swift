@@ -200,6 +200,32 @@ final class NotificationTests: XCTestCase {
         XCTAssertThrowsError(try engine.assignAlert(id: 999, owner: "li.wei", dueAt: nil, by: user, at: t))
     }
 
+    func testAnOpenDefectPastItsDueTimeBecomesOverdueOnceAndItsOwnerIsTold() throws {
+        let config = try PlantConfig.decode(json: notifyConfig(receiverPort: 9100), file: "p.json", directory: repoRoot)
+        var engine = try QualityEngine(config: config)
+        let t = Date(timeIntervalSince1970: 1_800_000_000)
+        let user = Principal(user: "li.wei", role: .quality)
+        _ = engine.process(.tick(t))
+        _ = try engine.raiseDefect(vehicleId: "VIN1", station: "WELD-01", code: "D", description: "dent", severity: .high, user: user, at: t)
+        _ = try engine.raiseDefect(vehicleId: "VIN2", station: "WELD-01", code: "D", description: "dent", severity: .high, user: user, at: t)
+        _ = try engine.resolveDefect(id: 2, comment: "fixed", user: user, at: t.addingTimeInterval(60))
+        func overdue(_ outputs: [QualityOutput]) -> [Defect] {
+            outputs.compactMap { if case .defect(let d, .overdue) = $0 { return d }; return nil }
+        }
+        XCTAssertEqual(overdue(engine.process(.tick(t.addingTimeInterval(119 * 60)))).count, 0, "due after 120 min")
+        let late = overdue(engine.process(.tick(t.addingTimeInterval(120 * 60 + 1))))
+        XCTAssertEqual(late.map(\.id), [1], "the open one only")
+        XCTAssertEqual(late.first?.json["overdue"], .bool(true))
+        XCTAssertEqual(overdue(engine.process(.tick(t.addingTimeInterval(125 * 60)))).count, 0, "marked once")
+        XCTAssertEqual(engine.openDefects.first?.assignment?.overdue, true)
+
+        let event = NewEvent(type: "defect", station: "WELD-01", time: t, data: late[0].eventJSON(change: .overdue).serialized())
+        let notes = NotificationPlanner(config: config).notifications(for: [event], now: t)
+        XCTAssertEqual(notes.map(\.id), ["defect-1-overdue-li.wei-0"])
+        XCTAssertEqual(notes.first?.kind, "overdue")
+        XCTAssertTrue(notes.first?.subject.hasPrefix("[overdue/逾期]") == true)
+    }
+
     // MARK: Delivery over real sockets
 
     func openLog(_ dir: URL) throws -> EventLog {
