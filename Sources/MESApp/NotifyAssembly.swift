@@ -17,6 +17,8 @@ final class NotifyAssembly: @unchecked Sendable {
     let delivery: NotificationDelivery?
 
     init(config: PlantConfig, pipeline: Pipeline, eventLog: EventLog, logger: Logger) {
+        // Sent and failed notifications go with the samples' retention (`retentionDays`).
+        eventLog.addMaintenance { db, cutoff in try Outbox.prune(before: cutoff, in: db) >= 5000 }
         let planner = NotificationPlanner(config: config)
         guard planner.isActive else {
             if !config.people.people.isEmpty {

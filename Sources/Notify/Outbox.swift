@@ -143,6 +143,16 @@ public enum Outbox {
         }
     }
 
+    /// Deletes up to `limit` sent or failed notifications created before `cutoff` (pending ones are
+    /// never deleted); returns how many went.
+    @discardableResult
+    public static func prune(before cutoff: Date, limit: Int = 5000, in db: Database) throws -> Int {
+        try db.run("""
+            DELETE FROM notifications WHERE seq IN
+                (SELECT seq FROM notifications WHERE created_ms < ? AND status != 'pending' ORDER BY created_ms LIMIT ?)
+            """, [.integer(ms(cutoff)), .integer(Int64(limit))])
+    }
+
     // MARK: Reads
 
     static let columns = """

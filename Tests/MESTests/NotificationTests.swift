@@ -334,5 +334,14 @@ final class NotificationTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(failed.last?.attempts ?? 0, 2, "the lane's first was retried until the limit")
         XCTAssertEqual(Set(receiver.received.compactMap(\.idempotencyKey)), Set(list.map(\.id)), "the second was tried after the first failed")
+        delivery.stop()
+        try log.write(events: [cause]) { db in
+            try delivery.write([NotifyMessage(id: "old-pending", to: "li.wei", channel: .webhook, url: list[0].url, kind: "defect",
+                                              subject: "s", text: "t", link: nil, item: .null,
+                                              createdAt: Date(timeIntervalSince1970: 1), lane: "nobody/0")], to: db)
+        }
+        let pruned = try log.write { db in _ = try Outbox.prune(before: Date().addingTimeInterval(60), in: db) }
+        XCTAssertEqual(pruned, [])
+        XCTAssertEqual(try log.read { try Outbox.list(in: $0) }.map(\.id), ["old-pending"], "retention takes sent and failed ones, never pending")
     }
 }
