@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Runtime
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,12 +34,12 @@ final class NotificationE2ETests: XCTestCase {
     func testKill9WithNotificationsPendingDeliversEachOnceAfterRestart() throws {
         let receiver = try NotifyReceiver { _, _ in .stall }
         defer { receiver.close() }
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let configPath = dir.appendingPathComponent("plant.json").path
         try notifyConfig(receiverPort: receiver.port, freeStationPorts: true).serialized()
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let db = dir.appendingPathComponent("mes.sqlite").path
-        let port = try CrashRecoveryE2ETests.freePort()
+        let port = try freePort()
         let server = try startServer(config: configPath, db: db, port: port, simulate: true)
         let http = TestHTTP(port: port)
         XCTAssertEqual(try http.get("/api/notifications").status, 401, "the list needs the quality role")
@@ -99,7 +100,7 @@ final class NotificationE2ETests: XCTestCase {
         server.waitUntilExit()
 
         receiver.setScript { _, path in .answer(200, path == "/hooks/li" ? #"{"ok":true}"# : #"{"errcode":0,"errmsg":"ok"}"#) }
-        let port2 = try CrashRecoveryE2ETests.freePort()
+        let port2 = try freePort()
         let restarted = try startServer(config: configPath, db: db, port: port2, simulate: false)
         let http2 = TestHTTP(port: port2)
         let delivered = try eventually(timeout: 90) {

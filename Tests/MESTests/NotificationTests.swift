@@ -4,6 +4,7 @@ import Notify
 import PlantModel
 import Quality
 import Runtime
+import TestSupport
 import Storage
 #if canImport(Glibc)
 import Glibc
@@ -16,7 +17,7 @@ func notifyConfig(receiverPort: UInt16, minSeverity: String = "high", freeStatio
     var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
     if freeStationPorts {
         for port in [15010, 15020, 15021, 14840, 14841, 15030, 15040] {
-            text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try CrashRecoveryE2ETests.freePort())")
+            text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try freePort())")
         }
     }
     guard case .object(var members) = try JSON.parse(text) else { throw SystemError(call: "config", errno: EINVAL) }
@@ -262,7 +263,7 @@ final class NotificationTests: XCTestCase {
             }
         }
         defer { receiver.close() }
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let log = try openLog(dir)
         defer { log.close() }
         var settings = NotificationDelivery.Configuration()
@@ -313,7 +314,7 @@ final class NotificationTests: XCTestCase {
     func testANotificationStillUndeliveredAtTheLimitFailsAndTheLaneGoesOn() throws {
         let receiver = try NotifyReceiver { _, _ in .answer(503, "down") }
         defer { receiver.close() }
-        let dir = try makeTempDirectory(self)
+        let dir = makeTempDirectory(self)
         let log = try openLog(dir)
         defer { log.close() }
         var settings = NotificationDelivery.Configuration()
