@@ -68,8 +68,9 @@ public struct RetryPolicy: Sendable, Equatable {
     /// The time of the next attempt after failed attempt `attempts` (1-based) at `now`, or nil to give up.
     /// `jitter` is a number in 0…1 (random in production).
     public func next(after attempts: Int, createdAt: Date, now: Date, jitter: Double) -> Date? {
-        let exponent = Double(min(max(attempts - 1, 0), 30))
-        let delay = min(cap, base * pow(2, exponent)) * (0.5 + 0.5 * min(max(jitter, 0), 1))
+        // The doubling of every reconnecting link (Runtime's Backoff), with half of it as jitter.
+        let baseMs = Backoff.baseMs(initialMs: max(1, Int(base * 1000)), maxMs: max(1, Int(cap * 1000)), failures: attempts - 1)
+        let delay = Double(baseMs) / 1000 * (0.5 + 0.5 * min(max(jitter, 0), 1))
         let at = now.addingTimeInterval(delay)
         if at.timeIntervalSince(createdAt) > giveUpAfter { return nil }
         return at
