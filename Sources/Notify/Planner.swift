@@ -30,7 +30,7 @@ public struct NotificationPlanner: Sendable {
         var result: [NotifyMessage] = []
         for event in events where event.type == "alert" || event.type == "defect" {
             guard let item = try? JSON.parse(event.data), let change = item["change"]?.stringValue,
-                  change == "raised" || change == "overdue" else { continue }
+                  change == "raised" || change == "overdue" || change == "escalated" else { continue }
             result += notifications(type: event.type, change: change, item: item, now: now)
         }
         return result
@@ -39,7 +39,13 @@ public struct NotificationPlanner: Sendable {
     func notifications(type eventType: String, change: String, item: JSON, now: Date) -> [NotifyMessage] {
         guard let id = item["id"]?.intValue, let severity = item["severity"]?.stringValue,
               let rank = PeopleConfig.rank(severity) else { return [] }
-        let overdue = change == "overdue"
+        let overdue = change == "overdue" || change == "escalated"
+        // An escalation goes to the person it names (the last of `escalatedTo`), once per item.
+        var recipient: String?
+        if change == "escalated" {
+            guard let last = item["escalatedTo"]?.arrayValue?.last?.stringValue else { return [] }
+            recipient = last
+        }
         let station = item["station"]?.stringValue
         let process = station.flatMap { config.station($0)?.process }
         let itemType: String
@@ -76,7 +82,12 @@ public struct NotificationPlanner: Sendable {
                 """ + due
             link = config.people.notify.baseUrl + "/vehicle.html?id=" + Self.queryEscaped(vehicle)
         }
-        if overdue { subject = "[overdue/逾期] " + subject }
+        if change == "escalated" {
+            subject = "[escalated/升级] " + subject
+            text += "\nOwner / 负责人: \(item["owner"]?.stringValue ?? "-")"
+        } else if overdue {
+            subject = "[overdue/逾期] " + subject
+        }
         // The owner the quality engine assigned (`owner` in the item); the rules again for an item without one.
         let ownerName: String?
         if let assigned = item["owner"] {
@@ -84,8 +95,8 @@ public struct NotificationPlanner: Sendable {
         } else {
             ownerName = config.people.rule(station: station, process: process, type: itemType, severity: severity)?.owner
         }
-        guard let ownerName, let owner = config.people.person(ownerName) else { return [] }
-        let kind = overdue ? "overdue" : eventType
+        guard let name = recipient ?? ownerName, let owner = config.people.person(name) else { return [] }
+        let kind = change == "escalated" ? "escalation" : overdue ? "overdue" : eventType
         return owner.notify.enumerated().map { index, channel in
             NotifyMessage(id: "\(eventType)-\(id)-\(change)-\(owner.user)-\(index)", to: owner.user, channel: channel.type,
                           url: channel.url, kind: kind, subject: subject, text: text, link: link, item: item,

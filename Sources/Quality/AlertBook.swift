@@ -93,6 +93,11 @@ struct AlertBook: Sendable {
         for id in alerts.keys.sorted() {
             var alert = alerts[id]!
             if let change = AlertLifecycle.tick(&alert, at: t, escalateAfter: escalateAfter) {
+                // An overdue alert's escalation also tells the next person of its `escalation` list.
+                if change == .escalated, var assignment = alert.assignment, assignment.overdue,
+                   assignment.escalate(at: t, after: 0) != nil {
+                    alert.assignment = assignment
+                }
                 store(alert)
                 out.append(.alert(alert, change))
             }
@@ -105,7 +110,7 @@ struct AlertBook: Sendable {
         for id in alerts.keys.sorted() {
             guard var alert = alerts[id], alert.isUnacknowledged, var assignment = alert.assignment,
                   assignment.becomesOverdue(at: t) else { continue }
-            assignment.overdue = true
+            assignment.markOverdue(at: t)
             alert.assignment = assignment
             store(alert)
             out.append(.alert(alert, .overdue))

@@ -13,6 +13,8 @@ public enum DefectChange: String, Sendable, Equatable {
     case assigned
     /// Past its `dueAt` and still open.
     case overdue
+    /// Overdue, and the next person of its `escalation` list was told (`escalatedTo`).
+    case escalated
 }
 
 /// A defect on a vehicle (docs/openapi.json `Defect`). Defects never change a vehicle's status.

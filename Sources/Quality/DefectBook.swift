@@ -73,15 +73,22 @@ struct DefectBook: Sendable {
     }
 
     /// Open defects, oldest first.
-    /// Marks open defects past their `dueAt` as overdue (once each); nothing without owners.
-    mutating func markOverdue(at t: Date, into out: inout [QualityOutput]) {
+    /// Marks open defects past their `dueAt` as overdue (once each), then tells the next person of
+    /// an overdue defect's `escalation` every `escalateAfter` seconds; nothing without owners.
+    mutating func markOverdue(at t: Date, escalateAfter: TimeInterval, into out: inout [QualityOutput]) {
         guard ownership != nil else { return }
         for id in defects.keys.sorted() {
-            guard var defect = defects[id], var assignment = defect.assignment, assignment.becomesOverdue(at: t) else { continue }
-            assignment.overdue = true
-            defect.assignment = assignment
-            defects[id] = defect
-            out.append(.defect(defect, .overdue))
+            guard var defect = defects[id], var assignment = defect.assignment else { continue }
+            if assignment.becomesOverdue(at: t) {
+                assignment.markOverdue(at: t)
+                defect.assignment = assignment
+                defects[id] = defect
+                out.append(.defect(defect, .overdue))
+            } else if assignment.escalate(at: t, after: escalateAfter) != nil {
+                defect.assignment = assignment
+                defects[id] = defect
+                out.append(.defect(defect, .escalated))
+            }
         }
     }
 

@@ -12,12 +12,33 @@ public struct Assignment: Sendable, Equatable {
     public var escalation: [String]
     /// Past `dueAt` while still unacknowledged (alert) or open (defect); set once, by the engine's clock.
     public var overdue: Bool
+    /// The people of `escalation` told so far, in order (one more every `alerts.escalateAfterMin` once overdue).
+    public var escalatedTo: [String] = []
+    /// When the item became overdue or was last escalated.
+    public var escalatedAt: Date?
 
     public init(owner: String?, dueAt: Date?, escalation: [String], overdue: Bool = false) {
         self.owner = owner
         self.dueAt = dueAt
         self.escalation = escalation
         self.overdue = overdue
+    }
+
+    /// Marks the item overdue at `t`.
+    mutating func markOverdue(at t: Date) {
+        overdue = true
+        escalatedAt = t
+    }
+
+    /// The next person of `escalation` once `interval` has passed since the last step (overdue items
+    /// only); records them as told at `t`.
+    mutating func escalate(at t: Date, after interval: TimeInterval) -> String? {
+        guard overdue, escalatedTo.count < escalation.count, let since = escalatedAt,
+              t.timeIntervalSince(since) >= interval else { return nil }
+        let next = escalation[escalatedTo.count]
+        escalatedTo.append(next)
+        escalatedAt = t
+        return next
     }
 
     /// True once `dueAt` has passed at `t` and the item was not marked yet.
@@ -39,7 +60,7 @@ public struct Assignment: Sendable, Equatable {
     }
 
     /// Stored form (a JSON text in the `assignment` column of `alerts` and `defects`).
-    public var stored: String { JSON.object(members).serialized() }
+    public var stored: String { JSON.object(members + [("escalatedAt", .str(escalatedAt.map(Timestamp.format)))]).serialized() }
 
     /// Reads the stored form back; nil for NULL or damaged text.
     public init?(stored: String?) {
@@ -48,12 +69,14 @@ public struct Assignment: Sendable, Equatable {
         dueAt = json["dueAt"]?.stringValue.flatMap(Timestamp.parse)
         escalation = json["escalation"]?.arrayValue?.compactMap(\.stringValue) ?? []
         overdue = json["overdue"]?.boolValue ?? false
+        escalatedTo = json["escalatedTo"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        escalatedAt = json["escalatedAt"]?.stringValue.flatMap(Timestamp.parse)
     }
 
     /// The members added to an alert's or defect's JSON.
     var members: [(String, JSON)] {
         [("owner", .str(owner)), ("dueAt", .str(dueAt.map(Timestamp.format))), ("escalation", .array(escalation.map { .string($0) })),
-         ("overdue", .bool(overdue))]
+         ("overdue", .bool(overdue)), ("escalatedTo", .array(escalatedTo.map { .string($0) }))]
     }
 }
 

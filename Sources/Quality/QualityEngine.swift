@@ -443,7 +443,7 @@ public struct QualityEngine: Sendable {
         nextHousekeeping = t.addingTimeInterval(1)
         alertBook.tick(at: t, into: &out)
         alertBook.markOverdue(at: t, into: &out)
-        defectBook.markOverdue(at: t, into: &out)
+        defectBook.markOverdue(at: t, escalateAfter: rules.escalateAfterMin * 60, into: &out)
         for si in stations.indices {
             checkOffline(si, at: t, into: &out)
             checkDowntime(si, at: t, into: &out)

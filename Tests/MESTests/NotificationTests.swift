@@ -220,11 +220,53 @@ final class NotificationTests: XCTestCase {
         XCTAssertEqual(overdue(engine.process(.tick(t.addingTimeInterval(125 * 60)))).count, 0, "marked once")
         XCTAssertEqual(engine.openDefects.first?.assignment?.overdue, true)
 
+        // Then every alerts.escalateAfterMin (15) the next person of the rule's escalation is told, once each.
+        func escalated(_ outputs: [QualityOutput]) -> [Defect] {
+            outputs.compactMap { if case .defect(let d, .escalated) = $0 { return d }; return nil }
+        }
+        XCTAssertEqual(escalated(engine.process(.tick(t.addingTimeInterval(134 * 60)))).count, 0, "not before 15 min")
+        let step = escalated(engine.process(.tick(t.addingTimeInterval(135 * 60 + 2))))
+        XCTAssertEqual(step.map(\.id), [1])
+        XCTAssertEqual(step.first?.json["escalatedTo"], .array([.string("zhang.min")]))
+        XCTAssertEqual(escalated(engine.process(.tick(t.addingTimeInterval(200 * 60)))).count, 0, "the list has one person")
+        let escalation = NewEvent(type: "defect", station: "WELD-01", time: t, data: step[0].eventJSON(change: .escalated).serialized())
+        let told = NotificationPlanner(config: config).notifications(for: [escalation], now: t)
+        XCTAssertEqual(told.map(\.id), ["defect-1-escalated-zhang.min-0", "defect-1-escalated-zhang.min-1"])
+        XCTAssertEqual(told.first?.kind, "escalation")
+
         let event = NewEvent(type: "defect", station: "WELD-01", time: t, data: late[0].eventJSON(change: .overdue).serialized())
         let notes = NotificationPlanner(config: config).notifications(for: [event], now: t)
         XCTAssertEqual(notes.map(\.id), ["defect-1-overdue-li.wei-0"])
         XCTAssertEqual(notes.first?.kind, "overdue")
         XCTAssertTrue(notes.first?.subject.hasPrefix("[overdue/逾期]") == true)
+    }
+
+    func testAnOverdueAlertEscalatesToTheNextPersonWithItsNextEscalation() throws {
+        guard case .object(var members) = try notifyConfig(receiverPort: 9100) else { return XCTFail() }
+        members.removeAll { $0.0 == "responsibility" || $0.0 == "due" }
+        members.append(("responsibility", try JSON.parse(#"[{"types": ["connection"], "owner": "li.wei", "escalation": ["zhang.min"]}]"#)))
+        members.append(("due", try JSON.parse(#"{"high": 20}"#)))
+        let config = try PlantConfig.decode(json: .object(members), file: "p.json", directory: repoRoot)
+        var engine = try QualityEngine(config: config)
+        let t = Date(timeIntervalSince1970: 1_800_000_000)
+        _ = engine.process(.connection(ConnectionChange(station: "WELD-01", state: .offline, time: t, reason: "refused")))
+        var changes: [(AlertChange, Assignment?)] = []
+        for minute in stride(from: 1, through: 70, by: 1) {
+            for case .alert(let alert, let change) in engine.process(.tick(t.addingTimeInterval(Double(minute) * 60))) {
+                changes.append((change, alert.assignment))
+            }
+        }
+        XCTAssertEqual(changes.first?.0, .raised)
+        XCTAssertEqual(changes.first?.1?.owner, "li.wei")
+        XCTAssertEqual(changes.filter { $0.0 == .overdue }.count, 1, "overdue once")
+        let escalations = changes.filter { $0.0 == .escalated }
+        let overdueIndex = try XCTUnwrap(changes.firstIndex { $0.0 == .overdue })
+        XCTAssertGreaterThanOrEqual(escalations.count, 3, "the alert keeps escalating while unacknowledged")
+        XCTAssertTrue(changes[..<overdueIndex].filter { $0.0 == .escalated }.allSatisfy { $0.1?.escalatedTo == [] },
+                      "escalations before overdue name nobody")
+        let after = changes[overdueIndex...].filter { $0.0 == .escalated }
+        XCTAssertEqual(after.first?.1?.escalatedTo, ["zhang.min"], "the first escalation after overdue tells the next person")
+        XCTAssertEqual(after.last?.1?.escalatedTo, ["zhang.min"], "then nobody else: the list has one person")
     }
 
     // MARK: Delivery over real sockets
