@@ -59,7 +59,8 @@ public struct NotifyChannel: Sendable, Equatable {
     }
 }
 
-/// An `http://host[:port]/path` address (delivery speaks plain HTTP/1.1 only).
+/// An `http://host[:port]/path` address (delivery speaks plain HTTP/1.1 only; the host is an IPv4
+/// address or `localhost`, no name lookup).
 public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: UInt16
@@ -100,6 +101,10 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
         }
         guard !host.isEmpty, !path.contains(" "), !path.contains("\r"), !path.contains("\n") else {
             return .failure(EndpointParseError("\(quoted(text)) is not a valid http:// address"))
+        }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard host == "localhost" || (octets.count == 4 && octets.allSatisfy { $0.count <= 3 && UInt8($0) != nil }) else {
+            return .failure(EndpointParseError("host \(quoted(host)) must be an IPv4 address or localhost (names are not looked up)"))
         }
         return .success(HTTPURL(host: host, port: port, path: path))
     }
