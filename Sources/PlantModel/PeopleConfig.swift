@@ -176,7 +176,7 @@ public struct NotifySettings: Sendable, Equatable {
 
 extension PeopleConfig {
     /// Decodes `people`, `responsibility`, `due` and `notify` from the config's root object.
-    static func decode(root: ConfigNode, stations: [StationConfig], route: [String]) throws -> PeopleConfig {
+    static func decode(root: ConfigNode, route: [String]) throws -> PeopleConfig {
         var config = PeopleConfig()
         if let node = try root.optional("people") {
             for element in try node.elements() {
