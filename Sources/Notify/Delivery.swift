@@ -106,16 +106,7 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        start()
-        await waitUntilCancelled()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let thread = Thread { [self] in
-                stop()
-                continuation.resume()
-            }
-            thread.name = "notify.stop"
-            thread.start()
-        }
+        await runThreadedService(stopThreadName: "notify.stop", start: start, stop: { [self] in stop() })
     }
 
     private func exited() {

@@ -108,3 +108,19 @@ public func waitUntilCancelled() async {
     let stream = AsyncStream<Never> { _ in }
     for await _ in stream {}
 }
+
+/// The `run()` of a service whose work runs on its own threads: `start()`, wait for cancellation,
+/// then `stop()` on a thread of its own named `stopThreadName` (a blocking stop never runs on
+/// Swift's cooperative pool).
+public func runThreadedService(stopThreadName: String, start: () -> Void, stop: @escaping @Sendable () -> Void) async {
+    start()
+    await waitUntilCancelled()
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let thread = Thread {
+            stop()
+            continuation.resume()
+        }
+        thread.name = stopThreadName
+        thread.start()
+    }
+}

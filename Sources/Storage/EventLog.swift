@@ -301,16 +301,7 @@ public final class EventLog: Service, @unchecked Sendable {
 
     /// Starts the writer, waits for cancellation, then ``close()``s (off the cooperative pool).
     public func run() async throws {
-        start()
-        await waitUntilCancelled()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let thread = Thread { [self] in
-                close()
-                continuation.resume()
-            }
-            thread.name = "storage.close"
-            thread.start()
-        }
+        await runThreadedService(stopThreadName: "storage.close", start: start, stop: { [self] in close() })
     }
 
     // MARK: Writing
