@@ -7,38 +7,172 @@ import Runtime
 /// Who the request is from, and what it may do (docs/CONFIG.md `auth`).
 ///
 /// Writes (POST …) need a token with at least the route's role; reads need a `viewer` token
-/// unless `anonymousRead`. Failures are audited; tokens are never logged or echoed.
+/// unless `anonymousRead`. Failures are audited through ``failures`` (coalesced per client
+/// address per minute); tokens are never logged or echoed.
 public struct AuthPolicy: Sendable {
     public var tokens: TokenStore
     public var anonymousRead: Bool
+    /// Where failed authentications go; run it as a service so coalesced counts are written.
+    public let failures: AuthFailureAudit
 
-    public init(tokens: TokenStore, anonymousRead: Bool) {
+    public init(tokens: TokenStore, anonymousRead: Bool, failures: AuthFailureAudit = AuthFailureAudit()) {
         self.tokens = tokens
         self.anonymousRead = anonymousRead
+        self.failures = failures
     }
 
     /// The principal of a request needing `role`, or a 401/403 `HTTPError`.
     func authorize(_ request: HTTPRequest, role: Role, backend: any PlantBackend, now: Date) throws -> Principal? {
+        let target = "\(request.method.rawValue) \(request.path)"
         switch BearerAuth.authenticate(request.headers["Authorization"], tokens: tokens) {
         case .authenticated(let principal):
             guard principal.has(role) else {
-                backend.audit(AuditEntry(t: now, user: principal.user, role: principal.role, action: "auth.forbidden",
-                                         target: "\(request.method.rawValue) \(request.path)",
-                                         detail: "role \(principal.role.rawValue) below \(role.rawValue)"))
-                throw HTTPError(403, code: "forbidden", "\(request.method.rawValue) \(request.path) needs the \(role.rawValue) role; \(principal.user) has \(principal.role.rawValue)")
+                failures.record(AuditEntry(t: now, user: principal.user, role: principal.role, action: "auth.forbidden",
+                                           target: target, detail: "role \(principal.role.rawValue) below \(role.rawValue)"),
+                                address: request.remoteAddress, sink: backend.audit)
+                throw HTTPError(403, code: "forbidden", "\(request.method.rawValue) \(request.path.prefix(200)) needs the \(role.rawValue) role; \(principal.user) has \(principal.role.rawValue)")
             }
             return principal
         case .anonymous:
             if role == .viewer && anonymousRead { return nil }
-            backend.audit(AuditEntry(t: now, user: "anonymous", role: nil, action: "auth.missing",
-                                     target: "\(request.method.rawValue) \(request.path)", detail: "no token"))
+            failures.record(AuditEntry(t: now, user: "anonymous", role: nil, action: "auth.missing", target: target, detail: "no token"),
+                            address: request.remoteAddress, sink: backend.audit)
             throw HTTPError(401, code: "unauthorized", tokens.count == 0
                 ? "writes are disabled: the plant config has no tokens file"
                 : "send Authorization: Bearer <token>", headers: ["WWW-Authenticate": "Bearer"])
         case .rejected(let reason):
-            backend.audit(AuditEntry(t: now, user: "unknown", role: nil, action: "auth.failed",
-                                     target: "\(request.method.rawValue) \(request.path)", detail: reason))
+            failures.record(AuditEntry(t: now, user: "unknown", role: nil, action: "auth.failed", target: target, detail: reason),
+                            address: request.remoteAddress, sink: backend.audit)
             throw HTTPError(401, code: "unauthorized", "the token is not valid", headers: ["WWW-Authenticate": "Bearer"])
+        }
+    }
+
+    /// The principal a request's token stands for, without auditing or refusing (what a read
+    /// may show: PLC endpoints from `engineer` up). Nil for no token or a token not known.
+    public func viewer(of request: HTTPRequest) -> Principal? {
+        if case .authenticated(let principal) = BearerAuth.authenticate(request.headers["Authorization"], tokens: tokens) {
+            return principal
+        }
+        return nil
+    }
+}
+
+/// Failed authentications written to the audit so that they cannot fill the disk.
+///
+/// Per client address (the port dropped), the first failure of a minute is written at once,
+/// with its target cut to 256 characters and the address; the further failures of that minute are
+/// counted and written as one row, `N more failures from A`, when the minute is over (by
+/// ``flushDue(now:)``, which ``run()`` calls every few seconds, and at stop). At most 4096
+/// addresses are tracked at once; past that the rest share one entry. Real actions are not
+/// coalesced: they do not pass through here.
+public final class AuthFailureAudit: Service, @unchecked Sendable {
+    public let name = "audit.auth-failures"
+    /// Characters of a request target kept in a row.
+    public static let maxTarget = 256
+    public let windowSeconds: Double
+    public let maxAddresses: Int
+    private let lock = NSLock()
+    private var windows: [String: Window] = [:]
+    private var sink: (@Sendable (AuditEntry) -> Void)?
+
+    private struct Window {
+        var start: Date
+        var more: Int
+        var last: AuditEntry
+    }
+
+    public init(windowSeconds: Double = 60, maxAddresses: Int = 4096) {
+        self.windowSeconds = windowSeconds
+        self.maxAddresses = maxAddresses
+    }
+
+    /// `1.2.3.4:5678` → `1.2.3.4`; `[::1]:80` → `::1`.
+    static func host(of remote: String) -> String {
+        if remote.hasPrefix("["), let close = remote.firstIndex(of: "]") {
+            return String(remote[remote.index(after: remote.startIndex)..<close])
+        }
+        if let colon = remote.lastIndex(of: ":"), remote.firstIndex(of: ":") == colon { return String(remote[..<colon]) }
+        return remote.isEmpty ? "unknown" : remote
+    }
+
+    /// Records one failure from `address` (`host:port`); writes through `sink` when a row is due.
+    public func record(_ entry: AuditEntry, address: String, sink: @escaping @Sendable (AuditEntry) -> Void) {
+        var entry = entry
+        var host = Self.host(of: address)
+        if entry.target.count > Self.maxTarget { entry.target = String(entry.target.prefix(Self.maxTarget)) + "…" }
+        var rows: [AuditEntry] = []
+        lock.lock()
+        self.sink = sink
+        rows = takeDue(now: entry.t)
+        if windows[host] == nil && windows.count >= maxAddresses { host = "other addresses" }
+        if var window = windows[host] {
+            window.more += 1
+            window.last = entry
+            windows[host] = window
+        } else {
+            entry.detail += " from \(host)"
+            rows.append(entry)
+            windows[host] = Window(start: entry.t, more: 0, last: entry)
+        }
+        lock.unlock()
+        for row in rows { sink(row) }
+    }
+
+    /// Writes the counts of the minutes that are over.
+    public func flushDue(now: Date) {
+        lock.lock()
+        let rows = takeDue(now: now)
+        let sink = self.sink
+        lock.unlock()
+        if let sink { for row in rows { sink(row) } }
+    }
+
+    /// Writes every count now (at stop).
+    public func flushAll() {
+        lock.lock()
+        let rows = takeDue(now: .distantFuture)
+        let sink = self.sink
+        lock.unlock()
+        if let sink { for row in rows { sink(row) } }
+    }
+
+    /// Addresses being counted now.
+    public var trackedAddresses: Int {
+        lock.lock(); defer { lock.unlock() }
+        return windows.count
+    }
+
+    private func takeDue(now: Date) -> [AuditEntry] {
+        var rows: [AuditEntry] = []
+        for (host, window) in windows where now.timeIntervalSince(window.start) >= windowSeconds {
+            windows[host] = nil
+            guard window.more > 0 else { continue }
+            let last = window.last
+            rows.append(AuditEntry(t: min(now, window.start.addingTimeInterval(windowSeconds)), user: last.user, role: last.role,
+                                   action: last.action, target: last.target,
+                                   detail: "\(window.more) more failures from \(host) since \(Timestamp.format(window.start)) (last: \(last.detail))"))
+        }
+        return rows
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: 5_000_000_000)
+            flushDue(now: Date())
+        }
+        flushAll()
+    }
+}
+
+extension APIRoutes {
+    /// Reads (`/api/…` and `/metrics`) need a `viewer` token unless `anonymousRead` (docs/CONFIG.md `auth`).
+    public static func readAuthMiddleware(auth: AuthPolicy, backend: any PlantBackend) -> any HTTPMiddleware {
+        ClosureMiddleware { request, next in
+            if !auth.anonymousRead, request.method == .get || request.method == .head,
+               (request.path.hasPrefix("/api/") && request.path != "/api/health") || request.path == "/metrics" {
+                _ = try auth.authorize(request, role: .viewer, backend: backend, now: Date())
+            }
+            return try next(request)
         }
     }
 }

@@ -20,6 +20,8 @@ public struct APIContext: Sendable {
     public var extraHealth: @Sendable () -> [(String, JSON)] = { [] }
     /// The pipeline's mode and clock, which pages follow (`/api/health`, `/api/meta`).
     public var clock: @Sendable () -> PipelineClock = { PipelineClock(mode: .live, time: Date()) }
+    /// Whether a request may see PLC endpoints (a token of `engineer` or above); the assembly sets it.
+    public var showsEndpoints: @Sendable (HTTPRequest) -> Bool = { _ in false }
     /// Runs a state-changing command on the pipeline thread.
     public var perform: @Sendable (@escaping @Sendable () throws -> JSON) throws -> JSON
 
@@ -68,13 +70,17 @@ func timeParameter(_ request: HTTPRequest, _ name: String) throws -> Date? {
     return date
 }
 
-/// The JSON body of a request as an object; 415 for a non-JSON content type, 400 for bad JSON.
+/// The JSON body of a request as an object.
+///
+/// A body needs `Content-Type: application/json` (parameters such as `charset=utf-8` allowed), else
+/// 415; it must be UTF-8 JSON as RFC 8259 writes it, with no repeated member name, else 400.
 func jsonBody(_ request: HTTPRequest) throws -> JSON {
-    if let type = request.headers["Content-Type"], !type.isEmpty,
-       !type.lowercased().hasPrefix("application/json") {
-        throw HTTPError(415, code: "unsupported_media_type", "send the body as application/json, not \(type)")
-    }
     if request.body.isEmpty { return .object([]) }
+    let type = request.headers["Content-Type"] ?? ""
+    guard isJSONMediaType(type) else {
+        throw HTTPError(415, code: "unsupported_media_type",
+                        type.isEmpty ? "send the body with Content-Type: application/json" : "send the body as application/json, not \(type.prefix(100))")
+    }
     let value: JSON
     do {
         value = try JSON.parse(bytes: request.body)
@@ -83,6 +89,12 @@ func jsonBody(_ request: HTTPRequest) throws -> JSON {
     }
     guard case .object = value else { throw HTTPError(400, code: "bad_request", "the body must be a JSON object") }
     return value
+}
+
+/// Whether a `Content-Type` value is `application/json`, any case, with or without parameters.
+func isJSONMediaType(_ value: String) -> Bool {
+    let mediaType = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    return mediaType.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
 }
 
 extension HTTPResponse {

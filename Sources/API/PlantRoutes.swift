@@ -39,17 +39,30 @@ extension APIRoutes {
             }
         }
 
-        @Sendable func text(_ body: JSON, _ key: String, required: Bool = false, max: Int = 2000) throws -> String? {
+        /// A string member of a body. Lengths count Unicode scalars (README, "Limits"); an
+        /// `identifier` (vehicle, station, code) may hold no control character.
+        @Sendable func text(_ body: JSON, _ key: String, required: Bool = false, max: Int = 2000, identifier: Bool = false) throws -> String? {
             guard let value = body[key], !value.isNull else {
                 if required { throw HTTPError(422, code: "unprocessable", "\(key) is required") }
                 return nil
             }
             guard let s = value.stringValue else { throw HTTPError(422, code: "unprocessable", "\(key) must be a string") }
-            guard s.count <= max else { throw HTTPError(422, code: "unprocessable", "\(key) is longer than \(max) characters") }
+            guard s.unicodeScalars.count <= max else {
+                throw HTTPError(422, code: "unprocessable", "\(key) is longer than \(max) characters (Unicode scalars)")
+            }
+            if identifier, s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw HTTPError(422, code: "unprocessable", "\(key) must not contain control characters")
+            }
             if required && s.trimmingCharacters(in: .whitespaces).isEmpty {
                 throw HTTPError(422, code: "unprocessable", "\(key) must not be empty")
             }
             return s
+        }
+
+        /// A write: authorized from the head before the body is read, run on the command pool
+        /// so the loop never waits on the pipeline.
+        @Sendable func write(_ role: Role) -> RouteOptions {
+            RouteOptions(lane: .command, precheck: { _ = try principal($0, role) })
         }
 
         @Sendable func id(_ request: HTTPRequest) throws -> Int64 {
@@ -60,7 +73,7 @@ extension APIRoutes {
 
         // MARK: Signal history
 
-        router.get("/api/stations/{id}/signals/{name}") { request in
+        router.get("/api/stations/{id}/signals/{name}", options: .offLoop) { request in
             let stationID = request.parameters["id"] ?? "", name = request.parameters["name"] ?? ""
             guard let station = context.config.station(stationID) else {
                 throw HTTPError(404, code: "not_found", "no station \"\(stationID)\"")
@@ -82,7 +95,7 @@ extension APIRoutes {
 
         // MARK: Vehicles and lots
 
-        router.get("/api/vehicles") { request in
+        router.get("/api/vehicles", options: .offLoop) { request in
             var status: VehicleStatus?
             if let text = request.query["status"], !text.isEmpty {
                 guard let s = VehicleStatus(rawValue: text) else {
@@ -95,7 +108,7 @@ extension APIRoutes {
             return .json(.array(try read { try queries.vehicles(status: status, station: station, limit: limit) }.map(\.json)))
         }
 
-        router.get("/api/vehicles/{vehicleId}") { request in
+        router.get("/api/vehicles/{vehicleId}", options: .offLoop) { request in
             let vehicleId = request.parameters["vehicleId"] ?? ""
             guard let record = try read({ try queries.vehicle(id: vehicleId) }), case .object(var members) = record.vehicle else {
                 throw HTTPError(404, code: "not_found", "no vehicle \"\(vehicleId)\"")
@@ -107,18 +120,22 @@ extension APIRoutes {
         }
 
         for command in VehicleCommand.allCases {
-            router.post("/api/vehicles/{vehicleId}/\(command.rawValue)") { request in
+            router.post("/api/vehicles/{vehicleId}/\(command.rawValue)", options: write(.quality)) { request in
                 let user = try principal(request, .quality)
                 let body = try jsonBody(request)
                 let reason = try text(body, "reason", required: command != .release) ?? ""
                 let vehicleId = request.parameters["vehicleId"] ?? ""
+                guard vehicleId.unicodeScalars.count <= 64,
+                      !vehicleId.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                    throw HTTPError(404, code: "not_found", "no vehicle with such an id")
+                }
                 return .json(try perform {
                     try backend.vehicle(command, vehicleId: vehicleId, reason: reason, by: user)
                 })
             }
         }
 
-        router.get("/api/lots/{lotId}") { request in
+        router.get("/api/lots/{lotId}", options: .offLoop) { request in
             let lotId = request.parameters["lotId"] ?? ""
             guard let json = try read({ try queries.lot(id: lotId) }) else {
                 throw HTTPError(404, code: "not_found", "no lot \"\(lotId)\"")
@@ -128,7 +145,7 @@ extension APIRoutes {
 
         // MARK: Defects
 
-        router.get("/api/defects") { request in
+        router.get("/api/defects", options: .offLoop) { request in
             var status: DefectStatus?
             if let s = request.query["status"], !s.isEmpty {
                 guard let value = DefectStatus(rawValue: s) else {
@@ -143,7 +160,7 @@ extension APIRoutes {
             return .json(JSON.array(defects.map(\.json)))
         }
 
-        router.get("/api/defects/pareto") { request in
+        router.get("/api/defects/pareto", options: .offLoop) { request in
             let since = try timeParameter(request, "since")
             let pareto = try read { try queries.defectPareto(since: since) }
             return .json(.obj([
@@ -152,15 +169,15 @@ extension APIRoutes {
             ]))
         }
 
-        router.post("/api/defects") { request in
+        router.post("/api/defects", options: write(.quality)) { request in
             let user = try principal(request, .quality)
             let body = try jsonBody(request)
-            let vehicleId = try text(body, "vehicleId", required: true, max: 64)!
-            let station = try text(body, "station", max: 64)
-            let code = try text(body, "code", required: true, max: 64)!
+            let vehicleId = try text(body, "vehicleId", required: true, max: 64, identifier: true)!
+            let station = try text(body, "station", max: 64, identifier: true)
+            let code = try text(body, "code", required: true, max: 64, identifier: true)!
             let description = try text(body, "description") ?? ""
             var severity = Severity.medium
-            if let s = try text(body, "severity", max: 16) {
+            if let s = try text(body, "severity", max: 16, identifier: true) {
                 guard let value = Severity(rawValue: s) else {
                     throw HTTPError(422, code: "unprocessable", "severity must be low, medium, high or critical, not \"\(s)\"")
                 }
@@ -172,7 +189,7 @@ extension APIRoutes {
             }, status: 201)
         }
 
-        router.post("/api/defects/{id}/resolve") { request in
+        router.post("/api/defects/{id}/resolve", options: write(.quality)) { request in
             let user = try principal(request, .quality)
             let body = try jsonBody(request)
             let comment = try text(body, "comment")
@@ -182,7 +199,7 @@ extension APIRoutes {
 
         // MARK: Alerts
 
-        router.get("/api/alerts") { request in
+        router.get("/api/alerts", options: .offLoop) { request in
             guard let filter = AlertStateFilter(query: request.query["state"]) else {
                 throw HTTPError(400, code: "bad_request", "state must be one of \(AlertStateFilter.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -192,7 +209,7 @@ extension APIRoutes {
             return .json(JSON.array(alerts.map(\.json)))
         }
 
-        router.get("/api/alerts/{id}") { request in
+        router.get("/api/alerts/{id}", options: .offLoop) { request in
             let alertId = try id(request)
             guard let record = try read({ try queries.alert(id: alertId) }), case .object(var members) = record.alert.json else {
                 throw HTTPError(404, code: "not_found", "no alert \(alertId)")
@@ -204,7 +221,7 @@ extension APIRoutes {
             return .json(.object(members))
         }
 
-        router.post("/api/alerts/{id}/ack") { request in
+        router.post("/api/alerts/{id}/ack", options: write(.quality)) { request in
             let user = try principal(request, .quality)
             let body = try jsonBody(request)
             let comment = try text(body, "comment")
@@ -212,7 +229,7 @@ extension APIRoutes {
             return .json(try perform { try backend.acknowledgeAlert(id: alertId, comment: comment, by: user) })
         }
 
-        router.post("/api/alerts/{id}/shelve") { request in
+        router.post("/api/alerts/{id}/shelve", options: write(.quality)) { request in
             let user = try principal(request, .quality)
             let body = try jsonBody(request)
             guard let minutes = body["minutes"]?.doubleValue else {
@@ -237,7 +254,7 @@ extension APIRoutes {
 
         router.get("/api/anomalies") { _ in .json(.array(backend.anomalies().map(\.json))) }
 
-        router.get("/api/audit") { request in
+        router.get("/api/audit", options: .offLoop) { request in
             _ = try principal(request, .admin)
             let limit = try limitParameter(request)
             let entries = try read { try queries.audit(limit: limit) }
@@ -245,14 +262,4 @@ extension APIRoutes {
         }
     }
 
-    /// Reads need a `viewer` token unless `anonymousRead` (docs/CONFIG.md `auth`).
-    public static func readAuthMiddleware(auth: AuthPolicy, backend: any PlantBackend) -> any HTTPMiddleware {
-        ClosureMiddleware { request, next in
-            if !auth.anonymousRead, request.method == .get || request.method == .head,
-               request.path.hasPrefix("/api/"), request.path != "/api/health" {
-                _ = try auth.authorize(request, role: .viewer, backend: backend, now: Date())
-            }
-            return try next(request)
-        }
-    }
 }

@@ -69,9 +69,11 @@ public enum APIRoutes {
             ]))
         }
 
-        router.get("/api/stations") { _ in
-            .json(.array(context.live.all().map { station in
-                .object(station.summaryJSON(wip: facts.wip(station: station.config.id), kpi: facts.kpi(station: station.config.id)?.json ?? .null))
+        router.get("/api/stations") { request in
+            let showEndpoint = context.showsEndpoints(request)
+            return .json(.array(context.live.all().map { station in
+                .object(station.summaryJSON(wip: facts.wip(station: station.config.id), kpi: facts.kpi(station: station.config.id)?.json ?? .null,
+                                            showEndpoint: showEndpoint))
             }))
         }
 
@@ -80,7 +82,8 @@ public enum APIRoutes {
             guard let station = context.live.station(id) else {
                 throw HTTPError(404, code: "not_found", "no station \"\(id)\"")
             }
-            var members = station.summaryJSON(wip: facts.wip(station: id), kpi: facts.kpi(station: id)?.json ?? .null)
+            var members = station.summaryJSON(wip: facts.wip(station: id), kpi: facts.kpi(station: id)?.json ?? .null,
+                                              showEndpoint: context.showsEndpoints(request))
             members.append(("signals", station.signalsJSON))
             members.append(("status", .str(station.status)))
             members.append(("stats", .obj([

@@ -5,14 +5,14 @@ import Runtime
 import Storage
 
 extension LiveStations.Station {
-    /// The `GET /api/stations` entry (docs/openapi.json `Station`); `kpi` and `wip` come from tracking and quality.
-    func summaryJSON(wip: Int, kpi: JSON) -> [(String, JSON)] {
-        [
+    /// The `GET /api/stations` entry (docs/openapi.json `Station`); `kpi` and `wip` come from tracking and quality. The PLC
+    /// `endpoint` only when `showEndpoint` (an `engineer` token or above).
+    func summaryJSON(wip: Int, kpi: JSON, showEndpoint: Bool) -> [(String, JSON)] {
+        var members: [(String, JSON)] = [
             ("id", .string(config.id)),
             ("name", .string(config.name)),
             ("process", .string(config.process)),
             ("protocol", .string(config.protocol.rawValue)),
-            ("endpoint", .string(config.endpoint.description)),
             ("connection", .string(connection.rawValue)),
             ("state", .str(state)),
             ("stateCode", stateCode.map { .int($0) } ?? .null),
@@ -25,6 +25,8 @@ extension LiveStations.Station {
             ("idealCycleTimeS", .number(config.idealCycleTimeS)),
             ("kpi", kpi),
         ]
+        if showEndpoint { members.insert(("endpoint", .string(config.endpoint.description)), at: 4) }
+        return members
     }
 
     /// The signals of `GET /api/stations/{id}`.

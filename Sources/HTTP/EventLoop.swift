@@ -4,8 +4,9 @@ import Runtime
 import Glibc
 #endif
 
-/// One client connection; touched only by its loop's thread.
-final class Connection {
+/// One client connection; touched only by its loop's thread (worker threads only carry it back
+/// to the loop in a completion).
+final class Connection: @unchecked Sendable {
     let fd: Int32
     let remote: String
     var parser: HTTPRequestParser
@@ -14,12 +15,29 @@ final class Connection {
     var outOffset = 0
     var outBytes = 0
     var closeAfterWrite = false
+    /// After the last byte is written: half-close and read what the client still sends for a
+    /// moment, so an answer sent before its request's body is not lost to a reset.
+    var lingerOnClose = false
+    /// Set while lingering: close at this monotonic time at the latest.
+    var lingerUntil: UInt64?
     var peerClosed = false
     var closed = false
     var lastActivity: UInt64
     var headerStart: UInt64 = 0
     var interest: UInt32
     var sse: SSEClient?
+    /// A deferred answer is being computed on a worker; nothing else is parsed meanwhile.
+    var awaiting = false
+    /// Has complete requests left after its per-wakeup budget; queued in the loop's ready list.
+    var inReady = false
+    /// The head of the request whose body is arriving has been checked (precheck, body budget, 100 Continue).
+    var headChecked = false
+    /// When the header of the request whose body is arriving was complete.
+    var bodyStart: UInt64 = 0
+    /// Bytes of the server's body budget held for the body arriving.
+    var reservedBody = 0
+    /// Bytes charged to the server's event-stream budget.
+    var sseCharged = 0
 
     init(fd: Int32, remote: String, parser: HTTPRequestParser, now: UInt64) {
         self.fd = fd
@@ -47,6 +65,8 @@ final class SSEClient {
     var held: [EncodedSSEEvent] = []
     var heldBytes = 0
     var lastWrite: UInt64
+    /// A backlog page is being read on a worker.
+    var pageInFlight = false
 
     init(stream: SSEStream, now: UInt64) {
         hub = stream.hub
@@ -60,10 +80,23 @@ final class SSEClient {
     func accepts(_ type: String) -> Bool { types.map { $0.contains(type) } ?? true }
 }
 
+/// What a worker hands back to a loop.
+private enum Completion {
+    /// The answer of a deferred request.
+    case reply(HTTPReply, HTTPRequest)
+    /// A page of stored events for a resuming client, read after `start`.
+    case page(start: Int64, events: [EncodedSSEEvent])
+}
+
 /// An epoll loop on its own thread owning a share of the server's connections.
 ///
-/// Other threads talk to it only through ``adopt(fd:remote:)``, ``deliver(_:from:)`` and ``stop()``,
-/// which queue work under a lock and wake the loop with an eventfd.
+/// Other threads talk to it only through ``adopt(fd:remote:)``, ``deliver(_:from:)``, worker
+/// completions and ``stop()``, which queue work under a lock and wake the loop with an eventfd.
+///
+/// Fairness: a connection gets at most ``HTTPLimits/requestsPerWakeup`` requests answered per turn
+/// (then the loop serves its other clients and comes back), reads at most 256 KiB per turn, and
+/// stops being read while its answers or a deferred job are pending. Slow work (deferred routes,
+/// backlog pages) runs on the worker pools; the loop writes the answer when it comes back.
 final class EventLoop: SSESink, @unchecked Sendable {
     private let core: ServerCore
     private let index: Int
@@ -73,6 +106,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private let lock = NSLock()
     private var newConnections: [(Int32, String)] = []
     private var inbox: [(SSEHub, EncodedSSEEvent)] = []
+    private var completions: [(Connection, Completion)] = []
     private var stopping = false
     private var wakePending = false
     private var wakeClosed = false
@@ -80,11 +114,16 @@ final class EventLoop: SSESink, @unchecked Sendable {
     // Loop-thread state.
     private var connections: [Int32: Connection] = [:]
     private var streams: [Int32: Connection] = [:]
-    private var backlogPending: [Connection] = []
+    /// Connections with complete requests left over from their last turn.
+    private var ready: [Connection] = []
+    /// Resuming clients whose page could not be queued (pool full): retried on the tick.
+    private var pageRetry: [Connection] = []
     private var hubs: [ObjectIdentifier: SSEHub] = [:]
     private let readBuffer: UnsafeMutableRawBufferPointer
     private static let keepAliveBytes = Array(": keep-alive\n\n".utf8)
+    private static let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     private static let highWater = 256 * 1024
+    private static let lingerNanoseconds: UInt64 = 2_000_000_000
 
     init(core: ServerCore, index: Int) throws {
         self.core = core
@@ -123,6 +162,15 @@ final class EventLoop: SSESink, @unchecked Sendable {
         signalLocked()
     }
 
+    /// A worker's result for one of this loop's connections. Any thread.
+    private func complete(_ connection: Connection, _ completion: Completion) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !wakeClosed else { return }
+        completions.append((connection, completion))
+        signalLocked()
+    }
+
     /// Asks the loop to close everything and return from ``run()``. Any thread.
     func stop() {
         lock.lock()
@@ -148,7 +196,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
         var running = true
         while running {
             let now = Monotonic.nanoseconds()
-            let timeout: Int32 = backlogPending.isEmpty ? Int32(max(0, (Int64(nextTick) - Int64(now)) / 1_000_000) + 1) : 0
+            let timeout: Int32 = ready.isEmpty ? Int32(max(0, (Int64(nextTick) - Int64(now)) / 1_000_000) + 1) : 0
             do {
                 try epoll.wait(timeoutMs: timeout) { fd, flags in
                     if fd == wake.fd {
@@ -156,6 +204,11 @@ final class EventLoop: SSESink, @unchecked Sendable {
                         return
                     }
                     guard let connection = connections[fd] else { return }
+                    if flags & (Epoll.error | Epoll.hangup) != 0 && (connection.awaiting || connection.inReady) {
+                        // Reset while its answer is pending: nobody is left to answer.
+                        close(connection, dropped: false)
+                        return
+                    }
                     if flags & (Epoll.readable | Epoll.error | Epoll.hangup) != 0 {
                         readable(connection)
                     }
@@ -167,7 +220,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 core.logger.error("http loop \(index): \(error)")
                 break
             }
-            if !backlogPending.isEmpty { pumpPending() }
+            if running && !ready.isEmpty { serveReady() }
             let after = Monotonic.nanoseconds()
             if after >= nextTick {
                 tick(now: after)
@@ -181,6 +234,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
         let orphans = newConnections
         newConnections.removeAll()
         inbox.removeAll()
+        completions.removeAll()
         wakeClosed = true
         wake.close()
         lock.unlock()
@@ -192,14 +246,16 @@ final class EventLoop: SSESink, @unchecked Sendable {
         readBuffer.deallocate()
     }
 
-    /// Takes queued connections and events; false when the loop must stop.
+    /// Takes queued connections, events and completions; false when the loop must stop.
     private func drainInbox() -> Bool {
         wake.drain()
         lock.lock()
         let adopted = newConnections
         let events = inbox
+        let done = completions
         newConnections.removeAll()
         inbox.removeAll()
+        completions.removeAll()
         wakePending = false
         let stop = stopping
         lock.unlock()
@@ -221,27 +277,47 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 core.connectionClosed()
             }
         }
+        for (connection, completion) in done where !connection.closed {
+            finish(completion, on: connection)
+        }
         if !events.isEmpty { fanOut(events, now: now) }
         return true
+    }
+
+    /// Gives each connection left with complete requests another turn.
+    private func serveReady() {
+        let turn = ready
+        ready.removeAll()
+        for connection in turn {
+            connection.inReady = false
+            if !connection.closed { processRequests(connection) }
+        }
     }
 
     // MARK: Reading and requests
 
     private func readable(_ connection: Connection) {
-        if connection.sse != nil {
-            // An event stream's client has nothing more to say; read to notice when it leaves.
-            while true {
+        if connection.sse != nil || connection.lingerUntil != nil {
+            // An event stream's client (or one being closed) has nothing more to say; read to notice when it leaves.
+            var discarded = 0
+            while discarded < 1_048_576 {
                 do {
                     switch try syscall("recv", context: connection.remote, { recv(connection.fd, readBuffer.baseAddress, readBuffer.count, 0) }) {
                     case .wouldBlock: return
                     case .done(0): close(connection, dropped: false); return
-                    case .done: continue
+                    case .done(let n): discarded += n
                     }
                 } catch {
                     close(connection, dropped: false)
                     return
                 }
             }
+            return
+        }
+        // Paused (answers or a job pending, or requests left for the next turn): the socket keeps the bytes.
+        if connection.awaiting || connection.inReady || connection.outBytes > 0 {
+            setInterest(connection)
+            return
         }
         var reads = 0
         while reads < 4 {
@@ -277,49 +353,131 @@ final class EventLoop: SSESink, @unchecked Sendable {
         if connection.sse == nil && connection.parser.bufferedBytes > 0 { processRequests(connection) }
     }
 
-    /// Answers every complete buffered request, in order, while the output stays below the high-water mark.
+    private func markReady(_ connection: Connection) {
+        guard !connection.inReady else { return }
+        connection.inReady = true
+        ready.append(connection)
+    }
+
+    /// Answers buffered requests in order: at most the per-wakeup budget, while the output stays
+    /// below the high-water mark and no deferred answer is pending.
     private func processRequests(_ connection: Connection) {
-        var progressed: Bool
-        repeat {
-            progressed = false
-            while !connection.closeAfterWrite && connection.sse == nil && connection.outBytes < Self.highWater {
-                switch connection.parser.next(remoteAddress: connection.remote) {
-                case .needMore:
-                    break
-                case .error(let error):
-                    core.count(status: error.status)
-                    var response = HTTPResponse.error(error.status, message: error.message)
-                    response.headers.set("Connection", "close")
-                    connection.enqueue(core.serialize(response, head: false, keepAlive: false, http11: true))
-                    connection.closeAfterWrite = true
-                    continue
-                case .request(let request):
-                    progressed = true
-                    handle(request, on: connection)
-                    let now = Monotonic.nanoseconds()
-                    connection.headerStart = connection.parser.phase == .idle ? 0 : now
-                    continue
-                }
+        var budget = max(1, core.limits.requestsPerWakeup)
+        parsing: while !connection.closed && !connection.closeAfterWrite && connection.sse == nil && !connection.awaiting
+                && connection.outBytes < Self.highWater {
+            if budget == 0 {
+                if connection.parser.bufferedBytes > 0 { markReady(connection) }
                 break
             }
-            if connection.peerClosed && connection.sse == nil && !connection.closeAfterWrite && connection.outBytes < Self.highWater {
+            switch connection.parser.next(remoteAddress: connection.remote) {
+            case .needMore:
+                if connection.parser.phase == .body && !connection.headChecked { checkHead(connection) }
+                if connection.peerClosed && !connection.closeAfterWrite { connection.closeAfterWrite = true }
+                break parsing
+            case .error(let error):
+                core.count(status: error.status)
+                var response = HTTPResponse.error(error.status, message: error.message)
+                response.headers.set("Connection", "close")
+                connection.enqueue(core.serialize(response, head: false, keepAlive: false, http11: true))
                 connection.closeAfterWrite = true
+                connection.lingerOnClose = true
+            case .request(let request):
+                budget -= 1
+                releaseBody(connection)
+                handle(request, on: connection)
+                connection.headerStart = connection.parser.phase == .idle ? 0 : Monotonic.nanoseconds()
             }
-            flush(connection)
-            if connection.closed { return }
-        } while progressed && connection.outBytes == 0 && connection.sse == nil && !connection.closeAfterWrite
-            && connection.parser.bufferedBytes > 0
+        }
+        if !connection.closed { flush(connection) }
+    }
+
+    /// The header of a request with a body has arrived, the body has not: check the host and the
+    /// route's authorization, hold the body's bytes in the shared budget, answer `100 Continue`.
+    /// A refusal answers now and closes (lingering) without reading the body.
+    private func checkHead(_ connection: Connection) {
+        guard let (head, length) = connection.parser.headAwaitingBody else { return }
+        connection.headChecked = true
+        connection.bodyStart = Monotonic.nanoseconds()
+        var refusal = core.precheck(head)
+        if refusal == nil {
+            if core.bodyBudget.reserve(length) {
+                connection.reservedBody = length
+                connection.parser.reserveBody()
+            } else {
+                var busy = HTTPResponse.error(503, message: "too many request bodies are arriving at once; retry later")
+                busy.headers.set("Retry-After", "1")
+                refusal = busy
+            }
+        }
+        if var refusal {
+            core.count(status: refusal.status)
+            refusal.headers.set("Connection", "close")
+            connection.enqueue(core.serialize(refusal, head: false, keepAlive: false, http11: true))
+            connection.closeAfterWrite = true
+            connection.lingerOnClose = true
+            return
+        }
+        if head.isHTTP11, head.headers["Expect"]?.lowercased() == "100-continue" {
+            connection.enqueue(Self.continueBytes)
+        }
+    }
+
+    private func releaseBody(_ connection: Connection) {
+        connection.headChecked = false
+        if connection.reservedBody > 0 {
+            core.bodyBudget.release(connection.reservedBody)
+            connection.reservedBody = 0
+        }
     }
 
     private func handle(_ request: HTTPRequest, on connection: Connection) {
-        let reply = core.dispatch(request)
+        answer(core.dispatch(request), to: request, on: connection)
+    }
+
+    private func answer(_ reply: HTTPReply, to request: HTTPRequest, on connection: Connection) {
         switch reply {
         case .response(let response):
-            core.count(status: response.status)
-            connection.enqueue(core.serialize(response, head: request.method == .head, keepAlive: request.keepAlive, http11: request.isHTTP11))
-            if !request.keepAlive { connection.closeAfterWrite = true }
+            respond(response, to: request, on: connection)
         case .eventStream(let stream):
             startStream(stream, request: request, on: connection)
+        case .deferred(let work):
+            let core = self.core
+            connection.awaiting = true
+            let queued = core.pool(work.lane).submit { [self] in
+                complete(connection, .reply(core.run(work, for: request), request))
+            }
+            if !queued {
+                connection.awaiting = false
+                var busy = HTTPResponse.error(503, message: "the server is busy; retry later")
+                busy.headers.set("Retry-After", "1")
+                respond(busy, to: request, on: connection)
+            }
+        }
+    }
+
+    private func respond(_ response: HTTPResponse, to request: HTTPRequest, on connection: Connection) {
+        core.count(status: response.status)
+        connection.enqueue(core.serialize(response, head: request.method == .head, keepAlive: request.keepAlive, http11: request.isHTTP11))
+        if !request.keepAlive { connection.closeAfterWrite = true }
+    }
+
+    /// Applies a worker's result, then goes on with the connection's pipelined requests.
+    private func finish(_ completion: Completion, on connection: Connection) {
+        switch completion {
+        case .reply(let reply, let request):
+            connection.awaiting = false
+            connection.lastActivity = Monotonic.nanoseconds()
+            if case .deferred = reply {
+                respond(.error(500, message: "internal server error"), to: request, on: connection)
+            } else {
+                answer(reply, to: request, on: connection)
+            }
+            processRequests(connection)
+        case .page(let start, let events):
+            guard let client = connection.sse else { return }
+            client.pageInFlight = false
+            applyPage(events, after: start, on: connection)
+            if !connection.closed { flush(connection) }
         }
     }
 
@@ -356,28 +514,46 @@ final class EventLoop: SSESink, @unchecked Sendable {
         let client = SSEClient(stream: stream, now: now)
         connection.sse = client
         connection.parser.discardAll()
+        if connection.inReady {
+            connection.inReady = false
+            ready.removeAll { $0 === connection }
+        }
         connection.peerClosed = false
         streams[connection.fd] = connection
         connection.enqueue(Array(head.utf8))
-        if client.inBacklog { pumpBacklog(connection) }
+        if client.inBacklog { requestPage(connection) }
     }
 
-    /// Sends the next page of stored events; after the last page, the live events held meanwhile.
-    private func pumpBacklog(_ connection: Connection) {
-        guard let client = connection.sse, client.inBacklog, let backlog = client.backlog, let start = client.cursor else { return }
+    /// Asks the read pool for the next page of stored events (one page in flight per client).
+    private func requestPage(_ connection: Connection) {
+        guard let client = connection.sse, client.inBacklog, !client.pageInFlight,
+              let backlog = client.backlog, let start = client.cursor else { return }
         let pageSize = core.limits.sseBacklogPageSize
-        let page = backlog(start, pageSize)
+        client.pageInFlight = true
+        let queued = core.readPool.submit { [self] in
+            let events = backlog(start, pageSize).map(EncodedSSEEvent.init)
+            complete(connection, .page(start: start, events: events))
+        }
+        if !queued {
+            client.pageInFlight = false
+            if !pageRetry.contains(where: { $0 === connection }) { pageRetry.append(connection) }
+        }
+    }
+
+    /// Queues a page of stored events; after the last page, the live events held meanwhile.
+    private func applyPage(_ page: [EncodedSSEEvent], after start: Int64, on connection: Connection) {
+        guard let client = connection.sse, client.inBacklog else { return }
         var cursor = start
         var sent = 0
         for event in page where event.id > cursor {
             cursor = event.id
             if client.accepts(event.type) {
-                connection.enqueue(event.encoded)
+                connection.enqueue(event.bytes)
                 sent += 1
             }
         }
         client.cursor = cursor
-        if page.count < pageSize || cursor == start {
+        if page.count < core.limits.sseBacklogPageSize || cursor == start {
             client.inBacklog = false
             for event in client.held where event.id > cursor {
                 connection.enqueue(event.bytes)
@@ -390,15 +566,21 @@ final class EventLoop: SSESink, @unchecked Sendable {
         }
         if sent > 0 { client.lastWrite = Monotonic.nanoseconds() }
         client.hub.countSent(sent)
+        if !charge(connection) {
+            core.logger.notice("event-stream client \(connection.remote) dropped: the server's event-stream queues are full")
+            close(connection, dropped: true)
+        }
     }
 
-    private func pumpPending() {
-        let pending = backlogPending
-        backlogPending.removeAll()
-        for connection in pending where !connection.closed && connection.outBytes == 0 {
-            pumpBacklog(connection)
-            flush(connection)
-        }
+    /// Brings the connection's charge in the shared event-stream budget up to date; false when it
+    /// would pass the total (the caller drops the client).
+    private func charge(_ connection: Connection) -> Bool {
+        guard let client = connection.sse else { return true }
+        let now = connection.outBytes + client.heldBytes
+        let delta = now - connection.sseCharged
+        guard core.sseBudget.adjust(delta) else { return false }
+        connection.sseCharged = now
+        return true
     }
 
     private func fanOut(_ events: [(SSEHub, EncodedSSEEvent)], now: UInt64) {
@@ -436,6 +618,9 @@ final class EventLoop: SSESink, @unchecked Sendable {
             if connection.closed { continue }
             if overflow {
                 core.logger.notice("event-stream client \(connection.remote) fell behind (\(connection.outBytes + client.heldBytes) bytes queued): dropped")
+                close(connection, dropped: true)
+            } else if !charge(connection) {
+                core.logger.notice("event-stream client \(connection.remote) dropped: the server's event-stream queues are full")
                 close(connection, dropped: true)
             } else if connection.outBytes > 0 {
                 flush(connection)
@@ -484,14 +669,19 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 connection.outOffset = 0
             }
         }
+        if connection.sse != nil { _ = charge(connection) }
         if connection.outIndex == connection.out.count {
             connection.out.removeAll()
             connection.outIndex = 0
             if connection.closeAfterWrite {
-                close(connection, dropped: false)
+                if connection.lingerOnClose && connection.lingerUntil == nil && !connection.peerClosed {
+                    linger(connection)
+                } else if connection.lingerUntil == nil {
+                    close(connection, dropped: false)
+                }
                 return
             }
-            if let client = connection.sse, client.inBacklog { backlogPending.append(connection) }
+            if let client = connection.sse, client.inBacklog { requestPage(connection) }
         } else if connection.outIndex > 64 {
             connection.out.removeSubrange(0..<connection.outIndex)
             connection.outIndex = 0
@@ -500,11 +690,30 @@ final class EventLoop: SSESink, @unchecked Sendable {
         setInterest(connection)
     }
 
+    /// Half-closes after an early answer and discards what the client still sends, until it
+    /// closes or ``lingerNanoseconds`` pass.
+    private func linger(_ connection: Connection) {
+        releaseBody(connection)
+        connection.parser.discardAll()
+        connection.lingerUntil = Monotonic.nanoseconds() + Self.lingerNanoseconds
+        _ = Glibc.shutdown(connection.fd, Int32(SHUT_WR))
+        setInterest(connection)
+    }
+
     private func setInterest(_ connection: Connection) {
-        var wanted = Epoll.readable
-        if connection.outBytes > 0 {
+        guard !connection.closed else { return }
+        let wanted: UInt32
+        if connection.lingerUntil != nil {
+            wanted = Epoll.readable
+        } else if let _ = connection.sse {
+            wanted = connection.outBytes > 0 ? (Epoll.readable | Epoll.writable) : Epoll.readable
+        } else if connection.outBytes > 0 {
             // An HTTP connection with unsent answers stops reading: backpressure on pipelining clients.
-            wanted = connection.sse == nil ? Epoll.writable : (Epoll.readable | Epoll.writable)
+            wanted = Epoll.writable
+        } else if connection.awaiting || connection.inReady || connection.closeAfterWrite {
+            wanted = 0
+        } else {
+            wanted = Epoll.readable
         }
         guard wanted != connection.interest else { return }
         do {
@@ -520,10 +729,13 @@ final class EventLoop: SSESink, @unchecked Sendable {
         connection.closed = true
         Socket.close(connection.fd)
         connections[connection.fd] = nil
+        releaseBody(connection)
         if let client = connection.sse {
             streams[connection.fd] = nil
             client.hub.releaseClient(dropped: dropped)
             client.held = []
+            core.sseBudget.release(connection.sseCharged)
+            connection.sseCharged = 0
         }
         connection.out = []
         connection.parser.discardAll()
@@ -535,18 +747,27 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private func tick(now: UInt64) {
         let limits = core.limits
         let headerNs = UInt64(limits.headerReadTimeout * 1e9)
+        let bodyNs = UInt64(limits.bodyTimeout * 1e9)
         let idleNs = UInt64(limits.idleTimeout * 1e9)
         let keepAliveNs = UInt64(limits.sseKeepAliveInterval * 1e9)
         var expired: [Connection] = []
+        var slowBodies: [Connection] = []
         var silent: [Connection] = []
         for connection in connections.values {
+            if let until = connection.lingerUntil {
+                if now >= until { expired.append(connection) }
+                continue
+            }
             if let client = connection.sse {
                 if now &- client.lastWrite >= keepAliveNs { silent.append(connection) }
                 continue
             }
+            if connection.awaiting { continue }
             switch connection.parser.phase {
             case .header where connection.outBytes == 0 && !connection.closeAfterWrite:
                 if now &- connection.headerStart > headerNs { expired.append(connection) }
+            case .body where connection.headChecked && !connection.closeAfterWrite:
+                if now &- connection.bodyStart > bodyNs { slowBodies.append(connection) }
             default:
                 if now &- connection.lastActivity > idleNs { expired.append(connection) }
             }
@@ -555,6 +776,15 @@ final class EventLoop: SSESink, @unchecked Sendable {
             core.logger.debug("closing \(connection.remote): timed out")
             close(connection, dropped: false)
         }
+        for connection in slowBodies where !connection.closed {
+            core.count(status: 408)
+            var response = HTTPResponse.error(408, message: "the request body did not arrive within \(limits.bodyTimeout) s")
+            response.headers.set("Connection", "close")
+            connection.enqueue(core.serialize(response, head: false, keepAlive: false, http11: true))
+            connection.closeAfterWrite = true
+            connection.lingerOnClose = true
+            flush(connection)
+        }
         for connection in silent {
             guard let client = connection.sse else { continue }
             client.lastWrite = now
@@ -562,6 +792,11 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 connection.enqueue(Self.keepAliveBytes)
                 flush(connection)
             }
+        }
+        if !pageRetry.isEmpty {
+            let retry = pageRetry
+            pageRetry.removeAll()
+            for connection in retry where !connection.closed { requestPage(connection) }
         }
     }
 }

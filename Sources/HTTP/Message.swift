@@ -91,8 +91,23 @@ public struct HTTPRequest: Sendable {
         self.keepAlive = keepAlive
     }
 
-    /// The body as UTF-8 text (invalid bytes replaced).
+    /// The body as UTF-8 text (invalid bytes replaced; JSON bodies go through ``JSON/parse(bytes:)``, which refuses them).
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
+
+    /// The `host` of the `Host` header (or of an absolute-form target), lowercased, without port or
+    /// a trailing dot; nil when absent.
+    public var hostName: String? {
+        guard let value = headers["Host"]?.lowercased(), !value.isEmpty else { return nil }
+        var host = Substring(value)
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return String(host) }
+            host = host[host.index(after: host.startIndex)..<close]
+        } else if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
+            host = host[..<colon]
+        }
+        while host.hasSuffix(".") { host = host.dropLast() }
+        return String(host)
+    }
 }
 
 /// A complete answer: status, headers, body. The server adds `Content-Length` and `Connection`.
@@ -181,7 +196,9 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         case 411: "length_required"
         case 413: "payload_too_large"
         case 415: "unsupported_media_type"
-        case 422: "unprocessable_entity"
+        case 417: "expectation_failed"
+        case 421: "misdirected_request"
+        case 422: "unprocessable"
         case 429: "too_many_requests"
         case 431: "headers_too_large"
         case 500: "internal"
@@ -222,6 +239,8 @@ enum StatusText {
         case 411: "Length Required"
         case 413: "Content Too Large"
         case 415: "Unsupported Media Type"
+        case 417: "Expectation Failed"
+        case 421: "Misdirected Request"
         case 422: "Unprocessable Content"
         case 429: "Too Many Requests"
         case 431: "Request Header Fields Too Large"

@@ -183,9 +183,18 @@ public struct HTTPRequestParser: Sendable {
             }
             return .failed(HTTPParseError(400, "malformed request line"))
         }
-        let target = parts[1]
-        guard target.first == 47, target.allSatisfy({ $0 > 32 && $0 < 127 }) else {
-            return .failed(HTTPParseError(400, "the request target must be an absolute path"))
+        var target = parts[1]
+        guard target.allSatisfy({ $0 > 32 && $0 < 127 }) else {
+            return .failed(HTTPParseError(400, "malformed request target"))
+        }
+        // Absolute form (`http://host:port/path`, RFC 9112 §3.2.2): its authority replaces `Host`.
+        var targetAuthority: String?
+        if target.first != 47 {
+            guard let split = Self.splitAbsoluteForm(target) else {
+                return .failed(HTTPParseError(400, "the request target must be an absolute path or an absolute http URI"))
+            }
+            targetAuthority = String(decoding: split.authority, as: UTF8.self)
+            target = split.path
         }
         var headers = HTTPHeaders()
         for line in lines.dropFirst() {
@@ -202,6 +211,12 @@ public struct HTTPRequestParser: Sendable {
             }
             headers.add(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
         }
+        // One Host (RFC 9112 §3.2) and one Authorization: a second one could be read differently by a proxy.
+        if headers.values("Host").count > 1 { return .failed(HTTPParseError(400, "more than one Host header")) }
+        if headers.values("Authorization").count > 1 {
+            return .failed(HTTPParseError(400, "more than one Authorization header"))
+        }
+        if let targetAuthority { headers.set("Host", targetAuthority) }
         let methodText = String(decoding: parts[0], as: UTF8.self)
         guard let method = HTTPMethod(rawValue: methodText) else {
             return .failed(HTTPParseError(501, "method \(methodText) is not implemented"))
@@ -224,9 +239,50 @@ public struct HTTPRequestParser: Sendable {
         let connection = headers.values("Connection").joined(separator: ",").lowercased()
         let tokens = connection.split(separator: ",").map { $0.trimmingSpaces }
         let keepAlive = isHTTP11 ? !tokens.contains("close") : tokens.contains("keep-alive")
+        let expect = headers["Expect"]?.lowercased()
+        if let expect, expect != "100-continue" {
+            return .failed(HTTPParseError(417, "only Expect: 100-continue is supported"))
+        }
         pendingHead = Head(method: method, rawTarget: String(decoding: target, as: UTF8.self), headers: headers,
                            isHTTP11: isHTTP11, keepAlive: keepAlive, bodyLength: bodyLength, bodyStart: end)
         return .done
+    }
+
+    /// `http://authority/path?q` → (authority, `/path?q`); nil for another scheme, user info, or no authority.
+    private static func splitAbsoluteForm(_ target: ArraySlice<UInt8>) -> (authority: ArraySlice<UInt8>, path: ArraySlice<UInt8>)? {
+        let text = target.map { ($0 >= 65 && $0 <= 90) ? $0 | 0x20 : $0 }
+        let prefix: Int
+        if text.starts(with: Array("http://".utf8)) { prefix = 7 }
+        else if text.starts(with: Array("https://".utf8)) { prefix = 8 }
+        else { return nil }
+        let rest = target.dropFirst(prefix)
+        let end = rest.firstIndex(where: { $0 == 47 || $0 == 63 || $0 == 35 }) ?? rest.endIndex
+        let authority = rest[rest.startIndex..<end]
+        guard !authority.isEmpty, !authority.contains(64) else { return nil }
+        var path = rest[end...]
+        if path.first != 47 { path = ArraySlice(Array("/".utf8) + path) }
+        return (authority, path)
+    }
+
+    /// The request whose header has arrived and whose body has not, with its body's declared length
+    /// (the server checks it before reading the body). Nil in any other phase.
+    public var headAwaitingBody: (request: HTTPRequest, bodyLength: Int)? {
+        guard let head = pendingHead, buffer.count - head.bodyStart < head.bodyLength else { return nil }
+        let path: String
+        let query: [String: String]
+        switch Self.splitTarget(head.rawTarget) {
+        case .success(let parts): (path, query) = parts
+        case .failure: (path, query) = (head.rawTarget, [:])
+        }
+        let rawPath = head.rawTarget.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        return (HTTPRequest(method: head.method, path: path, rawPath: rawPath, query: query, headers: head.headers,
+                            isHTTP11: head.isHTTP11, keepAlive: head.keepAlive), head.bodyLength)
+    }
+
+    /// Makes room for the awaited body at once, so the buffer does not grow by doubling past it.
+    public mutating func reserveBody() {
+        guard let head = pendingHead else { return }
+        buffer.reserveCapacity(head.bodyStart + head.bodyLength)
     }
 
     /// Splits a header block into lines without their line breaks, dropping the final blank line.

@@ -19,27 +19,95 @@ public struct HTTPMetrics: Sendable, Equatable {
     }
 }
 
-/// What the loops share: configuration, the responder, counters.
+/// What the loops share: configuration, the responder, counters, worker pools and byte budgets.
 final class ServerCore: @unchecked Sendable {
     let responder: any HTTPResponder
     let limits: HTTPLimits
     let logger: Logger
     let tickNanoseconds: UInt64
+    let readPool: WorkerPool
+    let commandPool: WorkerPool
+    /// Declared lengths of bodies being received (``HTTPLimits/maxBufferedBodyBytes``).
+    let bodyBudget: ByteBudget
+    /// Bytes queued for event-stream clients (``HTTPLimits/sseTotalBufferBytes``).
+    let sseBudget: ByteBudget
     private let lock = NSLock()
     private var stats = HTTPMetrics(openConnections: 0, rejectedConnections: 0, responsesByClass: [0, 0, 0, 0, 0, 0])
+    private var connectionCap: Int
 
     init(responder: any HTTPResponder, limits: HTTPLimits, logger: Logger) {
         self.responder = responder
         self.limits = limits
         self.logger = logger
-        let shortest = min(limits.headerReadTimeout, limits.idleTimeout, limits.sseKeepAliveInterval)
+        let shortest = min(limits.headerReadTimeout, limits.idleTimeout, limits.sseKeepAliveInterval, limits.bodyTimeout)
         tickNanoseconds = UInt64(min(1.0, max(0.01, shortest / 4)) * 1e9)
+        readPool = WorkerPool(name: "http-read", threads: limits.readWorkers, queueLimit: limits.workerQueueLimit)
+        commandPool = WorkerPool(name: "http-command", threads: limits.commandWorkers, queueLimit: limits.workerQueueLimit)
+        bodyBudget = ByteBudget(limit: limits.maxBufferedBodyBytes)
+        sseBudget = ByteBudget(limit: limits.sseTotalBufferBytes)
+        connectionCap = limits.maxConnections ?? 20000
+    }
+
+    /// Sets the connection cap (from the descriptor limit at start).
+    func setConnectionCap(_ cap: Int) {
+        lock.lock(); connectionCap = max(1, cap); lock.unlock()
+    }
+
+    var maxConnections: Int {
+        lock.lock(); defer { lock.unlock() }
+        return connectionCap
+    }
+
+    func pool(_ lane: WorkLane) -> WorkerPool { lane == .read ? readPool : commandPool }
+
+    /// The server-wide checks on any request before routing: `Host` present on HTTP/1.1 (else 400)
+    /// and among ``HTTPLimits/allowedHosts`` (else 421).
+    func admit(_ request: HTTPRequest) -> HTTPError? {
+        guard let host = request.hostName else {
+            return request.isHTTP11 ? HTTPError(400, "HTTP/1.1 requests need a Host header") : nil
+        }
+        if let allowed = limits.allowedHosts, !allowed.contains("*"), !allowed.contains(host) {
+            return HTTPError(421, "this server does not answer for host \"\(host.prefix(255))\"")
+        }
+        return nil
+    }
+
+    /// Checks a request head before its body is read: ``admit(_:)`` and the responder's precheck.
+    func precheck(_ head: HTTPRequest) -> HTTPResponse? {
+        if let error = admit(head) { return error.response }
+        do {
+            try responder.precheck(head)
+            return nil
+        } catch let error as HTTPError {
+            return error.response
+        } catch {
+            logger.error("\(head.method.rawValue) \(head.path) precheck failed: \(error)")
+            return .error(500, message: "internal server error")
+        }
     }
 
     /// Runs the responder; ``HTTPError`` becomes its answer, any other error a logged 500.
     func dispatch(_ request: HTTPRequest) -> HTTPReply {
+        if let error = admit(request) { return .response(error.response) }
         do {
             return try responder.respond(to: request)
+        } catch let error as HTTPError {
+            return .response(error.response)
+        } catch {
+            logger.error("\(request.method.rawValue) \(request.path) failed: \(error)")
+            return .response(.error(500, message: "internal server error"))
+        }
+    }
+
+    /// Runs deferred work on a worker thread, with the same error rules as ``dispatch(_:)``.
+    func run(_ work: DeferredWork, for request: HTTPRequest) -> HTTPReply {
+        do {
+            let reply = try work.run()
+            if case .deferred = reply {
+                logger.error("\(request.method.rawValue) \(request.path): deferred work answered deferred again")
+                return .response(.error(500, message: "internal server error"))
+            }
+            return reply
         } catch let error as HTTPError {
             return .response(error.response)
         } catch {
@@ -82,12 +150,17 @@ final class ServerCore: @unchecked Sendable {
     /// Counts a new connection unless `maxConnections` are open.
     func connectionOpened() -> Bool {
         lock.lock(); defer { lock.unlock() }
-        guard stats.openConnections < limits.maxConnections else {
+        guard stats.openConnections < connectionCap else {
             stats.rejectedConnections += 1
             return false
         }
         stats.openConnections += 1
         return true
+    }
+
+    /// A client refused through the reserve descriptor (the process was out of descriptors).
+    func refusedAtDescriptorLimit() {
+        lock.lock(); stats.rejectedConnections += 1; lock.unlock()
     }
 
     func connectionClosed() {
@@ -170,6 +243,9 @@ public final class HTTPServer: Service, @unchecked Sendable {
     public func run() async throws {
         let port = try bind()
         let listenFd = try markStarted(port: port)
+        let descriptors = DescriptorLimit.raiseToHard()
+        let derived = DescriptorLimit.connectionCap(descriptors: descriptors)
+        core.setConnectionCap(min(limits.maxConnections ?? derived, derived))
 
         var loops: [EventLoop] = []
         let acceptWake: WakeFd
@@ -197,13 +273,15 @@ public final class HTTPServer: Service, @unchecked Sendable {
         }
         acceptThread.name = "http-accept"
         acceptThread.start()
-        core.logger.info("listening on http://\(host):\(port)/")
+        core.logger.info("listening on http://\(host):\(port)/ (at most \(core.maxConnections) connections; \(descriptors) descriptors)")
 
         await waitUntilCancelled()
 
         acceptWake.signal()
         for loop in loops { loop.stop() }
         await exits.wait()
+        core.readPool.stop()
+        core.commandPool.stop()
         acceptWake.close()
         closeListener()
         core.logger.info("stopped listening on \(host):\(port)")
@@ -233,13 +311,49 @@ private final class Acceptor: @unchecked Sendable {
     let loops: [EventLoop]
     let core: ServerCore
     private let busy: [UInt8]
+    /// A spare descriptor: at the descriptor limit it is given up to accept one client, answer it 503
+    /// and close it, so a client is refused rather than left waiting.
+    private var reserveFd: Int32 = -1
+    private var warning = RateLimitedWarning(intervalNanoseconds: 10_000_000_000)
 
     init(listenFd: Int32, wakeFd: Int32, loops: [EventLoop], core: ServerCore) {
         self.listenFd = listenFd
         self.wakeFd = wakeFd
         self.loops = loops
         self.core = core
-        busy = core.serialize(.error(503, message: "too many connections, retry later"), head: false, keepAlive: false, http11: true)
+        var response = HTTPResponse.error(503, message: "too many connections, retry later")
+        response.headers.set("Retry-After", "5")
+        busy = core.serialize(response, head: false, keepAlive: false, http11: true)
+        reserveFd = Self.openReserve()
+    }
+
+    private static func openReserve() -> Int32 { open("/dev/null", O_RDONLY | O_CLOEXEC) }
+
+    /// Sends the 503 and closes.
+    private func refuse(_ fd: Int32) {
+        core.count(status: 503)
+        busy.withUnsafeBytes { bytes in
+            _ = try? syscall("send", context: "http refuse") { send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+        }
+        Socket.close(fd)
+    }
+
+    /// Out of descriptors: frees the reserve, accepts one waiting client, refuses it, takes the reserve back.
+    /// True when a client was refused.
+    private func refuseWithReserve() -> Bool {
+        guard reserveFd >= 0 else {
+            reserveFd = Self.openReserve()
+            return false
+        }
+        Socket.close(reserveFd)
+        reserveFd = -1
+        let fd = accept(listenFd, nil, nil)
+        if fd >= 0 {
+            core.refusedAtDescriptorLimit()
+            refuse(fd)
+        }
+        reserveFd = Self.openReserve()
+        return fd >= 0
     }
 
     func run() {
@@ -262,7 +376,10 @@ private final class Acceptor: @unchecked Sendable {
                 core.logger.error("\(error)")
                 return
             }
-            if woken { return }
+            if woken {
+                if reserveFd >= 0 { Socket.close(reserveFd) }
+                return
+            }
             while true {
                 var address = sockaddr_in()
                 var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -277,8 +394,13 @@ private final class Acceptor: @unchecked Sendable {
                     }
                 } catch let error as SystemError {
                     if error.errno == ECONNABORTED || error.errno == EPROTO { continue }
-                    core.logger.warning("\(error)")
-                    if error.errno == EMFILE || error.errno == ENFILE || error.errno == ENOBUFS || error.errno == ENOMEM {
+                    if let suppressed = warning.due(now: Monotonic.nanoseconds()) {
+                        core.logger.warning("\(error)" + (suppressed > 0 ? " (and \(suppressed) more like it since the last warning)" : ""))
+                    }
+                    if error.errno == EMFILE || error.errno == ENFILE {
+                        if refuseWithReserve() { continue }
+                        usleep(10_000)
+                    } else if error.errno == ENOBUFS || error.errno == ENOMEM {
                         usleep(50_000)
                     }
                     break
@@ -289,11 +411,7 @@ private final class Acceptor: @unchecked Sendable {
                 _ = try? syscall("fcntl", context: "http acceptor") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 Socket.setNonBlocking(fd)
                 guard core.connectionOpened() else {
-                    core.count(status: 503)
-                    busy.withUnsafeBytes { bytes in
-                        _ = try? syscall("send", context: "http refuse") { send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
-                    }
-                    Socket.close(fd)
+                    refuse(fd)
                     continue
                 }
                 Socket.setNoDelay(fd)
@@ -340,5 +458,94 @@ private final class ThreadExits: @unchecked Sendable {
                 lock.unlock()
             }
         }
+    }
+}
+
+/// A warning logged at most once per interval, with the number held back meanwhile.
+struct RateLimitedWarning {
+    let intervalNanoseconds: UInt64
+    private var last: UInt64?
+    private var suppressed = 0
+
+    init(intervalNanoseconds: UInt64) { self.intervalNanoseconds = intervalNanoseconds }
+
+    /// The count held back since the last one when a warning is due now; nil when it must be held back.
+    mutating func due(now: UInt64) -> Int? {
+        if let last, now &- last < intervalNanoseconds {
+            suppressed += 1
+            return nil
+        }
+        last = now
+        defer { suppressed = 0 }
+        return suppressed
+    }
+}
+
+/// The process's descriptor limit (RLIMIT_NOFILE).
+public enum DescriptorLimit {
+    /// Raises the soft limit to the hard one; returns the soft limit now in force.
+    @discardableResult
+    public static func raiseToHard() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(min(limit.rlim_cur, 1 << 30))
+    }
+
+    /// Connections that fit in `descriptors`, leaving a reserve for the database, station links,
+    /// log files, the loops' own descriptors and the 503 answer: 128 plus a sixteenth.
+    public static func connectionCap(descriptors: Int) -> Int {
+        max(16, descriptors - 128 - descriptors / 16)
+    }
+}
+
+/// The default `Host` allow-list (docs/CONFIG.md `allowedHosts`): the listen address, `localhost`,
+/// `127.0.0.1`, `::1`, the machine's host name (short and full) and its interface addresses.
+public enum DefaultAllowedHosts {
+    public static func names(listenHost: String) -> Set<String> {
+        var names: Set<String> = ["localhost", "127.0.0.1", "::1", listenHost.lowercased()]
+        var buffer = [CChar](repeating: 0, count: 256)
+        if gethostname(&buffer, buffer.count - 1) == 0 {
+            let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self).lowercased()
+            if !name.isEmpty {
+                names.insert(name)
+                if let short = name.split(separator: ".").first { names.insert(String(short)) }
+                names.insert(name + ".local")
+            }
+        }
+        var list: UnsafeMutablePointer<ifaddrs>?
+        if getifaddrs(&list) == 0, let first = list {
+            var cursor: UnsafeMutablePointer<ifaddrs>? = first
+            while let entry = cursor {
+                if let address = entry.pointee.ifa_addr {
+                    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+                    let family = Int32(address.pointee.sa_family)
+                    if family == AF_INET {
+                        address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+                            var raw = v4.pointee.sin_addr
+                            if inet_ntop(AF_INET, &raw, &text, socklen_t(text.count)) != nil {
+                                names.insert(String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                            }
+                        }
+                    } else if family == AF_INET6 {
+                        address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                            var raw = v6.pointee.sin6_addr
+                            if inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count)) != nil {
+                                names.insert(String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self).lowercased())
+                            }
+                        }
+                    }
+                }
+                cursor = entry.pointee.ifa_next
+            }
+            freeifaddrs(first)
+        }
+        names.remove("0.0.0.0")
+        names.remove("")
+        return names
     }
 }

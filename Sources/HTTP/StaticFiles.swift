@@ -49,13 +49,25 @@ public struct StaticFiles: HTTPResponder {
         guard let data = FileManager.default.contents(atPath: resolved) else { throw notFound }
         let type = Self.contentType(forPath: resolved)
         var headers: HTTPHeaders = ["Content-Type": type, "X-Content-Type-Options": "nosniff"]
-        if type.hasPrefix("text/html") || type.hasPrefix("application/json") {
+        if type.hasPrefix("text/html") {
+            headers.add("Cache-Control", "no-cache")
+            for (name, value) in Self.pageHeaders { headers.add(name, value) }
+        } else if type.hasPrefix("application/json") {
             headers.add("Cache-Control", "no-cache")
         } else {
             headers.add("Cache-Control", "public, max-age=\(assetMaxAge)")
         }
         return .response(HTTPResponse(status: 200, headers: headers, body: [UInt8](data)))
     }
+
+    /// Headers of every page: no framing by other sites (clickjacking), scripts, styles and
+    /// connections only from this server, no plugins, no `<base>` rewriting.
+    public static let pageHeaders: [(String, String)] = [
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            + "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
 
     /// The `Content-Type` for a file name's extension (`application/octet-stream` if unknown).
     public static func contentType(forPath path: String) -> String {

@@ -157,25 +157,33 @@ final class ReplayService: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        let result: Result<ReplayProgress, any Error> = await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in
-                continuation.resume(returning: Result { try replay() })
+        // The replay thread is not a task: cancellation reaches it through `cancelled`, checked per
+        // poll and per pacing slice, so SIGINT/SIGTERM end a replay within 2 s.
+        let cancelled = self.cancelled
+        let result: Result<ReplayProgress, any Error> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let thread = Thread { [self] in
+                    continuation.resume(returning: Result { try replay() })
+                }
+                thread.name = "replay"
+                thread.start()
             }
-            thread.name = "replay"
-            thread.start()
+        } onCancel: {
+            cancelled.set()
         }
         switch result {
         case .success(let progress):
+            // What was read is processed and committed; stopped early, this waits only for that.
             pipeline.drain()
-            try? eventLog.flush(timeout: 120)
-            logger.info("replay finished: \(progress)")
+            try? eventLog.flush(timeout: cancelled.isSet ? 1.5 : 120)
+            logger.info(cancelled.isSet ? "replay stopped: \(progress)" : "replay finished: \(progress)")
             status.update(progress, finished: true, error: nil)
         case .failure(let error):
             logger.error("replay stopped: \(path): \(error)")
             status.update(nil, finished: true, error: "\(error)")
             if exitWhenDone { throw ReplayFailed(message: "\(path): \(error)") }
         }
-        if exitWhenDone && !Task.isCancelled {
+        if exitWhenDone && !Task.isCancelled && !cancelled.isSet {
             logger.info("--exit-after-replay: stopping")
             requestShutdown?()
         }
@@ -188,12 +196,13 @@ final class ReplayService: Service, @unchecked Sendable {
         }
         let pipeline = self.pipeline, eventLog = self.eventLog
         let status = self.status
-        return try replayRecording(path: path, speed: speed, isCancelled: { cancelled.isSet || Task.isCancelled }, progress: { [logger] p in
+        let cancelled = self.cancelled
+        return try replayRecording(path: path, speed: speed, isCancelled: { cancelled.isSet }, progress: { [logger] p in
             logger.info("replay \(p)")
             status.update(p, finished: false, error: nil)
         }, deliver: { poll in
             // Keep memory flat: wait while the pipeline or storage is far behind.
-            while pipeline.backlog > 5_000 || eventLog.pendingCount > 20_000 { usleep(500) }
+            while (pipeline.backlog > 5_000 || eventLog.pendingCount > 20_000) && !cancelled.isSet { usleep(500) }
             pipeline.submit(.poll(poll))
         })
     }

@@ -3,6 +3,7 @@ import API
 import HTTP
 import Pipeline
 import PlantModel
+import Quality
 import Runtime
 import Simulation
 import Storage
@@ -55,15 +56,15 @@ public final class MESServer: @unchecked Sendable {
 
         let assembly = try PlantAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger)
 
-        var limits = HTTPLimits(maxHeaderBytes: config.limits.maxHeaderBytes, maxBodyBytes: config.limits.maxBodyBytes,
-                                maxSseClients: config.limits.maxSseClients)
-        limits.idleTimeout = 60
+        let limits = Self.httpLimits(config: config, listenHost: options.host)
         let dashboards = options.dashboards ?? Self.defaultDashboards(config: options.config)
         var context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
                                  perform: { body in try pipeline.perform(body) })
         let outboxLog = eventLog
         context.extraMetrics = { NotifyAssembly.metrics(outboxLog) }
         context.clock = { PipelineClock(mode: pipeline.mode == .replay ? .replay : .live, time: pipeline.currentClock) }
+        let auth = assembly.auth
+        context.showsEndpoints = { auth.viewer(of: $0)?.has(.engineer) ?? false }
         let replayStatus = ReplayStatus()
         if options.replay != nil {
             context.extraHealth = { [("replay", replayStatus.json)] }
@@ -85,6 +86,7 @@ public final class MESServer: @unchecked Sendable {
 
         services.append(eventLog)
         services.append(pipeline)
+        services.append(assembly.auth.failures)
         if let delivery = assembly.notify.delivery { services.append(delivery) }
         let inputs = try assembly.inputServices(options: options)
         started = inputs
@@ -100,6 +102,20 @@ public final class MESServer: @unchecked Sendable {
             log.close()
             throw error
         }
+    }
+
+    /// The HTTP server's limits from the config's `limits` and `allowedHosts`.
+    static func httpLimits(config: PlantConfig, listenHost: String) -> HTTPLimits {
+        var limits = HTTPLimits(maxHeaderBytes: config.limits.maxHeaderBytes, maxBodyBytes: config.limits.maxBodyBytes,
+                                maxSseClients: config.limits.maxSseClients)
+        limits.idleTimeout = 60
+        limits.bodyTimeout = config.limits.bodyTimeoutS
+        limits.maxBufferedBodyBytes = config.limits.maxBufferedBodyBytes
+        limits.sseClientBufferBytes = config.limits.sseQueueKiB * 1024
+        limits.sseTotalBufferBytes = config.limits.sseTotalQueueMiB * 1_048_576
+        limits.maxConnections = config.limits.maxConnections
+        limits.allowedHosts = config.allowedHosts.map(Set.init) ?? DefaultAllowedHosts.names(listenHost: listenHost)
+        return limits
     }
 
     /// `Dashboards/` beside the config's folder (`Stations/plant.json` → `Dashboards/`), else `./Dashboards`.

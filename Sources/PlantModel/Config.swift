@@ -13,6 +13,9 @@ public struct PlantConfig: Sendable {
     public var auth: AuthConfig?
     public var stations: [StationConfig]
     public var limits: ServerLimits
+    /// `Host` names a request may carry (`allowedHosts`); nil: the default (the listen address,
+    /// `localhost`, `127.0.0.1`, `::1` and the machine's names and addresses), decided at start.
+    public var allowedHosts: [String]?
     /// The `alerts` block, decoded by the quality module (its own rules and defaults).
     public var alertRules: ConfigNode?
     /// `people`, `responsibility`, `due` and `notify` (empty when absent).
@@ -114,6 +117,16 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxSseClients = 10_000
     public var maxBodyBytes = 1_048_576
     public var maxHeaderBytes = 16_384
+    /// Seconds the whole body may take to arrive after the header (`bodyTimeoutS`).
+    public var bodyTimeoutS: Double = 30
+    /// Body bytes all connections together may hold while bodies arrive; past it 503.
+    public var maxBufferedBodyBytes = 32 * 1_048_576
+    /// Queued bytes per event-stream client, in KiB, before it is dropped (`sseQueueKiB`).
+    public var sseQueueKiB = 256
+    /// Queued bytes of all event-stream clients together, in MiB (`sseTotalQueueMiB`).
+    public var sseTotalQueueMiB = 256
+    /// Most open connections; nil derives it from the descriptor limit (raised to the hard limit at start).
+    public var maxConnections: Int?
     public init() {}
 }
 

@@ -30,7 +30,7 @@ extension PlantConfig {
     public static func decode(json: JSON, file: String, directory: URL) throws -> PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
-                                    "retentionDays", "description", "people", "responsibility", "due", "notify"])
+                                    "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -74,10 +74,33 @@ extension PlantConfig {
 
         var limits = ServerLimits()
         if let node = try root.optional("limits") {
-            try node.rejectUnknownKeys(["maxSseClients", "maxBodyBytes", "maxHeaderBytes"])
+            try node.rejectUnknownKeys(["maxSseClients", "maxBodyBytes", "maxHeaderBytes", "bodyTimeoutS", "maxBufferedBodyBytes",
+                                        "sseQueueKiB", "sseTotalQueueMiB", "maxConnections"])
             if let n = try node.optional("maxSseClients") { limits.maxSseClients = try n.int(in: 0...1_000_000) }
             if let n = try node.optional("maxBodyBytes") { limits.maxBodyBytes = try n.int(in: 1...1_073_741_824) }
             if let n = try node.optional("maxHeaderBytes") { limits.maxHeaderBytes = try n.int(in: 256...1_048_576) }
+            if let n = try node.optional("bodyTimeoutS") { limits.bodyTimeoutS = try n.double(in: 0.1...3600) }
+            if let n = try node.optional("maxBufferedBodyBytes") { limits.maxBufferedBodyBytes = try n.int(in: 1...17_179_869_184) }
+            if let n = try node.optional("sseQueueKiB") { limits.sseQueueKiB = try n.int(in: 1...1_048_576) }
+            if let n = try node.optional("sseTotalQueueMiB") { limits.sseTotalQueueMiB = try n.int(in: 1...1_048_576) }
+            if let n = try node.optional("maxConnections") { limits.maxConnections = try n.int(in: 1...10_000_000) }
+            if limits.maxBufferedBodyBytes < limits.maxBodyBytes {
+                throw try node.optional("maxBufferedBodyBytes")?.error("is below maxBodyBytes (\(limits.maxBodyBytes)): no body of the largest size could arrive")
+                    ?? node.error("maxBufferedBodyBytes (default \(limits.maxBufferedBodyBytes)) is below maxBodyBytes \(limits.maxBodyBytes)")
+            }
+        }
+
+        var allowedHosts: [String]?
+        if let node = try root.optional("allowedHosts") {
+            var hosts: [String] = []
+            for element in try node.elements() {
+                let host = try element.nonEmptyString().lowercased()
+                guard !host.contains(":") || host.hasPrefix("["), !host.contains("/"), !host.contains(" ") else {
+                    throw element.error("\(quoted(host)) is not a host name (give it without a port or scheme)")
+                }
+                hosts.append(host.hasPrefix("[") ? String(host.dropFirst().prefix(while: { $0 != "]" })) : host)
+            }
+            allowedHosts = hosts
         }
 
         let retentionDays = try root.optional("retentionDays")?.double(in: 0.001...3650) ?? 7
@@ -97,6 +120,7 @@ extension PlantConfig {
                                  stations: stations, limits: limits, alertRules: try root.optional("alerts"),
                                  retentionDays: retentionDays, directory: directory, file: file)
         config.people = try PeopleConfig.decode(root: root, route: route)
+        config.allowedHosts = allowedHosts
         return config
     }
 

@@ -2,16 +2,17 @@ import Foundation
 import PlantModel
 import Runtime
 
-/// A role; each has the rights of the ones before it: viewer < quality < engineer < admin.
+/// A role; each has the rights of the ones before it: viewer < operator < quality < engineer < admin.
 public enum Role: String, Sendable, Equatable, CaseIterable, Comparable {
-    case viewer, quality, engineer, admin
+    case viewer, `operator`, quality, engineer, admin
 
     private var rank: Int {
         switch self {
         case .viewer: 0
-        case .quality: 1
-        case .engineer: 2
-        case .admin: 3
+        case .operator: 1
+        case .quality: 2
+        case .engineer: 3
+        case .admin: 4
         }
     }
 
@@ -90,7 +91,7 @@ public struct TokenStore: Sendable, CustomStringConvertible, CustomDebugStringCo
             let roleNode = try element.required("role")
             let roleText = try roleNode.string()
             guard let role = Role(rawValue: roleText) else {
-                throw roleNode.error("\"\(roleText)\" is not a role (viewer, quality, engineer, admin)")
+                throw roleNode.error("\"\(roleText)\" is not a role (viewer, operator, quality, engineer, admin)")
             }
             tokens.append((token, Principal(user: user, role: role)))
         }

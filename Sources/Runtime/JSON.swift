@@ -225,12 +225,24 @@ private struct JSONParser {
     mutating func object(depth: Int) throws -> JSON {
         index += 1
         var members: [(String, JSON)] = []
+        var seen: Set<String>?
         skipSpace()
         if index < bytes.count && bytes[index] == 125 { index += 1; return .object(members) }
         while true {
             skipSpace()
             guard index < bytes.count, bytes[index] == 34 else { throw error("expected a string key") }
+            let keyOffset = index
             let key = try string()
+            // RFC 8259 leaves duplicate names undefined; one value per name is the only safe reading.
+            // A set once the object is large, so a big body cannot make this quadratic.
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains(where: { $0.0 == key })
+            } else {
+                if seen == nil { seen = Set(members.map(\.0)) }
+                duplicate = !seen!.insert(key).inserted
+            }
+            if duplicate { throw JSONParseError(offset: keyOffset, reason: "duplicate key \"\(key.prefix(64))\"") }
             skipSpace()
             guard index < bytes.count, bytes[index] == 58 else { throw error("expected ':'") }
             index += 1
@@ -267,7 +279,10 @@ private struct JSONParser {
         while index < bytes.count {
             let c = bytes[index]
             if c == 34 {
-                let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) else {
+                    index = start
+                    throw error("invalid UTF-8 in string")
+                }
                 index += 1
                 return s
             }
@@ -278,7 +293,11 @@ private struct JSONParser {
         var out = [UInt8]()
         while index < bytes.count {
             let c = bytes[index]
-            if c == 34 { index += 1; return String(decoding: out, as: UTF8.self) }
+            if c == 34 {
+                guard let s = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+                index += 1
+                return s
+            }
             if c < 32 { throw error("control character in string") }
             if c == 92 {
                 index += 1
@@ -335,20 +354,37 @@ private struct JSONParser {
         return value
     }
 
+    /// A number exactly as RFC 8259 §6 writes it: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     mutating func number() throws -> JSON {
         let start = index
         var isInteger = true
+        func digits() -> Int {
+            let first = index
+            while index < bytes.count, (48...57).contains(bytes[index]) { index += 1 }
+            return index - first
+        }
         if bytes[index] == 45 { index += 1 }
-        guard index < bytes.count, (48...57).contains(bytes[index]) else { throw error("bad number") }
-        while index < bytes.count {
-            let c = bytes[index]
-            if (48...57).contains(c) { index += 1 }
-            else if c == 46 || c == 101 || c == 69 || c == 43 || c == 45 { isInteger = false; index += 1 }
-            else { break }
+        guard index < bytes.count, (48...57).contains(bytes[index]) else { throw error("bad number: a digit must follow '-'") }
+        if bytes[index] == 48 {
+            index += 1
+            if index < bytes.count, (48...57).contains(bytes[index]) { throw error("bad number: leading zero") }
+        } else {
+            _ = digits()
+        }
+        if index < bytes.count, bytes[index] == 46 {
+            isInteger = false
+            index += 1
+            guard digits() > 0 else { throw error("bad number: a digit must follow '.'") }
+        }
+        if index < bytes.count, bytes[index] == 101 || bytes[index] == 69 {
+            isInteger = false
+            index += 1
+            if index < bytes.count, bytes[index] == 43 || bytes[index] == 45 { index += 1 }
+            guard digits() > 0 else { throw error("bad number: a digit must follow the exponent") }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if isInteger, let i = Int64(text) { return .int(i) }
-        guard let d = Double(text) else { index = start; throw error("bad number '\(text)'") }
+        guard let d = Double(text), d.isFinite else { index = start; throw error("bad number '\(text)'") }
         return .double(d)
     }
 }

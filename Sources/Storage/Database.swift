@@ -312,7 +312,7 @@ public final class Statement {
         case .null: try check(sqlite3_bind_null(handle, index))
         case .integer(let v): try check(sqlite3_bind_int64(handle, index, v))
         case .real(let v): try check(sqlite3_bind_double(handle, index, v))
-        case .text(let v): try check(sqlite3_bind_text(handle, index, v, -1, csqlite_transient()))
+        case .text(let v): try bindText(v, at: index)
         case .blob(let v):
             try v.withUnsafeBytes { bytes in
                 try check(sqlite3_bind_blob(handle, index, bytes.baseAddress, Int32(bytes.count), csqlite_transient()))
@@ -323,8 +323,18 @@ public final class Statement {
     public func bind(_ value: Int64, at index: Int32) throws { try check(sqlite3_bind_int64(handle, index, value)) }
     public func bind(_ value: Double, at index: Int32) throws { try check(sqlite3_bind_double(handle, index, value)) }
     public func bind(_ value: String?, at index: Int32) throws {
-        if let value { try check(sqlite3_bind_text(handle, index, value, -1, csqlite_transient())) }
+        if let value { try bindText(value, at: index) }
         else { try check(sqlite3_bind_null(handle, index)) }
+    }
+
+    /// Binds text with its UTF-8 byte length, so a NUL inside it is stored too (not cut as a C string would be).
+    private func bindText(_ value: String, at index: Int32) throws {
+        var copy = value
+        try copy.withUTF8 { bytes in
+            // A zero-length text must still be text, not NULL: give SQLite a valid pointer.
+            let base = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(("" as StaticString).utf8Start)
+            try check(sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), csqlite_transient()))
+        }
     }
 
     /// Binds all parameters in order (index 1…n).
@@ -356,7 +366,8 @@ public final class Statement {
     public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
     public func text(_ column: Int32) -> String? {
         guard let pointer = sqlite3_column_text(handle, column) else { return nil }
-        return String(cString: pointer)
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: count), as: UTF8.self)
     }
     public func blob(_ column: Int32) -> [UInt8]? {
         guard let pointer = sqlite3_column_blob(handle, column) else { return isNull(column) ? nil : [] }
