@@ -46,8 +46,8 @@ final class SSETests: XCTestCase {
         let running = try start(hub: hub)
         defer { running.stop() }
         let a = try TestClient(port: running.port), b = try TestClient(port: running.port)
-        try a.send("GET /api/events HTTP/1.1\r\n\r\n")
-        try b.send("GET /api/events?types=alert HTTP/1.1\r\n\r\n")
+        try a.send("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
+        try b.send("GET /api/events?types=alert HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 2 })
         for id in 1...6 { hub.publish(event(Int64(id))) }
         let all = try a.readEvents { $0.count >= 6 }
@@ -98,11 +98,11 @@ final class SSETests: XCTestCase {
     }
 
     func testResumeWithLastEventIDMissesNothingAndDuplicatesNothing() throws {
-        try checkResume(request: { "GET /api/events HTTP/1.1\r\nLast-Event-ID: \($0)\r\n\r\n" }, types: nil)
+        try checkResume(request: { "GET /api/events HTTP/1.1\r\nHost: t\r\nLast-Event-ID: \($0)\r\n\r\n" }, types: nil)
     }
 
     func testResumeWithSinceAndTypeFilter() throws {
-        try checkResume(request: { "GET /api/events?since=\($0)&types=alert HTTP/1.1\r\n\r\n" }, types: ["alert"])
+        try checkResume(request: { "GET /api/events?since=\($0)&types=alert HTTP/1.1\r\nHost: t\r\n\r\n" }, types: ["alert"])
     }
 
     func testResumeWithNothingStoredGetsLiveOnly() throws {
@@ -110,7 +110,7 @@ final class SSETests: XCTestCase {
         let running = try start(hub: hub)
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("GET /api/events?since=0 HTTP/1.1\r\n\r\n")
+        try client.send("GET /api/events?since=0 HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 1 })
         hub.publish(event(1))
         hub.publish(event(2))
@@ -122,7 +122,7 @@ final class SSETests: XCTestCase {
         let running = try start(hub: hub)
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("GET /api/events HTTP/1.1\r\nLast-Event-ID: abc\r\n\r\n")
+        try client.send("GET /api/events HTTP/1.1\r\nHost: t\r\nLast-Event-ID: abc\r\n\r\n")
         let response = try client.readResponse()
         XCTAssertEqual(response.status, 400)
         XCTAssertEqual(response.errorCode, "bad_request")
@@ -135,9 +135,9 @@ final class SSETests: XCTestCase {
         let running = try start(hub: hub, limits: limits)
         defer { running.stop() }
         let slow = try TestClient(port: running.port, receiveBuffer: 4096)
-        try slow.send("GET /api/events HTTP/1.1\r\n\r\n")
+        try slow.send("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
         let fast = try TestClient(port: running.port)
-        try fast.send("GET /api/events?types=alert HTTP/1.1\r\n\r\n")
+        try fast.send("GET /api/events?types=alert HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 2 })
         let payload = String(repeating: "x", count: 1000)
         var published: Int64 = 0
@@ -178,19 +178,19 @@ final class SSETests: XCTestCase {
         var clients: [TestClient] = []
         for _ in 0..<2 {
             let client = try TestClient(port: running.port)
-            try client.send("GET /api/events HTTP/1.1\r\n\r\n")
+            try client.send("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
             clients.append(client)
         }
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 2 })
         let extra = try TestClient(port: running.port)
-        try extra.send("GET /api/events HTTP/1.1\r\n\r\n")
+        try extra.send("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
         let refused = try extra.readResponse()
         XCTAssertEqual(refused.status, 503)
         XCTAssertEqual(refused.errorCode, "unavailable")
         // One leaves: there is room again.
         clients.removeFirst()
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 1 })
-        try extra.send("GET /api/events HTTP/1.1\r\n\r\n")
+        try extra.send("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 2 })
         hub.publish(event(1))
         XCTAssertEqual(try extra.readEvents { !$0.isEmpty }.map(\.id), [1])
@@ -203,7 +203,7 @@ final class SSETests: XCTestCase {
         let running = try start(hub: hub, limits: limits)
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("GET /api/events HTTP/1.1\r\n\r\n")
+        try client.send("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
         _ = try client.readEvents(timeout: 2) { _ in client.received.components(separatedBy: ": keep-alive\n\n").count >= 3 }
         XCTAssertGreaterThanOrEqual(client.received.components(separatedBy: ": keep-alive\n\n").count, 3)
     }
@@ -212,7 +212,7 @@ final class SSETests: XCTestCase {
         let hub = SSEHub()
         let running = try start(hub: hub)
         let client = try TestClient(port: running.port)
-        try client.send("GET /api/events HTTP/1.1\r\n\r\n")
+        try client.send("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 1 })
         running.stop()
         XCTAssertTrue(client.closedByPeer(within: 2))
@@ -228,7 +228,7 @@ final class SSETests: XCTestCase {
         // Warm up (threads, buffers), then measure.
         var fds: [Int32] = []
         defer { for fd in fds { Socket.close(fd) } }
-        let request = Array("GET /api/events HTTP/1.1\r\n\r\n".utf8)
+        let request = Array("GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n".utf8)
         func open(_ n: Int) throws {
             for _ in 0..<n {
                 let fd = try Socket.connect(host: "127.0.0.1", port: running.port, timeoutMs: 2000)

@@ -29,19 +29,19 @@ final class ServerTests: XCTestCase {
         let running = try RunningServer(router())
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("GET /path/one HTTP/1.1\r\nHost: t\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /path/three HTTP/1.1\r\n\r\n")
+        try client.send("GET /path/one HTTP/1.1\r\nHost: t\r\n\r\nPOST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcGET /path/three HTTP/1.1\r\nHost: t\r\n\r\n")
         let a = try client.readResponse(), b = try client.readResponse(), c = try client.readResponse()
         XCTAssertEqual([a.status, b.status, c.status], [200, 201, 200])
         XCTAssertEqual([a.text, b.text, c.text], ["/path/one", "posted:abc", "/path/three"])
         XCTAssertNil(a.headers["Connection"])
         // The same connection keeps serving, also split across writes (byte-by-byte splits: ParserTests).
         try client.send("GET /api/hea")
-        try client.send("lth HTTP/1.1\r\n\r\n")
+        try client.send("lth HTTP/1.1\r\nHost: t\r\n\r\n")
         let d = try client.readResponse()
         XCTAssertEqual(d.text, "{\"status\":\"ok\"}")
         XCTAssertEqual(d.headers["Content-Type"], "application/json; charset=utf-8")
         // Connection: close is honoured after the answer.
-        try client.send("GET /api/health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        try client.send("GET /api/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         let e = try client.readResponse()
         XCTAssertEqual(e.status, 200)
         XCTAssertEqual(e.headers["Connection"], "close")
@@ -64,23 +64,23 @@ final class ServerTests: XCTestCase {
         let running = try RunningServer(router())
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("GET /echo/A%20B/x/c%2Fd?q=1+2 HTTP/1.1\r\n\r\n")
+        try client.send("GET /echo/A%20B/x/c%2Fd?q=1+2 HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try client.readResponse().text, "A B|c/d|1 2")
-        try client.send("GET /nope HTTP/1.1\r\n\r\n")
+        try client.send("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
         let missing = try client.readResponse()
         XCTAssertEqual(missing.status, 404)
         XCTAssertEqual(missing.errorCode, "not_found")
         XCTAssertNotNil((missing.json?["error"] as? [String: Any])?["message"] as? String)
-        try client.send("DELETE /api/health HTTP/1.1\r\n\r\n")
+        try client.send("DELETE /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
         let wrong = try client.readResponse()
         XCTAssertEqual(wrong.status, 405)
         XCTAssertEqual(wrong.errorCode, "method_not_allowed")
         XCTAssertEqual(wrong.headers["Allow"], "GET, HEAD")
-        try client.send("HEAD /api/health HTTP/1.1\r\n\r\n")
+        try client.send("HEAD /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
         let head = try client.readResponse(head: true)
         XCTAssertEqual(head.status, 200)
         XCTAssertEqual(head.headers["Content-Length"], "15")
-        try client.send("GET /api/health HTTP/1.1\r\n\r\n") // nothing of the HEAD body was sent
+        try client.send("GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n") // nothing of the HEAD body was sent
         XCTAssertEqual(try client.readResponse().text, "{\"status\":\"ok\"}")
     }
 
@@ -89,12 +89,12 @@ final class ServerTests: XCTestCase {
         let running = try RunningServer(router(), logSink: sink)
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("POST /vehicles/V1/hold HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        try client.send("POST /vehicles/V1/hold HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
         let conflict = try client.readResponse()
         XCTAssertEqual(conflict.status, 409)
         XCTAssertEqual(conflict.errorCode, "conflict")
         XCTAssertEqual((conflict.json?["error"] as? [String: Any])?["message"] as? String, "vehicle V1 is already on hold")
-        try client.send("GET /boom HTTP/1.1\r\n\r\n")
+        try client.send("GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
         let failure = try client.readResponse()
         XCTAssertEqual(failure.status, 500)
         XCTAssertEqual(failure.errorCode, "internal")
@@ -116,11 +116,11 @@ final class ServerTests: XCTestCase {
         let running = try RunningServer(MiddlewareChain([auth], responder: router()))
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("GET /api/health HTTP/1.1\r\n\r\n")
+        try client.send("GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
         let denied = try client.readResponse()
         XCTAssertEqual(denied.status, 401)
         XCTAssertEqual(denied.errorCode, "unauthorized")
-        try client.send("GET /api/health HTTP/1.1\r\nauthorization: Bearer good\r\n\r\n")
+        try client.send("GET /api/health HTTP/1.1\r\nHost: t\r\nauthorization: Bearer good\r\n\r\n")
         let allowed = try client.readResponse()
         XCTAssertEqual(allowed.status, 200)
         XCTAssertEqual(allowed.headers["X-User"], "li.wei")
@@ -134,10 +134,10 @@ final class ServerTests: XCTestCase {
         defer { running.stop() }
         let cases: [(String, Int, String)] = [
             ("NONSENSE\r\n\r\n", 400, "bad_request"),
-            ("BREW /pot HTTP/1.1\r\n\r\n", 501, "not_implemented"),
-            ("GET / HTTP/1.1\r\nX: " + String(repeating: "y", count: 600) + "\r\n\r\n", 431, "headers_too_large"),
-            ("POST /echo HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 413, "payload_too_large"),
-            ("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411, "length_required"),
+            ("BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501, "not_implemented"),
+            ("GET / HTTP/1.1\r\nHost: t\r\nX: " + String(repeating: "y", count: 600) + "\r\n\r\n", 431, "headers_too_large"),
+            ("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n", 413, "payload_too_large"),
+            ("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", 411, "length_required"),
         ]
         for (text, status, code) in cases {
             let client = try TestClient(port: running.port)
@@ -174,7 +174,7 @@ final class ServerTests: XCTestCase {
         let running = try RunningServer(router(), limits: limits)
         defer { running.stop() }
         let client = try TestClient(port: running.port)
-        try client.send("GET /api/health HTTP/1.1\r\n\r\n")
+        try client.send("GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try client.readResponse().status, 200)
         let started = Date()
         XCTAssertTrue(client.closedByPeer(within: 3))
@@ -182,7 +182,7 @@ final class ServerTests: XCTestCase {
         // An active connection is not closed early: requests every 0.1 s for 0.6 s.
         let busy = try TestClient(port: running.port)
         for _ in 0..<6 {
-            try busy.send("GET /api/health HTTP/1.1\r\n\r\n")
+            try busy.send("GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
             XCTAssertEqual(try busy.readResponse().status, 200)
             usleep(100_000) // real time must pass: the idle timer runs on the monotonic clock, not an injectable one
         }
@@ -200,7 +200,7 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(refused.status, 503)
         XCTAssertEqual(refused.errorCode, "unavailable")
         XCTAssertTrue(c.closedByPeer(within: 2))
-        try a.send("GET /api/health HTTP/1.1\r\n\r\n")
+        try a.send("GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try a.readResponse().status, 200)
         _ = b
         XCTAssertEqual(running.server.metrics.rejectedConnections, 1)
@@ -222,7 +222,7 @@ final class ServerTests: XCTestCase {
     func testStopClosesOpenConnections() throws {
         let running = try RunningServer(router())
         let client = try TestClient(port: running.port)
-        try client.send("GET /api/health HTTP/1.1\r\n\r\n")
+        try client.send("GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try client.readResponse().status, 200)
         running.stop()
         XCTAssertTrue(client.closedByPeer(within: 2))

@@ -51,21 +51,21 @@ final class StaticFilesTests: XCTestCase {
             ("/notes.txt", "text/plain; charset=utf-8", "notes"),
         ]
         for (path, type, body) in expected {
-            try client.send("GET \(path) HTTP/1.1\r\n\r\n")
+            try client.send("GET \(path) HTTP/1.1\r\nHost: t\r\n\r\n")
             let response = try client.readResponse()
             XCTAssertEqual(response.status, 200, path)
             XCTAssertEqual(response.headers["Content-Type"], type, path)
             XCTAssertNotNil(response.headers["Cache-Control"], path)
             if let body { XCTAssertEqual(response.text, body, path) }
         }
-        try client.send("GET /logo.png HTTP/1.1\r\n\r\n")
+        try client.send("GET /logo.png HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try client.readResponse().body, [0x89, 0x50, 0x4e, 0x47])
-        try client.send("GET / HTTP/1.1\r\n\r\n")
+        try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try client.readResponse().headers["Cache-Control"], "no-cache")
-        try client.send("HEAD /css/app.css HTTP/1.1\r\n\r\n")
+        try client.send("HEAD /css/app.css HTTP/1.1\r\nHost: t\r\n\r\n")
         let head = try client.readResponse(head: true)
         XCTAssertEqual(head.headers["Content-Length"], "6")
-        try client.send("GET /api/health HTTP/1.1\r\n\r\n")
+        try client.send("GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try client.readResponse().text, "{}")
     }
 
@@ -78,7 +78,7 @@ final class StaticFilesTests: XCTestCase {
         ]
         for path in attempts {
             let client = try TestClient(port: running.port)
-            try client.send("GET \(path) HTTP/1.1\r\n\r\n")
+            try client.send("GET \(path) HTTP/1.1\r\nHost: t\r\n\r\n")
             let response = try client.readResponse()
             XCTAssertTrue(response.status == 404 || response.status == 400, "\(path): \(response.status)")
             XCTAssertNotNil(response.errorCode, path)
@@ -86,11 +86,11 @@ final class StaticFilesTests: XCTestCase {
         }
         // A NUL, encoded, never reaches the file system.
         let client = try TestClient(port: running.port)
-        try client.send("GET /index.html%00.png HTTP/1.1\r\n\r\n")
+        try client.send("GET /index.html%00.png HTTP/1.1\r\nHost: t\r\n\r\n")
         XCTAssertEqual(try client.readResponse().status, 400)
         // Writes to a static path are not routed there.
         let poster = try TestClient(port: running.port)
-        try poster.send("POST /index.html HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        try poster.send("POST /index.html HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
         XCTAssertEqual(try poster.readResponse().status, 404)
     }
 

@@ -13,8 +13,8 @@ final class RunningServer: @unchecked Sendable {
     private let task: Task<Void, any Error>
     private let finished = DispatchSemaphore(value: 0)
 
-    init(_ responder: any HTTPResponder, limits: HTTPLimits = HTTPLimits(), logSink: LogSink = LogSink(capture: true)) throws {
-        server = HTTPServer(port: 0, responder: responder, limits: limits, loops: 2, logger: Logger(label: "http-test", level: .debug, sink: logSink))
+    init(_ responder: any HTTPResponder, limits: HTTPLimits = HTTPLimits(), loops: Int = 2, logSink: LogSink = LogSink(capture: true)) throws {
+        server = HTTPServer(port: 0, responder: responder, limits: limits, loops: loops, logger: Logger(label: "http-test", level: .debug, sink: logSink))
         port = try server.bind()
         let server = self.server, finished = self.finished
         task = Task {

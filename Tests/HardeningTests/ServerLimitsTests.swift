@@ -60,7 +60,7 @@ final class ServerLimitsTests: XCTestCase {
 
     private func health(_ port: UInt16) throws -> (status: Int, ms: Double) {
         let start = Monotonic.nanoseconds()
-        let answer = try exchange(port, Array("GET /api/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".utf8))
+        let answer = try exchange(port, Array("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
         return (answer.status, Double(Monotonic.nanoseconds() - start) / 1e6)
     }
 
@@ -68,7 +68,7 @@ final class ServerLimitsTests: XCTestCase {
         let dir = makeTempDirectory(self, prefix: "hardening")
         let (server, task) = try start(config: repoRoot.appendingPathComponent("Stations/plant.json").path, dir: dir)
         XCTAssertTrue(eventually { (try? health(server.port).status) == 200 })
-        let request = Array("GET /api/stations HTTP/1.1\r\nHost: slow\r\nX-Slow: yes\r\n\r\n".utf8)
+        let request = Array("GET /api/stations HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: yes\r\n\r\n".utf8)
         var slow: [Int32] = []
         defer { for fd in slow { Socket.close(fd) } }
         for _ in 0..<300 {
@@ -104,15 +104,15 @@ final class ServerLimitsTests: XCTestCase {
         let (server, task) = try start(config: config, dir: dir)
         XCTAssertTrue(eventually { (try? health(server.port).status) == 200 })
 
-        let bigHeader = "GET /api/health HTTP/1.1\r\nHost: t\r\nX-Big: \(String(repeating: "b", count: 3000))\r\n\r\n"
+        let bigHeader = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: \(String(repeating: "b", count: 3000))\r\n\r\n"
         let header = try exchange(server.port, Array(bigHeader.utf8))
         XCTAssertEqual(header.status, 431)
         XCTAssertNotNil(try JSON.parse(header.body)["error"]?["code"]?.stringValue, header.body)
 
-        let justFits = "GET /api/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Fit: \(String(repeating: "f", count: 1900))\r\n\r\n"
+        let justFits = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Fit: \(String(repeating: "f", count: 1900))\r\n\r\n"
         XCTAssertEqual(try exchange(server.port, Array(justFits.utf8)).status, 200)
 
-        let bigBody = "POST /api/defects HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"
+        let bigBody = "POST /api/defects HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"
         let body = try exchange(server.port, Array(bigBody.utf8))
         XCTAssertEqual(body.status, 413)
         XCTAssertNotNil(try JSON.parse(body.body)["error"]?["code"]?.stringValue, body.body)
@@ -128,7 +128,7 @@ final class ServerLimitsTests: XCTestCase {
         let config = try configWithLimits([("maxSseClients", .int(5))], in: dir)
         let (server, task) = try start(config: config, dir: dir)
         XCTAssertTrue(eventually { (try? health(server.port).status) == 200 })
-        let subscribe = Array("GET /api/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n".utf8)
+        let subscribe = Array("GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".utf8)
         var streams: [Int32] = []
         defer { for fd in streams { Socket.close(fd) } }
         for _ in 0..<5 {
@@ -136,7 +136,7 @@ final class ServerLimitsTests: XCTestCase {
             XCTAssertEqual(answer.status, 200)
             if let fd = answer.fd { streams.append(fd) }
         }
-        let refused = try exchange(server.port, Array("GET /api/events HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".utf8))
+        let refused = try exchange(server.port, Array("GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
         XCTAssertEqual(refused.status, 503)
         XCTAssertNotNil(try JSON.parse(refused.body)["error"], refused.body)
         // Closing one stream frees a slot.
