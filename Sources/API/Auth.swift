@@ -99,7 +99,10 @@ public final class AuthFailureAudit: Service, @unchecked Sendable {
     public func record(_ entry: AuditEntry, address: String, sink: @escaping @Sendable (AuditEntry) -> Void) {
         var entry = entry
         var host = Self.host(of: address)
-        if entry.target.count > Self.maxTarget { entry.target = String(entry.target.prefix(Self.maxTarget)) + "…" }
+        if entry.target.utf8.count > Self.maxTarget {
+            let cut = String(entry.target.prefix(Self.maxTarget))
+            if cut != entry.target { entry.target = cut + "…" }
+        }
         var rows: [AuditEntry] = []
         lock.lock()
         self.sink = sink
