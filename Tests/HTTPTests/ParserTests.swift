@@ -170,4 +170,35 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(String(decoding: SSEEvent(id: 8, type: "x", data: "a\nb").encoded, as: UTF8.self),
                        "id: 8\nevent: x\ndata: a\ndata: b\n\n")
     }
+
+    func testAbsoluteFormDuplicateAuthorizationAndExpect() throws {
+        var parser = HTTPRequestParser()
+        parser.append(Array("GET http://Example.COM:8080/a/b?x=1 HTTP/1.1\r\nHost: other\r\n\r\n".utf8))
+        guard case .request(let request) = parser.next() else { return XCTFail("absolute form should parse") }
+        XCTAssertEqual(request.path, "/a/b")
+        XCTAssertEqual(request.query["x"], "1")
+        XCTAssertEqual(request.headers["Host"], "Example.COM:8080", "the target's authority replaces Host")
+        XCTAssertEqual(request.hostName, "example.com")
+        var bare = HTTPRequestParser()
+        bare.append(Array("GET http://h HTTP/1.1\r\n\r\n".utf8))
+        guard case .request(let root) = bare.next() else { return XCTFail("authority only") }
+        XCTAssertEqual(root.path, "/")
+        for bad in ["GET ftp://h/ HTTP/1.1\r\n\r\n", "GET http://user@h/ HTTP/1.1\r\n\r\n", "GET http:///x HTTP/1.1\r\n\r\n",
+                    "GET / HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n",
+                    "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"] {
+            var p = HTTPRequestParser()
+            p.append(Array(bad.utf8))
+            guard case .error(let error) = p.next() else { XCTFail(bad); continue }
+            XCTAssertEqual(error.status, 400, bad)
+        }
+        var expect = HTTPRequestParser()
+        expect.append(Array("POST / HTTP/1.1\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\n".utf8))
+        guard case .error(let unmet) = expect.next() else { return XCTFail("unknown expectation") }
+        XCTAssertEqual(unmet.status, 417)
+        var waiting = HTTPRequestParser()
+        waiting.append(Array("POST /p?q=2 HTTP/1.1\r\nContent-Length: 10\r\n\r\nab".utf8))
+        guard case .needMore = waiting.next() else { return XCTFail("body incomplete") }
+        XCTAssertEqual(waiting.headAwaitingBody?.bodyLength, 10)
+        XCTAssertEqual(waiting.headAwaitingBody?.request.path, "/p")
+    }
 }

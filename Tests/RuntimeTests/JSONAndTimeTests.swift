@@ -21,6 +21,27 @@ final class JSONAndTimeTests: XCTestCase {
         XCTAssertThrowsError(try JSON.parse(deep))
     }
 
+    func testNumbersAreTakenAsRFC8259WritesThem() throws {
+        for good in ["0", "-0", "1", "-12", "0.5", "1e3", "1E+3", "2.5e-3", "123456789012"] {
+            XCTAssertNoThrow(try JSON.parse(good), good)
+        }
+        for bad in ["01", "-01", "1.", ".5", "-", "+1", "1e", "1e+", "0x10", "1.e3", "00", "1e400", "Infinity", "NaN", "--1"] {
+            XCTAssertThrowsError(try JSON.parse(bad), bad)
+        }
+        XCTAssertEqual(try JSON.parse("[1, 2.5]"), .array([.int(1), .double(2.5)]))
+    }
+
+    func testDuplicateNamesAndInvalidUTF8AreRefused() throws {
+        XCTAssertThrowsError(try JSON.parse(#"{"a":1,"a":2}"#))
+        let wide = "{" + (0..<40).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + ",\"k7\":0}"
+        XCTAssertThrowsError(try JSON.parse(wide), "a duplicate after many members")
+        XCTAssertNoThrow(try JSON.parse(#"{"a":{"a":1},"b":[{"a":1},{"a":2}]}"#), "the same name in different objects")
+        XCTAssertThrowsError(try JSON.parse(bytes: Array(#"{"a":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)))
+        XCTAssertThrowsError(try JSON.parse(bytes: Array(#"["\n"#.utf8) + [0xED, 0xA0, 0x80] + Array(#""]"#.utf8)), "an encoded surrogate")
+        XCTAssertThrowsError(try JSON.parse(#"["\udc00"]"#), "a lone low surrogate")
+        XCTAssertEqual(try JSON.parse(#"["a\u0000b"]"#), .array([.string("a\u{0}b")]), "an escaped NUL is valid JSON text")
+    }
+
     func testUnicodeEscapes() throws {
         XCTAssertEqual(try JSON.parse(#""\u00e9\ud83d\ude00""#).stringValue, "é😀")
         XCTAssertEqual(JSON.string("\u{01}").serialized(), #""\u0001""#)

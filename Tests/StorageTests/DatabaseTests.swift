@@ -37,6 +37,23 @@ final class DatabaseTests: XCTestCase {
         XCTAssertFalse(try statement.step())
     }
 
+    func testTextIsBoundWithItsByteLengthSoANULIsKept() throws {
+        let db = try Database(path: folder.file("t.sqlite"))
+        defer { db.close() }
+        try db.execute("CREATE TABLE t (s TEXT)")
+        let text = "before\u{0}after ✓"
+        try db.run("INSERT INTO t VALUES (?)", [.text(text)])
+        try db.run("INSERT INTO t VALUES (?)", [.text("")])
+        XCTAssertEqual(try db.scalarInt("SELECT length(CAST(s AS BLOB)) FROM t WHERE rowid = 1"), Int64(text.utf8.count))
+        let rows = try db.query("SELECT s FROM t ORDER BY rowid") { $0.text(0) }
+        XCTAssertEqual(rows, [text, ""], "the empty text stays text, not NULL")
+        let statement = try db.prepare("SELECT ? = ?")
+        try statement.bind("a\u{0}b", at: 1)
+        try statement.bind("a\u{0}c", at: 2)
+        XCTAssertTrue(try statement.step())
+        XCTAssertEqual(statement.int64(0), 0, "texts differing after a NUL are different")
+    }
+
     func testErrorsAreTypedAndCarryTheSQL() throws {
         let db = try Database(path: folder.file("t.sqlite"))
         defer { db.close() }
