@@ -29,7 +29,7 @@ public final class ClientSwarm: @unchecked Sendable {
     }
 
     /// `GET path` asking for an event stream.
-    public static func eventStreamRequest(path: String = "/api/events", host: String = "bench") -> String {
+    public static func eventStreamRequest(path: String = "/api/events", host: String = "127.0.0.1") -> String {
         "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAccept: text/event-stream\r\n\r\n"
     }
 

@@ -7,7 +7,7 @@ public func healthOnce(port: UInt16, path: String = "/api/health") -> Double? {
     guard let fd = try? Socket.connect(host: "127.0.0.1", port: port, timeoutMs: 2000) else { return nil }
     defer { Socket.close(fd) }
     Socket.setTimeouts(fd, milliseconds: 5000)
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".utf8)
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
     guard (try? request.withUnsafeBytes({ try Socket.writeAll(fd, $0) })) != nil else { return nil }
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)

@@ -17,7 +17,7 @@ extension BenchSuite {
         let seconds = short ? 3.0 : 15.0
         let server = try BenchServer()
         defer { server.stop() }
-        let slow = try ClientSwarm(port: server.port, request: "GET /api/health HTTP/1.1\r\nHost: slow\r\nX-Padding: \(String(repeating: "a", count: 60))\r\n\r\n")
+        let slow = try ClientSwarm(port: server.port, request: "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: \(String(repeating: "a", count: 60))\r\n\r\n")
         defer { slow.close() }
         try slow.connect(connections, streaming: false)
         let stop = Flag()

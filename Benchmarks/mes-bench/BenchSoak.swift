@@ -18,7 +18,7 @@ extension BenchSuite {
         var waited = 0
         while server.pipeline.live.connectionCounts()[.online] != server.config.stations.count && waited < 300 { usleep(100_000); waited += 1 }
         let rss0 = residentBytes(), fd0 = openDescriptorCount()
-        let swarm = try ClientSwarm(port: server.port, request: ClientSwarm.eventStreamRequest(host: "soak"))
+        let swarm = try ClientSwarm(port: server.port, request: ClientSwarm.eventStreamRequest())
         try swarm.connect(clients, streaming: true)
         let stop = Flag()
         let requests = Counter(), failures = Counter()
