@@ -448,6 +448,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
             }
             if !queued {
                 connection.awaiting = false
+                core.busyRefused()
                 var busy = HTTPResponse.error(503, message: "the server is busy; retry later")
                 busy.headers.set("Retry-After", "1")
                 respond(busy, to: request, on: connection)

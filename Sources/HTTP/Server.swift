@@ -12,6 +12,34 @@ public struct HTTPMetrics: Sendable, Equatable {
     public var rejectedConnections: Int
     /// Answers by status class: index 1 = 1xx … 5 = 5xx (index 0 unused).
     public var responsesByClass: [Int]
+    /// Request-body bytes held now for bodies arriving (by declared length).
+    public var bufferedBodyBytes = 0
+    /// Bytes queued now for event-stream clients.
+    public var sseQueuedBytes = 0
+    /// Deferred jobs waiting now (read and command pools).
+    public var queuedJobs = 0
+    /// Deferred requests refused with 503 because a pool's queue was full.
+    public var busyRefusals = 0
+    /// The connection cap in force.
+    public var maxConnections = 0
+
+    /// The counters in Prometheus text format (`mes_http_…`).
+    public var prometheusText: String {
+        var text = ""
+        func metric(_ name: String, _ help: String, _ type: String, _ samples: [(String, Int)]) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, value) in samples { text += labels.isEmpty ? "\(name) \(value)\n" : "\(name){\(labels)} \(value)\n" }
+        }
+        metric("mes_http_connections", "Open HTTP connections.", "gauge", [("", openConnections)])
+        metric("mes_http_max_connections", "Connection cap (from the descriptor limit).", "gauge", [("", maxConnections)])
+        metric("mes_http_rejected_connections_total", "Connections refused with 503 at the cap or the descriptor limit.", "counter", [("", rejectedConnections)])
+        metric("mes_http_responses_total", "Answers by status class.", "counter", (1...5).map { ("class=\"\($0)xx\"", responsesByClass[$0]) })
+        metric("mes_http_buffered_body_bytes", "Request-body bytes held for bodies arriving.", "gauge", [("", bufferedBodyBytes)])
+        metric("mes_http_sse_queued_bytes", "Bytes queued for event-stream clients.", "gauge", [("", sseQueuedBytes)])
+        metric("mes_http_queued_jobs", "Deferred requests waiting for a worker.", "gauge", [("", queuedJobs)])
+        metric("mes_http_busy_refusals_total", "Deferred requests answered 503 because a worker queue was full.", "counter", [("", busyRefusals)])
+        return text
+    }
 
     /// Answers of one class (`2` → 2xx).
     public func responses(class statusClass: Int) -> Int {
@@ -168,8 +196,19 @@ final class ServerCore: @unchecked Sendable {
     }
 
     var metrics: HTTPMetrics {
-        lock.lock(); defer { lock.unlock() }
-        return stats
+        lock.lock()
+        var snapshot = stats
+        snapshot.maxConnections = connectionCap
+        lock.unlock()
+        snapshot.bufferedBodyBytes = bodyBudget.inUse
+        snapshot.sseQueuedBytes = sseBudget.inUse
+        snapshot.queuedJobs = readPool.load.queued + commandPool.load.queued
+        return snapshot
+    }
+
+    /// A deferred request refused because its pool's queue was full.
+    func busyRefused() {
+        lock.lock(); stats.busyRefusals += 1; lock.unlock()
     }
 }
 

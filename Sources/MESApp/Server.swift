@@ -58,7 +58,9 @@ public final class MESServer: @unchecked Sendable {
 
         let limits = Self.httpLimits(config: config, listenHost: options.host)
         let dashboards = options.dashboards ?? Self.defaultDashboards(config: options.config)
+        let httpCounters = HTTPCountersBox()
         var context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
+                                 extraMetrics: { httpCounters.server?.metrics.prometheusText ?? "" },
                                  perform: { body in try pipeline.perform(body) })
         let outboxLog = eventLog
         context.extraMetrics = { NotifyAssembly.metrics(outboxLog) }
@@ -83,6 +85,7 @@ public final class MESServer: @unchecked Sendable {
         http = HTTPServer(host: options.host, port: options.port, responder: responder, limits: limits,
                           loops: options.httpLoops, logger: logger.named("http"))
         try http.bind()
+        httpCounters.server = http
 
         services.append(eventLog)
         services.append(pipeline)
@@ -164,5 +167,15 @@ public final class MESServer: @unchecked Sendable {
         if group == nil { shutdownRequested = true }
         lock.unlock()
         group?.shutdown()
+    }
+}
+
+/// The HTTP server for `/metrics`, set once it exists (the routes are built before it).
+private final class HTTPCountersBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private weak var value: HTTPServer?
+    var server: HTTPServer? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }

@@ -109,6 +109,7 @@ final class FairnessAndLimitsTests: XCTestCase {
         XCTAssertEqual(busy.status, 503)
         XCTAssertEqual(busy.headers["Retry-After"], "1")
         XCTAssertEqual(busy.errorCode, "unavailable")
+        XCTAssertEqual(running.server.metrics.busyRefusals, 1)
         gate.openGate()
         XCTAssertEqual(try first.readResponse().text, "done 2")
         XCTAssertEqual(try queued.readResponse().text, "done 2")

@@ -139,7 +139,10 @@ final class HardeningRoundTwoTests: XCTestCase {
             members.append(("auth", .obj([("tokensFile", .string("tokens.json")), ("anonymousRead", .bool(false))])))
         }
         XCTAssertEqual(try http.get("/metrics").status, 401)
-        XCTAssertEqual(try http.get("/metrics", headers: ["Authorization": "Bearer demo-viewer-token"]).status, 200)
+        let metrics = try http.get("/metrics", headers: ["Authorization": "Bearer demo-viewer-token"])
+        XCTAssertEqual(metrics.status, 200)
+        XCTAssertTrue(metrics.body.contains("mes_http_buffered_body_bytes 0"), metrics.body)
+        XCTAssertTrue(metrics.body.contains("mes_http_max_connections "), metrics.body)
         XCTAssertEqual(try http.get("/api/health").status, 200, "health stays public")
         // Default allow-list: 127.0.0.1 and localhost pass, a rebinding name gets 421.
         XCTAssertEqual(try raw(server.port, Array("GET /api/health HTTP/1.1\r\nHost: localhost:1\r\nConnection: close\r\n\r\n".utf8)).status, 200)
