@@ -111,6 +111,52 @@ final class HardeningRoundTwoTests: XCTestCase {
         try await stop(server, task)
     }
 
+    // MARK: Commands off the loop
+
+    /// A command waiting on a stalled pipeline holds a worker, not the loop: /api/health and an
+    /// event stream on the same (only) loop keep answering, and the command's answer is the usual one.
+    func testACommandWaitingOnThePipelineDoesNotHoldTheLoop() async throws {
+        let dir = try makeTempDirectory(self)
+        var options = ServerOptions()
+        options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
+        options.database = dir.appendingPathComponent("mes.sqlite").path
+        options.port = 0
+        options.replay = "/dev/null"
+        options.httpLoops = 1
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: .error))
+        let task = Task { try await server.run(installSignalHandlers: false) }
+        let http = TestHTTP(port: server.port)
+        XCTAssertTrue(eventually { (try? http.get("/api/health").status) == 200 })
+
+        // Stall the pipeline thread.
+        let release = DispatchSemaphore(value: 0), stalled = DispatchSemaphore(value: 0)
+        let pipeline = server.pipeline
+        Thread {
+            _ = try? pipeline.perform { stalled.signal(); release.wait(); return true }
+        }.start()
+        XCTAssertEqual(stalled.wait(timeout: .now() + 10), .success)
+
+        let answer = Box2()
+        let port = server.port
+        let command = Thread {
+            answer.set(try? TestHTTP(port: port).request("POST", "/api/vehicles/VIN-STALL/hold", body: #"{"reason":"check"}"#,
+                                                          headers: Self.quality))
+        }
+        command.start()
+        usleep(200_000)
+        // The loop answers while the command waits.
+        for _ in 0..<5 {
+            let began = Date()
+            XCTAssertEqual(try http.get("/api/health").status, 200)
+            XCTAssertLessThan(Date().timeIntervalSince(began), 5, "health must not wait for the stalled command")
+        }
+        XCTAssertNil(answer.value, "the command is still waiting on the pipeline")
+        release.signal()
+        XCTAssertTrue(eventually { answer.value != nil })
+        XCTAssertEqual(answer.value?.status, 404, "the same answer as before: no such vehicle")
+        try await stop(server, task)
+    }
+
     // MARK: Hygiene
 
     func testEndpointsFromEngineerUpAndTheRoleLadder() async throws {
@@ -289,4 +335,12 @@ private final class Box: @unchecked Sendable {
     private var entries: [AuditEntry] = []
     var rows: [AuditEntry] { lock.withLock { entries } }
     @Sendable func append(_ entry: AuditEntry) { lock.withLock { entries.append(entry) } }
+}
+
+/// One response, set by another thread.
+private final class Box2: @unchecked Sendable {
+    private let lock = NSLock()
+    private var response: TestHTTP.Response?
+    var value: TestHTTP.Response? { lock.withLock { response } }
+    func set(_ r: TestHTTP.Response?) { lock.withLock { response = r } }
 }
