@@ -124,6 +124,10 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private static let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     private static let highWater = 256 * 1024
     private static let lingerNanoseconds: UInt64 = 2_000_000_000
+    /// Stored-event bytes written to resuming clients per loop turn; past it they wait for the next
+    /// turn, so a crowd resuming from id 0 cannot make a turn long for everyone else.
+    private static let backlogBytesPerTurn = 256 * 1024
+    private var backlogBytesThisTurn = 0
 
     init(core: ServerCore, index: Int) throws {
         self.core = core
@@ -195,6 +199,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
         var nextTick = Monotonic.nanoseconds() + tickNs
         var running = true
         while running {
+            backlogBytesThisTurn = 0
             let now = Monotonic.nanoseconds()
             let timeout: Int32 = ready.isEmpty ? Int32(max(0, (Int64(nextTick) - Int64(now)) / 1_000_000) + 1) : 0
             do {
@@ -659,10 +664,15 @@ final class EventLoop: SSESink, @unchecked Sendable {
     }
 
     private func flush(_ connection: Connection) {
+        // A resuming client's stored events share a per-turn budget; the rest waits for the next turn
+        // (the socket stays writable, so epoll brings it back at once).
+        let resuming = connection.sse?.inBacklog == true
         while connection.outIndex < connection.out.count {
+            if resuming && backlogBytesThisTurn >= Self.backlogBytesPerTurn { break }
             let chunk = connection.out[connection.outIndex]
             guard let result = send(chunk, from: connection.outOffset, on: connection) else { return }
             guard case .done(let written) = result else { break }
+            if resuming { backlogBytesThisTurn += written }
             connection.outBytes -= written
             connection.outOffset += written
             if connection.outOffset == chunk.count {
