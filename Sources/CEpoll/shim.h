@@ -2,6 +2,9 @@
 #define CEPOLL_SHIM_H
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /// The flag and operation macros as plain constants (some are enum-backed macros Swift cannot see).
 static const unsigned int CEPOLL_IN = EPOLLIN;
@@ -27,5 +30,10 @@ static inline int cepoll_ctl_fd(int epfd, int op, int fd, unsigned int events) {
 /// The fd and flags of the `index`th entry of an epoll_wait result buffer.
 static inline int cepoll_event_fd(const struct epoll_event *events, int index) { return events[index].data.fd; }
 static inline unsigned int cepoll_event_flags(const struct epoll_event *events, int index) { return events[index].events; }
+
+/// Sets the calling thread's nice value (Linux: per thread); 0 or -1 with errno.
+static inline int cthread_set_nice(int value) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), value);
+}
 
 #endif

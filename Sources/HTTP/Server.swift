@@ -69,7 +69,7 @@ final class ServerCore: @unchecked Sendable {
         self.logger = logger
         let shortest = min(limits.headerReadTimeout, limits.idleTimeout, limits.sseKeepAliveInterval, limits.bodyTimeout)
         tickNanoseconds = UInt64(min(1.0, max(0.01, shortest / 4)) * 1e9)
-        readPool = WorkerPool(name: "http-read", threads: limits.readWorkers, queueLimit: limits.workerQueueLimit)
+        readPool = WorkerPool(name: "http-read", threads: limits.readWorkers, queueLimit: limits.workerQueueLimit, nice: 5)
         commandPool = WorkerPool(name: "http-command", threads: limits.commandWorkers, queueLimit: limits.workerQueueLimit)
         bodyBudget = ByteBudget(limit: limits.maxBufferedBodyBytes)
         sseBudget = ByteBudget(limit: limits.sseTotalBufferBytes)
@@ -214,9 +214,12 @@ final class ServerCore: @unchecked Sendable {
 
 /// An HTTP/1.1 server: an acceptor thread hands connections round-robin to epoll loop threads.
 ///
-/// Handlers run on the loop threads (keep them short; brief SQLite reads are fine). Call ``bind()``
-/// first to learn the port and fail early on a bad one, then `run()` (as a ``Service``) until
-/// cancelled: it then closes the listener and every connection and returns.
+/// Handlers run on the loop threads unless their route is marked to run off the loop
+/// (``RouteOptions/lane``): those run on a worker pool and the loop writes their answer when it is
+/// ready, keeping pipelined answers in order. At start `run()` raises the soft descriptor limit to
+/// the hard one and derives the connection cap from it (``DescriptorLimit``). Call ``bind()`` first
+/// to learn the port and fail early on a bad one, then `run()` (as a ``Service``) until cancelled:
+/// it then closes the listener and every connection and returns.
 public final class HTTPServer: Service, @unchecked Sendable {
     public let name: String
     public let host: String

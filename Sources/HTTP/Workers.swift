@@ -1,8 +1,12 @@
+import CEpoll
 import Foundation
 import Runtime
 
 /// A fixed set of threads running jobs from a bounded queue: the work a loop thread must not do
 /// (large reads, event-stream backlog pages, commands that wait on the pipeline).
+///
+/// The threads may run at a lower priority (`nice`) than the loops, so that when the machine is
+/// busy the loops, which answer every other client, get the CPU first.
 ///
 /// ``submit(_:)`` never blocks: a full queue refuses the job and the caller answers 503, which is
 /// the back-pressure. Threads start on the first submit and end after ``stop()`` once their current
@@ -11,6 +15,7 @@ final class WorkerPool: @unchecked Sendable {
     private let name: String
     private let threadCount: Int
     private let queueLimit: Int
+    private let nice: Int32
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
@@ -18,8 +23,9 @@ final class WorkerPool: @unchecked Sendable {
     private var stopping = false
     private var busy = 0
 
-    init(name: String, threads: Int, queueLimit: Int) {
+    init(name: String, threads: Int, queueLimit: Int, nice: Int32 = 0) {
         self.name = name
+        self.nice = nice
         threadCount = max(1, threads)
         self.queueLimit = max(1, queueLimit)
     }
@@ -32,7 +38,10 @@ final class WorkerPool: @unchecked Sendable {
         if !started {
             started = true
             for i in 0..<threadCount {
-                let thread = Thread { [self] in work() }
+                let thread = Thread { [self] in
+                    if nice != 0 { _ = cthread_set_nice(nice) }
+                    work()
+                }
                 thread.name = "\(name)-\(i)"
                 thread.start()
             }

@@ -249,6 +249,19 @@ final class FairnessAndLimitsTests: XCTestCase {
         }, "a client past the total budget is dropped although its own cap is far")
     }
 
+    // MARK: Descriptors
+
+    func testDescriptorReserveAndRateLimitedWarning() {
+        XCTAssertEqual(DescriptorLimit.connectionCap(descriptors: 1024), 1024 - 128 - 64)
+        XCTAssertEqual(DescriptorLimit.connectionCap(descriptors: 100), 16, "never below 16")
+        XCTAssertGreaterThanOrEqual(DescriptorLimit.raiseToHard(), 1024)
+        var warning = RateLimitedWarning(intervalNanoseconds: 10_000_000_000)
+        XCTAssertEqual(warning.due(now: 1_000), 0, "the first is logged")
+        for i in 1...500 { XCTAssertNil(warning.due(now: 1_000 + UInt64(i) * 1_000_000)) }
+        XCTAssertEqual(warning.due(now: 11_000_000_000), 500, "the next one says how many were held back")
+        XCTAssertNil(warning.due(now: 11_000_000_001))
+    }
+
     // MARK: Fairness
 
     /// One client pipelines 50,000 requests and reads as fast as it can, another resumes from id 0
