@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Runtime
+import TestSupport
 @testable import HTTP
 #if canImport(Glibc)
 import Glibc
@@ -243,7 +244,7 @@ final class FairnessAndLimitsTests: XCTestCase {
         XCTAssertTrue(eventually { hub.metrics.connectedClients == 1 })
         let payload = String(repeating: "p", count: 2000)
         var id: Int64 = 0
-        XCTAssertTrue(eventually(10) {
+        XCTAssertTrue(eventually(timeout: 10) {
             for _ in 0..<20 { id += 1; hub.publish(SSEEvent(id: id, type: "sample", data: payload)) }
             return hub.metrics.droppedClients == 1
         }, "a client past the total budget is dropped although its own cap is far")
@@ -344,7 +345,7 @@ final class FairnessAndLimitsTests: XCTestCase {
         liveReader.start()
 
         // Health latency while all of that runs.
-        XCTAssertTrue(eventually(30) { pipelinedDone.value > 100 && resumeStarted.value >= 1 }, "the attackers should be running")
+        XCTAssertTrue(eventually(timeout: 30) { pipelinedDone.value > 100 && resumeStarted.value >= 1 }, "the attackers should be running")
         let pipelinedBefore = pipelinedDone.value
         let health = try TestClient(port: running.port)
         var latencies: [Double] = []

@@ -5,6 +5,7 @@ import XCTest
 import PlantModel
 import Quality
 import Runtime
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
