@@ -43,7 +43,7 @@ var targets: [Target] = [
     ], path: "Benchmarks/ComponentBenchmarks"),
     .executableTarget(name: "mes-bench", dependencies: [
         "BenchSupport", "ComponentBenchmarks", "MESApp", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter",
-        "HTTP", "Simulation", "CBench",
+        "HTTP", "Simulation",
     ], path: "Benchmarks/mes-bench"),
 
     // Helpers every test target shares (condition waits, temp folders, ports, peers, seeded RNG).

@@ -1,5 +1,4 @@
 import BenchSupport
-import CBench
 import Foundation
 import HTTP
 import MESApp
@@ -135,11 +134,11 @@ extension BenchSuite {
         for _ in 0..<requests { bytes += one }
         let batch = bytes
         let marker = Array("HTTP/1.1 200".utf8)
-        _ = csched_idle_self()
+        Self.idlePriority()
         while !stop.isSet {
             guard let fd = try? Socket.connect(host: "127.0.0.1", port: port, timeoutMs: 2000) else { return }
             Socket.setTimeouts(fd, milliseconds: 200)
-            let writer = Thread { _ = csched_idle_self(); Self.sendAll(fd, batch, stop: stop) }
+            let writer = Thread { Self.idlePriority(); Self.sendAll(fd, batch, stop: stop) }
             writer.start()
             var buffer = [UInt8](repeating: 0, count: 65536)
             var seen = 0, carry: [UInt8] = []
@@ -168,7 +167,7 @@ extension BenchSuite {
         let marker = Array("id: \(lastId)\n".utf8)
         let request = Array("GET /api/events?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".utf8)
         var buffer = [UInt8](repeating: 0, count: 65536)
-        _ = csched_idle_self()
+        Self.idlePriority()
         while !stop.isSet {
             guard let fd = try? Socket.connect(host: "127.0.0.1", port: port, timeoutMs: 2000) else { usleep(10_000); continue }
             Socket.setTimeouts(fd, milliseconds: 200)
@@ -199,7 +198,7 @@ extension BenchSuite {
         let head = Array(("POST /api/defects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer demo-quality-token\r\n"
             + "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n").utf8)
         var fds = [Int32](repeating: -1, count: clients)
-        _ = csched_idle_self()
+        Self.idlePriority()
         while !stop.isSet {
             for i in 0..<clients where !stop.isSet {
                 if fds[i] < 0 {
@@ -294,6 +293,13 @@ extension BenchSuite {
         }
         for w in workers { while !w.isFinished { usleep(10_000) } }
         return refused.value
+    }
+
+    /// Puts the calling thread in SCHED_IDLE (5 in Linux's sched.h): it runs only when nothing else
+    /// wants the CPU.
+    private static func idlePriority() {
+        var parameter = sched_param()
+        _ = sched_setscheduler(0, 5, &parameter)
     }
 
     /// Sends everything, waiting out a full socket buffer (the server pausing its reads) until `stop`.
