@@ -28,7 +28,11 @@ extension APIRoutes {
             return (id, owner, dueAt, user)
         }
 
-        router.post("/api/alerts/{id}/assign") { request in
+        // Commands: the role is checked from the header before the body is read, and the answer is
+        // computed on the command pool (the loop never waits on the pipeline).
+        let command = RouteOptions(lane: .command, precheck: { _ = try auth.authorize($0, role: .quality, backend: backend, now: Date()) })
+
+        router.post("/api/alerts/{id}/assign", options: command) { request in
             let a = try arguments(request)
             do {
                 return .json(try backend.assignAlert(id: a.id, owner: a.owner, dueAt: a.dueAt, by: a.user))
@@ -37,7 +41,7 @@ extension APIRoutes {
             }
         }
 
-        router.post("/api/defects/{id}/assign") { request in
+        router.post("/api/defects/{id}/assign", options: command) { request in
             let a = try arguments(request)
             do {
                 return .json(try backend.assignDefect(id: a.id, owner: a.owner, dueAt: a.dueAt, by: a.user))

@@ -10,7 +10,7 @@ extension APIRoutes {
     /// Adds `GET /api/notifications?status=pending|sent|failed&to=&limit=` (role `quality`; docs/openapi.json).
     public static func addNotifications(to router: inout Router, context: APIContext, backend: any PlantBackend, auth: AuthPolicy) {
         let log = context.eventLog
-        router.get("/api/notifications") { request in
+        router.get("/api/notifications", options: .offLoop) { request in
             _ = try auth.authorize(request, role: .quality, backend: backend, now: Date())
             var status: NotificationStatus?
             if let text = request.query["status"], !text.isEmpty {

@@ -60,10 +60,9 @@ public final class MESServer: @unchecked Sendable {
         let dashboards = options.dashboards ?? Self.defaultDashboards(config: options.config)
         let httpCounters = HTTPCountersBox()
         var context = APIContext(config: config, live: pipeline.live, eventLog: eventLog, hub: hub, version: mesVersion,
-                                 extraMetrics: { httpCounters.server?.metrics.prometheusText ?? "" },
                                  perform: { body in try pipeline.perform(body) })
         let outboxLog = eventLog
-        context.extraMetrics = { NotifyAssembly.metrics(outboxLog) }
+        context.extraMetrics = { (httpCounters.server?.metrics.prometheusText ?? "") + NotifyAssembly.metrics(outboxLog) }
         context.clock = { PipelineClock(mode: pipeline.mode == .replay ? .replay : .live, time: pipeline.currentClock) }
         let auth = assembly.auth
         context.showsEndpoints = { auth.viewer(of: $0)?.has(.engineer) ?? false }
