@@ -31,7 +31,8 @@ final class WireTests: XCTestCase {
         }
         XCTAssertTrue(answer(QualityActionError.notFound("no alert 7")) == (404, "not_found", "no alert 7"))
         XCTAssertTrue(answer(QualityActionError.conflict("alert 7 is cleared")) == (409, "conflict", "alert 7 is cleared"))
-        XCTAssertTrue(answer(QualityActionError.invalid("minutes must be more than 0")) == (422, "unprocessable_entity", "minutes must be more than 0"))
+        // One code per meaning: every 422 says `unprocessable`, as the routes do.
+        XCTAssertTrue(answer(QualityActionError.invalid("minutes must be more than 0")) == (422, "unprocessable", "minutes must be more than 0"))
         XCTAssertTrue(answer(VehicleCommandError.notFound(vehicleId: "V1")) == (404, "not_found", "vehicle V1 not found"))
         XCTAssertTrue(answer(VehicleCommandError.conflict(vehicleId: "V1", message: "V1 is scrapped")) == (409, "conflict", "V1 is scrapped"))
         XCTAssertTrue(answer(HTTPError(401, "who")) == (401, "unauthorized", "who"))
