@@ -14,7 +14,7 @@ import Runtime
 /// signal (`good`, or `bad` with the PLC's status); every connection change emits a
 /// ``ConnectionChange``; going offline also emits the last values as `stale`.
 /// `run()` is one-shot: make a new adapter to poll again.
-public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
+public final class ModbusStationAdapter: StationAdapter, Sendable {
     public let config: StationConfig
     public var stationID: String { config.id }
     public var name: String { "modbus.\(config.id)" }
@@ -24,11 +24,15 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
     private let clock: any WallClock
     private let backoff: ReconnectBackoff
 
-    private let lock = NSLock()
-    private var statsValue = StationStats()
-    private var stopRequested = false
-    private var connectionValue: ConnectionState = .connecting
-    private var skippedSlots: UInt64 = 0
+    /// What the poll thread shares with other threads.
+    private struct Shared {
+        var stats = StationStats()
+        var stopRequested = false
+        var connection: ConnectionState = .connecting
+        var skippedSlots: UInt64 = 0
+    }
+
+    private let shared = Locked(Shared())
     private let wake = DispatchSemaphore(value: 0)
 
     /// - Parameters:
@@ -46,22 +50,13 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
     }
 
     /// A snapshot of the polling figures. Thread-safe.
-    public func stats() -> StationStats {
-        lock.lock(); defer { lock.unlock() }
-        return statsValue
-    }
+    public func stats() -> StationStats { shared.withLock { $0.stats } }
 
     /// The connection state last reported. Thread-safe.
-    public var connectionState: ConnectionState {
-        lock.lock(); defer { lock.unlock() }
-        return connectionValue
-    }
+    public var connectionState: ConnectionState { shared.withLock { $0.connection } }
 
     /// Poll slots skipped because a poll overran its interval. Thread-safe.
-    public var skippedPollSlots: UInt64 {
-        lock.lock(); defer { lock.unlock() }
-        return skippedSlots
-    }
+    public var skippedPollSlots: UInt64 { shared.withLock { $0.skippedSlots } }
 
     public func run() async throws {
         await withTaskCancellationHandler {
@@ -80,16 +75,11 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
 
     /// Asks the poll thread to stop (also done by cancelling `run()`'s task). Thread-safe.
     public func requestStop() {
-        lock.lock()
-        stopRequested = true
-        lock.unlock()
+        shared.withLock { $0.stopRequested = true }
         wake.signal()
     }
 
-    private var isStopping: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return stopRequested
-    }
+    private var isStopping: Bool { shared.withLock { $0.stopRequested } }
 
     /// Sleeps until the monotonic deadline or a stop request.
     private func sleep(until deadline: UInt64) {
@@ -137,7 +127,7 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
                 let caughtUp = grid.slot(after: after)
                 let missed = (caughtUp - loop.nextDeadline) / interval
                 loop.nextDeadline = caughtUp
-                lock.lock(); skippedSlots += missed; lock.unlock()
+                shared.withLock { $0.skippedSlots += missed }
             }
         }
         perform(loop.machine.stop(), connection, &loop)
@@ -161,9 +151,9 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
             case .close:
                 connection.close()
             case .countReconnect:
-                lock.lock(); statsValue.reconnects += 1; lock.unlock()
+                shared.withLock { $0.stats.reconnects += 1 }
             case .report(let state, let reason):
-                lock.lock(); connectionValue = state; lock.unlock()
+                shared.withLock { $0.connection = state }
                 if state == .offline {
                     logger.warning("offline: \(reason ?? "unknown")")
                 } else {
@@ -180,15 +170,15 @@ public final class ModbusStationAdapter: StationAdapter, @unchecked Sendable {
     }
 
     private func count(errorKinds: [String], lastError: String?, polled: Bool = false, latencyMs: Double? = nil) {
-        lock.lock()
-        for kind in errorKinds { statsValue.errors[kind, default: 0] += 1 }
-        if polled { statsValue.polls += 1 }
-        if let latencyMs {
-            statsValue.lastLatencyMs = latencyMs
-            statsValue.latencySumMs += latencyMs
+        shared.withLock { shared in
+            for kind in errorKinds { shared.stats.errors[kind, default: 0] += 1 }
+            if polled { shared.stats.polls += 1 }
+            if let latencyMs {
+                shared.stats.lastLatencyMs = latencyMs
+                shared.stats.latencySumMs += latencyMs
+            }
+            shared.stats.lastError = lastError
         }
-        statsValue.lastError = lastError
-        lock.unlock()
     }
 
     private func poll(_ connection: ModbusConnection, _ loop: inout LoopState) {

@@ -59,19 +59,22 @@ public enum OPCUAValueConversion {
 /// when the first connection fails and relies on the client's own reconnect (new session,
 /// subscriptions recreated) after that. A bad NodeId marks that one signal `bad` with its status
 /// code; the station stays online.
-public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
+public final class OPCUAStationAdapter: StationAdapter, Sendable {
     public let config: StationConfig
     public var stationID: String { config.id }
     public var name: String { "opcua.\(config.id)" }
     private let sink: AdapterSink
     private let logger: Logger
     private let nodes: [NodeId?]
-    private let lock = NSLock()
-    private var figures = StationStats()
-    private var reported: PlantModel.ConnectionState?
-    /// Latest value per signal (subscription mode), and whether a change waits to be sent.
-    private var latest: [SignalReading]
-    private var flushScheduled = false
+    private struct State {
+        var figures = StationStats()
+        var reported: PlantModel.ConnectionState?
+        /// Latest value per signal (subscription mode), and whether a change waits to be sent.
+        var latest: [SignalReading]
+        var flushScheduled = false
+    }
+
+    private let state: Locked<State>
     private let flushQueue: DispatchQueue
 
     public init(config: StationConfig, sink: @escaping AdapterSink, logger: Logger) {
@@ -79,14 +82,11 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
         self.sink = sink
         self.logger = logger
         nodes = config.signals.map { $0.node.flatMap(NodeId.init) }
-        latest = config.signals.map { SignalReading(name: $0.name, value: nil, quality: .stale) }
+        state = Locked(State(latest: config.signals.map { SignalReading(name: $0.name, value: nil, quality: .stale) }))
         flushQueue = DispatchQueue(label: "opcua.\(config.id).flush")
     }
 
-    public func stats() -> StationStats {
-        lock.lock(); defer { lock.unlock() }
-        return figures
-    }
+    public func stats() -> StationStats { state.withLock { $0.figures } }
 
     private var endpointURL: String {
         if case .opcua(let url, _, _) = config.endpoint { return url }
@@ -94,11 +94,12 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
     }
 
     private func report(_ state: PlantModel.ConnectionState, reason: String? = nil) {
-        lock.lock()
-        let changed = reported != state
-        reported = state
-        if state == .offline { figures.lastError = reason }
-        lock.unlock()
+        let changed = self.state.withLock { current in
+            let changed = current.reported != state
+            current.reported = state
+            if state == .offline { current.figures.lastError = reason }
+            return changed
+        }
         guard changed else { return }
         if state == .offline {
             logger.warning("offline: \(reason ?? "connection lost")")
@@ -109,10 +110,10 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
     }
 
     private func countError(_ kind: String, _ message: String) {
-        lock.lock()
-        figures.errors[kind, default: 0] += 1
-        figures.lastError = message
-        lock.unlock()
+        state.withLock { state in
+            state.figures.errors[kind, default: 0] += 1
+            state.figures.lastError = message
+        }
     }
 
     static func errorKind(_ error: Any) -> String {
@@ -158,7 +159,7 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
                 report(.offline, reason: "\(endpointURL): \(error)")
                 markStale()
                 failures += 1
-                lock.withLock { figures.reconnects += 1 }
+                state.withLock { $0.figures.reconnects += 1 }
                 let delay = min(5_000, 100 * (1 << min(failures, 6)))
                 try? await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
             }
@@ -177,10 +178,11 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
     }
 
     private func markStale() {
-        lock.lock()
-        let readings = latest.filter { $0.value != nil }.map { SignalReading(name: $0.name, value: $0.value, quality: .stale) }
-        for index in latest.indices where latest[index].value != nil { latest[index].quality = .stale }
-        lock.unlock()
+        let readings = state.withLock { state in
+            let readings = state.latest.filter { $0.value != nil }.map { SignalReading(name: $0.name, value: $0.value, quality: .stale) }
+            for index in state.latest.indices where state.latest[index].value != nil { state.latest[index].quality = .stale }
+            return readings
+        }
         if !readings.isEmpty { sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings))) }
     }
 
@@ -224,11 +226,11 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
             var byIndex: [Int: DataValue] = [:]
             for (position, index) in valid.enumerated() where position < values.count { byIndex[index] = values[position] }
             let readings = config.signals.indices.map { reading($0, byIndex[$0]) }
-            lock.withLock {
-                figures.polls += 1
-                figures.lastLatencyMs = latency
-                figures.latencySumMs += latency
-                latest = readings
+            state.withLock { state in
+                state.figures.polls += 1
+                state.figures.lastLatencyMs = latency
+                state.figures.latencySumMs += latency
+                state.latest = readings
             }
             report(.online)
             sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings, latencyMs: latency)))
@@ -255,13 +257,14 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
             guard let self, Int(handle) < valid.count else { return }
             self.received(index: valid[Int(handle)], value: value)
         }
-        lock.withLock {
-            for (position, status) in result.itemStatuses.enumerated() where status.isBad && position < valid.count {
-                latest[valid[position]] = SignalReading(name: config.signals[valid[position]].name, value: nil, quality: .bad,
-                                                        status: status.description)
+        let statuses = result.itemStatuses
+        state.withLock { state in
+            for (position, status) in statuses.enumerated() where status.isBad && position < valid.count {
+                state.latest[valid[position]] = SignalReading(name: config.signals[valid[position]].name, value: nil, quality: .bad,
+                                                              status: status.description)
             }
             for index in nodes.indices where nodes[index] == nil {
-                latest[index] = reading(index, nil)
+                state.latest[index] = reading(index, nil)
             }
         }
         scheduleFlush()
@@ -269,26 +272,25 @@ public final class OPCUAStationAdapter: StationAdapter, @unchecked Sendable {
 
     private func received(index: Int, value: DataValue) {
         let reading = reading(index, value)
-        lock.lock()
-        latest[index] = reading
-        lock.unlock()
+        state.withLock { $0.latest[index] = reading }
         scheduleFlush()
     }
 
     /// Coalesces the changes of one publish response into one poll (1 ms later).
     private func scheduleFlush() {
-        lock.lock()
-        let schedule = !flushScheduled
-        flushScheduled = true
-        lock.unlock()
+        let schedule = state.withLock { state in
+            let schedule = !state.flushScheduled
+            state.flushScheduled = true
+            return schedule
+        }
         guard schedule else { return }
         flushQueue.asyncAfter(deadline: .now() + .milliseconds(1)) { [weak self] in
             guard let self else { return }
-            lock.lock()
-            flushScheduled = false
-            let readings = latest
-            figures.polls += 1
-            lock.unlock()
+            let readings = state.withLock { state in
+                state.flushScheduled = false
+                state.figures.polls += 1
+                return state.latest
+            }
             guard readings.contains(where: { $0.quality != .stale }) else { return }
             report(.online)
             sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings.filter { $0.quality != .stale })))

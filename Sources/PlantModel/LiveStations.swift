@@ -4,7 +4,7 @@ import Runtime
 
 /// The live view of every station (connection, machine state, latest values), kept by the
 /// pipeline thread and read by the API from any thread.
-public final class LiveStations: @unchecked Sendable {
+public final class LiveStations: Sendable {
     /// One signal's latest reading.
     public struct Signal: Sendable {
         public var name: String
@@ -37,8 +37,7 @@ public final class LiveStations: @unchecked Sendable {
         }
     }
 
-    fileprivate let lock = NSLock()
-    fileprivate var stations: [String: Station]
+    private let stations: Locked<[String: Station]>
     private let order: [String]
 
     /// Every station starts `connecting`. In replay no adapter ever reports a connection, so the
@@ -52,83 +51,83 @@ public final class LiveStations: @unchecked Sendable {
                 Signal(name: $0.name, role: $0.role, value: nil, quality: .stale, time: nil, status: nil)
             })
         }
-        stations = map
+        stations = Locked(map)
         order = config.stations.map(\.id)
     }
 
     /// Every station in config order.
     public func all() -> [Station] {
-        lock.lock(); defer { lock.unlock() }
-        return order.compactMap { stations[$0] }
+        stations.withLock { stations in order.compactMap { stations[$0] } }
     }
 
     public func station(_ id: String) -> Station? {
-        lock.lock(); defer { lock.unlock() }
-        return stations[id]
+        stations.withLock { $0[id] }
     }
 
     /// Counts of stations per connection state.
     public func connectionCounts() -> [ConnectionState: Int] {
-        lock.lock(); defer { lock.unlock() }
-        var counts = Dictionary(uniqueKeysWithValues: ConnectionState.allCases.map { ($0, 0) })
-        for station in stations.values { counts[station.connection, default: 0] += 1 }
-        return counts
+        stations.withLock { stations in
+            var counts = Dictionary(uniqueKeysWithValues: ConnectionState.allCases.map { ($0, 0) })
+            for station in stations.values { counts[station.connection, default: 0] += 1 }
+            return counts
+        }
     }
 
     /// Applies a poll; returns the previous and new state codes (for `station` events on change).
     public func apply(_ poll: StationPoll) -> (oldState: Int64?, newState: Int64?)? {
-        lock.lock(); defer { lock.unlock() }
-        guard var station = stations[poll.station] else { return nil }
-        let oldState = station.stateCode
-        for reading in poll.readings {
-            guard let index = station.signals.firstIndex(where: { $0.name == reading.name }) else { continue }
-            var signal = station.signals[index]
-            if reading.quality == .good {
-                signal.value = reading.value
-            }
-            signal.quality = reading.quality
-            signal.status = reading.status
-            signal.time = poll.time
-            station.signals[index] = signal
-            if reading.quality == .good, let value = reading.value {
-                switch signal.role {
-                case .state: station.stateCode = value.integer
-                case .vehicleId:
-                    let text = value.text.trimmingCharacters(in: .whitespaces)
-                    station.currentVehicle = text.isEmpty ? nil : text
-                default: break
+        stations.withLock { stations in
+            guard var station = stations[poll.station] else { return nil }
+            let oldState = station.stateCode
+            for reading in poll.readings {
+                guard let index = station.signals.firstIndex(where: { $0.name == reading.name }) else { continue }
+                var signal = station.signals[index]
+                if reading.quality == .good {
+                    signal.value = reading.value
+                }
+                signal.quality = reading.quality
+                signal.status = reading.status
+                signal.time = poll.time
+                station.signals[index] = signal
+                if reading.quality == .good, let value = reading.value {
+                    switch signal.role {
+                    case .state: station.stateCode = value.integer
+                    case .vehicleId:
+                        let text = value.text.trimmingCharacters(in: .whitespaces)
+                        station.currentVehicle = text.isEmpty ? nil : text
+                    default: break
+                    }
                 }
             }
+            station.lastSampleAt = poll.time
+            if let latency = poll.latencyMs { station.pollLatencyMs = latency }
+            let bad = poll.readings.filter { $0.quality == .bad }
+            station.status = bad.isEmpty ? nil : bad.map { "\($0.name): \($0.status ?? "bad")" }.joined(separator: "; ")
+            stations[poll.station] = station
+            return (oldState, station.stateCode)
         }
-        station.lastSampleAt = poll.time
-        if let latency = poll.latencyMs { station.pollLatencyMs = latency }
-        let bad = poll.readings.filter { $0.quality == .bad }
-        station.status = bad.isEmpty ? nil : bad.map { "\($0.name): \($0.status ?? "bad")" }.joined(separator: "; ")
-        stations[poll.station] = station
-        return (oldState, station.stateCode)
     }
 
     /// Applies a connection change; offline marks every value stale. Returns false if unchanged.
     public func apply(_ change: ConnectionChange) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard var station = stations[change.station] else { return false }
-        let changed = station.connection != change.state
-        station.connection = change.state
-        if change.state == .offline {
-            station.status = change.reason
-            for index in station.signals.indices where station.signals[index].value != nil {
-                station.signals[index].quality = .stale
+        stations.withLock { stations in
+            guard var station = stations[change.station] else { return false }
+            let changed = station.connection != change.state
+            station.connection = change.state
+            if change.state == .offline {
+                station.status = change.reason
+                for index in station.signals.indices where station.signals[index].value != nil {
+                    station.signals[index].quality = .stale
+                }
             }
+            stations[change.station] = station
+            return changed
         }
-        stations[change.station] = station
-        return changed
     }
 }
 
 extension LiveStations {
     /// Stores an adapter's polling figures for the API.
     public func setStats(_ stats: StationStats, for id: String) {
-        lock.lock(); defer { lock.unlock() }
-        stations[id]?.stats = stats
+        stations.withLock { $0[id]?.stats = stats }
     }
 }

@@ -13,23 +13,17 @@ public struct SystemWallClock: WallClock {
 }
 
 /// A clock that moves only when told (tests, replay).
-public final class ManualClock: WallClock, @unchecked Sendable {
-    private let lock = NSLock()
-    private var current: Date
+public final class ManualClock: WallClock {
+    private let current: Locked<Date>
 
-    public init(_ start: Date = Date(timeIntervalSince1970: 0)) { current = start }
+    public init(_ start: Date = Date(timeIntervalSince1970: 0)) { current = Locked(start) }
 
-    public func now() -> Date {
-        lock.lock(); defer { lock.unlock() }
-        return current
-    }
+    public func now() -> Date { current.value }
 
-    public func set(_ date: Date) {
-        lock.lock(); current = date; lock.unlock()
-    }
+    public func set(_ date: Date) { current.set(date) }
 
     public func advance(by seconds: TimeInterval) {
-        lock.lock(); current = current.addingTimeInterval(seconds); lock.unlock()
+        current.withLock { $0 = $0.addingTimeInterval(seconds) }
     }
 }
 

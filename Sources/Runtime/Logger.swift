@@ -80,28 +80,22 @@ public struct Logger: Sendable {
 }
 
 /// Where log lines go: stderr, or a buffer a test reads.
-public final class LogSink: @unchecked Sendable {
-    private let lock = NSLock()
-    private var captured: [String]?
+public final class LogSink: Sendable {
+    private let captured: Locked<[String]?>
     private let echo: Bool
 
     public static let standardError = LogSink(capture: false, echo: true)
 
     public init(capture: Bool, echo: Bool = false) {
-        self.captured = capture ? [] : nil
+        self.captured = Locked(capture ? [] : nil)
         self.echo = echo
     }
 
     func write(_ line: String) {
-        lock.lock()
-        captured?.append(line)
-        lock.unlock()
+        captured.withLock { $0?.append(line) }
         if echo { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
     /// Lines written so far (capturing sinks only).
-    public var lines: [String] {
-        lock.lock(); defer { lock.unlock() }
-        return captured ?? []
-    }
+    public var lines: [String] { captured.value ?? [] }
 }

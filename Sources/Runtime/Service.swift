@@ -16,13 +16,16 @@ public protocol Service: Sendable {
 
 /// Starts services in order and stops them in reverse order, on SIGINT/SIGTERM, on
 /// ``shutdown()``, or when one of them fails.
-public final class ServiceGroup: @unchecked Sendable {
+public final class ServiceGroup: Sendable {
+    private struct State {
+        var shutdownRequested = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var signalSources: [any DispatchSourceSignal] = []
+    }
+
     private let services: [any Service]
     private let logger: Logger
-    private let lock = NSLock()
-    private var shutdownRequested = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-    private var signalSources: [any DispatchSourceSignal] = []
+    private let state = Locked(State())
 
     public init(services: [any Service], logger: Logger) {
         self.services = services
@@ -31,24 +34,23 @@ public final class ServiceGroup: @unchecked Sendable {
 
     /// Asks the group to stop its services (reverse order). Safe from any thread.
     public func shutdown() {
-        lock.lock()
-        shutdownRequested = true
-        let pending = waiters
-        waiters.removeAll()
-        lock.unlock()
+        let pending = state.withLock { state in
+            state.shutdownRequested = true
+            let pending = state.waiters
+            state.waiters.removeAll()
+            return pending
+        }
         for waiter in pending { waiter.resume() }
     }
 
     private func waitForShutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            if shutdownRequested {
-                lock.unlock()
-                continuation.resume()
-            } else {
-                waiters.append(continuation)
-                lock.unlock()
+            let resumeNow = state.withLock { state in
+                if state.shutdownRequested { return true }
+                state.waiters.append(continuation)
+                return false
             }
+            if resumeNow { continuation.resume() }
         }
     }
 
@@ -56,20 +58,24 @@ public final class ServiceGroup: @unchecked Sendable {
     public func installSignalHandlers() {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
+            let handler: @Sendable () -> Void = { [weak self] in
                 self?.logger.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
                 self?.shutdown()
             }
-            source.resume()
-            signalSources.append(source)
+            // Made inside the lock: a source is not Sendable, so it is created where it is kept.
+            state.withLock { state in
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler(handler: handler)
+                source.resume()
+                state.signalSources.append(source)
+            }
         }
     }
 
     /// Runs every service until shutdown; rethrows the first failure after stopping the rest.
     public func run() async throws {
         var tasks: [Task<Void, Never>] = []
-        let failure = FailureBox()
+        let failure = Locked<(any Error)?>(nil)
         for service in services {
             logger.debug("starting \(service.name)")
             let task = Task {
@@ -79,7 +85,7 @@ public final class ServiceGroup: @unchecked Sendable {
                 } catch {
                     if !Task.isCancelled {
                         self.logger.error("\(service.name) failed: \(error)")
-                        failure.set(error)
+                        failure.withLock { if $0 == nil { $0 = error } }
                         self.shutdown()
                     }
                 }
@@ -92,16 +98,10 @@ public final class ServiceGroup: @unchecked Sendable {
             task.cancel()
             _ = await task.result
         }
-        if let error = failure.get() { throw error }
+        if let error = failure.value { throw error }
     }
 }
 
-private final class FailureBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var error: (any Error)?
-    func set(_ error: any Error) { lock.lock(); if self.error == nil { self.error = error }; lock.unlock() }
-    func get() -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
-}
 
 /// Waits until the current task is cancelled (for services whose work runs on their own thread).
 public func waitUntilCancelled() async {

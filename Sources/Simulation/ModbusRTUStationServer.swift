@@ -7,16 +7,19 @@ import Runtime
 /// `socat`), on its own thread, serving a station's register map for its unit id.
 ///
 /// Requests for other unit ids are ignored, as on a real RS-485 bus. Thread-safe.
-public final class ModbusRTUStationServer: @unchecked Sendable {
+public final class ModbusRTUStationServer: Sendable {
+    private struct State {
+        var running = false
+        var finished: DispatchSemaphore?
+        var requestsServed: UInt64 = 0
+    }
+
     public let station: StationConfig
     public let map: ModbusRegisterMap
     public let device: String
     private let baud: Int, parity: Character, dataBits: Int, stopBits: Int, unit: Int
     private let logger: Logger
-    private let lock = NSLock()
-    private var running = false
-    private var finished: DispatchSemaphore?
-    private var requestsServed: UInt64 = 0
+    private let state = Locked(State())
 
     /// - Parameters:
     ///   - station: a station with a `modbus-rtu://` endpoint (its line settings and unit are used).
@@ -35,26 +38,18 @@ public final class ModbusRTUStationServer: @unchecked Sendable {
         self.logger = logger.with("station.id", station.id)
     }
 
-    deinit { assert(!running, "ModbusRTUStationServer of \(station.id) dropped while running: call stop()") }
+    deinit { assert(!state.value.running, "ModbusRTUStationServer of \(station.id) dropped while running: call stop()") }
 
     public func set(signal: String, value: SignalValue) throws { try map.set(signal: signal, value: value) }
 
     /// Requests answered so far.
-    public var requestCount: UInt64 {
-        lock.lock(); defer { lock.unlock() }
-        return requestsServed
-    }
+    public var requestCount: UInt64 { state.value.requestsServed }
 
-    private var isRunning: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return running
-    }
+    private var isRunning: Bool { state.value.running }
 
     /// Opens the serial device and starts answering. Throws if the device cannot be opened.
     public func start() throws {
-        lock.lock()
-        if running { lock.unlock(); return }
-        lock.unlock()
+        if isRunning { return }
         guard let ctx = modbus_new_rtu(device, Int32(baud), CChar(parity.asciiValue ?? 78), Int32(dataBits), Int32(stopBits)) else {
             throw SystemError(call: "modbus_new_rtu", errno: cmodbus_errno(), context: "RTU server \(station.id) on \(device)")
         }
@@ -68,7 +63,10 @@ public final class ModbusRTUStationServer: @unchecked Sendable {
         modbus_close(ctx)
         modbus_free(ctx)
         let done = DispatchSemaphore(value: 0)
-        lock.lock(); running = true; finished = done; lock.unlock()
+        state.withLock { state in
+            state.running = true
+            state.finished = done
+        }
         let thread = Thread { [self] in
             serve()
             done.signal()
@@ -79,12 +77,14 @@ public final class ModbusRTUStationServer: @unchecked Sendable {
 
     /// Stops answering, closes the device and joins the thread (within ~100 ms).
     public func stop() {
-        lock.lock()
-        guard running, let done = finished else { lock.unlock(); return }
-        running = false
-        lock.unlock()
+        let done: DispatchSemaphore? = state.withLock { state in
+            guard state.running, let done = state.finished else { return nil }
+            state.running = false
+            return done
+        }
+        guard let done else { return }
         done.wait()
-        lock.lock(); finished = nil; lock.unlock()
+        state.withLock { $0.finished = nil }
     }
 
     private func serve() {
@@ -117,7 +117,7 @@ public final class ModbusRTUStationServer: @unchecked Sendable {
             let length = modbus_receive(ctx, query)
             if length <= 0 { continue }   // other unit, bad CRC, or a partial frame: ignore
             if map.reply(ctx, request: query, length: length) >= 0 {
-                lock.lock(); requestsServed += 1; lock.unlock()
+                state.withLock { $0.requestsServed += 1 }
             }
         }
     }

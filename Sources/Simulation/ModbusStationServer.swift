@@ -22,7 +22,17 @@ public enum ModbusServerBehavior: Sendable, Equatable {
 /// "gateway target device failed to respond" (0x0B). ``start()`` binds and returns the port;
 /// ``stop()`` closes every socket and joins the thread. It can be started again after a stop
 /// (on the same port). Thread-safe.
-public final class ModbusStationServer: @unchecked Sendable {
+public final class ModbusStationServer: Sendable {
+    private struct State {
+        var requestedPort: UInt16
+        var boundPort: UInt16?
+        var behavior: ModbusServerBehavior = .normal
+        var running = false
+        var wake: WakeFd?
+        var finished: DispatchSemaphore?
+        var requestsServed: UInt64 = 0
+    }
+
     public let station: StationConfig
     /// The values served; write them with ``set(signal:value:)``.
     public let map: ModbusRegisterMap
@@ -30,14 +40,7 @@ public final class ModbusStationServer: @unchecked Sendable {
     public let unit: Int
 
     private let logger: Logger
-    private let lock = NSLock()
-    private var requestedPort: UInt16
-    private var boundPort: UInt16?
-    private var behaviorValue: ModbusServerBehavior = .normal
-    private var running = false
-    private var wake: WakeFd?
-    private var finished: DispatchSemaphore?
-    private var requestsServed: UInt64 = 0
+    private let state: Locked<State>
 
     /// - Parameters:
     ///   - station: a `modbus` station with a TCP endpoint (its host, port and unit are used).
@@ -50,30 +53,24 @@ public final class ModbusStationServer: @unchecked Sendable {
         var endpointHost = "127.0.0.1", endpointPort: UInt16 = 502
         if case let .modbusTCP(h, p, _) = station.endpoint { endpointHost = h; endpointPort = p }
         self.host = host ?? endpointHost
-        self.requestedPort = port ?? endpointPort
+        self.state = Locked(State(requestedPort: port ?? endpointPort))
         self.unit = station.endpoint.unit ?? 1
         self.logger = logger.with("station.id", station.id)
     }
 
-    deinit { assert(!running, "ModbusStationServer of \(station.id) dropped while running: call stop()") }
+    deinit { assert(!state.value.running, "ModbusStationServer of \(station.id) dropped while running: call stop()") }
 
     /// The port bound by the last ``start()``.
-    public var port: UInt16? {
-        lock.lock(); defer { lock.unlock() }
-        return boundPort
-    }
+    public var port: UInt16? { state.value.boundPort }
 
     /// How the server answers (switch at any time).
     public var behavior: ModbusServerBehavior {
-        get { lock.lock(); defer { lock.unlock() }; return behaviorValue }
-        set { lock.lock(); behaviorValue = newValue; lock.unlock() }
+        get { state.value.behavior }
+        set { state.withLock { $0.behavior = newValue } }
     }
 
     /// Requests answered so far.
-    public var requestCount: UInt64 {
-        lock.lock(); defer { lock.unlock() }
-        return requestsServed
-    }
+    public var requestCount: UInt64 { state.value.requestsServed }
 
     /// Writes a signal's value (see ``ModbusRegisterMap/set(signal:value:)``).
     public func set(signal: String, value: SignalValue) throws {
@@ -83,10 +80,10 @@ public final class ModbusStationServer: @unchecked Sendable {
     /// Binds and starts serving; returns the bound port. A restart reuses the first bound port.
     @discardableResult
     public func start() throws -> UInt16 {
-        lock.lock()
-        if running, let port = boundPort { lock.unlock(); return port }
-        let wantedPort = boundPort ?? requestedPort
-        lock.unlock()
+        let (runningPort, wantedPort) = state.withLock { state in
+            (state.running ? state.boundPort : nil, state.boundPort ?? state.requestedPort)
+        }
+        if let runningPort { return runningPort }
 
         let listenFd = try Socket.listen(host: host, port: wantedPort, backlog: 128, nonBlocking: true)
         let port: UInt16
@@ -114,13 +111,14 @@ public final class ModbusStationServer: @unchecked Sendable {
             throw error
         }
         let done = DispatchSemaphore(value: 0)
-        lock.lock()
-        boundPort = port
-        running = true
-        self.wake = wake
-        finished = done
-        lock.unlock()
-        let thread = Thread { [self] in
+        state.withLock { state in
+            state.boundPort = port
+            state.running = true
+            state.wake = wake
+            state.finished = done
+        }
+        // The serving thread takes over the epoll set (it is not Sendable).
+        startThread(named: "modbus-sim.\(station.id)") { [self] in
             if let ctx = modbus_new_tcp("127.0.0.1", Int32(port)) {
                 modbus_set_slave(ctx, Int32(unit))
                 modbus_set_byte_timeout(ctx, 0, 200_000)
@@ -133,29 +131,28 @@ public final class ModbusStationServer: @unchecked Sendable {
             Socket.close(listenFd)
             done.signal()
         }
-        thread.name = "modbus-sim.\(station.id)"
-        thread.start()
         logger.debug("serving Modbus TCP on \(host):\(port) unit \(unit)")
         return port
     }
 
     /// Stops serving: closes the listener and every client connection, joins the thread.
     public func stop() {
-        lock.lock()
-        guard running, let done = finished else { lock.unlock(); return }
-        running = false
-        let wake = self.wake
-        lock.unlock()
+        let stopping: (done: DispatchSemaphore, wake: WakeFd?)? = state.withLock { state in
+            guard state.running, let done = state.finished else { return nil }
+            state.running = false
+            return (done, state.wake)
+        }
+        guard let (done, wake) = stopping else { return }
         wake?.signal()
         done.wait()
         wake?.close()
-        lock.lock(); finished = nil; self.wake = nil; lock.unlock()
+        state.withLock { state in
+            state.finished = nil
+            state.wake = nil
+        }
     }
 
-    private var isRunning: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return running
-    }
+    private var isRunning: Bool { state.value.running }
 
     private func serve(ctx: OpaquePointer, listenFd: Int32, epoll: Epoll, wakeFd: Int32) {
         var clients: [Int32] = []
@@ -220,7 +217,7 @@ public final class ModbusStationServer: @unchecked Sendable {
                         rc = map.reply(ctx, request: query, length: length)
                     }
                     if rc < 0 { closed.insert(fd) }
-                    lock.lock(); requestsServed += 1; lock.unlock()
+                    state.withLock { $0.requestsServed += 1 }
                 }
             }
             if !closed.isEmpty {

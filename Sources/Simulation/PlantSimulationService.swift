@@ -13,7 +13,7 @@ import Glibc
 /// servers have their own threads. ``start()``/``stop()`` for direct use, ``run()`` as a
 /// ``Service``. A recording that ends leaves the last values served; a bad recording line stops
 /// the driver and makes ``run()`` throw it.
-public final class PlantSimulationService: Service, @unchecked Sendable {
+public final class PlantSimulationService: Service, Sendable {
     /// What drives the values.
     public enum Source: Sendable {
         /// The simulator with this scenario (`seed` nil: the scenario's), starting at the wall-clock time.
@@ -26,12 +26,17 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
     public let source: Source
     public let stations: [SimulatedStation]
     private let logger: Logger
-    private let lock = NSLock()
-    private var stopFlag = false
-    private var running = false
-    private var finished: DispatchSemaphore?
-    private var failure: (any Error)?
-    private var simulatedElapsedMs: Int64 = 0
+    private struct State {
+        var stopFlag = false
+        var running = false
+        var finished: DispatchSemaphore?
+        /// Set by start(); signalled once the first values are in the servers (or the driver ended).
+        var firstValues: DispatchSemaphore?
+        var failure: (any Error)?
+        var simulatedElapsedMs: Int64 = 0
+    }
+
+    private let state = Locked(State())
 
     public var name: String { "simulation" }
 
@@ -66,33 +71,38 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
     }
 
     /// Milliseconds simulated so far (scenario source).
-    public var elapsedMs: Int64 { lock.withLock { simulatedElapsedMs } }
+    public var elapsedMs: Int64 { state.value.simulatedElapsedMs }
 
     /// Starts every server and the driver thread. Throws if a port cannot be bound (servers
     /// started before it are stopped again).
     public func start() throws {
-        try lock.withLock {
-            guard !running else { return }
-            stopFlag = false
-            failure = nil
-            running = true
+        let alreadyRunning = state.withLock { state in
+            guard !state.running else { return true }
+            state.stopFlag = false
+            state.failure = nil
+            state.running = true
+            return false
         }
+        guard !alreadyRunning else { return }
         do {
             for station in stations { try station.start() }
         } catch {
             for station in stations { station.stop() }
-            lock.withLock { running = false }
+            state.withLock { $0.running = false }
             throw error
         }
         let done = DispatchSemaphore(value: 0)
         let ready = DispatchSemaphore(value: 0)
-        lock.withLock { finished = done; firstValues = ready }
+        state.withLock { state in
+            state.finished = done
+            state.firstValues = ready
+        }
         let thread = Thread { [self] in
             do {
                 try drive()
             } catch {
                 logger.error("simulation stopped: \(error)")
-                lock.withLock { failure = error }
+                state.withLock { $0.failure = error }
             }
             signalReady()
             done.signal()
@@ -106,23 +116,23 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
 
     /// Stops the driver and every server (joins their threads).
     public func stop() {
-        let done: DispatchSemaphore? = lock.withLock {
-            guard running else { return nil }
-            running = false
-            stopFlag = true
-            return finished
+        let done: DispatchSemaphore? = state.withLock { state in
+            guard state.running else { return nil }
+            state.running = false
+            state.stopFlag = true
+            return state.finished
         }
         guard let done else { return }
         done.wait()
         for station in stations { station.stop() }
-        lock.withLock { finished = nil }
+        state.withLock { $0.finished = nil }
     }
 
     /// Serves until cancelled; throws if the driver failed (a bad recording line).
     public func run() async throws {
         try start()
         while !Task.isCancelled {
-            if let error = lock.withLock({ failure }) {
+            if let error = state.value.failure {
                 stop()
                 throw error
             }
@@ -131,15 +141,12 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
         stop()
     }
 
-    private var shouldStop: Bool { lock.withLock { stopFlag } }
-
-    /// Set by start(); signalled once the first values are in the servers (or the driver ended).
-    private var firstValues: DispatchSemaphore?
+    private var shouldStop: Bool { state.value.stopFlag }
 
     private func signalReady() {
-        let ready: DispatchSemaphore? = lock.withLock {
-            defer { firstValues = nil }
-            return firstValues
+        let ready: DispatchSemaphore? = state.withLock { state in
+            defer { state.firstValues = nil }
+            return state.firstValues
         }
         ready?.signal()
     }
@@ -190,7 +197,8 @@ public final class PlantSimulationService: Service, @unchecked Sendable {
                 simulator.step()
                 try push()
             }
-            lock.withLock { simulatedElapsedMs = simulator.elapsedMs }
+            let elapsed = simulator.elapsedMs
+            state.withLock { $0.simulatedElapsedMs = elapsed }
             let nextMs = simulator.elapsedMs + simulator.tickMs
             let waitNs = max(1_000_000, (nextMs * 1_000_000) - Int64(Monotonic.nanoseconds() - began))
             var request = timespec(tv_sec: 0, tv_nsec: Int(min(waitNs, 100_000_000)))

@@ -25,6 +25,7 @@ public struct SimulationStats: Sendable, Equatable {
 /// on any machine. It knows stations only through their signal roles (docs/CONFIG.md), so any plant
 /// config works. Time moves only through ``step()`` / ``advance(toElapsedMs:)`` in ticks of
 /// ``tickMs`` (the greatest common divisor of 100 ms and every station's poll interval).
+/// Thread-confined, so not `Sendable`: the thread that creates it steps and reads it.
 ///
 /// Behaviour of a vehicle station (one with a `vehicleId` signal): a vehicle arrives → `vehicleId`
 /// shows it, state `running`, lots and operator set → one poll interval before the end of the
@@ -38,7 +39,7 @@ public struct SimulationStats: Sendable, Equatable {
 /// A station without `vehicleId` (a press) cycles on its own: each stroke increments its
 /// counters and sets its measurements; after `pressLotSize` strokes its lot is complete (later
 /// stations' `lotId` signal of the same name report it) and a die change (`setup`) follows.
-public final class PlantSimulator: @unchecked Sendable {
+public final class PlantSimulator {
     public let config: PlantConfig
     public let scenario: Scenario
     public let seed: UInt64

@@ -42,118 +42,124 @@ public struct RecordingError: Error, CustomStringConvertible, Sendable, Equatabl
 /// fault codes raw; strings as strings; an empty `vehicleId` is no vehicle); whole-number
 /// doubles keep a `.0` so they read back as doubles. Only `good`
 /// readings are written. Lines go out in the order they are given, through a 256 KiB buffer;
-/// call ``close()`` (or ``flush()``) to get them on disk. Thread-safe (one lock).
-public final class RecordingWriter: @unchecked Sendable {
+/// call ``close()`` (or ``flush()``) to get them on disk. Thread-safe (one lock around the file).
+public final class RecordingWriter: Sendable {
     public let path: String
     public let mode: RecordingMode
-    private let lock = NSLock()
-    private var fd: Int32
-    private var buffer: [UInt8] = []
-    private let capacity: Int
-    private var last: [String: [String: SignalValue]] = [:]
-    private var lastKeyframe: [String: Date] = [:]
-    private var cachedTime: Date?
-    private var cachedTimeText: [UInt8] = []
-    private var samples: UInt64 = 0
-    private var bytes: UInt64 = 0
+    private let output: Locked<Output>
+
+    /// The file, its buffer and what was last written: everything the writer changes.
+    fileprivate struct Output {
+        let path: String
+        let capacity: Int
+        var fd: Int32
+        var buffer: [UInt8] = []
+        var last: [String: [String: SignalValue]] = [:]
+        var lastKeyframe: [String: Date] = [:]
+        var cachedTime: Date?
+        var cachedTimeText: [UInt8] = []
+        var samples: UInt64 = 0
+        var bytes: UInt64 = 0
+    }
 
     /// Creates (or truncates) the file; missing parent folders are created.
     /// - Throws: `SystemError` if the file cannot be created.
     public init(path: String, mode: RecordingMode = .default, bufferBytes: Int = 256 * 1024) throws {
         self.path = path
         self.mode = mode
-        capacity = max(4096, bufferBytes)
+        let capacity = max(4096, bufferBytes)
         let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw SystemError(call: "open", errno: errno, context: "recording \(path)") }
-        buffer.reserveCapacity(capacity + 1024)
+        var output = Output(path: path, capacity: capacity, fd: fd)
+        output.buffer.reserveCapacity(capacity + 1024)
+        self.output = Locked(output)
     }
 
     deinit {
-        if fd >= 0 {
-            _ = try? flushLocked()
-            Glibc.close(fd)
+        output.withLock { output in
+            if output.fd >= 0 {
+                _ = try? output.flush()
+                Glibc.close(output.fd)
+            }
         }
     }
 
     /// Samples (lines) written so far.
-    public var samplesWritten: UInt64 {
-        lock.lock(); defer { lock.unlock() }
-        return samples
-    }
+    public var samplesWritten: UInt64 { output.withLock { $0.samples } }
 
     /// Bytes written so far (including the buffered ones).
-    public var bytesWritten: UInt64 {
-        lock.lock(); defer { lock.unlock() }
-        return bytes
-    }
+    public var bytesWritten: UInt64 { output.withLock { $0.bytes } }
 
     /// Writes a poll's good readings (all, or only the changed ones, per ``mode``).
     public func write(_ poll: StationPoll) throws {
-        lock.lock(); defer { lock.unlock() }
-        var known = last[poll.station] ?? [:]
-        var full = true
-        if case .changes(let interval) = mode, let previous = lastKeyframe[poll.station],
-           poll.time.timeIntervalSince(previous) < interval, poll.time >= previous {
-            full = false
+        try output.withLock { output in
+            var known = output.last[poll.station] ?? [:]
+            var full = true
+            if case .changes(let interval) = mode, let previous = output.lastKeyframe[poll.station],
+               poll.time.timeIntervalSince(previous) < interval, poll.time >= previous {
+                full = false
+            }
+            if full { output.lastKeyframe[poll.station] = poll.time }
+            for reading in poll.readings where reading.quality == .good {
+                guard let value = reading.value else { continue }
+                if !full, known[reading.name] == value { continue }
+                known[reading.name] = value
+                try output.append(time: poll.time, station: poll.station, signal: reading.name, value: value)
+            }
+            output.last[poll.station] = known
         }
-        if full { lastKeyframe[poll.station] = poll.time }
-        for reading in poll.readings where reading.quality == .good {
-            guard let value = reading.value else { continue }
-            if !full, known[reading.name] == value { continue }
-            known[reading.name] = value
-            try appendLocked(time: poll.time, station: poll.station, signal: reading.name, value: value)
-        }
-        last[poll.station] = known
     }
 
     /// Forgets a station's last values, so its next poll is written in full (after it was offline).
     public func reset(station: String) {
-        lock.lock(); defer { lock.unlock() }
-        last[station] = nil
-        lastKeyframe[station] = nil
+        output.withLock { output in
+            output.last[station] = nil
+            output.lastKeyframe[station] = nil
+        }
     }
 
     /// Writes one line as given (no change detection).
     public func write(time: Date, station: String, signal: String, value: SignalValue) throws {
-        lock.lock(); defer { lock.unlock() }
-        try appendLocked(time: time, station: station, signal: signal, value: value)
+        try output.withLock { try $0.append(time: time, station: station, signal: signal, value: value) }
     }
 
     /// Writes the buffered lines to the file.
     public func flush() throws {
-        lock.lock(); defer { lock.unlock() }
-        try flushLocked()
+        try output.withLock { try $0.flush() }
     }
 
     /// Flushes and closes the file. Further writes throw.
     public func close() throws {
-        lock.lock(); defer { lock.unlock() }
-        guard fd >= 0 else { return }
-        defer { Glibc.close(fd); fd = -1 }
-        try flushLocked()
+        try output.withLock { output in
+            guard output.fd >= 0 else { return }
+            defer { Glibc.close(output.fd); output.fd = -1 }
+            try output.flush()
+        }
     }
+}
 
+extension RecordingWriter.Output {
     private static let keyT = Array("{\"t\":\"".utf8)
     private static let keyStation = Array("\",\"station\":".utf8)
     private static let keySignal = Array(",\"signal\":".utf8)
     private static let keyValue = Array(",\"value\":".utf8)
 
-    private func appendLocked(time: Date, station: String, signal: String, value: SignalValue) throws {
+    mutating func append(time: Date, station: String, signal: String, value: SignalValue) throws {
         guard fd >= 0 else { throw SystemError(call: "write", errno: EBADF, context: "recording \(path) is closed") }
         if cachedTime != time {
             cachedTime = time
             cachedTimeText = Array(Timestamp.format(time).utf8)
         }
         let before = buffer.count
-        buffer.append(contentsOf: RecordingWriter.keyT)
+        buffer.append(contentsOf: Self.keyT)
         buffer.append(contentsOf: cachedTimeText)
-        buffer.append(contentsOf: RecordingWriter.keyStation)
+        buffer.append(contentsOf: Self.keyStation)
         JSON.string(station).write(into: &buffer)
-        buffer.append(contentsOf: RecordingWriter.keySignal)
+        buffer.append(contentsOf: Self.keySignal)
         JSON.string(signal).write(into: &buffer)
-        buffer.append(contentsOf: RecordingWriter.keyValue)
+        buffer.append(contentsOf: Self.keyValue)
         if case .double(let d) = value, d.isFinite, d.rounded() == d, abs(d) < 1e15 {
             // Keep a fraction so a reader gets a double back (`8000.0`, not `8000`).
             if d == 0 && d.sign == .minus { buffer.append(45) }
@@ -167,13 +173,15 @@ public final class RecordingWriter: @unchecked Sendable {
         buffer.append(10)
         samples += 1
         bytes += UInt64(buffer.count - before)
-        if buffer.count >= capacity { try flushLocked() }
+        if buffer.count >= capacity { try flush() }
     }
 
-    private func flushLocked() throws {
+    mutating func flush() throws {
         guard fd >= 0, !buffer.isEmpty else { return }
         var offset = 0
         let count = buffer.count
+        let fd = fd
+        let path = path
         try buffer.withUnsafeBytes { raw in
             while offset < count {
                 let n = Glibc.write(fd, raw.baseAddress! + offset, count - offset)
@@ -195,8 +203,8 @@ public final class RecordingWriter: @unchecked Sendable {
 /// poll holds every signal seen so far for its station, a signal keeping its last value until its
 /// next line; without it, only the signals of its lines. Lines should be in time order; a line
 /// earlier than the one before it is accepted and yielded in file order. Blank lines are skipped.
-/// Use from one thread at a time.
-public final class RecordingReader: @unchecked Sendable {
+/// Thread-confined, so not `Sendable`: use it on the thread that opened it.
+public final class RecordingReader {
     public let path: String
     public let carryForward: Bool
     /// Size of the file when it was opened, in bytes.

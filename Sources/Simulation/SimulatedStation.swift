@@ -9,19 +9,23 @@ import Runtime
 /// Values are pushed with ``update(_:)`` (all signals, config order) or ``set(signal:value:)``;
 /// only changed values reach the server. ``setOnline(_:)`` with false closes the server (clients
 /// see connection refused) and true serves again on the same port. Thread-safe.
-public final class SimulatedStation: @unchecked Sendable {
+public final class SimulatedStation: Sendable {
+    private struct State {
+        var modbus: ModbusStationServer?
+        var opcua: OPCUAServer?
+        var current: [SignalValue?]
+        var boundPort: UInt16?
+        var online = false
+        var started = false
+    }
+
     public let station: StationConfig
     private let host: String
     private let requestedPort: UInt16
     private let logger: Logger
-    private let lock = NSLock()
-    private var modbus: ModbusStationServer?
-    private var opcua: OPCUAServer?
-    private var nodes: [NodeId?]
-    private var current: [SignalValue?]
-    private var boundPort: UInt16?
-    private var online = false
-    private var started = false
+    private let nodes: [NodeId?]
+    /// Held while a server starts or stops, so start, stop and pushes happen one at a time.
+    private let state: Locked<State>
 
     /// - Parameters:
     ///   - host, port: override the endpoint's (tests pass port 0 for a free port).
@@ -46,57 +50,59 @@ public final class SimulatedStation: @unchecked Sendable {
             }
             return node
         }
-        current = Array(repeating: nil, count: station.signals.count)
+        state = Locked(State(current: Array(repeating: nil, count: station.signals.count)))
     }
 
     deinit {
-        modbus?.stop()
-        opcua?.stop()
+        state.withLock { state in
+            state.modbus?.stop()
+            state.opcua?.stop()
+        }
     }
 
     /// The bound port after ``start()``.
-    public var port: UInt16? { lock.withLock { boundPort } }
+    public var port: UInt16? { state.withLock { $0.boundPort } }
 
     /// Starts serving (online). Returns the bound port.
     @discardableResult
     public func start() throws -> UInt16 {
-        try lock.withLock {
-            if let boundPort, started { return boundPort }
-            started = true
-            let port = try serveLocked(port: boundPort ?? requestedPort)
-            boundPort = port
-            online = true
+        try state.withLock { state in
+            if let boundPort = state.boundPort, state.started { return boundPort }
+            state.started = true
+            let port = try serveLocked(&state, port: state.boundPort ?? requestedPort)
+            state.boundPort = port
+            state.online = true
             return port
         }
     }
 
     /// Stops serving and closes every client connection.
     public func stop() {
-        lock.withLock {
-            started = false
-            online = false
-            closeLocked()
+        state.withLock { state in
+            state.started = false
+            state.online = false
+            closeLocked(&state)
         }
     }
 
     /// Takes the PLC off the network (false) or back (true, on the same port, with the current values).
     public func setOnline(_ value: Bool) throws {
-        try lock.withLock {
-            guard started, value != online else { return }
-            online = value
+        try state.withLock { state in
+            guard state.started, value != state.online else { return }
+            state.online = value
             if value {
-                _ = try serveLocked(port: boundPort ?? requestedPort)
+                _ = try serveLocked(&state, port: state.boundPort ?? requestedPort)
             } else {
-                closeLocked()
+                closeLocked(&state)
             }
         }
     }
 
     /// Pushes every signal's value (config signal order); unchanged values are skipped.
     public func update(_ values: [SignalValue]) throws {
-        try lock.withLock {
-            for (i, value) in values.enumerated() where i < current.count && current[i] != value {
-                try pushLocked(i, value)
+        try state.withLock { state in
+            for (i, value) in values.enumerated() where i < state.current.count && state.current[i] != value {
+                try pushLocked(&state, i, value)
             }
         }
     }
@@ -106,29 +112,29 @@ public final class SimulatedStation: @unchecked Sendable {
         guard let i = station.signals.firstIndex(where: { $0.name == name }) else {
             throw SimulationError("\(station.id) has no signal \"\(name)\"")
         }
-        try lock.withLock {
-            if current[i] != value { try pushLocked(i, value) }
+        try state.withLock { state in
+            if state.current[i] != value { try pushLocked(&state, i, value) }
         }
     }
 
-    private func pushLocked(_ i: Int, _ value: SignalValue) throws {
-        current[i] = value
-        if let modbus {
+    private func pushLocked(_ state: inout State, _ i: Int, _ value: SignalValue) throws {
+        state.current[i] = value
+        if let modbus = state.modbus {
             try modbus.set(signal: station.signals[i].name, value: value)
-        } else if let opcua, let node = nodes[i] {
+        } else if let opcua = state.opcua, let node = nodes[i] {
             try opcua.setValue(nodeId: node, value: SimulatedStation.variant(value, signal: station.signals[i]))
         }
     }
 
-    private func serveLocked(port: UInt16) throws -> UInt16 {
+    private func serveLocked(_ state: inout State, port: UInt16) throws -> UInt16 {
         switch station.protocol {
         case .modbus:
-            let server = modbus ?? ModbusStationServer(station: station, host: host, port: port, logger: logger)
-            for (i, value) in current.enumerated() {
+            let server = state.modbus ?? ModbusStationServer(station: station, host: host, port: port, logger: logger)
+            for (i, value) in state.current.enumerated() {
                 if let value { try server.set(signal: station.signals[i].name, value: value) }
             }
             let bound = try server.start()
-            modbus = server
+            state.modbus = server
             return bound
         case .opcua:
             var options = OPCUAServer.Options()
@@ -142,20 +148,20 @@ public final class SimulatedStation: @unchecked Sendable {
             try server.addFolder(nodeId: folder, browseName: station.id)
             for (i, signal) in station.signals.enumerated() {
                 guard let node = nodes[i] else { continue }
-                let value = current[i] ?? SimulatedStation.initialValue(signal)
+                let value = state.current[i] ?? SimulatedStation.initialValue(signal)
                 try server.addVariable(nodeId: node, browseName: signal.name, parent: folder,
                                        value: SimulatedStation.variant(value, signal: signal))
             }
             try server.start()
-            opcua = server
+            state.opcua = server
             return server.port
         }
     }
 
-    private func closeLocked() {
-        modbus?.stop()
-        opcua?.stop()
-        opcua = nil
+    private func closeLocked(_ state: inout State) {
+        state.modbus?.stop()
+        state.opcua?.stop()
+        state.opcua = nil
     }
 
     static func initialValue(_ signal: SignalConfig) -> SignalValue {

@@ -21,9 +21,10 @@ extension SQLValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral, Exp
 
 /// One SQLite connection: the sole owner of its `sqlite3` handle.
 ///
-/// Use a connection from one thread at a time (the event log's writer thread, or a read
-/// connection borrowed from a ``ReadPool``). Call ``close()`` when done; `deinit` asserts it was.
-public final class Database: @unchecked Sendable {
+/// Thread-confined, so not `Sendable`: a connection is used by the thread that holds it (the event
+/// log's writer thread, or a read connection borrowed from a ``ReadPool``); to give it to another
+/// thread, pass it as `sending`. Call ``close()`` when done; `deinit` asserts it was.
+public final class Database {
     /// How a connection is opened.
     public enum Mode: Sendable {
         /// Read and write; the file and its parent folders are created if missing.

@@ -104,6 +104,7 @@ package enum EventTime {
 /// Lifecycle: ``open(_:clock:logger:)`` (opens, migrates), ``start()`` (starts the writer
 /// thread; appends before it are queued), ``close()`` (commits what is pending, checkpoints,
 /// closes). As a ``Service``, `run()` starts and, on cancellation, closes.
+// @unchecked Sendable: all mutable state is guarded by `condition`; `writer` is used only on the writer thread (or by close() once that thread has ended).
 public final class EventLog: Service, @unchecked Sendable {
     /// Settings with defaults.
     public struct Configuration: Sendable {
@@ -345,7 +346,7 @@ public final class EventLog: Service, @unchecked Sendable {
     public func write(events: [NewEvent] = [], timeout: TimeInterval = 30,
                       _ work: @escaping @Sendable (Database) throws -> Void) throws -> [Int64] {
         try checkNotWriter("write")
-        let box = OutcomeBox()
+        let box = Locked<WriteOutcome?>(nil)
         condition.lock()
         let failuresBefore = failures
         condition.unlock()
@@ -354,7 +355,7 @@ public final class EventLog: Service, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while true {
-            if let outcome = box.get() {
+            if let outcome = box.value {
                 if case .failed(let error) = outcome { throw error }
                 return seqs
             }
@@ -705,13 +706,6 @@ public final class EventLog: Service, @unchecked Sendable {
         }
         condition.unlock()
     }
-}
-
-private final class OutcomeBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var outcome: WriteOutcome?
-    func set(_ value: WriteOutcome) { lock.lock(); outcome = value; lock.unlock() }
-    func get() -> WriteOutcome? { lock.lock(); defer { lock.unlock() }; return outcome }
 }
 
 private struct Stats {

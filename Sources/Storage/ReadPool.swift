@@ -5,6 +5,7 @@ import Foundation
 /// ``read(_:)`` borrows a connection, runs the body in a read transaction (one consistent
 /// snapshot) on the caller's thread and gives it back. Callers block while all are borrowed.
 /// Blocking: call from a thread or serial queue, not from Swift's cooperative pool in a hot loop.
+// @unchecked Sendable: `idle`, `opened` and `closed` are guarded by `condition`; a connection is used by one borrower at a time.
 public final class ReadPool: @unchecked Sendable {
     public let path: String
     private let capacity: Int

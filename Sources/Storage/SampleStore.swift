@@ -124,11 +124,14 @@ public struct SampleInput: Sendable, Equatable {
 ///
 /// Thread-safe. The last stored value per signal is kept in memory (the first sample after a
 /// start is always stored). Samples older than the log's retention age are pruned with it.
-public final class SampleStore: @unchecked Sendable {
+public final class SampleStore: Sendable {
+    private struct State {
+        var last: [String: LastStoredSample] = [:]
+        var deadbands: [String: Double] = [:]
+    }
+
     private let log: EventLog
-    private let lock = NSLock()
-    private var last: [String: LastStoredSample] = [:]
-    private var deadbands: [String: Double] = [:]
+    private let state = Locked(State())
     /// Deadband for numeric signals without their own (nil: store any change).
     public let defaultDeadband: Double?
     /// A signal is stored at least this often while it is polled, even without change (seconds).
@@ -149,25 +152,26 @@ public final class SampleStore: @unchecked Sendable {
 
     /// Sets the deadband of one numeric signal (nil: back to the default).
     public func setDeadband(station: String, signal: String, _ deadband: Double?) {
-        lock.lock(); deadbands[Self.key(station, signal)] = deadband; lock.unlock()
+        state.withLock { $0.deadbands[Self.key(station, signal)] = deadband }
     }
 
     /// Offers one poll's values; stores those that pass ``SampleDecision`` in one queued write.
     /// Returns how many were stored (queued).
     @discardableResult
     public func record(_ samples: [SampleInput]) -> Int {
-        var chosen: [SampleInput] = []
-        lock.lock()
-        for sample in samples {
-            let key = Self.key(sample.station, sample.signal)
-            let deadband = deadbands[key] ?? defaultDeadband
-            if SampleDecision.shouldStore(value: sample.value, quality: sample.quality, time: sample.time,
-                                          last: last[key], deadband: deadband, maxInterval: maxInterval) {
-                last[key] = LastStoredSample(value: sample.value, quality: sample.quality, time: sample.time)
-                chosen.append(sample)
+        let chosen = state.withLock { state in
+            var chosen: [SampleInput] = []
+            for sample in samples {
+                let key = Self.key(sample.station, sample.signal)
+                let deadband = state.deadbands[key] ?? defaultDeadband
+                if SampleDecision.shouldStore(value: sample.value, quality: sample.quality, time: sample.time,
+                                              last: state.last[key], deadband: deadband, maxInterval: maxInterval) {
+                    state.last[key] = LastStoredSample(value: sample.value, quality: sample.quality, time: sample.time)
+                    chosen.append(sample)
+                }
             }
+            return chosen
         }
-        lock.unlock()
         guard !chosen.isEmpty else { return 0 }
         let rows = chosen
         log.enqueue { db in

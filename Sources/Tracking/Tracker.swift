@@ -9,7 +9,7 @@ import Runtime
 /// `at:` of a command), so one recording always gives the same outputs.
 ///
 /// Not thread-safe: call ``process(_:)`` and the commands from one thread (the pipeline's), and
-/// hand ``state()`` (a value) to other threads, e.g. through a ``TrackingStateBox``.
+/// hand ``state()`` (a value) to other threads, e.g. through a `Locked<TrackingState>`.
 ///
 /// Per station, an operation begins when a vehicle id appears (or, with a vehicle present and
 /// nothing in progress, the machine starts `running`); it ends on `cycleComplete` (a bool's rising

@@ -82,26 +82,6 @@ public struct TrackingState: Sendable, Equatable {
     }
 }
 
-/// A lock-protected holder of the latest ``TrackingState``: the pipeline thread publishes, API
-/// threads read.
-public final class TrackingStateBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: TrackingState
-
-    public init(_ initial: TrackingState = TrackingState(stations: [], inProcess: 0, onHold: 0)) {
-        value = initial
-    }
-
-    public func publish(_ state: TrackingState) {
-        lock.lock(); value = state; lock.unlock()
-    }
-
-    public func current() -> TrackingState {
-        lock.lock(); defer { lock.unlock() }
-        return value
-    }
-}
-
 /// Tuning of the tracker.
 public struct TrackerOptions: Sendable, Equatable {
     /// How long two stations must both report one vehicle id (by their own polls) before it is a

@@ -50,11 +50,16 @@ final class EventLogTests: XCTestCase {
     func testCommitHandlerSeesOnlyCommittedEventsInOrder() throws {
         let log = try openLog(folder)
         let recorder = CommitRecorder()
-        let verifier = try Database(path: folder.file("mes.sqlite"), mode: .readOnly)
+        // A second connection, opened by the writer thread that uses it (a Database is thread-confined).
+        let path = folder.file("mes.sqlite")
+        let verifier = Locked<Database?>(nil)
         let invisible = CommitRecorder()
         log.addCommitHandler { events in
             // Another connection must already see every published event: it is committed.
-            let visible = (try? verifier.scalarInt("SELECT count(*) FROM events WHERE seq <= ?", [.integer(events.last!.seq)])) ?? -1
+            let visible = verifier.withLock { db -> Int64 in
+                if db == nil { db = try? Database(path: path, mode: .readOnly) }
+                return (try? db?.scalarInt("SELECT count(*) FROM events WHERE seq <= ?", [.integer(events.last!.seq)])) ?? -1
+            }
             if visible != events.last!.seq { invisible.add(events) }
             recorder.add(events)
         }
@@ -70,7 +75,7 @@ final class EventLogTests: XCTestCase {
         group.wait()
         try log.flush()
         log.close()
-        verifier.close()
+        verifier.withLock { $0?.close() }
         let seqs = recorder.all.map(\.seq)
         XCTAssertEqual(seqs, Array(1...2000), "published in strictly increasing order, each once")
         XCTAssertEqual(invisible.batchCount, 0, "a batch was published before it was visible to another connection")
