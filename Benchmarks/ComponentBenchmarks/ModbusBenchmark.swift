@@ -125,20 +125,19 @@ public enum ModbusBenchmark {
 }
 
 /// Poll times (monotonic ns at delivery) and latencies, from many adapter threads.
-private final class PollLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [(station: Int, at: UInt64, latencyMs: Double)] = []
+private final class PollLog: Sendable {
+    private let entries = Locked<[(station: Int, at: UInt64, latencyMs: Double)]>([])
 
     func record(_ station: Int, _ event: AdapterEvent) {
         guard case .poll(let poll) = event, let latency = poll.latencyMs else { return }
         let now = Monotonic.nanoseconds()
         // The poll started `latency` before it was delivered.
         let started = now - UInt64(latency * 1e6)
-        lock.lock(); entries.append((station, started, latency)); lock.unlock()
+        entries.withLock { $0.append((station, started, latency)) }
     }
 
     func snapshot(stations: Int) -> (starts: [[UInt64]], latencies: [Double]) {
-        lock.lock(); defer { lock.unlock() }
+        let entries = entries.value
         var starts = [[UInt64]](repeating: [], count: stations)
         for entry in entries { starts[entry.station].append(entry.at) }
         return (starts, entries.map(\.latencyMs))

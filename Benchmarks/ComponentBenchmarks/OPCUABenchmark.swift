@@ -140,21 +140,24 @@ public enum OPCUABenchmark {
     }
 }
 
-final class NotificationCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    private var last: [Int64]
+final class NotificationCounter: Sendable {
+    private struct State {
+        var count = 0
+        var last: [Int64]
+    }
 
-    init(items: Int) { last = Array(repeating: -1, count: items) }
+    private let state: Locked<State>
+
+    init(items: Int) { state = Locked(State(last: Array(repeating: -1, count: items))) }
 
     func record(_ handle: UInt32, _ value: DataValue) {
-        lock.withLock {
-            count += 1
-            if Int(handle) < last.count, case .int64(let v) = value.value { last[Int(handle)] = v }
+        state.withLock { state in
+            state.count += 1
+            if Int(handle) < state.last.count, case .int64(let v) = value.value { state.last[Int(handle)] = v }
         }
     }
 
-    func reset() { lock.withLock { count = 0 } }
-    var total: Int { lock.withLock { count } }
-    func upToDate(_ round: Int64) -> Int { lock.withLock { last.filter { $0 == round }.count } }
+    func reset() { state.withLock { $0.count = 0 } }
+    var total: Int { state.withLock { $0.count } }
+    func upToDate(_ round: Int64) -> Int { state.withLock { state in state.last.filter { $0 == round }.count } }
 }

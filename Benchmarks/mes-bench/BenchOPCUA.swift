@@ -75,31 +75,24 @@ extension BenchSuite {
         let station = StationConfig(id: "BENCH", name: "bench", process: "paint", protocol: .opcua,
                                     endpoint: .opcua(url: "opc.tcp://127.0.0.1:\(port)", host: "127.0.0.1", port: port),
                                     pollIntervalMs: 100, subscribe: true, signals: [SignalConfig(name: "value", node: "ns=2;s=Bench.Value")])
-        let seen = LatestValue()
+        let seen = Locked<Double?>(nil)
         let adapter = OPCUAStationAdapter(config: station, sink: { event in
             if case .poll(let poll) = event, let v = poll.readings.first?.value?.number { seen.set(v) }
         }, logger: Logger(label: "bench", level: .error))
         let task = Task { try? await adapter.run() }
         defer { task.cancel() }
         var waited = 0
-        while seen.get() == nil && waited < 500 { usleep(10_000); waited += 1 }
+        while seen.value == nil && waited < 500 { usleep(10_000); waited += 1 }
         var latencies: [Double] = []
         for i in 1...changes {
             let value = Double(i)
             let started = Monotonic.nanoseconds()
             try server.setValue(nodeId: node, value: .double(value))
             let deadline = started + 2_000_000_000
-            while seen.get() != value && Monotonic.nanoseconds() < deadline { usleep(200) }
+            while seen.value != value && Monotonic.nanoseconds() < deadline { usleep(200) }
             latencies.append(Double(Monotonic.nanoseconds() - started) / 1e6)
             usleep(UInt32.random(in: 5_000...60_000)) // land at different points of the publishing cycle
         }
         return percentile(latencies, 0.99)
     }
-}
-
-final class LatestValue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Double?
-    func set(_ v: Double) { lock.withLock { value = v } }
-    func get() -> Double? { lock.withLock { value } }
 }

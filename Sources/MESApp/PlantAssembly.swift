@@ -13,7 +13,7 @@ import Storage
 
 /// Wires the plant-specific parts around the pipeline: tracking and quality, their tables and
 /// routes, the adapters or the replay, the simulators and the recorder.
-final class PlantAssembly: @unchecked Sendable {
+final class PlantAssembly: Sendable {
     static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations] }
 
     let config: PlantConfig
@@ -24,7 +24,6 @@ final class PlantAssembly: @unchecked Sendable {
     let stage: PlantStage
     let auth: AuthPolicy
     let notify: NotifyAssembly
-    private(set) var adapters: [any StationAdapter] = []
 
     var facts: any PlantFacts { StageFacts(stage: stage) }
 
@@ -84,6 +83,7 @@ final class PlantAssembly: @unchecked Sendable {
             services.append(contentsOf: try SimulatorFactory.services(config: config, logger: logger))
         }
         let sink = pipeline.sink
+        var adapters: [any StationAdapter] = []
         for station in config.stations {
             let stationLogger = logger.named("adapter").with("station.id", station.id)
             switch station.protocol {
@@ -133,7 +133,7 @@ struct CloseOnStop: Service {
 }
 
 /// Feeds a recording through the pipeline (`--replay`, README "Stations, scenarios, record and replay"), with progress on stderr.
-final class ReplayService: Service, @unchecked Sendable {
+final class ReplayService: Service {
     let name = "replay"
     let path: String
     let speed: ReplaySpeed
@@ -142,10 +142,18 @@ final class ReplayService: Service, @unchecked Sendable {
     let eventLog: EventLog
     let logger: Logger
     private let cancelled = Flag()
+    /// Set by the server once it is assembled, before the service runs.
+    private let hooks = Locked<(requestShutdown: (@Sendable () -> Void)?, status: ReplayStatus)>((nil, ReplayStatus()))
     /// Asks the server to stop (`--exit-after-replay`).
-    var requestShutdown: (@Sendable () -> Void)?
+    var requestShutdown: (@Sendable () -> Void)? {
+        get { hooks.value.requestShutdown }
+        set { hooks.withLock { $0.requestShutdown = newValue } }
+    }
     /// The progress `/api/health` shows.
-    var status = ReplayStatus()
+    var status: ReplayStatus {
+        get { hooks.value.status }
+        set { hooks.withLock { $0.status = newValue } }
+    }
 
     init(path: String, speed: ReplaySpeed, exitWhenDone: Bool, pipeline: Pipeline, eventLog: EventLog, logger: Logger) {
         self.path = path
@@ -216,30 +224,33 @@ struct ReplayFailed: Error, CustomStringConvertible {
 
 
 /// A replay's progress for `/api/health`: `{finished, samples, polls, percent, recordingTime, error}`.
-final class ReplayStatus: @unchecked Sendable {
-    private let lock = NSLock()
-    private var progress: ReplayProgress?
-    private var finished = false
-    private var error: String?
+final class ReplayStatus: Sendable {
+    private struct State {
+        var progress: ReplayProgress?
+        var finished = false
+        var error: String?
+    }
+
+    private let state = Locked(State())
 
     func update(_ progress: ReplayProgress?, finished: Bool, error: String?) {
-        lock.withLock {
-            if let progress { self.progress = progress }
-            self.finished = finished
-            self.error = error
+        state.withLock { state in
+            if let progress { state.progress = progress }
+            state.finished = finished
+            state.error = error
         }
     }
 
     var json: JSON {
-        lock.withLock {
-            .obj([
-                ("finished", .bool(finished)),
-                ("samples", .int(Int64(progress?.samples ?? 0))),
-                ("polls", .int(Int64(progress?.polls ?? 0))),
-                ("percent", .double(((progress?.fraction ?? (finished ? 1 : 0)) * 1000).rounded() / 10)),
-                ("recordingTime", progress?.recordingTime.map { .string(Timestamp.format($0)) } ?? .null),
-                ("error", .str(error)),
-            ])
-        }
+        let state = state.value
+        let progress = state.progress, finished = state.finished, error = state.error
+        return .obj([
+            ("finished", .bool(finished)),
+            ("samples", .int(Int64(progress?.samples ?? 0))),
+            ("polls", .int(Int64(progress?.polls ?? 0))),
+            ("percent", .double(((progress?.fraction ?? (finished ? 1 : 0)) * 1000).rounded() / 10)),
+            ("recordingTime", progress?.recordingTime.map { .string(Timestamp.format($0)) } ?? .null),
+            ("error", .str(error)),
+        ])
     }
 }

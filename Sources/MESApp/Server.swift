@@ -15,7 +15,7 @@ public let mesVersion = "0.1.0"
 ///
 /// `prepare()` does everything that can fail at start (config, database, port) so the command
 /// line can print a one-line reason and exit non-zero; `run()` serves until SIGINT/SIGTERM.
-public final class MESServer: @unchecked Sendable {
+public final class MESServer: Sendable {
     public let options: ServerOptions
     public let config: PlantConfig
     public let logger: Logger
@@ -25,10 +25,9 @@ public final class MESServer: @unchecked Sendable {
     public let http: HTTPServer
     /// Every routed (method, path pattern), for the test that holds docs/openapi.json to them.
     public let routes: [(method: HTTPMethod, pattern: String)]
-    private var services: [any Service] = []
-    private var group: ServiceGroup?
-    private let lock = NSLock()
-    private var shutdownRequested = false
+    private let services: [any Service]
+    /// The running group (for ``shutdown()``), and whether a shutdown was asked for before it ran.
+    private let control = Locked<(group: ServiceGroup?, shutdownRequested: Bool)>((nil, false))
 
     /// Loads the config, opens the database and binds the port. Throws a one-line reason.
     public init(options: ServerOptions, logger: Logger) throws {
@@ -45,6 +44,7 @@ public final class MESServer: @unchecked Sendable {
         let log = try EventLog.open(storage, clock: replayClock ?? SystemWallClock(), logger: logger.named("storage"))
         eventLog = log
         var started: [any Service] = []
+        var services: [any Service] = []
         do {
         let pipeline = Pipeline(config: config, eventLog: eventLog, mode: options.replay == nil ? .live : .replay, logger: logger)
         pipeline.replayClock = replayClock
@@ -94,6 +94,7 @@ public final class MESServer: @unchecked Sendable {
         started = inputs
         services.append(contentsOf: inputs)
         services.append(http)
+        self.services = services
         for case let replay as ReplayService in services {
             replay.requestShutdown = { [weak self] in self?.shutdown() }
             replay.status = replayStatus
@@ -154,17 +155,18 @@ public final class MESServer: @unchecked Sendable {
 
     /// Keeps the group for ``shutdown()``; true if a shutdown was asked for before.
     private func install(_ group: ServiceGroup) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        self.group = group
-        return shutdownRequested
+        control.withLock { control in
+            control.group = group
+            return control.shutdownRequested
+        }
     }
 
     /// Stops the server (as SIGTERM does). Safe from any thread, also before `run()` has begun.
     public func shutdown() {
-        lock.lock()
-        let group = self.group
-        if group == nil { shutdownRequested = true }
-        lock.unlock()
+        let group = control.withLock { control in
+            if control.group == nil { control.shutdownRequested = true }
+            return control.group
+        }
         group?.shutdown()
     }
 }
