@@ -7,6 +7,7 @@ import PlantModel
 /// station's signals, written by ``set(signal:value:)`` and served by the server threads.
 ///
 /// Thread-safe: every access holds the map's lock (the servers hold it around `modbus_reply`).
+// @unchecked Sendable: the C mapping is read and written only with `lock` held (libmodbus needs the raw pointer, which `Locked` cannot hand out).
 public final class ModbusRegisterMap: @unchecked Sendable {
     public let station: StationConfig
     private let lock = NSLock()
