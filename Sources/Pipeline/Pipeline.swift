@@ -40,6 +40,7 @@ extension PipelineStage {
 /// Every input is handled in order on one thread, so the stages need no locks. Adapters call
 /// ``submit(_:)`` (non-blocking); the API runs commands on the same thread with ``perform(_:)``.
 /// In replay the pipeline's clock is the recording's: ticks follow the samples' times.
+// @unchecked Sendable: `inbox`, the flags and the counters are guarded by `condition`; stages, observers and the clock are set up before start() and then touched only by the pipeline thread.
 public final class Pipeline: Service, @unchecked Sendable {
     public enum Mode: Sendable { case live, replay }
 
@@ -73,13 +74,12 @@ public final class Pipeline: Service, @unchecked Sendable {
     /// The newest time the pipeline has seen (recording time in replay).
     private(set) var clockTime: Date?
     /// `clockTime` for readers on other threads (``currentClock``).
-    private let sharedClockLock = NSLock()
-    private var sharedClock: Date?
+    private let sharedClock = Locked<Date?>(nil)
 
     /// The pipeline's clock for any thread (the API tells pages to follow it): the wall clock live;
     /// in replay the newest recording time handled so far, nil before the first.
     public var currentClock: Date? {
-        mode == .live ? Date() : sharedClockLock.withLock { sharedClock }
+        mode == .live ? Date() : sharedClock.value
     }
 
     /// The time of a command run now: the wall clock live, the recording's clock in replay.
@@ -138,8 +138,9 @@ public final class Pipeline: Service, @unchecked Sendable {
     }
 
     /// Runs `body` on the pipeline thread and returns its result (API commands: ack, hold …).
+    /// `body` is `sending`: what it captures moves to the pipeline thread.
     /// Throws ``PipelineStopped`` once the pipeline has stopped (nothing would run the command).
-    public func perform<T: Sendable>(_ body: @escaping () throws -> T) throws -> T {
+    public func perform<T: Sendable>(_ body: sending @escaping () throws -> T) throws -> T {
         let box = ResultBox<T>()
         condition.lock()
         guard !stopping && !finished else {
@@ -246,7 +247,7 @@ public final class Pipeline: Service, @unchecked Sendable {
     private func advanceClock(to time: Date, into emission: inout Emission) {
         if let clockTime, time < clockTime { return }
         clockTime = time
-        if mode == .replay { sharedClockLock.withLock { sharedClock = time } }
+        if mode == .replay { sharedClock.set(time) }
         replayClock?.set(time)
         guard let last = lastTick else { lastTick = time; return }
         if time.timeIntervalSince(last) >= 0.25 {

@@ -9,6 +9,7 @@ import Tracking
 /// Tracking and quality on the pipeline thread: turns polls into operations, vehicles, defects,
 /// alerts, KPIs and anomaly scores, persists them with their events, and answers the API's
 /// commands (`PlantBackend`).
+// @unchecked Sendable: `tracker`, `quality` and the refresh/save times are touched only on the pipeline thread (stage calls, and commands through `pipeline.perform`); what other threads read is in `facts`.
 public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
     private var tracker: Tracker
     private var quality: QualityEngine
@@ -17,12 +18,15 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     private weak var pipeline: Pipeline?
     private let logger: Logger
 
-    /// Facts read by the API from other threads, refreshed on ticks and after commands.
-    private let factsLock = NSLock()
-    private var wipByStation: [String: Int] = [:]
-    private var kpiByStation: [String: StationKPI] = [:]
-    private var plantKPIs: PlantKPIs?
-    private var anomalyList: [AnomalyEntry] = []
+    /// What the API reads from other threads, refreshed on ticks and after commands.
+    private struct Facts {
+        var wipByStation: [String: Int] = [:]
+        var kpiByStation: [String: StationKPI] = [:]
+        var plantKPIs: PlantKPIs?
+        var anomalyList: [AnomalyEntry] = []
+    }
+
+    private let facts = Locked(Facts())
     private var lastFacts: Date?
     /// Pipeline time (of the ticks) of the last save of the shift counters.
     private var countersSavedAt: Date?
@@ -163,34 +167,25 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         var byStation: [String: StationKPI] = [:]
         for entry in kpis.quality.stations { byStation[entry.id] = entry }
         let anomalies = quality.anomalies()
-        factsLock.lock()
-        wipByStation = wip
-        kpiByStation = byStation
-        plantKPIs = kpis
-        anomalyList = anomalies
-        factsLock.unlock()
+        facts.set(Facts(wipByStation: wip, kpiByStation: byStation, plantKPIs: kpis, anomalyList: anomalies))
     }
 
     // MARK: PlantBackend (any thread)
 
     public func wip(station: String) -> Int {
-        factsLock.lock(); defer { factsLock.unlock() }
-        return wipByStation[station] ?? 0
+        facts.withLock { $0.wipByStation[station] ?? 0 }
     }
 
     public func kpi(station: String) -> StationKPI? {
-        factsLock.lock(); defer { factsLock.unlock() }
-        return kpiByStation[station]
+        facts.withLock { $0.kpiByStation[station] }
     }
 
     public func kpis() -> PlantKPIs {
-        factsLock.lock(); defer { factsLock.unlock() }
-        return plantKPIs! // set by the init's refreshFacts
+        facts.withLock { $0.plantKPIs! } // set by the init's refreshFacts
     }
 
     public func anomalies() -> [AnomalyEntry] {
-        factsLock.lock(); defer { factsLock.unlock() }
-        return anomalyList
+        facts.withLock { $0.anomalyList }
     }
 
     /// Runs a command on the pipeline thread, commits its outputs and waits for the commit.
