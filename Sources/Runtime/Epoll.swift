@@ -7,9 +7,9 @@ import CEpoll
 ///
 /// The one readiness loop of the package: the HTTP event loops, the OPC UA client and server and the
 /// simulators all wait in one of these, woken from other threads by a ``WakeFd``.
-/// Owned by one thread (it may be created on another and handed over; hence the unchecked Sendable);
-/// every call goes through ``syscall(_:context:_:)``.
-public struct Epoll: @unchecked Sendable {
+/// Thread-confined, so not `Sendable`: the thread that waits in it owns it; one made on another
+/// thread is handed over with ``startThread(named:_:)``. Every call goes through ``syscall(_:context:_:)``.
+public struct Epoll {
     public static let readable: UInt32 = CEPOLL_IN
     public static let writable: UInt32 = CEPOLL_OUT
     public static let error: UInt32 = CEPOLL_ERR

@@ -9,6 +9,7 @@ import Glibc
 /// All socket I/O runs on one dedicated thread per client; the async methods enqueue requests to it and
 /// resume when the response arrives. After a lost connection it reconnects (when `autoReconnect`),
 /// creates a new session and recreates every subscription with the same client handles.
+// @unchecked Sendable: the shared state and the connection are guarded by `lock`; the I/O thread state (and `fd`, which only that thread opens and closes) is touched by the I/O thread alone.
 public final class OPCUAClient: @unchecked Sendable {
     public struct Options: Sendable {
         public var endpointURL: String
@@ -52,7 +53,8 @@ public final class OPCUAClient: @unchecked Sendable {
         var waiter: Waiter
     }
 
-    final class LocalSubscription: @unchecked Sendable {
+    /// Not `Sendable`: kept in the client's state and touched under `lock` or by the I/O thread.
+    final class LocalSubscription {
         let id: Int
         let items: [MonitoredItemSpec]
         let publishingIntervalMs: Double

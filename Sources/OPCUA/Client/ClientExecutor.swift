@@ -13,11 +13,14 @@ import Glibc
 /// connection while they run; and while the I/O thread itself waits (a TCP connect, up to `connectTimeoutMs`)
 /// they wait too. While the I/O thread is not running (before `connect()`, after `close()`) jobs go to
 /// Swift's global executor instead.
-public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
-    private let lock = NSLock()
-    private var jobs: [UnownedJob] = []
-    private var attached = false
-    private var ioThread = pthread_self()
+public final class ClientTaskExecutor: TaskExecutor {
+    private struct Queue {
+        var jobs: [UnownedJob] = []
+        var attached = false
+        var ioThread = pthread_self()
+    }
+
+    private let queue = Locked(Queue())
     /// Wakes the I/O thread from its epoll when work arrives from another thread.
     let wakeFd: WakeFd
 
@@ -31,11 +34,11 @@ public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        let (accepted, mustWake): (Bool, Bool) = lock.withLock {
-            guard attached else { return (false, false) }
-            jobs.append(unowned)
+        let (accepted, mustWake): (Bool, Bool) = queue.withLock { queue in
+            guard queue.attached else { return (false, false) }
+            queue.jobs.append(unowned)
             // From the I/O thread itself, or behind jobs already announced: no wake-up needed.
-            return (true, jobs.count == 1 && pthread_equal(ioThread, pthread_self()) == 0)
+            return (true, queue.jobs.count == 1 && pthread_equal(queue.ioThread, pthread_self()) == 0)
         }
         if !accepted {
             globalConcurrentExecutor.enqueue(ExecutorJob(unowned))
@@ -52,23 +55,23 @@ public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     /// The calling thread (the I/O thread) runs jobs from now on.
     func attach() {
-        lock.withLock {
-            ioThread = pthread_self()
-            attached = true
+        queue.withLock { queue in
+            queue.ioThread = pthread_self()
+            queue.attached = true
         }
     }
 
     /// The I/O thread stops: jobs still queued, and later ones, go to the global executor.
     func detach() {
-        let leftovers: [UnownedJob] = lock.withLock {
-            attached = false
-            defer { jobs = [] }
-            return jobs
+        let leftovers: [UnownedJob] = queue.withLock { queue in
+            queue.attached = false
+            defer { queue.jobs = [] }
+            return queue.jobs
         }
         for job in leftovers { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 
-    var hasJobs: Bool { lock.withLock { !jobs.isEmpty } }
+    var hasJobs: Bool { queue.withLock { !$0.jobs.isEmpty } }
 
     /// Runs the queued jobs and those they enqueue, up to `rounds` rounds (I/O thread). Returns true when it ran any.
     @discardableResult
@@ -76,7 +79,7 @@ public final class ClientTaskExecutor: TaskExecutor, @unchecked Sendable {
         var batch: [UnownedJob] = []
         var ran = false
         for _ in 0..<rounds {
-            lock.withLock { swap(&batch, &jobs) }
+            queue.withLock { swap(&batch, &$0.jobs) }
             if batch.isEmpty { break }
             ran = true
             let executor = asUnownedTaskExecutor()

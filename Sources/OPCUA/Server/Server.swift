@@ -12,6 +12,7 @@ public typealias WriteHandler = @Sendable (NodeId, Variant) -> StatusCode
 ///
 /// One thread runs every connection, session and subscription; `addVariable`/`setValue` may be called from
 /// any thread. Values are sampled for monitored items at their sampling interval.
+// @unchecked Sendable: the address space, the handlers and the lifecycle fields are guarded by `lock`; connections, sessions and subscriptions are touched only by the I/O thread.
 public final class OPCUAServer: @unchecked Sendable {
     public struct Options: Sendable {
         public var host = "127.0.0.1"
