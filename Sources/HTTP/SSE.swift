@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// One server-sent event: its persisted sequence number, its type and one line of JSON.
 public struct SSEEvent: Sendable, Equatable {
@@ -111,54 +112,55 @@ protocol SSESink: AnyObject, Sendable {
 /// ``publish(_:)`` may be called from any thread; call it from one thread in id order, after the
 /// event is persisted (resume relies on that). Each event is encoded once; delivery to clients
 /// happens on the servers' loop threads, so `publish` never blocks on a slow client.
-public final class SSEHub: @unchecked Sendable {
-    private let lock = NSLock()
-    private var sinks: [ObjectIdentifier: any SSESink] = [:]
-    private var counters = SSEMetrics(connectedClients: 0, droppedClients: 0, eventsSent: 0, eventsPublished: 0)
+public final class SSEHub: Sendable {
+    private struct State {
+        var sinks: [ObjectIdentifier: any SSESink] = [:]
+        var counters = SSEMetrics(connectedClients: 0, droppedClients: 0, eventsSent: 0, eventsPublished: 0)
+    }
+
+    private let state = Locked(State())
 
     public init() {}
 
     /// Sends an event to every connected client whose filter accepts its type.
     public func publish(_ event: SSEEvent) {
         let encoded = EncodedSSEEvent(event)
-        lock.lock()
-        counters.eventsPublished += 1
-        let targets = Array(sinks.values)
-        lock.unlock()
+        let targets = state.withLock { state in
+            state.counters.eventsPublished += 1
+            return Array(state.sinks.values)
+        }
         for sink in targets { sink.deliver(encoded, from: self) }
     }
 
     /// The counters now.
-    public var metrics: SSEMetrics {
-        lock.lock(); defer { lock.unlock() }
-        return counters
-    }
+    public var metrics: SSEMetrics { state.withLock { $0.counters } }
 
     func attach(_ sink: any SSESink) {
-        lock.lock(); sinks[ObjectIdentifier(sink)] = sink; lock.unlock()
+        state.withLock { $0.sinks[ObjectIdentifier(sink)] = sink }
     }
 
     func detach(_ sink: any SSESink) {
-        lock.lock(); sinks[ObjectIdentifier(sink)] = nil; lock.unlock()
+        state.withLock { $0.sinks[ObjectIdentifier(sink)] = nil }
     }
 
     /// Counts a new client unless `limit` are connected.
     func reserveClient(limit: Int) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard counters.connectedClients < limit else { return false }
-        counters.connectedClients += 1
-        return true
+        state.withLock { state in
+            guard state.counters.connectedClients < limit else { return false }
+            state.counters.connectedClients += 1
+            return true
+        }
     }
 
     func releaseClient(dropped: Bool) {
-        lock.lock()
-        counters.connectedClients -= 1
-        if dropped { counters.droppedClients += 1 }
-        lock.unlock()
+        state.withLock { state in
+            state.counters.connectedClients -= 1
+            if dropped { state.counters.droppedClients += 1 }
+        }
     }
 
     func countSent(_ n: Int) {
         guard n > 0 else { return }
-        lock.lock(); counters.eventsSent += n; lock.unlock()
+        state.withLock { $0.counters.eventsSent += n }
     }
 }
