@@ -102,7 +102,6 @@ public final class ServiceGroup: Sendable {
     }
 }
 
-
 /// Waits until the current task is cancelled (for services whose work runs on their own thread).
 public func waitUntilCancelled() async {
     let stream = AsyncStream<Never> { _ in }
