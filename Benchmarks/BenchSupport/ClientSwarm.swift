@@ -20,7 +20,9 @@ import Glibc
 ///
 /// Non-streaming (slow) clients send `request` one byte per ``drip()`` and reopen when the server
 /// closes them.
-public final class ClientSwarm: @unchecked Sendable {
+///
+/// Thread-confined, so not `Sendable`: the thread that makes it drives it.
+public final class ClientSwarm {
     private struct Client {
         var fd: Int32 = -1
         var sent = 0
@@ -44,7 +46,6 @@ public final class ClientSwarm: @unchecked Sendable {
     private var latenciesMicros: [UInt32] = []
     private var arrivalMicros: [UInt32] = []
     private let stamped: Bool
-    private let lock = NSLock()
     private var watched: [UInt8] = []
     private var watchStart: UInt64 = 0
     private var watchSeen: [Bool] = []
@@ -101,10 +102,8 @@ public final class ClientSwarm: @unchecked Sendable {
             var on: Int32 = 1
             setsockopt(fd, SOL_SOCKET, CSO_TIMESTAMPNS, &on, socklen_t(MemoryLayout<Int32>.size))
         }
-        lock.lock()
         clients[index] = Client(fd: fd)
         indexOfFd[fd] = index
-        lock.unlock()
         let interest = streaming ? (CEPOLL_IN | CEPOLL_OUT) : CEPOLL_IN
         _ = try syscallOrThrow("epoll_ctl", context: "bench client") { cepoll_ctl_fd(epfd, CEPOLL_CTL_ADD, fd, interest) }
     }
@@ -115,7 +114,6 @@ public final class ClientSwarm: @unchecked Sendable {
         guard count > 0 else { return }
         let now = realtimeNanoseconds()
         let monotonicNow = Monotonic.nanoseconds()
-        lock.lock(); defer { lock.unlock() }
         for i in 0..<Int(count) {
             let fd = cepoll_event_fd(events, Int32(i))
             let flags = cepoll_event_flags(events, Int32(i))
@@ -208,7 +206,6 @@ public final class ClientSwarm: @unchecked Sendable {
     /// Starts watching for `text` in the event streams: from now on, each streaming client's first
     /// line containing it counts once, timed from `start` (``Monotonic/nanoseconds()``).
     public func watch(_ text: String, since start: UInt64) {
-        lock.lock(); defer { lock.unlock() }
         watched = Array(text.utf8)
         watchStart = start
         watchSeen = Array(repeating: false, count: clients.count)
@@ -220,15 +217,13 @@ public final class ClientSwarm: @unchecked Sendable {
     public func collectWatched(timeout: Double) -> [Double] {
         let deadline = watchStart + UInt64(timeout * 1e9)
         let wanted = streamingClients
-        while lock.withLock({ watchLatencies.count }) < wanted && Monotonic.nanoseconds() < deadline { pump(timeoutMs: 20) }
-        return lock.withLock { watchLatencies }
+        while watchLatencies.count < wanted && Monotonic.nanoseconds() < deadline { pump(timeoutMs: 20) }
+        return watchLatencies
     }
 
     /// Sends the next byte of the request on every slow connection; reopens the ones the server closed.
     public func drip() {
-        lock.lock()
         let snapshot = clients.enumerated().map { ($0.offset, $0.element.fd, $0.element.sent) }
-        lock.unlock()
         for (index, fd, sent) in snapshot {
             if fd < 0 {
                 if (try? open(index, streaming: false)) != nil { reopened += 1 }
@@ -236,34 +231,29 @@ public final class ClientSwarm: @unchecked Sendable {
             }
             guard sent < request.count else { continue }
             let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, 1, Int32(MSG_NOSIGNAL)) }
-            lock.lock()
             if n == 1 && clients[index].fd == fd { clients[index].sent += 1 }
-            lock.unlock()
         }
         pump(timeoutMs: 0)
     }
 
     /// The `p` quantile of delivery latencies (stamp → read by the client), in ms.
     public func latencyPercentile(_ p: Double) -> Double {
-        lock.lock(); defer { lock.unlock() }
-        return percentile(latenciesMicros.map { Double($0) / 1000 }, p)
+        percentile(latenciesMicros.map { Double($0) / 1000 }, p)
     }
 
     /// The `p` quantile of arrival latencies (stamp → in the client's socket, by the kernel's
     /// receive timestamp), in ms; NaN unless `stamped`.
     public func arrivalPercentile(_ p: Double) -> Double {
-        lock.lock(); defer { lock.unlock() }
-        return percentile(arrivalMicros.map { Double($0) / 1000 }, p)
+        percentile(arrivalMicros.map { Double($0) / 1000 }, p)
     }
 
     /// How many streaming clients have their response header.
-    public var streamingClients: Int { lock.lock(); defer { lock.unlock() }; return clients.filter(\.headerDone).count }
+    public var streamingClients: Int { clients.filter(\.headerDone).count }
 
     /// How many of the deliveries carried a kernel arrival stamp.
-    public var stampedDeliveries: Int { lock.lock(); defer { lock.unlock() }; return arrivalMicros.count }
+    public var stampedDeliveries: Int { arrivalMicros.count }
 
     public func close() {
-        lock.lock(); defer { lock.unlock() }
         for client in clients where client.fd >= 0 { Socket.close(client.fd) }
         clients.removeAll()
         indexOfFd.removeAll()

@@ -24,24 +24,22 @@ public func memoryPerClientKiB(rss: Int, heap: Int, clients: Int) -> Double {
 
 /// Samples this process's memory (RSS and heap in use) every `intervalMs` on a thread of its own,
 /// from ``start()`` to ``stop()``.
-public final class MemorySampler: @unchecked Sendable {
+public final class MemorySampler: Sendable {
     public struct Sample: Sendable {
         public var residentBytes: Int
         public var heapInUseBytes: Int
     }
 
-    private let lock = NSLock()
     private let intervalMs: Int
-    private var samples: [Sample] = []
-    private var running = true
+    private let state = Locked<(samples: [Sample], running: Bool)>(([], true))
 
     public init(intervalMs: Int = 100) { self.intervalMs = intervalMs }
 
     public func start() {
         Thread { [self] in
-            while lock.withLock({ running }) {
+            while state.withLock({ $0.running }) {
                 let sample = Sample(residentBytes: residentBytes(), heapInUseBytes: heapInUseBytes())
-                lock.withLock { samples.append(sample) }
+                state.withLock { $0.samples.append(sample) }
                 usleep(UInt32(intervalMs * 1000))
             }
         }.start()
@@ -49,9 +47,9 @@ public final class MemorySampler: @unchecked Sendable {
 
     /// Stops sampling; the samples in time order.
     public func stop() -> [Sample] {
-        lock.withLock {
-            running = false
-            return samples
+        state.withLock { state in
+            state.running = false
+            return state.samples
         }
     }
 }

@@ -12,7 +12,7 @@ import Glibc
 /// run) and output (one line per step).
 ///
 /// The executable must hand `--swarm …` arguments to ``SwarmProcess/child(_:)`` (mes-bench's `main` does).
-public final class SwarmProcess: @unchecked Sendable {
+public final class SwarmProcess: Sendable {
     public struct Quantiles: Sendable { public var p50 = Double.nan, p99 = Double.nan, max = Double.nan }
     public struct Result: Sendable {
         public var deliveries = 0
@@ -27,9 +27,10 @@ public final class SwarmProcess: @unchecked Sendable {
     private let process = Process()
     private let input = Pipe()
     private let output = Pipe()
-    private let condition = NSCondition()
-    private var lines: [String] = []
-    private var ended = false
+    /// Lines read from the child and not yet taken, and whether its output ended.
+    private let received = Locked<(lines: [String], ended: Bool)>(([], false))
+    /// Signalled once per line and once at the end.
+    private let arrived = DispatchSemaphore(value: 0)
 
     public init(port: UInt16, clients: Int, stamped: Bool, idlePriority: Bool) throws {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -39,7 +40,8 @@ public final class SwarmProcess: @unchecked Sendable {
         process.standardOutput = output
         try process.run()
         let handle = output.fileHandleForReading
-        Thread { [self] in
+        let received = received, arrived = arrived
+        Thread {
             var pending = Data()
             while true {
                 let chunk = handle.availableData
@@ -48,10 +50,12 @@ public final class SwarmProcess: @unchecked Sendable {
                 while let newline = pending.firstIndex(of: 10) {
                     let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
                     pending.removeSubrange(pending.startIndex...newline)
-                    condition.lock(); lines.append(line); condition.broadcast(); condition.unlock()
+                    received.withLock { $0.lines.append(line) }
+                    arrived.signal()
                 }
             }
-            condition.lock(); ended = true; condition.broadcast(); condition.unlock()
+            received.withLock { $0.ended = true }
+            arrived.signal()
         }.start()
     }
 
@@ -94,13 +98,15 @@ public final class SwarmProcess: @unchecked Sendable {
     }
 
     private func nextLine(timeoutSeconds: Double) throws -> String {
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        condition.lock(); defer { condition.unlock() }
-        while lines.isEmpty {
+        let deadline = DispatchTime.now() + timeoutSeconds
+        while true {
+            let (line, ended) = received.withLock { received in
+                (received.lines.isEmpty ? nil : received.lines.removeFirst(), received.ended)
+            }
+            if let line { return line }
             if ended { throw BenchError("bench client swarm ended early") }
-            if !condition.wait(until: deadline) { throw BenchError("bench client swarm: no answer in \(Int(timeoutSeconds)) s") }
+            if arrived.wait(timeout: deadline) == .timedOut { throw BenchError("bench client swarm: no answer in \(Int(timeoutSeconds)) s") }
         }
-        return lines.removeFirst()
     }
 
     /// The child side: `--swarm PORT CLIENTS [--stamped] [--idle-priority]` (the arguments after

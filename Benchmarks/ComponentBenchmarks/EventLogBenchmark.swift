@@ -113,28 +113,32 @@ public enum EventLogBenchmark {
 }
 
 /// Per-event append and commit times; each index is written by one thread, read after flush.
-private final class LatencyRecorder: @unchecked Sendable {
-    private var appendedAt: [UInt64]
-    private var committedAt: [UInt64]
-    private let lock = NSLock()
+private final class LatencyRecorder: Sendable {
+    private struct Times {
+        var appendedAt: [UInt64]
+        var committedAt: [UInt64]
+    }
+
+    private let times: Locked<Times>
 
     init(count: Int) {
-        appendedAt = Array(repeating: 0, count: count)
-        committedAt = Array(repeating: 0, count: count)
+        times = Locked(Times(appendedAt: Array(repeating: 0, count: count), committedAt: Array(repeating: 0, count: count)))
     }
 
     func appended(index: Int, at time: UInt64) {
-        lock.lock(); appendedAt[index] = time; lock.unlock()
+        times.withLock { $0.appendedAt[index] = time }
     }
 
     func done(index: Int, at time: UInt64) {
-        lock.lock(); if index >= 0 && index < committedAt.count { committedAt[index] = time }; lock.unlock()
+        times.withLock { times in
+            if index >= 0 && index < times.committedAt.count { times.committedAt[index] = time }
+        }
     }
 
     func p99Ms() -> Double {
-        lock.lock(); defer { lock.unlock() }
+        let times = times.value
         var values: [Double] = []
-        for (a, c) in zip(appendedAt, committedAt) where c >= a && c > 0 { values.append(Double(c - a) / 1e6) }
+        for (a, c) in zip(times.appendedAt, times.committedAt) where c >= a && c > 0 { values.append(Double(c - a) / 1e6) }
         return percentile(values, 0.99)
     }
 }

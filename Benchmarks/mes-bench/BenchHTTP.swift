@@ -17,17 +17,36 @@ extension BenchSuite {
         let seconds = short ? 3.0 : 15.0
         let server = try BenchServer()
         defer { server.stop() }
-        let slow = try ClientSwarm(port: server.port, request: "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: \(String(repeating: "a", count: 60))\r\n\r\n")
-        defer { slow.close() }
-        try slow.connect(connections, streaming: false)
+        let port = server.port
         let stop = Flag()
+        // The swarm is thread-confined: the dripper thread makes it, connects it and drips.
+        let connected = DispatchSemaphore(value: 0)
+        let outcome = Locked<Result<Int, any Error>?>(nil)
         let dripper = Thread {
-            while !stop.isSet {
-                slow.drip()
-                for _ in 0..<10 where !stop.isSet { usleep(100_000) }
+            do {
+                let slow = try ClientSwarm(port: port, request: "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: \(String(repeating: "a", count: 60))\r\n\r\n")
+                defer { slow.close() }
+                do {
+                    try slow.connect(connections, streaming: false)
+                } catch {
+                    outcome.set(.failure(error))
+                    connected.signal()
+                    return
+                }
+                connected.signal()
+                while !stop.isSet {
+                    slow.drip()
+                    for _ in 0..<10 where !stop.isSet { usleep(100_000) }
+                }
+                outcome.set(.success(slow.reopened))
+            } catch {
+                outcome.set(.failure(error))
+                connected.signal()
             }
         }
         dripper.start()
+        connected.wait()
+        if case .failure(let error)? = outcome.value { throw error }
         var latencies: [Double] = []
         var failures = 0
         let deadline = Monotonic.nanoseconds() + UInt64(seconds * 1e9)
@@ -37,16 +56,17 @@ extension BenchSuite {
         }
         stop.set()
         while !dripper.isFinished { usleep(10_000) }
+        let reopened = try outcome.value?.get() ?? 0
         Self.figure("GET /api/health p99 during \(connections) slow-header connections", percentile(latencies, 0.99), unit: "ms",
                     target: 100, higherIsBetter: false,
                     reference: String(format: "max %.2f ms, %d answered, %d failed, %d slow connections reopened after the header timeout; load avg %@",
-                                      percentile(latencies, 1), latencies.count, failures, slow.reopened, loadAverage()))
+                                      percentile(latencies, 1), latencies.count, failures, reopened, loadAverage()))
     }
 }
 
 /// The assembled server on a free loopback port with a temp database, running on a thread of its
 /// own; ready (answering /api/health) when `init` returns.
-final class BenchServer: @unchecked Sendable {
+final class BenchServer: Sendable {
     let server: MESServer
     private let directory: URL
     private let done = DispatchSemaphore(value: 0)

@@ -129,20 +129,23 @@ extension BenchSuite {
 
 /// The floor of the fan-out figure: the accepted sockets split among `threads` threads that each
 /// `send` the same bytes to their share on every event. No HTTP, no hub, no per-client state.
-final class PlainFanout: @unchecked Sendable {
+final class PlainFanout: Sendable {
     let port: UInt16
     private let listener: Int32
-    private var shares: [[Int32]]
+    private let threads: Int
     private let triggers: [DispatchSemaphore]
-    private let lock = NSLock()
-    private var bytes: [UInt8] = []
+    /// The event the senders send next.
+    private let bytes = Locked<[UInt8]>([])
     private let stopping = Flag()
-    private var workers: [Thread] = []
+    /// Each sender's sockets and how many senders run (set by ``accept(_:)``).
+    private let senders = Locked<(shares: [[Int32]], workers: Int)>(([], 0))
+    /// Signalled by each sender as it ends.
+    private let senderEnded = DispatchSemaphore(value: 0)
 
     init(threads: Int) throws {
         listener = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 4096, nonBlocking: false)
         port = try Socket.localPort(listener)
-        shares = Array(repeating: [], count: max(1, threads))
+        self.threads = max(1, threads)
         triggers = (0..<max(1, threads)).map { _ in DispatchSemaphore(value: 0) }
     }
 
@@ -151,6 +154,9 @@ final class PlainFanout: @unchecked Sendable {
         Socket.setTimeouts(listener, milliseconds: 10_000)
         let header = Array("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n".utf8)
         var buffer = [UInt8](repeating: 0, count: 4096)
+        var shares = [[Int32]](repeating: [], count: threads)
+        // A socket accepted so far is closed by stop() even if accepting fails midway.
+        defer { senders.withLock { $0.shares = shares } }
         for index in 0..<count {
             let fd = Glibc.accept(listener, nil, nil)
             guard fd >= 0 else { return false }
@@ -165,32 +171,36 @@ final class PlainFanout: @unchecked Sendable {
             guard (try? header.withUnsafeBytes({ try Socket.writeAll(fd, $0) })) != nil else { Socket.close(fd); return false }
             shares[index % shares.count].append(fd)
         }
+        var workers = 0
         for (share, trigger) in zip(shares, triggers) {
             let worker = Thread { [self] in
+                defer { senderEnded.signal() }
                 while true {
                     trigger.wait()
                     if stopping.isSet { return }
-                    lock.lock(); let event = bytes; lock.unlock()
+                    let event = bytes.value
                     event.withUnsafeBytes { raw in
                         for fd in share { _ = Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
                     }
                 }
             }
             worker.start()
-            workers.append(worker)
+            workers += 1
         }
+        senders.withLock { $0.workers = workers }
         return true
     }
 
     func publish(_ event: [UInt8]) {
-        lock.lock(); bytes = event; lock.unlock()
+        bytes.set(event)
         for trigger in triggers { trigger.signal() }
     }
 
     func stop() {
         stopping.set()
         for trigger in triggers { trigger.signal() }
-        for worker in workers { while !worker.isFinished { usleep(1_000) } }
+        let (shares, workers) = senders.value
+        for _ in 0..<workers { senderEnded.wait() }
         for share in shares { for fd in share { Socket.close(fd) } }
         Socket.close(listener)
     }
