@@ -6,6 +6,7 @@ import Glibc
 
 /// One client connection; touched only by its loop's thread (worker threads only carry it back
 /// to the loop in a completion).
+// @unchecked Sendable: touched only by its loop's thread; a worker only carries it back to the loop in a completion.
 final class Connection: @unchecked Sendable {
     let fd: Int32
     let remote: String
@@ -97,6 +98,7 @@ private enum Completion {
 /// (then the loop serves its other clients and comes back), reads at most 256 KiB per turn, and
 /// stops being read while its answers or a deferred job are pending. Slow work (deferred routes,
 /// backlog pages) runs on the worker pools; the loop writes the answer when it comes back.
+// @unchecked Sendable: the queues and flags other threads use are guarded by `lock`; connections, streams and the epoll set are touched only by the loop's thread.
 final class EventLoop: SSESink, @unchecked Sendable {
     private let core: ServerCore
     private let index: Int

@@ -48,6 +48,7 @@ public struct HTTPMetrics: Sendable, Equatable {
 }
 
 /// What the loops share: configuration, the responder, counters, worker pools and byte budgets.
+// @unchecked Sendable: `stats` and `connectionCap` are guarded by `lock`; the rest is immutable or Sendable.
 final class ServerCore: @unchecked Sendable {
     let responder: any HTTPResponder
     let limits: HTTPLimits
@@ -220,6 +221,7 @@ final class ServerCore: @unchecked Sendable {
 /// the hard one and derives the connection cap from it (``DescriptorLimit``). Call ``bind()`` first
 /// to learn the port and fail early on a bad one, then `run()` (as a ``Service``) until cancelled:
 /// it then closes the listener and every connection and returns.
+// @unchecked Sendable: `listenFd`, `boundPort` and `started` are guarded by `lock`; the rest is immutable.
 public final class HTTPServer: Service, @unchecked Sendable {
     public let name: String
     public let host: String
@@ -347,6 +349,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
 }
 
 /// Accepts connections and deals them round-robin to the loops; refuses past `maxConnections`.
+// @unchecked Sendable: `reserveFd` and `warning` are touched only by the acceptor thread (after init); the rest is immutable.
 private final class Acceptor: @unchecked Sendable {
     let listenFd: Int32
     let wakeFd: Int32
@@ -473,32 +476,29 @@ private final class Acceptor: @unchecked Sendable {
 }
 
 /// Lets an async caller wait until a number of threads have returned.
-private final class ThreadExits: @unchecked Sendable {
-    private let lock = NSLock()
-    private var remaining: Int
-    private var waiter: CheckedContinuation<Void, Never>?
+private final class ThreadExits: Sendable {
+    private let state: Locked<(remaining: Int, waiter: CheckedContinuation<Void, Never>?)>
 
-    init(count: Int) { remaining = count }
+    init(count: Int) { state = Locked((count, nil)) }
 
     func done() {
-        lock.lock()
-        remaining -= 1
-        let resume = remaining == 0 ? waiter : nil
-        if resume != nil { waiter = nil }
-        lock.unlock()
+        let resume: CheckedContinuation<Void, Never>? = state.withLock { state in
+            state.remaining -= 1
+            guard state.remaining == 0 else { return nil }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
         resume?.resume()
     }
 
     func wait() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            if remaining == 0 {
-                lock.unlock()
-                continuation.resume()
-            } else {
-                waiter = continuation
-                lock.unlock()
+            let resumeNow = state.withLock { state in
+                if state.remaining == 0 { return true }
+                state.waiter = continuation
+                return false
             }
+            if resumeNow { continuation.resume() }
         }
     }
 }
