@@ -12,7 +12,7 @@ import Storage
 /// With no `people` with channels or no `responsibility` rules in the config, nothing is hooked and
 /// the server behaves exactly as without these blocks. In replay nothing is notified: a recording's
 /// alerts are history, not news for anyone's phone.
-final class NotifyAssembly: @unchecked Sendable {
+final class NotifyAssembly: Sendable {
     /// The delivery service, nil when notifications are off.
     let delivery: NotificationDelivery?
 

@@ -14,6 +14,7 @@ import Storage
 ///
 /// Lifecycle: ``start()`` (lanes with pending rows start at once), ``stop()`` (waits for attempts
 /// in flight, at most their timeouts). Must stop before the event log closes.
+// @unchecked Sendable: the lanes, counters and flags are guarded by `condition`; the rest is immutable or `Locked`.
 public final class NotificationDelivery: Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var connectTimeoutMs = 2000
@@ -39,8 +40,7 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
     private var generation: UInt64 = 0
     private var dispatcherWake = false
     /// Set on the storage thread when outbox rows are written; turned into a wake-up after the commit.
-    private let insertedLock = NSLock()
-    private var inserted = false
+    private let inserted = Locked(false)
 
     public init(eventLog: EventLog, configuration: Configuration = Configuration(), logger: Logger) {
         self.eventLog = eventLog
@@ -55,11 +55,11 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
     /// that cause notifications commit with them; otherwise the next idle scan finds the rows).
     public func write(_ notifications: [NotifyMessage], to db: Database) throws {
         guard try Outbox.insert(notifications, into: db) > 0 else { return }
-        insertedLock.withLock { inserted = true }
+        inserted.set(true)
     }
 
     private func afterCommit() {
-        let wake = insertedLock.withLock { () -> Bool in
+        let wake = inserted.withLock { inserted in
             defer { inserted = false }
             return inserted
         }
