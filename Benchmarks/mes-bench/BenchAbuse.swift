@@ -321,11 +321,9 @@ extension BenchSuite {
 }
 
 /// Connections whose bodies the server holds, and the count it refused (filled by several threads).
-private final class HeldBodies: @unchecked Sendable {
-    private let lock = NSLock()
-    private var fds: [Int32] = []
-    private var refused = 0
-    func hold(_ fd: Int32) { lock.withLock { fds.append(fd) } }
-    func refuse() { lock.withLock { refused += 1 } }
-    var snapshot: ([Int32], Int) { lock.withLock { (fds, refused) } }
+private final class HeldBodies: Sendable {
+    private let state = Locked<(fds: [Int32], refused: Int)>(([], 0))
+    func hold(_ fd: Int32) { state.withLock { $0.fds.append(fd) } }
+    func refuse() { state.withLock { $0.refused += 1 } }
+    var snapshot: ([Int32], Int) { state.value }
 }

@@ -65,15 +65,18 @@ public struct AuthPolicy: Sendable {
 /// ``flushDue(now:)``, which ``run()`` calls every few seconds, and at stop). At most 4096
 /// addresses are tracked at once; past that the rest share one entry. Real actions are not
 /// coalesced: they do not pass through here.
-public final class AuthFailureAudit: Service, @unchecked Sendable {
+public final class AuthFailureAudit: Service {
     public let name = "audit.auth-failures"
     /// Characters of a request target kept in a row.
     public static let maxTarget = 256
     public let windowSeconds: Double
     public let maxAddresses: Int
-    private let lock = NSLock()
-    private var windows: [String: Window] = [:]
-    private var sink: (@Sendable (AuditEntry) -> Void)?
+    private let state = Locked(State())
+
+    private struct State {
+        var windows: [String: Window] = [:]
+        var sink: (@Sendable (AuditEntry) -> Void)?
+    }
 
     private struct Window {
         var start: Date
@@ -103,49 +106,49 @@ public final class AuthFailureAudit: Service, @unchecked Sendable {
             let cut = String(entry.target.prefix(Self.maxTarget))
             if cut != entry.target { entry.target = cut + "…" }
         }
-        var rows: [AuditEntry] = []
-        lock.lock()
-        self.sink = sink
-        rows = takeDue(now: entry.t)
-        if windows[host] == nil && windows.count >= maxAddresses { host = "other addresses" }
-        if var window = windows[host] {
-            window.more += 1
-            window.last = entry
-            windows[host] = window
-        } else {
-            entry.detail += " from \(host)"
-            rows.append(entry)
-            windows[host] = Window(start: entry.t, more: 0, last: entry)
+        let windowSeconds = windowSeconds, maxAddresses = maxAddresses
+        let rows = state.withLock { state in
+            state.sink = sink
+            var rows = Self.takeDue(&state.windows, now: entry.t, windowSeconds: windowSeconds)
+            if state.windows[host] == nil && state.windows.count >= maxAddresses { host = "other addresses" }
+            if var window = state.windows[host] {
+                window.more += 1
+                window.last = entry
+                state.windows[host] = window
+            } else {
+                entry.detail += " from \(host)"
+                rows.append(entry)
+                state.windows[host] = Window(start: entry.t, more: 0, last: entry)
+            }
+            return rows
         }
-        lock.unlock()
         for row in rows { sink(row) }
     }
 
     /// Writes the counts of the minutes that are over.
     public func flushDue(now: Date) {
-        lock.lock()
-        let rows = takeDue(now: now)
-        let sink = self.sink
-        lock.unlock()
+        let (rows, sink) = takeDue(now: now)
         if let sink { for row in rows { sink(row) } }
     }
 
     /// Writes every count now (at stop).
     public func flushAll() {
-        lock.lock()
-        let rows = takeDue(now: .distantFuture)
-        let sink = self.sink
-        lock.unlock()
+        let (rows, sink) = takeDue(now: .distantFuture)
         if let sink { for row in rows { sink(row) } }
     }
 
     /// Addresses being counted now.
-    public var trackedAddresses: Int {
-        lock.lock(); defer { lock.unlock() }
-        return windows.count
+    public var trackedAddresses: Int { state.withLock { $0.windows.count } }
+
+    /// The rows due at `now`, and the sink to write them to.
+    private func takeDue(now: Date) -> ([AuditEntry], (@Sendable (AuditEntry) -> Void)?) {
+        let windowSeconds = windowSeconds
+        return state.withLock { state in
+            (Self.takeDue(&state.windows, now: now, windowSeconds: windowSeconds), state.sink)
+        }
     }
 
-    private func takeDue(now: Date) -> [AuditEntry] {
+    private static func takeDue(_ windows: inout [String: Window], now: Date, windowSeconds: Double) -> [AuditEntry] {
         var rows: [AuditEntry] = []
         for (host, window) in windows where now.timeIntervalSince(window.start) >= windowSeconds {
             windows[host] = nil

@@ -11,6 +11,7 @@ import Runtime
 /// ``submit(_:)`` never blocks: a full queue refuses the job and the caller answers 503, which is
 /// the back-pressure. Threads start on the first submit and end after ``stop()`` once their current
 /// job returns (a job blocked elsewhere is not waited for).
+// @unchecked Sendable: the queue, the counters and the flags are guarded by `condition`; the rest is immutable.
 final class WorkerPool: @unchecked Sendable {
     private let name: String
     private let threadCount: Int
@@ -92,36 +93,34 @@ final class WorkerPool: @unchecked Sendable {
 }
 
 /// A byte budget shared by every connection (buffered bodies, queued event-stream bytes). Any thread.
-final class ByteBudget: @unchecked Sendable {
+final class ByteBudget: Sendable {
     let limit: Int
-    private let lock = NSLock()
-    private var used = 0
+    private let used = Locked(0)
 
     init(limit: Int) { self.limit = max(0, limit) }
 
     /// Takes `bytes` if they fit.
     func reserve(_ bytes: Int) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard used + bytes <= limit else { return false }
-        used += bytes
-        return true
+        used.withLock { used in
+            guard used + bytes <= limit else { return false }
+            used += bytes
+            return true
+        }
     }
 
     /// Changes the charge by `delta`; false (and no change) when a growth would pass the limit.
     func adjust(_ delta: Int) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        if delta > 0 && used + delta > limit { return false }
-        used += delta
-        return true
+        used.withLock { used in
+            if delta > 0 && used + delta > limit { return false }
+            used += delta
+            return true
+        }
     }
 
     func release(_ bytes: Int) {
         guard bytes != 0 else { return }
-        lock.lock(); used -= bytes; lock.unlock()
+        used.withLock { $0 -= bytes }
     }
 
-    var inUse: Int {
-        lock.lock(); defer { lock.unlock() }
-        return used
-    }
+    var inUse: Int { used.value }
 }

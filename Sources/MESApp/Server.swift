@@ -172,11 +172,11 @@ public final class MESServer: Sendable {
 }
 
 /// The HTTP server for `/metrics`, set once it exists (the routes are built before it).
-private final class HTTPCountersBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private weak var value: HTTPServer?
+private final class HTTPCountersBox: Sendable {
+    private struct Reference { weak var server: HTTPServer? }
+    private let reference = Locked(Reference())
     var server: HTTPServer? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
+        get { reference.value.server }
+        set { reference.withLock { $0.server = newValue } }
     }
 }
