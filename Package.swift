@@ -17,17 +17,18 @@ var targets: [Target] = [
     .target(name: "OPCUAAdapter", dependencies: ["OPCUA", "Runtime", "PlantModel"]),
     .target(name: "Tracking", dependencies: ["Runtime", "PlantModel"]),
     .target(name: "Quality", dependencies: ["Runtime", "PlantModel", "Tracking"]),
+    .target(name: "Orders", dependencies: ["Runtime", "PlantModel"]),
     .target(name: "Storage", dependencies: ["CSQLite", "Runtime"]),
-    .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage"]),
+    .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage"]),
     // The data-flow spine: adapters' events → tracking and quality → storage; the API's ports.
-    .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "PlantStore"]),
+    .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage", "PlantStore"]),
     // Notifications: the outbox, owner rules and delivery (wired to the pipeline by MESApp).
     .target(name: "Notify", dependencies: ["Runtime", "PlantModel", "Storage"]),
     .target(name: "HTTP", dependencies: ["CEpoll", "Runtime"]),
-    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Storage", "Pipeline", "Notify", "HTTP"]),
+    .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage", "Pipeline", "Notify", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA", "ModbusAdapter"]),
     .target(name: "MESApp", dependencies: [
-        "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality",
+        "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter", "Tracking", "Quality", "Orders",
         "Storage", "PlantStore", "Pipeline", "Notify", "HTTP", "API", "Simulation",
     ]),
     .executableTarget(name: "mes-server", dependencies: ["MESApp"]),
@@ -60,6 +61,7 @@ var targets: [Target] = [
     .testTarget(name: "SimulationTests", dependencies: ["Simulation", "MESApp", "TestSupport"]),
     .testTarget(name: "MESTests", dependencies: ["MESApp", "BenchSupport", "Notify", "Quality", "TestSupport"], exclude: ["golden"]),
     .testTarget(name: "OPCUAAdapterTests", dependencies: ["OPCUAAdapter", "OPCUA", "PlantModel", "TestSupport"]),
+    .testTarget(name: "OrdersTests", dependencies: ["Orders", "PlantModel", "Runtime", "TestSupport"]),
     .testTarget(name: "BenchmarkTests", dependencies: [
         "BenchSupport", "ComponentBenchmarks", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "Quality", "Storage", "Tracking",
         "PlantStore", "Simulation", "TestSupport",

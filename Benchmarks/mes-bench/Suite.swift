@@ -6,7 +6,7 @@ import Runtime
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 struct BenchSuite: Sendable {
-    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-idle", "slow-headers", "abuse"]
+    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-idle", "slow-headers", "abuse", "orders"]
     let short: Bool
 
     init(short: Bool) { self.short = short }
@@ -37,6 +37,7 @@ struct BenchSuite: Sendable {
         case "sse-idle": try sseIdle()
         case "slow-headers": try slowHeaders()
         case "abuse": try abuse()
+        case "orders": try orders()
         default: throw UsageError("unknown benchmark \"\(name)\" (known: \(Self.all.joined(separator: ", ")))")
         }
     }

@@ -52,11 +52,14 @@
             el('thead', null, el('tr', null, el('th', null, t('vehicle.measurement')), el('th', null, t('vehicle.value')), el('th', null, t('vehicle.limits')))),
             el('tbody', null, meas.map(([name, value]) => {
               const s = spec[name] || {};
-              const lim = s.limits;
+              // The vehicle's build spec may set its own limits (README "Orders and build specs").
+              const own = v.spec && v.spec.limits ? v.spec.limits[op.station + '.' + name] : null;
+              const lim = own || s.limits;
               const out = lim && typeof value === 'number' && (value < lim.low || value > lim.high);
               return el('tr', { className: out ? 'out-of-spec' : '' }, el('td', null, name),
                 el('td', { className: 'num' }, fmt.value(value) + (s.unit ? ' ' + s.unit : '') + (out ? ' ✖' : '')),
-                el('td', { className: 'num muted' }, lim ? fmt.value(lim.low) + ' … ' + fmt.value(lim.high) : '—'));
+                el('td', { className: 'num muted', title: own ? MES.t('spec.fromSpec') : null },
+                  (lim ? fmt.value(lim.low) + ' … ' + fmt.value(lim.high) : '—') + (own ? ' *' : '')));
             }))) : null,
           (op.lots || []).length ? el('div', { className: 'chips' }, el('span', { className: 'muted' }, t('vehicle.lots') + ':'), op.lots.map(lotLink)) : null);
       }));
@@ -67,6 +70,7 @@
         el('h2', null, v.vehicleId + ' ', el('span', { className: 'badge vs-' + v.status, id: 'vehicle-status' }, MES.tOr('vstatus', v.status))),
         el('p', { className: 'muted' }, t('vehicle.current') + ': ' + (v.currentStation || '—')),
         el('h2', null, t('vehicle.operations')), timeline),
+      orderPanel(v),
       el('div', { className: 'panel', id: 'vehicle-defects' }, el('h2', null, t('vehicle.defects') + ' (' + defects.length + ')'),
         defects.length === 0 ? el('p', { className: 'muted' }, t('vehicle.noDefects')) : el('table', null,
           el('thead', null, el('tr', null, ['alerts.col.severity', 'alerts.col.station', 'defect.code', 'defect.description', 'defect.status', 'alerts.col.raised'].map((k) => el('th', null, t(k))))),
@@ -76,6 +80,29 @@
         alerts.length === 0 ? el('p', { className: 'muted' }, t('vehicle.noAlerts')) : el('table', null,
           el('tbody', null, alerts.map((a) => el('tr', null, el('td', null, el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity))),
             el('td', null, MES.tOr('astate', a.state)), el('td', null, a.station || '—'), el('td', null, a.message || ''), el('td', { className: 'num' }, fmt.dateTime(a.raisedAt))))))));
+  }
+
+  /** The vehicle's order, model, options and resolved build spec (nothing without models). */
+  function orderPanel(v) {
+    if (!v.orderId) return null;
+    const s = v.spec || {};
+    const kv = (key, value) => el('div', null, el('span', { className: 'k' }, MES.t(key)), value);
+    const limits = Object.entries(s.limits || {});
+    const ideal = Object.entries(s.idealCycleTimeS || {});
+    const parts = Object.entries(s.parts || {});
+    const table = (rows) => el('table', null, el('tbody', null, rows.map(([k, val]) => el('tr', null, el('td', null, k), el('td', { className: 'num' }, val)))));
+    return el('div', { className: 'panel', id: 'vehicle-order', dataset: { order: v.orderId } },
+      el('h2', null, MES.t('spec.title')),
+      el('div', { className: 'kv' },
+        kv('spec.order', el('a', { href: 'orders.html?q=' + encodeURIComponent(v.orderId) }, v.orderId)),
+        kv('spec.orderStatus', el('span', { className: 'badge os-' + v.orderStatus }, MES.tOr('ostatus', v.orderStatus))),
+        kv('spec.model', v.model), kv('spec.options', (v.options || []).join(', ') || MES.t('spec.none')),
+        kv('spec.route', (s.route || []).map((p) => MES.tOr('process', p)).join(' → '))),
+      el('div', { className: 'spec-grid' },
+        el('div', { id: 'spec-limits' }, el('h3', null, MES.t('spec.limits')), limits.length ? table(limits.map(([k, l]) =>
+          [k, fmt.value(l.low) + ' … ' + fmt.value(l.high)])) : el('p', { className: 'muted' }, MES.t('spec.none'))),
+        el('div', { id: 'spec-ideal' }, el('h3', null, MES.t('spec.ideal')), table(ideal.map(([k, x]) => [k, fmt.value(x)]))),
+        el('div', { id: 'spec-parts' }, el('h3', null, MES.t('spec.parts')), parts.length ? table(parts) : el('p', { className: 'muted' }, MES.t('spec.none')))));
   }
 
   async function renderLot(lot) {

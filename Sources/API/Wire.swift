@@ -40,11 +40,20 @@ extension HTTPError {
 
 /// The JSON of `GET /api/kpis?shift=current`.
 enum KPIJSON {
+    /// The line's KPIs, with `plan` (README "Orders and build specs") once the plant uses orders.
+    static func line(_ json: JSON, plan: ShiftPlan?) -> JSON {
+        guard let plan, case .object(var members) = json else { return json }
+        members.append(("plan", .obj([("date", .string(plan.date)), ("shift", .string(plan.shift)),
+                                      ("planned", .int(Int64(plan.planned))), ("completed", .int(Int64(plan.completed))),
+                                      ("attainment", .number(plan.attainment))])))
+        return .object(members)
+    }
+
     static func document(_ kpis: PlantKPIs) -> JSON {
         let q = kpis.quality
         return .obj([
             ("shift", q.shift?.json ?? .null),
-            ("line", q.line.json),
+            ("line", line(q.line.json, plan: kpis.plan)),
             ("stations", .array(q.stations.map(\.json))),
             ("rty", .number(q.line.rty)),
             ("alerts", .obj([

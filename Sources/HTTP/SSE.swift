@@ -15,6 +15,18 @@ public struct SSEEvent: Sendable, Equatable {
 
     /// The wire form `id: N\nevent: T\ndata: …\n\n` (a multi-line `data` becomes several `data:` lines).
     public var encoded: [UInt8] {
+        // Printable ASCII (every compact JSON payload without non-ASCII text) holds no line break:
+        // the bytes go out as they are, without walking characters.
+        if type.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }), data.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            var out = [UInt8]()
+            out.reserveCapacity(data.utf8.count + type.utf8.count + 40)
+            out += "id: \(id)\nevent: ".utf8
+            out += type.utf8
+            out += "\ndata: ".utf8
+            out += data.utf8
+            out += "\n\n".utf8
+            return out
+        }
         var text = "id: \(id)\nevent: "
         text += type.contains(where: \.isNewline) ? type.filter { !$0.isNewline } : type
         text += "\n"

@@ -13,8 +13,13 @@ enum OPCUAAdapterFactory {
 
 /// Builds the in-process simulators of `--simulate`: every station, the built-in normal shift.
 enum SimulatorFactory {
-    static func services(config: PlantConfig, logger: Logger) throws -> [any Service] {
+    /// `orders`: where the orders of the vehicles it builds go (plants with models).
+    static func services(config: PlantConfig, logger: Logger, orders: (any OrderSink)? = nil) throws -> [any Service] {
         let plant = try PlantSimulationService(config: config, source: .scenario(.normalShift, seed: 1), logger: logger.named("sim"))
+        if let orders, config.hasModels {
+            let feeder = SimulatedOrders(config: config, sink: orders, taktS: plant.taktS ?? 60, logger: logger.named("sim-orders"))
+            plant.onVehiclesReleased { vins, time in feeder.vehiclesReleased(vins, at: time) }
+        }
         try plant.start()
         return [plant]
     }

@@ -14,7 +14,7 @@ import Storage
 /// Wires the plant-specific parts around the pipeline: tracking and quality, their tables and
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: Sendable {
-    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations] }
+    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
@@ -55,9 +55,11 @@ final class PlantAssembly: Sendable {
 
     func addRoutes(to router: inout Router, context: APIContext) {
         APIRoutes.addPlant(to: &router, context: context, backend: stage,
-                           queries: StoreQueries(eventLog: eventLog, samples: samples), auth: auth)
+                           queries: StoreQueries(eventLog: eventLog, samples: samples, config: config), auth: auth)
         APIRoutes.addNotifications(to: &router, context: context, backend: stage, auth: auth)
         APIRoutes.addAssign(to: &router, backend: stage, auth: auth)
+        APIRoutes.addOrders(to: &router, context: context, backend: stage, orders: stage,
+                            queries: StoreOrderQueries(eventLog: eventLog), auth: auth)
     }
 
     func middlewares(context: APIContext) -> [any HTTPMiddleware] {
@@ -80,7 +82,8 @@ final class PlantAssembly: Sendable {
             return services
         }
         if options.simulate {
-            services.append(contentsOf: try SimulatorFactory.services(config: config, logger: logger))
+            services.append(contentsOf: try SimulatorFactory.services(config: config, logger: logger,
+                                                                             orders: StageOrderSink(stage: stage)))
         }
         let sink = pipeline.sink
         var adapters: [any StationAdapter] = []

@@ -44,6 +44,8 @@ public struct PlantKPIs: Sendable {
     public var lineWIP: Int
     public var inProcess: Int
     public var onHold: Int
+    /// Orders planned for the current shift against those completed (plants with orders).
+    public var plan: ShiftPlan?
 
     public init(quality: ShiftKPIs, lineWIP: Int, inProcess: Int, onHold: Int) {
         self.quality = quality
@@ -51,4 +53,24 @@ public struct PlantKPIs: Sendable {
         self.inProcess = inProcess
         self.onHold = onHold
     }
+}
+
+/// Plan against actual of one shift: orders planned for its date and shift, and how many of them
+/// are completed (README "Orders and build specs").
+public struct ShiftPlan: Sendable, Equatable {
+    /// `YYYY-MM-DD` in the plant's time zone (the shift's start).
+    public var date: String
+    public var shift: String
+    public var planned: Int
+    public var completed: Int
+
+    public init(date: String, shift: String, planned: Int, completed: Int) {
+        self.date = date
+        self.shift = shift
+        self.planned = planned
+        self.completed = completed
+    }
+
+    /// completed / planned; nil with nothing planned.
+    public var attainment: Double? { planned > 0 ? Double(completed) / Double(planned) : nil }
 }

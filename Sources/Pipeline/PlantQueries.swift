@@ -56,9 +56,12 @@ public struct DefectPareto: Sendable {
 public struct StoreQueries: PlantQueries {
     let eventLog: EventLog
     let samples: SampleStore?
+    /// The plant config, for the build specs of vehicles with orders.
+    let config: PlantConfig?
 
     /// `samples` nil: no signal history is kept (every history is empty).
-    public init(eventLog: EventLog, samples: SampleStore?) {
+    public init(eventLog: EventLog, samples: SampleStore?, config: PlantConfig? = nil) {
+        self.config = config
         self.eventLog = eventLog
         self.samples = samples
     }
@@ -74,7 +77,11 @@ public struct StoreQueries: PlantQueries {
 
     public func vehicle(id: String) throws -> VehicleRecord? {
         try eventLog.read { db in
-            guard let vehicle = try GenealogyStore.vehicle(id: id, in: db) else { return nil }
+            guard var vehicle = try GenealogyStore.vehicle(id: id, in: db) else { return nil }
+            if case .object(var members) = vehicle {
+                members += try Self.orderMembers(vehicleId: id, config: config, in: db)
+                vehicle = .object(members)
+            }
             return VehicleRecord(vehicle: vehicle,
                                  defects: try QualityStore.defects(vehicle: id, limit: 10_000, in: db),
                                  alerts: try QualityStore.alerts(filter: .all, vehicle: id, limit: 10_000, in: db),

@@ -1,4 +1,5 @@
 import Foundation
+import Orders
 import PlantModel
 import PlantStore
 import Quality
@@ -11,11 +12,19 @@ import Tracking
 /// commands (`PlantBackend`).
 // @unchecked Sendable: `tracker`, `quality` and the refresh/save times are touched only on the pipeline thread (stage calls, and commands through `pipeline.perform`); what other threads read is in `facts`.
 public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
-    private var tracker: Tracker
-    private var quality: QualityEngine
-    private let eventLog: EventLog
+    var tracker: Tracker
+    var quality: QualityEngine
+    /// Orders and build specs (PlantStage+Orders.swift); idle without models and orders.
+    var orders: OrderBook
+    var ordersActive: Bool
+    /// Per build spec and station: what the spec changes there (nil: nothing).
+    var operationSpecs: [String: OperationSpec?] = [:]
+    /// VINs whose first sighting was checked (invalid VIN, no order); bounded.
+    var checkedVehicles = Set<String>()
+    let config: PlantConfig
+    let eventLog: EventLog
     private let samples: SampleStore?
-    private weak var pipeline: Pipeline?
+    weak var pipeline: Pipeline?
     private let logger: Logger
 
     /// What the API reads from other threads, refreshed on ticks and after commands.
@@ -41,10 +50,13 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         self.pipeline = pipeline
         self.logger = logger.named("plant")
         var engine = try QualityEngine(config: config)
-        let (snapshot, counters) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>) in
+        let (snapshot, counters, storedOrders) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>, [Order]) in
             try QualityStore.restore(&engine, from: db)
-            return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) })
+            return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db))
         }
+        self.config = config
+        orders = OrderBook(config: config, orders: storedOrders)
+        ordersActive = config.hasModels || config.checksLineVINs || !storedOrders.isEmpty
         switch counters {
         case .success(let saved?):
             engine.resume(saved)
@@ -56,6 +68,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         }
         tracker = Tracker(config: config, snapshot: snapshot)
         quality = engine
+        restoreOrderRoutes()
         if !snapshot.vehicles.isEmpty {
             self.logger.info("restored \(snapshot.vehicles.count) vehicles and \(snapshot.operationsInProgress.count) operations in progress")
         }
@@ -77,6 +90,12 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         let tracking = tracker.process(poll)
         var outputs: [QualityOutput] = []
         quality.process(.poll(poll), into: &outputs)
+        if ordersActive {
+            var updates: [OrderUpdate] = []
+            followOrders(tracking, quality: &outputs, orders: &updates)
+            emit(tracking: tracking, quality: outputs, orders: updates, into: &emission)
+            return
+        }
         for output in tracking {
             if let input = QualityInput(output) { quality.process(input, into: &outputs) }
         }
@@ -120,10 +139,12 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         }
     }
 
-    private func emit(tracking: [TrackingOutput], quality outputs: [QualityOutput], into emission: inout Emission) {
+    func emit(tracking: [TrackingOutput], quality outputs: [QualityOutput], orders updates: [OrderUpdate] = [],
+              into emission: inout Emission) {
         for output in tracking where output.eventType == "operation" || output.eventType == "vehicle" {
             emission.event(output.eventType, station: output.station, time: output.time, output.json)
         }
+        if !updates.isEmpty { emitOrders(updates, into: &emission) }
         for output in outputs {
             guard let type = output.eventType else { continue }
             let station: String?
@@ -157,13 +178,14 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     }
 
     /// Refreshes the API's facts at most every 500 ms of pipeline time (or now when forced).
-    private func refreshFacts(force: Bool, now: Date? = nil) {
+    func refreshFacts(force: Bool, now: Date? = nil) {
         if !force, let now, let last = lastFacts, now.timeIntervalSince(last) < 0.5, now >= last { return }
         lastFacts = now
         let state = tracker.state()
         var wip: [String: Int] = [:]
         for station in state.stations { wip[station.station] = station.wip }
-        let kpis = PlantKPIs(quality: quality.kpis(), lineWIP: state.lineWIP, inProcess: state.inProcess, onHold: state.onHold)
+        var kpis = PlantKPIs(quality: quality.kpis(), lineWIP: state.lineWIP, inProcess: state.inProcess, onHold: state.onHold)
+        if ordersActive { kpis.plan = shiftPlan(at: now ?? lastFacts) }
         var byStation: [String: StationKPI] = [:]
         for entry in kpis.quality.stations { byStation[entry.id] = entry }
         let anomalies = quality.anomalies()
@@ -195,7 +217,9 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             let now = pipeline.commandTime
             let result = try body(self, now)
             var emission = Emission()
-            emit(tracking: result.tracking, quality: result.quality, into: &emission)
+            // Hold, release and scrap move the vehicle's order along.
+            let updates = ordersActive ? followVehicleCommand(result.tracking) : []
+            emit(tracking: result.tracking, quality: result.quality, orders: updates, into: &emission)
             pipeline.commit(emission)
             refreshFacts(force: true, now: now)
             return result.answer

@@ -26,6 +26,11 @@ public struct PlantConfig: Sendable {
     public var directory: URL
     /// The config file's path as given.
     public var file: String
+    /// `vin`, `orders`, `models`, `options` (README "Orders and build specs"); empty: no orders.
+    public var vin = VINConfig()
+    public var orders = OrdersConfig()
+    public var models: [String: SpecLayer] = [:]
+    public var options: [String: SpecLayer] = [:]
 
     public init(plant: String, timezone: TimeZone = .current, route: [String], shifts: [Shift] = [],
                 auth: AuthConfig? = nil, stations: [StationConfig], limits: ServerLimits = ServerLimits(),

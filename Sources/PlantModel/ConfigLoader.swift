@@ -30,7 +30,8 @@ extension PlantConfig {
     public static func decode(json: JSON, file: String, directory: URL) throws -> PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
-                                    "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts"])
+                                    "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts",
+                                    "vin", "orders", "models", "options"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -121,6 +122,7 @@ extension PlantConfig {
                                  retentionDays: retentionDays, directory: directory, file: file)
         config.people = try PeopleConfig.decode(root: root, route: route)
         config.allowedHosts = allowedHosts
+        try decodeMasterData(root, into: &config)
         return config
     }
 

@@ -38,6 +38,9 @@ public struct OperationRecord: Sendable, Equatable {
     public var operatorName: String?
     /// 1 for the first operation of this vehicle at this process, 2+ for rework.
     public var attempt: Int
+    /// What the vehicle's build spec changes at this station (nil: the station's own limits and
+    /// ideal cycle time). Set by the pipeline for quality; not stored with the operation.
+    public var spec: OperationSpec?
 
     public init(id: String, vehicleId: String, station: String, process: String, startedAt: Date, completedAt: Date? = nil,
                 result: OperationResult? = nil, measurements: [String: Double] = [:], lots: [String] = [],

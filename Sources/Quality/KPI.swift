@@ -195,6 +195,9 @@ struct StationAccumulator: Sendable {
     var sortedCycleTimes: [Double] = []
     var cycleTimeSum = 0.0
     var cycleTimeCount = 0
+    /// Σ (a build spec's ideal cycle time − the station's) over the shift's counted operations:
+    /// the performance figure uses each vehicle's own ideal time. Exactly 0 without specs.
+    var idealDelta = 0.0
 
     init(id: String, process: String, ideal: Double?) {
         self.id = id
@@ -246,7 +249,8 @@ struct StationAccumulator: Sendable {
         if state == .fault { downtime[faultCode, default: 0] += dt }
     }
 
-    mutating func count(good: Bool, firstAttempt: Bool, cycleTime: Double?) {
+    mutating func count(good: Bool, firstAttempt: Bool, cycleTime: Double?, ideal specIdeal: Double? = nil) {
+        if let specIdeal, let ideal { idealDelta += specIdeal - ideal }
         totalCount += 1
         if good { goodCount += 1 }
         if firstAttempt {
@@ -277,7 +281,7 @@ struct StationAccumulator: Sendable {
         let plannedStops = MachineState.allCases.filter { $0.isPlannedStop }.reduce(0.0) { $0 + s[Self.index($1)] }
         let planned = max(0, elapsed - plannedStops)
         let a = planned > 0 ? run / planned : nil
-        let p = ideal.flatMap { ideal in run > 0 ? min(1, ideal * Double(totalCount) / run) : nil }
+        let p = ideal.flatMap { ideal in run > 0 ? min(1, (ideal * Double(totalCount) + idealDelta) / run) : nil }
         let q = totalCount > 0 ? Double(goodCount) / Double(totalCount) : nil
         var oee: Double?
         if let a, let p { oee = round6(a * p * (q ?? 1)) } // no parts: P = 0, so OEE = 0

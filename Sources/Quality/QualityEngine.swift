@@ -136,8 +136,10 @@ public struct QualityEngine: Sendable {
         let station = si.map { stations[$0].config }
         var good = op.result != .nok
         var outOfSpec: [(String, Double, SpecLimits)] = []
+        // A build spec may change the limits of this vehicle's measurements (README "Orders and build specs").
+        let specLimits = op.spec?.limits
         for (name, value) in op.measurements.sorted(by: { $0.key < $1.key }) {
-            if let limits = station?.signal(named: name)?.limits, !limits.contains(value) {
+            if let limits = specLimits?[name] ?? station?.signal(named: name)?.limits, !limits.contains(value) {
                 good = false
                 outOfSpec.append((name, value, limits))
             }
@@ -158,25 +160,28 @@ public struct QualityEngine: Sendable {
                   signal: name, vehicleId: op.vehicleId, message: text + " (vehicle \(op.vehicleId))", at: t, into: &out)
         }
         if let station {
-            for signal in station.signals where signal.role == .measurement && signal.limits != nil {
-                if alertBook.hasOpen, let value = op.measurements[signal.name], signal.limits!.contains(value) {
+            for signal in station.signals where signal.role == .measurement {
+                guard let limits = specLimits?[signal.name] ?? signal.limits else { continue }
+                if alertBook.hasOpen, let value = op.measurements[signal.name], limits.contains(value) {
                     clear(key: "quality:\(op.station):\(signal.name)", at: t, into: &out)
                 }
             }
         }
 
         guard let si else { return }
-        stations[si].acc.count(good: good, firstAttempt: op.attempt <= 1, cycleTime: op.cycleTimeS)
+        stations[si].acc.count(good: good, firstAttempt: op.attempt <= 1, cycleTime: op.cycleTimeS,
+                               ideal: op.spec?.idealCycleTimeS)
         for (name, value) in op.measurements.sorted(by: { $0.key < $1.key }) {
-            addMeasurement(station: si, signal: name, value: value, at: t, into: &out)
+            addMeasurement(station: si, signal: name, value: value, limits: specLimits?[name], at: t, into: &out)
         }
-        checkCycleTime(si, cycleTime: op.cycleTimeS, at: t, into: &out)
+        checkCycleTime(si, cycleTime: op.cycleTimeS, ideal: op.spec?.idealCycleTimeS, at: t, into: &out)
         if op.attempt <= 1 { checkFPY(si, good: good, at: t, into: &out) }
         maybeEmitKPI(si, at: t, into: &out)
     }
 
-    private mutating func checkCycleTime(_ si: Int, cycleTime: Double?, at t: Date, into out: inout [QualityOutput]) {
-        guard rules.cycleTime.enabled, let ideal = stations[si].config.idealCycleTimeS, ideal > 0, let cycleTime else { return }
+    private mutating func checkCycleTime(_ si: Int, cycleTime: Double?, ideal specIdeal: Double? = nil, at t: Date,
+                                         into out: inout [QualityOutput]) {
+        guard rules.cycleTime.enabled, let ideal = specIdeal ?? stations[si].config.idealCycleTimeS, ideal > 0, let cycleTime else { return }
         let id = stations[si].config.id
         let key = stations[si].keys.cycle
         if cycleTime > rules.cycleTime.factor * ideal {
@@ -211,10 +216,14 @@ public struct QualityEngine: Sendable {
 
     // MARK: Anomalies
 
-    private mutating func addMeasurement(station si: Int, signal: String, value: Double, at t: Date, into out: inout [QualityOutput]) {
+    /// `limits`: a build spec's own limits for this value; its baseline is then kept apart from the
+    /// station's (series `signal[low…high]`), since a variant with other limits has another target.
+    private mutating func addMeasurement(station si: Int, signal name: String, value: Double, limits specLimits: SpecLimits? = nil,
+                                         at t: Date, into out: inout [QualityOutput]) {
         guard rules.anomaly.enabled else { return }
+        let signal = specLimits.map { "\(name)[\($0.low.map(format) ?? "")…\($0.high.map(format) ?? "")]" } ?? name
         if stations[si].detectors[signal] == nil {
-            let limits = stations[si].config.signal(named: signal)?.limits
+            let limits = specLimits ?? stations[si].config.signal(named: name)?.limits
             stations[si].detectors[signal] = SeriesDetector(limits: limits, baselineN: rules.anomaly.baselineN,
                                                             window: rules.anomaly.window, horizon: rules.anomaly.horizonCycles)
         }
@@ -433,6 +442,20 @@ public struct QualityEngine: Sendable {
             raise(key: "sequence:duplicateId:\(v)", type: .sequence, severity: rules.sequenceSeverity,
                   station: issue.station, signal: nil, vehicleId: v,
                   message: "vehicle id \(v) at \(issue.station) and \(issue.otherStation ?? "another station") at once",
+                  momentary: true, at: t, into: &out)
+        case .invalidVehicleId:
+            raise(key: "sequence:invalidVehicleId:\(v)", type: .sequence, severity: rules.sequenceSeverity,
+                  station: issue.station, signal: nil, vehicleId: v,
+                  message: "invalid vehicle id \(v) at \(issue.station)" + (issue.detail.map { ": \($0)" } ?? ""),
+                  momentary: true, at: t, into: &out)
+        case .noOrder:
+            raise(key: "sequence:noOrder:\(v)", type: .sequence, severity: rules.sequenceSeverity,
+                  station: issue.station, signal: nil, vehicleId: v,
+                  message: "no order for vehicle \(v) (seen at \(issue.station))", momentary: true, at: t, into: &out)
+        case .offRoute:
+            raise(key: "sequence:offRoute:\(issue.station):\(v)", type: .sequence, severity: rules.sequenceSeverity,
+                  station: issue.station, signal: nil, vehicleId: v,
+                  message: "vehicle \(v) worked at \(issue.station) (\(issue.process ?? "?")), which its route leaves out" + (issue.detail.map { " (\($0))" } ?? ""),
                   momentary: true, at: t, into: &out)
         }
     }

@@ -13,6 +13,12 @@ public enum SequenceIssueKind: String, Sendable, Equatable, CaseIterable {
     case unknownVehicle
     /// The same id at two stations at once.
     case duplicateId
+    /// A PLC reported a vehicle id that is not a valid VIN (the vehicle is still tracked).
+    case invalidVehicleId
+    /// A vehicle on the line has no released order, where the plant requires orders.
+    case noOrder
+    /// A vehicle worked at a process its build spec's route leaves out.
+    case offRoute
 }
 
 /// A route problem as the quality engine needs it (the pipeline maps the tracker's issue onto it).

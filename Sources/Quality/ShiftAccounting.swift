@@ -116,7 +116,7 @@ struct ShiftAccounting: Sendable {
             planned += f.planned
             fault += f.fault
             if let ideal = s.config.idealCycleTimeS {
-                idealTime += ideal * Double(s.acc.totalCount)
+                idealTime += ideal * Double(s.acc.totalCount) + s.acc.idealDelta
                 idealRun += f.run
             }
             good += s.acc.goodCount

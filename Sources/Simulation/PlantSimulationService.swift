@@ -34,9 +34,12 @@ public final class PlantSimulationService: Service, Sendable {
         var firstValues: DispatchSemaphore?
         var failure: (any Error)?
         var simulatedElapsedMs: Int64 = 0
+        var releaseObserver: (@Sendable ([String], Date) -> Void)?
     }
 
     private let state = Locked(State())
+    /// The scenario's release interval of vehicles in seconds (nil for a recording).
+    public let taktS: Double?
 
     public var name: String { "simulation" }
 
@@ -59,8 +62,18 @@ public final class PlantSimulationService: Service, Sendable {
         }
         stations = try selected.map { try SimulatedStation(station: $0, port: ports[$0.id], logger: logger) }
         if case .scenario(let scenario, let seed) = source {
-            _ = try PlantSimulator(config: config, scenario: scenario, seed: seed)   // checks the events early
+            let check = try PlantSimulator(config: config, scenario: scenario, seed: seed)   // checks the events early
+            taktS = Double(check.taktMs) / 1000
+        } else {
+            taktS = nil
         }
+    }
+
+    /// Called on the driver thread with the VINs each step released into the line, followed by
+    /// the next three to come, and the simulated time (scenario source): what creates and
+    /// releases their orders ahead of the line. Set before ``start()``.
+    public func onVehiclesReleased(_ observer: @escaping @Sendable ([String], Date) -> Void) {
+        state.withLock { $0.releaseObserver = observer }
     }
 
     /// Bound ports by station id (after ``start()``).
@@ -188,6 +201,13 @@ public final class PlantSimulationService: Service, Sendable {
                 if simulator.takeChanged(s) { try stations[k].update(simulator.values(at: s)) }
             }
         }
+        let observer = state.withLock { $0.releaseObserver }
+        func announce() {
+            guard let observer else { return }
+            let vins = simulator.takeReleased()
+            if !vins.isEmpty { observer(vins + simulator.upcomingVINs(3), simulator.time) }
+        }
+        announce()
         try push()
         signalReady()
         let began = Monotonic.nanoseconds()
@@ -195,6 +215,7 @@ public final class PlantSimulationService: Service, Sendable {
             let target = Int64((Monotonic.nanoseconds() - began) / 1_000_000)
             while simulator.elapsedMs + simulator.tickMs <= target {
                 simulator.step()
+                announce()
                 try push()
             }
             let elapsed = simulator.elapsedMs

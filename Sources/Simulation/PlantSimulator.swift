@@ -50,6 +50,8 @@ public final class PlantSimulator {
     public let taktMs: Int64
     public private(set) var elapsedMs: Int64 = 0
     public private(set) var stats = SimulationStats()
+    /// VINs released into the line since the last ``takeReleased()`` (orders for them).
+    private var releasedVINs: [String] = []
 
     var stations: [StationSim]
     var processes: [ProcessSim]
@@ -65,6 +67,25 @@ public final class PlantSimulator {
     var completedLots: [String: String] = [:]
     let lotDate: String
     let stationIndexByID: [String: Int]
+
+    /// The VINs released into the line since the last call, in release order.
+    public func takeReleased() -> [String] {
+        defer { releasedVINs.removeAll(keepingCapacity: true) }
+        return releasedVINs
+    }
+
+    /// The VINs of the next `count` vehicles to be released (a duplicate-VIN event may change them).
+    public func upcomingVINs(_ count: Int) -> [String] {
+        let year = Calendar(identifier: .gregorian).component(.year, from: start)
+        var vins = pendingRelease.map { [$0.vin] } ?? []
+        var serial = nextSerial
+        while vins.count < count {
+            vins.append(VIN.make(wmi: scenario.vin.wmi, descriptor: scenario.vin.descriptor, year: year,
+                                 plant: scenario.vin.plant, serial: serial))
+            serial += 1
+        }
+        return vins
+    }
 
     /// The time of the current tick.
     public var time: Date { start.addingTimeInterval(Double(elapsedMs) / 1000) }
@@ -260,6 +281,7 @@ public final class PlantSimulator {
             _ = first
             pendingRelease = nil
             lastVIN = vehicle.vin
+            releasedVINs.append(vehicle.vin)
             stats.vehiclesReleased += 1
             let jitter = 1 + 0.02 * lineRandom.normal()
             nextReleaseMs = t + max(tickMs, Int64(Double(taktMs) * min(1.1, max(0.9, jitter))))

@@ -31,6 +31,8 @@ public struct Tracker: Sendable {
     private var finishedHead = 0
     private var inProcessCount = 0
     private var onHoldCount = 0
+    /// Vehicles whose build spec has its own route (by VIN); the others follow the plant's.
+    private var vehicleRoutes: [String: RoutePlan] = [:]
 
     public init(config: PlantConfig, options: TrackerOptions = TrackerOptions()) {
         self.config = config
@@ -88,6 +90,26 @@ public struct Tracker: Sendable {
                                  at: station.lastPollAt ?? Date(timeIntervalSince1970: 0)))
         }
         return TrackerSnapshot(vehicles: vs, operationsInProgress: ops, lotCounts: lots)
+    }
+
+    // MARK: Routes per vehicle
+
+    /// Gives a vehicle its own route (a build spec's processes, in plant route order), or back
+    /// the plant's with nil. Route checks and completion follow it from the next operation on.
+    public mutating func setRoute(_ route: [String]?, for vehicleId: String) {
+        guard let route else {
+            vehicleRoutes[vehicleId] = nil
+            return
+        }
+        let tracked = route.filter { trackedRoute.contains($0) }
+        vehicleRoutes[vehicleId] = RoutePlan(tracked: tracked, first: tracked.first.flatMap { config.routeIndex(of: $0) },
+                                             last: tracked.last.flatMap { config.routeIndex(of: $0) })
+    }
+
+    /// The tracked route of a vehicle with its first and last route index.
+    private func plan(_ vehicleId: String) -> RoutePlan {
+        if !vehicleRoutes.isEmpty, let plan = vehicleRoutes[vehicleId] { return plan }
+        return RoutePlan(tracked: trackedRoute, first: firstTrackedIndex, last: lastTrackedIndex)
     }
 
     // MARK: Polls
@@ -211,14 +233,15 @@ public struct Tracker: Sendable {
         if vehicles[vehicleId] == nil {
             var runtime = VehicleRuntime(summary: VehicleSummary(vehicleId: vehicleId, status: .inProcess,
                                                                  currentStation: station.id, firstSeenAt: time, lastSeenAt: time))
-            if let routeIndex = stations[index].routeIndex, let first = firstTrackedIndex, routeIndex > first {
+            let route = plan(vehicleId)
+            if let routeIndex = stations[index].routeIndex, let first = route.first, routeIndex > first {
                 // First seen mid-route: one issue, and no skip issues for the steps before.
-                let earlier = trackedRoute.filter { (config.routeIndex(of: $0) ?? 0) < routeIndex }
+                let earlier = route.tracked.filter { (config.routeIndex(of: $0) ?? 0) < routeIndex }
                 runtime.reportedSkips.formUnion(earlier)
                 outputs.append(.sequenceIssue(SequenceIssue(
                     kind: .unknownVehicle, vehicleId: vehicleId, station: station.id, process: station.process,
-                    expected: trackedRoute.first, at: time,
-                    message: "vehicle \(vehicleId) first seen at \(station.id) (\(station.process)); the route starts with \(trackedRoute.first ?? "?")",
+                    expected: route.tracked.first, at: time,
+                    message: "vehicle \(vehicleId) first seen at \(station.id) (\(station.process)); the route starts with \(route.tracked.first ?? "?")",
                     operationId: StationRuntime.operationId(station: station.id, at: time))))
             }
             vehicles[vehicleId] = runtime
@@ -277,7 +300,7 @@ public struct Tracker: Sendable {
                     message: "vehicle \(vehicleId) worked again at \(station.id) (\(station.process)), attempt \(attempt)",
                     operationId: opId)))
             } else {
-                let missing = trackedRoute.filter {
+                let missing = plan(vehicleId).tracked.filter {
                     (config.routeIndex(of: $0) ?? 0) < routeIndex && !vehicle.completedProcesses.contains($0)
                         && !vehicle.reportedSkips.contains($0)
                 }
@@ -330,7 +353,7 @@ public struct Tracker: Sendable {
         if let routeIndex = runtime.routeIndex, routeIndex > vehicle.summary.lastRouteIndex {
             vehicle.summary.lastRouteIndex = routeIndex
         }
-        if let last = lastTrackedIndex, runtime.routeIndex == last, vehicle.summary.status == .inProcess {
+        if let last = plan(op.vehicleId).last, runtime.routeIndex == last, vehicle.summary.status == .inProcess {
             setStatus(&vehicle, .completed)
         }
         vehicles[op.vehicleId] = vehicle
@@ -380,7 +403,7 @@ public struct Tracker: Sendable {
         guard vehicle.summary.status == .hold else {
             throw .conflict(vehicleId: vehicleId, message: "vehicle \(vehicleId) is not on hold (status \(vehicle.summary.status.rawValue))")
         }
-        let finishedRoute = lastTrackedIndex.map { vehicle.summary.lastRouteIndex >= $0 } ?? false
+        let finishedRoute = plan(vehicleId).last.map { vehicle.summary.lastRouteIndex >= $0 } ?? false
         let status: VehicleStatus = vehicle.statusBeforeHold == .completed || finishedRoute ? .completed : .inProcess
         return commit(&vehicle, status: status)
     }
@@ -488,6 +511,12 @@ public struct Tracker: Sendable {
 }
 
 // MARK: - Internals
+
+private struct RoutePlan: Sendable {
+    var tracked: [String]
+    var first: Int?
+    var last: Int?
+}
 
 private struct LotKey: Hashable {
     var station: String

@@ -16,6 +16,8 @@ usage: station-sim --config FILE [--station ID ...] [--scenario FILE] [--seed N]
   --generate FILE  write a recording of a simulated run instead of serving (with --duration, e.g. 8h, 30m, 600s)
   --log-level L    trace, debug, info, warning, error (default info)
   --exit-with-parent  stop when the process that started this one ends (benchmarks, scripts)
+  --orders URL     create and release the orders of the vehicles it builds on the server at URL
+                   (http://HOST:PORT; plants with models), with --token T (an engineer's token)
 """
 
 func fail(_ message: String, code: Int32 = 2) -> Never {
@@ -33,6 +35,8 @@ var generatePath: String?
 var durationS = 8.0 * 3600
 var logLevel = "info"
 var exitWithParent = false
+var ordersURL: String?
+var ordersToken = ""
 var arguments = Array(CommandLine.arguments.dropFirst())
 while !arguments.isEmpty {
     let flag = arguments.removeFirst()
@@ -60,6 +64,8 @@ while !arguments.isEmpty {
         durationS = d
     case "--log-level": logLevel = value()
     case "--exit-with-parent": exitWithParent = true
+    case "--orders": ordersURL = value()
+    case "--token": ordersToken = value()
     case "--help", "-h":
         print(usage)
         exit(0)
@@ -89,6 +95,10 @@ do {
     }
     let source: PlantSimulationService.Source = replayPath.map { .recording(path: $0, speed: speed) } ?? .scenario(scenario, seed: seed ?? (scenarioPath == nil ? 1 : nil))
     let plant = try PlantSimulationService(config: config, stationIDs: stationIDs.isEmpty ? nil : stationIDs, source: source, logger: logger)
+    if let ordersURL {
+        guard config.hasModels else { fail("--orders needs a plant config with models") }
+        try SimulatedOrdersSetup.attach(to: plant, url: ordersURL, token: ordersToken, logger: logger)
+    }
     try plant.start()
     let group = ServiceGroup(services: [plant], logger: logger)
     group.installSignalHandlers()
