@@ -99,10 +99,9 @@ extension PlantStage: OrderBackend {
 
     /// `line.plan` of `GET /api/kpis`: orders planned for the shift at `time` against those completed.
     func shiftPlan(at time: Date?) -> ShiftPlan? {
-        guard let time, let found = config.shift(at: time) else { return nil }
-        let date = PlanDates.shared.date(of: found.start, in: config.timezone)
-        let count = orders.planCount(date: date, shift: found.shift.name)
-        return ShiftPlan(date: date, shift: found.shift.name, planned: count.planned, completed: count.completed)
+        guard let time, let shift = planDates.shift(at: time, config: config) else { return nil }
+        let count = orders.planCount(date: shift.date, shift: shift.name)
+        return ShiftPlan(date: shift.date, shift: shift.name, planned: count.planned, completed: count.completed)
     }
 
     // MARK: Commands (any thread; run on the pipeline thread)
@@ -169,21 +168,21 @@ extension PlantStage: OrderBackend {
     }
 }
 
-/// The plant-local date (`YYYY-MM-DD`) of a shift's start, remembered for the last start asked
-/// (the KPI facts ask every 500 ms of pipeline time).
+/// The shift at a time with its plant-local date (`YYYY-MM-DD` of its start), remembered while the
+/// time stays inside it (the KPI facts ask every 500 ms of pipeline time; calendar work is dear).
 final class PlanDates: @unchecked Sendable {
-    static let shared = PlanDates()
     private let lock = NSLock()
-    private var last: (Date, TimeZone, String)?
+    private var last: (start: Date, end: Date, zone: TimeZone, name: String, date: String)?
 
-    func date(of start: Date, in zone: TimeZone) -> String {
+    func shift(at time: Date, config: PlantConfig) -> (name: String, date: String)? {
         lock.lock(); defer { lock.unlock() }
-        if let last, last.0 == start, last.1 == zone { return last.2 }
+        if let last, last.zone == config.timezone, time >= last.start, time < last.end { return (last.name, last.date) }
+        guard let found = config.shift(at: time) else { return nil }
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = zone
-        let parts = calendar.dateComponents([.year, .month, .day], from: start)
-        let text = String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
-        last = (start, zone, text)
-        return text
+        calendar.timeZone = config.timezone
+        let parts = calendar.dateComponents([.year, .month, .day], from: found.start)
+        let date = String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+        last = (found.start, found.end, config.timezone, found.shift.name, date)
+        return (found.shift.name, date)
     }
 }

@@ -21,6 +21,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     var operationSpecs: [String: OperationSpec?] = [:]
     /// VINs whose first sighting was checked (invalid VIN, no order); bounded.
     var checkedVehicles = Set<String>()
+    /// The current shift and its date for the plan on the KPIs.
+    let planDates = PlanDates()
     let config: PlantConfig
     let eventLog: EventLog
     private let samples: SampleStore?
