@@ -29,6 +29,7 @@ struct OrderSinkError: Error, CustomStringConvertible {
 /// Order ids are `SIM-YYYYMMDD-SHIFT-NNNN`: a restart inside a shift finds its plan already there
 /// and goes on releasing the orders still planned. Runs on its own serial queue; the simulator's
 /// thread never waits for the server.
+// @unchecked Sendable: the mutable state (plan, pending, handled) is touched only on `queue`.
 final class SimulatedOrders: @unchecked Sendable {
     let config: PlantConfig
     let sink: any OrderSink

@@ -170,19 +170,20 @@ extension PlantStage: OrderBackend {
 
 /// The shift at a time with its plant-local date (`YYYY-MM-DD` of its start), remembered while the
 /// time stays inside it (the KPI facts ask every 500 ms of pipeline time; calendar work is dear).
-final class PlanDates: @unchecked Sendable {
-    private let lock = NSLock()
-    private var last: (start: Date, end: Date, zone: TimeZone, name: String, date: String)?
+final class PlanDates: Sendable {
+    private typealias Remembered = (start: Date, end: Date, zone: TimeZone, name: String, date: String)
+    private let last = Locked<Remembered?>(nil)
 
     func shift(at time: Date, config: PlantConfig) -> (name: String, date: String)? {
-        lock.lock(); defer { lock.unlock() }
-        if let last, last.zone == config.timezone, time >= last.start, time < last.end { return (last.name, last.date) }
-        guard let found = config.shift(at: time) else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = config.timezone
-        let parts = calendar.dateComponents([.year, .month, .day], from: found.start)
-        let date = String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
-        last = (found.start, found.end, config.timezone, found.shift.name, date)
-        return (found.shift.name, date)
+        last.withLock { last in
+            if let last, last.zone == config.timezone, time >= last.start, time < last.end { return (last.name, last.date) }
+            guard let found = config.shift(at: time) else { return nil }
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = config.timezone
+            let parts = calendar.dateComponents([.year, .month, .day], from: found.start)
+            let date = String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+            last = (found.start, found.end, config.timezone, found.shift.name, date)
+            return (found.shift.name, date)
+        }
     }
 }
