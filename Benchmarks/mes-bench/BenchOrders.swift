@@ -213,16 +213,7 @@ struct BenchHTTPClient {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n"
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         head += "\r\n"
-        try (Array(head.utf8) + (body ?? [])).withUnsafeBytes { try Socket.writeAll(fd, $0) }
-        var data = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) }
-            if n == 0 { break }
-            data += buffer[0..<n]
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
-        return (status, text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? "")
+        let (status, text) = try Socket.exchangeClosing(fd, request: Array(head.utf8) + (body ?? []))
+        return (status, text)
     }
 }

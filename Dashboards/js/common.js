@@ -131,7 +131,7 @@
   // ------------------------------------------------------------------ server facts
   // The machine states and their conventional codes are named once on the server (PlantModel's
   // MachineState) and served by GET /api/meta; these stand in only until it has answered.
-  let meta = { machineStates: [], connectionStates: ['connecting', 'online', 'offline', 'replayed'] };
+  let meta = { machineStates: [], connectionStates: ['connecting', 'online', 'offline', 'replayed'], eventTypes: [] };
   /** The /api/meta answer (after MES.start). */
   MES.meta = () => meta;
   /** The name of a state code: from the signal's own `states` map if given, else the conventional codes. */
@@ -362,7 +362,11 @@
   }, 1000);
 
   // ------------------------------------------------------------------ event stream
-  const TYPES = ['station', 'sample', 'operation', 'vehicle', 'defect', 'alert', 'kpi', 'anomaly'];
+  // Every event type the server sends: GET /api/meta's eventTypes; this list stands in until it has
+  // answered. A page that handles fewer asks for its own with ?types= (an event of a type without a
+  // listener would never reach the page, and its id would look like a gap).
+  const KNOWN_TYPES = ['station', 'sample', 'operation', 'vehicle', 'defect', 'alert', 'kpi', 'anomaly', 'order'];
+  const serverTypes = () => (Array.isArray(meta.eventTypes) && meta.eventTypes.length ? meta.eventTypes : KNOWN_TYPES);
   let liveEl = null;
   let banner = null;
 
@@ -385,6 +389,7 @@
    */
   MES.stream = function (handlers, options) {
     const opts = options || {};
+    const TYPES = serverTypes();
     const types = opts.types || Object.keys(handlers).filter((k) => TYPES.includes(k));
     let lastId = opts.since === undefined || opts.since === null ? null : Number(opts.since);
     let es = null;

@@ -1,6 +1,8 @@
 import Foundation
 import HTTP
+import Pipeline
 import PlantModel
+import Quality
 import Runtime
 import Storage
 
@@ -70,25 +72,49 @@ func timeParameter(_ request: HTTPRequest, _ name: String) throws -> Date? {
     return date
 }
 
+/// Runs a storage read for a route: an `HTTPError` passes through, any other error becomes 503.
+func readingStorage<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as HTTPError {
+        throw error
+    } catch {
+        throw HTTPError(503, code: "unavailable", "storage read failed: \(error)")
+    }
+}
+
+/// The acting principal of a request that needs `role` (writes always have one), else 401/403.
+func actingPrincipal(_ request: HTTPRequest, _ role: Role, auth: AuthPolicy, backend: any PlantBackend) throws -> Principal {
+    guard let p = try auth.authorize(request, role: role, backend: backend, now: Date()) else {
+        throw HTTPError(401, code: "unauthorized", "send Authorization: Bearer <token>")
+    }
+    return p
+}
+
 /// The JSON body of a request as an object.
 ///
 /// A body needs `Content-Type: application/json` (parameters such as `charset=utf-8` allowed), else
 /// 415; it must be UTF-8 JSON as RFC 8259 writes it, with no repeated member name, else 400.
 func jsonBody(_ request: HTTPRequest) throws -> JSON {
     if request.body.isEmpty { return .object([]) }
+    let value = try jsonValue(request)
+    guard case .object = value else { throw HTTPError(400, code: "bad_request", "the body must be a JSON object") }
+    return value
+}
+
+/// The JSON body of a request as any JSON value (an object or an array), with the media type and
+/// syntax rules of ``jsonBody(_:)``.
+func jsonValue(_ request: HTTPRequest) throws -> JSON {
     let type = request.headers["Content-Type"] ?? ""
     guard isJSONMediaType(type) else {
         throw HTTPError(415, code: "unsupported_media_type",
                         type.isEmpty ? "send the body with Content-Type: application/json" : "send the body as application/json, not \(type.prefix(100))")
     }
-    let value: JSON
     do {
-        value = try JSON.parse(bytes: request.body)
+        return try JSON.parse(bytes: request.body)
     } catch {
         throw HTTPError(400, code: "bad_request", "the body is not valid JSON: \(error)")
     }
-    guard case .object = value else { throw HTTPError(400, code: "bad_request", "the body must be a JSON object") }
-    return value
 }
 
 /// Whether a `Content-Type` value is `application/json`, any case, with or without parameters.

@@ -17,19 +17,9 @@ extension APIRoutes {
         let config = context.config
         let shifts = config.shifts.map(\.name)
 
-        @Sendable func read<T>(_ body: () throws -> T) throws -> T {
-            do {
-                return try body()
-            } catch {
-                throw HTTPError(503, code: "unavailable", "storage read failed: \(error)")
-            }
-        }
-
+        @Sendable func read<T>(_ body: () throws -> T) throws -> T { try readingStorage(body) }
         @Sendable func principal(_ request: HTTPRequest, _ role: Role) throws -> Principal {
-            guard let p = try auth.authorize(request, role: role, backend: backend, now: Date()) else {
-                throw HTTPError(401, code: "unauthorized", "send Authorization: Bearer <token>")
-            }
-            return p
+            try actingPrincipal(request, role, auth: auth, backend: backend)
         }
 
         @Sendable func perform(_ body: () throws -> JSON) throws -> JSON {
@@ -44,22 +34,10 @@ extension APIRoutes {
             }
         }
 
-        /// The body as any JSON value (an order object or an array of them).
-        @Sendable func anyBody(_ request: HTTPRequest) throws -> JSON {
-            if let type = request.headers["Content-Type"], !type.isEmpty, !type.lowercased().hasPrefix("application/json") {
-                throw HTTPError(415, code: "unsupported_media_type", "send the body as application/json, not \(type)")
-            }
-            do {
-                return try JSON.parse(bytes: request.body)
-            } catch {
-                throw HTTPError(400, code: "bad_request", "the body is not valid JSON: \(error)")
-            }
-        }
-
         @Sendable func checkVIN(_ vehicleId: String) throws {
             if config.vin.checkDigit {
                 if let problem = VINRules.problem(vehicleId) { throw HTTPError(422, code: "invalid_vin", problem) }
-            } else if vehicleId.isEmpty || vehicleId.count > 64 || vehicleId.unicodeScalars.contains(where: { $0.value < 33 || $0.value == 127 }) {
+            } else if vehicleId.isEmpty || vehicleId.unicodeScalars.count > 64 || vehicleId.unicodeScalars.contains(where: { $0.value < 33 || $0.value == 127 }) {
                 throw HTTPError(422, code: "invalid_vin", "a vehicle id is 1 to 64 characters without spaces or control characters")
             }
         }
@@ -70,7 +48,7 @@ extension APIRoutes {
 
         router.post("/api/orders") { request in
             let user = try principal(request, .engineer)
-            let body = try anyBody(request)
+            let body = try jsonValue(request)
             var drafts: [OrderDraft] = []
             let batch: Bool
             do {

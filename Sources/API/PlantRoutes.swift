@@ -12,23 +12,9 @@ extension APIRoutes {
     /// commands through `backend`.
     public static func addPlant(to router: inout Router, context: APIContext, backend: any PlantBackend,
                                 queries: any PlantQueries, auth: AuthPolicy) {
-        /// Runs a read; storage errors become 503.
-        @Sendable func read<T>(_ body: () throws -> T) throws -> T {
-            do {
-                return try body()
-            } catch let error as HTTPError {
-                throw error
-            } catch {
-                throw HTTPError(503, code: "unavailable", "storage read failed: \(error)")
-            }
-        }
-
-        /// Checks the role; returns the acting principal (writes always have one).
+        @Sendable func read<T>(_ body: () throws -> T) throws -> T { try readingStorage(body) }
         @Sendable func principal(_ request: HTTPRequest, _ role: Role) throws -> Principal {
-            guard let p = try auth.authorize(request, role: role, backend: backend, now: Date()) else {
-                throw HTTPError(401, code: "unauthorized", "send Authorization: Bearer <token>")
-            }
-            return p
+            try actingPrincipal(request, role, auth: auth, backend: backend)
         }
 
         @Sendable func perform(_ body: () throws -> JSON) throws -> JSON {

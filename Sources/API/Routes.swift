@@ -21,6 +21,10 @@ public struct NoPlantFacts: PlantFacts {
 
 /// The HTTP API and event stream of docs/openapi.json, with the dashboards as static files.
 public enum APIRoutes {
+    /// Every event `type` `/api/events` sends (README "Server-sent events"), served by `/api/meta`
+    /// so pages know which types exist (`ReplayGoldenTests` checks that a replay makes no other).
+    public static let eventTypes = ["station", "sample", "operation", "vehicle", "defect", "alert", "kpi", "anomaly", "order"]
+
     /// `GET /api/openapi.json`: the committed docs/openapi.json, read at each request (so the file
     /// and the answer never differ); 404 with a JSON error when the server cannot find it.
     public static func addOpenAPI(to router: inout Router, file: String) {
@@ -66,6 +70,7 @@ public enum APIRoutes {
                     ])
                 })),
                 ("connectionStates", .array(ConnectionState.allCases.map { .string($0.rawValue) })),
+                ("eventTypes", .array(APIRoutes.eventTypes.map { .string($0) })),
             ]))
         }
 

@@ -191,18 +191,8 @@ struct HTTPOrderSink: OrderSink {
         Socket.setTimeouts(fd, milliseconds: 30_000)
         let head = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n"
             + "Content-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n"
-        try (Array(head.utf8) + payload).withUnsafeBytes { try Socket.writeAll(fd, $0) }
-        var data = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let n = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) }
-            if n == 0 { break }
-            data += buffer[0..<n]
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+        let (status, bodyText) = try Socket.exchangeClosing(fd, request: Array(head.utf8) + payload)
         guard (200..<300).contains(status) else {
-            let bodyText = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? text
             let message = (try? JSON.parse(bodyText))?["error"]?["message"]?.stringValue ?? bodyText
             throw OrderSinkError(status: status, message: message)
         }

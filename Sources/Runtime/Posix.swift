@@ -183,6 +183,24 @@ public enum Socket {
         try syscallOrThrow("recv", context: context) { recv(fd, buffer.baseAddress, buffer.count, 0) }
     }
 
+    /// One HTTP/1.1 exchange on a blocking socket whose request says `Connection: close`: writes
+    /// `request`, reads until the peer closes, and returns the status code (0 if none could be
+    /// read) and the body text. For small local clients (simulated orders, benchmarks); no chunked
+    /// decoding.
+    public static func exchangeClosing(_ fd: Int32, request: [UInt8]) throws -> (status: Int, body: String) {
+        try request.withUnsafeBytes { try writeAll(fd, $0) }
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { try read(fd, into: $0) }
+            if n == 0 { break }
+            data += buffer[0..<n]
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+        return (status, text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? text)
+    }
+
     /// Closes a descriptor, ignoring EINTR (the descriptor is gone either way on Linux).
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import API
 @testable import MESApp
 import Runtime
 import TestSupport
@@ -35,6 +36,8 @@ final class ReplayGoldenTests: XCTestCase {
         let first = try await replayEvents()
         XCTAssertGreaterThan(first.split(separator: "\n").count, 100)
         XCTAssertTrue(first.contains("\noperation "), "operations are part of the stream")
+        let types = Set(first.split(separator: "\n").compactMap { $0.split(separator: " ", maxSplits: 1).first.map(String.init) })
+        XCTAssertEqual(types.subtracting(APIRoutes.eventTypes), [], "event types missing from /api/meta's eventTypes")
         if ProcessInfo.processInfo.environment["MES_UPDATE_GOLDEN"] == "1" {
             try FileManager.default.createDirectory(atPath: (Self.golden as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try first.write(toFile: Self.golden, atomically: true, encoding: .utf8)
