@@ -9,7 +9,7 @@ import TestSupport
 
 /// Orders and build specs through the real server (README "Orders and build specs"): the order
 /// API and its refusals, vehicles checked against their order's spec, plan attainment, restart.
-final class OrderAPITests: XCTestCase {
+final class OrderAPITests: XCTestCase, PlantDriving {
     var dir: URL!
     var server: MESServer!
     var task: Task<Void, any Error>!
@@ -92,31 +92,7 @@ final class OrderAPITests: XCTestCase {
         return String(chars)
     }
 
-    func poll(_ station: String, _ values: [String: SignalValue]) {
-        clock = clock.addingTimeInterval(1)
-        let readings = values.map { SignalReading(name: $0.key, value: $0.value, quality: .good) }.sorted { $0.name < $1.name }
-        server.pipeline.submit(.poll(StationPoll(station: station, time: clock, readings: readings)))
-    }
-
     var operationCounter = 0
-
-    /// One operation of `vin` at a station (appears, completes, leaves).
-    func operate(_ vin: String, at station: String, measurements: [String: SignalValue] = [:]) {
-        let cycle = station.hasPrefix("ASSY") ? "cycleCount" : "cycleDone"
-        let isCounter = cycle == "cycleCount"
-        var base: [String: SignalValue] = ["vehicleId": .string(vin), "state": .int(1), "result": .int(1), "faultCode": .int(0)]
-        base[cycle] = isCounter ? .int(Int64(operationCounter)) : .bool(false)
-        poll(station, base)
-        var done = base.merging(measurements) { $1 }
-        done[cycle] = isCounter ? .int(Int64(operationCounter + 1)) : .bool(true)
-        poll(station, done)
-        operationCounter += 1
-        var left = done
-        left["vehicleId"] = .string("")
-        left["state"] = .int(0)
-        left[cycle] = isCounter ? .int(Int64(operationCounter)) : .bool(false)
-        poll(station, left)
-    }
 
     /// Every tracked process of the default plant, in-spec values for the default limits.
     func buildWholeVehicle(_ vin: String, weldCurrent: Double = 10.2) {

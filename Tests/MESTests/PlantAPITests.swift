@@ -7,7 +7,7 @@ import TestSupport
 
 /// Tracking and quality through the real server: polls go into the pipeline, answers come over
 /// HTTP from the SQLite projections, with the tokens of Stations/tokens.json.
-final class PlantAPITests: XCTestCase {
+final class PlantAPITests: XCTestCase, PlantDriving {
     var server: MESServer!
     var task: Task<Void, any Error>!
     var http: TestHTTP!
@@ -35,31 +35,6 @@ final class PlantAPITests: XCTestCase {
     static let viewer = ["Authorization": "Bearer demo-viewer-token"]
     static let admin = ["Authorization": "Bearer demo-admin-token"]
 
-    /// A poll of `station` with `values` (names of plant.json), at the test clock, which moves 1 s.
-    func poll(_ station: String, _ values: [String: SignalValue]) {
-        clock = clock.addingTimeInterval(1)
-        let readings = values.map { SignalReading(name: $0.key, value: $0.value, quality: .good) }.sorted { $0.name < $1.name }
-        server.pipeline.submit(.poll(StationPoll(station: station, time: clock, readings: readings)))
-    }
-
-    /// One operation of `vin` at a station: vehicle appears, running, measurements, cycle completes, vehicle leaves.
-    func operate(_ vin: String, at station: String, cycle: String = "cycleDone", result: Int64 = 1,
-                 measurements: [String: SignalValue] = [:], lots: [String: SignalValue] = [:]) {
-        var base: [String: SignalValue] = ["vehicleId": .string(vin), "state": .int(1), "result": .int(result), "faultCode": .int(0)]
-        base.merge(lots) { $1 }
-        let isCounter = cycle == "cycleCount"
-        base[cycle] = isCounter ? .int(Int64(operationCounter)) : .bool(false)
-        poll(station, base)
-        var done = base.merging(measurements) { $1 }
-        done[cycle] = isCounter ? .int(Int64(operationCounter + 1)) : .bool(true)
-        poll(station, done)
-        operationCounter += 1
-        var left = done
-        left["vehicleId"] = .string("")
-        left["state"] = .int(0)
-        left[cycle] = isCounter ? .int(Int64(operationCounter)) : .bool(false)
-        poll(station, left)
-    }
     var operationCounter = 0
 
     func settle() throws {
@@ -73,7 +48,7 @@ final class PlantAPITests: XCTestCase {
         operate(vin, at: "WELD-01", measurements: ["weldCurrent": .double(10.2), "weldVoltage": .double(8), "spotCount": .int(50)],
                 lots: ["panelLot": .string("SP-LOT-7")])
         operate(vin, at: "PAINT-01", measurements: ["filmThickness": .double(110)], lots: ["paintLot": .string("PT-1")])
-        operate(vin, at: "ASSY-01", cycle: "cycleCount", measurements: ["torque": .double(120), "angle": .double(45)],
+        operate(vin, at: "ASSY-01", measurements: ["torque": .double(120), "angle": .double(45)],
                 lots: ["boltLot": .string("BL-3")])
         operate(vin, at: "INSP-01", measurements: ["gap": .double(4.0), "flush": .double(0.1)])
         try settle()
