@@ -24,6 +24,15 @@ public struct APIContext: Sendable {
     public var clock: @Sendable () -> PipelineClock = { PipelineClock(mode: .live, time: Date()) }
     /// Whether a request may see PLC endpoints (a token of `engineer` or above); the assembly sets it.
     public var showsEndpoints: @Sendable (HTTPRequest) -> Bool = { _ in false }
+    /// `GET /api/kpis` for another shift than the current (`shift=previous`, `date=&shift=`): the
+    /// stored shift's answer, or nil for the current shift. The assembly sets it
+    /// (``APIRoutes/storedKPIs(config:backend:queries:)``); without it only the current shift is known.
+    public var storedKPIs: @Sendable (HTTPRequest) throws -> HTTPReply? = { request in
+        if let shift = request.query["shift"], !shift.isEmpty, shift != "current" {
+            throw HTTPError(400, code: "bad_request", "shift must be \"current\"")
+        }
+        return nil
+    }
     /// Runs a state-changing command on the pipeline thread.
     public var perform: @Sendable (@escaping @Sendable () throws -> JSON) throws -> JSON
 

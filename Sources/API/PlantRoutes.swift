@@ -231,10 +231,9 @@ extension APIRoutes {
 
         // MARK: KPIs, anomalies, audit
 
-        router.get("/api/kpis") { request in
-            if let shift = request.query["shift"], !shift.isEmpty, shift != "current" {
-                throw HTTPError(400, code: "bad_request", "shift must be \"current\"")
-            }
+        router.on(.get, "/api/kpis") { request in
+            // shift=previous, date=&shift=: a stored shift, read off the loop (ShiftRoutes.swift).
+            if let stored = try context.storedKPIs(request) { return stored }
             return .json(KPIJSON.document(backend.kpis()))
         }
 

@@ -52,7 +52,7 @@ enum KPIJSON {
     static func document(_ kpis: PlantKPIs) -> JSON {
         let q = kpis.quality
         return .obj([
-            ("shift", q.shift?.json ?? .null),
+            ("shift", q.shift.map { shift(q, $0) } ?? .null),
             ("line", line(q.line.json, plan: kpis.plan)),
             ("stations", .array(q.stations.map(\.json))),
             ("rty", .number(q.line.rty)),

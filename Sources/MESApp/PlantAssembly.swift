@@ -14,7 +14,8 @@ import Storage
 /// Wires the plant-specific parts around the pipeline: tracking and quality, their tables and
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: Sendable {
-    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations] }
+    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
+                                                  ShiftStore.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
@@ -39,6 +40,7 @@ final class PlantAssembly: Sendable {
             }
         }
         stage = try PlantStage(config: config, eventLog: eventLog, samples: samples, pipeline: pipeline, logger: logger)
+        stage.kpiDocument = { APIRoutes.kpiDocument($0) }
         pipeline.add(stage: stage)
         notify = NotifyAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger)
         var tokens = TokenStore.empty
@@ -54,6 +56,10 @@ final class PlantAssembly: Sendable {
     }
 
     func addRoutes(to router: inout Router, context: APIContext) {
+        var context = context
+        let shiftQueries = StoreShiftQueries(eventLog: eventLog)
+        context.storedKPIs = APIRoutes.storedKPIs(config: config, backend: stage, queries: shiftQueries)
+        APIRoutes.addShifts(to: &router, context: context, backend: stage, shifts: stage, queries: shiftQueries, auth: auth)
         APIRoutes.addPlant(to: &router, context: context, backend: stage,
                            queries: StoreQueries(eventLog: eventLog, samples: samples, config: config), auth: auth)
         APIRoutes.addNotifications(to: &router, context: context, backend: stage, auth: auth)

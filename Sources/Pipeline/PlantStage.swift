@@ -27,7 +27,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     let eventLog: EventLog
     private let samples: SampleStore?
     weak var pipeline: Pipeline?
-    private let logger: Logger
+    let logger: Logger
 
     /// What the API reads from other threads, refreshed on ticks and after commands.
     private struct Facts {
@@ -43,6 +43,11 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     private var countersSavedAt: Date?
     /// How often (pipeline time) the shift counters are saved; also on stop.
     static let countersSaveInterval: TimeInterval = 30
+    /// Writes the KPI document an ended shift is stored as (the API's `GET /api/kpis` shape);
+    /// set by the assembly before the pipeline starts (PlantStage+Shifts.swift).
+    public var kpiDocument: (@Sendable (PlantKPIs) -> JSON)?
+    /// The id of the next handover note (read from storage at the first note).
+    var nextNoteId: Int64?
 
     /// Loads the tracker's snapshot, quality's open alerts and defects, and the saved shift
     /// counters from storage.
@@ -143,6 +148,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
 
     func emit(tracking: [TrackingOutput], quality outputs: [QualityOutput], orders updates: [OrderUpdate] = [],
               into emission: inout Emission) {
+        if quality.hasEndedShifts { storeEndedShifts(into: &emission) }
         for output in tracking where output.eventType == "operation" || output.eventType == "vehicle" {
             emission.event(output.eventType, station: output.station, time: output.time, output.json)
         }

@@ -62,12 +62,18 @@ public struct Shift: Sendable, Equatable {
     /// Minutes after local midnight.
     public var startMinute: Int
     public var endMinute: Int
+    /// Planned breaks inside the shift, in time order (docs/CONFIG.md `shifts[].breaks`).
+    public var breaks: [ShiftBreak]
 
-    public init(name: String, startMinute: Int, endMinute: Int) {
+    public init(name: String, startMinute: Int, endMinute: Int, breaks: [ShiftBreak] = []) {
         self.name = name
         self.startMinute = startMinute
         self.endMinute = endMinute
+        self.breaks = breaks
     }
+
+    /// Minutes from the shift's start to a minute of the day (0 ..< 1440).
+    public func offset(ofMinute minute: Int) -> Int { (minute - startMinute + 1440) % 1440 }
 
     public var crossesMidnight: Bool { endMinute <= startMinute }
     public var durationMinutes: Int { crossesMidnight ? 1440 - startMinute + endMinute : endMinute - startMinute }
@@ -76,6 +82,58 @@ public struct Shift: Sendable, Equatable {
     public static func clock(_ minute: Int) -> String {
         let h = minute / 60, m = minute % 60
         return (h < 10 ? "0" : "") + String(h) + ":" + (m < 10 ? "0" : "") + String(m)
+    }
+}
+
+/// A planned break of a shift (docs/CONFIG.md `shifts[].breaks`): a planned stop, left out of
+/// planned time. Minutes of the day in the plant's time zone; it lies inside its shift.
+public struct ShiftBreak: Sendable, Equatable {
+    public var startMinute: Int
+    public var endMinute: Int
+
+    public init(startMinute: Int, endMinute: Int) {
+        self.startMinute = startMinute
+        self.endMinute = endMinute
+    }
+}
+
+extension PlantConfig {
+    /// The plant-local date (`YYYY-MM-DD`) of an instant; a shift's date is the date of its start.
+    public func localDate(of date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timezone
+        let parts = calendar.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+    }
+
+    /// The start and end of shift `name` on the plant-local `date` (`YYYY-MM-DD`, the date of the
+    /// shift's start). Nil for a date that is not a calendar date or a name that is not a shift.
+    public func shiftInstance(date: String, name: String) -> (shift: Shift, start: Date, end: Date)? {
+        guard let shift = shifts.first(where: { $0.name == name }), let midnight = localMidnight(date) else { return nil }
+        let start = midnight.addingTimeInterval(Double(shift.startMinute) * 60)
+        return (shift, start, start.addingTimeInterval(Double(shift.durationMinutes) * 60))
+    }
+
+    /// Local midnight of a `YYYY-MM-DD` date in the plant's zone; nil if it is not a calendar date.
+    public func localMidnight(_ date: String) -> Date? {
+        let parts = date.split(separator: "-", omittingEmptySubsequences: false)
+        guard date.utf8.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m), (1...31).contains(d) else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timezone
+        guard let midnight = calendar.date(from: DateComponents(year: y, month: m, day: d)) else { return nil }
+        // 2026-02-30 would roll over into March: not a calendar date.
+        let back = calendar.dateComponents([.year, .month, .day], from: midnight)
+        guard back.year == y, back.month == m, back.day == d else { return nil }
+        return midnight
+    }
+
+    /// The breaks of a shift that starts at `start`, as instants, in time order.
+    public func breaks(of shift: Shift, startingAt start: Date) -> [(start: Date, end: Date)] {
+        shift.breaks.map { b in
+            let from = shift.offset(ofMinute: b.startMinute), to = shift.offset(ofMinute: b.endMinute)
+            return (start.addingTimeInterval(Double(from) * 60), start.addingTimeInterval(Double(to == 0 ? 1440 : to) * 60))
+        }
     }
 }
 

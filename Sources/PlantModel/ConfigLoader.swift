@@ -53,13 +53,15 @@ extension PlantConfig {
         var shifts: [Shift] = []
         if let node = try root.optional("shifts") {
             for element in try node.elements() {
-                try element.rejectUnknownKeys(["name", "start", "end"])
+                try element.rejectUnknownKeys(["name", "start", "end", "breaks"])
                 let name = try element.required("name").nonEmptyString()
                 let start = try parseClock(element.required("start"))
                 let end = try parseClock(element.required("end"))
                 if start == end { throw element.error("start and end are both \(Shift.clock(start))") }
                 if shifts.contains(where: { $0.name == name }) { throw try element.required("name").error("shift \(quoted(name)) is defined twice") }
-                shifts.append(Shift(name: name, startMinute: start, endMinute: end))
+                var shift = Shift(name: name, startMinute: start, endMinute: end)
+                if let breaks = try element.optional("breaks") { shift.breaks = try decodeBreaks(breaks, of: shift) }
+                shifts.append(shift)
             }
         }
 
@@ -124,6 +126,33 @@ extension PlantConfig {
         config.allowedHosts = allowedHosts
         try decodeMasterData(root, into: &config)
         return config
+    }
+
+    /// `shifts[i].breaks`: `[{start, end}]` inside the shift (a break may cross midnight with a
+    /// night shift), not overlapping; returned in time order.
+    static func decodeBreaks(_ node: ConfigNode, of shift: Shift) throws -> [ShiftBreak] {
+        var breaks: [(from: Int, to: Int, value: ShiftBreak, node: ConfigNode)] = []
+        let span = "\(Shift.clock(shift.startMinute))–\(Shift.clock(shift.endMinute))"
+        for element in try node.elements() {
+            try element.rejectUnknownKeys(["start", "end"])
+            let startNode = try element.required("start"), endNode = try element.required("end")
+            let start = try parseClock(startNode), end = try parseClock(endNode)
+            if start == end { throw element.error("start and end are both \(Shift.clock(start))") }
+            let from = shift.offset(ofMinute: start)
+            var to = shift.offset(ofMinute: end)
+            if to == 0 { to = 1440 }
+            if from >= shift.durationMinutes {
+                throw startNode.error("\(Shift.clock(start)) is not inside shift \(quoted(shift.name)) (\(span))")
+            }
+            if to <= from || to > shift.durationMinutes {
+                throw endNode.error("\(Shift.clock(end)) is not inside shift \(quoted(shift.name)) (\(span)) after the break's start \(Shift.clock(start))")
+            }
+            if let other = breaks.first(where: { from < $0.to && $0.from < to }) {
+                throw element.error("overlaps the break \(Shift.clock(other.value.startMinute))–\(Shift.clock(other.value.endMinute))")
+            }
+            breaks.append((from, to, ShiftBreak(startMinute: start, endMinute: end), element))
+        }
+        return breaks.sorted { $0.from < $1.from }.map(\.value)
     }
 
     static func parseClock(_ node: ConfigNode) throws -> Int {

@@ -90,6 +90,11 @@ public struct ShiftKPIs: Sendable {
     /// Defects raised this shift by code and by station, most first.
     public var defectsByCode: [(code: String, count: Int)]
     public var defectsByStation: [(station: String, count: Int)]
+    /// Where the figures start: the shift's start, or later when the server started inside it.
+    public var countedFrom: Date?
+    /// Made after a restart from counters saved before the stop (the shift ended while the server
+    /// was down), not taken at the shift's end.
+    public var fromSavedCounters = false
 }
 
 /// A station's counters of the current shift, as saved in ``ShiftCounters``.
@@ -108,12 +113,14 @@ public struct SavedStationCounters: Sendable, Equatable, Codable {
     public var cycleTimes: [Double]
     public var cycleTimeSum: Double
     public var cycleTimeCount: Int
+    /// Seconds running inside the shift's breaks (they count as planned time).
+    public var breakRunSeconds: Double = 0
 }
 
 extension SavedStationCounters {
     private enum CodingKeys: String, CodingKey {
         case id, seconds, downtimeByFault, faults, totalCount, goodCount, firstAttempts, firstAttemptsGood, cycleTimes
-        case cycleTimeSum, cycleTimeCount
+        case cycleTimeSum, cycleTimeCount, breakRunSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -132,7 +139,8 @@ extension SavedStationCounters {
                   faults: try c.decode(Int.self, forKey: .faults), totalCount: try c.decode(Int.self, forKey: .totalCount),
                   goodCount: try c.decode(Int.self, forKey: .goodCount), firstAttempts: try c.decode(Int.self, forKey: .firstAttempts),
                   firstAttemptsGood: try c.decode(Int.self, forKey: .firstAttemptsGood), cycleTimes: cycleTimes,
-                  cycleTimeSum: try c.decode(Double.self, forKey: .cycleTimeSum), cycleTimeCount: try c.decode(Int.self, forKey: .cycleTimeCount))
+                  cycleTimeSum: try c.decode(Double.self, forKey: .cycleTimeSum), cycleTimeCount: try c.decode(Int.self, forKey: .cycleTimeCount),
+                  breakRunSeconds: try c.decodeIfPresent(Double.self, forKey: .breakRunSeconds) ?? 0)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -150,6 +158,7 @@ extension SavedStationCounters {
         try c.encode(raw, forKey: .cycleTimes)
         try c.encode(cycleTimeSum, forKey: .cycleTimeSum)
         try c.encode(cycleTimeCount, forKey: .cycleTimeCount)
+        try c.encode(breakRunSeconds, forKey: .breakRunSeconds)
     }
 }
 
@@ -198,6 +207,9 @@ struct StationAccumulator: Sendable {
     /// Σ (a build spec's ideal cycle time − the station's) over the shift's counted operations:
     /// the performance figure uses each vehicle's own ideal time. Exactly 0 without specs.
     var idealDelta = 0.0
+    /// Seconds running inside the shift's planned breaks (also in the running seconds): planned
+    /// time, since the station worked through the break.
+    var breakRun = 0.0
 
     init(id: String, process: String, ideal: Double?) {
         self.id = id
@@ -211,7 +223,8 @@ struct StationAccumulator: Sendable {
         for state in MachineState.allCases where seconds[Self.index(state)] > 0 { byState[state.rawValue] = seconds[Self.index(state)] }
         return SavedStationCounters(id: id, seconds: byState, downtimeByFault: downtime, faults: faults, totalCount: totalCount,
                                     goodCount: goodCount, firstAttempts: firstAttempts, firstAttemptsGood: firstAttemptsGood,
-                                    cycleTimes: sortedCycleTimes, cycleTimeSum: cycleTimeSum, cycleTimeCount: cycleTimeCount)
+                                    cycleTimes: sortedCycleTimes, cycleTimeSum: cycleTimeSum, cycleTimeCount: cycleTimeCount,
+                                    breakRunSeconds: breakRun)
     }
 
     /// Takes back saved counters (states it does not know are left out).
@@ -229,6 +242,7 @@ struct StationAccumulator: Sendable {
         sortedCycleTimes = saved.cycleTimes.sorted()
         cycleTimeSum = saved.cycleTimeSum
         cycleTimeCount = saved.cycleTimeCount
+        breakRun = saved.breakRunSeconds
     }
 
     static func index(_ state: MachineState) -> Int {
@@ -273,13 +287,18 @@ struct StationAccumulator: Sendable {
     }
 
     /// Run time, planned time and OEE parts with a pending interval (the current state since the
-    /// last poll) included.
-    func figures(elapsed: Double, pending: (MachineState, Double)?) -> (run: Double, planned: Double, fault: Double, a: Double?, p: Double?, q: Double?, oee: Double?) {
+    /// last poll) included. `breaks`: seconds of planned breaks in `elapsed` (planned time leaves
+    /// them out, except where the station ran through them).
+    func figures(elapsed: Double, breaks: Double = 0, pending: PendingTime?) -> (run: Double, planned: Double, fault: Double, a: Double?, p: Double?, q: Double?, oee: Double?) {
         var s = seconds
-        if let (state, dt) = pending, dt > 0 { s[Self.index(state)] += dt }
+        var breakRun = self.breakRun
+        if let pending, pending.seconds > 0 {
+            s[Self.index(pending.state)] += pending.seconds
+            breakRun += pending.breakRun
+        }
         let run = s[0]
         let plannedStops = MachineState.allCases.filter { $0.isPlannedStop }.reduce(0.0) { $0 + s[Self.index($1)] }
-        let planned = max(0, elapsed - plannedStops)
+        let planned = max(0, elapsed - breaks + breakRun - plannedStops)
         let a = planned > 0 ? run / planned : nil
         let p = ideal.flatMap { ideal in run > 0 ? min(1, (ideal * Double(totalCount) + idealDelta) / run) : nil }
         let q = totalCount > 0 ? Double(goodCount) / Double(totalCount) : nil
@@ -288,10 +307,10 @@ struct StationAccumulator: Sendable {
         return (run, planned, s[2], a.map(round6), p.map(round6), q.map(round6), oee)
     }
 
-    func snapshot(elapsed: Double, pending: (MachineState, Double)?, pendingFaultCode: String, state: MachineState?) -> StationKPI {
-        let f = figures(elapsed: elapsed, pending: pending)
+    func snapshot(elapsed: Double, breaks: Double = 0, pending: PendingTime?, pendingFaultCode: String, state: MachineState?) -> StationKPI {
+        let f = figures(elapsed: elapsed, breaks: breaks, pending: pending)
         var downtime = self.downtime
-        if let (pendingState, dt) = pending, pendingState == .fault, dt > 0 { downtime[pendingFaultCode, default: 0] += dt }
+        if let pending, pending.state == .fault, pending.seconds > 0 { downtime[pendingFaultCode, default: 0] += pending.seconds }
         return StationKPI(
             id: id, oee: f.oee, availability: f.a, performance: f.p, quality: f.q,
             fpy: ratio(Double(firstAttemptsGood), Double(firstAttempts)),

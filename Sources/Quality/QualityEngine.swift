@@ -24,6 +24,8 @@ public struct QualityEngine: Sendable {
     private var nextHousekeeping: Date?
     private var lastLineKPI: Date?
     private var previousShift: ShiftKPIs?
+    /// Shifts that ended and were not yet taken (``takeEndedShifts()``), oldest first.
+    private var endedShifts: [ShiftKPIs] = []
 
     private var alertBook: AlertBook
     private var defectBook = DefectBook()
@@ -91,10 +93,21 @@ public struct QualityEngine: Sendable {
         roll(to: current)
     }
 
-    /// Starts a new shift window: counters restart; open alerts and defects go on.
+    /// Starts a new shift window: counters restart; open alerts and defects go on. The ended
+    /// shift's KPIs, taken at its end, wait in ``takeEndedShifts()``.
     private mutating func roll(to t: Date) {
         let first = accounting.window == nil
-        if !first { previousShift = kpis() }
+        if let window = accounting.window {
+            // The stations' time up to the shift's end belongs to it; the figures are as at its end.
+            let end = min(window.end, t)
+            for i in stations.indices { accounting.account(&stations[i], upTo: end) }
+            let ended = kpis(at: end)
+            previousShift = ended
+            if window.name != "off-shift" { endedShifts.append(ended) }
+        } else if let saved = accounting.savedCountersEnded(before: t) {
+            // Stopped in a shift that ended while the server was down: what was counted is that shift's record.
+            endedShifts.append(kpis(of: saved))
+        }
         let resumed = accounting.startWindow(at: t)
         for i in stations.indices { stations[i].resetShift() }
         nextHousekeeping = t
@@ -125,8 +138,6 @@ public struct QualityEngine: Sendable {
     public mutating func resume(_ counters: ShiftCounters) {
         accounting.resume(counters)
     }
-
-    func shiftWindow(at t: Date) -> ShiftWindow { accounting.shiftWindow(at: t) }
 
     // MARK: Operations
 
@@ -477,7 +488,7 @@ public struct QualityEngine: Sendable {
 
     private mutating func checkOEE(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
         guard rules.oee.enabled, stations[si].config.idealCycleTimeS != nil else { return }
-        let f = stations[si].acc.figures(elapsed: elapsed(at: t), pending: pending(si, at: t))
+        let f = stations[si].acc.figures(elapsed: elapsed(at: t), breaks: accounting.breakSeconds(at: t), pending: pending(si, at: t))
         guard f.planned >= rules.oee.minElapsedS, let oee = f.oee else { return }
         let id = stations[si].config.id
         let key = stations[si].keys.oee
@@ -613,7 +624,7 @@ public struct QualityEngine: Sendable {
 
     private func elapsed(at t: Date) -> Double { accounting.elapsed(at: t) }
 
-    private func pending(_ si: Int, at t: Date) -> (MachineState, Double)? { accounting.pending(stations[si], at: t) }
+    private func pending(_ si: Int, at t: Date) -> PendingTime? { accounting.pending(stations[si], at: t) }
 
     /// A station's KPIs now (nil for an unknown station).
     public func stationKPI(_ id: String) -> StationKPI? {
@@ -648,15 +659,53 @@ public struct QualityEngine: Sendable {
 
     /// The current shift's KPIs: the line, every station (config order), alert load and defect
     /// Pareto lists (the API writes them as `GET /api/kpis`, docs/openapi.json).
-    public func kpis() -> ShiftKPIs {
-        let t = now ?? accounting.windowStart
-        return ShiftKPIs(shift: accounting.window, line: lineKPI(at: t), stations: stations.indices.map { stationKPI($0, at: t) },
-                         alertsPer10Min: alertsPer10Min, floodTimePct: floodTimePct, chattering: chatteringKeys,
-                         defectsByCode: paretoByCode(), defectsByStation: paretoByStation())
+    public func kpis() -> ShiftKPIs { kpis(at: now ?? accounting.windowStart) }
+
+    private func kpis(at t: Date) -> ShiftKPIs {
+        var k = ShiftKPIs(shift: accounting.window, line: lineKPI(at: t), stations: stations.indices.map { stationKPI($0, at: t) },
+                          alertsPer10Min: alertBook.alertsPer10Min(now: t), floodTimePct: alertBook.floodTimePct(now: t),
+                          chattering: alertBook.chatteringKeys(now: t), defectsByCode: paretoByCode(), defectsByStation: paretoByStation())
+        k.countedFrom = accounting.window == nil ? nil : accounting.windowStart
+        return k
+    }
+
+    /// The KPIs of saved counters whose shift ended while the server was down: as at the shift's
+    /// end, the time after the save with no state (as for a station offline); no alert load known.
+    private func kpis(of saved: ShiftCounters) -> ShiftKPIs {
+        var accounting = ShiftAccounting(config: config)
+        let window = accounting.restoreWindow(saved)
+        var restored = config.stations.map { StationRuntime($0, rules: rules) }
+        for counters in saved.stations {
+            if let si = stationIndex[counters.id] { restored[si].acc.restore(counters) }
+        }
+        let end = window.end
+        var book = DefectBook()
+        book.startShift(byCode: saved.defectsByCode, byStation: saved.defectsByStation)
+        let elapsed = accounting.elapsed(at: end)
+        var k = ShiftKPIs(shift: window, line: accounting.lineKPI(restored, at: end),
+                          stations: restored.map { accounting.stationKPI($0, at: end) }, alertsPer10Min: 0,
+                          floodTimePct: elapsed > 0 ? round6(min(100, saved.floodSeconds / elapsed * 100)) : 0, chattering: [],
+                          defectsByCode: book.paretoByCode(), defectsByStation: book.paretoByStation())
+        k.countedFrom = accounting.windowStart
+        k.fromSavedCounters = true
+        return k
     }
 
     /// The last KPI set of the previous shift, if a shift ended since start.
     public var previousShiftKPIs: ShiftKPIs? { previousShift }
+
+    /// Whether a shift ended whose KPIs were not yet taken.
+    public var hasEndedShifts: Bool { !endedShifts.isEmpty }
+
+    /// The KPIs of the shifts that ended since the last call, each as at its end (oldest first;
+    /// `off-shift` windows are left out). The pipeline stores them (README "Shift calendar and shift history").
+    public mutating func takeEndedShifts() -> [ShiftKPIs] {
+        defer { endedShifts.removeAll() }
+        return endedShifts
+    }
+
+    /// The shift window around `t` (a configured shift, `off-shift` between shifts, `day` without shifts).
+    public func shiftWindow(at t: Date) -> ShiftWindow { accounting.shiftWindow(at: t) }
 
     private mutating func maybeEmitKPI(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
         let interval = rules.kpiIntervalMs / 1000

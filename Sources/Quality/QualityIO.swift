@@ -124,10 +124,45 @@ public struct ShiftWindow: Sendable, Equatable {
     public var name: String
     public var start: Date
     public var end: Date
+    /// The plant-local date of its start (`YYYY-MM-DD`): with the name it identifies a past shift.
+    public var date: String
+    /// Its planned breaks (README "Shift calendar and shift history"), in time order.
+    public var breaks: [BreakWindow]
+
+    public init(name: String, start: Date, end: Date, date: String = "", breaks: [BreakWindow] = []) {
+        self.name = name
+        self.start = start
+        self.end = end
+        self.date = date
+        self.breaks = breaks
+    }
 
     public var json: JSON {
-        .obj([("name", .string(name)), ("start", .string(Timestamp.format(start))), ("end", .string(Timestamp.format(end)))])
+        .obj([("name", .string(name)), ("start", .string(Timestamp.format(start))), ("end", .string(Timestamp.format(end))),
+              ("date", .string(date)), ("breaks", .array(breaks.map(\.json)))])
     }
+
+    /// Seconds of its breaks inside `from ..< to`.
+    public func breakSeconds(from: Date, to: Date) -> Double {
+        var total = 0.0
+        for b in breaks where b.end > from && b.start < to {
+            total += min(b.end, to).timeIntervalSince(max(b.start, from))
+        }
+        return total
+    }
+}
+
+/// A planned break as instants.
+public struct BreakWindow: Sendable, Equatable {
+    public var start: Date
+    public var end: Date
+
+    public init(start: Date, end: Date) {
+        self.start = start
+        self.end = end
+    }
+
+    public var json: JSON { .obj([("start", .string(Timestamp.format(start))), ("end", .string(Timestamp.format(end)))]) }
 }
 
 /// What the quality engine produces. Each has an event type (nil: not an event) and a JSON payload.

@@ -2,6 +2,14 @@ import Foundation
 import PlantModel
 import Runtime
 
+/// A station's state since its last poll, as the counters will take it: `seconds` in `state`
+/// (a break's share left out unless running), and `breakRun`, the running time inside breaks.
+struct PendingTime {
+    var state: MachineState
+    var seconds: Double
+    var breakRun: Double
+}
+
 /// The shift window the counters belong to, and the KPIs over it: station and line figures from
 /// summed times and counts. Part of ``QualityEngine``; the per-station counters live in its
 /// ``StationRuntime``s.
@@ -49,18 +57,39 @@ struct ShiftAccounting: Sendable {
         return saved
     }
 
+    /// Saved counters (``resume(_:)``) whose shift ended by `t`, before the first window starts:
+    /// their shift's record was never taken.
+    func savedCountersEnded(before t: Date) -> ShiftCounters? {
+        guard window == nil, let saved = resumeFrom, saved.shiftEnd <= t, saved.shiftName != "off-shift" else { return nil }
+        return saved
+    }
+
+    /// Makes saved counters' shift the window (to compute its figures): breaks and date from the
+    /// calendar when it still has that shift.
+    mutating func restoreWindow(_ saved: ShiftCounters) -> ShiftWindow {
+        var w = shiftWindow(at: saved.shiftStart)
+        if w.name != saved.shiftName || w.start != saved.shiftStart || w.end != saved.shiftEnd {
+            w = ShiftWindow(name: saved.shiftName, start: saved.shiftStart, end: saved.shiftEnd, date: config.localDate(of: saved.shiftStart))
+        }
+        window = w
+        windowStart = max(w.start, saved.countedFrom)
+        return w
+    }
+
     /// The configured shift around `t`; `day` (midnight to midnight) without shifts, `off-shift`
     /// between shifts.
     func shiftWindow(at t: Date) -> ShiftWindow {
         if let found = config.shift(at: t) {
-            return ShiftWindow(name: found.shift.name, start: found.start, end: found.end)
+            let breaks = config.breaks(of: found.shift, startingAt: found.start).map { BreakWindow(start: $0.start, end: $0.end) }
+            return ShiftWindow(name: found.shift.name, start: found.start, end: found.end, date: config.localDate(of: found.start),
+                               breaks: breaks)
         }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = config.timezone
         let midnight = calendar.startOfDay(for: t)
         if config.shifts.isEmpty {
             let end = calendar.date(byAdding: .day, value: 1, to: midnight) ?? midnight.addingTimeInterval(86_400)
-            return ShiftWindow(name: "day", start: midnight, end: end)
+            return ShiftWindow(name: "day", start: midnight, end: end, date: config.localDate(of: midnight))
         }
         // Between shifts: from the last shift end to the next shift start.
         var start = midnight.addingTimeInterval(-86_400), end = midnight.addingTimeInterval(2 * 86_400)
@@ -72,7 +101,7 @@ struct ShiftAccounting: Sendable {
                 if e <= t && e > start { start = e }
             }
         }
-        return ShiftWindow(name: "off-shift", start: start, end: end)
+        return ShiftWindow(name: "off-shift", start: start, end: end, date: config.localDate(of: start))
     }
 
     // MARK: Figures
@@ -80,10 +109,28 @@ struct ShiftAccounting: Sendable {
     /// Seconds of the window up to `t`.
     func elapsed(at t: Date) -> Double { max(0, t.timeIntervalSince(windowStart)) }
 
+    /// Seconds of the window's planned breaks up to `t` (left out of planned time).
+    func breakSeconds(at t: Date) -> Double {
+        guard let window, !window.breaks.isEmpty else { return 0 }
+        return window.breakSeconds(from: windowStart, to: t)
+    }
+
     /// A station's current state since its last accounted time, not yet in its counters.
-    func pending(_ s: StationRuntime, at t: Date) -> (MachineState, Double)? {
+    func pending(_ s: StationRuntime, at t: Date) -> PendingTime? {
         guard let state = s.state, s.connection != .offline, let last = s.lastAccounted else { return nil }
-        return (state, t.timeIntervalSince(max(last, windowStart)))
+        let from = max(last, windowStart)
+        return split(state, from: from, to: t)
+    }
+
+    /// The time `from ..< to` in `state` as counters take it: in a break only running time counts
+    /// (working through a break adds to planned time); any other state there is the planned stop.
+    private func split(_ state: MachineState, from: Date, to: Date) -> PendingTime {
+        let dt = to.timeIntervalSince(from)
+        guard let window, !window.breaks.isEmpty, dt > 0 else { return PendingTime(state: state, seconds: dt, breakRun: 0) }
+        let inBreak = window.breakSeconds(from: from, to: to)
+        if inBreak <= 0 { return PendingTime(state: state, seconds: dt, breakRun: 0) }
+        return state == .running ? PendingTime(state: state, seconds: dt, breakRun: inBreak)
+            : PendingTime(state: state, seconds: dt - inBreak, breakRun: 0)
     }
 
     /// Adds a station's time up to `t` to its counters, in the state it was in.
@@ -92,26 +139,29 @@ struct ShiftAccounting: Sendable {
         let from = max(last ?? t, windowStart)
         if let state = s.state, s.connection != .offline, t > from {
             let code = s.faultCode
-            s.acc.account(state, faultCode: code, seconds: t.timeIntervalSince(from))
+            let part = split(state, from: from, to: t)
+            s.acc.account(state, faultCode: code, seconds: part.seconds)
+            s.acc.breakRun += part.breakRun
         }
         if t > (last ?? .distantPast) { s.lastAccounted = t }
     }
 
     /// A station's KPIs at `t`.
     func stationKPI(_ s: StationRuntime, at t: Date) -> StationKPI {
-        s.acc.snapshot(elapsed: elapsed(at: t), pending: pending(s, at: t), pendingFaultCode: s.faultCode, state: s.state)
+        s.acc.snapshot(elapsed: elapsed(at: t), breaks: breakSeconds(at: t), pending: pending(s, at: t), pendingFaultCode: s.faultCode,
+                       state: s.state)
     }
 
     /// The line's KPIs at `t`, from the stations' summed times and counts (never averaged percentages).
     func lineKPI(_ stations: [StationRuntime], at t: Date) -> LineKPI {
-        let e = elapsed(at: t)
+        let e = elapsed(at: t), breaks = breakSeconds(at: t)
         var run = 0.0, planned = 0.0, fault = 0.0, idealTime = 0.0, idealRun = 0.0
         var good = 0, total = 0, first = 0, firstGood = 0, faults = 0
         var downtime: [String: Double] = [:]
         var byProcess: [String: (Int, Int)] = [:]
         for s in stations {
             let p = pending(s, at: t)
-            let f = s.acc.figures(elapsed: e, pending: p)
+            let f = s.acc.figures(elapsed: e, breaks: breaks, pending: p)
             run += f.run
             planned += f.planned
             fault += f.fault
@@ -125,7 +175,7 @@ struct ShiftAccounting: Sendable {
             firstGood += s.acc.firstAttemptsGood
             faults += s.acc.faults
             for (code, seconds) in s.acc.downtime { downtime[code, default: 0] += seconds }
-            if let (state, dt) = p, state == .fault, dt > 0 { downtime[s.faultCode, default: 0] += dt }
+            if let p, p.state == .fault, p.seconds > 0 { downtime[s.faultCode, default: 0] += p.seconds }
             let current = byProcess[s.config.process] ?? (0, 0)
             byProcess[s.config.process] = (current.0 + s.acc.firstAttemptsGood, current.1 + s.acc.firstAttempts)
         }
