@@ -563,6 +563,7 @@
   const PAGES = [
     ['index.html', 'nav.overview'], ['alerts.html', 'nav.alerts'], ['vehicle.html', 'nav.vehicles'], ['station.html', 'nav.stations'],
     ['orders.html', 'nav.orders'],
+    ['shift.html', 'nav.shift'],
   ];
   /** Fills <header id="top"> with the top bar and puts the disconnection banner under it. */
   MES.header = function () {

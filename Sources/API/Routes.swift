@@ -71,6 +71,7 @@ public enum APIRoutes {
                 })),
                 ("connectionStates", .array(ConnectionState.allCases.map { .string($0.rawValue) })),
                 ("eventTypes", .array(APIRoutes.eventTypes.map { .string($0) })),
+                ("shifts", shiftCalendar(context.config)),
             ]))
         }
 

@@ -123,6 +123,15 @@ extension APIRoutes {
         }
     }
 
+    /// The configured shifts for `/api/meta`: `[{name, start, end, breaks: [{start, end}]}]` (`HH:MM`, plant time).
+    static func shiftCalendar(_ config: PlantConfig) -> JSON {
+        .array(config.shifts.map { shift in
+            .obj([("name", .string(shift.name)), ("start", .string(Shift.clock(shift.startMinute))),
+                  ("end", .string(Shift.clock(shift.endMinute))),
+                  ("breaks", .array(shift.breaks.map { .obj([("start", .string(Shift.clock($0.startMinute))), ("end", .string(Shift.clock($0.endMinute)))]) }))])
+        })
+    }
+
     /// The longest handover note, in Unicode scalars.
     public static let maxNoteLength = 4000
 
