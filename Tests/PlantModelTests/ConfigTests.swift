@@ -113,4 +113,43 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(Timestamp.format(found.end), "2026-11-20T22:00:00.000Z")
         XCTAssertNil(config.shift(at: Timestamp.parse("2026-11-21T07:00:00Z")!)) // 15:00 local
     }
+
+    // MARK: Shift breaks (README "Shift calendar and shift history")
+
+    func testShiftBreaksDecodeInTimeOrderAndCrossMidnightWithTheShift() throws {
+        let text = """
+        {"route": ["a"], "timezone": "Asia/Shanghai", "stations": [],
+         "shifts": [{"name": "A", "start": "06:00", "end": "14:00", "breaks": [{"start": "12:00", "end": "12:30"}, {"start": "10:00", "end": "10:20"}]},
+                    {"name": "C", "start": "22:00", "end": "06:00", "breaks": [{"start": "23:50", "end": "00:10"}, {"start": "05:30", "end": "06:00"}]}]}
+        """
+        let config = try PlantConfig.decode(json: JSON.parse(text), file: "plant.json", directory: URL(fileURLWithPath: "/tmp"))
+        XCTAssertEqual(config.shifts[0].breaks, [ShiftBreak(startMinute: 600, endMinute: 620), ShiftBreak(startMinute: 720, endMinute: 750)])
+        XCTAssertEqual(config.shifts[1].breaks, [ShiftBreak(startMinute: 1430, endMinute: 10), ShiftBreak(startMinute: 330, endMinute: 360)])
+        // Shift C of 2026-11-20 starts 22:00 local (14:00Z): its breaks as instants, across midnight.
+        let c = try XCTUnwrap(config.shiftInstance(date: "2026-11-20", name: "C"))
+        XCTAssertEqual(Timestamp.format(c.start), "2026-11-20T14:00:00.000Z")
+        let breaks = config.breaks(of: c.shift, startingAt: c.start).map { "\(Timestamp.format($0.start))–\(Timestamp.format($0.end))" }
+        XCTAssertEqual(breaks, ["2026-11-20T15:50:00.000Z–2026-11-20T16:10:00.000Z", "2026-11-20T21:30:00.000Z–2026-11-20T22:00:00.000Z"])
+        XCTAssertEqual(config.localDate(of: c.start), "2026-11-20")
+        XCTAssertNil(config.shiftInstance(date: "2026-02-30", name: "A"), "not a calendar date")
+        XCTAssertNil(config.shiftInstance(date: "2026-11-20", name: "B"), "no such shift")
+    }
+
+    func testShiftBreakErrorsNameTheirJSONPath() {
+        func shifts(_ breaks: [[String: Any]]) -> (inout [String: Any]) -> Void {
+            { $0["shifts"] = [["name": "A", "start": "06:00", "end": "14:00", "breaks": breaks] as [String: Any]] }
+        }
+        XCTAssertEqual(configError(shifts([["start": "05:00", "end": "05:20"]])),
+                       "plant.json: shifts[0].breaks[0].start: 05:00 is not inside shift \"A\" (06:00–14:00)")
+        XCTAssertEqual(configError(shifts([["start": "13:50", "end": "14:10"]])),
+                       "plant.json: shifts[0].breaks[0].end: 14:10 is not inside shift \"A\" (06:00–14:00) after the break's start 13:50")
+        XCTAssertEqual(configError(shifts([["start": "10:00", "end": "10:30"], ["start": "10:20", "end": "10:40"]])),
+                       "plant.json: shifts[0].breaks[1]: overlaps the break 10:00–10:30")
+        XCTAssertEqual(configError(shifts([["start": "10:00", "end": "10:00"]])), "plant.json: shifts[0].breaks[0]: start and end are both 10:00")
+        XCTAssertTrue(configError(shifts([["start": "10:00", "end": "10:20", "length": 20]])).hasPrefix("plant.json: shifts[0].breaks[0].length:"))
+        XCTAssertTrue(configError(shifts([["start": "10:00"]])).hasPrefix("plant.json: shifts[0].breaks[0].end: is required"))
+        XCTAssertTrue(configError(shifts([["start": "10:0", "end": "10:20"]])).hasPrefix("plant.json: shifts[0].breaks[0].start: \"10:0\" is not a time"))
+        XCTAssertTrue(configError { $0["shifts"] = [["name": "A", "start": "06:00", "end": "14:00", "breaks": "10:00"] as [String: Any]] }
+            .hasPrefix("plant.json: shifts[0].breaks:"))
+    }
 }
