@@ -60,9 +60,21 @@
     await Promise.all([renderNotes(), renderHistory()]);
   }
 
+  /** A time in the plant's zone (/api/meta `timezone`; shift times are plant times), with the date. */
+  function plantTime(iso, withDate) {
+    if (!iso) return '—';
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return '—';
+    const opts = { hour: '2-digit', minute: '2-digit', hour12: false };
+    if (withDate) Object.assign(opts, { year: 'numeric', month: '2-digit', day: '2-digit' });
+    try {
+      return d.toLocaleString(MES.lang() === 'zh' ? 'zh-CN' : 'en-CA', Object.assign({ timeZone: MES.meta().timezone || undefined }, opts));
+    } catch (e) {
+      return withDate ? fmt.dateTime(d) : fmt.time(d);
+    }
+  }
   const isCurrent = (doc) => !!(doc && doc.shift && currentShift && doc.shift.start === currentShift.start && doc.shift.name === currentShift.name);
-  const localTime = (iso) => (iso ? fmt.dateTime(iso) : '—');
-  const downtime = (k) => (k && k.downtimeByFault ? Object.values(k.downtimeByFault).reduce((a, b) => a + Number(b || 0), 0) : null);
+    const downtime = (k) => (k && k.downtimeByFault ? Object.values(k.downtimeByFault).reduce((a, b) => a + Number(b || 0), 0) : null);
 
   function render() {
     const title = document.getElementById('shift-title');
@@ -83,10 +95,10 @@
     title.dataset.shift = s.name;
     title.dataset.date = s.date || '';
     MES.setText(title, t('shift.title', { name: s.name, date: s.date || '' }));
-    const parts = [t('shift.span', { start: localTime(s.start), end: localTime(s.end) })];
-    const breaks = (s.breaks || []).map((b) => fmt.time(b.start) + '–' + fmt.time(b.end));
+    const parts = [t('shift.span', { start: plantTime(s.start, true), end: plantTime(s.end, true) }) + (MES.meta().timezone ? ' (' + MES.meta().timezone + ')' : '')];
+    const breaks = (s.breaks || []).map((b) => plantTime(b.start) + '–' + plantTime(b.end));
     parts.push(breaks.length ? t('shift.breaks', { breaks: breaks.join(', ') }) : t('shift.noBreaks'));
-    if (s.countedFrom && s.countedFrom !== s.start) parts.push(t('shift.countedFrom', { time: localTime(s.countedFrom) }));
+    if (s.countedFrom && s.countedFrom !== s.start) parts.push(t('shift.countedFrom', { time: plantTime(s.countedFrom, true) }));
     if (isCurrent(shown)) parts.push(t('shift.running'));
     MES.setText(sub, parts.join(' · '));
 
@@ -103,7 +115,7 @@
     const rows = [];
     for (let i = 0; i < figures.length; i += 3) {
       rows.push(el('tr', null, figures.slice(i, i + 3).map(([key, value, name]) =>
-        [el('th', null, t(key)), el('td', { className: 'num', dataset: { figure: name } }, value)])));
+        [el('th', null, t(key)), el('td', { className: 'num', dataset: { figure: name } }, value)]).flat()));
     }
     line.replaceChildren(...rows);
 
@@ -129,7 +141,7 @@
   function noteItems(notes) {
     if (!notes.length) return [el('li', { className: 'muted' }, t('shift.notesNone'))];
     return notes.slice().reverse().map((n) => el('li', { dataset: { note: n.id } },
-      el('div', { className: 'note-head muted' }, t('shift.by', { time: fmt.dateTime(n.t), user: n.user })),
+      el('div', { className: 'note-head muted' }, t('shift.by', { time: plantTime(n.t, true), user: n.user })),
       el('div', { className: 'note-text' }, n.text)));
   }
 

@@ -72,6 +72,7 @@ public enum APIRoutes {
                 ("connectionStates", .array(ConnectionState.allCases.map { .string($0.rawValue) })),
                 ("eventTypes", .array(APIRoutes.eventTypes.map { .string($0) })),
                 ("shifts", shiftCalendar(context.config)),
+                ("timezone", .string(context.config.timezone.identifier)),
             ]))
         }
 
