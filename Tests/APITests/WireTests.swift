@@ -57,7 +57,8 @@ final class WireTests: XCTestCase {
         let json = KPIJSON.document(PlantKPIs(quality: quality, lineWIP: 3, inProcess: 1, onHold: 2))
         XCTAssertEqual(json.objectValue?.map(\.0), ["shift", "line", "stations", "rty", "alerts", "defects", "wip"])
         XCTAssertEqual(json["shift"], .obj([("name", .string("A")), ("start", .string("2026-11-21T06:00:00.000Z")),
-                                            ("end", .string("2026-11-21T14:00:00.000Z"))]))
+                                            ("end", .string("2026-11-21T14:00:00.000Z")), ("date", .string("2026-11-21")),
+                                            ("breaks", .array([])), ("countedFrom", .string("2026-11-21T06:01:00.000Z"))]))
         XCTAssertEqual(json["line"], quality.line.json)
         XCTAssertEqual(json["stations"], .array([quality.stations[0].json]))
         XCTAssertEqual(json["rty"], .number(quality.line.rty))
