@@ -10,7 +10,7 @@ import Tracking
 /// Tracking and quality on the pipeline thread: turns polls into operations, vehicles, defects,
 /// alerts, KPIs and anomaly scores, persists them with their events, and answers the API's
 /// commands (`PlantBackend`).
-// @unchecked Sendable: `tracker`, `quality` and the refresh/save times are touched only on the pipeline thread (stage calls, and commands through `pipeline.perform`); what other threads read is in `facts`.
+// @unchecked Sendable: `tracker`, `quality`, the refresh/save times and `nextNoteId` are touched only on the pipeline thread (stage calls, and commands through `pipeline.perform`); `kpiDocument` is set before the pipeline starts; what other threads read is in `facts`.
 public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable {
     var tracker: Tracker
     var quality: QualityEngine
