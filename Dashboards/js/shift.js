@@ -40,17 +40,19 @@
     currentShift = current.shift;
     let doc = current;
     let note = '';
-    if (view.kind !== 'current') {
+    if (view.kind === 'previous') {
+      // the newest stored shift that began before the current one (none yet: the current shift)
+      const before = currentShift && currentShift.start ? '&to=' + encodeURIComponent(currentShift.start) : '';
+      const newest = await MES.api('/api/shifts?limit=1' + before);
+      if (newest.length) doc = await MES.api('/api/kpis?date=' + encodeURIComponent(newest[0].date) + '&shift=' + encodeURIComponent(newest[0].shift));
+      else note = t('shift.noPrevious');
+    } else if (view.kind === 'named') {
       try {
         doc = await MES.api('/api/kpis?' + query(view));
       } catch (e) {
         if (e.status !== 404) throw e;
-        if (view.kind === 'previous') {
-          note = t('shift.noPrevious');
-        } else {
-          doc = null;
-          note = t('shift.notStored', { name: view.name, date: view.date });
-        }
+        doc = null;
+        note = t('shift.notStored', { name: view.name, date: view.date });
       }
     }
     shown = doc;

@@ -92,6 +92,9 @@ PAGES = [
         var c = document.querySelectorAll('#charts canvas.trend');
         return c.length === 3 && Array.from(c).some(x => Number(x.dataset.points) > 0)""")),
     ("station-list", "/station.html", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#station-list a.chip")) == STATIONS),
+    # no shift has ended on a fresh simulated plant: the shift report page shows the current one
+    ("shift", "/shift.html", lambda d: d.find_element(By.ID, "shift-title").get_attribute("data-shift")
+     and len(d.find_elements(By.CSS_SELECTOR, "#shift-stations-body tr[data-station]")) == STATIONS),
 ]
 
 
