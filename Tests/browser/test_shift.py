@@ -3,8 +3,10 @@ replays the default plant across the end of shift A (14:00 Asia/Shanghai) in two
 handover note written in shift A between them; the page shows shift A (the previous shift) per
 station and for the line, its note, takes a new note with an operator token asked once, switches
 language, prints black on white, and links CSV/JSON and the printable page."""
+import base64
 import json
 import os
+import re
 import urllib.request
 
 import pytest
@@ -151,4 +153,10 @@ def test_printable_report_page_and_navigation(shift_server, driver):
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     assert js(driver, "return getComputedStyle(document.querySelector('nav.no-print')).display") == "none"
     mesbrowser.screenshot(driver, "shift-report-print.png")
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    # Printed as the page's own @page asks (A4): one page.
+    pdf = base64.b64decode(driver.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True})["data"])
+    with open(os.path.join(mesbrowser.artifacts_dir(), "shift-report.pdf"), "wb") as f:
+        f.write(pdf)
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1, "the shift report prints on more than one page"
     assert mesbrowser.severe_logs(driver) == []
