@@ -40,7 +40,9 @@ extension PlantStage: ShiftBackend {
         guard let pipeline else { throw EventLogError.closed }
         let note: ShiftNote = try pipeline.perform { [self] in
             let now = pipeline.commandTime
-            let window = quality.shift.flatMap { now >= $0.start && now < $0.end ? $0 : nil } ?? quality.shiftWindow(at: now)
+            var window = quality.shift.flatMap { now >= $0.start && now < $0.end ? $0 : nil } ?? quality.shiftWindow(at: now)
+            // Written between shifts: the handover of the shift that ended last, which the next one reads.
+            if window.name == "off-shift" { window = quality.shiftWindow(at: window.start.addingTimeInterval(-1)) }
             let id = try nextNoteId ?? eventLog.read { try ShiftStore.nextNoteId($0) }
             nextNoteId = id + 1
             let note = ShiftNote(id: id, date: window.date, shift: window.name, user: principal.user, text: text, t: now)

@@ -52,8 +52,8 @@ final class ShiftHistoryTests: XCTestCase, PlantDriving {
     func local(_ time: String, day: Int = 23) -> Date { Timestamp.parse("2026-11-\(day)T\(time)+08:00")! }
 
     /// WELD-01's machine state at a plant-local time.
-    func state(_ code: Int64, at time: String) {
-        clock = local(time).addingTimeInterval(-1)
+    func state(_ code: Int64, at time: String, day: Int = 23) {
+        clock = local(time, day: day).addingTimeInterval(-1)
         poll("WELD-01", ["state": .int(code), "faultCode": .int(0)])
     }
 
@@ -227,6 +227,40 @@ final class ShiftHistoryTests: XCTestCase, PlantDriving {
         XCTAssertEqual(weld["availability"]?.doubleValue, 0.26087)
         XCTAssertEqual(try http.get("/api/shifts").json?.arrayValue?.count, 1)
         XCTAssertEqual(try http.get("/api/kpis").json?["shift"]?["name"]?.stringValue, "B")
+    }
+
+    func testNoteWrittenBetweenShiftsIsTheHandoverOfTheShiftThatEnded() async throws {
+        // The default plant with shifts A and B only: 22:00–06:00 is off-shift.
+        let dir = makeTempDirectory(self, prefix: "two-shifts")
+        var plant = try JSON.parse(String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8))
+        guard case .object(var members) = plant else { return XCTFail("plant.json is not an object") }
+        members = members.map { $0.0 == "shifts" ? ($0.0, .array([
+            .obj([("name", .string("A")), ("start", .string("06:00")), ("end", .string("14:00"))]),
+            .obj([("name", .string("B")), ("start", .string("14:00")), ("end", .string("22:00"))]),
+        ])) : $0 }
+        plant = .object(members)
+        try plant.serialized().write(to: dir.appendingPathComponent("plant.json"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(at: repoRoot.appendingPathComponent("Stations/tokens.json"), to: dir.appendingPathComponent("tokens.json"))
+        server.shutdown()
+        try await task.value
+        options.config = dir.appendingPathComponent("plant.json").path
+        options.database = dir.appendingPathComponent("mes.sqlite").path
+        try start()
+
+        state(1, at: "21:00:00")
+        state(1, at: "22:30:00")   // B ended at 22:00: stored; off-shift now
+        try settle()
+        let note = try http.request("POST", "/api/shifts/notes", body: #"{"text": "Line stopped clean"}"#, headers: Self.operatorToken)
+        XCTAssertEqual(note.status, 201, note.body)
+        XCTAssertEqual(note.json?["shift"]?.stringValue, "B")
+        XCTAssertEqual(note.json?["date"]?.stringValue, "2026-11-23")
+        state(1, at: "06:00:30", day: 24)   // shift A of the next day reads it as the previous shift's
+        state(1, at: "06:00:31", day: 24)
+        try settle()
+        XCTAssertEqual(try http.get("/api/kpis").json?["shift"]?["name"]?.stringValue, "A")
+        XCTAssertEqual(try http.get("/api/shifts/notes?shift=previous").json?.arrayValue?.compactMap { $0["text"]?.stringValue },
+                       ["Line stopped clean"])
+        XCTAssertEqual(try http.get("/api/shifts").json?.arrayValue?.compactMap { $0["shift"]?.stringValue }, ["B"], "off-shift is not stored")
     }
 
     /// Rows of a CSV text as Python's csv module reads them.
