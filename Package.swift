@@ -9,6 +9,8 @@ var targets: [Target] = [
                    providers: [.apt(["libmodbus-dev"])]),
     .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
     .systemLibrary(name: "CEpoll"),
+    // OpenSSL (libssl, libcrypto): TLS for HTTPS, SHA-256 and random bytes for tokens.
+    .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
     .target(name: "Runtime", dependencies: ["CEpoll"]),
     .target(name: "PlantModel", dependencies: ["Runtime"]),
@@ -16,7 +18,7 @@ var targets: [Target] = [
     .target(name: "OPCUA", dependencies: ["Runtime"]),
     .target(name: "OPCUAAdapter", dependencies: ["OPCUA", "Runtime", "PlantModel"]),
     .target(name: "Tracking", dependencies: ["Runtime", "PlantModel"]),
-    .target(name: "Quality", dependencies: ["Runtime", "PlantModel", "Tracking"]),
+    .target(name: "Quality", dependencies: ["COpenSSL", "Runtime", "PlantModel", "Tracking"]),
     .target(name: "Orders", dependencies: ["Runtime", "PlantModel"]),
     .target(name: "Storage", dependencies: ["CSQLite", "Runtime"]),
     .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage"]),
@@ -24,7 +26,7 @@ var targets: [Target] = [
     .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage", "PlantStore"]),
     // Notifications: the outbox, owner rules and delivery (wired to the pipeline by MESApp).
     .target(name: "Notify", dependencies: ["Runtime", "PlantModel", "Storage"]),
-    .target(name: "HTTP", dependencies: ["CEpoll", "Runtime"]),
+    .target(name: "HTTP", dependencies: ["CEpoll", "COpenSSL", "Runtime"]),
     .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage", "Pipeline", "Notify", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA", "ModbusAdapter"]),
     .target(name: "MESApp", dependencies: [

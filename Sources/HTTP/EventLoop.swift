@@ -39,6 +39,8 @@ final class Connection: @unchecked Sendable {
     var reservedBody = 0
     /// Bytes charged to the server's event-stream budget.
     var sseCharged = 0
+    /// The TLS session on an HTTPS server; nil on a plain one (plain sockets pay nothing more than this check).
+    var tls: TLSSession?
 
     init(fd: Int32, remote: String, parser: HTTPRequestParser, now: UInt64) {
         self.fd = fd
@@ -275,11 +277,18 @@ final class EventLoop: SSESink, @unchecked Sendable {
         }
         let now = Monotonic.nanoseconds()
         for (fd, remote) in adopted {
+            let connection = Connection(fd: fd, remote: remote, parser: HTTPRequestParser(limits: core.limits), now: now)
             do {
+                if let context = core.tls {
+                    connection.tls = try context.session(fd: fd)
+                    // The handshake must finish within the header timeout, as a request header must.
+                    connection.headerStart = now
+                }
                 try epoll.add(fd, Epoll.readable)
-                connections[fd] = Connection(fd: fd, remote: remote, parser: HTTPRequestParser(limits: core.limits), now: now)
+                connections[fd] = connection
             } catch {
                 core.logger.warning("\(error)")
+                connection.tls?.free()
                 Socket.close(fd)
                 core.connectionClosed()
             }
@@ -301,16 +310,62 @@ final class EventLoop: SSESink, @unchecked Sendable {
         }
     }
 
+    // MARK: TLS handshakes
+
+    /// Advances a TLS handshake; once established, reads what the client already sent. A client
+    /// speaking plain HTTP gets a plain 400 (the port speaks HTTPS) and is closed; any other failure closes.
+    private func handshake(_ connection: Connection, _ tls: TLSSession) {
+        switch tls.handshake() {
+        case .waiting:
+            setInterest(connection)
+        case .established:
+            let now = Monotonic.nanoseconds()
+            connection.lastActivity = now
+            connection.headerStart = now
+            setInterest(connection)
+            readable(connection)
+        case .plainHTTP:
+            core.logger.debug("\(connection.remote): plain HTTP on the HTTPS port: answered 400")
+            tls.free()
+            connection.tls = nil
+            core.count(status: 400)
+            var response = HTTPResponse.error(400, code: "https_required",
+                                              message: "this port speaks HTTPS only: use https:// in the address")
+            response.headers.set("Connection", "close")
+            connection.enqueue(core.serialize(response, head: false, keepAlive: false, http11: true))
+            connection.closeAfterWrite = true
+            connection.lingerOnClose = true
+            flush(connection)
+        case .failed(let reason):
+            core.logger.debug("\(connection.remote): TLS handshake failed: \(reason)")
+            close(connection, dropped: false)
+        }
+    }
+
     // MARK: Reading and requests
 
+    /// One read from the connection's transport into `readBuffer`: `recv`, or `SSL_read` over TLS.
+    @inline(__always)
+    private func receive(_ connection: Connection) throws -> IOResult<Int> {
+        if let tls = connection.tls { return try tls.read(into: readBuffer, context: connection.remote) }
+        return try syscall("recv", context: connection.remote) { recv(connection.fd, readBuffer.baseAddress, readBuffer.count, 0) }
+    }
+
     private func readable(_ connection: Connection) {
+        if let tls = connection.tls {
+            if !tls.established {
+                handshake(connection, tls)
+                return
+            }
+            tls.wantsWrite = false
+        }
         if connection.sse != nil || connection.lingerUntil != nil {
             // An event stream's client (or one being closed) has nothing more to say; read to notice when it leaves.
             var discarded = 0
             while discarded < 1_048_576 {
                 do {
-                    switch try syscall("recv", context: connection.remote, { recv(connection.fd, readBuffer.baseAddress, readBuffer.count, 0) }) {
-                    case .wouldBlock: return
+                    switch try receive(connection) {
+                    case .wouldBlock: setInterest(connection); return
                     case .done(0): close(connection, dropped: false); return
                     case .done(let n): discarded += n
                     }
@@ -327,11 +382,13 @@ final class EventLoop: SSESink, @unchecked Sendable {
             return
         }
         var reads = 0
-        while reads < 4 {
+        // A TLS read returns one record (16 KiB at most): more of them per turn for the same bytes.
+        let maxReads = connection.tls == nil ? 4 : 16
+        while reads < maxReads {
             reads += 1
             let n: Int
             do {
-                switch try syscall("recv", context: connection.remote, { recv(connection.fd, readBuffer.baseAddress, readBuffer.count, 0) }) {
+                switch try receive(connection) {
                 case .wouldBlock: n = -1
                 case .done(let count): n = count
                 }
@@ -349,12 +406,18 @@ final class EventLoop: SSESink, @unchecked Sendable {
             let now = Monotonic.nanoseconds()
             connection.lastActivity = now
             if wasIdle { connection.headerStart = now }
-            if n < readBuffer.count { break }
+            if n < readBuffer.count && connection.tls == nil { break }
         }
+        if connection.tls?.wantsWrite == true { setInterest(connection) }
         processRequests(connection)
     }
 
     private func writable(_ connection: Connection) {
+        if let tls = connection.tls, tls.wantsWrite || !tls.established {
+            // The handshake, or a read, waited for the socket to take OpenSSL's bytes.
+            readable(connection)
+            if connection.closed { return }
+        }
         flush(connection)
         guard !connection.closed, connection.outBytes == 0 else { return }
         if connection.sse == nil && connection.parser.bufferedBytes > 0 { processRequests(connection) }
@@ -655,7 +718,10 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private func send(_ bytes: [UInt8], from offset: Int, on connection: Connection) -> IOResult<Int>? {
         do {
             return try bytes.withUnsafeBytes { raw in
-                try syscall("send", context: connection.remote) {
+                if let tls = connection.tls {
+                    return try tls.write(raw.baseAddress! + offset, count: raw.count - offset, context: connection.remote)
+                }
+                return try syscall("send", context: connection.remote) {
                     Glibc.send(connection.fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
                 }
             }
@@ -709,14 +775,17 @@ final class EventLoop: SSESink, @unchecked Sendable {
         releaseBody(connection)
         connection.parser.discardAll()
         connection.lingerUntil = Monotonic.nanoseconds() + Self.lingerNanoseconds
+        connection.tls?.shutdown()
         _ = Glibc.shutdown(connection.fd, Int32(SHUT_WR))
         setInterest(connection)
     }
 
     private func setInterest(_ connection: Connection) {
         guard !connection.closed else { return }
-        let wanted: UInt32
-        if connection.lingerUntil != nil {
+        var wanted: UInt32
+        if let tls = connection.tls, !tls.established {
+            wanted = tls.wantsWrite ? Epoll.writable : Epoll.readable
+        } else if connection.lingerUntil != nil {
             wanted = Epoll.readable
         } else if let _ = connection.sse {
             wanted = connection.outBytes > 0 ? (Epoll.readable | Epoll.writable) : Epoll.readable
@@ -728,6 +797,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
         } else {
             wanted = Epoll.readable
         }
+        if let tls = connection.tls, tls.wantsWrite { wanted |= Epoll.writable }
         guard wanted != connection.interest else { return }
         do {
             try epoll.modify(connection.fd, wanted)
@@ -740,6 +810,10 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private func close(_ connection: Connection, dropped: Bool) {
         guard !connection.closed else { return }
         connection.closed = true
+        if let tls = connection.tls {
+            tls.free()
+            connection.tls = nil
+        }
         Socket.close(connection.fd)
         connections[connection.fd] = nil
         releaseBody(connection)
@@ -769,6 +843,10 @@ final class EventLoop: SSESink, @unchecked Sendable {
         for connection in connections.values {
             if let until = connection.lingerUntil {
                 if now >= until { expired.append(connection) }
+                continue
+            }
+            if let tls = connection.tls, !tls.established {
+                if now &- connection.headerStart > headerNs { expired.append(connection) }
                 continue
             }
             if let client = connection.sse {

@@ -53,6 +53,8 @@ final class ServerCore: @unchecked Sendable {
     let responder: any HTTPResponder
     let limits: HTTPLimits
     let logger: Logger
+    /// HTTPS: every connection starts with a TLS handshake. Nil serves plain HTTP.
+    let tls: TLSServerContext?
     let tickNanoseconds: UInt64
     let readPool: WorkerPool
     let commandPool: WorkerPool
@@ -64,10 +66,11 @@ final class ServerCore: @unchecked Sendable {
     private var stats = HTTPMetrics(openConnections: 0, rejectedConnections: 0, responsesByClass: [0, 0, 0, 0, 0, 0])
     private var connectionCap: Int
 
-    init(responder: any HTTPResponder, limits: HTTPLimits, logger: Logger) {
+    init(responder: any HTTPResponder, limits: HTTPLimits, logger: Logger, tls: TLSServerContext? = nil) {
         self.responder = responder
         self.limits = limits
         self.logger = logger
+        self.tls = tls
         let shortest = min(limits.headerReadTimeout, limits.idleTimeout, limits.sseKeepAliveInterval, limits.bodyTimeout)
         tickNanoseconds = UInt64(min(1.0, max(0.01, shortest / 4)) * 1e9)
         readPool = WorkerPool(name: "http-read", threads: limits.readWorkers, queueLimit: limits.workerQueueLimit, nice: 5)
@@ -238,15 +241,19 @@ public final class HTTPServer: Service, @unchecked Sendable {
     ///   - host: IPv4 address to listen on (`127.0.0.1`, `0.0.0.0`).
     ///   - port: 0 picks a free port (see ``bind()``).
     ///   - loops: event-loop threads (one per core is right).
+    ///   - tls: serve HTTPS with this certificate and key (then no plain HTTP on the port); nil serves HTTP.
     public init(host: String = "127.0.0.1", port: UInt16, responder: any HTTPResponder, limits: HTTPLimits = HTTPLimits(),
-                loops: Int = 2, logger: Logger, name: String = "http") {
+                loops: Int = 2, logger: Logger, name: String = "http", tls: TLSServerContext? = nil) {
         self.name = name
         self.host = host
         self.limits = limits
         self.requestedPort = port
         self.loopCount = max(1, loops)
-        self.core = ServerCore(responder: responder, limits: limits, logger: logger)
+        self.core = ServerCore(responder: responder, limits: limits, logger: logger, tls: tls)
     }
+
+    /// `https` when the server speaks TLS, else `http`.
+    public var scheme: String { core.tls == nil ? "http" : "https" }
 
     deinit {
         if let fd = listenFd { Socket.close(fd) }
@@ -317,7 +324,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
         }
         acceptThread.name = "http-accept"
         acceptThread.start()
-        core.logger.info("listening on http://\(host):\(port)/ (at most \(core.maxConnections) connections; \(descriptors) descriptors)")
+        core.logger.info("listening on \(scheme)://\(host):\(port)/ (at most \(core.maxConnections) connections; \(descriptors) descriptors)")
 
         await waitUntilCancelled()
 
@@ -374,12 +381,12 @@ private final class Acceptor: @unchecked Sendable {
 
     private static func openReserve() -> Int32 { open("/dev/null", O_RDONLY | O_CLOEXEC) }
 
-    /// Sends the 503 and closes.
+    /// Sends the 503 and closes (an HTTPS client, which would not read a plain answer, is only closed).
     private func refuse(_ fd: Int32) {
         core.count(status: 503)
-        busy.withUnsafeBytes { bytes in
+        if core.tls == nil { busy.withUnsafeBytes { bytes in
             _ = try? syscall("send", context: "http refuse") { send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
-        }
+        } }
         Socket.close(fd)
     }
 

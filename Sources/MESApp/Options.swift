@@ -21,6 +21,9 @@ public struct ServerOptions: Sendable, Equatable {
     public var exitAfterReplay = false
     public var dashboards: String?
     public var logLevel = "info"
+    /// HTTPS: the PEM certificate (chain) and its private key; both or neither (README "HTTPS").
+    public var tlsCertificate: String?
+    public var tlsKey: String?
     /// HTTP event-loop threads (default: one per core).
     public var httpLoops = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
@@ -29,6 +32,8 @@ public struct ServerOptions: Sendable, Equatable {
     public static let usage = """
     usage: mes-server [--config FILE] [--db FILE] [--listen HOST:PORT] [--simulate] [--record FILE]
                       [--replay FILE [--speed X|max] [--exit-after-replay]] [--dashboards DIR] [--log-level LEVEL]
+                      [--tls-cert FILE --tls-key FILE]
+           mes-server tokens add --file FILE --user NAME --role ROLE [--days N]
       --config FILE        plant configuration (default Stations/plant.json)
       --db FILE            SQLite database (default var/mes.sqlite; parent folders are created)
       --listen HOST:PORT   HTTP address (default 127.0.0.1:8080; loopback unless told otherwise)
@@ -39,6 +44,9 @@ public struct ServerOptions: Sendable, Equatable {
       --exit-after-replay  exit 0 when the recording ends
       --dashboards DIR     static files to serve (default: Dashboards/ next to the config's folder)
       --log-level LEVEL    trace, debug, info, warning, error (default info)
+      --tls-cert FILE      serve HTTPS (TLS 1.2+) on --listen with this PEM certificate (chain); then no plain HTTP
+      --tls-key FILE       the certificate's PEM private key (goes with --tls-cert)
+      tokens add           add a token to a tokens file: prints the new token once, stores only its SHA-256
     """
 
     /// Parses arguments (without the program name).
@@ -74,6 +82,8 @@ public struct ServerOptions: Sendable, Equatable {
             case "--exit-after-replay": options.exitAfterReplay = true
             case "--dashboards": options.dashboards = try value(argument)
             case "--log-level": options.logLevel = try value(argument)
+            case "--tls-cert": options.tlsCertificate = try value(argument)
+            case "--tls-key": options.tlsKey = try value(argument)
             case "--help", "-h": throw UsageError(usage)
             default: throw UsageError("unknown option \"\(argument)\"\n\(usage)")
             }
@@ -81,6 +91,9 @@ public struct ServerOptions: Sendable, Equatable {
         }
         if options.replay != nil && options.simulate {
             throw UsageError("--replay and --simulate exclude each other: a replay feeds recorded samples instead of polling")
+        }
+        if (options.tlsCertificate == nil) != (options.tlsKey == nil) {
+            throw UsageError("--tls-cert and --tls-key go together: give both for HTTPS, neither for plain HTTP")
         }
         if options.replay == nil && options.exitAfterReplay {
             throw UsageError("--exit-after-replay goes with --replay")

@@ -81,8 +81,12 @@ public final class MESServer: Sendable {
             logger.warning("no dashboards folder at \(dashboards): only the API is served")
         }
         let responder = MiddlewareChain(assembly.middlewares(context: context), responder: router)
+        var tls: TLSServerContext?
+        if let certificate = options.tlsCertificate, let key = options.tlsKey {
+            tls = try TLSServerContext(certificateFile: certificate, keyFile: key)
+        }
         http = HTTPServer(host: options.host, port: options.port, responder: responder, limits: limits,
-                          loops: options.httpLoops, logger: logger.named("http"))
+                          loops: options.httpLoops, logger: logger.named("http"), tls: tls)
         try http.bind()
         httpCounters.server = http
 
@@ -147,7 +151,7 @@ public final class MESServer: Sendable {
         if installSignalHandlers { group.installSignalHandlers() }
         let host = options.host
         let loopback = host.hasPrefix("127.") || host == "localhost"
-        logger.info("listening on http://\(host):\(port)/ (\(loopback ? "loopback only" : "reachable from other machines: \(host)"))")
+        logger.info("listening on \(http.scheme)://\(host):\(port)/ (\(loopback ? "loopback only" : "reachable from other machines: \(host)"))")
         logger.info("plant \"\(config.plant)\": \(config.stations.count) stations, database \(options.database)")
         try await group.run()
         logger.info("stopped cleanly")

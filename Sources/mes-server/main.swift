@@ -3,6 +3,21 @@ import MESApp
 import Runtime
 
 // mes-server: parse the command line, assemble the server, serve until SIGINT/SIGTERM.
+// `mes-server tokens add …` manages a tokens file instead (README "Tokens").
+if CommandLine.arguments.dropFirst().first == "tokens" {
+    do {
+        let added = try TokensCommand.run(Array(CommandLine.arguments.dropFirst(2)))
+        print(added.token)
+        FileHandle.standardError.write(Data("mes-server: \(added.note)\n".utf8))
+        exit(0)
+    } catch let error as UsageError {
+        FileHandle.standardError.write(Data("mes-server: \(error)\n".utf8))
+        exit(2)
+    } catch {
+        FileHandle.standardError.write(Data("mes-server: \(error)\n".utf8))
+        exit(1)
+    }
+}
 let options: ServerOptions
 do {
     options = try ServerOptions.parse(Array(CommandLine.arguments.dropFirst()))
