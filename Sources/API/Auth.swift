@@ -32,13 +32,18 @@ public struct AuthPolicy: Sendable {
 
     /// The principal of a request needing `role`, or a 401/403/429 `HTTPError`. `now` defaults to the policy's clock.
     func authorize(_ request: HTTPRequest, role: Role, backend: any PlantBackend, now: Date? = nil) throws -> Principal? {
+        try authorize(request, role: role, audit: { backend.audit($0) }, now: now)
+    }
+
+    /// ``authorize(_:role:backend:now:)`` with the audit rows written through `audit`.
+    func authorize(_ request: HTTPRequest, role: Role, audit: @escaping @Sendable (AuditEntry) -> Void, now: Date? = nil) throws -> Principal? {
         let now = now ?? clock.now()
         let target = "\(request.method.rawValue) \(request.path)"
         let host = AuthFailureAudit.host(of: request.remoteAddress)
         if let until = throttle.refusedUntil(host, now: now) {
             failures.record(AuditEntry(t: now, user: "unknown", role: nil, action: "auth.throttled", target: target,
                                        detail: "refused: too many failed authentications"),
-                            address: request.remoteAddress, sink: backend.audit)
+                            address: request.remoteAddress, sink: audit)
             let seconds = max(1, Int(until.timeIntervalSince(now).rounded(.up)))
             throw HTTPError(429,
                             "too many failed authentications from this address; retry in \(seconds) s",
@@ -49,36 +54,36 @@ public struct AuthPolicy: Sendable {
             guard principal.has(role) else {
                 failures.record(AuditEntry(t: now, user: principal.user, role: principal.role, action: "auth.forbidden",
                                            target: target, detail: "role \(principal.role.rawValue) below \(role.rawValue)"),
-                                address: request.remoteAddress, sink: backend.audit)
+                                address: request.remoteAddress, sink: audit)
                 throw HTTPError(403, code: "forbidden", "\(request.method.rawValue) \(request.path.prefix(200)) needs the \(role.rawValue) role; \(principal.user) has \(principal.role.rawValue)")
             }
             return principal
         case .anonymous:
             if role == .viewer && anonymousRead { return nil }
             failures.record(AuditEntry(t: now, user: "anonymous", role: nil, action: "auth.missing", target: target, detail: "no token"),
-                            address: request.remoteAddress, sink: backend.audit)
+                            address: request.remoteAddress, sink: audit)
             throw HTTPError(401, code: "unauthorized", tokens.count == 0
                 ? "writes are disabled: the plant config has no tokens file"
                 : "send Authorization: Bearer <token>", headers: ["WWW-Authenticate": "Bearer"])
         case .rejected(let reason):
             failures.record(AuditEntry(t: now, user: "unknown", role: nil, action: "auth.failed", target: target, detail: reason),
-                            address: request.remoteAddress, sink: backend.audit)
-            failed(host: host, target: target, now: now, backend: backend)
+                            address: request.remoteAddress, sink: audit)
+            failed(host: host, target: target, now: now, audit: audit)
             throw HTTPError(401, code: "unauthorized", "the token is not valid", headers: ["WWW-Authenticate": "Bearer"])
         case .expired(let grant):
             failures.record(AuditEntry(t: now, user: grant.principal.user, role: grant.principal.role, action: "auth.expired", target: target,
                                        detail: "token expired at \(grant.expires.map(Timestamp.format) ?? "?")"),
-                            address: request.remoteAddress, sink: backend.audit)
-            failed(host: host, target: target, now: now, backend: backend)
+                            address: request.remoteAddress, sink: audit)
+            failed(host: host, target: target, now: now, audit: audit)
             throw HTTPError(401, code: "token_expired", "the token expired at \(grant.expires.map(Timestamp.format) ?? "?"); ask for a new one",
                             headers: ["WWW-Authenticate": "Bearer error=\"invalid_token\""])
         }
     }
 
     /// Counts a failure; the one that starts a refusal is written to the audit at once (not coalesced).
-    private func failed(host: String, target: String, now: Date, backend: any PlantBackend) {
+    private func failed(host: String, target: String, now: Date, audit: @Sendable (AuditEntry) -> Void) {
         guard let until = throttle.recordFailure(host, now: now) else { return }
-        backend.audit(AuditEntry(t: now, user: "unknown", role: nil, action: "auth.throttled", target: target,
+        audit(AuditEntry(t: now, user: "unknown", role: nil, action: "auth.throttled", target: target,
                                  detail: "\(throttle.maxFailures) failed authentications from \(host) within \(Int(throttle.windowSeconds)) s: "
                                      + "its requests answer 429 until \(Timestamp.format(until))"))
     }

@@ -13,8 +13,10 @@ final class RunningServer: @unchecked Sendable {
     private let task: Task<Void, any Error>
     private let finished = DispatchSemaphore(value: 0)
 
-    init(_ responder: any HTTPResponder, limits: HTTPLimits = HTTPLimits(), loops: Int = 2, logSink: LogSink = LogSink(capture: true)) throws {
-        server = HTTPServer(port: 0, responder: responder, limits: limits, loops: loops, logger: Logger(label: "http-test", level: .debug, sink: logSink))
+    init(_ responder: any HTTPResponder, limits: HTTPLimits = HTTPLimits(), loops: Int = 2, logSink: LogSink = LogSink(capture: true),
+         tls: TLSServerContext? = nil) throws {
+        server = HTTPServer(port: 0, responder: responder, limits: limits, loops: loops,
+                            logger: Logger(label: "http-test", level: .debug, sink: logSink), tls: tls)
         port = try server.bind()
         let server = self.server, finished = self.finished
         task = Task {
