@@ -59,11 +59,12 @@ public final class TLSServerContext: @unchecked Sendable {
             guard SSL_CTX_set_cipher_list(context, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") == 1 else {
                 throw TLSError.fromQueue("TLS: cipher list")
             }
-            guard SSL_CTX_use_certificate_chain_file(context, certificateFile) == 1 else {
-                throw TLSError.fromQueue("--tls-cert \(certificateFile): not a readable PEM certificate")
-            }
+            // The key first: a certificate that does not match it is then reported by the check below.
             guard SSL_CTX_use_PrivateKey_file(context, keyFile, COSSL_FILETYPE_PEM) == 1 else {
                 throw TLSError.fromQueue("--tls-key \(keyFile): not a readable PEM private key")
+            }
+            guard SSL_CTX_use_certificate_chain_file(context, certificateFile) == 1 else {
+                throw TLSError.fromQueue("--tls-cert \(certificateFile): not a readable PEM certificate")
             }
             guard SSL_CTX_check_private_key(context) == 1 else {
                 throw TLSError.fromQueue("--tls-key \(keyFile) does not belong to the certificate in \(certificateFile)")

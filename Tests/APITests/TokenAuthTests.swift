@@ -53,7 +53,8 @@ final class TokenAuthTests: XCTestCase {
                        "the hash itself is not a token")
         // 08:00 +08:00 is 00:00Z: expired from that second on.
         clock.advance(by: 1)
-        XCTAssertEqual(status { try auth.authorize(self.request(token: "clear-token-2"), role: .quality, audit: rows.append) }.1, "token_expired")
+        XCTAssertEqual(status { try auth.authorize(self.request(token: "clear-token-2", from: "10.3.3.3:1"), role: .quality, audit: rows.append) }.1,
+                       "token_expired")
         XCTAssertNil(auth.viewer(of: request(token: "clear-token-2")))
         XCTAssertEqual(auth.viewer(of: request(token: "line-lead-token-1")), Principal(user: "chen", role: .engineer))
         XCTAssertEqual(rows.all.map(\.action), ["auth.failed", "auth.expired"])

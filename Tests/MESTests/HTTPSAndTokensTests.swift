@@ -50,7 +50,8 @@ final class HTTPSAndTokensTests: XCTestCase {
         let tokens = dir.appendingPathComponent("tokens.json").path
         let added = try runToEnd(productPath("mes-server"), ["tokens", "add", "--file", tokens, "--user", "chen", "--role", "engineer", "--days", "1"])
         XCTAssertEqual(added.status, 0, added.output)
-        let token = try XCTUnwrap(added.output.split(separator: "\n").first.map(String.init))
+        // Standard output holds the token alone; the note goes to standard error (both read together here).
+        let token = try XCTUnwrap(added.output.split(separator: "\n").first { !$0.hasPrefix("mes-server:") }.map(String.init))
         XCTAssertEqual(token.count, 43, added.output)
         XCTAssertTrue(added.output.contains("only its SHA-256 is stored"), added.output)
         let usage = try runToEnd(productPath("mes-server"), ["tokens", "add", "--file", tokens, "--role", "engineer"])

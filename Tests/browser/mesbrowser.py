@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -36,8 +37,9 @@ def artifacts_dir():
     return path
 
 
-def http_json(url, method="GET", body=None, token=None, timeout=5):
-    """(status, parsed JSON or None) of one request; never raises for an HTTP status."""
+def http_json(url, method="GET", body=None, token=None, timeout=5, context=None):
+    """(status, parsed JSON or None) of one request; never raises for an HTTP status. `context`: the
+    TLS context for an https:// URL (MesServer.tls_context trusts its test certificate)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -45,7 +47,7 @@ def http_json(url, method="GET", body=None, token=None, timeout=5):
     if token:
         req.add_header("Authorization", "Bearer " + token)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as res:
             raw = res.read()
             return res.status, (json.loads(raw) if raw else None)
     except urllib.error.HTTPError as e:
@@ -56,10 +58,21 @@ def http_json(url, method="GET", body=None, token=None, timeout=5):
             return e.code, None
 
 
-class MesServer:
-    """One mes-server process on a fixed port and database; can be stopped and started again."""
+def make_test_certificate(workdir):
+    """A self-signed certificate for localhost and 127.0.0.1 made by `openssl req`: (cert, key)."""
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+                    "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
 
-    def __init__(self, config=PLANT, simulate=True, workdir=None, extra_args=()):
+
+class MesServer:
+    """One mes-server process on a fixed port and database; can be stopped and started again.
+    With `tls` it serves HTTPS (a test certificate made in its workdir; `base` is https://)."""
+
+    def __init__(self, config=PLANT, simulate=True, workdir=None, extra_args=(), tls=False):
         self.config = config
         self.simulate = simulate
         self.workdir = workdir or tempfile.mkdtemp(prefix="mes-browser-")
@@ -67,6 +80,12 @@ class MesServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
+        self.tls_context = None
+        if tls:
+            self.cert, key = make_test_certificate(self.workdir)
+            self.extra_args += ["--tls-cert", self.cert, "--tls-key", key]
+            self.base = f"https://127.0.0.1:{self.port}"
+            self.tls_context = ssl.create_default_context(cafile=self.cert)
         self.proc = None
         self.log_path = os.path.join(self.workdir, "server.log")
         self.starts = 0
@@ -88,7 +107,7 @@ class MesServer:
                 raise RuntimeError(f"mes-server exited with {self.proc.returncode}:\n{self.tail()}")
             if "listening on" in self.tail():
                 try:
-                    status, body = http_json(self.base + "/api/health", timeout=2)
+                    status, body = http_json(self.base + "/api/health", timeout=2, context=self.tls_context)
                     if status == 200 and body and body.get("status") == "ok":
                         return self
                 except OSError:
@@ -117,7 +136,7 @@ class MesServer:
             return ""
 
     def get(self, path):
-        return http_json(self.base + path)
+        return http_json(self.base + path, context=self.tls_context)
 
     def cleanup(self):
         self.stop()
