@@ -40,7 +40,7 @@ var targets: [Target] = [
     // CBench: C only the benchmarks use. BenchSupport: the percentile, client swarm and memory
     // sampler every benchmark shares. ComponentBenchmarks: one module measured on its own.
     .systemLibrary(name: "CBench", path: "Benchmarks/CBench"),
-    .target(name: "BenchSupport", dependencies: ["CBench", "CEpoll", "Runtime"], path: "Benchmarks/BenchSupport"),
+    .target(name: "BenchSupport", dependencies: ["CBench", "CEpoll", "COpenSSL", "Runtime"], path: "Benchmarks/BenchSupport"),
     .target(name: "ComponentBenchmarks", dependencies: [
         "BenchSupport", "CModbus", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "Tracking", "Quality", "Storage", "PlantStore",
     ], path: "Benchmarks/ComponentBenchmarks"),

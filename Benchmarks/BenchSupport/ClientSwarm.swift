@@ -1,5 +1,6 @@
 import CBench
 import CEpoll
+import COpenSSL
 import Foundation
 import Runtime
 #if canImport(Glibc)
@@ -21,6 +22,10 @@ import Glibc
 /// Non-streaming (slow) clients send `request` one byte per ``drip()`` and reopen when the server
 /// closes them.
 ///
+/// With `tls` the streaming clients speak HTTPS: each connects and completes its handshake blocking
+/// (the certificate is not checked), then reads non-blocking with `SSL_read`; no kernel arrival
+/// stamps then (the bytes go through OpenSSL), only the read latency.
+///
 /// Thread-confined, so not `Sendable`: the thread that makes it drives it.
 public final class ClientSwarm {
     private struct Client {
@@ -28,6 +33,7 @@ public final class ClientSwarm {
         var sent = 0
         var headerDone = false
         var pending: [UInt8] = []
+        var ssl: OpaquePointer?
     }
 
     /// `GET path` asking for an event stream.
@@ -52,11 +58,20 @@ public final class ClientSwarm {
     private var watchLatencies: [Double] = []
     public private(set) var deliveries = 0
     public private(set) var reopened = 0
+    private var tlsContext: OpaquePointer?
+    private var tlsMethod: OpaquePointer?
 
-    public init(port: UInt16, request: String, stamped: Bool = false) throws {
+    public init(port: UInt16, request: String, stamped: Bool = false, tls: Bool = false) throws {
         self.port = port
         self.request = Array(request.utf8)
-        self.stamped = stamped
+        self.stamped = stamped && !tls
+        if tls {
+            guard let context = cossl_client_context_new(nil), let method = cossl_socket_method_new() else {
+                throw BenchError("bench clients: cannot make a TLS client context")
+            }
+            tlsContext = context
+            tlsMethod = method
+        }
         epfd = try syscallOrThrow("epoll_create1", context: "bench clients") { epoll_create1(CEPOLL_CLOEXEC) }
         events = .allocate(capacity: capacity)
         latenciesMicros.reserveCapacity(1 << 20)
@@ -84,7 +99,32 @@ public final class ClientSwarm {
         }
     }
 
+    /// A streaming HTTPS client: blocking connect and handshake, the request sent, then non-blocking reads.
+    private func openTLS(_ index: Int, context: OpaquePointer, method: OpaquePointer) throws {
+        let fd = try Socket.connect(host: "127.0.0.1", port: port, timeoutMs: 10_000)
+        Socket.setTimeouts(fd, milliseconds: 10_000)
+        guard let ssl = SSL_new(context) else {
+            Socket.close(fd)
+            throw BenchError("bench client \(index): SSL_new failed")
+        }
+        guard cossl_attach_socket(ssl, method, fd) == 1, SSL_connect(ssl) == 1,
+              request.withUnsafeBytes({ SSL_write(ssl, $0.baseAddress, Int32($0.count)) }) == Int32(request.count) else {
+            ERR_clear_error()
+            SSL_free(ssl)
+            Socket.close(fd)
+            throw BenchError("bench client \(index): TLS handshake or request failed")
+        }
+        Socket.setNonBlocking(fd)
+        clients[index] = Client(fd: fd, sent: request.count, ssl: ssl)
+        indexOfFd[fd] = index
+        _ = try syscallOrThrow("epoll_ctl", context: "bench client") { cepoll_ctl_fd(epfd, CEPOLL_CTL_ADD, fd, CEPOLL_IN) }
+    }
+
     private func open(_ index: Int, streaming: Bool) throws {
+        if streaming, let tlsContext, let tlsMethod {
+            try openTLS(index, context: tlsContext, method: tlsMethod)
+            return
+        }
         var address = try Socket.ipv4Address(host: "127.0.0.1", port: port)
         let fd = try syscallOrThrow("socket", context: "bench client") {
             Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
@@ -129,6 +169,25 @@ public final class ClientSwarm {
 
     private func readAll(_ index: Int, now: UInt64, monotonicNow: UInt64) {
         let fd = clients[index].fd
+        if let ssl = clients[index].ssl {
+            while true {
+                let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+                if n > 0 {
+                    consume(index, Int(n), now: now, monotonicNow: monotonicNow, arrival: 0)
+                    continue
+                }
+                let code = SSL_get_error(ssl, n)
+                ERR_clear_error()
+                if code == COSSL_ERROR_WANT_READ || code == COSSL_ERROR_WANT_WRITE { return }
+                break
+            }
+            _ = cepoll_ctl_fd(epfd, CEPOLL_CTL_DEL, fd, 0)
+            SSL_free(ssl)
+            Socket.close(fd)
+            indexOfFd[fd] = nil
+            clients[index] = Client()
+            return
+        }
         while true {
             var arrival: Int64 = 0
             let n = buffer.withUnsafeMutableBytes { raw in
@@ -254,7 +313,14 @@ public final class ClientSwarm {
     public var stampedDeliveries: Int { arrivalMicros.count }
 
     public func close() {
-        for client in clients where client.fd >= 0 { Socket.close(client.fd) }
+        for client in clients where client.fd >= 0 {
+            if let ssl = client.ssl { SSL_free(ssl) }
+            Socket.close(client.fd)
+        }
+        if let tlsContext { SSL_CTX_free(tlsContext) }
+        if let tlsMethod { BIO_meth_free(tlsMethod) }
+        tlsContext = nil
+        tlsMethod = nil
         clients.removeAll()
         indexOfFd.removeAll()
         Socket.close(epfd)

@@ -32,10 +32,11 @@ public final class SwarmProcess: Sendable {
     /// Signalled once per line and once at the end.
     private let arrived = DispatchSemaphore(value: 0)
 
-    public init(port: UInt16, clients: Int, stamped: Bool, idlePriority: Bool) throws {
+    /// `tls`: the clients speak HTTPS (read latency only, see ``ClientSwarm``).
+    public init(port: UInt16, clients: Int, stamped: Bool, idlePriority: Bool, tls: Bool = false) throws {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--swarm", String(port), String(clients)] + (stamped ? ["--stamped"] : []) + (idlePriority ? ["--idle-priority"] : [])
+        process.arguments = ["--swarm", String(port), String(clients)] + (stamped ? ["--stamped"] : []) + (idlePriority ? ["--idle-priority"] : []) + (tls ? ["--tls"] : [])
         process.standardInput = input
         process.standardOutput = output
         try process.run()
@@ -109,13 +110,13 @@ public final class SwarmProcess: Sendable {
         }
     }
 
-    /// The child side: `--swarm PORT CLIENTS [--stamped] [--idle-priority]` (the arguments after
+    /// The child side: `--swarm PORT CLIENTS [--stamped] [--idle-priority] [--tls]` (the arguments after
     /// `--swarm` come first here). Opens `GET /api/events` streams, prints `connected N`, reads events
     /// until its standard input closes, then prints
     /// `result deliveries=D stamped=S read=P50,P99,MAX arrival=P50,P99,MAX` (ms); the exit status.
     public static func child(_ arguments: [String]) -> Int32 {
         guard arguments.count >= 2, let port = UInt16(arguments[0]), let clients = Int(arguments[1]) else {
-            print("usage: mes-bench --swarm PORT CLIENTS [--stamped] [--idle-priority]")
+            print("usage: mes-bench --swarm PORT CLIENTS [--stamped] [--idle-priority] [--tls]")
             return 2
         }
         raiseFileLimit()
@@ -127,7 +128,8 @@ public final class SwarmProcess: Sendable {
             stop.set()
         }.start()
         do {
-            let swarm = try ClientSwarm(port: port, request: ClientSwarm.eventStreamRequest(), stamped: arguments.contains("--stamped"))
+            let swarm = try ClientSwarm(port: port, request: ClientSwarm.eventStreamRequest(), stamped: arguments.contains("--stamped"),
+                                        tls: arguments.contains("--tls"))
             defer { swarm.close() }
             try swarm.connect(clients, streaming: true)
             print("connected \(swarm.streamingClients)")

@@ -73,7 +73,8 @@ final class BenchServer: Sendable {
     private let stopped = Flag()
 
     /// `configure` sets what the server runs on; the default replays an empty recording, so nothing polls.
-    init(config: String = "Stations/plant.json", configure: (inout ServerOptions) -> Void = { $0.replay = "/dev/null" }) throws {
+    /// `tls` serves HTTPS with a self-signed certificate made by `openssl req` in the server's temp folder.
+    init(config: String = "Stations/plant.json", tls: Bool = false, configure: (inout ServerOptions) -> Void = { $0.replay = "/dev/null" }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-http-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var options = ServerOptions()
@@ -81,6 +82,11 @@ final class BenchServer: Sendable {
         options.database = directory.appendingPathComponent("mes.sqlite").path
         options.port = 0
         configure(&options)
+        if tls {
+            let (certificate, key) = try Self.makeCertificate(in: directory.path)
+            options.tlsCertificate = certificate
+            options.tlsKey = key
+        }
         server = try MESServer(options: options, logger: Logger(label: "bench", level: .error))
         let server = self.server, done = self.done
         Thread {
@@ -93,13 +99,41 @@ final class BenchServer: Sendable {
             done.signal()
         }.start()
         let deadline = Monotonic.nanoseconds() + 10_000_000_000
-        while healthOnce(port: port) == nil {
+        // Over TLS a plain request is answered 400 (https_required) once the loops run.
+        while !(tls ? Self.answersPlain400(port: port) : healthOnce(port: port) != nil) {
             guard Monotonic.nanoseconds() < deadline else { throw UsageError("bench server did not answer /api/health") }
             usleep(20_000)
         }
     }
 
     var port: UInt16 { server.port }
+
+    /// A self-signed certificate (RSA 2048) for 127.0.0.1 by the `openssl` command line: (certificate, key).
+    static func makeCertificate(in folder: String) throws -> (String, String) {
+        let certificate = folder + "/cert.pem", key = folder + "/key.pem"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2", "-keyout", key, "-out", certificate,
+                             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw UsageError("openssl req could not make a test certificate (install openssl)") }
+        return (certificate, key)
+    }
+
+    /// Whether a plain HTTP request to the port is answered `400` (an HTTPS server that runs).
+    static func answersPlain400(port: UInt16) -> Bool {
+        guard let fd = try? Socket.connect(host: "127.0.0.1", port: port, timeoutMs: 2000) else { return false }
+        defer { Socket.close(fd) }
+        Socket.setTimeouts(fd, milliseconds: 2000)
+        let request = Array("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard (try? request.withUnsafeBytes({ try Socket.writeAll(fd, $0) })) != nil else { return false }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        guard let n = try? buffer.withUnsafeMutableBytes({ try Socket.read(fd, into: $0) }), n >= 12 else { return false }
+        return buffer[0..<12].elementsEqual("HTTP/1.1 400".utf8)
+    }
 
     /// Waits (up to 30 s) until `count` event streams are open.
     func waitForStreams(_ count: Int) -> Bool {

@@ -68,6 +68,46 @@ extension BenchSuite {
                                       Double(afterRun - afterConnect) / 1_048_576, seconds))
     }
 
+    /// The same fan-out (2,000 clients × 10 events/s) over HTTPS and over plain HTTP in one run: the
+    /// delivery p99 as the client reads it (TLS clients get no kernel arrival stamp) and the server's
+    /// CPU time while the events flow.
+    func sseFanoutTLS() throws {
+        raiseFileLimit()
+        let clients = short ? 200 : 2000
+        let seconds = short ? 3.0 : 20.0
+        struct Run { var result: SwarmProcess.Result; var published: Int; var cpuSeconds: Double; var dropped: Int; var connectSeconds: Double }
+        func run(tls: Bool) throws -> Run {
+            let server = try BenchServer(tls: tls)
+            defer { server.stop() }
+            let started = Monotonic.nanoseconds()
+            let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: false, idlePriority: true, tls: tls)
+            defer { swarm.kill() }
+            guard try swarm.waitConnected(timeoutSeconds: 120) == clients, server.waitForStreams(clients) else {
+                throw UsageError("SSE fan-out\(tls ? " over TLS" : ""): only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected")
+            }
+            let connectSeconds = Double(Monotonic.nanoseconds() - started) / 1e9
+            let hub = server.server.hub
+            var id: Int64 = 1 << 40
+            let cpuBefore = processCPUMicroseconds()
+            let published = publishTenPerSecond(seconds: seconds) { stamp in
+                id += 1
+                hub.publish(SSEEvent(id: id, type: "bench", data: String(stamp)))
+            }
+            let cpu = (processCPUMicroseconds() - cpuBefore) / 1e6
+            let result = try swarm.finish()
+            return Run(result: result, published: published, cpuSeconds: cpu, dropped: hub.metrics.droppedClients, connectSeconds: connectSeconds)
+        }
+        let plain = try run(tls: false)
+        let tls = try run(tls: true)
+        Self.figure("SSE delivery p99 over TLS (\(clients) clients × 10 events/s, publish → read by the client)", tls.result.read.p99,
+                    unit: "ms", target: 15, higherIsBetter: false,
+                    reference: String(format: "p50 %.2f ms, max %.2f ms, %d of %d deliveries, %d dropped, server CPU %.2f s for %.0f s of events, %d handshakes in %.1f s; plain HTTP in the same run: p99 %.2f ms, p50 %.2f ms, %d of %d deliveries, %d dropped, server CPU %.2f s; clients in a child process at idle priority; load avg %@",
+                                      tls.result.read.p50, tls.result.read.max, tls.result.deliveries, tls.published * clients, tls.dropped,
+                                      tls.cpuSeconds, seconds, clients, tls.connectSeconds,
+                                      plain.result.read.p99, plain.result.read.p50, plain.result.deliveries, plain.published * clients,
+                                      plain.dropped, plain.cpuSeconds, loadAverage()))
+    }
+
     /// 10,000 idle event-stream clients (in a child process): memory per client, and /api/health
     /// latency meanwhile.
     func sseIdle() throws {

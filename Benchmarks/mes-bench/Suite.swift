@@ -6,7 +6,7 @@ import Runtime
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 struct BenchSuite: Sendable {
-    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-idle", "slow-headers", "abuse", "orders"]
+    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders"]
     let short: Bool
 
     init(short: Bool) { self.short = short }
@@ -34,6 +34,7 @@ struct BenchSuite: Sendable {
         case "e2e": try endToEnd()
         case "soak": try soak()
         case "sse-fanout": try sseFanout()
+        case "sse-fanout-tls": try sseFanoutTLS()
         case "sse-idle": try sseIdle()
         case "slow-headers": try slowHeaders()
         case "abuse": try abuse()
