@@ -30,8 +30,8 @@ static inline int cossl_is_http_request(unsigned long code) {
 }
 
 /// A server context: TLS 1.2 at least, no renegotiation, no compression, a client closing without
-/// close_notify read as a plain end of stream, partial writes (a write returns what went out) and
-/// buffers released while a connection is idle. NULL on failure (see the error queue).
+/// close_notify read as a plain end of stream, partial writes (a write returns what went out),
+/// buffers released while a connection is idle, read-ahead. NULL on failure (see the error queue).
 static inline SSL_CTX *cossl_server_context_new(void) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) return NULL;
@@ -39,6 +39,9 @@ static inline SSL_CTX *cossl_server_context_new(void) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                              SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    // Read what the socket has in one recv (not a record header, then its body): the reader must
+    // then drain SSL_has_pending before waiting for the socket again.
+    SSL_CTX_set_read_ahead(ctx, 1);
     return ctx;
 }
 

@@ -382,9 +382,10 @@ final class EventLoop: SSESink, @unchecked Sendable {
             return
         }
         var reads = 0
-        // A TLS read returns one record (16 KiB at most): more of them per turn for the same bytes.
+        // A TLS read returns one record (16 KiB at most): more of them per turn for the same bytes;
+        // and what OpenSSL read ahead is always taken, since epoll will not report it again.
         let maxReads = connection.tls == nil ? 4 : 16
-        while reads < maxReads {
+        while reads < maxReads || connection.tls?.hasPending == true {
             reads += 1
             let n: Int
             do {
@@ -406,7 +407,12 @@ final class EventLoop: SSESink, @unchecked Sendable {
             let now = Monotonic.nanoseconds()
             connection.lastActivity = now
             if wasIdle { connection.headerStart = now }
-            if n < readBuffer.count && connection.tls == nil { break }
+            if let tls = connection.tls {
+                // A short record with nothing read ahead: the socket was drained (as a short recv says below).
+                if n < 16384 && !tls.hasPending { break }
+            } else if n < readBuffer.count {
+                break
+            }
         }
         if connection.tls?.wantsWrite == true { setInterest(connection) }
         processRequests(connection)

@@ -158,7 +158,14 @@ final class TLSSession {
         }
     }
 
-    /// One `SSL_read` into `buffer`: `.done(0)` at the end of the stream.
+    /// Bytes OpenSSL holds that the socket will not report again (read ahead): read on before waiting.
+    var hasPending: Bool {
+        guard let ssl else { return false }
+        return SSL_has_pending(ssl) == 1
+    }
+
+    /// One `SSL_read` into `buffer`: `.done(0)` at the end of the stream. Reads ahead: after
+    /// `.done(n)`, ``hasPending`` says whether more is buffered here rather than in the socket.
     func read(into buffer: UnsafeMutableRawBufferPointer, context: @autoclosure () -> String) throws -> IOResult<Int> {
         guard let ssl else { return .done(0) }
         ERR_clear_error()

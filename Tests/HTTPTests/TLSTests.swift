@@ -76,6 +76,29 @@ final class TLSTests: XCTestCase {
         XCTAssertTrue(received.elementsEqual(big), "the bytes arrive unchanged")
     }
 
+    func testPipelinedRequestsOverTLSAreAllAnswered() throws {
+        // 200 requests in one write (many in one TLS record, records read ahead by OpenSSL): every
+        // one is answered, in order, although the loop answers 16 per turn.
+        let running = try start()
+        defer { running.stop() }
+        let script = """
+        import socket, ssl, sys
+        context = ssl.create_default_context(cafile=sys.argv[1])
+        with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"".join(b"GET /api/%s HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n" % (b"slow" if i % 10 == 9 else b"health") for i in range(200)))
+                data = b""
+                while data.count(b"HTTP/1.1 200 OK") < 200 or not data.endswith(b"}"):
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                print(data.count(b"HTTP/1.1 200 OK"), data.count(b'{"from":"worker"}'))
+        """
+        let result = try runToEnd("/usr/bin/python3", ["-c", script, certificate.certificate, String(running.port)])
+        XCTAssertEqual(result.output.trimmingCharacters(in: .whitespacesAndNewlines), "200 20", result.output)
+    }
+
     func testEventStreamOverHTTPS() throws {
         let hub = SSEHub()
         let running = try start(hub: hub)
