@@ -23,8 +23,8 @@ import Glibc
 /// closes them.
 ///
 /// With `tls` the streaming clients speak HTTPS: each connects and completes its handshake blocking
-/// (the certificate is not checked), then reads non-blocking with `SSL_read`; no kernel arrival
-/// stamps then (the bytes go through OpenSSL), only the read latency.
+/// (the certificate is not checked), then reads non-blocking: the encrypted bytes are received here
+/// (with their kernel arrival stamp) and handed to OpenSSL through a memory BIO.
 ///
 /// Thread-confined, so not `Sendable`: the thread that makes it drives it.
 public final class ClientSwarm {
@@ -49,6 +49,8 @@ public final class ClientSwarm {
     private var clients: [Client] = []
     private var indexOfFd: [Int32: Int] = [:]
     private var buffer = [UInt8](repeating: 0, count: 65536)
+    /// Encrypted bytes of a TLS client, before OpenSSL decrypts them into `buffer`.
+    private var cipherBuffer = [UInt8](repeating: 0, count: 65536)
     private var latenciesMicros: [UInt32] = []
     private var arrivalMicros: [UInt32] = []
     private let stamped: Bool
@@ -64,7 +66,7 @@ public final class ClientSwarm {
     public init(port: UInt16, request: String, stamped: Bool = false, tls: Bool = false) throws {
         self.port = port
         self.request = Array(request.utf8)
-        self.stamped = stamped && !tls
+        self.stamped = stamped
         if tls {
             guard let context = cossl_client_context_new(nil), let method = cossl_socket_method_new() else {
                 throw BenchError("bench clients: cannot make a TLS client context")
@@ -113,6 +115,17 @@ public final class ClientSwarm {
             SSL_free(ssl)
             Socket.close(fd)
             throw BenchError("bench client \(index): TLS handshake or request failed")
+        }
+        // From now on the client receives the bytes itself (kernel stamps) and feeds OpenSSL from memory.
+        guard let memory = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            Socket.close(fd)
+            throw BenchError("bench client \(index): BIO_new failed")
+        }
+        SSL_set0_rbio(ssl, memory)
+        if stamped {
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, CSO_TIMESTAMPNS, &on, socklen_t(MemoryLayout<Int32>.size))
         }
         Socket.setNonBlocking(fd)
         clients[index] = Client(fd: fd, sent: request.count, ssl: ssl)
@@ -170,16 +183,26 @@ public final class ClientSwarm {
     private func readAll(_ index: Int, now: UInt64, monotonicNow: UInt64) {
         let fd = clients[index].fd
         if let ssl = clients[index].ssl {
-            while true {
-                let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
-                if n > 0 {
-                    consume(index, Int(n), now: now, monotonicNow: monotonicNow, arrival: 0)
-                    continue
+            reading: while true {
+                var arrival: Int64 = 0
+                let received = cipherBuffer.withUnsafeMutableBytes { raw in
+                    stamped ? csocket_recv_stamped(fd, raw.baseAddress, UInt(raw.count), &arrival) : recv(fd, raw.baseAddress, raw.count, 0)
                 }
-                let code = SSL_get_error(ssl, n)
-                ERR_clear_error()
-                if code == COSSL_ERROR_WANT_READ || code == COSSL_ERROR_WANT_WRITE { return }
-                break
+                if received < 0 && (errno == EAGAIN || errno == EINTR) { return }
+                guard received > 0 else { break }
+                let rbio = SSL_get_rbio(ssl)
+                _ = cipherBuffer.withUnsafeBytes { BIO_write(rbio, $0.baseAddress, Int32(received)) }
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+                    if n > 0 {
+                        consume(index, Int(n), now: now, monotonicNow: monotonicNow, arrival: UInt64(max(0, arrival)))
+                        continue
+                    }
+                    let code = SSL_get_error(ssl, n)
+                    ERR_clear_error()
+                    if code == COSSL_ERROR_WANT_READ || code == COSSL_ERROR_WANT_WRITE { continue reading }
+                    break reading
+                }
             }
             _ = cepoll_ctl_fd(epfd, CEPOLL_CTL_DEL, fd, 0)
             SSL_free(ssl)
