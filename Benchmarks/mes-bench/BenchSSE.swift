@@ -76,17 +76,22 @@ extension BenchSuite {
         raiseFileLimit()
         let clients = short ? 200 : 2000
         let seconds = short ? 3.0 : 20.0
-        struct Run { var result: SwarmProcess.Result; var published: Int; var cpuSeconds: Double; var dropped: Int; var connectSeconds: Double }
+        struct Run {
+            var result: SwarmProcess.Result; var published: Int; var cpuSeconds: Double; var dropped: Int; var connectSeconds: Double
+            var heapPerClientKiB: Double
+        }
         func run(tls: Bool) throws -> Run {
             let server = try BenchServer(tls: tls)
             defer { server.stop() }
             let started = Monotonic.nanoseconds()
+            let heapBefore = heapInUseBytes()
             let swarm = try SwarmProcess(port: server.port, clients: clients, stamped: true, idlePriority: true, tls: tls)
             defer { swarm.kill() }
             guard try swarm.waitConnected(timeoutSeconds: 120) == clients, server.waitForStreams(clients) else {
                 throw UsageError("SSE fan-out\(tls ? " over TLS" : ""): only \(server.server.hub.metrics.connectedClients) of \(clients) clients connected")
             }
             let connectSeconds = Double(Monotonic.nanoseconds() - started) / 1e9
+            let heapPerClient = Double(heapInUseBytes() - heapBefore) / 1024 / Double(clients)
             let hub = server.server.hub
             var id: Int64 = 1 << 40
             let cpuBefore = processCPUMicroseconds()
@@ -96,17 +101,18 @@ extension BenchSuite {
             }
             let cpu = (processCPUMicroseconds() - cpuBefore) / 1e6
             let result = try swarm.finish()
-            return Run(result: result, published: published, cpuSeconds: cpu, dropped: hub.metrics.droppedClients, connectSeconds: connectSeconds)
+            return Run(result: result, published: published, cpuSeconds: cpu, dropped: hub.metrics.droppedClients, connectSeconds: connectSeconds,
+                       heapPerClientKiB: heapPerClient)
         }
         let plain = try run(tls: false)
         let tls = try run(tls: true)
         Self.figure("SSE delivery p99 over TLS (\(clients) clients × 10 events/s, publish → arrival at the client)", tls.result.arrival.p99,
                     unit: "ms", target: 15, higherIsBetter: false,
-                    reference: String(format: "p50 %.2f ms, max %.2f ms, read by the client p99 %.2f ms, %d of %d deliveries (%d stamped), %d dropped, server CPU %.2f s for %.0f s of events, %d handshakes in %.1f s; plain HTTP in the same run: p99 %.2f ms, p50 %.2f ms, read p99 %.2f ms, %d of %d deliveries, %d dropped, server CPU %.2f s; clients in a child process at idle priority; load avg %@",
+                    reference: String(format: "p50 %.2f ms, max %.2f ms, read by the client p99 %.2f ms, %d of %d deliveries (%d stamped), %d dropped, server CPU %.2f s for %.0f s of events, heap %.1f KiB per client, %d handshakes in %.1f s; plain HTTP in the same run: p99 %.2f ms, p50 %.2f ms, read p99 %.2f ms, %d of %d deliveries, %d dropped, server CPU %.2f s, heap %.1f KiB per client; clients in a child process at idle priority; load avg %@",
                                       tls.result.arrival.p50, tls.result.arrival.max, tls.result.read.p99, tls.result.deliveries,
-                                      tls.published * clients, tls.result.stamped, tls.dropped, tls.cpuSeconds, seconds, clients, tls.connectSeconds,
+                                      tls.published * clients, tls.result.stamped, tls.dropped, tls.cpuSeconds, seconds, tls.heapPerClientKiB, clients, tls.connectSeconds,
                                       plain.result.arrival.p99, plain.result.arrival.p50, plain.result.read.p99, plain.result.deliveries,
-                                      plain.published * clients, plain.dropped, plain.cpuSeconds, loadAverage()))
+                                      plain.published * clients, plain.dropped, plain.cpuSeconds, plain.heapPerClientKiB, loadAverage()))
     }
 
     /// 10,000 idle event-stream clients (in a child process): memory per client, and /api/health
