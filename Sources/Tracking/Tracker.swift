@@ -13,8 +13,18 @@ import Runtime
 ///
 /// Per station, an operation begins when a vehicle id appears (or, with a vehicle present and
 /// nothing in progress, the machine starts `running`); it ends on `cycleComplete` (a bool's rising
-/// edge or a number's change; at a station without that signal, when the vehicle leaves). A vehicle
-/// that leaves before completion aborts its operation.
+/// edge or a number's change; at a station without that signal, when the vehicle leaves or starts
+/// at a later station of the route). A vehicle that leaves before completion aborts its operation.
+///
+/// Real PLCs keep the last vehicle id after the cycle until the next vehicle arrives, fault and come
+/// back still showing it, and keep showing it while vehicles pass a parallel station; the vehicle
+/// is then *held*: shown, with its operation there done. A held vehicle is not worked again until
+/// the station shows new work (README "Tracking on real PLC behaviour"): the machine *starts*
+/// `running` (from a state other than `fault`; the end of a fault resumes, it starts nothing), or,
+/// at a station that reports no state, the vehicle reappears or a cycle completes with no fault
+/// since the last operation. A vehicle coming back after another one was shown is worked again
+/// right away (rework). A second completed cycle is a `repeated` issue, raised when it completes;
+/// `duplicateId` is one id *being worked* (operations in progress) at two stations at once.
 public struct Tracker: Sendable {
     public let config: PlantConfig
     public let options: TrackerOptions
@@ -152,11 +162,27 @@ public struct Tracker: Sendable {
             stations[index].lastCycle = value
         }
         stations[index].restoredOperation = false
-        var startedRunning = false
-        if let stateSlot = slots.state, let code = stations[index].values[stateSlot]?.integer {
-            let running = slots.states[code] == MachineState.running.rawValue
-            if let was = stations[index].wasRunning, running, !was { startedRunning = true }
-            stations[index].wasRunning = running
+        let machine = stations[index].machineState()
+        let previousMachine = stations[index].machine
+        // A station that reports no state shows a fault only by its fault code.
+        let faulted: Bool
+        if let machine {
+            faulted = machine == .fault
+        } else if let slot = slots.faultCode, let code = stations[index].values[slot]?.integer {
+            faulted = code != 0
+        } else {
+            faulted = false
+        }
+        let startedRunning = machine == .running && previousMachine != nil && previousMachine != .running
+        // A start, not the resume after a fault.
+        let startedWork = startedRunning && previousMachine != .fault && !stations[index].faulted
+        if let machine { stations[index].machine = machine }
+        stations[index].faulted = faulted
+        if faulted {
+            stations[index].freshStart = false
+            if stations[index].operation == nil { stations[index].faultSinceOperation = true }
+        } else if startedWork {
+            stations[index].freshStart = true
         }
 
         var edgeUsed = false
@@ -167,16 +193,25 @@ public struct Tracker: Sendable {
         if vehicleNow != stations[index].currentVehicle {
             if let old = stations[index].currentVehicle { depart(old, from: index, at: time, into: &outputs) }
             if let new = vehicleNow {
-                arrive(new, at: index, time: time, into: &outputs)
+                // A vehicle reappearing where it is done (a register blank for a moment, a fault)
+                // is worked again only with new work in sight.
+                let newWork = machine == nil ? !faulted && !stations[index].faultSinceOperation
+                    : machine == .running && stations[index].freshStart
+                arrive(new, at: index, time: time, newWork: newWork, into: &outputs)
                 if edge && !edgeUsed {
                     complete(index, at: time, into: &outputs)
                 }
             }
         } else if let vehicle = vehicleNow {
             vehicles[vehicle]?.summary.lastSeenAt = time
-            if stations[index].operation == nil && !edgeUsed && (edge || (startedRunning && options.startOnRunning)) {
-                startOperation(vehicle, at: index, time: time, into: &outputs)
-                if edge { complete(index, at: time, into: &outputs) }
+            if stations[index].operation == nil && !edgeUsed {
+                // A held vehicle: worked again when the machine starts, or when a cycle completes
+                // after a start (or, at a station that reports no state, with no fault since).
+                let cycled = edge && (machine == nil ? !faulted && !stations[index].faultSinceOperation : stations[index].freshStart)
+                if cycled || (startedWork && options.startOnRunning) {
+                    startOperation(vehicle, at: index, time: time, into: &outputs)
+                    if edge { complete(index, at: time, into: &outputs) }
+                }
             }
             if let v = vehicles[vehicle], v.presentCount > 1 {
                 checkDuplicate(vehicle, at: index, time: time, into: &outputs)
@@ -225,10 +260,11 @@ public struct Tracker: Sendable {
 
     // MARK: Vehicle movements
 
-    private mutating func arrive(_ vehicleId: String, at index: Int, time: Date, into outputs: inout [TrackingOutput]) {
+    /// `newWork`: whether the station shows new work, for a vehicle that reappears where it is done.
+    private mutating func arrive(_ vehicleId: String, at index: Int, time: Date, newWork: Bool, into outputs: inout [TrackingOutput]) {
+        let reappears = stations[index].lastVehicle == vehicleId
         stations[index].currentVehicle = vehicleId
-        stations[index].vehicleSince = time
-        stations[index].duplicateReported = false
+        stations[index].lastVehicle = vehicleId
         let station = stations[index].config
         if vehicles[vehicleId] == nil {
             var runtime = VehicleRuntime(summary: VehicleSummary(vehicleId: vehicleId, status: .inProcess,
@@ -247,14 +283,25 @@ public struct Tracker: Sendable {
             vehicles[vehicleId] = runtime
             inProcessCount += 1
         }
+        let shownElsewhere = vehicles[vehicleId]!.presentCount > 0
+        let starts = !reappears || newWork || !isDone(vehicleId, at: index)
         vehicles[vehicleId]!.presentCount += 1
-        vehicles[vehicleId]!.summary.currentStation = station.id
+        if starts || !shownElsewhere { vehicles[vehicleId]!.summary.currentStation = station.id }
         vehicles[vehicleId]!.summary.lastSeenAt = time
-        startOperation(vehicleId, at: index, time: time, into: &outputs)
+        if starts { startOperation(vehicleId, at: index, time: time, into: &outputs) }
         outputs.append(.vehicleChanged(vehicles[vehicleId]!.summary))
         if vehicles[vehicleId]!.presentCount > 1 {
             checkDuplicate(vehicleId, at: index, time: time, into: &outputs)
         }
+    }
+
+    /// Whether the vehicle completed this station already, or its process while it is past it
+    /// (a new operation here is rework).
+    private func isDone(_ vehicleId: String, at index: Int) -> Bool {
+        guard let vehicle = vehicles[vehicleId], let routeIndex = stations[index].routeIndex else { return false }
+        let doneHere = (vehicle.completedByStation[stations[index].config.id] ?? 0) > 0
+        let wentBack = vehicle.completedProcesses.contains(stations[index].config.process) && routeIndex < vehicle.summary.lastRouteIndex
+        return doneHere || wentBack
     }
 
     private mutating func depart(_ vehicleId: String, from index: Int, at time: Date, into outputs: inout [TrackingOutput]) {
@@ -264,20 +311,22 @@ public struct Tracker: Sendable {
             } else {
                 var op = stations[index].operation!
                 stations[index].operation = nil
+                stations[index].rework = false
+                stations[index].freshStart = false
                 op.completedAt = nil
                 outputs.append(.operationAborted(op))
             }
         }
         stations[index].currentVehicle = nil
-        stations[index].vehicleSince = nil
         guard var vehicle = vehicles[vehicleId] else { return }
         vehicle.presentCount = max(0, vehicle.presentCount - 1)
         vehicle.summary.lastSeenAt = time
         if vehicle.summary.currentStation == stations[index].config.id {
             vehicle.summary.currentStation = nil
             if vehicle.presentCount > 0 {
-                // Still reported elsewhere (duplicate id): point at that station.
-                vehicle.summary.currentStation = stations.first { $0.currentVehicle == vehicleId }?.config.id
+                // Still worked elsewhere (duplicate id): point at that station; one only holding
+                // the id after its cycle is not where the vehicle is.
+                vehicle.summary.currentStation = stations.first { $0.operation?.vehicleId == vehicleId }?.config.id
             }
         }
         vehicles[vehicleId] = vehicle
@@ -286,32 +335,27 @@ public struct Tracker: Sendable {
     }
 
     private mutating func startOperation(_ vehicleId: String, at index: Int, time: Date, into outputs: inout [TrackingOutput]) {
+        finishWithoutCycleSignal(vehicleId, before: index, at: time, into: &outputs)
         let station = stations[index].config
         guard var vehicle = vehicles[vehicleId] else { return }
         let opId = StationRuntime.operationId(station: station.id, at: time)
         let attempt = (vehicle.completedByStation[station.id] ?? 0) + 1
-        if let routeIndex = stations[index].routeIndex {
-            let doneHere = (vehicle.completedByStation[station.id] ?? 0) > 0
-            let wentBack = vehicle.completedProcesses.contains(station.process) && routeIndex < vehicle.summary.lastRouteIndex
-            if doneHere || wentBack {
+        let rework = isDone(vehicleId, at: index)
+        stations[index].rework = rework
+        stations[index].faultSinceOperation = false
+        stations[index].duplicateReported = false
+        if let routeIndex = stations[index].routeIndex, !rework {
+            let missing = plan(vehicleId).tracked.filter {
+                (config.routeIndex(of: $0) ?? 0) < routeIndex && !vehicle.completedProcesses.contains($0)
+                    && !vehicle.reportedSkips.contains($0)
+            }
+            if !missing.isEmpty {
+                vehicle.reportedSkips.formUnion(missing)
                 outputs.append(.sequenceIssue(SequenceIssue(
-                    kind: .repeated, vehicleId: vehicleId, station: station.id, process: station.process,
-                    expected: station.process, at: time,
-                    message: "vehicle \(vehicleId) worked again at \(station.id) (\(station.process)), attempt \(attempt)",
+                    kind: .skipped, vehicleId: vehicleId, station: station.id, process: station.process,
+                    expected: missing.first, at: time,
+                    message: "vehicle \(vehicleId) reached \(station.process) at \(station.id) without \(missing.joined(separator: ", "))",
                     operationId: opId)))
-            } else {
-                let missing = plan(vehicleId).tracked.filter {
-                    (config.routeIndex(of: $0) ?? 0) < routeIndex && !vehicle.completedProcesses.contains($0)
-                        && !vehicle.reportedSkips.contains($0)
-                }
-                if !missing.isEmpty {
-                    vehicle.reportedSkips.formUnion(missing)
-                    outputs.append(.sequenceIssue(SequenceIssue(
-                        kind: .skipped, vehicleId: vehicleId, station: station.id, process: station.process,
-                        expected: missing.first, at: time,
-                        message: "vehicle \(vehicleId) reached \(station.process) at \(station.id) without \(missing.joined(separator: ", "))",
-                        operationId: opId)))
-                }
             }
         }
         vehicles[vehicleId] = vehicle
@@ -323,9 +367,23 @@ public struct Tracker: Sendable {
         outputs.append(.operationStarted(op))
     }
 
+    /// A station without `cycleComplete` ends its operation when the vehicle leaves; one whose PLC
+    /// keeps the id shows that only by the vehicle starting at a later station of the route.
+    private mutating func finishWithoutCycleSignal(_ vehicleId: String, before index: Int, at time: Date,
+                                                   into outputs: inout [TrackingOutput]) {
+        guard let here = stations[index].routeIndex, let vehicle = vehicles[vehicleId], vehicle.presentCount > 1 else { return }
+        for other in stations.indices where other != index && stations[other].slots.cycle == nil
+            && stations[other].operation?.vehicleId == vehicleId && (stations[other].routeIndex ?? here) < here {
+            complete(other, at: time, into: &outputs)
+        }
+    }
+
     private mutating func complete(_ index: Int, at time: Date, into outputs: inout [TrackingOutput]) {
         guard var op = stations[index].operation else { return }
         stations[index].operation = nil
+        let rework = stations[index].rework
+        stations[index].rework = false
+        stations[index].freshStart = false
         let runtime = stations[index]
         let slots = runtime.slots
         op.completedAt = time
@@ -344,6 +402,14 @@ public struct Tracker: Sendable {
         }
         if let slot = slots.operatorSlot, let name = runtime.text(slot) { op.operatorName = name }
         op.shift = config.shift(at: time)?.shift.name
+        if rework {
+            // A second completed cycle: a repeat (a started one that never completes is none).
+            outputs.append(.sequenceIssue(SequenceIssue(
+                kind: .repeated, vehicleId: op.vehicleId, station: op.station, process: op.process,
+                expected: op.process, at: time,
+                message: "vehicle \(op.vehicleId) worked again at \(op.station) (\(op.process)), attempt \(op.attempt)",
+                operationId: op.id)))
+        }
         outputs.append(.operationCompleted(op))
 
         guard var vehicle = vehicles[op.vehicleId] else { return }
@@ -360,11 +426,16 @@ public struct Tracker: Sendable {
         outputs.append(.vehicleChanged(vehicle.summary))
     }
 
+    /// One id being worked at two stations at once: operations in progress for it at both, each
+    /// station polled past the grace after the later one started (a vehicle the next station shows
+    /// before the last one clears is a handover; one held after its cycle is not being worked).
     private mutating func checkDuplicate(_ vehicleId: String, at index: Int, time: Date, into outputs: inout [TrackingOutput]) {
-        for other in stations.indices where other != index && stations[other].currentVehicle == vehicleId {
-            let (later, earlier) = (stations[index].vehicleSince ?? time) >= (stations[other].vehicleSince ?? time)
-                ? (index, other) : (other, index)
-            guard !stations[later].duplicateReported, let since = stations[later].vehicleSince else { continue }
+        guard let mine = stations[index].operation, mine.vehicleId == vehicleId else { return }
+        for other in stations.indices where other != index {
+            guard let theirs = stations[other].operation, theirs.vehicleId == vehicleId else { continue }
+            let (later, earlier) = mine.startedAt >= theirs.startedAt ? (index, other) : (other, index)
+            guard !stations[later].duplicateReported else { continue }
+            let since = max(mine.startedAt, theirs.startedAt)
             let due = since.addingTimeInterval(options.duplicateGraceS)
             guard (stations[later].lastPollAt ?? since) >= due, (stations[earlier].lastPollAt ?? since) >= due else { continue }
             stations[later].duplicateReported = true
@@ -372,7 +443,7 @@ public struct Tracker: Sendable {
             outputs.append(.sequenceIssue(SequenceIssue(
                 kind: .duplicateId, vehicleId: vehicleId, station: station.id, process: station.process,
                 expected: stations[earlier].config.id, at: time,
-                message: "vehicle id \(vehicleId) reported at \(station.id) and \(stations[earlier].config.id) at once",
+                message: "vehicle id \(vehicleId) worked at \(station.id) and \(stations[earlier].config.id) at once",
                 operationId: stations[later].operation?.id)))
         }
     }
@@ -481,7 +552,7 @@ public struct Tracker: Sendable {
             guard let station = vehicle.summary.currentStation, let index = stationIndex[station],
                   stations[index].currentVehicle == nil else { continue }
             stations[index].currentVehicle = id
-            stations[index].vehicleSince = vehicle.summary.lastSeenAt
+            stations[index].lastVehicle = id
             vehicles[id]!.presentCount = 1
         }
         for op in snapshot.operationsInProgress {
@@ -491,9 +562,10 @@ public struct Tracker: Sendable {
             }
             if stations[index].currentVehicle != op.vehicleId {
                 stations[index].currentVehicle = op.vehicleId
-                stations[index].vehicleSince = op.startedAt
+                stations[index].lastVehicle = op.vehicleId
                 vehicles[op.vehicleId]?.presentCount += 1
             }
+            stations[index].rework = isDone(op.vehicleId, at: index)
             stations[index].operation = op
             stations[index].restoredOperation = true
         }
@@ -550,6 +622,7 @@ private struct SignalSlots {
     var measurements: [(String, Int)] = []
     var lots: [Int] = []
     var counter: Int?
+    var faultCode: Int?
 }
 
 private struct StationRuntime {
@@ -559,12 +632,22 @@ private struct StationRuntime {
     let slotByName: [String: Int]
     var values: [SignalValue?]
     var currentVehicle: String?
-    var vehicleSince: Date?
+    /// The last vehicle shown (kept while the id is blank).
+    var lastVehicle: String?
     var operation: OperationRecord?
+    /// The operation in progress works a vehicle done here already (a repeat once it completes).
+    var rework = false
     var restoredOperation = false
     var duplicateReported = false
     var lastCycle: SignalValue?
-    var wasRunning: Bool?
+    /// The last machine state reported (nil: the station reports none).
+    var machine: MachineState?
+    /// A fault showed at the last poll.
+    var faulted = false
+    /// The machine started `running` (not resumed from a fault) since the last operation ended.
+    var freshStart = false
+    /// A fault showed since the last operation ended.
+    var faultSinceOperation = false
     var lastPollAt: Date?
     var currentLot: String?
     var lastCounter: Int64?
@@ -588,7 +671,8 @@ private struct StationRuntime {
             case .measurement: slots.measurements.append((signal.name, i))
             case .lotId: slots.lots.append(i)
             case .counter: if slots.counter == nil { slots.counter = i }
-            case .faultCode, .none: break
+            case .faultCode: if slots.faultCode == nil { slots.faultCode = i }
+            case .none: break
             }
         }
         self.slots = slots
@@ -617,6 +701,12 @@ private struct StationRuntime {
     }
 
     func vehicleId() -> String? { slots.vehicleId.flatMap { text($0) } }
+
+    /// The machine state now: the `states` map, else the conventional codes; nil without a state value.
+    func machineState() -> MachineState? {
+        guard let slot = slots.state, let code = values[slot]?.integer else { return nil }
+        return slots.states[code].flatMap(MachineState.init(rawValue:)) ?? MachineState(conventionalCode: code)
+    }
 
     var tracking: StationTracking {
         StationTracking(station: config.id, process: config.process, currentVehicle: currentVehicle,
