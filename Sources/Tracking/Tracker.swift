@@ -618,11 +618,11 @@ private struct SignalSlots {
     var okValues: Set<Int64> = []
     var state: Int?
     var states: [Int64: String] = [:]
+    var faultCode: Int?
     var operatorSlot: Int?
     var measurements: [(String, Int)] = []
     var lots: [Int] = []
     var counter: Int?
-    var faultCode: Int?
 }
 
 private struct StationRuntime {
@@ -671,10 +671,10 @@ private struct StationRuntime {
             case .measurement: slots.measurements.append((signal.name, i))
             case .lotId: slots.lots.append(i)
             case .counter: if slots.counter == nil { slots.counter = i }
-            case .faultCode: if slots.faultCode == nil { slots.faultCode = i }
-            case .none: break
+            case .faultCode, .none: break
             }
         }
+        slots.faultCode = config.signals.firstIndex { $0.role == .faultCode }
         self.slots = slots
         self.slotByName = byName
         self.values = Array(repeating: nil, count: config.signals.count)

@@ -84,13 +84,13 @@ public struct TrackingState: Sendable, Equatable {
 
 /// Tuning of the tracker.
 public struct TrackerOptions: Sendable, Equatable {
-    /// How long two stations must both report one vehicle id (by their own polls) before it is a
+    /// How long two stations must both work one vehicle id (by their own polls) before it is a
     /// `duplicateId` issue; covers the moment a vehicle moves and the next station is polled first.
     public var duplicateGraceS: Double = 2
     /// Completed and scrapped vehicles kept in memory (for rework detection); older ones are forgotten.
     public var retainFinishedVehicles: Int = 10_000
-    /// Start a new operation when the machine goes to `running` with a vehicle already present
-    /// and no operation in progress (rework in place).
+    /// Start a new operation when the machine starts `running` (not resumes from a fault) with a
+    /// vehicle already present and no operation in progress (rework in place).
     public var startOnRunning: Bool = true
 
     public init() {}

@@ -9,11 +9,13 @@ public struct SequenceIssue: Sendable, Equatable {
     public enum Kind: String, Sendable, Equatable, CaseIterable {
         /// The vehicle reached a process while an earlier tracked process of the route is not done.
         case skipped
-        /// The vehicle is worked again at a station (or a process behind it) it already completed: rework.
+        /// A second completed cycle of the vehicle at a station (or at a process behind one it
+        /// completed): rework; raised when that cycle completes.
         case repeated
         /// The vehicle was first seen at a process after the first tracked one.
         case unknownVehicle = "unknown_vehicle"
-        /// The same vehicle id is reported by two stations at once.
+        /// The same vehicle id is being worked (operations in progress) at two stations at once; a
+        /// station still showing it after its cycle is not working it.
         case duplicateId = "duplicate_id"
     }
 
@@ -27,7 +29,7 @@ public struct SequenceIssue: Sendable, Equatable {
     public var expected: String?
     public var at: Date
     public var message: String
-    /// The operation the issue is about (the one that started), if any.
+    /// The operation the issue is about (the one that started, or for `repeated` completed), if any.
     public var operationId: String?
 
     public init(kind: Kind, vehicleId: String, station: String, process: String, expected: String?, at: Date,
