@@ -564,6 +564,7 @@
     ['index.html', 'nav.overview'], ['alerts.html', 'nav.alerts'], ['vehicle.html', 'nav.vehicles'], ['station.html', 'nav.stations'],
     ['orders.html', 'nav.orders'],
     ['shift.html', 'nav.shift'],
+    ['recall.html', 'nav.recall'],
   ];
   /** Fills <header id="top"> with the top bar and puts the disconnection banner under it. */
   MES.header = function () {

@@ -1,5 +1,7 @@
 /* Vehicle page: a vehicle's route as a timeline (results, measurements against limits, lots, defects,
- * alerts); a lot's vehicles (recall tracing). ?id=VIN or ?lot=LOT. */
+ * alerts), its key parts with their history, and the quality actions (hold, release with the quality
+ * gate, scrap, raise and resolve defects; the token is asked once per browser session); a lot's
+ * vehicles (recall tracing). ?id=VIN or ?lot=LOT. */
 (function () {
   'use strict';
   const { el, t, fmt } = MES;
@@ -7,6 +9,7 @@
   let shown = null; // {kind: 'vehicle'|'lot', key}
   let recent = [];
   let refreshTimer = null;
+  let current = null; // the vehicle shown (GET /api/vehicles/{id})
 
   function specsOf(station) {
     if (!stationSpecs.has(station)) {
@@ -34,6 +37,7 @@
       return;
     }
     if (!shown || shown.kind !== 'vehicle' || shown.key !== id) return;
+    current = v;
     const ops = (v.operations || []).slice().sort((a, b) => MES.ms(a.startedAt || a.completedAt) - MES.ms(b.startedAt || b.completedAt));
     const specs = await Promise.all(ops.map((op) => specsOf(op.station)));
     const timeline = el('ol', { className: 'timeline', id: 'timeline' }, ops.length === 0 ? el('li', { className: 'muted' }, t('vehicle.noOps')) :
@@ -67,20 +71,179 @@
     const alerts = v.alerts || [];
     result.replaceChildren(
       el('div', { className: 'panel', id: 'vehicle-view', dataset: { vehicle: v.vehicleId } },
-        el('h2', null, v.vehicleId + ' ', el('span', { className: 'badge vs-' + v.status, id: 'vehicle-status' }, MES.tOr('vstatus', v.status))),
+        el('h2', null, v.vehicleId + ' ', el('span', { className: 'badge vs-' + v.status, id: 'vehicle-status', dataset: { status: v.status } }, MES.tOr('vstatus', v.status))),
+        v.holdReason ? el('p', { id: 'hold-reason', className: 'hold-reason' }, el('span', { className: 'muted' }, t('vehicle.holdReason') + ': '), v.holdReason) : null,
         el('p', { className: 'muted' }, t('vehicle.current') + ': ' + (v.currentStation || '—')),
         el('h2', null, t('vehicle.operations')), timeline),
+      actionsPanel(v),
+      partsPanel(v),
       orderPanel(v),
       el('div', { className: 'panel', id: 'vehicle-defects' }, el('h2', null, t('vehicle.defects') + ' (' + defects.length + ')'),
         defects.length === 0 ? el('p', { className: 'muted' }, t('vehicle.noDefects')) : el('table', null,
-          el('thead', null, el('tr', null, ['alerts.col.severity', 'alerts.col.station', 'defect.code', 'defect.description', 'defect.status', 'alerts.col.raised'].map((k) => el('th', null, t(k))))),
-          el('tbody', null, defects.map((d) => el('tr', null, el('td', null, el('span', { className: 'badge sev-' + d.severity }, MES.tOr('sev', d.severity))),
-            el('td', null, d.station || '—'), el('td', null, d.code), el('td', null, d.description || ''), el('td', null, d.status), el('td', { className: 'num' }, fmt.dateTime(d.raisedAt))))))),
+          el('thead', null, el('tr', null, ['alerts.col.severity', 'alerts.col.station', 'defect.code', 'defect.description', 'defect.status', 'alerts.col.raised', 'alerts.col.actions'].map((k) => el('th', null, t(k))))),
+          el('tbody', null, defects.map((d) => el('tr', { dataset: { defect: d.id, status: d.status } }, el('td', null, el('span', { className: 'badge sev-' + d.severity }, MES.tOr('sev', d.severity))),
+            el('td', null, d.station || '—'), el('td', null, d.code), el('td', null, d.description || '', d.comment ? el('div', { className: 'muted comment' }, '“' + d.comment + '”') : null),
+            el('td', null, MES.tOr('dstatus', d.status), d.resolvedBy ? el('div', { className: 'muted' }, t('alerts.by', { user: d.resolvedBy })) : null),
+            el('td', { className: 'num' }, fmt.dateTime(d.raisedAt)),
+            el('td', { className: 'actions' }, d.status === 'open' ? el('button', { type: 'button', className: 'resolve',
+              onclick: () => openAction('resolve', d) }, t('act.resolve')) : null)))))),
       el('div', { className: 'panel', id: 'vehicle-alerts' }, el('h2', null, t('vehicle.alerts') + ' (' + alerts.length + ')'),
         alerts.length === 0 ? el('p', { className: 'muted' }, t('vehicle.noAlerts')) : el('table', null,
           el('tbody', null, alerts.map((a) => el('tr', null, el('td', null, el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity))),
             el('td', null, MES.tOr('astate', a.state)), el('td', null, a.station || '—'), el('td', null, a.message || ''), el('td', { className: 'num' }, fmt.dateTime(a.raisedAt))))))));
   }
+
+  /** Hold, release, scrap and raise a defect (quality staff; POSTs ask for the token once per session). */
+  function actionsPanel(v) {
+    const can = {
+      hold: v.status === 'in_process' || v.status === 'completed',
+      release: v.status === 'hold',
+      scrap: v.status !== 'scrapped',
+      defect: true,
+    };
+    const button = (kind, key, cls) => el('button', { type: 'button', id: 'act-' + kind + '-button', className: cls || '', disabled: !can[kind],
+      onclick: () => openAction(kind) }, t(key));
+    return el('div', { className: 'panel', id: 'vehicle-actions' },
+      el('h2', null, t('act.title')),
+      el('div', { className: 'toolbar flush' },
+        button('hold', 'act.hold'), button('release', 'act.release'), button('scrap', 'act.scrap', 'danger'), button('defect', 'act.raiseDefect'),
+        el('span', { className: 'spacer fill' }),
+        el('span', { id: 'token-state', className: 'muted' }, t(MES.token() ? 'token.signedIn' : 'token.none')),
+        el('button', { type: 'button', id: 'token-button', onclick: toggleToken }, t(MES.token() ? 'token.signout' : 'token.signin'))),
+      el('p', { id: 'act-message', className: 'muted', role: 'status' }, lastMessage && lastMessage.vehicle === v.vehicleId ? lastMessage.text : ''));
+  }
+
+  /** The vehicle's key parts: those in it, then those replaced, with who bound or removed them and why. */
+  function partsPanel(v) {
+    if (!Array.isArray(v.parts)) return null; // a server without key parts
+    const time = (ms) => ms || 0;
+    const parts = v.parts.slice().sort((a, b) => (a.removedAt ? 1 : 0) - (b.removedAt ? 1 : 0) || time(MES.ms(b.boundAt)) - time(MES.ms(a.boundAt)));
+    const recallLink = (name, value) => (value ? el('a', { href: 'recall.html?' + name + '=' + encodeURIComponent(value), title: name === 'partNumber' ? t('parts.recall') : null }, value) : '—');
+    const by = (user) => (user === 'plc' ? t('parts.plc') : user || '—');
+    return el('div', { className: 'panel', id: 'vehicle-parts' }, el('h2', null, t('parts.title') + ' (' + parts.filter((p) => !p.removedAt).length + ')'),
+      parts.length === 0 ? el('p', { className: 'muted' }, t('parts.none')) : el('table', null,
+        el('thead', null, el('tr', null, ['parts.type', 'parts.serial', 'parts.number', 'parts.station', 'parts.bound', 'parts.by', 'parts.removed', 'parts.reason']
+          .map((k) => el('th', null, t(k))))),
+        el('tbody', null, parts.map((p) => el('tr', { className: p.removedAt ? 'removed' : 'current', dataset: { serial: p.serial, partType: p.partType, state: p.removedAt ? 'removed' : 'current' } },
+          el('td', null, MES.tOr('ptype', p.partType), el('div', { className: 'muted' }, t(p.removedAt ? 'parts.history' : 'parts.current'))),
+          el('td', { className: 'serial' }, recallLink('serial', p.serial)),
+          el('td', null, recallLink('partNumber', p.partNumber)),
+          el('td', null, p.station || '—'),
+          el('td', { className: 'num' }, fmt.dateTime(p.boundAt)),
+          el('td', null, by(p.boundBy)),
+          el('td', { className: 'num' }, p.removedAt ? [fmt.dateTime(p.removedAt), el('div', { className: 'muted' }, by(p.removedBy))] : '—'),
+          el('td', null, p.reason || '—'))))));
+  }
+
+  // ---------------------------------------------------------------- quality actions
+  const dialog = document.getElementById('act-dialog');
+  const SEVERITIES = ['low', 'medium', 'high', 'critical'];
+  let pending = null; // {kind, vehicleId, defect}
+  let lastMessage = null; // {vehicle, text}
+  let stationIds = null;
+
+  async function stationList() {
+    if (!stationIds) {
+      try {
+        stationIds = (await MES.api('/api/stations')).map((s) => s.id);
+      } catch (e) {
+        return [];
+      }
+    }
+    return stationIds;
+  }
+  const q = (id) => document.getElementById(id);
+
+  async function openAction(kind, defect) {
+    if (!current) return;
+    const v = current;
+    pending = { kind, vehicleId: v.vehicleId, defect };
+    const titles = { hold: 'act.holdTitle', release: 'act.releaseTitle', scrap: 'act.scrapTitle', defect: 'act.defectTitle', resolve: 'act.resolveTitle' };
+    MES.setText(q('act-title'), t(titles[kind], { id: kind === 'resolve' ? defect.id : v.vehicleId }));
+    MES.setText(q('act-text-label'), t(kind === 'resolve' ? 'act.comment' : kind === 'defect' ? 'act.comment' : 'act.reason'));
+    q('act-text-row').classList.toggle('hidden', kind === 'defect');
+    q('act-defect-fields').classList.toggle('hidden', kind !== 'defect');
+    q('act-warn').classList.toggle('hidden', kind !== 'scrap');
+    MES.setText(q('act-warn'), kind === 'scrap' ? t('act.scrapWarn') : '');
+    q('act-override-row').classList.add('hidden');
+    q('act-override').checked = false;
+    q('act-error').textContent = '';
+    q('act-text').value = '';
+    q('act-ok').disabled = false;
+    if (kind === 'defect') {
+      const stations = await stationList();
+      const last = (v.operations || []).slice(-1)[0];
+      const preferred = v.currentStation || (last && last.station) || '';
+      q('act-station').replaceChildren(el('option', { value: '' }, '—'), ...stations.map((s) => el('option', { value: s }, s)));
+      q('act-station').value = stations.includes(preferred) ? preferred : '';
+      q('act-severity').replaceChildren(...SEVERITIES.map((s) => el('option', { value: s }, MES.tOr('sev', s))));
+      q('act-severity').value = 'medium';
+      q('act-code').value = '';
+      q('act-description').value = '';
+    }
+    dialog.showModal();
+    (kind === 'defect' ? q('act-code') : q('act-text')).focus();
+  }
+
+  q('act-cancel').addEventListener('click', () => { dialog.close(); pending = null; });
+  q('act-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!pending) return;
+    const { kind, vehicleId, defect } = pending;
+    const text = q('act-text').value.trim();
+    const path = '/api/vehicles/' + encodeURIComponent(vehicleId) + '/';
+    let url;
+    let body;
+    if (kind === 'defect') {
+      const code = q('act-code').value.trim();
+      if (!code) { q('act-error').textContent = t('act.required', { field: t('act.code') }); return; }
+      url = '/api/defects';
+      body = { vehicleId, code, description: q('act-description').value.trim(), severity: q('act-severity').value };
+      if (q('act-station').value) body.station = q('act-station').value;
+    } else if (kind === 'resolve') {
+      url = '/api/defects/' + encodeURIComponent(defect.id) + '/resolve';
+      body = { comment: text };
+    } else {
+      if (!text && kind !== 'release') { q('act-error').textContent = t('act.required', { field: t('act.reason') }); return; }
+      url = path + kind;
+      body = { reason: text };
+      if (kind === 'release' && q('act-override').checked) body.override = true;
+    }
+    const ok = q('act-ok');
+    ok.disabled = true;
+    try {
+      await MES.post(url, body);
+      dialog.close();
+      pending = null;
+      const names = { hold: 'act.hold', release: 'act.release', scrap: 'act.scrap', defect: 'act.raiseDefect', resolve: 'act.resolve' };
+      lastMessage = { vehicle: vehicleId, text: t('act.done', { action: t(names[kind]) }) };
+      refresh();
+    } catch (err) {
+      if (err.code === 'gate_blocked') {
+        // The quality gate (README "Key parts, recall and the quality gate"): an admin may override it.
+        q('act-error').textContent = t('act.gateBlocked', { message: err.message });
+        q('act-override-row').classList.remove('hidden');
+      } else if (err.status === 403) {
+        q('act-error').textContent = t('error', { message: err.message }) + ' ' + t('act.needsRole');
+      } else {
+        q('act-error').textContent = t('error', { message: err.message });
+      }
+      ok.disabled = false;
+    }
+    renderToken();
+  });
+
+  function renderToken() {
+    const has = !!MES.token();
+    MES.setText(q('token-state'), t(has ? 'token.signedIn' : 'token.none'));
+    MES.setText(q('token-button'), t(has ? 'token.signout' : 'token.signin'));
+  }
+  async function toggleToken() {
+    if (MES.token()) MES.setToken('');
+    else await MES.askToken();
+    renderToken();
+  }
+  document.addEventListener('mes:token', renderToken);
 
   /** The vehicle's order, model, options and resolved build spec (nothing without models). */
   function orderPanel(v) {
@@ -159,6 +322,7 @@
     },
     operation(op) { if (concerns(op)) refreshSoon(); },
     defect(d) { if (concerns(d)) refreshSoon(); },
+    part(p) { if (concerns(p)) refreshSoon(); },
     alert(a) { if (concerns(a)) refreshSoon(); },
   };
 
