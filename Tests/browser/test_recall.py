@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -208,8 +209,8 @@ def test_recall_is_in_every_page_navigation(server, driver):
 
 
 def submit_action(driver, button_id, text=None):
-    wait(driver, 20, lambda d: d.find_element(By.ID, button_id).is_enabled(), f"#{button_id} not enabled")
-    driver.find_element(By.ID, button_id).click()
+    wait(driver, 20, lambda d: enabled(d, button_id), f"#{button_id} not enabled")
+    click(driver, "#" + button_id, f"could not click #{button_id}")
     wait(driver, 10, lambda d: d.find_element(By.ID, "act-dialog").is_displayed(), "the action dialog did not open")
     if text is not None:
         driver.find_element(By.ID, "act-text").send_keys(text)
@@ -227,7 +228,27 @@ def give_token_if_asked(driver, token, timeout=5):
 
 
 def status_shown(driver):
-    return driver.find_element(By.ID, "vehicle-status").get_attribute("data-status")
+    """The status the vehicle page shows (read in the page: it re-renders on the vehicle's events)."""
+    return js(driver, "const e = document.getElementById('vehicle-status'); return e ? e.dataset.status : null")
+
+
+def enabled(driver, element_id):
+    return js(driver, "const e = document.getElementById(arguments[0]); return !!e && !e.disabled", element_id)
+
+
+def text_of(driver, css):
+    return js(driver, "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", css)
+
+
+def click(driver, css, message):
+    """Clicks the element `css` finds, again if the page re-rendered it meanwhile."""
+    def attempt(d):
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+    wait(driver, 20, attempt, message)
 
 
 def test_vehicle_quality_actions_hold_release_scrap_and_defects(server, driver):
@@ -237,7 +258,7 @@ def test_vehicle_quality_actions_hold_release_scrap_and_defects(server, driver):
     wait(driver, 20, lambda d: d.find_elements(By.ID, "vehicle-actions"), "no actions panel")
     # Count the token prompts: asked once per browser session.
     js(driver, "window.asks = 0; const ask = MES.askToken; MES.askToken = (m) => { window.asks++; return ask(m); };")
-    assert not driver.find_element(By.ID, "act-release-button").is_enabled(), "release while not on hold"
+    assert not enabled(driver, "act-release-button"), "release while not on hold"
 
     submit_action(driver, "act-hold-button", "paint run on the roof")
     assert give_token_if_asked(driver, QUALITY, 10), "the page did not ask for a token"
@@ -246,26 +267,23 @@ def test_vehicle_quality_actions_hold_release_scrap_and_defects(server, driver):
     assert detail["status"] == "hold"
     if "holdReason" in detail:  # with key parts and the quality gate (the `parts` branch)
         assert detail["holdReason"] == "paint run on the roof"
-        wait(driver, 10, lambda d: "paint run on the roof" in d.find_element(By.ID, "hold-reason").text, "the hold reason is not shown")
-    assert driver.find_element(By.ID, "act-release-button").is_enabled()
-    assert not driver.find_element(By.ID, "act-hold-button").is_enabled()
+        wait(driver, 10, lambda d: "paint run on the roof" in text_of(d, "#hold-reason"), "the hold reason is not shown")
+    assert enabled(driver, "act-release-button")
+    assert not enabled(driver, "act-hold-button")
 
     # Raise a defect (text with a comma, quotes and Chinese), then resolve it.
-    wait(driver, 10, lambda d: d.find_element(By.ID, "act-defect-button").is_enabled(), "")
-    driver.find_element(By.ID, "act-defect-button").click()
+    click(driver, "#act-defect-button", "could not open the defect dialog")
     wait(driver, 10, lambda d: d.find_element(By.ID, "act-code").is_displayed(), "the defect fields are not shown")
     driver.find_element(By.ID, "act-code").send_keys("BT-SCRATCH")
     driver.find_element(By.ID, "act-description").send_keys('车门划伤, "left" door')
     driver.find_element(By.CSS_SELECTOR, '#act-severity option[value="high"]').click()
     driver.find_element(By.ID, "act-ok").click()
-    row_css = '#vehicle-defects tr[data-status="open"]'
-    wait(driver, 20, lambda d: any("BT-SCRATCH" in r.text for r in d.find_elements(By.CSS_SELECTOR, row_css)), "the raised defect is not listed")
+    wait(driver, 20, lambda d: "BT-SCRATCH" in text_of(d, "#vehicle-defects"), "the raised defect is not listed")
     _, defects = server.get("/api/defects?vehicle=" + urllib.parse.quote(vid) + "&status=open")
     raised = [d for d in defects if d["code"] == "BT-SCRATCH"]
     assert len(raised) == 1 and raised[0]["severity"] == "high" and raised[0]["description"] == '车门划伤, "left" door'
     assert raised[0]["raisedBy"] == "li.wei", "the acting user comes from the token"
-    row = [r for r in driver.find_elements(By.CSS_SELECTOR, row_css) if "BT-SCRATCH" in r.text][0]
-    row.find_element(By.CSS_SELECTOR, "button.resolve").click()
+    click(driver, f'#vehicle-defects tr[data-defect="{raised[0]["id"]}"] button.resolve', "could not click Resolve")
     wait(driver, 10, lambda d: d.find_element(By.ID, "act-dialog").is_displayed(), "the resolve dialog did not open")
     driver.find_element(By.ID, "act-text").send_keys("polished out")
     driver.find_element(By.ID, "act-ok").click()
@@ -277,8 +295,8 @@ def test_vehicle_quality_actions_hold_release_scrap_and_defects(server, driver):
     wait(driver, 20, lambda d: status_shown(d) in ("in_process", "completed"), "the vehicle was not released")
     submit_action(driver, "act-scrap-button", "frame bent")
     wait(driver, 20, lambda d: status_shown(d) == "scrapped", "the vehicle was not scrapped")
-    assert not driver.find_element(By.ID, "act-hold-button").is_enabled()
-    assert not driver.find_element(By.ID, "act-scrap-button").is_enabled()
+    assert not enabled(driver, "act-hold-button")
+    assert not enabled(driver, "act-scrap-button")
     assert js(driver, "return window.asks") == 1, "the token is asked once per session"
     assert js(driver, "return sessionStorage.getItem('mes.token')") == QUALITY
     status, audit = mesbrowser.http_json(server.base + "/api/audit?limit=200", token=ADMIN)
@@ -289,8 +307,8 @@ def test_vehicle_quality_actions_hold_release_scrap_and_defects(server, driver):
 
     # Both languages.
     driver.find_element(By.ID, "lang-toggle").click()
-    wait(driver, 10, lambda d: d.find_element(By.CSS_SELECTOR, "#vehicle-actions h2").text == "质量操作", "actions not in Chinese")
-    assert driver.find_element(By.ID, "vehicle-status").text == "报废"
+    wait(driver, 10, lambda d: text_of(d, "#vehicle-actions h2") == "质量操作", "actions not in Chinese")
+    assert text_of(driver, "#vehicle-status") == "报废"
     mesbrowser.screenshot(driver, "vehicle-actions-zh.png")
     driver.find_element(By.ID, "lang-toggle").click()
     assert mesbrowser.severe_logs(driver) == []
@@ -321,7 +339,7 @@ def test_vehicle_page_shows_key_parts_with_history(server, driver):
     assert link.endswith("recall.html?serial=" + urllib.parse.quote(serial + "-B"))
     mesbrowser.screenshot(driver, "vehicle-parts.png")
     driver.find_element(By.ID, "lang-toggle").click()
-    wait(driver, 10, lambda d: d.find_element(By.CSS_SELECTOR, "#vehicle-parts h2").text.startswith("关键件"), "parts not in Chinese")
+    wait(driver, 10, lambda d: text_of(d, "#vehicle-parts h2").startswith("关键件"), "parts not in Chinese")
     driver.find_element(By.ID, "lang-toggle").click()
     assert mesbrowser.severe_logs(driver) == []
 
@@ -370,8 +388,9 @@ def test_release_blocked_by_the_quality_gate_and_overridden_by_an_admin(gate_ser
     assert status_shown(driver) == "hold"
     # An admin may, after signing in on this page.
     driver.find_element(By.ID, "act-cancel").click()
-    driver.find_element(By.ID, "token-button").click()  # sign out
-    driver.find_element(By.ID, "token-button").click()  # sign in
+    click(driver, "#token-button", "could not sign out")
+    wait(driver, 10, lambda d: js(d, "return !sessionStorage.getItem('mes.token')"), "not signed out")
+    click(driver, "#token-button", "could not sign in")
     assert give_token_if_asked(driver, ADMIN, 10)
     submit_action(driver, "act-release-button", "released by the plant manager")
     wait(driver, 10, lambda d: d.find_element(By.ID, "act-override-row").is_displayed(), "no override offered to the admin")
