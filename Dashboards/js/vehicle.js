@@ -69,7 +69,7 @@
       }));
     const defects = v.defects || [];
     const alerts = v.alerts || [];
-    result.replaceChildren(
+    result.replaceChildren(...[
       el('div', { className: 'panel', id: 'vehicle-view', dataset: { vehicle: v.vehicleId } },
         el('h2', null, v.vehicleId + ' ', el('span', { className: 'badge vs-' + v.status, id: 'vehicle-status', dataset: { status: v.status } }, MES.tOr('vstatus', v.status))),
         v.holdReason ? el('p', { id: 'hold-reason', className: 'hold-reason' }, el('span', { className: 'muted' }, t('vehicle.holdReason') + ': '), v.holdReason) : null,
@@ -90,7 +90,8 @@
       el('div', { className: 'panel', id: 'vehicle-alerts' }, el('h2', null, t('vehicle.alerts') + ' (' + alerts.length + ')'),
         alerts.length === 0 ? el('p', { className: 'muted' }, t('vehicle.noAlerts')) : el('table', null,
           el('tbody', null, alerts.map((a) => el('tr', null, el('td', null, el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity))),
-            el('td', null, MES.tOr('astate', a.state)), el('td', null, a.station || '—'), el('td', null, a.message || ''), el('td', { className: 'num' }, fmt.dateTime(a.raisedAt))))))));
+            el('td', null, MES.tOr('astate', a.state)), el('td', null, a.station || '—'), el('td', null, a.message || ''), el('td', { className: 'num' }, fmt.dateTime(a.raisedAt))))))),
+    ].filter(Boolean)); // panels a vehicle has not (no order, a server without key parts) are left out
   }
 
   /** Hold, release, scrap and raise a defect (quality staff; POSTs ask for the token once per session). */
@@ -110,7 +111,8 @@
         el('span', { className: 'spacer fill' }),
         el('span', { id: 'token-state', className: 'muted' }, t(MES.token() ? 'token.signedIn' : 'token.none')),
         el('button', { type: 'button', id: 'token-button', onclick: toggleToken }, t(MES.token() ? 'token.signout' : 'token.signin'))),
-      el('p', { id: 'act-message', className: 'muted', role: 'status' }, lastMessage && lastMessage.vehicle === v.vehicleId ? lastMessage.text : ''));
+      el('p', { id: 'act-message', className: 'muted', role: 'status' },
+        lastMessage && lastMessage.vehicle === v.vehicleId ? t('act.done', { action: t(ACTION_KEYS[lastMessage.kind]) }) : ''));
   }
 
   /** The vehicle's key parts: those in it, then those replaced, with who bound or removed them and why. */
@@ -139,7 +141,8 @@
   const dialog = document.getElementById('act-dialog');
   const SEVERITIES = ['low', 'medium', 'high', 'critical'];
   let pending = null; // {kind, vehicleId, defect}
-  let lastMessage = null; // {vehicle, text}
+  let lastMessage = null; // {vehicle, kind}: the last action done, said on the vehicle's page
+  const ACTION_KEYS = { hold: 'act.hold', release: 'act.release', scrap: 'act.scrap', defect: 'act.raiseDefect', resolve: 'act.resolve' };
   let stationIds = null;
 
   async function stationList() {
@@ -215,8 +218,7 @@
       await MES.post(url, body);
       dialog.close();
       pending = null;
-      const names = { hold: 'act.hold', release: 'act.release', scrap: 'act.scrap', defect: 'act.raiseDefect', resolve: 'act.resolve' };
-      lastMessage = { vehicle: vehicleId, text: t('act.done', { action: t(names[kind]) }) };
+      lastMessage = { vehicle: vehicleId, kind };
       refresh();
     } catch (err) {
       if (err.code === 'gate_blocked') {
