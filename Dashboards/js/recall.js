@@ -105,7 +105,8 @@
     const vehicles = answer.vehicles || [];
     const count = Number.isFinite(answer.count) ? answer.count : vehicles.length;
     const countEl = document.getElementById('recall-count');
-    MES.setText(countEl, vehicles.length < count ? t('recall.countSome', { count, shown: vehicles.length }) : t('recall.count', { count }));
+    MES.setText(countEl, vehicles.length < count ? t('recall.countSome', { count, shown: vehicles.length })
+      : t(count === 1 ? 'recall.countOne' : 'recall.count', { count }));
     countEl.dataset.count = String(count);
     const body = document.getElementById('recall-body');
     body.replaceChildren(...(vehicles.length === 0

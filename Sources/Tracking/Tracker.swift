@@ -195,8 +195,8 @@ public struct Tracker: Sendable {
             if let new = vehicleNow {
                 // A vehicle reappearing where it is done (a register blank for a moment, a fault)
                 // is worked again only with new work in sight.
-                let newWork = machine == nil ? !faulted && !stations[index].faultSinceOperation
-                    : machine == .running && stations[index].freshStart
+                let newWork = (machine == nil ? !faulted && !stations[index].faultSinceOperation
+                    : machine == .running && stations[index].freshStart) && !isWorked(new, awayFrom: index)
                 arrive(new, at: index, time: time, newWork: newWork, into: &outputs)
                 if edge && !edgeUsed {
                     complete(index, at: time, into: &outputs)
@@ -206,9 +206,10 @@ public struct Tracker: Sendable {
             vehicles[vehicle]?.summary.lastSeenAt = time
             if stations[index].operation == nil && !edgeUsed {
                 // A held vehicle: worked again when the machine starts, or when a cycle completes
-                // after a start (or, at a station that reports no state, with no fault since).
+                // after a start (or, at a station that reports no state, with no fault since). A
+                // start while the vehicle is worked elsewhere is on a body the PLC has not named yet.
                 let cycled = edge && (machine == nil ? !faulted && !stations[index].faultSinceOperation : stations[index].freshStart)
-                if cycled || (startedWork && options.startOnRunning) {
+                if cycled || (startedWork && options.startOnRunning && !isWorked(vehicle, awayFrom: index)) {
                     startOperation(vehicle, at: index, time: time, into: &outputs)
                     if edge { complete(index, at: time, into: &outputs) }
                 }
@@ -293,6 +294,11 @@ public struct Tracker: Sendable {
         if vehicles[vehicleId]!.presentCount > 1 {
             checkDuplicate(vehicleId, at: index, time: time, into: &outputs)
         }
+    }
+
+    /// Whether another station has an operation of the vehicle in progress.
+    private func isWorked(_ vehicleId: String, awayFrom index: Int) -> Bool {
+        stations.indices.contains { $0 != index && stations[$0].operation?.vehicleId == vehicleId }
     }
 
     /// Whether the vehicle completed this station already, or its process while it is past it

@@ -146,6 +146,22 @@ final class HeldRegisterTests: XCTestCase {
         XCTAssertEqual(out.completed.first?.startedAt, F.t(14))
     }
 
+    func testMachineStartWhileTheHeldVehicleIsWorkedElsewhereIsNoRework() {
+        var tracker = Tracker(config: F.config())
+        var polls = Self.weldAndHold("V1", start: 0)
+        polls += [F.poll("PAINT", 12, ["vehicleId": .string("V1"), "cycleDone": .bool(false)])]
+        // WELD starts on the next body before its PLC has the new id.
+        polls += [F.poll("WELD", 13, ["state": .int(1), "cycleDone": .bool(false)])]
+        for t in [14.0, 15, 16, 17] { polls += [F.poll("WELD", t, [:]), F.poll("PAINT", t, [:])] }
+        polls += [F.poll("WELD", 18, ["vehicleId": .string("V2")])]
+        polls += [F.poll("WELD", 28, ["cycleDone": .bool(true), "result": .int(1), "state": .int(0)])]
+        let out = tracker.feed(polls)
+        XCTAssertTrue(out.issues.isEmpty, "\(out.issues)")
+        XCTAssertTrue(out.aborted.isEmpty, "\(out.aborted)")
+        XCTAssertEqual(out.started.map(\.vehicleId), ["V1", "V1", "V2"], "WELD's V1, PAINT's V1, then V2")
+        XCTAssertEqual(out.completed.map(\.vehicleId), ["V1", "V2"])
+    }
+
     func testReworkStartedAndNeverCompletedIsNoRepeat() {
         var tracker = Tracker(config: F.config())
         _ = tracker.feed(Self.weldAndHold("V1", start: 0))
