@@ -1,7 +1,9 @@
 import Foundation
 import XCTest
 @testable import MESApp
+import PlantModel
 import Runtime
+import Simulation
 import TestSupport
 
 /// Recordings of the default plant whose PLCs hold the last vehicle id after a cycle, fault in the
@@ -12,14 +14,15 @@ import TestSupport
 final class HeldVINReplayTests: XCTestCase {
     static let a = "LSVAB3C10TS480101", b = "LSVAB3C12TS480102", c = "LSVAB3C14TS480103", d = "LSVAB3C16TS480104"
 
-    /// Replays `Tests/recordings/NAME` at full speed and waits until it is done; the server keeps serving.
-    func replay(_ name: String) async throws -> (MESServer, Task<Void, any Error>, TestHTTP) {
+    /// Replays `Tests/recordings/NAME` (or the recording at `path`) at full speed and waits until
+    /// it is done; the server keeps serving.
+    func replay(_ name: String, path: String? = nil) async throws -> (MESServer, Task<Void, any Error>, TestHTTP) {
         let dir = makeTempDirectory(self)
         var options = ServerOptions()
         options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
         options.database = dir.appendingPathComponent("mes.sqlite").path
         options.port = 0
-        options.replay = repoRoot.appendingPathComponent("Tests/recordings/\(name)").path
+        options.replay = path ?? repoRoot.appendingPathComponent("Tests/recordings/\(name)").path
         options.speed = .max
         let server = try MESServer(options: options, logger: Logger(label: "held", level: .error))
         let task = Task { try await server.run(installSignalHandlers: false) }
@@ -79,6 +82,27 @@ final class HeldVINReplayTests: XCTestCase {
         XCTAssertEqual(repeated["raisedAt"]?.stringValue, "2026-11-23T00:01:39.000Z", "raised when the second cycle completes")
         let duplicate = try XCTUnwrap(alerts.first { $0["key"]?.stringValue == "sequence:duplicateId:\(Self.b)" })
         XCTAssertEqual(duplicate["station"]?.stringValue, "WELD-01")
+        server.shutdown()
+        try await task.value
+    }
+
+    /// The simulator's duplicate VIN (a second body released with the VIN of the one before it,
+    /// `Stations/scenarios/sequence-errors.json`): the two bodies are worked at the same time, then
+    /// the second repeats what the first did; no other vehicle gets such an alert.
+    func testSimulatedDuplicateVINIsCaughtAndNoOtherVehicleIsBlamed() async throws {
+        let dir = makeTempDirectory(self)
+        let config = try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path)
+        let scenario = try Scenario.load(path: repoRoot.appendingPathComponent("Stations/scenarios/sequence-errors.json").path)
+        let recording = dir.appendingPathComponent("sequence-errors.jsonl").path
+        _ = try generateRecording(config: config, scenario: scenario, duration: 40 * 60, to: recording)
+        let (server, task, http) = try await replay("", path: recording)
+        let keys = try sequenceAlerts(http)
+        let duplicates = keys.filter { $0.hasPrefix("sequence:duplicateId:") }
+        XCTAssertEqual(duplicates.count, 1, "one duplicate VIN: \(keys)")
+        let vin = try XCTUnwrap(duplicates.first?.split(separator: ":").last.map(String.init))
+        let repeats = keys.filter { $0.hasPrefix("sequence:repeated:") }
+        XCTAssertFalse(repeats.isEmpty, "the second body repeats the first one's operations: \(keys)")
+        XCTAssertTrue(repeats.allSatisfy { $0.hasSuffix(":" + vin) }, "only the duplicated VIN repeats: \(keys)")
         server.shutdown()
         try await task.value
     }
