@@ -228,7 +228,7 @@ def test_recall_page_explains_missing_criteria_and_a_missing_route(server, drive
 
 
 def test_recall_is_in_every_page_navigation(server, driver):
-    for page in ["/", "/alerts.html", "/vehicle.html", "/station.html", "/orders.html", "/recall.html"]:
+    for page in ["/", "/alerts.html", "/vehicle.html", "/station.html", "/orders.html", "/shift.html", "/recall.html"]:
         driver.get(server.base + page)
         wait(driver, 20, lambda d: d.find_elements(By.CSS_SELECTOR, '.topbar nav a[href="recall.html"]'), f"no recall link on {page}")
     assert "current" in driver.find_element(By.CSS_SELECTOR, '.topbar nav a[href="recall.html"]').get_attribute("class")
