@@ -34,6 +34,8 @@ public struct Tracker: Sendable {
     /// Route processes that have at least one station with a `vehicleId` signal, in route order.
     private let trackedRoute: [String]
     private let firstTrackedIndex: Int?
+    /// Stations with a `vehicleId` and no `cycleComplete` signal (their operations end when the vehicle moves on).
+    private let withoutCycleSignal: [Int]
     private let lastTrackedIndex: Int?
     private var vehicles: [String: VehicleRuntime] = [:]
     private var lotCounts: [LotKey: Int64] = [:]
@@ -55,6 +57,7 @@ public struct Tracker: Sendable {
         }
         stations = runtimes
         stationIndex = index
+        withoutCycleSignal = runtimes.indices.filter { runtimes[$0].slots.vehicleId != nil && runtimes[$0].slots.cycle == nil }
         let trackedProcesses = Set(config.stations.filter(\.tracksVehicles).map(\.process))
         trackedRoute = config.route.filter { trackedProcesses.contains($0) }
         firstTrackedIndex = trackedRoute.first.flatMap { config.routeIndex(of: $0) }
@@ -377,8 +380,9 @@ public struct Tracker: Sendable {
     /// keeps the id shows that only by the vehicle starting at a later station of the route.
     private mutating func finishWithoutCycleSignal(_ vehicleId: String, before index: Int, at time: Date,
                                                    into outputs: inout [TrackingOutput]) {
-        guard let here = stations[index].routeIndex, let vehicle = vehicles[vehicleId], vehicle.presentCount > 1 else { return }
-        for other in stations.indices where other != index && stations[other].slots.cycle == nil
+        guard !withoutCycleSignal.isEmpty, let here = stations[index].routeIndex,
+              let vehicle = vehicles[vehicleId], vehicle.presentCount > 1 else { return }
+        for other in withoutCycleSignal where other != index
             && stations[other].operation?.vehicleId == vehicleId && (stations[other].routeIndex ?? here) < here {
             complete(other, at: time, into: &outputs)
         }
@@ -623,7 +627,8 @@ private struct SignalSlots {
     var result: Int?
     var okValues: Set<Int64> = []
     var state: Int?
-    var states: [Int64: String] = [:]
+    /// The `states` map, decoded once.
+    var states: [Int64: MachineState] = [:]
     var faultCode: Int?
     var operatorSlot: Int?
     var measurements: [(String, Int)] = []
@@ -672,7 +677,11 @@ private struct StationRuntime {
             case .cycleComplete:
                 if slots.cycle == nil { slots.cycle = i; slots.cycleIsBool = signal.type == .bool || signal.type == nil }
             case .result: if slots.result == nil { slots.result = i; slots.okValues = Set(signal.okValues) }
-            case .state: if slots.state == nil { slots.state = i; slots.states = signal.states }
+            case .state:
+                if slots.state == nil {
+                    slots.state = i
+                    slots.states = signal.states.compactMapValues { MachineState(rawValue: $0) }
+                }
             case .operator: if slots.operatorSlot == nil { slots.operatorSlot = i }
             case .measurement: slots.measurements.append((signal.name, i))
             case .lotId: slots.lots.append(i)
@@ -711,7 +720,7 @@ private struct StationRuntime {
     /// The machine state now: the `states` map, else the conventional codes; nil without a state value.
     func machineState() -> MachineState? {
         guard let slot = slots.state, let code = values[slot]?.integer else { return nil }
-        return slots.states[code].flatMap(MachineState.init(rawValue:)) ?? MachineState(conventionalCode: code)
+        return slots.states[code] ?? MachineState(conventionalCode: code)
     }
 
     var tracking: StationTracking {
