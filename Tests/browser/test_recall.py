@@ -116,7 +116,16 @@ def download(driver, element_id, timeout=20):
 
 
 def rows(driver):
-    return [e.get_attribute("data-vehicle") for e in driver.find_elements(By.CSS_SELECTOR, "#recall-body tr[data-vehicle]")]
+    """The vehicles listed (read in the page: it re-renders when a listed vehicle changes)."""
+    return js(driver, "return Array.from(document.querySelectorAll('#recall-body tr[data-vehicle]')).map(r => r.dataset.vehicle)")
+
+
+def row_of(driver, vehicle):
+    """What the result row of `vehicle` shows: its links and why it matched."""
+    return js(driver, """
+        const r = Array.from(document.querySelectorAll('#recall-body tr[data-vehicle]')).find(x => x.dataset.vehicle === arguments[0]);
+        return r && {vin: r.querySelector('a.vin').href, csv: r.querySelector('a.csv').href,
+                     matched: Array.from(r.querySelectorAll('ul.matched li')).map(li => li.textContent)};""", vehicle)
 
 
 def iso_shift(iso, seconds):
@@ -140,12 +149,12 @@ def test_recall_page_finds_vehicles_by_lot_and_station_window(server, driver):
     driver.find_element(By.ID, "recall-search").click()
     wait(driver, 20, lambda d: rows(d), "no result rows")
     assert rows(driver) == expected
-    assert int(driver.find_element(By.ID, "recall-count").get_attribute("data-count")) == answer["count"]
+    assert int(js(driver, "return document.getElementById('recall-count').dataset.count")) == answer["count"]
     assert "lot=" + urllib.parse.quote(lot) in driver.current_url or "lot=" + lot in driver.current_url
-    row = driver.find_element(By.CSS_SELECTOR, f'#recall-body tr[data-vehicle="{vid}"]')
-    assert row.find_element(By.CSS_SELECTOR, "a.vin").get_attribute("href").endswith("vehicle.html?id=" + urllib.parse.quote(vid))
-    assert any(lot in li.text for li in row.find_elements(By.CSS_SELECTOR, "ul.matched li")), "matchedBy does not name the lot"
-    ops_link = row.find_element(By.CSS_SELECTOR, "a.csv").get_attribute("href")
+    row = row_of(driver, vid)
+    assert row["vin"].endswith("vehicle.html?id=" + urllib.parse.quote(vid))
+    assert any(lot in m for m in row["matched"]), f"matchedBy does not name the lot: {row['matched']}"
+    ops_link = row["csv"]
     assert "/api/operations?" in ops_link and "format=csv" in ops_link and "vehicle=" + urllib.parse.quote(vid) in ops_link
 
     # The result as CSV, read back with Python's csv module.
@@ -178,7 +187,7 @@ def test_recall_page_finds_vehicles_by_lot_and_station_window(server, driver):
     # Both languages.
     driver.find_element(By.ID, "lang-toggle").click()
     wait(driver, 10, lambda d: d.find_element(By.CSS_SELECTOR, "#recall-table th").text == "车辆", "recall page did not switch to Chinese")
-    assert "辆车符合" in driver.find_element(By.ID, "recall-count").text
+    assert "辆车符合" in text_of(driver, "#recall-count")
     assert driver.find_element(By.ID, "recall-search").text == "查找车辆"
     mesbrowser.screenshot(driver, "recall-zh.png")
     driver.find_element(By.ID, "lang-toggle").click()
@@ -352,17 +361,22 @@ def test_vehicle_page_shows_key_parts_with_history(server, driver):
     assert status == 200, replaced
 
     open_page(driver, server, "/vehicle.html?id=" + urllib.parse.quote(vid))
-    wait(driver, 20, lambda d: d.find_elements(By.CSS_SELECTOR, f'#vehicle-parts tr[data-serial="{serial}-B"]'), "the new part is not listed")
-    new = driver.find_element(By.CSS_SELECTOR, f'#vehicle-parts tr[data-serial="{serial}-B"]')
-    old = driver.find_element(By.CSS_SELECTOR, f'#vehicle-parts tr[data-serial="{serial}"]')
-    assert new.get_attribute("data-state") == "current" and "BAT-70AH" in new.text and "li.wei" in new.text
-    assert old.get_attribute("data-state") == "removed"
-    assert "cell voltage low" in old.text and "li.wei" in old.text and "wang.fang" in old.text and "BAT-60AH" in old.text
+    def parts(d):
+        """The parts rows (read in the page: it re-renders on the vehicle's events)."""
+        return js(d, """return Array.from(document.querySelectorAll('#vehicle-parts tbody tr')).map(r => ({
+            serial: r.dataset.serial, state: r.dataset.state, text: r.textContent,
+            link: (r.querySelector('td.serial a') || {}).href}));""")
+    wait(driver, 20, lambda d: any(p["serial"] == serial + "-B" for p in parts(d)), "the new part is not listed")
+    rows_shown = parts(driver)
+    new = next(p for p in rows_shown if p["serial"] == serial + "-B")
+    old = next(p for p in rows_shown if p["serial"] == serial)
+    assert new["state"] == "current" and "BAT-70AH" in new["text"] and "li.wei" in new["text"]
+    assert old["state"] == "removed"
+    assert all(x in old["text"] for x in ("cell voltage low", "li.wei", "wang.fang", "BAT-60AH")), old["text"]
     # Current parts first; each serial and part number leads to the recall page.
-    states = [r.get_attribute("data-state") for r in driver.find_elements(By.CSS_SELECTOR, "#vehicle-parts tbody tr")]
+    states = [p["state"] for p in rows_shown]
     assert states == sorted(states, key=lambda s: s != "current"), states
-    link = new.find_element(By.CSS_SELECTOR, "td.serial a").get_attribute("href")
-    assert link.endswith("recall.html?serial=" + urllib.parse.quote(serial + "-B"))
+    assert new["link"].endswith("recall.html?serial=" + urllib.parse.quote(serial + "-B"))
     mesbrowser.screenshot(driver, "vehicle-parts.png")
     driver.find_element(By.ID, "lang-toggle").click()
     wait(driver, 10, lambda d: text_of(d, "#vehicle-parts h2").startswith("关键件"), "parts not in Chinese")
