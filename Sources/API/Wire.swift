@@ -49,12 +49,25 @@ enum KPIJSON {
         return .object(members)
     }
 
+    /// A station's or the line's KPI object with `downtimeByReason` and `downtimeByCategory`
+    /// (seconds of this shift; README "Andon and downtime").
+    static func withDowntime(_ json: JSON, _ split: DowntimeSplit?) -> JSON {
+        guard case .object(var members) = json else { return json }
+        let split = split ?? DowntimeSplit()
+        members.append(("downtimeByReason", split.reasonJSON))
+        members.append(("downtimeByCategory", split.categoryJSON))
+        return .object(members)
+    }
+
     static func document(_ kpis: PlantKPIs) -> JSON {
         let q = kpis.quality
+        let response = q.response ?? .none
         return .obj([
             ("shift", q.shift.map { shift(q, $0) } ?? .null),
-            ("line", line(q.line.json, plan: kpis.plan)),
-            ("stations", .array(q.stations.map(\.json))),
+            ("line", withDowntime(line(q.line.json, plan: kpis.plan), q.downtime?.line)),
+            ("stations", .array(q.stations.map { withDowntime($0.json, q.downtime?.stations[$0.id]) })),
+            ("response", response.responseJSON),
+            ("andon", response.andonJSON),
             ("rty", .number(q.line.rty)),
             ("alerts", .obj([
                 ("per10Min", .int(Int64(q.alertsPer10Min))),

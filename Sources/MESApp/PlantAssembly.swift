@@ -15,7 +15,7 @@ import Storage
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: Sendable {
     static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
-                                                  ShiftStore.migrations] }
+                                                  ShiftStore.migrations, FloorStore.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
@@ -66,6 +66,8 @@ final class PlantAssembly: Sendable {
         APIRoutes.addAssign(to: &router, backend: stage, auth: auth)
         APIRoutes.addOrders(to: &router, context: context, backend: stage, orders: stage,
                             queries: StoreOrderQueries(eventLog: eventLog), auth: auth)
+        APIRoutes.addFloor(to: &router, context: context, backend: stage, floor: stage,
+                           queries: StoreFloorQueries(eventLog: eventLog), auth: auth)
     }
 
     func middlewares(context: APIContext) -> [any HTTPMiddleware] {

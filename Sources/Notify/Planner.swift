@@ -6,7 +6,7 @@ import Storage
 /// Decides which notifications the pipeline's events call for (README "Notifications").
 ///
 /// Reads only the `alert` and `defect` events a pipeline step emits, so it needs no hook inside
-/// the quality engine: a raised alert of `notify.minSeverity` or above, a raised defect of
+/// the quality engine: a raised alert of `notify.minSeverity` or above, every andon call's alert, a raised defect of
 /// severity `high` or above, and every alert or defect that became overdue, go to the owner (the item's `owner`, assigned by the quality engine
 /// from the first `responsibility` rule that matches: station glob, process, type, severity), on
 /// each of the owner's channels. Items no rule
@@ -54,13 +54,15 @@ public struct NotificationPlanner: Sendable {
         let link: String
         let due = item["dueAt"]?.stringValue.map { "\nDue / 期限: \($0)" } ?? ""
         if eventType == "alert" {
-            // Raised alerts from notify.minSeverity up; every overdue one.
-            guard overdue || rank >= minAlertRank, let alertType = item["type"]?.stringValue else { return [] }
+            // Raised alerts from notify.minSeverity up, andon calls whatever their severity; every overdue one.
+            guard let alertType = item["type"]?.stringValue, overdue || rank >= minAlertRank || alertType == "andon" else { return [] }
             itemType = alertType
             let message = item["message"]?.stringValue ?? ""
-            subject = "[\(severity)] \(station ?? config.plant): \(message)"
+            subject = "[\(alertType == "andon" ? "andon" : severity)] \(station ?? config.plant): \(message)"
+            let headline = overdue ? "Alert overdue, not acknowledged / 报警逾期未确认"
+                : alertType == "andon" ? "Andon call / 安灯呼叫" : "Alert raised / 报警"
             text = """
-                \(overdue ? "Alert overdue, not acknowledged / 报警逾期未确认" : "Alert raised / 报警"): \(message)
+                \(headline): \(message)
                 Type / 类型: \(alertType) · Severity / 严重度: \(severity)
                 Station / 工位: \(station ?? "-")\(item["vehicleId"]?.stringValue.map { " · Vehicle / 车辆: \($0)" } ?? "")
                 Raised / 时间: \(item["raisedAt"]?.stringValue ?? "")
@@ -96,7 +98,7 @@ public struct NotificationPlanner: Sendable {
             ownerName = config.people.rule(station: station, process: process, type: itemType, severity: severity)?.owner
         }
         guard let name = recipient ?? ownerName, let owner = config.people.person(name) else { return [] }
-        let kind = change == "escalated" ? "escalation" : overdue ? "overdue" : eventType
+        let kind = change == "escalated" ? "escalation" : overdue ? "overdue" : itemType == "andon" ? "andon" : eventType
         return owner.notify.enumerated().map { index, channel in
             NotifyMessage(id: "\(eventType)-\(id)-\(change)-\(owner.user)-\(index)", to: owner.user, channel: channel.type,
                           url: channel.url, kind: kind, subject: subject, text: text, link: link, item: item,

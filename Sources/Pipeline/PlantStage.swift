@@ -59,6 +59,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         var engine = try QualityEngine(config: config)
         let (snapshot, counters, storedOrders) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>, [Order]) in
             try QualityStore.restore(&engine, from: db)
+            try FloorStore.restore(&engine, from: db)
             return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db))
         }
         self.config = config
@@ -161,6 +162,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             case .alert(let a, _): station = a.station
             case .stationKPI(let k, _, _): station = k.id
             case .anomaly(let a): station = a.station
+            case .andon(let call, _): station = call.station
             default: station = nil
             }
             emission.event(type, station: station, time: Self.time(of: output) ?? Date(timeIntervalSince1970: 0), output.payload)
@@ -182,6 +184,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         case .stationKPI(_, _, let t), .lineKPI(_, _, let t): return t
         case .anomaly(let a): return a.since
         case .audit(let entry): return entry.t
+        case .andon(let call, let change): return call.time(of: change)
+        case .downtime(let d): return d.end ?? d.start
         }
     }
 
@@ -219,7 +223,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     }
 
     /// Runs a command on the pipeline thread, commits its outputs and waits for the commit.
-    private func command(_ body: @escaping @Sendable (PlantStage, Date) throws -> (tracking: [TrackingOutput], quality: [QualityOutput], answer: JSON)) throws -> JSON {
+    func command(_ body: @escaping @Sendable (PlantStage, Date) throws -> (tracking: [TrackingOutput], quality: [QualityOutput], answer: JSON)) throws -> JSON {
         guard let pipeline else { throw EventLogError.closed }
         let answer: JSON = try pipeline.perform { [self] in
             let now = pipeline.commandTime

@@ -26,6 +26,8 @@ public struct PlantConfig: Sendable {
     public var directory: URL
     /// The config file's path as given.
     public var file: String
+    /// `downtimeReasons`: why a station stopped, by fault code (README "Andon and downtime").
+    public var downtimeReasons: [DowntimeReason] = []
     /// `vin`, `orders`, `models`, `options` (README "Orders and build specs"); empty: no orders.
     public var vin = VINConfig()
     public var orders = OrdersConfig()
@@ -345,6 +347,8 @@ public enum SignalRole: String, Sendable, Equatable, CaseIterable {
     case vehicleId, cycleComplete, result, state, faultCode, measurement, lotId, counter
     /// The operator logged in at the station (recorded with operations).
     case `operator`
+    /// An andon pull cord or button: a code per kind of call, 0 for none (`calls`).
+    case andon
 }
 
 /// The four Modbus tables.
@@ -450,6 +454,11 @@ public struct SignalConfig: Sendable, Equatable {
     public var states: [Int64: String]
     /// Storage: keep a new sample only when it moved more than this (numeric signals).
     public var deadband: Double?
+    /// `andon`: raw code → kind of call (`help`, `quality`, …); 0 is no call.
+    public var calls: [Int64: String] = SignalConfig.defaultAndonCalls
+
+    /// The calls of an `andon` signal without its own `calls` map.
+    public static let defaultAndonCalls: [Int64: String] = [1: "help", 2: "quality", 3: "material", 4: "maintenance"]
 
     public init(name: String, role: SignalRole? = nil, address: ModbusAddress? = nil, node: String? = nil,
                 type: DataType? = nil, length: Int? = nil, wordOrder: WordOrder = .abcd, scale: Double? = nil,

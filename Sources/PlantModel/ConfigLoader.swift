@@ -31,7 +31,7 @@ extension PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
                                     "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts",
-                                    "vin", "orders", "models", "options"])
+                                    "vin", "orders", "models", "options", "downtimeReasons"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -125,6 +125,7 @@ extension PlantConfig {
         config.people = try PeopleConfig.decode(root: root, route: route)
         config.allowedHosts = allowedHosts
         try decodeMasterData(root, into: &config)
+        config.downtimeReasons = try DowntimeReason.decode(root.optional("downtimeReasons"))
         return config
     }
 
@@ -228,7 +229,7 @@ extension PlantConfig {
             }
             signals.append(signal)
         }
-        for role in [SignalRole.vehicleId, .cycleComplete, .result, .state, .faultCode] {
+        for role in [SignalRole.vehicleId, .cycleComplete, .result, .state, .faultCode, .andon] {
             let named = signals.filter { $0.role == role }
             if named.count > 1 {
                 throw ConfigError(file: node.file, path: "\(node.path).signals",
@@ -242,7 +243,7 @@ extension PlantConfig {
 
     static func decodeSignal(_ node: ConfigNode, protocol proto: StationProtocol) throws -> SignalConfig {
         try node.rejectUnknownKeys(["name", "role", "address", "node", "type", "length", "wordOrder", "scale", "offset",
-                                    "unit", "limits", "okValues", "states", "deadband", "description"])
+                                    "unit", "limits", "okValues", "states", "deadband", "description", "calls"])
         let name = try node.required("name").nonEmptyString()
         var signal = SignalConfig(name: name)
         if let roleNode = try node.optional("role") {
@@ -331,6 +332,20 @@ extension PlantConfig {
             signal.states = states
         }
         if let deadbandNode = try node.optional("deadband") { signal.deadband = try deadbandNode.double(in: 0...1e12) }
+        if let callsNode = try node.optional("calls") {
+            guard signal.role == .andon else { throw callsNode.error("calls belong to a signal with role andon") }
+            var calls: [Int64: String] = [:]
+            for (key, value) in try callsNode.members() {
+                guard let code = Int64(key), code != 0 else { throw value.error("\(quoted(key)) is not a call code (a whole number other than 0)") }
+                let kind = try value.nonEmptyString()
+                guard kind.unicodeScalars.count <= 32, kind.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                    throw value.error("\(quoted(kind)) is not a call kind (up to 32 letters, digits, '-' or '_')")
+                }
+                calls[code] = kind
+            }
+            if calls.isEmpty { throw callsNode.error("must map at least one code to a kind of call") }
+            signal.calls = calls
+        }
         return signal
     }
 }

@@ -23,6 +23,8 @@ public enum QualityStore {
             case let .defect(defect, _): try upsert(defect, db)
             case let .alert(alert, change): try upsert(alert, change: change, db)
             case let .audit(entry): _ = try append(entry, to: db)
+            case let .andon(call, _): try FloorStore.upsert(call, db)
+            case let .downtime(stretch): try FloorStore.upsert(stretch, db)
             case .stationKPI, .lineKPI, .anomaly: break
             }
         }

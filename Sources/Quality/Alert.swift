@@ -4,6 +4,8 @@ import Runtime
 /// Kind of an alert (docs/openapi.json `Alert.type`).
 public enum AlertType: String, Sendable, Equatable, CaseIterable {
     case kpi, anomaly, quality, connection, sequence
+    /// An andon call (README "Andon and downtime"): acknowledging it is the call's response.
+    case andon
 }
 
 /// ISA-18.2 alert states (docs/openapi.json `Alert.state`).

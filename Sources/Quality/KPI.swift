@@ -95,6 +95,10 @@ public struct ShiftKPIs: Sendable {
     /// Made after a restart from counters saved before the stop (the shift ended while the server
     /// was down), not taken at the shift's end.
     public var fromSavedCounters = false
+    /// Response and andon figures (README "Andon and downtime").
+    public var response: ResponseKPIs?
+    /// Downtime seconds by reason and category, per station and line.
+    public var downtime: DowntimeKPIs?
 }
 
 /// A station's counters of the current shift, as saved in ``ShiftCounters``.
@@ -176,6 +180,8 @@ public struct ShiftCounters: Sendable, Equatable, Codable {
     public var defectsByCode: [String: Int]
     public var defectsByStation: [String: Int]
     public var floodSeconds: Double
+    /// Response and andon counters (absent in counters saved before they existed).
+    public var response: ResponseCounters?
 
     /// The JSON the store keeps.
     public func encoded() throws -> String {

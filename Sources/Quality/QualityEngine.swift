@@ -30,6 +30,9 @@ public struct QualityEngine: Sendable {
     private var alertBook: AlertBook
     private var defectBook = DefectBook()
     private var accounting: ShiftAccounting
+    private var andonBook = AndonBook()
+    private var downtimeBook: DowntimeBook
+    private var response = ResponseCounters()
 
     /// Builds the engine; decodes the config's `alerts` block (errors name its JSON path).
     public init(config: PlantConfig) throws {
@@ -52,6 +55,7 @@ public struct QualityEngine: Sendable {
         self.peers = peers
         alertBook = AlertBook(rules: rules)
         accounting = ShiftAccounting(config: config)
+        downtimeBook = DowntimeBook(catalogue: config.downtimeReasons)
         let ownership = Ownership(config: config)
         if ownership.isActive {
             alertBook.ownership = ownership
@@ -109,6 +113,7 @@ public struct QualityEngine: Sendable {
             endedShifts.append(kpis(of: saved))
         }
         let resumed = accounting.startWindow(at: t)
+        downtimeBook.prune(before: t.addingTimeInterval(-DowntimeBook.keep))
         for i in stations.indices { stations[i].resetShift() }
         nextHousekeeping = t
         if let saved = resumed {
@@ -117,7 +122,9 @@ public struct QualityEngine: Sendable {
             }
             defectBook.startShift(byCode: saved.defectsByCode, byStation: saved.defectsByStation)
             alertBook.startShift(from: accounting.windowStart, floodSeconds: saved.floodSeconds, evaluatedAt: t)
+            response = saved.response ?? ResponseCounters()
         } else {
+            response = ResponseCounters()
             // Defects raised by hand before the first input count in the first shift.
             if !first { defectBook.startShift(byCode: [:], byStation: [:]) }
             alertBook.startShift(from: accounting.windowStart, floodSeconds: 0, evaluatedAt: accounting.windowStart)
@@ -129,7 +136,7 @@ public struct QualityEngine: Sendable {
         guard let window = accounting.window, let now else { return nil }
         return ShiftCounters(shiftName: window.name, shiftStart: window.start, shiftEnd: window.end, countedFrom: accounting.windowStart,
                              takenAt: now, stations: stations.map(\.acc.saved), defectsByCode: defectBook.byCode,
-                             defectsByStation: defectBook.byStation, floodSeconds: alertBook.floodSeconds)
+                             defectsByStation: defectBook.byStation, floodSeconds: alertBook.floodSeconds, response: response)
     }
 
     /// Goes on from counters saved before a restart, if the first input falls in the same shift
@@ -299,9 +306,13 @@ public struct QualityEngine: Sendable {
         var counter: Int64?
         let stateSignal = stations[si].stateSignal, faultSignal = stations[si].faultSignal
         let counterSignal = stations[si].usesCounter ? stations[si].counterSignal : nil
+        let andonSignal = stations[si].andonSignal
+        var andonCode: Int64?
         for reading in poll.readings {
             guard reading.quality == .good, let value = reading.value else { continue }
-            if reading.name == stateSignal, let code = value.integer {
+            if reading.name == andonSignal {
+                andonCode = value.integer
+            } else if reading.name == stateSignal, let code = value.integer {
                 newState = stations[si].stateMap[code] ?? MachineState(conventionalCode: code) ?? .idle
             } else if reading.name == faultSignal, let code = value.integer {
                 if code != stations[si].faultCodeValue {
@@ -324,6 +335,10 @@ public struct QualityEngine: Sendable {
         }
         stations[si].state = newState
         if newFault != stations[si].faultCode { stations[si].faultCode = newFault }
+        if let newState, DowntimeStretch.states.contains(newState) || downtimeBook.isOpen(station: poll.station) {
+            downtimeBook.observe(station: poll.station, state: newState, faultCode: stations[si].faultCode, at: t, into: &out)
+        }
+        if let andonCode { andonChanged(si, code: andonCode, at: t, into: &out) }
 
         if newState != .fault {
             if alertBook.hasOpen { clear(key: stations[si].keys.downtime, at: t, into: &out) }
@@ -392,6 +407,9 @@ public struct QualityEngine: Sendable {
             // The machine's state is unknown while offline: no run time is counted.
             stations[si].state = nil
             stations[si].faultSince = nil
+            if downtimeBook.isOpen(station: change.station) {
+                downtimeBook.observe(station: change.station, state: nil, faultCode: "0", at: t, into: &out)
+            }
             clear(key: "kpi:downtime:\(change.station)", at: t, into: &out)
             checkOffline(si, at: t, reason: change.reason, into: &out)
         case .connecting:
@@ -530,7 +548,19 @@ public struct QualityEngine: Sendable {
     /// Acknowledges an alert. Throws `.notFound` for an unknown id, `.conflict` when it is already
     /// acknowledged (or cleared, or shelved). Returns the alert change and the audit line.
     public mutating func acknowledge(alertId: Int64, by user: Principal, comment: String?, at t: Date) throws(QualityActionError) -> [QualityOutput] {
-        try alertBook.acknowledge(alertId: alertId, by: user, comment: comment, at: t)
+        var out = try alertBook.acknowledge(alertId: alertId, by: user, comment: comment, at: t)
+        countAcknowledged(out)
+        // An andon call's alert: its acknowledgement is the call's response.
+        if let call = andonBook.call(alertId: alertId), call.state == .open { respond(to: call, by: user.user, at: t, into: &out) }
+        return out
+    }
+
+    private mutating func countAcknowledged(_ outputs: [QualityOutput]) {
+        for case .alert(let alert, .acknowledged) in outputs {
+            guard let at = alert.acknowledgedAt else { continue }
+            response.acknowledged += 1
+            response.ackSecondsSum += max(0, at.timeIntervalSince(alert.raisedAt))
+        }
     }
 
     /// Shelves an alert for `minutes` (0 < minutes ≤ 10,080); it unshelves itself at expiry on a later input.
@@ -558,7 +588,12 @@ public struct QualityEngine: Sendable {
 
     /// Resolves an open defect. `.notFound` for an unknown id, `.conflict` when already resolved.
     public mutating func resolveDefect(id: Int64, comment: String?, user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
-        try defectBook.resolve(id: id, comment: comment, user: user, at: t)
+        let out = try defectBook.resolve(id: id, comment: comment, user: user, at: t)
+        for case .defect(let defect, .resolved) in out {
+            response.resolved += 1
+            response.resolveSecondsSum += max(0, (defect.resolvedAt ?? t).timeIntervalSince(defect.raisedAt))
+        }
+        return out
     }
 
     /// Gives an open alert a new owner (a user of the config's `people`) and, if given, a new due time.
@@ -578,6 +613,123 @@ public struct QualityEngine: Sendable {
     public mutating func restore(alerts restored: [Alert], defects restoredDefects: [Defect], nextAlertId: Int64, nextDefectId: Int64) {
         alertBook.restore(restored, nextAlertId: nextAlertId)
         defectBook.restore(restoredDefects, nextDefectId: nextDefectId)
+    }
+
+    // MARK: Andon and downtime (README "Andon and downtime")
+
+    /// The station's `andon` signal read `code` at `t`: a change closes the station's signal call
+    /// and, unless 0, opens one of the kind the code stands for.
+    private mutating func andonChanged(_ si: Int, code: Int64, at t: Date, into out: inout [QualityOutput]) {
+        let station = stations[si].config.id
+        guard andonBook.signalChanged(station: station, code: code) else { return }
+        if let call = andonBook.signalCall(station: station) { close(call, by: nil, at: t, into: &out) }
+        guard code != 0 else { return }
+        let kind = stations[si].andonCalls[code] ?? SignalConfig.defaultAndonCalls[code] ?? "help"
+        open(station: station, kind: kind, source: .signal, by: nil, comment: nil, signalCode: code, at: t, into: &out)
+    }
+
+    private mutating func open(station: String, kind: String, source: AndonSource, by user: String?, comment: String?,
+                               signalCode: Int64?, at t: Date, into out: inout [QualityOutput]) {
+        var call = andonBook.make(station: station, kind: kind, source: source, at: t, by: user, comment: comment, signalCode: signalCode)
+        let before = out.count
+        raise(key: "andon:\(station):\(call.id)", type: .andon, severity: rules.andonSeverity, station: station, signal: nil, vehicleId: nil,
+              message: "Andon \(kind) at \(station)" + (comment.map { ": \($0)" } ?? "") + (user.map { " (\($0))" } ?? ""), at: t, into: &out)
+        for case .alert(let alert, .raised) in out[before...] { call.alertId = alert.id }
+        andonBook.store(call)
+        response.andonCalls += 1
+        out.insert(.andon(call, .opened), at: before)
+    }
+
+    /// Records the call's response (acknowledged by `user` at `t`).
+    private mutating func respond(to call: AndonCall, by user: String, at t: Date, into out: inout [QualityOutput]) {
+        var call = call
+        call.state = .acknowledged
+        call.acknowledgedAt = t
+        call.acknowledgedBy = user
+        andonBook.store(call)
+        response.andonResponses += 1
+        response.andonResponseSecondsSum += max(0, t.timeIntervalSince(call.openedAt))
+        out.append(.andon(call, .acknowledged))
+    }
+
+    private mutating func close(_ call: AndonCall, by user: String?, at t: Date, into out: inout [QualityOutput]) {
+        var call = call
+        call.state = .closed
+        call.closedAt = t
+        call.closedBy = user
+        andonBook.store(call)
+        out.append(.andon(call, .closed))
+        clear(key: "andon:\(call.station):\(call.id)", at: t, into: &out)
+    }
+
+    /// `POST /api/andon`: a call of `kind` at a configured station. `.invalid` for an unknown
+    /// station, `.conflict` when a call of that kind is already open there.
+    public mutating func callAndon(station: String, kind: String, comment: String?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        guard stationIndex[station] != nil else { throw .invalid("no station \(JSON.string(station).serialized())") }
+        if let existing = andonBook.openCalls.first(where: { $0.station == station && $0.kind == kind }) {
+            throw .conflict("andon call \(existing.id) (\(kind)) is already open at \(station)")
+        }
+        var out: [QualityOutput] = []
+        advance(to: t, into: &out)
+        open(station: station, kind: kind, source: .api, by: user.user, comment: comment, signalCode: nil, at: t, into: &out)
+        if case .andon(let call, _)? = out.first(where: { if case .andon = $0 { true } else { false } }) {
+            out.append(.audit(AuditEntry(t: t, by: user, action: "andon.call", target: "andon:\(call.id)",
+                                         detail: "\(kind) at \(station)" + (comment.map { ": \($0)" } ?? ""))))
+        }
+        return out
+    }
+
+    /// Acknowledges a call (and its alert, if still unacknowledged): the response.
+    /// `.notFound`, `.conflict` when already acknowledged or closed.
+    public mutating func acknowledgeAndon(id: Int64, comment: String?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        let call = try andonBook.openCall(id)
+        guard call.state == .open else { throw .conflict("andon call \(id) is already acknowledged") }
+        var out: [QualityOutput] = []
+        if let alertId = call.alertId, let alert = alertBook.alert(id: alertId), alert.isUnacknowledged {
+            out = try alertBook.acknowledge(alertId: alertId, by: user, comment: comment, at: t)
+            countAcknowledged(out)
+        } else {
+            out.append(.audit(AuditEntry(t: t, by: user, action: "andon.acknowledge", target: "andon:\(id)", detail: "\(call.kind) at \(call.station)")))
+        }
+        respond(to: call, by: user.user, at: t, into: &out)
+        return out
+    }
+
+    /// Closes a call (`POST /api/andon/{id}/close`); its alert's condition clears.
+    public mutating func closeAndon(id: Int64, comment: String?, by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        var call = try andonBook.openCall(id)
+        if let comment, !comment.isEmpty { call.comment = [call.comment, comment].compactMap { $0 }.joined(separator: " · ") }
+        var out: [QualityOutput] = []
+        close(call, by: user.user, at: t, into: &out)
+        out.append(.audit(AuditEntry(t: t, by: user, action: "andon.close", target: "andon:\(id)",
+                                     detail: "\(call.kind) at \(call.station)" + (comment.map { ": \($0)" } ?? ""))))
+        return out
+    }
+
+    /// Sets or corrects a downtime stretch's reason (`POST /api/downtime/{id}/reason`). `stored`:
+    /// the stretch as stored, for one no longer in memory. `.invalid` for a code not in the catalogue.
+    public mutating func setDowntimeReason(id: Int64, code: String, comment: String?, stored: DowntimeStretch?,
+                                           by user: Principal, at t: Date) throws(QualityActionError) -> [QualityOutput] {
+        try downtimeBook.setReason(id: id, code: code, comment: comment, stored: stored, by: user, at: t)
+    }
+
+    /// Continues after a restart: andon calls not closed, recent downtime stretches and the next ids.
+    public mutating func restoreFloor(calls: [AndonCall], nextCallId: Int64, stretches: [DowntimeStretch], nextStretchId: Int64) {
+        andonBook.restore(calls, nextId: nextCallId)
+        downtimeBook.restore(stretches, nextId: nextStretchId)
+    }
+
+    /// Andon calls not closed, oldest first.
+    public var openAndonCalls: [AndonCall] { andonBook.openCalls }
+
+    /// A downtime stretch still in memory.
+    public func downtimeStretch(id: Int64) -> DowntimeStretch? { downtimeBook.stretch(id: id) }
+
+    /// Response and andon figures now.
+    func responseKPIs() -> ResponseKPIs {
+        let overdueAlerts = alertBook.openAlerts.filter { $0.isUnacknowledged && $0.assignment?.overdue == true }.count
+        let overdueDefects = defectBook.openDefects.filter { $0.assignment?.overdue == true }.count
+        return ResponseKPIs(counters: response, overdueNow: overdueAlerts + overdueDefects, andonOpenNow: andonBook.calls.count)
     }
 
     // MARK: Queries
@@ -666,6 +818,8 @@ public struct QualityEngine: Sendable {
                           alertsPer10Min: alertBook.alertsPer10Min(now: t), floodTimePct: alertBook.floodTimePct(now: t),
                           chattering: alertBook.chatteringKeys(now: t), defectsByCode: paretoByCode(), defectsByStation: paretoByStation())
         k.countedFrom = accounting.window == nil ? nil : accounting.windowStart
+        k.response = responseKPIs()
+        k.downtime = downtimeBook.figures(stations: config.stations.map(\.id), from: accounting.windowStart, to: t)
         return k
     }
 
@@ -688,6 +842,9 @@ public struct QualityEngine: Sendable {
                           defectsByCode: book.paretoByCode(), defectsByStation: book.paretoByStation())
         k.countedFrom = accounting.windowStart
         k.fromSavedCounters = true
+        // What was counted before the stop; nothing is open or overdue "now" in a shift that is over.
+        k.response = saved.response.map { ResponseKPIs(counters: $0, overdueNow: 0, andonOpenNow: 0) }
+        k.downtime = downtimeBook.figures(stations: config.stations.map(\.id), from: accounting.windowStart, to: end)
         return k
     }
 

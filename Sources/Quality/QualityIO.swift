@@ -174,6 +174,10 @@ public enum QualityOutput: Sendable, Equatable {
     case anomaly(AnomalyEntry)
     /// An audit line to append (acknowledge, shelve, defect changes). Not an event.
     case audit(AuditEntry)
+    /// An andon call opened, acknowledged or closed (event `andon`).
+    case andon(AndonCall, AndonChange)
+    /// A downtime stretch opened, ended or given a reason. Stored, not an event.
+    case downtime(DowntimeStretch)
 
     /// The event type (docs/openapi.json `EventPayloads`): `defect`, `alert`, `kpi`, `anomaly`; nil for audit lines.
     public var eventType: String? {
@@ -182,7 +186,8 @@ public enum QualityOutput: Sendable, Equatable {
         case .alert: "alert"
         case .stationKPI, .lineKPI: "kpi"
         case .anomaly: "anomaly"
-        case .audit: nil
+        case .andon: "andon"
+        case .audit, .downtime: nil
         }
     }
 
@@ -205,6 +210,8 @@ public enum QualityOutput: Sendable, Equatable {
             return .object(m)
         case let .anomaly(e): return e.json
         case let .audit(a): return a.json
+        case let .andon(call, change): return call.eventJSON(change: change)
+        case let .downtime(d): return d.json(now: d.end ?? d.start)
         }
     }
 }

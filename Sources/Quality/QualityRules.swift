@@ -105,6 +105,8 @@ public struct QualityRules: Sendable, Equatable {
     public var nokSeverity = Severity.medium
     public var sequenceSeverity = Severity.medium
     public var connectionSeverity = Severity.high
+    /// Severity of the alert an andon call raises (`alerts.andon.severity`).
+    public var andonSeverity = Severity.high
     /// Unacknowledged alerts are announced again (escalationLevel + 1) after this many minutes.
     public var escalateAfterMin = 15.0
     /// At most one `kpi` output per station (and for the line) per this many ms of sample time.
@@ -122,7 +124,7 @@ public struct QualityRules: Sendable, Equatable {
         var rules = QualityRules()
         guard let node else { return rules }
         try node.rejectUnknownKeys(["escalateAfterMin", "kpiIntervalMs", "flood", "chattering", "oee", "cycleTime",
-                                    "downtime", "fpy", "anomaly", "outOfSpec", "nok", "sequence", "connection"])
+                                    "downtime", "fpy", "anomaly", "outOfSpec", "nok", "sequence", "connection", "andon"])
         func severity(_ parent: ConfigNode?, _ current: Severity) throws -> Severity {
             guard let n = try parent?.optional("severity") else { return current }
             let text = try n.string()
@@ -199,13 +201,14 @@ public struct QualityRules: Sendable, Equatable {
             if let n = try o.optional("horizonCycles") { rules.anomaly.horizonCycles = try n.double(in: 1...100_000) }
             rules.anomaly.severity = try severity(o, rules.anomaly.severity)
         }
-        for (key, which) in [("outOfSpec", 0), ("nok", 1), ("sequence", 2), ("connection", 3)] {
+        for (key, which) in [("outOfSpec", 0), ("nok", 1), ("sequence", 2), ("connection", 3), ("andon", 4)] {
             guard let o = try node.optional(key) else { continue }
             try o.rejectUnknownKeys(["severity"])
             switch which {
             case 0: rules.outOfSpecSeverity = try severity(o, rules.outOfSpecSeverity)
             case 1: rules.nokSeverity = try severity(o, rules.nokSeverity)
             case 2: rules.sequenceSeverity = try severity(o, rules.sequenceSeverity)
+            case 4: rules.andonSeverity = try severity(o, rules.andonSeverity)
             default: rules.connectionSeverity = try severity(o, rules.connectionSeverity)
             }
         }

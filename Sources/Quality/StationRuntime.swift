@@ -9,6 +9,9 @@ struct StationRuntime: Sendable {
     let stateMap: [Int64: MachineState]
     let faultSignal: String?
     let counterSignal: String?
+    /// The `andon` signal and its code → kind map (README "Andon and downtime").
+    let andonSignal: String?
+    let andonCalls: [Int64: String]
     /// No cycleComplete signal but a counter: parts are counted from the counter.
     let usesCounter: Bool
 
@@ -40,6 +43,8 @@ struct StationRuntime: Sendable {
         stateMap = map
         faultSignal = config.signal(role: .faultCode)?.name
         counterSignal = config.signal(role: .counter)?.name
+        andonSignal = config.signal(role: .andon)?.name
+        andonCalls = config.signal(role: .andon)?.calls ?? [:]
         usesCounter = config.signal(role: .cycleComplete) == nil && config.signal(role: .counter) != nil
         acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
         recentFirst = Ring(capacity: rules.fpy.lastN)

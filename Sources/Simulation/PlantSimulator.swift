@@ -190,6 +190,8 @@ public final class PlantSimulator {
                     }
                 case .nokRate:
                     if station.signal(role: .result) == nil { throw fail("\(id) has no result signal") }
+                case .andon:
+                    if station.signal(role: .andon) == nil { throw fail("\(id) has no andon signal") }
                 default: break
                 }
             }
@@ -469,7 +471,7 @@ public final class PlantSimulator {
                 stations[s].set(i, StationSim.numeric(stations[s].models[i]?.nominal ?? 0, signal: signal))
             case .result:
                 stations[s].set(i, StationSim.numeric(Double(station.okCode), signal: signal))
-            case .state, .faultCode, .counter:
+            case .state, .faultCode, .counter, .andon:
                 stations[s].set(i, StationSim.numeric(0, signal: signal))
             case nil:
                 if signal.type == .string || (signal.type == nil && signal.node != nil && false) {
@@ -600,6 +602,7 @@ final class StationSim {
     let stateSignal: Int?
     let faultSignal: Int?
     let operatorSignal: Int?
+    let andonSignal: Int?
     let counterSignals: [Int]
     let lotSignals: [Int]
     let measurementSignals: [Int]
@@ -650,6 +653,7 @@ final class StationSim {
         stateSignal = first(.state)
         faultSignal = first(.faultCode)
         operatorSignal = first(.operator)
+        andonSignal = first(.andon)
         counterSignals = all(.counter)
         lotSignals = all(.lotId)
         measurementSignals = all(.measurement)
@@ -804,6 +808,11 @@ final class StationSim {
     func showState(_ t: Int64, events all: [ScenarioEvent]) {
         let fault = currentFault(t, events: all)
         if let f = faultSignal { set(f, StationSim.numeric(Double(fault), signal: config.signals[f])) }
+        if let a = andonSignal {
+            var code = 0
+            for e in events { if case .andon(let c) = all[e].kind, all[e].active(at: t) { code = c } }
+            set(a, StationSim.numeric(Double(code), signal: config.signals[a]))
+        }
         guard let s = stateSignal else { return }
         let state: MachineState
         if fault != 0 {

@@ -141,6 +141,8 @@ public struct ScenarioEvent: Sendable, Equatable {
         case skip
         /// The next vehicle released after `at` gets the same VIN as the one before it.
         case duplicateVIN
+        /// The station's `andon` signal reads `code` during the window (a pulled cord), then 0.
+        case andon(code: Int)
     }
 
     public var kind: Kind
@@ -374,6 +376,11 @@ extension Scenario {
             event.kind = .state(MachineState(rawValue: type)!)
             event.station = try station()
             event.durationMs = try window()
+        case "andon":
+            try node.rejectUnknownKeys(common.union(["code"]))
+            event.kind = .andon(code: try node.optional("code")?.int(in: 1...65535) ?? 1)
+            event.station = try station()
+            event.durationMs = try window()
         case "offline":
             try node.rejectUnknownKeys(common)
             event.station = try station()
@@ -386,7 +393,7 @@ extension Scenario {
             try node.rejectUnknownKeys(["type", "at", "description"])
             event.kind = .duplicateVIN
         default:
-            throw typeNode.error("\"\(type)\" is not an event type (nokRate, drift, excursion, spike, fault, starved, blocked, setup, maintenance, offline, skip, duplicateVin)")
+            throw typeNode.error("\"\(type)\" is not an event type (nokRate, drift, excursion, spike, fault, starved, blocked, setup, maintenance, offline, skip, duplicateVin, andon)")
         }
         return event
     }
