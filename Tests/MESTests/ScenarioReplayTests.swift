@@ -62,4 +62,37 @@ final class ScenarioReplayTests: XCTestCase {
         server.shutdown()
         try await task.value
     }
+
+    func testAndonCallsScenarioOpensAndClosesCallsFromTheSignalAndLogsDowntimeWithReasons() async throws {
+        let (server, task) = try await replayScenario("andon-calls", hours: 1.6)
+        let http = TestHTTP(port: server.port)
+        let start = try XCTUnwrap(Timestamp.parse("2026-11-23T06:00:00+08:00"))
+        let calls = try XCTUnwrap(http.get("/api/andon?limit=100").json?.arrayValue).reversed()
+        XCTAssertEqual(calls.map { "\($0["station"]?.stringValue ?? "") \($0["kind"]?.stringValue ?? "")" },
+                       ["WELD-01 help", "ASSY-02 material", "ASSY-02 maintenance", "WELD-01 quality"])
+        XCTAssertTrue(calls.allSatisfy { $0["state"]?.stringValue == "closed" && $0["source"]?.stringValue == "signal" })
+        // Opened and closed within a poll (100 ms) of the scenario's windows.
+        let windows: [(Double, Double)] = [(600, 780), (1500, 1860), (3000, 3240), (4200, 4320)]
+        for (call, (open, close)) in zip(calls, windows) {
+            let opened = try XCTUnwrap(call["openedAt"]?.stringValue.flatMap(Timestamp.parse)).timeIntervalSince(start)
+            let closed = try XCTUnwrap(call["closedAt"]?.stringValue.flatMap(Timestamp.parse)).timeIntervalSince(start)
+            XCTAssertEqual(opened, open, accuracy: 0.25, "\(call)")
+            XCTAssertEqual(closed, close, accuracy: 0.25, "\(call)")
+        }
+        let alerts = try XCTUnwrap(http.get("/api/alerts?state=all&limit=10000").json?.arrayValue)
+        XCTAssertEqual(alerts.filter { $0["type"]?.stringValue == "andon" }.count, 4, "one andon alert per call")
+
+        let weld2 = try XCTUnwrap(http.get("/api/downtime?station=WELD-02&limit=1000").json?.arrayValue)
+        let tipDresser = try XCTUnwrap(weld2.first { $0["faultCode"]?.stringValue == "217" }, "\(weld2)")
+        XCTAssertEqual(tipDresser["durationS"]?.doubleValue ?? 0, 300, accuracy: 0.25)
+        XCTAssertEqual(tipDresser["reason"]?["category"]?.stringValue, "tooling")
+        let assy2 = try XCTUnwrap(http.get("/api/downtime?station=ASSY-02&limit=1000").json?.arrayValue)
+        XCTAssertTrue(assy2.contains { $0["state"]?.stringValue == "starved" && $0["reason"]?["code"]?.stringValue == "starved" }, "\(assy2)")
+        let kpis = try XCTUnwrap(http.get("/api/kpis").json)
+        XCTAssertEqual(kpis["andon"]?["calls"]?.intValue, 4)
+        XCTAssertEqual(kpis["andon"]?["openNow"]?.intValue, 0)
+        XCTAssertGreaterThanOrEqual(kpis["line"]?["downtimeByCategory"]?["tooling"]?.doubleValue ?? 0, 299.75)
+        server.shutdown()
+        try await task.value
+    }
 }
