@@ -55,12 +55,18 @@ final class WireTests: XCTestCase {
                                                       result: .nok, measurements: [:], attempt: 1)))
         let quality = engine.kpis()
         let json = KPIJSON.document(PlantKPIs(quality: quality, lineWIP: 3, inProcess: 1, onHold: 2))
-        XCTAssertEqual(json.objectValue?.map(\.0), ["shift", "line", "stations", "rty", "alerts", "defects", "wip"])
+        XCTAssertEqual(json.objectValue?.map(\.0), ["shift", "line", "stations", "response", "andon", "rty", "alerts", "defects", "wip"])
         XCTAssertEqual(json["shift"], .obj([("name", .string("A")), ("start", .string("2026-11-21T06:00:00.000Z")),
                                             ("end", .string("2026-11-21T14:00:00.000Z")), ("date", .string("2026-11-21")),
                                             ("breaks", .array([])), ("countedFrom", .string("2026-11-21T06:01:00.000Z"))]))
-        XCTAssertEqual(json["line"], quality.line.json)
-        XCTAssertEqual(json["stations"], .array([quality.stations[0].json]))
+        // Downtime by reason and category (README "Andon and downtime") follow each KPI object's own members.
+        func withDowntime(_ kpi: JSON) -> JSON {
+            .object((kpi.objectValue ?? []) + [("downtimeByReason", .object([])), ("downtimeByCategory", .object([]))])
+        }
+        XCTAssertEqual(json["line"], withDowntime(quality.line.json))
+        XCTAssertEqual(json["stations"], .array([withDowntime(quality.stations[0].json)]))
+        XCTAssertEqual(json["response"], .obj([("meanAckS", .null), ("meanResolveS", .null), ("overdueNow", .int(0))]))
+        XCTAssertEqual(json["andon"], .obj([("calls", .int(0)), ("meanResponseS", .null), ("openNow", .int(0))]))
         XCTAssertEqual(json["rty"], .number(quality.line.rty))
         XCTAssertEqual(json["alerts"], .obj([("per10Min", .int(0)), ("floodTimePct", .double(0)), ("chattering", .array([]))]))
         XCTAssertEqual(json["defects"], .obj([
