@@ -186,7 +186,7 @@
           el('span', { className: 'muted' }, fmt.time(a.raisedAt)))));
     andon.replaceChildren(counts, list);
   }
-  const renderAll = () => { for (const st of stations.values()) renderTile(st); renderFigures(); renderAndon(); };
+  const renderAll = () => { for (const st of stations.values()) renderTile(st); renderFigures(); renderAndon(); MES.andonBoard.render(); };
 
   // ---------------------------------------------------------------- events
   const handlers = {
@@ -263,6 +263,8 @@
       st.anomalies.set(a.signal, Number(a.score) || 0);
       MES.schedule(st.render);
     },
+    // andon calls: the board (andonboard.js)
+    andon(c) { MES.andonBoard.event(c); },
   };
 
   // ---------------------------------------------------------------- start
@@ -276,6 +278,7 @@
       orEmpty(MES.api('/api/defects?status=open&limit=10000')),
       orEmpty(MES.api('/api/anomalies')),
       orEmpty(MES.api('/api/vehicles?status=in_process&limit=10000')),
+      orEmpty(MES.andonBoard.load()),
     ]);
     list.forEach((s, i) => stations.set(s.id, model(s, details[i])));
     // Plan: one vehicle per bottleneck ideal cycle (stations that see vehicles), unless the server says.
@@ -313,7 +316,7 @@
     });
   }
   /** Sizes of what the page keeps (tests and the console). */
-  MES.kept = () => ({ stations: stations.size, alerts: alerts.size, openDefects: openDefects.size, inProcess: inProcess.size,
+  MES.kept = () => ({ stations: stations.size, alerts: alerts.size, andonCalls: MES.andonBoard.size(), openDefects: openDefects.size, inProcess: inProcess.size,
     truncated: Object.assign({}, truncated), max: MAX_TRACKED, delays: MES.metrics.delays.length, e2e: MES.metrics.e2e.length });
   MES.header();
   buildFigures();

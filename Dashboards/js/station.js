@@ -1,5 +1,6 @@
 /* Station page: live trend charts (canvas) of each measurement with spec limits, control limits and
- * anomaly marks; state history; fault codes. ?id=STATION; without it, a list of stations. */
+ * anomaly marks; state history; fault codes; downtime stretches with the reason picker (downtime.js).
+ * ?id=STATION; without it, a list of stations. */
 (function () {
   'use strict';
   const { el, t, fmt } = MES;
@@ -266,6 +267,7 @@
     },
     station(d) {
       if (d.station !== id) return;
+      MES.downtimePicker.changed(); // a downtime stretch may have begun or ended
       if (d.connection) station.connection = MES.shownConnection(d.connection);
       if ('state' in d) {
         station.state = d.state;
@@ -366,6 +368,7 @@
     faultSeries = ft.filter((p, i) => i === 0 || p[1] !== ft[i - 1][1]);
     prune(faultSeries);
     for (const a of anomalies || []) handlers.anomaly(a);
+    await MES.downtimePicker.load();
     renderFacts();
     renderFaults();
     redrawAll();
@@ -389,6 +392,7 @@
     buildCharts();
     renderFacts();
     renderFaults();
+    MES.downtimePicker.render();
     redrawAll();
   });
   start();
