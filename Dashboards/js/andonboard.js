@@ -40,10 +40,11 @@
     const list = ordered();
     board.classList.toggle('hidden', list.length === 0);
     board.dataset.count = String(list.length);
+    const cards = list.slice(0, SHOWN).map(card);
+    if (list.length > SHOWN) cards.push(el('div', { className: 'andon-call more' }, t('andon.more', { n: list.length - SHOWN })));
     board.replaceChildren(
       el('div', { className: 'andon-title' }, el('span', { className: 'andon-n num' }, String(list.length)), el('span', null, t('andon.board'))),
-      ...list.slice(0, SHOWN).map(card),
-      list.length > SHOWN ? el('div', { className: 'andon-call more' }, t('andon.more', { n: list.length - SHOWN })) : null);
+      ...cards);
     // The called stations' tiles: the first call of each station gives the frame.
     const byStation = new Map();
     for (const c of list) if (!byStation.has(c.station)) byStation.set(c.station, c);

@@ -42,6 +42,8 @@ def test_andon_board_shows_open_calls_large_flashing_and_timed(server, driver):
         wait(driver, 15, lambda d: card(d, cid) is not None, "the call never reached the andon board")
         c = card(driver, cid)
         assert c["station"] == "WELD-02" and c["state"] == "open" and c["kind"] == "Maintenance", c
+        assert js(driver, "return document.getElementById('andon-board').textContent").count("WELD-02") == 1
+        assert "null" not in js(driver, "return document.getElementById('andon-board').textContent")
         assert c["stationPx"] >= 40, f"the station is read from 5 m: {c['stationPx']}px"
         assert c["animation"] == "andon-flash", "an unanswered call flashes"
         assert re.fullmatch(r"\d\d:\d\d", c["time"]), c
@@ -125,10 +127,11 @@ def test_reason_picker_sets_and_corrects_reasons_asking_the_token_once(downtime_
     wait(driver, 20, lambda d: len(rows(d)) == 2, "the station page never listed the two downtime stretches")
     blocked, fault = rows(driver)
     assert fault["state"] == "fault" and fault["reason"] == "217" and "Electrode tip dresser fault" in fault["text"], fault
-    assert fault["by"] == "from the fault code" and not fault["going"], fault
+    assert fault["by"] == "automatic" and not fault["going"], fault
     assert blocked["state"] == "blocked" and blocked["reason"] == "blocked" and blocked["going"], blocked
     options = js(driver, "return Array.from(document.querySelectorAll('#dt-%s select option')).map(o => o.value)" % fault["id"])
     assert "ops-break" in options and "217" in options, options
+    js(driver, "document.getElementById('downtime-panel').scrollIntoView()")
     mesbrowser.screenshot(driver, "downtime-picker-en.png")
 
     # The first save asks for the operator's token ...
@@ -151,6 +154,7 @@ def test_reason_picker_sets_and_corrects_reasons_asking_the_token_once(downtime_
     js(driver, "MES.setLang('zh')")
     wait(driver, 10, lambda d: "操作员离岗" in next(r for r in rows(d) if r["id"] == fault["id"])["text"], "no Chinese reason text")
     assert driver.find_element(By.CSS_SELECTOR, "#downtime-panel h2").text == "停机与原因"
+    js(driver, "document.getElementById('downtime-panel').scrollIntoView()")
     mesbrowser.screenshot(driver, "downtime-picker-zh.png")
     js(driver, "MES.setLang('en')")
     assert mesbrowser.severe_logs(driver) == []
