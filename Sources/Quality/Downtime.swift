@@ -63,6 +63,17 @@ public struct DowntimeStretch: Sendable, Equatable {
     }
 }
 
+extension MachineState {
+    /// Whether the state is a stop that makes a downtime stretch: `fault`, `blocked`, `starved`,
+    /// `setup`, `maintenance` (``DowntimeStretch/states``).
+    public var isDowntime: Bool {
+        switch self {
+        case .fault, .blocked, .starved, .setup, .maintenance: true
+        case .running, .idle: false
+        }
+    }
+}
+
 /// Downtime seconds of a station (or the line) in the current shift, by reason code and category
 /// (`unassigned` for stretches without a reason).
 public struct DowntimeSplit: Sendable, Equatable {
@@ -110,7 +121,7 @@ struct DowntimeBook: Sendable {
     /// updates the station's stretch; returns the stretches that changed.
     mutating func observe(station: String, state: MachineState?, faultCode: String, at t: Date, into out: inout [QualityOutput]) {
         let code: String? = faultCode == "0" || faultCode.isEmpty ? nil : faultCode
-        let down = state.map { DowntimeStretch.states.contains($0) } ?? false
+        let down = state?.isDowntime ?? false
         if let id = openByStation[station], var open = stretches[id] {
             let sameFault = open.state != .fault || code == nil || open.faultCode == nil || open.faultCode == code
             if down, state == open.state, sameFault {

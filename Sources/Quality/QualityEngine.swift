@@ -335,8 +335,9 @@ public struct QualityEngine: Sendable {
         }
         stations[si].state = newState
         if newFault != stations[si].faultCode { stations[si].faultCode = newFault }
-        if let newState, DowntimeStretch.states.contains(newState) || downtimeBook.isOpen(station: poll.station) {
+        if let newState, newState.isDowntime || stations[si].inDowntime {
             downtimeBook.observe(station: poll.station, state: newState, faultCode: stations[si].faultCode, at: t, into: &out)
+            stations[si].inDowntime = downtimeBook.isOpen(station: poll.station)
         }
         if let andonCode { andonChanged(si, code: andonCode, at: t, into: &out) }
 
@@ -407,8 +408,9 @@ public struct QualityEngine: Sendable {
             // The machine's state is unknown while offline: no run time is counted.
             stations[si].state = nil
             stations[si].faultSince = nil
-            if downtimeBook.isOpen(station: change.station) {
+            if stations[si].inDowntime {
                 downtimeBook.observe(station: change.station, state: nil, faultCode: "0", at: t, into: &out)
+                stations[si].inDowntime = false
             }
             clear(key: "kpi:downtime:\(change.station)", at: t, into: &out)
             checkOffline(si, at: t, reason: change.reason, into: &out)
@@ -717,6 +719,7 @@ public struct QualityEngine: Sendable {
     public mutating func restoreFloor(calls: [AndonCall], nextCallId: Int64, stretches: [DowntimeStretch], nextStretchId: Int64) {
         andonBook.restore(calls, nextId: nextCallId)
         downtimeBook.restore(stretches, nextId: nextStretchId)
+        for si in stations.indices { stations[si].inDowntime = downtimeBook.isOpen(station: stations[si].config.id) }
     }
 
     /// Andon calls not closed, oldest first.

@@ -23,6 +23,8 @@ struct StationRuntime: Sendable {
     var connection = ConnectionState.connecting
     var offlineSince: Date?
     var faultSince: Date?
+    /// A downtime stretch of this station goes on (``DowntimeBook``).
+    var inDowntime = false
     var lastAccounted: Date?
     var slowCycles = 0
     var recentFirst: Ring
