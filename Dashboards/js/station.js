@@ -1,5 +1,6 @@
 /* Station page: live trend charts (canvas) of each measurement with spec limits, control limits and
- * anomaly marks; state history; fault codes; downtime stretches with the reason picker (downtime.js).
+ * anomaly marks; state history; fault codes; andon calls (stationandon.js); downtime stretches with the
+ * reason picker (downtime.js).
  * ?id=STATION; without it, a list of stations. */
 (function () {
   'use strict';
@@ -285,6 +286,7 @@
       MES.schedule(renderFacts);
       MES.schedule(renderFaults);
     },
+    andon(c) { MES.stationAndon.event(c); },
     anomaly(a) {
       if (a.station !== id) return;
       const c = charts.get(a.signal);
@@ -368,7 +370,7 @@
     faultSeries = ft.filter((p, i) => i === 0 || p[1] !== ft[i - 1][1]);
     prune(faultSeries);
     for (const a of anomalies || []) handlers.anomaly(a);
-    await MES.downtimePicker.load();
+    await Promise.all([MES.downtimePicker.load(), MES.stationAndon.load()]);
     renderFacts();
     renderFaults();
     redrawAll();
@@ -393,6 +395,7 @@
     renderFacts();
     renderFaults();
     MES.downtimePicker.render();
+    MES.stationAndon.render();
     redrawAll();
   });
   start();

@@ -128,6 +128,9 @@ window.MES_STRINGS = {
     'dt.going': 'going on', 'dt.system': 'automatic', 'dt.saved': 'Reason saved for downtime #{id}', 'dt.comment': 'Comment',
     'dt.noCatalogue': 'The plant config has no downtime reason catalogue (downtimeReasons)', 'dt.unassigned': 'No reason yet',
     'dt.planned': 'planned',
+    'andon.col.kind': 'Call', 'andon.col.opened': 'Called', 'andon.col.waited': 'Waiting', 'andon.col.state': 'State',
+    'andon.close': 'Close', 'andon.acked': 'Andon call #{id} answered', 'andon.closed': 'Andon call #{id} closed',
+    'andon.none': 'No andon call at this station',
   },
   zh: {
     'app.title': '产线 MES', 'nav.overview': '产线总览', 'nav.alerts': '报警', 'nav.vehicles': '车辆', 'nav.stations': '工位',
@@ -246,5 +249,8 @@ window.MES_STRINGS = {
     'dt.going': '进行中', 'dt.system': '自动', 'dt.saved': '停机 #{id} 的原因已保存', 'dt.comment': '备注',
     'dt.noCatalogue': '工厂配置中没有停机原因目录（downtimeReasons）', 'dt.unassigned': '尚无原因',
     'dt.planned': '计划内',
+    'andon.col.kind': '呼叫', 'andon.col.opened': '呼叫时间', 'andon.col.waited': '等待', 'andon.col.state': '状态',
+    'andon.close': '关闭', 'andon.acked': '安灯呼叫 #{id} 已响应', 'andon.closed': '安灯呼叫 #{id} 已关闭',
+    'andon.none': '本工位没有安灯呼叫',
   },
 };

@@ -158,3 +158,41 @@ def test_reason_picker_sets_and_corrects_reasons_asking_the_token_once(downtime_
     mesbrowser.screenshot(driver, "downtime-picker-zh.png")
     js(driver, "MES.setLang('en')")
     assert mesbrowser.severe_logs(driver) == []
+
+
+def andon_rows(driver):
+    return js(driver, """return Array.from(document.querySelectorAll('#andon-table tbody tr[data-id]')).map(r => ({
+        id: r.dataset.id, state: r.dataset.state, kind: r.dataset.kind, text: r.textContent}));""")
+
+
+def test_station_page_calls_answers_and_closes_andon(server, driver):
+    driver.get(server.base + "/station.html?id=ASSY-01")
+    wait_live(driver)
+    js(driver, "MES.setLang('en')")
+    wait(driver, 20, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#andon-kinds button")) == 4, "no andon buttons")
+    assert andon_rows(driver) == []
+    driver.find_element(By.ID, "andon-comment").send_keys("out of bolts")
+    driver.find_element(By.CSS_SELECTOR, "#andon-kinds button[data-kind='material']").click()
+    wait(driver, 10, lambda d: js(d, "var g = document.getElementById('token-dialog'); return !!(g && g.open)"), "no token dialog")
+    driver.find_element(By.ID, "token-input").send_keys(OPERATOR)
+    driver.find_element(By.ID, "token-ok").click()
+    wait(driver, 15, lambda d: len(andon_rows(d)) == 1, "the call never showed on the station page")
+    row = andon_rows(driver)[0]
+    try:
+        assert row["state"] == "open" and row["kind"] == "material" and "out of bolts" in row["text"], row
+        status, listed = server.get("/api/andon?station=ASSY-01&state=open")
+        assert status == 200 and [c["id"] for c in listed] == [int(row["id"])] and listed[0]["openedBy"] == "wang.fang", listed
+        js(driver, "MES.setLang('zh')")
+        wait(driver, 10, lambda d: "物料" in andon_rows(d)[0]["text"], "no Chinese on the station's andon panel")
+        js(driver, "MES.setLang('en')")
+        driver.find_element(By.CSS_SELECTOR, f"#andon-{row['id']} button.andon-ack").click()
+        wait(driver, 15, lambda d: andon_rows(d)[0]["state"] == "acknowledged", "the answer never showed")
+        assert "wang.fang" in andon_rows(driver)[0]["text"]
+        assert not js(driver, "var g = document.getElementById('token-dialog'); return !!(g && g.open)"), "the token is asked once"
+        driver.find_element(By.CSS_SELECTOR, f"#andon-{row['id']} button.andon-close").click()
+        wait(driver, 15, lambda d: andon_rows(d) == [], "the closed call stayed")
+        status, call = server.get("/api/andon?station=ASSY-01&state=closed")
+        assert call[0]["id"] == int(row["id"]) and call[0]["closedBy"] == "wang.fang" and call[0]["responseS"] is not None, call
+    finally:
+        post(server, f"/api/andon/{row['id']}/close", {})
+    assert mesbrowser.severe_logs(driver) == []
