@@ -5,6 +5,11 @@ import PlantModel
 import Quality
 import Runtime
 
+/// A boolean query parameter's two values.
+private enum Flag: String, CaseIterable {
+    case `true`, `false`
+}
+
 extension APIRoutes {
     /// Adds the andon and downtime routes (README "Andon and downtime", docs/openapi.json): reads
     /// through `queries`, commands through `floor` (role `operator` for every write).
@@ -53,13 +58,7 @@ extension APIRoutes {
         // MARK: Andon
 
         router.get("/api/andon", options: .offLoop) { request in
-            var state: AndonState?
-            if let text = request.query["state"], !text.isEmpty {
-                guard let value = AndonState(rawValue: text) else {
-                    throw HTTPError(400, code: "bad_request", "state must be one of \(AndonState.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                state = value
-            }
+            let state = try enumParameter(request, "state", AndonState.self)
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
             let limit = try limitParameter(request)
             let calls = try read { try queries.andonCalls(state: state, station: station, limit: limit) }
@@ -108,13 +107,7 @@ extension APIRoutes {
         router.get("/api/downtime", options: .offLoop) { request in
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
             let from = try timeParameter(request, "from"), to = try timeParameter(request, "to")
-            var openOnly = false
-            if let text = request.query["open"], !text.isEmpty {
-                guard text == "true" || text == "false" else {
-                    throw HTTPError(400, code: "bad_request", "open must be true or false, not \(JSON.string(text).serialized())")
-                }
-                openOnly = text == "true"
-            }
+            let openOnly = try enumParameter(request, "open", Flag.self) == .true
             let limit = try limitParameter(request)
             let list = try read { try queries.downtime(station: station, from: from, to: to, openOnly: openOnly, limit: limit) }
             let t = now()

@@ -72,6 +72,16 @@ func limitParameter(_ request: HTTPRequest, default value: Int = 100) throws -> 
     return min(limit, 10_000)
 }
 
+/// A query parameter that names one case of `E` (`state=open`): nil when absent or empty, 400 naming
+/// the allowed values for anything else.
+func enumParameter<E: RawRepresentable & CaseIterable>(_ request: HTTPRequest, _ name: String, _ type: E.Type) throws -> E? where E.RawValue == String {
+    guard let text = request.query[name], !text.isEmpty else { return nil }
+    guard let value = E(rawValue: text) else {
+        throw HTTPError(400, code: "bad_request", "\(name) must be one of \(E.allCases.map(\.rawValue).joined(separator: ", ")), not \(JSON.string(text).serialized())")
+    }
+    return value
+}
+
 /// A time query parameter (`from`, `to`) in RFC 3339; 400 if it is not one.
 func timeParameter(_ request: HTTPRequest, _ name: String) throws -> Date? {
     guard let text = request.query[name], !text.isEmpty else { return nil }

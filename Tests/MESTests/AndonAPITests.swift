@@ -12,9 +12,9 @@ import TestSupport
 /// on the test clock, the `andon` events, and everything again after a restart.
 final class AndonAPITests: XCTestCase, PlantDriving {
     var dir: URL!
-    var server: MESServer!
-    var task: Task<Void, any Error>!
-    var http: TestHTTP!
+    var running: InProcessServer!
+    var server: MESServer! { running.server }
+    var http: TestHTTP! { running.http }
     /// 2026-11-22 06:00:00 in Asia/Shanghai: the start of shift A.
     var clock = Date(timeIntervalSince1970: 1_795_298_400)
     var operationCounter = 0
@@ -24,20 +24,12 @@ final class AndonAPITests: XCTestCase, PlantDriving {
     static let viewer = ["Authorization": "Bearer demo-viewer-token"]
 
     func startServer() throws {
-        var options = ServerOptions()
-        options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = "/dev/null"
-        server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
-        let server = self.server!
-        task = Task { try await server.run(installSignalHandlers: false) }
-        http = TestHTTP(port: server.port)
+        running = try InProcessServer(config: repoRoot.appendingPathComponent("Stations/plant.json").path,
+                                      database: dir.appendingPathComponent("mes.sqlite").path)
     }
 
     func stopServer() async throws {
-        server.shutdown()
-        try await task.value
+        try await running.stop()
     }
 
     override func setUp() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MESApp
 import PlantModel
+import Runtime
 
 /// Drives a running server's pipeline with polls on a test clock, as a PLC would: shared by the
 /// API tests that build vehicles operation by operation.
@@ -41,5 +42,31 @@ extension PlantDriving {
         left["state"] = .int(0)
         left[cycle] = isCounter ? .int(Int64(operationCounter)) : .bool(false)
         poll(station, left)
+    }
+}
+
+/// An in-process server on a config and database, as the API tests start it: replay of nothing
+/// (`/dev/null`), so the pipeline's clock is the test clock of the polls; port 0.
+struct InProcessServer {
+    let server: MESServer
+    let task: Task<Void, any Error>
+    let http: TestHTTP
+
+    init(config: String, database: String) throws {
+        var options = ServerOptions()
+        options.config = config
+        options.database = database
+        options.port = 0
+        options.replay = "/dev/null"
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
+        self.server = server
+        task = Task { try await server.run(installSignalHandlers: false) }
+        http = TestHTTP(port: server.port)
+    }
+
+    /// Stops it and waits until it has stopped (its database closed).
+    func stop() async throws {
+        server.shutdown()
+        try await task.value
     }
 }
