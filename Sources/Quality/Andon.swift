@@ -204,14 +204,6 @@ public struct ResponseKPIs: Sendable, Equatable {
     /// Calls not closed now (open or acknowledged).
     public var andonOpenNow: Int
 
-    /// The means of a shift's counters, with what is overdue and open now.
-    init(counters c: ResponseCounters, overdueNow: Int, andonOpenNow: Int) {
-        func mean(_ sum: Double, _ n: Int) -> Double? { n > 0 ? round6(sum / Double(n)) : nil }
-        self.init(meanAckS: mean(c.ackSecondsSum, c.acknowledged), meanResolveS: mean(c.resolveSecondsSum, c.resolved),
-                  overdueNow: overdueNow, andonCalls: c.andonCalls, andonMeanResponseS: mean(c.andonResponseSecondsSum, c.andonResponses),
-                  andonOpenNow: andonOpenNow)
-    }
-
     /// Nothing acknowledged, resolved or called yet.
     public static let none = ResponseKPIs(meanAckS: nil, meanResolveS: nil, overdueNow: 0, andonCalls: 0, andonMeanResponseS: nil, andonOpenNow: 0)
 
@@ -221,5 +213,15 @@ public struct ResponseKPIs: Sendable, Equatable {
 
     public var andonJSON: JSON {
         .obj([("calls", .int(Int64(andonCalls))), ("meanResponseS", .number(andonMeanResponseS)), ("openNow", .int(Int64(andonOpenNow)))])
+    }
+}
+
+extension ResponseKPIs {
+    /// The means of a shift's counters, with what is overdue and open now.
+    init(counters c: ResponseCounters, overdueNow: Int, andonOpenNow: Int) {
+        func mean(_ sum: Double, _ n: Int) -> Double? { n > 0 ? round6(sum / Double(n)) : nil }
+        self.init(meanAckS: mean(c.ackSecondsSum, c.acknowledged), meanResolveS: mean(c.resolveSecondsSum, c.resolved),
+                  overdueNow: overdueNow, andonCalls: c.andonCalls, andonMeanResponseS: mean(c.andonResponseSecondsSum, c.andonResponses),
+                  andonOpenNow: andonOpenNow)
     }
 }
