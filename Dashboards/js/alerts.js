@@ -41,7 +41,13 @@
     const actions = [];
     if (UNACK.has(a.state)) actions.push(el('button', { type: 'button', className: 'ack primary', onclick: () => openAction(a.id, 'ack') }, t('alerts.ack')));
     if (a.state !== 'shelved' && a.state !== 'cleared') actions.push(el('button', { type: 'button', className: 'shelve', onclick: () => openAction(a.id, 'shelve') }, t('alerts.shelve')));
-    const tr = el('tr', { id: 'alert-' + a.id, className: UNACK.has(a.state) ? 'unack' : '', dataset: { id: a.id, state: a.state } },
+    // Owner and due time (README "My items"): only alerts of a plant with responsibility rules carry `owner`.
+    const owned = 'owner' in a;
+    if (owned && a.state !== 'cleared' && MES.owners.has('quality') !== false) {
+      actions.push(el('button', { type: 'button', className: 'assign', onclick: () => reassign(a) }, t('alerts.assign')));
+    }
+    const tr = el('tr', { id: 'alert-' + a.id, className: (UNACK.has(a.state) ? 'unack' : '') + (a.overdue ? ' overdue' : ''),
+      dataset: { id: a.id, state: a.state, owner: a.owner || '', overdue: String(!!a.overdue) } },
       el('td', null, el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity))),
       el('td', { className: 'state' }, MES.tOr('astate', a.state)),
       el('td', null, a.type || ''),
@@ -50,6 +56,7 @@
         a.escalationLevel ? el('span', { className: 'badge bad' }, '↑' + a.escalationLevel) : null),
       el('td', { className: 'num' }, fmt.dateTime(a.raisedAt)),
       el('td', { className: 'handled' }, handled),
+      el('td', { className: 'owner-col' + (owned ? ' owned' : '') }, owned ? MES.owners.ownerCell(a, false) : null),
       el('td', { className: 'actions' }, actions));
     if (changed.has(a.id)) tr.classList.add('flash');
     return tr;
@@ -74,7 +81,9 @@
     });
     rowCache.clear();
     for (const [k, v] of keep) rowCache.set(k, v);
-    const empty = el('tr', { className: 'empty' }, el('td', { colSpan: 8 },
+    // The owner column shows once any alert carries an owner (the config has responsibility rules).
+    document.getElementById('alerts-table').classList.toggle('no-owners', !Array.from(alerts.values()).some((a) => 'owner' in a));
+    const empty = el('tr', { className: 'empty' }, el('td', { colSpan: 9 },
       el('div', { className: 'empty-state' + (tab === 'active' || tab === 'unack' ? ' good' : '') }, t('alerts.none'))));
     const wanted = rows.length ? rows : [empty];
     if (wanted.length !== body.children.length || wanted.some((r, i) => body.children[i] !== r)) body.replaceChildren(...wanted);
@@ -82,8 +91,23 @@
   }
   const rowCache = new Map(); // alert id → {alert, tr, lang}: the row shown for that alert object
 
+  /** Reassigns an alert (owner, due time) through the shared dialog; the answer replaces the row. */
+  async function reassign(a) {
+    const seenBefore = eventsSeen.get(a.id) || 0;
+    try {
+      const updated = await MES.owners.reassign('alert', a);
+      if (!updated) return;
+      if (updated.id !== undefined && (eventsSeen.get(a.id) || 0) === seenBefore) upsert(updated);
+      MES.setText(document.getElementById('message'), t('assign.done', { what: t('my.alertN', { id: a.id }), owner: updated.owner }));
+    } finally {
+      renderToken();
+    }
+  }
+
   function renderToken() {
     const has = !!MES.token();
+    // Learn the role once per token, so the reassign button shows only to quality staff.
+    if (has && !MES.owners.current()) MES.owners.me().then((m) => { if (m) { rowCache.clear(); render(); } }, () => {});
     MES.setText(document.getElementById('token-state'), t(has ? 'token.signedIn' : 'token.none'));
     MES.setText(document.getElementById('token-button'), t(has ? 'token.signout' : 'token.signin'));
   }

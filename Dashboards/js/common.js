@@ -565,6 +565,7 @@
     ['orders.html', 'nav.orders'],
     ['shift.html', 'nav.shift'],
     ['recall.html', 'nav.recall'],
+    ['myitems.html', 'nav.myitems'],
   ];
   /** Fills <header id="top"> with the top bar and puts the disconnection banner under it. */
   MES.header = function () {

@@ -64,6 +64,7 @@ final class PlantAssembly: Sendable {
                            queries: StoreQueries(eventLog: eventLog, samples: samples, config: config), auth: auth)
         APIRoutes.addNotifications(to: &router, context: context, backend: stage, auth: auth)
         APIRoutes.addAssign(to: &router, backend: stage, auth: auth)
+        APIRoutes.addMe(to: &router, context: context, backend: stage, auth: auth)
         APIRoutes.addOrders(to: &router, context: context, backend: stage, orders: stage,
                             queries: StoreOrderQueries(eventLog: eventLog), auth: auth)
         APIRoutes.addFloor(to: &router, context: context, backend: stage, floor: stage,
