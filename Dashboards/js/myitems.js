@@ -128,15 +128,29 @@
       el('td', { className: 'actions' }, actions(x)));
   }
 
+  // Rows of unchanged items are kept (not rebuilt), so a button under the user's finger stays the
+  // same element while other items come and go; the "due in" texts are brought up to date in place.
+  const rowCache = new Map(); // kind-id → {sig, tr}
   function render() {
     const list = myItems();
     const body = document.getElementById('my-body');
-    const rows = list.slice(0, 500).map(row);
+    const keep = new Map();
+    const rows = list.slice(0, 500).map((x) => {
+      const key = x.kind + '-' + x.id;
+      const sig = JSON.stringify([x.item, x.alert && x.alert.state, x.overdue, MES.lang(), me && me.role]);
+      const old = rowCache.get(key);
+      const tr = old && old.sig === sig ? old.tr : row(x);
+      keep.set(key, { sig, tr });
+      return tr;
+    });
+    rowCache.clear();
+    for (const [k, v] of keep) rowCache.set(k, v);
     if (!rows.length) {
       rows.push(el('tr', { className: 'empty' }, el('td', { colSpan: 5 },
         el('div', { className: 'empty-state' + (me ? ' good' : '') }, me ? t('my.none') : t('my.signin')))));
     }
-    body.replaceChildren(...rows);
+    if (rows.length !== body.children.length || rows.some((r, i) => body.children[i] !== r)) body.replaceChildren(...rows);
+    O.refreshDue(body);
     const counts = { alert: 0, defect: 0, andon: 0 };
     let overdue = 0;
     for (const x of list) { counts[x.kind]++; if (x.overdue) overdue++; }

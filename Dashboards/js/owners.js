@@ -37,6 +37,13 @@
   /** Milliseconds to the due time (negative when past), or null without one. */
   O.dueIn = (item) => (item.dueAt ? MES.ms(item.dueAt) - MES.now() : null);
 
+  const relative = (left) => (left < 0 ? t('due.late', { age: fmt.age(-left) }) : t('due.in', { age: fmt.age(left) }));
+  /** Brings every "due in …" / "overdue by …" text under `root` up to the clock, in place. */
+  O.refreshDue = function (root) {
+    const now = MES.now();
+    (root || document).querySelectorAll('.due-rel[data-due-ms]').forEach((e) => MES.setText(e, relative(Number(e.dataset.dueMs) - now)));
+  };
+
   /** The due time of an item: overdue badge or "due in …", and the time itself. */
   O.dueCell = function (item, open) {
     if (!item.dueAt) return el('span', { className: 'muted due none' }, t('due.none'));
@@ -44,7 +51,7 @@
     const overdue = O.isOverdue(item, open);
     return el('span', { className: 'due' + (overdue ? ' overdue' : ''), dataset: { due: item.dueAt } },
       overdue ? el('span', { className: 'badge bad overdue-badge' }, t('due.overdue')) : null,
-      open ? el('span', { className: 'due-rel' }, left < 0 ? t('due.late', { age: fmt.age(-left) }) : t('due.in', { age: fmt.age(left) })) : null,
+      open ? el('span', { className: 'due-rel', dataset: { dueMs: String(MES.ms(item.dueAt)) } }, relative(left)) : null,
       el('span', { className: 'muted due-at' }, fmt.dateTime(item.dueAt)));
   };
 

@@ -5,9 +5,9 @@ import Quality
 import Runtime
 
 extension APIRoutes {
-    /// Adds `GET /api/me` (who the request's token stands for) and `GET /api/people` (the config's
-    /// `people`, without their channels), both for any signed-in user (docs/openapi.json; the
-    /// "my items" page, README "My items").
+    /// Adds `GET /api/me` (who the request's token stands for; needs a token) and `GET /api/people`
+    /// (the config's `people`, without their channels; a read like any other) (docs/openapi.json;
+    /// the "my items" page and the assign dialogs, README "My items").
     public static func addMe(to router: inout Router, context: APIContext, backend: any PlantBackend, auth: AuthPolicy) {
         let people = context.config.people
         @Sendable func signedIn(_ request: HTTPRequest) throws -> Principal {
@@ -32,7 +32,8 @@ extension APIRoutes {
         }
 
         router.get("/api/people") { request in
-            _ = try signedIn(request)
+            // A read like the owners on alerts: anonymous while reads are (`auth.anonymousRead`).
+            _ = try auth.authorize(request, role: .viewer, backend: backend, now: Date())
             return .json(.array(people.people.map { person in
                 .obj([("user", .string(person.user)), ("name", .string(person.name))])
             }))
