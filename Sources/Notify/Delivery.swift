@@ -7,14 +7,21 @@ import Storage
 /// within a lane, retrying with backoff; never on the pipeline's, storage's or the API's threads.
 ///
 /// A lane's oldest pending notification goes first and the rest of the lane waits for it, so a
-/// receiver that is down delays only its own lane. A notification is marked `sent` only after its
-/// 2xx (and `errcode` 0 for WeCom and DingTalk); the mark is one small write through the event
-/// log, committed within a group commit (milliseconds). A crash in that window sends it again on
-/// restart, with the same `Idempotency-Key`, so the receiver can drop it.
+/// receiver that is down delays only its own lane. A lane reads its pending notifications in
+/// batches, keeps its connection to the receiver open between them (``HTTPSession``), and does not
+/// wait for each outcome's write: a notification is marked `sent` only after its 2xx (and `errcode`
+/// 0 for WeCom and DingTalk), and that mark is queued to the event log and committed with the next
+/// group commit (milliseconds), many marks in one transaction. Meanwhile the lane goes on with the
+/// next one; it never reads a notification it has delivered again (it reads only after the last
+/// one it took), and it pauses when more than ``Configuration/maxUnmarked`` marks wait for their
+/// commit. A crash before a mark commits sends that notification again on restart, with the same
+/// `Idempotency-Key`, so the receiver can drop it.
+///
+/// Time (due attempts, backoff, the 24 h limit) is read from `clock`, so a test or benchmark can
+/// run hours of outage on a ``ManualClock``: after moving it, call ``wake()``.
 ///
 /// Lifecycle: ``start()`` (lanes with pending rows start at once), ``stop()`` (waits for attempts
 /// in flight, at most their timeouts). Must stop before the event log closes.
-// @unchecked Sendable: the lanes, counters and flags are guarded by `condition`; the rest is immutable or `Locked`.
 public final class NotificationDelivery: Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var connectTimeoutMs = 2000
@@ -22,6 +29,10 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
         public var policy = RetryPolicy()
         /// How often an idle lane looks at the outbox anyway (new rows also wake it at once).
         public var idleScan: TimeInterval = 5
+        /// Pending notifications a lane reads at once.
+        public var batch = 256
+        /// A lane pauses while this many of its `sent` marks wait for their commit.
+        public var maxUnmarked = 2048
         public init() {}
     }
 
@@ -30,6 +41,7 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
     let eventLog: EventLog
     let logger: Logger
     let client: HTTPPost
+    let clock: any WallClock
 
     private let condition = NSCondition()
     private var lanes: Set<String> = []
@@ -42,9 +54,11 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
     /// Set on the storage thread when outbox rows are written; turned into a wake-up after the commit.
     private let inserted = Locked(false)
 
-    public init(eventLog: EventLog, configuration: Configuration = Configuration(), logger: Logger) {
+    public init(eventLog: EventLog, configuration: Configuration = Configuration(), clock: any WallClock = SystemWallClock(),
+                logger: Logger) {
         self.eventLog = eventLog
         self.configuration = configuration
+        self.clock = clock
         self.logger = logger.named("notify")
         client = HTTPPost(connectTimeoutMs: configuration.connectTimeoutMs, readTimeoutMs: configuration.readTimeoutMs)
         eventLog.addCommitHandler { [weak self] _ in self?.afterCommit() }
@@ -146,82 +160,105 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
         }
     }
 
-    /// Waits until `deadline`, a wake-up (new rows), or stop; returns false on stop.
+    /// Waits until `deadline` on the delivery's clock, a wake-up (new rows, a moved clock), or stop;
+    /// returns false on stop.
     private func pause(until deadline: Date, seen: UInt64) -> Bool {
+        let wait = min(max(0, deadline.timeIntervalSince(clock.now())), 24 * 3600)
+        let limit = Date().addingTimeInterval(wait)
         condition.lock()
         defer { condition.unlock() }
         while !stopping && generation == seen {
-            if !condition.wait(until: deadline) { break }
+            if !condition.wait(until: limit) { break }
         }
         return !stopping
     }
 
     private var currentGeneration: UInt64 { condition.lock(); defer { condition.unlock() }; return generation }
+    private var isStopping: Bool { condition.lock(); defer { condition.unlock() }; return stopping }
 
     private func laneLoop(_ lane: String) {
         var random = SystemRandomNumberGenerator()
-        /// Delivered, but its mark is not visible yet (storage not writing): never sent again meanwhile.
-        var deliveredUnmarked: String?
+        let session = HTTPSession(client: client)
+        defer { session.close() }
+        /// Delivered, with their `sent` marks queued but not committed yet.
+        let unmarked = Locked(0)
+        /// The lane's next pending notifications, in order; `index` is the one to deliver now.
+        var queue: [NotifyMessage] = []
+        var index = 0
+        /// The `seq` of the last notification this lane finished with (sent or failed for good): reads start after it.
+        var lastSeq: Int64 = 0
         while true {
             let seen = currentGeneration
-            let head: NotifyMessage?
-            do {
-                head = try eventLog.read { try Outbox.head(lane: lane, in: $0) }
-            } catch {
-                logger.error("notification outbox cannot be read (lane \(lane)): \(error)")
-                if !pause(until: Date().addingTimeInterval(1), seen: seen) { return }
-                continue
+            if isStopping { return }
+            if index >= queue.count {
+                if unmarked.value >= configuration.maxUnmarked {
+                    if !pause(until: clock.now().addingTimeInterval(0.002), seen: seen) { return }
+                    continue
+                }
+                do {
+                    let after = lastSeq, batch = configuration.batch
+                    queue = try eventLog.read { try Outbox.pending(lane: lane, after: after, limit: batch, in: $0) }
+                    index = 0
+                } catch {
+                    logger.error("notification outbox cannot be read (lane \(lane)): \(error)")
+                    if !pause(until: clock.now().addingTimeInterval(1), seen: seen) { return }
+                    continue
+                }
+                if queue.isEmpty {
+                    if !pause(until: clock.now().addingTimeInterval(configuration.idleScan), seen: seen) { return }
+                    continue
+                }
             }
-            guard let n = head else {
-                if !pause(until: Date().addingTimeInterval(configuration.idleScan), seen: seen) { return }
-                continue
-            }
-            if n.id == deliveredUnmarked {
-                if !pause(until: Date().addingTimeInterval(1), seen: seen) { return }
-                continue
-            }
-            if n.nextAttemptAt > Date() {
-                // Waits for the retry time; a wake-up only re-reads the head (it stays first).
+            let n = queue[index]
+            if n.nextAttemptAt > clock.now() {
+                // Waits for the retry time; a wake-up only looks again (the head stays first).
                 if !pause(until: n.nextAttemptAt, seen: seen) { return }
                 continue
             }
-            condition.lock()
-            let stop = stopping
-            condition.unlock()
-            if stop { return }
             let attempts = n.attempts + 1
             let body = Array(ChannelFormat.body(n).serialized().utf8)
             var failure: String?
             do {
-                let answer = try client.post(n.url, body: body, headers: [("Idempotency-Key", n.id)])
+                let answer = try session.post(n.url, body: body, headers: [("Idempotency-Key", n.id)])
                 failure = ChannelFormat.failure(of: answer, channel: n.channel)
             } catch {
                 failure = "\(error)"
             }
-            let now = Date()
-            do {
-                if let failure {
-                    let next = configuration.policy.next(after: attempts, createdAt: n.createdAt, now: now,
-                                                         jitter: Double.random(in: 0...1, using: &random))
-                    try eventLog.write { db in
-                        try Outbox.markAttemptFailed(id: n.id, attempts: attempts, error: String(failure.prefix(500)), next: next, in: db)
-                    }
-                    if next == nil {
-                        logger.error("notification \(n.id) to \(n.to) (\(n.channel.rawValue)) failed for good after \(attempts) attempts: \(failure)")
-                    } else if attempts == 1 || attempts % 20 == 0 {
+            let now = clock.now()
+            let id = n.id, logger = self.logger
+            if let failure {
+                let next = configuration.policy.next(after: attempts, createdAt: n.createdAt, now: now,
+                                                     jitter: Double.random(in: 0...1, using: &random))
+                let error = String(failure.prefix(500))
+                eventLog.enqueue({ db in
+                    try Outbox.markAttemptFailed(id: id, attempts: attempts, error: error, next: next, in: db)
+                }, completion: { outcome in
+                    if case .failed(let reason) = outcome { logger.error("notification \(id): a failed attempt cannot be stored (\(reason))") }
+                })
+                if let next {
+                    queue[index].attempts = attempts
+                    queue[index].lastError = error
+                    queue[index].nextAttemptAt = next
+                    if attempts == 1 || attempts % 20 == 0 {
                         logger.warning("notification \(n.id) to \(n.to) (\(n.channel.rawValue)), attempt \(attempts): \(failure); retrying")
                     }
                 } else {
-                    deliveredUnmarked = n.id
-                    try eventLog.write { db in try Outbox.markSent(id: n.id, attempts: attempts, at: now, in: db) }
-                    deliveredUnmarked = nil
-                    logger.debug("notification \(n.id) sent to \(n.to) (\(n.channel.rawValue)) after \(attempts) attempts")
+                    logger.error("notification \(n.id) to \(n.to) (\(n.channel.rawValue)) failed for good after \(attempts) attempts: \(failure)")
+                    lastSeq = n.seq
+                    index += 1
                 }
-            } catch EventLogError.closed {
-                return
-            } catch {
-                logger.error("notification \(n.id): its outcome cannot be stored yet (\(error)); it stays queued")
-                if !pause(until: Date().addingTimeInterval(1), seen: seen) { return }
+            } else {
+                lastSeq = n.seq
+                index += 1
+                unmarked.withLock { $0 += 1 }
+                eventLog.enqueue({ db in try Outbox.markSent(id: id, attempts: attempts, at: now, in: db) }, completion: { outcome in
+                    unmarked.withLock { $0 -= 1 }
+                    if case .failed(let reason) = outcome {
+                        // Not sent again by this process (the lane has moved past it); after a restart it would be, with its key.
+                        logger.error("notification \(id) was delivered but its mark cannot be stored (\(reason))")
+                    }
+                })
+                logger.debug("notification \(n.id) sent to \(n.to) (\(n.channel.rawValue)) after \(attempts) attempts")
             }
         }
     }

@@ -23,11 +23,14 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable, Equatable
     public var description: String { message }
 }
 
-/// A minimal blocking HTTP/1.1 client for one POST per connection, over POSIX sockets.
+/// A minimal blocking HTTP/1.1 client for POSTs, over POSIX sockets: the timeouts of every
+/// delivery attempt. ``post(_:body:headers:)`` is one request on its own connection
+/// (`Connection: close`); a delivery lane keeps one ``HTTPSession`` instead, whose connection
+/// stays open between notifications.
 ///
-/// Plain `http://` only, IPv4 hosts (or `localhost`); `Connection: close`. The connect and every
-/// read are bounded by their timeouts, and the whole answer by `connectTimeoutMs + readTimeoutMs`
-/// (a receiver trickling bytes cannot hold a lane). Runs on the caller's thread (a delivery lane).
+/// Plain `http://` only, IPv4 hosts (or `localhost`). The connect and every read are bounded by
+/// their timeouts, and the whole answer by `connectTimeoutMs + readTimeoutMs` (a receiver trickling
+/// bytes cannot hold a lane). Runs on the caller's thread (a delivery lane).
 public struct HTTPPost: Sendable {
     public var connectTimeoutMs: Int
     public var readTimeoutMs: Int
@@ -39,44 +42,110 @@ public struct HTTPPost: Sendable {
         self.readTimeoutMs = readTimeoutMs
     }
 
+    /// Sends `body` (JSON) to `url` with extra `headers` on a connection of its own; returns the
+    /// status and body, or throws ``DeliveryError``.
+    public func post(_ url: HTTPURL, body: [UInt8], headers: [(String, String)]) throws -> HTTPAnswer {
+        let session = HTTPSession(client: self, keepAlive: false)
+        defer { session.close() }
+        return try session.post(url, body: body, headers: headers)
+    }
+}
+
+/// One kept-alive HTTP/1.1 connection for a run of POSTs to the same receiver (a delivery lane's).
+///
+/// The connection opens on the first POST and stays open while the receiver keeps it (an answer
+/// with `Connection: close`, a close-delimited body, any error or timeout closes it; the next POST
+/// opens a new one). A kept connection the receiver closed while idle fails before any byte of an
+/// answer: that request is sent once more at once on a new connection (it cannot have been
+/// answered, and it carries its `Idempotency-Key` either way). Not thread-safe: one lane owns it.
+public final class HTTPSession {
+    public let client: HTTPPost
+    public let keepAlive: Bool
+    private var fd: Int32 = -1
+    private var peer: (host: String, port: UInt16)?
+    /// Connections opened so far (a figure for the benchmarks).
+    public private(set) var connections = 0
+
+    public init(client: HTTPPost, keepAlive: Bool = true) {
+        self.client = client
+        self.keepAlive = keepAlive
+    }
+
+    deinit { close() }
+
+    /// Closes the connection, if one is open.
+    public func close() {
+        if fd >= 0 { Socket.close(fd) }
+        fd = -1
+        peer = nil
+    }
+
+    /// The receiver closed a kept connection before answering: the request may be sent again.
+    private struct StaleConnection: Error {}
+
     /// Sends `body` (JSON) to `url` with extra `headers`; returns the status and body, or throws ``DeliveryError``.
     public func post(_ url: HTTPURL, body: [UInt8], headers: [(String, String)]) throws -> HTTPAnswer {
-        let deadline = Date().addingTimeInterval(Double(connectTimeoutMs + readTimeoutMs) / 1000)
-        let fd: Int32
+        if fd >= 0, let peer, peer.host != url.host || peer.port != url.port { close() }
         do {
-            fd = try Socket.connect(host: url.host, port: url.port, timeoutMs: connectTimeoutMs)
-        } catch let error as SystemError {
-            throw DeliveryError(error.errno == ETIMEDOUT ? "connect to \(url.host):\(url.port) timed out after \(connectTimeoutMs) ms"
-                                                         : "connect to \(url.host):\(url.port): \(String(cString: strerror(error.errno)))")
+            return try exchange(url, body: body, headers: headers, reused: fd >= 0)
+        } catch is StaleConnection {
+            close()
+            return try exchange(url, body: body, headers: headers, reused: false)
+        } catch {
+            close()
+            throw error
         }
-        defer { Socket.close(fd) }
-        Socket.setTimeouts(fd, milliseconds: readTimeoutMs)
+    }
+
+    private func exchange(_ url: HTTPURL, body: [UInt8], headers: [(String, String)], reused: Bool) throws -> HTTPAnswer {
+        let connectTimeoutMs = client.connectTimeoutMs, readTimeoutMs = client.readTimeoutMs
+        let deadline = Date().addingTimeInterval(Double(connectTimeoutMs + readTimeoutMs) / 1000)
+        if fd < 0 {
+            do {
+                fd = try Socket.connect(host: url.host, port: url.port, timeoutMs: connectTimeoutMs)
+            } catch let error as SystemError {
+                throw DeliveryError(error.errno == ETIMEDOUT ? "connect to \(url.host):\(url.port) timed out after \(connectTimeoutMs) ms"
+                                                             : "connect to \(url.host):\(url.port): \(String(cString: strerror(error.errno)))")
+            }
+            peer = (url.host, url.port)
+            connections += 1
+            Socket.setTimeouts(fd, milliseconds: readTimeoutMs)
+        }
         var head = "POST \(url.path) HTTP/1.1\r\nHost: \(url.host):\(url.port)\r\nUser-Agent: LineMES-notify\r\n"
-        head += "Content-Type: application/json; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
+        head += "Content-Type: application/json; charset=utf-8\r\nContent-Length: \(body.count)\r\n"
+        head += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
         let request = Array(head.utf8) + body
         do {
             try request.withUnsafeBytes { try Socket.writeAll(fd, $0, context: "POST \(url)") }
         } catch let error as SystemError {
+            if reused && (error.errno == EPIPE || error.errno == ECONNRESET) { throw StaleConnection() }
             throw DeliveryError(error.wouldBlock ? "sending to \(url) timed out" : "sending to \(url): \(String(cString: strerror(error.errno)))")
         }
         var parser = AnswerParser()
         var buffer = [UInt8](repeating: 0, count: 8192)
+        var received = 0
         while true {
             if Date() > deadline { throw DeliveryError("no complete answer from \(url) within \(connectTimeoutMs + readTimeoutMs) ms") }
             let n: Int
             do {
                 n = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) }
             } catch let error as SystemError {
+                if reused && received == 0 && error.errno == ECONNRESET { throw StaleConnection() }
                 throw DeliveryError(error.wouldBlock ? "no answer from \(url) within \(readTimeoutMs) ms"
                                                      : "reading from \(url): \(String(cString: strerror(error.errno)))")
             }
             if n == 0 {
-                if let answer = try parser.finishAtClose() { return answer }
+                if reused && received == 0 { throw StaleConnection() }
+                if let answer = try parser.finishAtClose() { close(); return answer }
                 throw DeliveryError("\(url) closed the connection before a complete answer")
             }
-            if let answer = try parser.feed(buffer[0..<n], limit: maxAnswerBytes) { return answer }
+            received += n
+            if let answer = try parser.feed(buffer[0..<n], limit: client.maxAnswerBytes) {
+                if !keepAlive || parser.closes { close() }
+                return answer
+            }
         }
     }
 }
@@ -88,6 +157,9 @@ struct AnswerParser {
     private var bodyStart = 0
     private var contentLength: Int?
     private var chunked = false
+    /// The connection cannot carry another request: `Connection: close`, HTTP/1.0 without
+    /// keep-alive, a close-delimited or cut body.
+    private(set) var closes = false
 
     /// Adds bytes; the answer once complete, nil while more bytes are needed.
     mutating func feed(_ bytes: ArraySlice<UInt8>, limit: Int) throws -> HTTPAnswer? {
@@ -109,7 +181,7 @@ struct AnswerParser {
         } else if status == 204 || status == 304 || (100..<200).contains(status) {
             return HTTPAnswer(status: status, body: [])
         }
-        if body.count > limit { return HTTPAnswer(status: status, body: Array(body.prefix(limit))) }
+        if body.count > limit { closes = true; return HTTPAnswer(status: status, body: Array(body.prefix(limit))) }
         return nil
     }
 
@@ -125,10 +197,16 @@ struct AnswerParser {
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]), (100...599).contains(code) else {
             throw DeliveryError("not an HTTP answer: \(lines[0].prefix(80))")
         }
+        var keepAlive = parts[0] != "HTTP/1.0"
+        defer { if !keepAlive { closes = true } }
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = line[..<colon].lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if name == "connection" {
+                let tokens = value.lowercased()
+                if tokens.contains("close") { keepAlive = false } else if tokens.contains("keep-alive") { keepAlive = true }
+            }
             if name == "content-length" {
                 guard let length = Int(value), length >= 0 else { throw DeliveryError("bad Content-Length \(value)") }
                 contentLength = length
@@ -137,6 +215,8 @@ struct AnswerParser {
             }
         }
         if chunked { contentLength = nil }
+        // Without a length (and not a body-less status) the body runs until the receiver closes.
+        if contentLength == nil && !chunked && !(code == 204 || code == 304 || (100..<200).contains(code)) { keepAlive = false }
         status = code
     }
 

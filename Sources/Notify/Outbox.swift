@@ -37,6 +37,8 @@ public struct NotifyMessage: Sendable, Equatable {
     public var nextAttemptAt: Date
     /// The delivery lane (`user/index of the channel`): one lane delivers strictly in order.
     public var lane: String
+    /// Its place in the outbox (0 until stored): a lane delivers in `seq` order.
+    public var seq: Int64 = 0
 
     public init(id: String, to: String, channel: NotifyChannel.Kind, url: HTTPURL, kind: String, subject: String,
                 text: String, link: String?, item: JSON, createdAt: Date, lane: String) {
@@ -156,7 +158,7 @@ public enum Outbox {
     // MARK: Reads
 
     static let columns = """
-        id, recipient, channel, url, kind, subject, text, link, item, created_ms, attempts, last_error, sent_ms, status, next_ms, lane
+        id, recipient, channel, url, kind, subject, text, link, item, created_ms, attempts, last_error, sent_ms, status, next_ms, lane, seq
         """
 
     static func row(_ s: Statement) -> NotifyMessage {
@@ -169,6 +171,7 @@ public enum Outbox {
         n.sentAt = s.isNull(12) ? nil : date(s.int64(12))
         n.status = NotificationStatus(rawValue: s.text(13) ?? "") ?? .pending
         n.nextAttemptAt = date(s.int64(14))
+        n.seq = s.int64(16)
         return n
     }
 
@@ -181,6 +184,13 @@ public enum Outbox {
     public static func head(lane: String, in db: Database) throws -> NotifyMessage? {
         try db.query("SELECT \(columns) FROM notifications WHERE status = 'pending' AND lane = ? ORDER BY seq LIMIT 1",
                      [.text(lane)], row: row).first
+    }
+
+    /// The next pending notifications of a lane after `seq`, oldest first: a lane reads its work
+    /// in batches and delivers them in this order.
+    public static func pending(lane: String, after seq: Int64, limit: Int, in db: Database) throws -> [NotifyMessage] {
+        try db.query("SELECT \(columns) FROM notifications WHERE status = 'pending' AND lane = ? AND seq > ? ORDER BY seq LIMIT ?",
+                     [.text(lane), .integer(seq), .integer(Int64(max(1, limit)))], row: row)
     }
 
     /// One notification by id.
