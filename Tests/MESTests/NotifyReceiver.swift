@@ -9,6 +9,9 @@ import Glibc
 ///
 /// Each request is read in full (headers and Content-Length body), recorded, then answered as
 /// `script` says: an answer, a stall (no answer until the client gives up), or a dropped connection.
+/// With `keepAliveRequests` N > 0 an answer says `Connection: keep-alive` and the connection serves
+/// further requests, but after its N-th answer the receiver closes it without a word, as a server
+/// whose idle timeout ran out does.
 final class NotifyReceiver: @unchecked Sendable {
     enum Action: Sendable {
         case answer(Int, String)
@@ -42,10 +45,17 @@ final class NotifyReceiver: @unchecked Sendable {
     /// Chooses the action for the n-th request (0-based) to a path.
     private var script: @Sendable (Int, String) -> Action
 
-    init(script: @escaping @Sendable (Int, String) -> Action) throws {
+    let keepAliveRequests: Int
+    /// Connections accepted so far.
+    var connections: Int { lock.withLock { accepted } }
+    private var accepted = 0
+
+    /// Listens on `port` (0: a free one; a given port is taken again, to stand for a receiver back up).
+    init(port: UInt16 = 0, keepAliveRequests: Int = 0, script: @escaping @Sendable (Int, String) -> Action) throws {
         self.script = script
-        listener = try Socket.listen(host: "127.0.0.1", port: 0, nonBlocking: false)
-        port = try Socket.localPort(listener)
+        self.keepAliveRequests = keepAliveRequests
+        listener = try Socket.listen(host: "127.0.0.1", port: port, nonBlocking: false)
+        self.port = try Socket.localPort(listener)
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "test.receiver"
         thread.start()
@@ -76,6 +86,7 @@ final class NotifyReceiver: @unchecked Sendable {
                 return
             }
             if lock.withLock({ closed }) { Socket.close(fd); return }
+            lock.withLock { accepted += 1 }
             Socket.setNoDelay(fd)
             let thread = Thread { [self] in serve(fd) }
             thread.start()
@@ -85,46 +96,61 @@ final class NotifyReceiver: @unchecked Sendable {
     private func serve(_ fd: Int32) {
         Socket.setTimeouts(fd, milliseconds: 5000)
         var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 8192)
-        var head: String?
-        var bodyStart = 0
-        var length = 0
+        var served = 0
         while true {
-            guard let n = try? buffer.withUnsafeMutableBytes({ try Socket.read(fd, into: $0) }), n > 0 else { Socket.close(fd); return }
-            data.append(contentsOf: buffer[0..<n])
-            if head == nil, let end = Self.headerEnd(data) {
-                head = String(decoding: data[0..<end], as: UTF8.self)
-                bodyStart = end + 4
-                for line in head!.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-length:") {
-                    length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+            guard let (head, body, rest) = readRequest(fd, data) else { Socket.close(fd); return }
+            data = rest
+            let lines = head.components(separatedBy: "\r\n")
+            let path = lines[0].split(separator: " ").dropFirst().first.map(String.init) ?? ""
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                if let colon = line.firstIndex(of: ":") {
+                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
                 }
             }
-            if head != nil && data.count >= bodyStart + length { break }
-        }
-        let lines = head!.components(separatedBy: "\r\n")
-        let path = lines[0].split(separator: " ").dropFirst().first.map(String.init) ?? ""
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            if let colon = line.firstIndex(of: ":") {
-                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            lock.lock()
+            let nth = countByPath[path, default: 0]
+            countByPath[path] = nth + 1
+            let action = script(nth, path)
+            requests.append(Request(path: path, headers: headers, body: body, action: action))
+            lock.unlock()
+            served += 1
+            switch action {
+            case .answer(let status, let text):
+                let keep = keepAliveRequests > 0
+                let answer = "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(text.utf8.count)\r\n"
+                    + "Connection: \(keep ? "keep-alive" : "close")\r\n\r\n\(text)"
+                try? Array(answer.utf8).withUnsafeBytes { try Socket.writeAll(fd, $0) }
+                if !keep || served >= keepAliveRequests { Socket.close(fd); return }
+            case .drop:
+                Socket.close(fd)
+                return
+            case .stall:
+                lock.withLock { stalled.append(fd) }
+                return
             }
         }
-        let body = String(decoding: data[bodyStart..<bodyStart + length], as: UTF8.self)
-        lock.lock()
-        let nth = countByPath[path, default: 0]
-        countByPath[path] = nth + 1
-        let action = script(nth, path)
-        requests.append(Request(path: path, headers: headers, body: body, action: action))
-        lock.unlock()
-        switch action {
-        case .answer(let status, let text):
-            let answer = "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(text.utf8.count)\r\nConnection: close\r\n\r\n\(text)"
-            try? Array(answer.utf8).withUnsafeBytes { try Socket.writeAll(fd, $0) }
-            Socket.close(fd)
-        case .drop:
-            Socket.close(fd)
-        case .stall:
-            lock.withLock { stalled.append(fd) }
+    }
+
+    /// Reads one request (head and Content-Length body) from `fd` after the bytes already `buffered`;
+    /// nil when the connection ends first.
+    private func readRequest(_ fd: Int32, _ buffered: [UInt8]) -> (head: String, body: String, rest: [UInt8])? {
+        var data = buffered
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+            if let end = Self.headerEnd(data) {
+                let head = String(decoding: data[0..<end], as: UTF8.self)
+                var length = 0
+                for line in head.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                    length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                }
+                if data.count >= end + 4 + length {
+                    let body = String(decoding: data[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                    return (head, body, Array(data[(end + 4 + length)...]))
+                }
+            }
+            guard let n = try? buffer.withUnsafeMutableBytes({ try Socket.read(fd, into: $0) }), n > 0 else { return nil }
+            data.append(contentsOf: buffer[0..<n])
         }
     }
 
