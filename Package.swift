@@ -46,7 +46,7 @@ var targets: [Target] = [
     ], path: "Benchmarks/ComponentBenchmarks"),
     .executableTarget(name: "mes-bench", dependencies: [
         "BenchSupport", "ComponentBenchmarks", "MESApp", "Runtime", "PlantModel", "ModbusAdapter", "OPCUA", "OPCUAAdapter",
-        "HTTP", "Simulation",
+        "HTTP", "Simulation", "Notify", "Storage",
     ], path: "Benchmarks/mes-bench"),
 
     // Helpers every test target shares (condition waits, temp folders, ports, peers, seeded RNG).

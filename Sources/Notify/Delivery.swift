@@ -210,7 +210,8 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
                 }
             }
             let n = queue[index]
-            if n.nextAttemptAt > clock.now() {
+            // Stored times are whole milliseconds (a read-back time is a microsecond later than the one written).
+            if Outbox.ms(n.nextAttemptAt) > Outbox.ms(clock.now()) {
                 // Waits for the retry time; a wake-up only looks again (the head stays first).
                 if !pause(until: n.nextAttemptAt, seen: seen) { return }
                 continue

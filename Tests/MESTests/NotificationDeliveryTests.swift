@@ -100,7 +100,9 @@ final class NotificationDeliveryTests: XCTestCase {
             let pending = try log.read { try Outbox.list(status: .pending, limit: 10_000, in: $0) }
             var heads: [String: NotifyMessage] = [:]
             for n in pending where heads[n.lane].map({ n.seq < $0.seq }) ?? true { heads[n.lane] = n }
-            return heads.values.allSatisfy { $0.nextAttemptAt > clock.now() }
+            // Whole milliseconds, as stored.
+            let now = (clock.now().timeIntervalSince1970 * 1000).rounded(.down)
+            return heads.values.allSatisfy { ($0.nextAttemptAt.timeIntervalSince1970 * 1000).rounded(.down) > now }
         }
         var list: [NotifyMessage] = []
         var id = 0
