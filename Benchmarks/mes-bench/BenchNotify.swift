@@ -1,4 +1,5 @@
 import BenchSupport
+import CBench
 import Foundation
 import MESApp
 import Notify
@@ -259,7 +260,8 @@ extension BenchSuite {
     /// A live server with four PLCs polled every 50 ms and `people` with webhooks to our receiver:
     /// sample → SSE latency for `baselineSeconds`, then while its outbox drains `notifications`.
     private func sseWhileDraining(notifications: Int, people: Int, baselineSeconds: Double) throws -> Drain {
-        let receiver = try BenchReceiver()
+        // The receiver stands in for WeCom, DingTalk or a webhook on another machine: idle priority.
+        let receiver = try BenchReceiver(idle: true)
         defer { receiver.close() }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mes-bench-notify-sse-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -409,12 +411,14 @@ final class BenchReceiver: Sendable {
         var closed = false
     }
 
-    /// Listens on `port` (0: any free port; a given one again, for a receiver back up).
-    init(port: UInt16 = 0) throws {
+    /// Listens on `port` (0: any free port; a given one again, for a receiver back up). With
+    /// `idle`, its threads run in SCHED_IDLE, standing in for a receiver on another machine.
+    init(port: UInt16 = 0, idle: Bool = false) throws {
         listener = try Socket.listen(host: "127.0.0.1", port: port, nonBlocking: false)
         self.port = try Socket.localPort(listener)
         let listener = self.listener
         Thread { [self] in
+            if idle { _ = csched_idle_self() }
             while true {
                 let fd = accept(listener, nil, nil)
                 if fd < 0 {
@@ -429,7 +433,10 @@ final class BenchReceiver: Sendable {
                 }
                 guard accepted else { Socket.close(fd); return }
                 Socket.setNoDelay(fd)
-                Thread { [self] in serve(fd) }.start()
+                Thread { [self] in
+                    if idle { _ = csched_idle_self() }
+                    serve(fd)
+                }.start()
             }
         }.start()
     }

@@ -1,3 +1,4 @@
+import CEpoll
 import Foundation
 import PlantModel
 import Runtime
@@ -10,12 +11,14 @@ import Storage
 /// receiver that is down delays only its own lane. A lane reads its pending notifications in
 /// batches, keeps its connection to the receiver open between them (``HTTPSession``), and does not
 /// wait for each outcome's write: a notification is marked `sent` only after its 2xx (and `errcode`
-/// 0 for WeCom and DingTalk), and that mark is queued to the event log and committed with the next
-/// group commit (milliseconds), many marks in one transaction. Meanwhile the lane goes on with the
-/// next one; it never reads a notification it has delivered again (it reads only after the last
-/// one it took), and it pauses when more than ``Configuration/maxUnmarked`` marks wait for their
-/// commit. A crash before a mark commits sends that notification again on restart, with the same
-/// `Idempotency-Key`, so the receiver can drop it.
+/// 0 for WeCom and DingTalk); the marks of a run of deliveries go to the event log in one write
+/// (``Configuration/marksPerWrite``, sooner when the lane runs out of work) and commit with the
+/// next group commit (milliseconds). Meanwhile the lane goes on with the next one; it never reads
+/// a notification it has delivered again (it reads only after the last one it took), and it pauses
+/// when more than ``Configuration/maxUnmarked`` marks wait for their commit. A crash before a mark
+/// commits sends that notification again on restart, with the same `Idempotency-Key`, so the
+/// receiver can drop it. Lanes run at a lower CPU priority (``Configuration/nice``), so draining a
+/// long outbox yields to polling and the event streams.
 ///
 /// Time (due attempts, backoff, the 24 h limit) is read from `clock`, so a test or benchmark can
 /// run hours of outage on a ``ManualClock``: after moving it, call ``wake()``.
@@ -33,6 +36,11 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
         public var batch = 256
         /// A lane pauses while this many of its `sent` marks wait for their commit.
         public var maxUnmarked = 2048
+        /// `sent` marks a lane gathers into one write (it writes them sooner when it runs out of work).
+        public var marksPerWrite = 64
+        /// The lanes' nice value (Linux, per thread): draining a long outbox yields the CPU to
+        /// polling, the pipeline, storage and the API.
+        public var nice: Int32 = 10
         public init() {}
     }
 
@@ -143,7 +151,9 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
             for lane in found where !lanes.contains(lane) && !stopping {
                 lanes.insert(lane)
                 running += 1
+                let nice = configuration.nice
                 let thread = Thread { [self] in
+                    if nice != 0 { _ = cthread_set_nice(nice) }
                     laneLoop(lane)
                     exited()
                 }
@@ -180,8 +190,28 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
         var random = SystemRandomNumberGenerator()
         let session = HTTPSession(client: client)
         defer { session.close() }
-        /// Delivered, with their `sent` marks queued but not committed yet.
+        /// Delivered, with their `sent` marks not committed yet.
         let unmarked = Locked(0)
+        /// Delivered, their `sent` marks not handed to the event log yet: written in one go (one
+        /// savepoint for many rows) when there are `marksPerWrite`, or when the lane runs out of
+        /// work, pauses or stops.
+        var marks: [(id: String, attempts: Int, at: Date)] = []
+        let logger = self.logger
+        func writeMarks() {
+            guard !marks.isEmpty else { return }
+            let batch = marks
+            marks.removeAll(keepingCapacity: true)
+            eventLog.enqueue({ db in
+                for mark in batch { try Outbox.markSent(id: mark.id, attempts: mark.attempts, at: mark.at, in: db) }
+            }, completion: { outcome in
+                unmarked.withLock { $0 -= batch.count }
+                if case .failed(let reason) = outcome {
+                    // Not sent again by this process (the lane has moved past them); after a restart they would be, with their keys.
+                    logger.error("\(batch.count) notifications were delivered but their marks cannot be stored (\(reason))")
+                }
+            })
+        }
+        defer { writeMarks() }
         /// The lane's next pending notifications, in order; `index` is the one to deliver now.
         var queue: [NotifyMessage] = []
         var index = 0
@@ -191,6 +221,7 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
             let seen = currentGeneration
             if isStopping { return }
             if index >= queue.count {
+                writeMarks()
                 if unmarked.value >= configuration.maxUnmarked {
                     if !pause(until: clock.now().addingTimeInterval(0.002), seen: seen) { return }
                     continue
@@ -212,6 +243,7 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
             let n = queue[index]
             // Stored times are whole milliseconds (a read-back time is a microsecond later than the one written).
             if Outbox.ms(n.nextAttemptAt) > Outbox.ms(clock.now()) {
+                writeMarks()
                 // Waits for the retry time; a wake-up only looks again (the head stays first).
                 if !pause(until: n.nextAttemptAt, seen: seen) { return }
                 continue
@@ -226,7 +258,7 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
                 failure = "\(error)"
             }
             let now = clock.now()
-            let id = n.id, logger = self.logger
+            let id = n.id
             if let failure {
                 let next = configuration.policy.next(after: attempts, createdAt: n.createdAt, now: now,
                                                      jitter: Double.random(in: 0...1, using: &random))
@@ -252,13 +284,8 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
                 lastSeq = n.seq
                 index += 1
                 unmarked.withLock { $0 += 1 }
-                eventLog.enqueue({ db in try Outbox.markSent(id: id, attempts: attempts, at: now, in: db) }, completion: { outcome in
-                    unmarked.withLock { $0 -= 1 }
-                    if case .failed(let reason) = outcome {
-                        // Not sent again by this process (the lane has moved past it); after a restart it would be, with its key.
-                        logger.error("notification \(id) was delivered but its mark cannot be stored (\(reason))")
-                    }
-                })
+                marks.append((id, attempts, now))
+                if marks.count >= configuration.marksPerWrite { writeMarks() }
                 logger.debug("notification \(n.id) sent to \(n.to) (\(n.channel.rawValue)) after \(attempts) attempts")
             }
         }

@@ -80,6 +80,44 @@ final class NotificationDeliveryTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(receiver.connections, all.count / 3, "and opened again after the receiver closed them")
     }
 
+    func testAPythonHTTPServerThatFailsStallsAndDropsThenAnswersGetsEachOnceInOrder() throws {
+        // Python's http.server (HTTP/1.1, keep-alive), per path: 500, a stall past the read timeout,
+        // a dropped connection, then 200.
+        let peer = try PeerProcess(script: "notify_receiver.py", arguments: ["1.5"])
+        defer { peer.stop() }
+        let dir = makeTempDirectory(self)
+        let log = try openLog(dir)
+        defer { log.close() }
+        var settings = NotificationDelivery.Configuration()
+        settings.readTimeoutMs = 300
+        settings.policy.base = 0.02
+        settings.policy.cap = 0.1
+        let delivery = NotificationDelivery(eventLog: log, configuration: settings, logger: Logger(label: "test", level: .critical))
+        delivery.start()
+        defer { delivery.stop() }
+        let config = try PlantConfig.decode(json: notifyConfig(receiverPort: peer.port), file: "p.json", directory: repoRoot)
+        let list = messages(config, ids: 1..<9, now: Date())
+        try log.write(events: [cause]) { db in try delivery.write(list, to: db) }
+        let allSent = try eventually(timeout: 60) { try log.read { try Outbox.list(status: .sent, in: $0) }.count == list.count }
+        XCTAssertTrue(allSent, try log.read { try Outbox.list(in: $0) }.map { "\($0.id) \($0.status) \($0.lastError ?? "")" }.joined(separator: "\n"))
+        // REQ <path> <key> <action>, in the order the receiver decided them.
+        XCTAssertTrue(eventually(timeout: 10) { peer.printedLines.filter { $0.hasSuffix(" 200") }.count >= list.count })
+        let requests = peer.printedLines.filter { $0.hasPrefix("REQ ") }.map { $0.split(separator: " ").map(String.init) }
+        for n in list {
+            let actions = requests.filter { $0[2] == n.id }.map { $0[3] }
+            XCTAssertEqual(actions.filter { $0 == "200" }.count, 1, "\(n.id) succeeds exactly once: \(actions)")
+            XCTAssertEqual(actions.last, "200", "\(n.id): nothing after its success")
+        }
+        for path in ["/hooks/li", "/wecom", "/ding"] {
+            let succeeded = requests.filter { $0[1] == path && $0[3] == "200" }.map { $0[2] }
+            XCTAssertEqual(succeeded, list.filter { $0.url.path == path }.map(\.id), "\(path) in order")
+            let first = requests.filter { $0[1] == path }.prefix(4).map { $0[3] }
+            XCTAssertEqual(Array(first), ["500", "stall", "drop", "200"], "\(path): every failure kind came first")
+        }
+        let head = try XCTUnwrap(log.read { try Outbox.notification(id: list[0].id, in: $0) })
+        XCTAssertEqual(head.attempts, 4, "three failed attempts, then the success")
+    }
+
     func testAReceiverDownTenMinutesOnTheClockThenUpGetsEveryNotificationOnce() throws {
         // The receiver's port is closed (connections refused) for ten minutes of the delivery's clock.
         let probe = try NotifyReceiver { _, _ in .answer(200, "") }

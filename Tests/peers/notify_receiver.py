@@ -1,0 +1,72 @@
+"""A notification receiver on Python's http.server (HTTP/1.1, keep-alive) for the outbox tests.
+
+Usage: notify_receiver.py STALL_SECONDS
+Per path, the n-th request (0-based) gets: 0 → 500, 1 → no answer for STALL_SECONDS (the client
+times out), 2 → the connection dropped without an answer, 3 and later → 200 (webhook: `{"ok":true}`,
+`/wecom` and `/ding`: `{"errcode":0,"errmsg":"ok"}`). Every request is printed as one line
+`REQ <path> <Idempotency-Key> <action>` once its action is decided; `READY <port>` once listening
+(127.0.0.1 only). Ends when its standard input closes.
+"""
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STALL = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+counts = {}
+lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive unless the client says close
+
+    def setup(self):
+        super().setup()
+        # Nagle off, or each keep-alive answer waits for the client's delayed ACK (~40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(length)
+        key = self.headers.get("Idempotency-Key", "-")
+        with lock:
+            nth = counts.get(self.path, 0)
+            counts[self.path] = nth + 1
+        action = ["500", "stall", "drop"][nth] if nth < 3 else "200"
+        print(f"REQ {self.path} {key} {action}", flush=True)
+        if action == "stall":
+            time.sleep(STALL)
+            self.close_connection = True
+            return
+        if action == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if action == "500":
+            body = b"busy"
+            status = 500
+        else:
+            body = b'{"ok":true}' if self.path.startswith("/hooks/") else b'{"errcode":0,"errmsg":"ok"}'
+            status = 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"READY {server.server_address[1]}", flush=True)
+    sys.stdin.read()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
