@@ -295,12 +295,14 @@ extension BenchSuite {
 
         let reader = try SampleLatencyReader(port: server.port)
         defer { reader.close() }
-        guard waitUntil(timeout: 10, { reader.count(phase: 0) >= 20 }) else { throw UsageError("notify: no sample events") }
-        reader.phase.set(1)
+        guard waitUntil(timeout: 10, { reader.count >= 20 }) else { throw UsageError("notify: no sample events") }
+        let nowMs = { Double(realtimeNanoseconds()) / 1e6 }
+        let baselineStart = nowMs()
         usleep(UInt32(baselineSeconds * 1e6))
+        let baselineEnd = nowMs()
 
-        // Fill the outbox (not measured), then a defect of high severity wakes delivery, which drains it.
-        reader.phase.set(0)
+        // Fill the outbox (not measured: samples polled meanwhile wait behind its writes), then a
+        // defect of high severity wakes delivery, which drains it.
         var result = Drain()
         result.notifications = notifications
         let fill0 = Monotonic.nanoseconds()
@@ -311,7 +313,7 @@ extension BenchSuite {
         }
         result.fillSeconds = Double(Monotonic.nanoseconds() - fill0) / 1e9
         let t0 = Monotonic.nanoseconds()
-        reader.phase.set(2)
+        let drainStart = nowMs()
         let fd = try Socket.connect(host: "127.0.0.1", port: server.port, timeoutMs: 2000)
         let body = #"{"vehicleId":"LSVBENCHDRAIN","station":"NOTE-01","code":"D1","description":"wake","severity":"high"}"#
         let request = "POST /api/defects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer demo-quality-token\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
@@ -322,9 +324,11 @@ extension BenchSuite {
             throw UsageError("notify: only \(receiver.distinct(prefix: "bench-")) of \(notifications) drained")
         }
         result.drainSeconds = Double(receiver.lastArrival - t0) / 1e9
-        reader.phase.set(0)
+        let drainEnd = drainStart + result.drainSeconds * 1000
+        usleep(200_000) // the last samples of the drain arrive
         result.duplicates = receiver.duplicates
-        let baseline = reader.latencies(phase: 1).sorted(), during = reader.latencies(phase: 2).sorted()
+        let baseline = reader.latencies(polledFrom: baselineStart, to: baselineEnd).sorted()
+        let during = reader.latencies(polledFrom: drainStart, to: drainEnd).sorted()
         result.baselineCount = baseline.count
         result.drainCount = during.count
         result.baselineP50 = percentile(sorted: baseline, 0.5)
@@ -336,10 +340,10 @@ extension BenchSuite {
 }
 
 /// Reads `/api/events?types=sample` on a thread of its own: each sample's delay from its poll time
-/// (`t`, milliseconds) to its arrival here (the realtime clock), tagged with the phase set meanwhile.
+/// (`t`, milliseconds) to its arrival here (the realtime clock), kept with that poll time (a phase
+/// of a benchmark takes the samples polled within it).
 final class SampleLatencyReader: Sendable {
-    let phase = Locked(0)
-    private let recorded = Locked<[(Int, Double)]>([])
+    private let recorded = Locked<[(Double, Double)]>([])
     private let fd: Int32
     private let done = DispatchSemaphore(value: 0)
 
@@ -348,7 +352,7 @@ final class SampleLatencyReader: Sendable {
         fd = socket
         let request = "GET /api/events?types=sample HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
         try Array(request.utf8).withUnsafeBytes { try Socket.writeAll(socket, $0) }
-        let fd = socket, phase = self.phase, recorded = self.recorded, done = self.done
+        let fd = socket, recorded = self.recorded, done = self.done
         Thread {
             var pending: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -363,8 +367,8 @@ final class SampleLatencyReader: Sendable {
                         let start = at + marker.count
                         if let end = line[start...].firstIndex(of: 34),
                            let t = Timestamp.parse(String(decoding: line[start..<end], as: UTF8.self)) {
-                            let current = phase.value
-                            recorded.withLock { $0.append((current, arrived - t.timeIntervalSince1970 * 1000)) }
+                            let polled = t.timeIntervalSince1970 * 1000
+                            recorded.withLock { $0.append((polled, arrived - polled)) }
                         }
                     }
                     pending.removeSubrange(...newline)
@@ -384,8 +388,11 @@ final class SampleLatencyReader: Sendable {
         return nil
     }
 
-    func count(phase wanted: Int) -> Int { recorded.withLock { $0.filter { $0.0 == wanted }.count } }
-    func latencies(phase wanted: Int) -> [Double] { recorded.withLock { $0.filter { $0.0 == wanted }.map(\.1) } }
+    var count: Int { recorded.withLock { $0.count } }
+    /// The delays of the samples polled from `start` to `end` (realtime milliseconds).
+    func latencies(polledFrom start: Double, to end: Double) -> [Double] {
+        recorded.withLock { $0.filter { $0.0 >= start && $0.0 <= end }.map(\.1) }
+    }
 
     func close() {
         shutdown(fd, Int32(SHUT_RDWR))
