@@ -99,7 +99,8 @@ final class NotificationDeliveryTests: XCTestCase {
         let list = messages(config, ids: 1..<9, now: Date())
         try log.write(events: [cause]) { db in try delivery.write(list, to: db) }
         let allSent = try eventually(timeout: 60) { try log.read { try Outbox.list(status: .sent, in: $0) }.count == list.count }
-        XCTAssertTrue(allSent, try log.read { try Outbox.list(in: $0) }.map { "\($0.id) \($0.status) \($0.lastError ?? "")" }.joined(separator: "\n"))
+        let states = try log.read { try Outbox.list(in: $0) }.map { "\($0.id) \($0.status) \($0.lastError ?? "")" }
+        XCTAssertTrue(allSent, states.joined(separator: "\n"))
         // REQ <path> <key> <action>, in the order the receiver decided them.
         XCTAssertTrue(eventually(timeout: 10) { peer.printedLines.filter { $0.hasSuffix(" 200") }.count >= list.count })
         let requests = peer.printedLines.filter { $0.hasPrefix("REQ ") }.map { $0.split(separator: " ").map(String.init) }

@@ -30,11 +30,12 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(length)
         key = self.headers.get("Idempotency-Key", "-")
-        with lock:
+        with lock:  # one thread prints at a time, so lines never run into each other
             nth = counts.get(self.path, 0)
             counts[self.path] = nth + 1
-        action = ["500", "stall", "drop"][nth] if nth < 3 else "200"
-        print(f"REQ {self.path} {key} {action}", flush=True)
+            action = ["500", "stall", "drop"][nth] if nth < 3 else "200"
+            sys.stdout.write(f"REQ {self.path} {key} {action}\n")
+            sys.stdout.flush()
         if action == "stall":
             time.sleep(STALL)
             self.close_connection = True
