@@ -40,6 +40,12 @@ def click_in(driver, selector, timeout=15):
     wait(driver, timeout, attempt, f"could not click {selector}")
 
 
+def text_of(driver, selector):
+    """The text of the first element matching `selector` now ('' if none): read in the page, so a row
+    a live update just replaced is never a stale element."""
+    return js(driver, "var e = document.querySelector(arguments[0]); return e ? e.innerText : ''", selector)
+
+
 def sign_in(driver, token):
     wait(driver, 10, lambda d: d.find_element(By.ID, "token-input").is_displayed(), "the token dialog did not open")
     driver.find_element(By.ID, "token-input").send_keys(token)
@@ -121,7 +127,7 @@ def test_my_items_lists_what_the_user_owns_overdue_first_and_acts_on_it(owned_se
     shown = {(r["kind"], r["id"]) for r in rows(driver)}
     assert ("alert", str(others[0]["id"])) not in shown and ("defect", str(other_defect["id"])) not in shown, "another owner's items are not mine"
     assert js(driver, "return Array.from(document.querySelectorAll('#my-body tr[data-kind]')).every(r => r.dataset.owner === 'li.wei')")
-    first = driver.find_element(By.CSS_SELECTOR, f"#item-defect-{defect['id']} .due-rel").text
+    first = text_of(driver, f"#item-defect-{defect['id']} .due-rel")
     assert first.startswith("due in"), first
 
     # A due time in the past: the server marks the alert overdue, and the page puts it first with a badge.
@@ -131,10 +137,9 @@ def test_my_items_lists_what_the_user_owns_overdue_first_and_acts_on_it(owned_se
     assert status == 200, body
     wait(driver, 20, lambda d: rows(d) and rows(d)[0] == {"kind": "alert", "id": str(late["id"]), "overdue": True},
          "the overdue alert did not come first")
-    row = driver.find_element(By.ID, f"item-alert-{late['id']}")
-    assert row.find_element(By.CSS_SELECTOR, ".overdue-badge").text == "Overdue"
-    assert "overdue by" in row.find_element(By.CSS_SELECTOR, ".due-rel").text
-    wait(driver, 10, lambda d: "1 overdue" in d.find_element(By.ID, "count-overdue").text, "the overdue count is not shown")
+    assert text_of(driver, f"#item-alert-{late['id']} .overdue-badge") == "Overdue"
+    assert "overdue by" in text_of(driver, f"#item-alert-{late['id']} .due-rel")
+    wait(driver, 10, lambda d: "1 overdue" in text_of(d, "#count-overdue"), "the overdue count is not shown")
 
     # Reassign the defect to zhang.min through the page: it leaves my items.
     click_in(driver, f"#item-defect-{defect['id']} button.assign")
@@ -165,7 +170,7 @@ def test_my_items_lists_what_the_user_owns_overdue_first_and_acts_on_it(owned_se
     js(driver, """MES.current.feed('andon', {id: 990001, station: 'WELD-01', kind: 'material', source: 'api', state: 'open',
         openedAt: arguments[0], acknowledgedAt: null, acknowledgedBy: null, closedAt: null, responseS: null, owner: 'li.wei'})""", opened)
     wait(driver, 10, lambda d: d.find_elements(By.CSS_SELECTOR, "#item-andon-990001 button.close"), "the andon call is not listed")
-    assert "Material" in driver.find_element(By.ID, "item-andon-990001").text
+    assert "Material" in text_of(driver, "#item-andon-990001")
     js(driver, "MES.current.feed('andon', {id: 990001, station: 'WELD-01', kind: 'material', state: 'closed', owner: 'li.wei'})")
     wait(driver, 10, lambda d: not d.find_elements(By.ID, "item-andon-990001"), "the closed andon call stayed")
     mesbrowser.screenshot(driver, "myitems.png")
@@ -173,7 +178,7 @@ def test_my_items_lists_what_the_user_owns_overdue_first_and_acts_on_it(owned_se
     # Chinese, and the navigation of every page links here.
     driver.find_element(By.ID, "lang-toggle").click()
     wait(driver, 10, lambda d: d.find_element(By.CSS_SELECTOR, "#my-table th").text == "期限", "the page did not switch to Chinese")
-    assert "逾期" in driver.find_element(By.ID, f"item-alert-{late['id']}").text
+    assert "逾期" in text_of(driver, f"#item-alert-{late['id']}")
     assert driver.find_element(By.CSS_SELECTOR, "nav a[href='myitems.html']").text == "我的事项"
     mesbrowser.screenshot(driver, "myitems-zh.png")
     driver.find_element(By.ID, "lang-toggle").click()
@@ -212,9 +217,8 @@ def test_alerts_page_shows_owner_due_and_escalation_and_reassigns(owned_server, 
     driver.refresh()
     wait(driver, 30, lambda d: d.find_elements(By.CSS_SELECTOR, f"#alert-{target['id']} td.owner-col.owned"), "no owner cell")
     assert driver.find_element(By.CSS_SELECTOR, "#alerts-table th.owner-col").is_displayed()
-    cell = driver.find_element(By.CSS_SELECTOR, f"#alert-{target['id']} td.owner-col")
-    assert cell.find_element(By.CSS_SELECTOR, ".owner").text == target["owner"]
-    assert cell.find_element(By.CSS_SELECTOR, ".due-at").text not in ("", "—")
+    assert text_of(driver, f"#alert-{target['id']} td.owner-col .owner") == target["owner"]
+    assert text_of(driver, f"#alert-{target['id']} td.owner-col .due-at") not in ("", "—")
 
     # Reassign through the page: the token is asked for when the change is sent.
     click_in(driver, f"#alert-{target['id']} button.assign")
@@ -224,8 +228,7 @@ def test_alerts_page_shows_owner_due_and_escalation_and_reassigns(owned_server, 
     js(driver, "arguments[0].value = '2031-06-01T08:30'", due)
     driver.find_element(By.ID, "assign-ok").click()
     sign_in(driver, QUALITY)
-    wait(driver, 20, lambda d: d.find_element(By.CSS_SELECTOR, f"#alert-{target['id']} td.owner-col .owner").text == "zhang.min",
-         "the new owner is not shown")
+    wait(driver, 20, lambda d: text_of(d, f"#alert-{target['id']} td.owner-col .owner") == "zhang.min", "the new owner is not shown")
     status, alert = srv.get(f"/api/alerts/{target['id']}")
     assert alert["owner"] == "zhang.min", alert
     assert alert["dueAt"].startswith("2031-06-01"), alert
@@ -235,7 +238,7 @@ def test_alerts_page_shows_owner_due_and_escalation_and_reassigns(owned_server, 
                      state="active_unacknowledged", change="escalated")
     js(driver, "MES.current.feed('alert', arguments[0])", escalated)
     wait(driver, 10, lambda d: d.find_elements(By.CSS_SELECTOR, "#alert-990002 .overdue-badge"), "no overdue badge")
-    text = driver.find_element(By.CSS_SELECTOR, "#alert-990002 td.owner-col").text
+    text = text_of(driver, "#alert-990002 td.owner-col")
     assert "escalated to zhang.min" in text and "↑1" in text, text
     mesbrowser.screenshot(driver, "alerts-owners.png")
 
