@@ -4,8 +4,8 @@
  * Who is signed in comes from GET /api/me (the session's token, asked once per browser session).
  * Alerts and defects carry `owner` (the config's responsibility rules, or a reassignment). Andon
  * calls (GET /api/andon) carry no owner of their own: a call is the user's when it names an
- * `owner`, or when its `andon` alert (same station, raised within a few seconds of the call) is
- * owned by the user. A server without andon calls (404) shows a note instead of failing.
+ * `owner`, or when its `andon` alert (`alertId`; else the one at its station raised within 10 s of
+ * it) is owned by the user. A server without andon calls (404) shows a note instead of failing.
  */
 (function () {
   'use strict';
@@ -107,9 +107,7 @@
     const out = [];
     const button = (cls, key, fn) => el('button', { type: 'button', className: cls, onclick: fn }, t(key));
     if (x.kind === 'alert' && UNACK.has(x.item.state)) out.push(button('ack primary', 'alerts.ack', () => openAction(x, 'ack')));
-    if (x.kind === 'andon' && x.item.state === 'open' && x.alert && UNACK.has(x.alert.state)) {
-      out.push(button('ack primary', 'alerts.ack', () => openAction(x, 'ack')));
-    }
+    if (x.kind === 'andon' && x.item.state === 'open') out.push(button('ack primary', 'alerts.ack', () => openAction(x, 'ack')));
     if (x.kind === 'andon') out.push(button('close', 'my.close', () => openAction(x, 'close')));
     if (x.kind === 'defect') out.push(button('resolve', 'my.resolve', () => openAction(x, 'resolve')));
     const canAssign = O.has('quality') !== false;
@@ -186,9 +184,8 @@
   const dialog = document.getElementById('action-dialog');
   function openAction(x, action) {
     pending = { x, action };
-    const key = action === 'ack' ? 'alerts.ackTitle' : action === 'resolve' ? 'my.resolveTitle' : 'my.closeTitle';
-    const id = action === 'ack' && x.kind === 'andon' ? x.alert.id : x.id;
-    MES.setText(document.getElementById('action-title'), t(key, { id }));
+    const key = action === 'ack' ? (x.kind === 'andon' ? 'my.andonAckTitle' : 'alerts.ackTitle') : action === 'resolve' ? 'my.resolveTitle' : 'my.closeTitle';
+    MES.setText(document.getElementById('action-title'), t(key, { id: x.id }));
     document.getElementById('action-error').textContent = '';
     document.getElementById('action-comment').value = '';
     document.getElementById('action-ok').disabled = false;
@@ -205,14 +202,15 @@
     ok.disabled = true;
     try {
       let path;
-      if (action === 'ack') path = '/api/alerts/' + encodeURIComponent(x.kind === 'andon' ? x.alert.id : x.id) + '/ack';
+      // An andon call is answered through POST /api/andon/{id}/ack (operator), which acknowledges its alert too.
+      if (action === 'ack') path = (x.kind === 'andon' ? '/api/andon/' : '/api/alerts/') + encodeURIComponent(x.id) + '/ack';
       else if (action === 'resolve') path = '/api/defects/' + encodeURIComponent(x.id) + '/resolve';
       else path = '/api/andon/' + encodeURIComponent(x.id) + '/close';
       const updated = await MES.post(path, { comment });
       if (updated && updated.id !== undefined) {
-        if (action === 'ack') alerts.set(updated.id, Object.assign({}, alerts.get(updated.id), updated));
-        else if (action === 'resolve') defects.set(updated.id, updated);
-        else calls.set(updated.id, updated);
+        if (x.kind === 'andon') calls.set(updated.id, Object.assign({}, calls.get(updated.id), updated));
+        else if (action === 'ack') alerts.set(updated.id, Object.assign({}, alerts.get(updated.id), updated));
+        else defects.set(updated.id, updated);
       }
       dialog.close();
       pending = null;

@@ -165,6 +165,24 @@ def test_my_items_lists_what_the_user_owns_overdue_first_and_acts_on_it(owned_se
     available = js(driver, "return MES.myItems().andonAvailable")
     assert available == (andon_status == 200), (available, andon_status)
     assert driver.find_element(By.ID, "andon-note").is_displayed() == (not available)
+    if available:
+        # A real call at WELD-01 (li.wei's by the andon rule): listed through its andon alert, answered and closed here.
+        status, call = mesbrowser.http_json(srv.base + "/api/andon", "POST", {"station": "WELD-01", "kind": "maintenance",
+                                            "comment": "press jams"}, token="demo-operator-token")
+        assert status in (200, 201), (status, call)
+        row = f"#item-andon-{call['id']}"
+        wait(driver, 20, lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} button.ack"), "the andon call is not in my items")
+        assert "Maintenance" in text_of(driver, row)
+        click_in(driver, f"{row} button.ack")
+        wait(driver, 10, lambda d: d.find_element(By.ID, "action-dialog").is_displayed(), "the answer dialog did not open")
+        driver.find_element(By.ID, "action-ok").click()
+        wait(driver, 20, lambda d: not d.find_elements(By.CSS_SELECTOR, f"{row} button.ack"), "the call was not answered")
+        status, calls = srv.get("/api/andon?limit=100")
+        assert next(c for c in calls if c["id"] == call["id"])["state"] == "acknowledged"
+        click_in(driver, f"{row} button.close")
+        wait(driver, 10, lambda d: d.find_element(By.ID, "action-dialog").is_displayed(), "the close dialog did not open")
+        driver.find_element(By.ID, "action-ok").click()
+        wait(driver, 20, lambda d: not d.find_elements(By.CSS_SELECTOR, row), "the closed call stayed in my items")
     # A call of mine arriving on the stream is listed with its close action.
     opened = iso(datetime.datetime.now(datetime.timezone.utc))
     js(driver, """MES.current.feed('andon', {id: 990001, station: 'WELD-01', kind: 'material', source: 'api', state: 'open',
