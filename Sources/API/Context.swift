@@ -35,6 +35,8 @@ public struct APIContext: Sendable {
     }
     /// Runs a state-changing command on the pipeline thread.
     public var perform: @Sendable (@escaping @Sendable () throws -> JSON) throws -> JSON
+    /// Lists read row by row for CSV exports, and the operations query (README "Exports (CSV)").
+    public var lists: any PlantLists
 
     public init(config: PlantConfig, live: LiveStations, eventLog: EventLog, hub: SSEHub, version: String,
                 extraMetrics: @escaping @Sendable () -> String = { "" },
@@ -46,6 +48,7 @@ public struct APIContext: Sendable {
         self.version = version
         self.extraMetrics = extraMetrics
         self.perform = perform
+        lists = StoreLists(eventLog: eventLog)
     }
 }
 

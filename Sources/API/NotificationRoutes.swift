@@ -10,7 +10,7 @@ extension APIRoutes {
     /// Adds `GET /api/notifications?status=pending|sent|failed&to=&limit=` (role `quality`; docs/openapi.json).
     public static func addNotifications(to router: inout Router, context: APIContext, backend: any PlantBackend, auth: AuthPolicy) {
         let log = context.eventLog
-        router.get("/api/notifications", options: .offLoop) { request in
+        router.on(.get, "/api/notifications", options: .offLoop) { request in
             _ = try auth.authorize(request, role: .quality, backend: backend, now: Date())
             var status: NotificationStatus?
             if let text = request.query["status"], !text.isEmpty {
@@ -20,6 +20,12 @@ extension APIRoutes {
                 status = value
             }
             let to = request.query["to"].flatMap { $0.isEmpty ? nil : $0 }
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                return try CSVExport.reply(request, filename: "notifications.csv", columns: CSVColumns.notifications) {
+                    try log.rows(Outbox.listQuery(status: status, to: to, limit: limit), row: Outbox.row).map { $0.json }
+                }
+            }
             let limit = try limitParameter(request)
             let list: [NotifyMessage]
             do {
@@ -27,7 +33,7 @@ extension APIRoutes {
             } catch {
                 throw HTTPError(503, code: "unavailable", "storage read failed: \(error)")
             }
-            return .json(JSON.array(list.map(\.json)))
+            return .response(.json(JSON.array(list.map(\.json))))
         }
     }
 }

@@ -99,7 +99,7 @@ extension APIRoutes {
             return .json(try perform { try orders.cancelOrder(id: id, reason: reason, by: user) })
         }
 
-        router.get("/api/orders") { request in
+        router.on(.get, "/api/orders") { request in
             var status: OrderStatus?
             if let text = request.query["status"], !text.isEmpty {
                 guard let s = OrderStatus(rawValue: text) else {
@@ -114,9 +114,20 @@ extension APIRoutes {
                 plannedDate = text
             }
             let search = request.query["q"].flatMap { $0.isEmpty ? nil : $0 }
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                let lists = context.lists
+                let status = status, plannedDate = plannedDate
+                // This route answers JSON on the loop; an export opens its cursor on the read pool.
+                return .deferred(DeferredWork(lane: .read) {
+                    try CSVExport.reply(request, filename: "orders.csv", columns: CSVColumns.orders) {
+                        try lists.orderRows(status: status, model: model, plannedDate: plannedDate, search: search, limit: limit).map { $0.json() }
+                    }
+                })
+            }
             let limit = try limitParameter(request)
             let rows = try read { try queries.orders(status: status, model: model, plannedDate: plannedDate, search: search, limit: limit) }
-            return .json(.array(rows.map { $0.json() }))
+            return .response(.json(.array(rows.map { $0.json() })))
         }
 
         router.get("/api/orders/{orderId}") { request in
@@ -127,10 +138,19 @@ extension APIRoutes {
             return .json(order.json(spec: specJSON(order), vehicleStatus: vehicleStatus?.rawValue))
         }
 
-        router.get("/api/sequence") { request in
+        router.on(.get, "/api/sequence") { request in
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                let lists = context.lists
+                return .deferred(DeferredWork(lane: .read) {
+                    try CSVExport.reply(request, filename: "sequence.csv", columns: CSVColumns.orders) {
+                        try lists.sequenceRows(limit: limit).map { $0.json() }
+                    }
+                })
+            }
             let limit = try limitParameter(request)
             let rows = try read { try queries.sequence(limit: limit) }
-            return .json(.array(rows.map { $0.json() }))
+            return .response(.json(.array(rows.map { $0.json() })))
         }
 
         router.get("/api/plan") { request in

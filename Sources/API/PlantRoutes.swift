@@ -81,7 +81,7 @@ extension APIRoutes {
 
         // MARK: Vehicles and lots
 
-        router.get("/api/vehicles", options: .offLoop) { request in
+        router.on(.get, "/api/vehicles", options: .offLoop) { request in
             var status: VehicleStatus?
             if let text = request.query["status"], !text.isEmpty {
                 guard let s = VehicleStatus(rawValue: text) else {
@@ -90,8 +90,14 @@ extension APIRoutes {
                 status = s
             }
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                return try CSVExport.reply(request, filename: "vehicles.csv", columns: CSVColumns.vehicles) {
+                    try context.lists.vehicleRows(status: status, station: station, limit: limit).map { $0.json }
+                }
+            }
             let limit = try limitParameter(request)
-            return .json(.array(try read { try queries.vehicles(status: status, station: station, limit: limit) }.map(\.json)))
+            return .response(.json(.array(try read { try queries.vehicles(status: status, station: station, limit: limit) }.map(\.json))))
         }
 
         router.get("/api/vehicles/{vehicleId}", options: .offLoop) { request in
@@ -131,7 +137,7 @@ extension APIRoutes {
 
         // MARK: Defects
 
-        router.get("/api/defects", options: .offLoop) { request in
+        router.on(.get, "/api/defects", options: .offLoop) { request in
             var status: DefectStatus?
             if let s = request.query["status"], !s.isEmpty {
                 guard let value = DefectStatus(rawValue: s) else {
@@ -141,9 +147,15 @@ extension APIRoutes {
             }
             let vehicle = request.query["vehicle"].flatMap { $0.isEmpty ? nil : $0 }
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                return try CSVExport.reply(request, filename: "defects.csv", columns: CSVColumns.defects) {
+                    try context.lists.defectRows(status: status, vehicle: vehicle, station: station, limit: limit).map { $0.json }
+                }
+            }
             let limit = try limitParameter(request)
             let defects = try read { try queries.defects(status: status, vehicle: vehicle, station: station, limit: limit) }
-            return .json(JSON.array(defects.map(\.json)))
+            return .response(.json(JSON.array(defects.map(\.json))))
         }
 
         router.get("/api/defects/pareto", options: .offLoop) { request in
@@ -185,14 +197,20 @@ extension APIRoutes {
 
         // MARK: Alerts
 
-        router.get("/api/alerts", options: .offLoop) { request in
+        router.on(.get, "/api/alerts", options: .offLoop) { request in
             guard let filter = AlertStateFilter(query: request.query["state"]) else {
                 throw HTTPError(400, code: "bad_request", "state must be one of \(AlertStateFilter.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                return try CSVExport.reply(request, filename: "alerts.csv", columns: CSVColumns.alerts) {
+                    try context.lists.alertRows(filter: filter, station: station, limit: limit).map { $0.json }
+                }
+            }
             let limit = try limitParameter(request)
             let alerts = try read { try queries.alerts(filter: filter, station: station, limit: limit) }
-            return .json(JSON.array(alerts.map(\.json)))
+            return .response(.json(JSON.array(alerts.map(\.json))))
         }
 
         router.get("/api/alerts/{id}", options: .offLoop) { request in

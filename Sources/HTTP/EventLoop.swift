@@ -41,6 +41,10 @@ final class Connection: @unchecked Sendable {
     var sseCharged = 0
     /// The TLS session on an HTTPS server; nil on a plain one (plain sockets pay nothing more than this check).
     var tls: TLSSession?
+    /// The streamed answer being sent (``HTTPReply/streamed(_:)``); `awaiting` stays set meanwhile.
+    var pump: BodyPump?
+    /// Whether the connection stays open after the streamed answer.
+    var pumpKeepAlive = false
 
     init(fd: Int32, remote: String, parser: HTTPRequestParser, now: UInt64) {
         self.fd = fd
@@ -89,6 +93,8 @@ private enum Completion {
     case reply(HTTPReply, HTTPRequest)
     /// A page of stored events for a resuming client, read after `start`.
     case page(start: Int64, events: [EncodedSSEEvent])
+    /// A piece of a streamed answer's body.
+    case piece(BodyPump, BodyPump.Piece)
 }
 
 /// An epoll loop on its own thread owning a share of the server's connections.
@@ -122,6 +128,11 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private var ready: [Connection] = []
     /// Resuming clients whose page could not be queued (pool full): retried on the tick.
     private var pageRetry: [Connection] = []
+    /// Streamed answers whose next piece could not be queued (pool full): retried on the tick.
+    private var pieceRetry: [Connection] = []
+    /// A streamed answer's next piece is asked for while fewer bytes than this wait to be sent,
+    /// so at most this plus one piece is held per connection whatever the body's size.
+    private static let streamLowWater = 256 * 1024
     private var hubs: [ObjectIdentifier: SSEHub] = [:]
     private let readBuffer: UnsafeMutableRawBufferPointer
     private static let keepAliveBytes = Array(": keep-alive\n\n".utf8)
@@ -516,6 +527,8 @@ final class EventLoop: SSESink, @unchecked Sendable {
             respond(response, to: request, on: connection)
         case .eventStream(let stream):
             startStream(stream, request: request, on: connection)
+        case .streamed(let streamed):
+            startBody(streamed, request: request, on: connection)
         case .deferred(let work):
             let core = self.core
             connection.awaiting = true
@@ -555,7 +568,87 @@ final class EventLoop: SSESink, @unchecked Sendable {
             client.pageInFlight = false
             applyPage(events, after: start, on: connection)
             if !connection.closed { flush(connection) }
+        case .piece(let pump, let piece):
+            guard connection.pump === pump else { return }
+            applyPiece(piece, of: pump, on: connection)
         }
+    }
+
+    // MARK: Streamed answers
+
+    /// Sends the head of a streamed answer and asks for its first piece. HEAD gets the head only.
+    private func startBody(_ streamed: StreamedResponse, request: HTTPRequest, on connection: Connection) {
+        core.count(status: streamed.status)
+        let chunked = request.isHTTP11
+        // HTTP/1.0 has no chunked encoding: the body ends when the connection closes.
+        let keepAlive = request.keepAlive && chunked
+        var head = "HTTP/1.1 \(streamed.status) \(StatusText.reason(streamed.status))\r\n"
+        for field in streamed.headers {
+            if HTTPHeaders.same(field.name, "Content-Length") || HTTPHeaders.same(field.name, "Connection")
+                || HTTPHeaders.same(field.name, "Transfer-Encoding") { continue }
+            head += "\(field.name): \(field.value)\r\n"
+        }
+        if chunked { head += "Transfer-Encoding: chunked\r\n" }
+        if !keepAlive { head += "Connection: close\r\n" }
+        head += "\r\n"
+        connection.enqueue(Array(head.utf8))
+        let pump = BodyPump(producer: streamed.producer, lane: streamed.lane, chunked: chunked)
+        if request.method == .head {
+            if pump.cancel() { closeProducer(pump) }
+            if !keepAlive { connection.closeAfterWrite = true }
+            return
+        }
+        connection.pump = pump
+        connection.pumpKeepAlive = keepAlive
+        connection.awaiting = true
+        requestPiece(connection)
+    }
+
+    /// Asks the pump's pool for the next piece while the connection's queue is below the low-water mark.
+    private func requestPiece(_ connection: Connection) {
+        guard let pump = connection.pump, !connection.closed, connection.outBytes < Self.streamLowWater, pump.begin() else { return }
+        let queued = core.pool(pump.lane).submit { [self] in
+            complete(connection, .piece(pump, pump.produce()))
+        }
+        if !queued {
+            pump.abandon()
+            if !pieceRetry.contains(where: { $0 === connection }) { pieceRetry.append(connection) }
+        }
+    }
+
+    /// Queues a piece (as a chunk); after the last, the end of the body, then the connection's next requests.
+    private func applyPiece(_ piece: BodyPump.Piece, of pump: BodyPump, on connection: Connection) {
+        switch piece {
+        case .cancelled:
+            return
+        case .failed(let error):
+            core.logger.error("streamed answer to \(connection.remote) failed after \(pump.bodyBytes) bytes: \(error)")
+            connection.pump = nil
+            close(connection, dropped: false)
+        case .bytes(let bytes, let last):
+            if !bytes.isEmpty {
+                pump.bodyBytes += bytes.count
+                if pump.chunked { connection.enqueue(Array((String(bytes.count, radix: 16) + "\r\n").utf8)) }
+                connection.enqueue(bytes)
+                if pump.chunked { connection.enqueue([13, 10]) }
+            }
+            guard last else {
+                flush(connection)
+                return
+            }
+            if pump.chunked { connection.enqueue(Array("0\r\n\r\n".utf8)) }
+            connection.pump = nil
+            connection.awaiting = false
+            connection.lastActivity = Monotonic.nanoseconds()
+            if !connection.pumpKeepAlive { connection.closeAfterWrite = true }
+            processRequests(connection)
+        }
+    }
+
+    /// Closes a producer off the loop when the pool takes the job, else here.
+    private func closeProducer(_ pump: BodyPump) {
+        let producer = pump.producer
+        if !core.pool(pump.lane).submit({ producer.close() }) { producer.close() }
     }
 
     // MARK: Event streams
@@ -772,6 +865,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
             connection.outIndex = 0
         }
         if connection.sse == nil { connection.lastActivity = Monotonic.nanoseconds() }
+        if connection.pump != nil { requestPiece(connection) }
         setInterest(connection)
     }
 
@@ -823,6 +917,10 @@ final class EventLoop: SSESink, @unchecked Sendable {
         Socket.close(connection.fd)
         connections[connection.fd] = nil
         releaseBody(connection)
+        if let pump = connection.pump {
+            connection.pump = nil
+            if pump.cancel() { closeProducer(pump) }
+        }
         if let client = connection.sse {
             streams[connection.fd] = nil
             client.hub.releaseClient(dropped: dropped)
@@ -859,6 +957,11 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 if now &- client.lastWrite >= keepAliveNs { silent.append(connection) }
                 continue
             }
+            if connection.pump != nil {
+                // A streamed answer the client stopped reading: its queue stays full past the idle time.
+                if connection.outBytes > 0 && now &- connection.lastActivity > idleNs { expired.append(connection) }
+                continue
+            }
             if connection.awaiting { continue }
             switch connection.parser.phase {
             case .header where connection.outBytes == 0 && !connection.closeAfterWrite:
@@ -889,6 +992,11 @@ final class EventLoop: SSESink, @unchecked Sendable {
                 connection.enqueue(Self.keepAliveBytes)
                 flush(connection)
             }
+        }
+        if !pieceRetry.isEmpty {
+            let retry = pieceRetry
+            pieceRetry.removeAll()
+            for connection in retry where !connection.closed { requestPiece(connection) }
         }
         if !pageRetry.isEmpty {
             let retry = pageRetry

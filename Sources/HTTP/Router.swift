@@ -8,6 +8,9 @@ public enum HTTPReply: Sendable {
     /// Runs `work` on the server's worker pool; the connection answers nothing else meanwhile
     /// (pipelined requests wait their turn, so answers stay in request order).
     case deferred(DeferredWork)
+    /// A body produced piece by piece on a worker pool while the client keeps up (exports); see
+    /// ``BodyProducer``. The connection answers nothing else until the body is complete.
+    case streamed(StreamedResponse)
 
     /// Shorthand for `.response(.json(text, status:))`.
     public static func json(_ text: String, status: Int = 200) -> HTTPReply { .response(.json(text, status: status)) }

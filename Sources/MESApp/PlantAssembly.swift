@@ -14,7 +14,7 @@ import Storage
 /// Wires the plant-specific parts around the pipeline: tracking and quality, their tables and
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: Sendable {
-    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
+    static var migrations: [MigrationGroup] { [GenealogySchema.migrations, OperationQuery.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
                                                   ShiftStore.migrations, FloorStore.migrations] }
 
     let config: PlantConfig
@@ -69,6 +69,7 @@ final class PlantAssembly: Sendable {
                             queries: StoreOrderQueries(eventLog: eventLog), auth: auth)
         APIRoutes.addFloor(to: &router, context: context, backend: stage, floor: stage,
                            queries: StoreFloorQueries(eventLog: eventLog), auth: auth)
+        APIRoutes.addOperations(to: &router, context: context)
     }
 
     func middlewares(context: APIContext) -> [any HTTPMiddleware] {

@@ -161,7 +161,8 @@ public enum Outbox {
         id, recipient, channel, url, kind, subject, text, link, item, created_ms, attempts, last_error, sent_ms, status, next_ms, lane, seq
         """
 
-    static func row(_ s: Statement) -> NotifyMessage {
+    /// A row of `notifications` (the columns of ``listQuery(status:to:limit:)``).
+    @Sendable public static func row(_ s: Statement) -> NotifyMessage {
         let url = (try? HTTPURL.parse(s.text(3) ?? "").get()) ?? HTTPURL(host: "invalid", port: 80, path: "/")
         var n = NotifyMessage(id: s.text(0) ?? "", to: s.text(1) ?? "", channel: NotifyChannel.Kind(rawValue: s.text(2) ?? "") ?? .webhook,
                              url: url, kind: s.text(4) ?? "", subject: s.text(5) ?? "", text: s.text(6) ?? "", link: s.text(7),
@@ -201,13 +202,19 @@ public enum Outbox {
     /// Newest first (`GET /api/notifications?status=&to=`); `limit` clamped to 1…10,000.
     public static func list(status: NotificationStatus? = nil, to user: String? = nil, limit: Int = 100,
                             in db: Database) throws -> [NotifyMessage] {
+        try db.query(listQuery(status: status, to: user, limit: min(max(limit, 1), 10_000)), row: row)
+    }
+
+    /// The query of ``list(status:to:limit:in:)`` with `limit` as given (a CSV export's may pass
+    /// 10,000); rows decode with ``row(_:)``.
+    public static func listQuery(status: NotificationStatus?, to user: String?, limit: Int) -> SQLQuery {
         var conditions: [String] = []
         var arguments: [SQLValue] = []
         if let status { conditions.append("status = ?"); arguments.append(.text(status.rawValue)) }
         if let user { conditions.append("recipient = ?"); arguments.append(.text(user)) }
-        arguments.append(.integer(Int64(min(max(limit, 1), 10_000))))
+        arguments.append(.integer(Int64(max(limit, 0))))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT \(columns) FROM notifications \(whereClause) ORDER BY seq DESC LIMIT ?", arguments, row: row)
+        return SQLQuery("SELECT \(columns) FROM notifications \(whereClause) ORDER BY seq DESC LIMIT ?", arguments)
     }
 
     /// How many notifications are in each status.

@@ -78,16 +78,22 @@ public enum GenealogyStore {
     /// station they are at now. `limit` is clamped to 1…10,000.
     public static func vehicles(status: VehicleStatus? = nil, station: String? = nil, limit: Int = 100,
                                 in db: Database) throws -> [VehicleSummary] {
+        try db.query(vehiclesQuery(status: status, station: station, limit: min(max(limit, 1), 10_000)), row: summary)
+    }
+
+    /// The query of ``vehicles(status:station:limit:in:)`` with `limit` as given (a CSV export's
+    /// may pass up to 1,000,000); rows decode with ``summary(_:)``.
+    public static func vehiclesQuery(status: VehicleStatus?, station: String?, limit: Int) -> SQLQuery {
         var conditions: [String] = []
         var arguments: [SQLValue] = []
         if let status { conditions.append("status = ?"); arguments.append(.text(status.rawValue)) }
         if let station { conditions.append("current_station = ?"); arguments.append(.text(station)) }
-        arguments.append(.integer(Int64(min(max(limit, 1), 10_000))))
+        arguments.append(.integer(Int64(max(limit, 0))))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("""
+        return SQLQuery("""
             SELECT vehicle_id, status, current_station, first_seen_ms, last_seen_ms, last_route_index FROM vehicles
             \(whereClause) ORDER BY last_seen_ms DESC, vehicle_id DESC LIMIT ?
-            """, arguments, row: summary)
+            """, arguments)
     }
 
     /// `vehicles(…)` as the contract's JSON array.
@@ -197,7 +203,8 @@ public enum GenealogyStore {
 
     // MARK: Rows
 
-    private static func summary(_ row: Statement) -> VehicleSummary {
+    /// A row of `vehicles` (the columns of ``vehiclesQuery(status:station:limit:)``).
+    @Sendable public static func summary(_ row: Statement) -> VehicleSummary {
         VehicleSummary(vehicleId: row.text(0) ?? "", status: VehicleStatus(rawValue: row.text(1) ?? "") ?? .inProcess,
                        currentStation: row.text(2), firstSeenAt: genealogyDate(row.int64(3)),
                        lastSeenAt: genealogyDate(row.int64(4)), lastRouteIndex: Int(row.int64(5)))

@@ -86,6 +86,13 @@ public enum OrderStore {
     /// start of the order id, the VIN or the customer.
     public static func orders(status: OrderStatus? = nil, model: String? = nil, plannedDate: String? = nil,
                               search: String? = nil, limit: Int = 100, in db: Database) throws -> [Order] {
+        try db.query(ordersQuery(status: status, model: model, plannedDate: plannedDate, search: search,
+                                 limit: min(max(limit, 1), 10_000)), row: order)
+    }
+
+    /// The query of ``orders(status:model:plannedDate:search:limit:in:)`` with `limit` as given (a
+    /// CSV export's may pass up to 1,000,000); rows decode with ``order(_:)``.
+    public static func ordersQuery(status: OrderStatus?, model: String?, plannedDate: String?, search: String?, limit: Int) -> SQLQuery {
         var conditions: [String] = []
         var arguments: [SQLValue] = []
         if let status { conditions.append("status = ?"); arguments.append(.text(status.rawValue)) }
@@ -97,17 +104,22 @@ public enum OrderStore {
             conditions.append("(order_id LIKE ? ESCAPE '\\' OR vehicle_id LIKE ? ESCAPE '\\' OR customer LIKE ? ESCAPE '\\')")
             arguments += [.text(pattern), .text(pattern), .text(pattern)]
         }
-        arguments.append(.integer(Int64(min(max(limit, 1), 10_000))))
+        arguments.append(.integer(Int64(max(limit, 0))))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT \(columns) FROM orders \(whereClause) ORDER BY seq DESC LIMIT ?", arguments, row: order)
+        return SQLQuery("SELECT \(columns) FROM orders \(whereClause) ORDER BY seq DESC LIMIT ?", arguments)
     }
 
     /// Released orders not started, in build order: `sequence` (unnumbered last), then release time.
     public static func sequence(limit: Int = 100, in db: Database) throws -> [Order] {
-        try db.query("""
+        try db.query(sequenceQuery(limit: min(max(limit, 1), 10_000)), row: order)
+    }
+
+    /// The query of ``sequence(limit:in:)`` with `limit` as given; rows decode with ``order(_:)``.
+    public static func sequenceQuery(limit: Int) -> SQLQuery {
+        SQLQuery("""
             SELECT \(columns) FROM orders WHERE status = 'released'
             ORDER BY sequence IS NULL, sequence, released_ms, seq LIMIT ?
-            """, [.integer(Int64(min(max(limit, 1), 10_000)))], row: order)
+            """, [.integer(Int64(max(limit, 0)))])
     }
 
     /// `GET /api/plan?date=`: orders planned for the date (cancelled ones left out) against those
@@ -149,7 +161,8 @@ public enum OrderStore {
         ])
     }
 
-    private static func order(_ row: Statement) -> Order {
+    /// A row of `orders` (the columns of ``ordersQuery(status:model:plannedDate:search:limit:)``).
+    @Sendable public static func order(_ row: Statement) -> Order {
         func date(_ i: Int32) -> Date? { row.isNull(i) ? nil : orderDate(row.int64(i)) }
         var options: [String] = []
         if let text = row.text(2), let json = try? JSON.parse(text), let items = json.arrayValue {

@@ -96,7 +96,8 @@ public enum QualityStore {
         id, vehicle_id, station, operation, code, description, severity, status, raised_ms, raised_by, resolved_ms, resolved_by, comment, assignment
         """
 
-    static func defect(_ s: Statement) -> Defect {
+    /// A row of `defects` (the columns of ``defectsQuery(status:vehicle:station:limit:)``).
+    @Sendable public static func defect(_ s: Statement) -> Defect {
         var d = Defect(id: s.int64(0), vehicleId: s.text(1) ?? "", station: s.text(2), operation: s.text(3), code: s.text(4) ?? "",
                        description: s.text(5) ?? "", severity: Severity(rawValue: s.text(6) ?? "") ?? .medium,
                        raisedAt: date(s.int64(8)), raisedBy: s.text(9) ?? "system")
@@ -111,15 +112,20 @@ public enum QualityStore {
     /// Defects newest first (`GET /api/defects?status=&vehicle=&station=`); `limit` clamped to 1…10,000.
     public static func defects(status: DefectStatus? = nil, vehicle: String? = nil, station: String? = nil, limit: Int = 100,
                                in db: Database) throws -> [Defect] {
+        try db.query(defectsQuery(status: status, vehicle: vehicle, station: station, limit: Int(clampLimit(limit))), row: defect)
+    }
+
+    /// The query of ``defects(status:vehicle:station:limit:in:)`` with `limit` as given (a CSV
+    /// export's may pass up to 1,000,000); rows decode with ``defect(_:)``.
+    public static func defectsQuery(status: DefectStatus?, vehicle: String?, station: String?, limit: Int) -> SQLQuery {
         var conditions: [String] = []
         var arguments: [SQLValue] = []
         if let status { conditions.append("status = ?"); arguments.append(.text(status.rawValue)) }
         if let vehicle { conditions.append("vehicle_id = ?"); arguments.append(.text(vehicle)) }
         if let station { conditions.append("station = ?"); arguments.append(.text(station)) }
-        arguments.append(.integer(clampLimit(limit)))
+        arguments.append(.integer(Int64(max(limit, 0))))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT \(defectColumns) FROM defects \(whereClause) ORDER BY raised_ms DESC, id DESC LIMIT ?",
-                            arguments, row: defect)
+        return SQLQuery("SELECT \(defectColumns) FROM defects \(whereClause) ORDER BY raised_ms DESC, id DESC LIMIT ?", arguments)
     }
 
     /// One defect, or nil.
@@ -132,7 +138,8 @@ public enum QualityStore {
         cleared_ms, shelved_until_ms, escalation_level, condition_active, momentary, announced_ms, ack_before_shelve, assignment
         """
 
-    static func alert(_ s: Statement) -> Alert {
+    /// A row of `alerts` (the columns of ``alertsQuery(filter:station:vehicle:limit:)``).
+    @Sendable public static func alert(_ s: Statement) -> Alert {
         var a = Alert(id: s.int64(0), key: s.text(1) ?? "", type: AlertType(rawValue: s.text(2) ?? "") ?? .kpi,
                       severity: Severity(rawValue: s.text(3) ?? "") ?? .medium, station: s.text(5), signal: s.text(6),
                       vehicleId: s.text(7), message: s.text(8) ?? "", raisedAt: date(s.int64(9)), momentary: s.int64(17) != 0)
@@ -154,6 +161,11 @@ public enum QualityStore {
     /// default `.open`: every alert not `cleared`). `limit` clamped to 1…10,000.
     public static func alerts(filter: AlertStateFilter = .open, station: String? = nil, vehicle: String? = nil, limit: Int = 100,
                               in db: Database) throws -> [Alert] {
+        try db.query(alertsQuery(filter: filter, station: station, vehicle: vehicle, limit: Int(clampLimit(limit))), row: alert)
+    }
+
+    /// The query of ``alerts(filter:station:vehicle:limit:in:)`` with `limit` as given; rows decode with ``alert(_:)``.
+    public static func alertsQuery(filter: AlertStateFilter, station: String?, vehicle: String?, limit: Int) -> SQLQuery {
         var conditions: [String] = []
         var arguments: [SQLValue] = []
         if filter != .all {
@@ -163,10 +175,9 @@ public enum QualityStore {
         }
         if let station { conditions.append("station = ?"); arguments.append(.text(station)) }
         if let vehicle { conditions.append("vehicle_id = ?"); arguments.append(.text(vehicle)) }
-        arguments.append(.integer(clampLimit(limit)))
+        arguments.append(.integer(Int64(max(limit, 0))))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT \(alertColumns) FROM alerts \(whereClause) ORDER BY raised_ms DESC, id DESC LIMIT ?",
-                            arguments, row: alert)
+        return SQLQuery("SELECT \(alertColumns) FROM alerts \(whereClause) ORDER BY raised_ms DESC, id DESC LIMIT ?", arguments)
     }
 
     /// One alert, or nil.

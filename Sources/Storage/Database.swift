@@ -370,6 +370,11 @@ public final class Statement {
         let count = Int(sqlite3_column_bytes(handle, column))
         return String(decoding: UnsafeRawBufferPointer(start: pointer, count: count), as: UTF8.self)
     }
+    /// The column's UTF-8 text and its length in bytes (valid until the next step); nil when NULL.
+    func textPointer(_ column: Int32) -> (UnsafeRawPointer, Int)? {
+        guard let pointer = sqlite3_column_text(handle, column) else { return nil }
+        return (UnsafeRawPointer(pointer), Int(sqlite3_column_bytes(handle, column)))
+    }
     public func blob(_ column: Int32) -> [UInt8]? {
         guard let pointer = sqlite3_column_blob(handle, column) else { return isNull(column) ? nil : [] }
         let count = Int(sqlite3_column_bytes(handle, column))

@@ -1,0 +1,252 @@
+import Foundation
+import HTTP
+import Pipeline
+import PlantModel
+import Runtime
+import Storage
+
+extension APIRoutes {
+    /// The query parameters `GET /api/operations` takes; any other name is a 400 (a typo such as
+    /// `stn=` would otherwise silently answer every operation).
+    static let operationParameters: Set<String> = ["station", "process", "vehicle", "result", "from", "to", "signal", "min", "max",
+                                                   "limit", "format", "bom"]
+
+    /// Adds `GET /api/operations` (README "Operations query", docs/openapi.json): completed
+    /// operations filtered by station, process, vehicle, result, completion window and one
+    /// measurement's range, newest first; JSON or a CSV export.
+    public static func addOperations(to router: inout Router, context: APIContext) {
+        let config = context.config
+        router.on(.get, "/api/operations", options: .offLoop) { request in
+            let filter = try operationFilter(request, config: config)
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                return try CSVExport.reply(request, filename: "operations.csv",
+                                           columns: CSVColumns.operations(signals: measurementNames(filter, config: config))) {
+                    try context.lists.operationRows(filter, limit: limit)
+                }
+            }
+            let limit = try limitParameter(request)
+            let rows = try readingStorage { try context.lists.operations(filter, limit: limit) }
+            var out = [UInt8]()
+            out.reserveCapacity(rows.count * 320 + 2)
+            out.append(91)
+            for (index, row) in rows.enumerated() {
+                if index > 0 { out.append(44) }
+                row.writeJSON(into: &out)
+            }
+            out.append(93)
+            return .json(out)
+        }
+    }
+
+    /// The filter of an operations request; 400 naming the parameter for anything malformed.
+    static func operationFilter(_ request: HTTPRequest, config: PlantConfig) throws -> OperationFilter {
+        for name in request.query.keys where !operationParameters.contains(name) {
+            throw HTTPError(400, code: "bad_request",
+                            "unknown parameter \(JSON.string(String(name.prefix(64))).serialized()); /api/operations takes \(operationParameters.sorted().joined(separator: ", "))")
+        }
+        func text(_ name: String) -> String? { request.query[name].flatMap { $0.isEmpty ? nil : $0 } }
+        func number(_ name: String) throws -> Double? {
+            guard let value = text(name) else { return nil }
+            guard let number = Double(value), number.isFinite else {
+                throw HTTPError(400, code: "bad_request", "\(name) must be a number such as 11.5, not \(JSON.string(String(value.prefix(64))).serialized())")
+            }
+            return number
+        }
+        var filter = OperationFilter()
+        if let station = text("station") {
+            guard config.station(station) != nil else {
+                throw HTTPError(400, code: "bad_request",
+                                "station \(JSON.string(String(station.prefix(64))).serialized()) is not a station of the plant (\(config.stations.map(\.id).joined(separator: ", ")))")
+            }
+            filter.station = station
+        }
+        if let process = text("process") {
+            let processes = config.route + config.stations.map(\.process).filter { !config.route.contains($0) }
+            guard processes.contains(process) else {
+                throw HTTPError(400, code: "bad_request",
+                                "process \(JSON.string(String(process.prefix(64))).serialized()) is not a process of the plant (\(processes.joined(separator: ", ")))")
+            }
+            filter.process = process
+        }
+        if let vehicle = text("vehicle") {
+            guard vehicle.unicodeScalars.count <= 64 else { throw HTTPError(400, code: "bad_request", "vehicle is longer than 64 characters") }
+            filter.vehicle = vehicle
+        }
+        if let result = text("result") {
+            guard let value = OperationResult(rawValue: result) else {
+                throw HTTPError(400, code: "bad_request", "result must be ok or nok, not \(JSON.string(String(result.prefix(64))).serialized())")
+            }
+            filter.result = value
+        }
+        filter.from = try timeParameter(request, "from")
+        filter.to = try timeParameter(request, "to")
+        if let from = filter.from, let to = filter.to, from > to {
+            throw HTTPError(400, code: "bad_request", "from must not be after to")
+        }
+        filter.signal = text("signal")
+        filter.min = try number("min")
+        filter.max = try number("max")
+        if filter.signal == nil && (filter.min != nil || filter.max != nil) {
+            throw HTTPError(400, code: "bad_request", "min and max bound a measurement: give its name as signal (e.g. signal=weldCurrent&min=11.5)")
+        }
+        if let min = filter.min, let max = filter.max, min > max {
+            throw HTTPError(400, code: "bad_request", "min must not be above max")
+        }
+        if let signal = filter.signal, signal.unicodeScalars.count > 64 {
+            throw HTTPError(400, code: "bad_request", "signal is longer than 64 characters")
+        }
+        return filter
+    }
+
+    /// The measurement columns of an operations export: the measurement signals of the stations
+    /// the filter can match (its station, its process's stations, or every station), in config order.
+    static func measurementNames(_ filter: OperationFilter, config: PlantConfig) -> [String] {
+        var names: [String] = []
+        for station in config.stations {
+            if let id = filter.station, station.id != id { continue }
+            if let process = filter.process, station.process != process { continue }
+            for signal in station.signals where signal.role == .measurement && !names.contains(signal.name) {
+                names.append(signal.name)
+            }
+        }
+        return names
+    }
+}
+
+/// The column lists of the CSV exports (README "Exports (CSV)"): the JSON list's members in
+/// the same order; nested values flattened (arrays joined with `;`, an owner's assignment as
+/// its own columns, an operation's measurements one column each).
+enum CSVColumns {
+    static let assignment = ["owner", "dueAt", "overdue", "escalation", "escalatedTo"]
+    static let vehicles = CSVColumn.members(["vehicleId", "status", "currentStation", "firstSeenAt", "lastSeenAt"])
+    static let defects = CSVColumn.members(["id", "vehicleId", "station", "operation", "code", "description", "severity", "status",
+                                            "raisedAt", "raisedBy", "resolvedAt", "resolvedBy", "comment"] + assignment)
+    static let alerts = CSVColumn.members(["id", "key", "type", "severity", "state", "station", "signal", "vehicleId", "message",
+                                           "raisedAt", "acknowledgedAt", "acknowledgedBy", "comment", "clearedAt", "shelvedUntil",
+                                           "escalationLevel"] + assignment)
+    static let orders = CSVColumn.members(["orderId", "model", "options", "customer", "dueDate", "plannedDate", "plannedShift",
+                                           "sequence", "status", "vehicleId", "createdAt", "releasedAt", "startedAt", "completedAt",
+                                           "cancelledAt", "cancelReason"])
+    static let notifications = CSVColumn.members(["id", "to", "channel", "kind", "subject", "createdAt", "attempts", "lastError",
+                                                  "sentAt", "status"])
+
+    /// Operations: the JSON members, with `measurements` as one column per signal
+    /// (`measurements.weldCurrent`, empty where the operation has no such value), then
+    /// `otherMeasurements` (`name=value` pairs joined with `;`, for names not among those columns),
+    /// and `lots` joined with `;`.
+    static func operations(signals: [String]) -> [CSVColumn<OperationRow>] {
+        let names = signals.map { Array($0.utf8) }
+        return [
+            CSVColumn("id") { row, out in out.text(row.id) },
+            CSVColumn("vehicleId") { row, out in out.text(row.vehicleId) },
+            CSVColumn("station") { row, out in out.text(row.station) },
+            CSVColumn("process") { row, out in out.text(row.process) },
+            CSVColumn("startedAt") { row, out in out.time(ms: row.startedMs) },
+            CSVColumn("completedAt") { row, out in out.time(ms: row.completedMs) },
+            CSVColumn("result") { row, out in out.text(row.result) },
+            CSVColumn(headers: signals.map { "measurements.\($0)" } + ["otherMeasurements"]) { row, out in
+                MeasurementFields.write(row.measurementsJSON, names: names, into: &out)
+            },
+            CSVColumn("lots") { row, out in MeasurementFields.writeLots(row.lotsJSON, into: &out) },
+            CSVColumn("operator") { row, out in out.text(row.operatorName) },
+            CSVColumn("attempt") { row, out in out.number(row.attempt) },
+            CSVColumn("energyKWh") { row, out in if let kwh = row.energyKWh { out.number(kwh) } else { out.empty() } },
+        ]
+    }
+}
+
+/// Writes an operation's stored measurement and lot JSON as CSV fields without building JSON
+/// values: the stored texts are flat (`{"name":number,…}`, `["lot",…]`, as the genealogy writes
+/// them), so a byte scan finds each pair; anything unusual (an escaped name) goes through the JSON parser.
+enum MeasurementFields {
+    /// One field per name (the number's stored text, or empty), then the other pairs as `name=value;…`.
+    static func write(_ text: String, names: [[UInt8]], into out: inout CSVWriter) {
+        var text = text
+        let done: Bool = text.withUTF8 { bytes in
+            guard let pairs = scan(UnsafeRawBufferPointer(bytes)) else { return false }
+            var other: [String] = []
+            for name in names {
+                if let pair = pairs.first(where: { pair in pair.key.elementsEqual(name) }) {
+                    if pair.value.elementsEqual("null".utf8) { out.empty() } else { out.raw(UnsafeRawBufferPointer(rebasing: pair.value)) }
+                } else {
+                    out.empty()
+                }
+            }
+            for pair in pairs where !names.contains(where: { $0.elementsEqual(pair.key) }) {
+                other.append(String(decoding: pair.key, as: UTF8.self) + "=" + String(decoding: pair.value, as: UTF8.self))
+            }
+            out.text(other.isEmpty ? nil : other.joined(separator: ";"))
+            return true
+        }
+        if done { return }
+        // Fallback: parse (keys with escapes, or a text this scanner does not know).
+        let members = (try? JSON.parse(text))?.objectValue ?? []
+        for name in names {
+            let key = String(decoding: name, as: UTF8.self)
+            out.json(members.last(where: { $0.0 == key })?.1)
+        }
+        let other = members.filter { member in !names.contains(where: { $0.elementsEqual(member.0.utf8) }) }
+            .map { "\($0.0)=\($0.1.serialized())" }
+        out.text(other.isEmpty ? nil : other.joined(separator: ";"))
+    }
+
+    /// `["a","b"]` → `a;b` (empty for `[]`).
+    static func writeLots(_ text: String, into out: inout CSVWriter) {
+        if text.isEmpty || text == "[]" { return out.empty() }
+        if !text.contains("\\") {
+            // Plain strings: the items are the quoted runs.
+            let items = text.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
+                .filter { $0.offset % 2 == 1 }.map { String($0.element) }
+            return out.text(items.joined(separator: ";"))
+        }
+        out.json(try? JSON.parse(text))
+    }
+
+    typealias Pair = (key: Slice<UnsafeRawBufferPointer>, value: Slice<UnsafeRawBufferPointer>)
+
+    /// The pairs of a flat object of numbers (or null) with plain keys; nil for anything else.
+    static func scan(_ b: UnsafeRawBufferPointer) -> [Pair]? {
+        var pairs: [Pair] = []
+        var i = 0
+        let n = b.count
+        func skipSpace() { while i < n, b[i] == 32 || b[i] == 10 || b[i] == 13 || b[i] == 9 { i += 1 } }
+        skipSpace()
+        guard i < n, b[i] == 123 else { return nil }
+        i += 1
+        skipSpace()
+        if i < n, b[i] == 125 { return pairs }
+        while i < n {
+            skipSpace()
+            guard i < n, b[i] == 34 else { return nil }
+            i += 1
+            let keyStart = i
+            while i < n, b[i] != 34 {
+                if b[i] == 92 { return nil }
+                i += 1
+            }
+            guard i < n else { return nil }
+            let key = b[keyStart..<i]
+            i += 1
+            skipSpace()
+            guard i < n, b[i] == 58 else { return nil }
+            i += 1
+            skipSpace()
+            let valueStart = i
+            while i < n, b[i] != 44, b[i] != 125, b[i] != 32 {
+                let c = b[i]
+                // Digits, sign, point, exponent, or the letters of null.
+                guard (c >= 48 && c <= 57) || c == 45 || c == 43 || c == 46 || c == 101 || c == 69 || c == 110 || c == 117 || c == 108 else { return nil }
+                i += 1
+            }
+            guard i > valueStart else { return nil }
+            pairs.append((key, b[valueStart..<i]))
+            skipSpace()
+            guard i < n else { return nil }
+            if b[i] == 44 { i += 1; continue }
+            if b[i] == 125 { return pairs }
+            return nil
+        }
+        return nil
+    }
+}

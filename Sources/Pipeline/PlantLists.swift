@@ -1,0 +1,60 @@
+import Foundation
+import Orders
+import PlantModel
+import PlantStore
+import Quality
+import Runtime
+import Storage
+
+/// The plant's lists read row by row for CSV exports (README "Exports (CSV)"), with the same
+/// filters and order as their JSON answers, and the operations query (README "Operations query").
+///
+/// Each `…Rows` call opens a cursor on a connection of its own in one read transaction
+/// (``RowStream``); whoever takes it reads it on one thread at a time and closes it. Any thread;
+/// errors are storage errors (the API answers 503). `limit` is used as given: the API checks it.
+public protocol PlantLists: Sendable {
+    /// `GET /api/operations`: completed operations, newest completion first.
+    func operations(_ filter: OperationFilter, limit: Int) throws -> [OperationRow]
+    func operationRows(_ filter: OperationFilter, limit: Int) throws -> RowStream<OperationRow>
+    func vehicleRows(status: VehicleStatus?, station: String?, limit: Int) throws -> RowStream<VehicleSummary>
+    func defectRows(status: DefectStatus?, vehicle: String?, station: String?, limit: Int) throws -> RowStream<Defect>
+    func alertRows(filter: AlertStateFilter, station: String?, limit: Int) throws -> RowStream<Alert>
+    func orderRows(status: OrderStatus?, model: String?, plannedDate: String?, search: String?, limit: Int) throws -> RowStream<Order>
+    func sequenceRows(limit: Int) throws -> RowStream<Order>
+}
+
+/// ``PlantLists`` over the event log's database.
+public struct StoreLists: PlantLists {
+    let eventLog: EventLog
+
+    public init(eventLog: EventLog) { self.eventLog = eventLog }
+
+    public func operations(_ filter: OperationFilter, limit: Int) throws -> [OperationRow] {
+        try eventLog.read { try OperationQuery.operations(filter, limit: limit, in: $0) }
+    }
+
+    public func operationRows(_ filter: OperationFilter, limit: Int) throws -> RowStream<OperationRow> {
+        try eventLog.rows(building: { try OperationQuery.query(filter, limit: limit, in: $0) }, row: OperationQuery.row)
+    }
+
+    public func vehicleRows(status: VehicleStatus?, station: String?, limit: Int) throws -> RowStream<VehicleSummary> {
+        try eventLog.rows(GenealogyStore.vehiclesQuery(status: status, station: station, limit: limit), row: GenealogyStore.summary)
+    }
+
+    public func defectRows(status: DefectStatus?, vehicle: String?, station: String?, limit: Int) throws -> RowStream<Defect> {
+        try eventLog.rows(QualityStore.defectsQuery(status: status, vehicle: vehicle, station: station, limit: limit), row: QualityStore.defect)
+    }
+
+    public func alertRows(filter: AlertStateFilter, station: String?, limit: Int) throws -> RowStream<Alert> {
+        try eventLog.rows(QualityStore.alertsQuery(filter: filter, station: station, vehicle: nil, limit: limit), row: QualityStore.alert)
+    }
+
+    public func orderRows(status: OrderStatus?, model: String?, plannedDate: String?, search: String?, limit: Int) throws -> RowStream<Order> {
+        try eventLog.rows(OrderStore.ordersQuery(status: status, model: model, plannedDate: plannedDate, search: search, limit: limit),
+                          row: OrderStore.order)
+    }
+
+    public func sequenceRows(limit: Int) throws -> RowStream<Order> {
+        try eventLog.rows(OrderStore.sequenceQuery(limit: limit), row: OrderStore.order)
+    }
+}
