@@ -140,6 +140,9 @@ final class CSVProducer<Row>: BodyProducer, @unchecked Sendable {
         return true
     }
 
+    /// An answer dropped before it was sent (the client left while the cursor opened) is closed here.
+    deinit { close() }
+
     func close() {
         guard !closed else { return }
         closed = true

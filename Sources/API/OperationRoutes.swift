@@ -163,20 +163,36 @@ enum MeasurementFields {
     /// One field per name (the number's stored text, or empty), then the other pairs as `name=value;…`.
     static func write(_ text: String, names: [[UInt8]], into out: inout CSVWriter) {
         var text = text
-        let done: Bool = text.withUTF8 { bytes in
-            guard let pairs = scan(UnsafeRawBufferPointer(bytes)) else { return false }
-            var other: [String] = []
+        let done: Bool = text.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            guard let pairs = scan(bytes) else { return false }
+            func equal(_ range: Range<Int>, _ name: [UInt8]) -> Bool {
+                guard range.count == name.count else { return false }
+                return name.withUnsafeBytes { memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, name.count) == 0 }
+            }
+            var used = 0
             for name in names {
-                if let pair = pairs.first(where: { pair in pair.key.elementsEqual(name) }) {
-                    if pair.value.elementsEqual("null".utf8) { out.empty() } else { out.raw(UnsafeRawBufferPointer(rebasing: pair.value)) }
+                var found: Range<Int>?
+                for pair in pairs where equal(pair.key, name) {
+                    found = pair.value
+                    used += 1
+                    break
+                }
+                if let value = found, !(value.count == 4 && bytes[value.lowerBound] == 110) {
+                    out.raw(UnsafeRawBufferPointer(rebasing: bytes[value]))
                 } else {
                     out.empty()
                 }
             }
-            for pair in pairs where !names.contains(where: { $0.elementsEqual(pair.key) }) {
-                other.append(String(decoding: pair.key, as: UTF8.self) + "=" + String(decoding: pair.value, as: UTF8.self))
+            guard used < pairs.count else {
+                out.empty()
+                return true
             }
-            out.text(other.isEmpty ? nil : other.joined(separator: ";"))
+            var other: [String] = []
+            for pair in pairs where !names.contains(where: { equal(pair.key, $0) }) {
+                other.append(String(decoding: bytes[pair.key], as: UTF8.self) + "=" + String(decoding: bytes[pair.value], as: UTF8.self))
+            }
+            out.text(other.joined(separator: ";"))
             return true
         }
         if done { return }
@@ -193,21 +209,36 @@ enum MeasurementFields {
 
     /// `["a","b"]` → `a;b` (empty for `[]`).
     static func writeLots(_ text: String, into out: inout CSVWriter) {
-        if text.isEmpty || text == "[]" { return out.empty() }
-        if !text.contains("\\") {
-            // Plain strings: the items are the quoted runs.
-            let items = text.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
-                .filter { $0.offset % 2 == 1 }.map { String($0.element) }
-            return out.text(items.joined(separator: ";"))
+        var text = text
+        let done: Bool = text.withUTF8 { bytes in
+            if bytes.count <= 2 { out.empty(); return true }
+            // Plain strings (no escape): the items are the quoted runs, joined with `;`.
+            guard !bytes.contains(92) else { return false }
+            var joined = [UInt8]()
+            joined.reserveCapacity(bytes.count)
+            var inString = false
+            for byte in bytes {
+                if byte == 34 {
+                    if inString { joined.append(59) }
+                    inString.toggle()
+                } else if inString {
+                    joined.append(byte)
+                }
+            }
+            if !joined.isEmpty { joined.removeLast() }
+            joined.withUnsafeBytes { out.text(utf8: $0) }
+            return true
         }
-        out.json(try? JSON.parse(text))
+        if !done { out.json(try? JSON.parse(text)) }
     }
 
-    typealias Pair = (key: Slice<UnsafeRawBufferPointer>, value: Slice<UnsafeRawBufferPointer>)
+    /// Byte ranges of a name and its value in the scanned text.
+    typealias Pair = (key: Range<Int>, value: Range<Int>)
 
     /// The pairs of a flat object of numbers (or null) with plain keys; nil for anything else.
     static func scan(_ b: UnsafeRawBufferPointer) -> [Pair]? {
         var pairs: [Pair] = []
+        pairs.reserveCapacity(8)
         var i = 0
         let n = b.count
         func skipSpace() { while i < n, b[i] == 32 || b[i] == 10 || b[i] == 13 || b[i] == 9 { i += 1 } }
@@ -226,7 +257,7 @@ enum MeasurementFields {
                 i += 1
             }
             guard i < n else { return nil }
-            let key = b[keyStart..<i]
+            let key = keyStart..<i
             i += 1
             skipSpace()
             guard i < n, b[i] == 58 else { return nil }
@@ -240,7 +271,7 @@ enum MeasurementFields {
                 i += 1
             }
             guard i > valueStart else { return nil }
-            pairs.append((key, b[valueStart..<i]))
+            pairs.append((key, valueStart..<i))
             skipSpace()
             guard i < n else { return nil }
             if b[i] == 44 { i += 1; continue }

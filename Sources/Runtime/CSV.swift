@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Writes CSV as RFC 4180 describes it, into a byte buffer: fields separated by commas, records
 /// ended by CRLF, a field quoted (`"…"`, a quote inside doubled) when it holds a comma, a quote,
@@ -131,15 +128,26 @@ public struct CSVWriter: Sendable {
         var seconds = ms / 1000
         var millis = ms % 1000
         if millis < 0 { millis += 1000; seconds -= 1 }
-        var t = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        digits(Int(parts.tm_year) + 1900, 4); bytes.append(45)
-        digits(Int(parts.tm_mon) + 1, 2); bytes.append(45)
-        digits(Int(parts.tm_mday), 2); bytes.append(84)
-        digits(Int(parts.tm_hour), 2); bytes.append(58)
-        digits(Int(parts.tm_min), 2); bytes.append(58)
-        digits(Int(parts.tm_sec), 2); bytes.append(46)
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
+        // Civil date from days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm),
+        // without gmtime_r, which takes glibc's time-zone lock on every call.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        digits(Int(year), 4); bytes.append(45)
+        digits(Int(month), 2); bytes.append(45)
+        digits(Int(day), 2); bytes.append(84)
+        digits(Int(secondOfDay / 3600), 2); bytes.append(58)
+        digits(Int(secondOfDay / 60 % 60), 2); bytes.append(58)
+        digits(Int(secondOfDay % 60), 2); bytes.append(46)
         digits(Int(millis), 3); bytes.append(90)
     }
 

@@ -102,6 +102,41 @@ final class TestClient: @unchecked Sendable {
         return Response(status: status, headers: headers, body: body)
     }
 
+    /// Reads one `Transfer-Encoding: chunked` response: its head and the decoded body; `complete`
+    /// is false when the connection closed before the last chunk.
+    func readChunkedResponse(timeout: TimeInterval = 10) throws -> (response: Response, complete: Bool) {
+        let deadline = Date().addingTimeInterval(timeout)
+        var headerEnd: Int?
+        while headerEnd == nil {
+            if let range = findHeaderEnd() { headerEnd = range; break }
+            guard try fill(deadline: deadline) else { throw SystemError(call: "recv", errno: ECONNRESET, context: "closed before a response") }
+        }
+        let lines = String(decoding: buffer[0..<headerEnd!], as: UTF8.self).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        var response = Response(status: Int(lines[0].split(separator: " ")[1]) ?? -1, headers: HTTPHeaders(), body: [])
+        for line in lines.dropFirst() {
+            let colon = line.firstIndex(of: ":")!
+            response.headers.add(String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        buffer.removeSubrange(0..<headerEnd!)
+        while true {
+            var lineEnd: Int?
+            while lineEnd == nil {
+                lineEnd = buffer.indices.dropLast().first { buffer[$0] == 13 && buffer[$0 + 1] == 10 }
+                if lineEnd == nil, try !fill(deadline: deadline) { return (response, false) }
+            }
+            let size = Int(String(decoding: buffer[0..<lineEnd!], as: UTF8.self), radix: 16) ?? -1
+            buffer.removeSubrange(0..<(lineEnd! + 2))
+            if size == 0 {
+                while buffer.count < 2 { if try !fill(deadline: deadline) { return (response, false) } }
+                buffer.removeSubrange(0..<2)
+                return (response, true)
+            }
+            while buffer.count < size + 2 { if try !fill(deadline: deadline) { return (response, false) } }
+            response.body += buffer[0..<size]
+            buffer.removeSubrange(0..<(size + 2))
+        }
+    }
+
     private func findHeaderEnd() -> Int? {
         guard buffer.count >= 4 else { return nil }
         for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {

@@ -231,6 +231,7 @@ final class ExportTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 30) { (try? TestHTTP(port: port).get("/api/health").status) == 200 }, server.text)
 
         let rows = 1_000_000
+        let started = Date()
         let db = try Database(path: path)
         try db.transaction {
             try db.run("""
@@ -244,6 +245,7 @@ final class ExportTests: XCTestCase {
         }
         db.close()
 
+        print("EXPORTTIMING insert \(Date().timeIntervalSince(started))")
         let pid = server.process.processIdentifier
         // Warm up: one small export, so the allocator and SQLite's caches are in place.
         _ = try Download.get(port: port, "/api/operations?format=csv&limit=20000") { _ in }
@@ -256,6 +258,7 @@ final class ExportTests: XCTestCase {
             pieces += 1
             if pieces % 20 == 0, let rss = residentBytes(pid: pid) { peak = max(peak, rss) }
         }
+        print("EXPORTTIMING export \(Date().timeIntervalSince(started)) growth \(peak - before)")
         XCTAssertEqual(download.status, 200)
         XCTAssertTrue(download.complete)
         XCTAssertEqual(records, rows + 1, "a header and every row")
