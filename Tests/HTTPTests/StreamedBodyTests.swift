@@ -78,12 +78,14 @@ final class StreamedBodyTests: XCTestCase {
         try client.send("GET /export HTTP/1.1\r\nHost: t\r\n\r\n")
         // Not reading: the socket buffers fill, then no more pieces are asked for.
         XCTAssertTrue(eventually(timeout: 10) { producer.counts.made >= 3 })
-        var settled = producer.counts.made
-        XCTAssertTrue(eventually(timeout: 10) {
+        // Wait until no piece has been made for 50 polls in a row (a condition, with a deadline).
+        var last = -1, unchanged = 0
+        XCTAssertTrue(eventually(timeout: 20) {
             let now = producer.counts.made
-            defer { settled = now }
-            return now == settled && now > 0
-        })
+            unchanged = now == last ? unchanged + 1 : 0
+            last = now
+            return unchanged >= 50
+        }, "pieces should stop being made while the client does not read")
         XCTAssertLessThan(producer.counts.made, 200, "pieces are made only while the client keeps up (\(producer.counts.made) of 100 KB)")
         XCTAssertEqual(producer.counts.closes, 0)
         Socket.close(client.fd)

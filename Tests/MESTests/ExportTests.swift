@@ -231,7 +231,6 @@ final class ExportTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 30) { (try? TestHTTP(port: port).get("/api/health").status) == 200 }, server.text)
 
         let rows = 1_000_000
-        let started = Date()
         let db = try Database(path: path)
         try db.transaction {
             try db.run("""
@@ -239,13 +238,12 @@ final class ExportTests: XCTestCase {
                 INSERT INTO operations (id, vehicle_id, station, process, started_ms, completed_ms, state, result, measurements, lots, attempt)
                 SELECT 'op-' || i, 'LFV' || printf('%014d', i / 5), 'WELD-01', 'welding', ? + i * 1000, ? + i * 1000 + 900, 'completed',
                        CASE WHEN i % 50 = 0 THEN 'nok' ELSE 'ok' END,
-                       '{"weldCurrent":' || (10 + (i % 200) / 100.0) || ',"spotCount":' || (40 + i % 7) || '}', '["L' || (i / 1000) || '"]', 1
+                       '{"weldCurrent":' || (10 + (i % 200) / 100.0) || '}', '[]', 1
                 FROM n
                 """, [.integer(Int64(rows)), .integer(Self.t0), .integer(Self.t0)])
         }
         db.close()
 
-        print("EXPORTTIMING insert \(Date().timeIntervalSince(started))")
         let pid = server.process.processIdentifier
         // Warm up: one small export, so the allocator and SQLite's caches are in place.
         _ = try Download.get(port: port, "/api/operations?format=csv&limit=20000") { _ in }
@@ -254,11 +252,17 @@ final class ExportTests: XCTestCase {
         var records = 0
         var pieces = 0
         let download = try Download.get(port: port, "/api/operations?format=csv&limit=\(rows)") { piece in
-            for byte in piece where byte == 10 { records += 1 }
+            piece.withUnsafeBytes { raw in
+                var at = raw.baseAddress!
+                let end = raw.baseAddress! + raw.count
+                while at < end, let found = memchr(at, 10, end - at) {
+                    records += 1
+                    at = UnsafeRawPointer(found) + 1
+                }
+            }
             pieces += 1
             if pieces % 20 == 0, let rss = residentBytes(pid: pid) { peak = max(peak, rss) }
         }
-        print("EXPORTTIMING export \(Date().timeIntervalSince(started)) growth \(peak - before)")
         XCTAssertEqual(download.status, 200)
         XCTAssertTrue(download.complete)
         XCTAssertEqual(records, rows + 1, "a header and every row")

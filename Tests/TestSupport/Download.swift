@@ -62,29 +62,51 @@ public struct Download {
             }
         }
         if result.headers["transfer-encoding"]?.lowercased() == "chunked" {
-            while true {
-                var lineEnd = find([13, 10])
-                while lineEnd == nil {
-                    if eof { return result }
-                    try fill()
-                    lineEnd = find([13, 10])
+            // `start` is where unread bytes begin; bytes are dropped in bulk (memmove), never one by one.
+            var start = 0
+            func compact() {
+                guard start > 0 else { return }
+                let count = buffer.count - start
+                buffer.withUnsafeMutableBytes { raw in
+                    if count > 0 { memmove(raw.baseAddress!, raw.baseAddress! + start, count) }
                 }
-                let sizeText = String(decoding: buffer[0..<lineEnd!], as: UTF8.self).split(separator: ";").first ?? ""
-                guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+                buffer.removeLast(start)
+                start = 0
+            }
+            func lineEnd() -> Int? {
+                buffer.withUnsafeBytes { raw -> Int? in
+                    guard raw.count > start else { return nil }
+                    guard let p = memchr(raw.baseAddress! + start, 10, raw.count - start) else { return nil }
+                    return raw.baseAddress!.distance(to: UnsafeRawPointer(p))
+                }
+            }
+            while true {
+                var end = lineEnd()
+                while end == nil {
+                    if eof { return result }
+                    compact()
+                    try fill()
+                    end = lineEnd()
+                }
+                let sizeText = String(decoding: buffer[start..<end!], as: UTF8.self)
+                    .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first ?? ""
+                guard let size = Int(sizeText, radix: 16) else {
                     throw SystemError(call: "download", errno: EPROTO, context: "bad chunk size \(sizeText)")
                 }
-                buffer.removeSubrange(0..<(lineEnd! + 2))
+                start = end! + 1
                 if size == 0 {
                     result.complete = true
                     return result
                 }
-                while buffer.count < size + 2 {
+                while buffer.count - start < size + 2 {
                     if eof { return result }
+                    compact()
                     try fill()
                 }
-                try onBody(Array(buffer[0..<size]))
+                let piece = buffer.withUnsafeBytes { [UInt8](UnsafeRawBufferPointer(rebasing: $0[start..<(start + size)])) }
+                try onBody(piece)
                 result.bodyBytes += size
-                buffer.removeSubrange(0..<(size + 2))
+                start += size + 2
             }
         }
         let length = result.headers["content-length"].flatMap { Int($0) }
