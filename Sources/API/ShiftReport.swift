@@ -10,7 +10,17 @@ enum ShiftCSV {
                                 "throughputPerHour", "cycleTimeMeanS", "cycleTimeP50S", "cycleTimeP95S", "runTimeS",
                                 "plannedTimeS", "downtimeS", "faults", "mtbfS", "mttrS"]
 
-    /// `GET /api/shifts?format=csv`: one row per shift with the line's figures.
+    /// The columns of `GET /api/shifts?format=csv` (streamed by ``CSVExport``): the fields of ``list(_:)``.
+    static let listColumns = [CSVColumn<JSON>(headers: ["date", "shift", "start", "end", "countedFrom", "completedVehicles",
+                                                        "inspectionFpy", "rty"] + figureColumns) { entry, out in
+        let line = entry["line"] ?? .null
+        for field in [text(entry["date"]), text(entry["shift"]), text(entry["start"]), text(entry["end"]), text(entry["countedFrom"]),
+                      text(line["completedVehicles"]), text(line["inspectionFpy"]), text(line["rty"])] + figures(line) {
+            out.text(field)
+        }
+    }]
+
+    /// `GET /api/shifts?format=csv` built in memory: one row per shift with the line's figures.
     static func list(_ entries: [JSON]) -> String {
         var out = row(["date", "shift", "start", "end", "countedFrom", "completedVehicles", "inspectionFpy", "rty"] + figureColumns)
         for entry in entries {

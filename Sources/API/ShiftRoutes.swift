@@ -31,17 +31,20 @@ extension APIRoutes {
 
         @Sendable func read<T>(_ body: () throws -> T) throws -> T { try readingStorage(body) }
 
-        router.get("/api/shifts", options: .offLoop) { request in
-            let limit = try limitParameter(request)
+        router.on(.get, "/api/shifts", options: .offLoop) { request in
             let from = try dayOrTime(request, "from", config: config, endOfDay: false)
             let to = try dayOrTime(request, "to", config: config, endOfDay: true)
-            let format = try formatParameter(request, allowed: ["json", "csv"])
-            let list = try read { try queries.shifts(from: from, to: to, limit: limit) }
-            let entries = list.map(shiftSummary)
-            if format == "csv" {
-                return csvResponse(ShiftCSV.list(entries), filename: "shifts.csv")
+            if try CSVExport.requested(request) {
+                // Streamed like every list export (README "Exports (CSV)").
+                let limit = try CSVExport.limit(request)
+                let log = context.eventLog
+                return try CSVExport.reply(request, filename: "shifts.csv", columns: ShiftCSV.listColumns) {
+                    try log.rows(ShiftStore.shiftsQuery(from: from, to: to, limit: limit), row: ShiftStore.stored).map { shiftSummary($0) }
+                }
             }
-            return .json(.array(entries))
+            let limit = try limitParameter(request)
+            let list = try read { try queries.shifts(from: from, to: to, limit: limit) }
+            return .response(.json(.array(list.map(shiftSummary))))
         }
 
         router.get("/api/shifts/notes", options: .offLoop) { request in

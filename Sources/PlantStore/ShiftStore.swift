@@ -97,7 +97,8 @@ public enum ShiftStore {
 
     static let columns = "date, shift, start_ms, end_ms, document"
 
-    static func stored(_ s: Statement) -> StoredShift {
+    /// A row of `shift_history` (the columns of ``shiftsQuery(from:to:limit:)``).
+    @Sendable public static func stored(_ s: Statement) -> StoredShift {
         StoredShift(date: s.text(0) ?? "", shift: s.text(1) ?? "", start: instant(s.int64(2)), end: instant(s.int64(3)), document: s.text(4) ?? "null")
     }
 
@@ -118,12 +119,17 @@ public enum ShiftStore {
 
     /// Stored shifts, newest first, whose start lies in `from ..< to` (either may be nil).
     public static func shifts(from: Date?, to: Date?, limit: Int, in db: Database) throws -> [StoredShift] {
+        try db.query(shiftsQuery(from: from, to: to, limit: limit), row: stored)
+    }
+
+    /// The query of ``shifts(from:to:limit:in:)`` (a CSV export reads it row by row); rows decode with ``stored(_:)``.
+    public static func shiftsQuery(from: Date?, to: Date?, limit: Int) -> SQLQuery {
         var conditions: [String] = [], arguments: [SQLValue] = []
         if let from { conditions.append("start_ms >= ?"); arguments.append(.integer(ms(from))) }
         if let to { conditions.append("start_ms < ?"); arguments.append(.integer(ms(to))) }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT \(columns) FROM shift_history \(whereClause) ORDER BY start_ms DESC, id DESC LIMIT ?",
-                            arguments + [.integer(Int64(limit))], row: stored)
+        return SQLQuery("SELECT \(columns) FROM shift_history \(whereClause) ORDER BY start_ms DESC, id DESC LIMIT ?",
+                        arguments + [.integer(Int64(limit))])
     }
 
     /// Handover notes, newest first; of one shift when `date` and `shift` are given.

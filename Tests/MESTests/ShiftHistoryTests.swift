@@ -159,9 +159,10 @@ final class ShiftHistoryTests: XCTestCase, PlantDriving {
         XCTAssertEqual(try http.get("/api/shifts?to=2026-11-22").json?.arrayValue?.count, 0, "dates are plant-local: shift A is of the 23rd")
         XCTAssertEqual(try http.get("/api/shifts?from=2026-11-22T21:59:00Z").json?.arrayValue?.count, 1)
         XCTAssertEqual(try http.get("/api/shifts?from=yesterday").status, 400)
-        let listCSV = try http.get("/api/shifts?format=csv")
+        let (listCSV, listBody) = try Download.body(port: http.port, "/api/shifts?format=csv")
         XCTAssertEqual(listCSV.headers["content-type"], "text/csv; charset=utf-8")
-        let listRows = try Self.pythonCSV(listCSV.body)
+        XCTAssertTrue(listCSV.complete, "streamed to its last chunk")
+        let listRows = try Self.pythonCSV(String(decoding: listBody, as: UTF8.self))
         XCTAssertEqual(listRows.count, 2)
         XCTAssertEqual(listRows[1][0...1], ["2026-11-23", "A"])
 
