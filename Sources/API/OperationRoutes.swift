@@ -22,7 +22,7 @@ extension APIRoutes {
                 let limit = try CSVExport.limit(request)
                 return try CSVExport.reply(request, filename: "operations.csv",
                                            columns: CSVColumns.operations(signals: measurementNames(filter, config: config))) {
-                    try context.lists.operationRows(filter, limit: limit)
+                    try context.lists.operationCursor(filter, limit: limit)
                 }
             }
             let limit = try limitParameter(request)
@@ -134,24 +134,32 @@ enum CSVColumns {
     /// Operations: the JSON members, with `measurements` as one column per signal
     /// (`measurements.weldCurrent`, empty where the operation has no such value), then
     /// `otherMeasurements` (`name=value` pairs joined with `;`, for names not among those columns),
-    /// and `lots` joined with `;`.
-    static func operations(signals: [String]) -> [CSVColumn<OperationRow>] {
+    /// and `lots` joined with `;`. Rows are the query's statement (``OperationQuery/row(_:)``'s
+    /// columns), read without making strings.
+    static func operations(signals: [String]) -> [CSVColumn<Statement>] {
         let names = signals.map { Array($0.utf8) }
+        func text(_ header: String, _ column: Int32) -> CSVColumn<Statement> {
+            CSVColumn(header) { row, out in
+                if row.withUTF8(column, { out.text(utf8: $0) }) == nil { out.empty() }
+            }
+        }
+        func time(_ header: String, _ column: Int32) -> CSVColumn<Statement> {
+            CSVColumn(header) { row, out in out.time(ms: row.isNull(column) ? nil : row.int64(column)) }
+        }
         return [
-            CSVColumn("id") { row, out in out.text(row.id) },
-            CSVColumn("vehicleId") { row, out in out.text(row.vehicleId) },
-            CSVColumn("station") { row, out in out.text(row.station) },
-            CSVColumn("process") { row, out in out.text(row.process) },
-            CSVColumn("startedAt") { row, out in out.time(ms: row.startedMs) },
-            CSVColumn("completedAt") { row, out in out.time(ms: row.completedMs) },
-            CSVColumn("result") { row, out in out.text(row.result) },
+            text("id", 0), text("vehicleId", 1), text("station", 2), text("process", 3),
+            time("startedAt", 4), time("completedAt", 5), text("result", 6),
             CSVColumn(headers: signals.map { "measurements.\($0)" } + ["otherMeasurements"]) { row, out in
-                MeasurementFields.write(row.measurementsJSON, names: names, into: &out)
+                if row.withUTF8(7, { MeasurementFields.write($0, names: names, into: &out) }) == nil {
+                    MeasurementFields.write(UnsafeRawBufferPointer(start: nil, count: 0), names: names, into: &out)
+                }
             },
-            CSVColumn("lots") { row, out in MeasurementFields.writeLots(row.lotsJSON, into: &out) },
-            CSVColumn("operator") { row, out in out.text(row.operatorName) },
-            CSVColumn("attempt") { row, out in out.number(row.attempt) },
-            CSVColumn("energyKWh") { row, out in if let kwh = row.energyKWh { out.number(kwh) } else { out.empty() } },
+            CSVColumn("lots") { row, out in
+                if row.withUTF8(8, { MeasurementFields.writeLots($0, into: &out) }) == nil { out.empty() }
+            },
+            text("operator", 9),
+            CSVColumn("attempt") { row, out in out.number(row.int64(10)) },
+            CSVColumn("energyKWh") { row, out in if row.isNull(11) { out.empty() } else { out.number(row.double(11)) } },
         ]
     }
 }
@@ -161,75 +169,68 @@ enum CSVColumns {
 /// them), so a byte scan finds each pair; anything unusual (an escaped name) goes through the JSON parser.
 enum MeasurementFields {
     /// One field per name (the number's stored text, or empty), then the other pairs as `name=value;…`.
-    static func write(_ text: String, names: [[UInt8]], into out: inout CSVWriter) {
-        var text = text
-        let done: Bool = text.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            guard let pairs = scan(bytes) else { return false }
-            func equal(_ range: Range<Int>, _ name: [UInt8]) -> Bool {
-                guard range.count == name.count else { return false }
-                return name.withUnsafeBytes { memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, name.count) == 0 }
-            }
-            var used = 0
+    static func write(_ bytes: UnsafeRawBufferPointer, names: [[UInt8]], into out: inout CSVWriter) {
+        guard bytes.count > 0 else {
+            for _ in names { out.empty() }
+            return out.empty()
+        }
+        guard let pairs = scan(bytes) else {
+            // Fallback: parse (keys with escapes, or a text this scanner does not know).
+            let members = (try? JSON.parse(bytes: bytes))?.objectValue ?? []
             for name in names {
-                var found: Range<Int>?
-                for pair in pairs where equal(pair.key, name) {
-                    found = pair.value
-                    used += 1
-                    break
-                }
-                if let value = found, !(value.count == 4 && bytes[value.lowerBound] == 110) {
-                    out.raw(UnsafeRawBufferPointer(rebasing: bytes[value]))
-                } else {
-                    out.empty()
-                }
+                let key = String(decoding: name, as: UTF8.self)
+                out.json(members.last(where: { $0.0 == key })?.1)
             }
-            guard used < pairs.count else {
-                out.empty()
-                return true
-            }
-            var other: [String] = []
-            for pair in pairs where !names.contains(where: { equal(pair.key, $0) }) {
-                other.append(String(decoding: bytes[pair.key], as: UTF8.self) + "=" + String(decoding: bytes[pair.value], as: UTF8.self))
-            }
-            out.text(other.joined(separator: ";"))
-            return true
+            let other = members.filter { member in !names.contains(where: { $0.elementsEqual(member.0.utf8) }) }
+                .map { "\($0.0)=\($0.1.serialized())" }
+            return out.text(other.isEmpty ? nil : other.joined(separator: ";"))
         }
-        if done { return }
-        // Fallback: parse (keys with escapes, or a text this scanner does not know).
-        let members = (try? JSON.parse(text))?.objectValue ?? []
+        func equal(_ range: Range<Int>, _ name: [UInt8]) -> Bool {
+            guard range.count == name.count else { return false }
+            return name.withUnsafeBytes { memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, name.count) == 0 }
+        }
+        var used = 0
         for name in names {
-            let key = String(decoding: name, as: UTF8.self)
-            out.json(members.last(where: { $0.0 == key })?.1)
+            var found: Range<Int>?
+            for pair in pairs where equal(pair.key, name) {
+                found = pair.value
+                used += 1
+                break
+            }
+            if let value = found, !(value.count == 4 && bytes[value.lowerBound] == 110) {
+                out.raw(UnsafeRawBufferPointer(rebasing: bytes[value]))
+            } else {
+                out.empty()
+            }
         }
-        let other = members.filter { member in !names.contains(where: { $0.elementsEqual(member.0.utf8) }) }
-            .map { "\($0.0)=\($0.1.serialized())" }
-        out.text(other.isEmpty ? nil : other.joined(separator: ";"))
+        guard used < pairs.count else { return out.empty() }
+        var other: [String] = []
+        for pair in pairs where !names.contains(where: { equal(pair.key, $0) }) {
+            other.append(String(decoding: bytes[pair.key], as: UTF8.self) + "=" + String(decoding: bytes[pair.value], as: UTF8.self))
+        }
+        out.text(other.joined(separator: ";"))
     }
 
     /// `["a","b"]` → `a;b` (empty for `[]`).
-    static func writeLots(_ text: String, into out: inout CSVWriter) {
-        var text = text
-        let done: Bool = text.withUTF8 { bytes in
-            if bytes.count <= 2 { out.empty(); return true }
-            // Plain strings (no escape): the items are the quoted runs, joined with `;`.
-            guard !bytes.contains(92) else { return false }
-            var joined = [UInt8]()
-            joined.reserveCapacity(bytes.count)
-            var inString = false
-            for byte in bytes {
-                if byte == 34 {
-                    if inString { joined.append(59) }
-                    inString.toggle()
-                } else if inString {
-                    joined.append(byte)
-                }
-            }
-            if !joined.isEmpty { joined.removeLast() }
-            joined.withUnsafeBytes { out.text(utf8: $0) }
-            return true
+    static func writeLots(_ bytes: UnsafeRawBufferPointer, into out: inout CSVWriter) {
+        if bytes.count <= 2 { return out.empty() }
+        // Plain strings (no escape): the items are the quoted runs, joined with `;`.
+        guard memchr(bytes.baseAddress!, 92, bytes.count) == nil else {
+            return out.json(try? JSON.parse(bytes: bytes))
         }
-        if !done { out.json(try? JSON.parse(text)) }
+        var joined = [UInt8]()
+        joined.reserveCapacity(bytes.count)
+        var inString = false
+        for byte in bytes {
+            if byte == 34 {
+                if inString { joined.append(59) }
+                inString.toggle()
+            } else if inString {
+                joined.append(byte)
+            }
+        }
+        if !joined.isEmpty { joined.removeLast() }
+        joined.withUnsafeBytes { out.text(utf8: $0) }
     }
 
     /// Byte ranges of a name and its value in the scanned text.

@@ -15,7 +15,10 @@ import Storage
 public protocol PlantLists: Sendable {
     /// `GET /api/operations`: completed operations, newest completion first.
     func operations(_ filter: OperationFilter, limit: Int) throws -> [OperationRow]
-    func operationRows(_ filter: OperationFilter, limit: Int) throws -> RowStream<OperationRow>
+    /// The rows of ``operations(_:limit:)`` as the statement itself, positioned on each row in turn
+    /// (columns in ``OperationQuery/row(_:)``'s order): an export writes fields from it without
+    /// making a string per field.
+    func operationCursor(_ filter: OperationFilter, limit: Int) throws -> RowStream<Statement>
     func vehicleRows(status: VehicleStatus?, station: String?, limit: Int) throws -> RowStream<VehicleSummary>
     func defectRows(status: DefectStatus?, vehicle: String?, station: String?, limit: Int) throws -> RowStream<Defect>
     func alertRows(filter: AlertStateFilter, station: String?, limit: Int) throws -> RowStream<Alert>
@@ -33,8 +36,8 @@ public struct StoreLists: PlantLists {
         try eventLog.read { try OperationQuery.operations(filter, limit: limit, in: $0) }
     }
 
-    public func operationRows(_ filter: OperationFilter, limit: Int) throws -> RowStream<OperationRow> {
-        try eventLog.rows(building: { try OperationQuery.query(filter, limit: limit, in: $0) }, row: OperationQuery.row)
+    public func operationCursor(_ filter: OperationFilter, limit: Int) throws -> RowStream<Statement> {
+        try eventLog.rows(building: { try OperationQuery.query(filter, limit: limit, in: $0) }, row: { $0 })
     }
 
     public func vehicleRows(status: VehicleStatus?, station: String?, limit: Int) throws -> RowStream<VehicleSummary> {
