@@ -57,12 +57,18 @@ extension APIRoutes {
 
         // MARK: Andon
 
-        router.get("/api/andon", options: .offLoop) { request in
+        router.on(.get, "/api/andon", options: .offLoop) { request in
             let state = try enumParameter(request, "state", AndonState.self)
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                return try CSVExport.reply(request, filename: "andon.csv", columns: CSVColumns.andon) {
+                    try context.lists.andonRows(state: state, station: station, limit: limit).map { $0.json }
+                }
+            }
             let limit = try limitParameter(request)
             let calls = try read { try queries.andonCalls(state: state, station: station, limit: limit) }
-            return .json(.array(calls.map(\.json)))
+            return .response(.json(.array(calls.map(\.json))))
         }
 
         router.post("/api/andon", options: write) { request in
@@ -104,14 +110,20 @@ extension APIRoutes {
             .json(.array(config.downtimeReasons.map(\.json)))
         }
 
-        router.get("/api/downtime", options: .offLoop) { request in
+        router.on(.get, "/api/downtime", options: .offLoop) { request in
             let station = request.query["station"].flatMap { $0.isEmpty ? nil : $0 }
             let from = try timeParameter(request, "from"), to = try timeParameter(request, "to")
             let openOnly = try enumParameter(request, "open", Flag.self) == .true
+            let t = now()
+            if try CSVExport.requested(request) {
+                let limit = try CSVExport.limit(request)
+                return try CSVExport.reply(request, filename: "downtime.csv", columns: CSVColumns.downtime) {
+                    try context.lists.downtimeRows(station: station, from: from, to: to, openOnly: openOnly, limit: limit).map { $0.json(now: t) }
+                }
+            }
             let limit = try limitParameter(request)
             let list = try read { try queries.downtime(station: station, from: from, to: to, openOnly: openOnly, limit: limit) }
-            let t = now()
-            return .json(.array(list.map { $0.json(now: t) }))
+            return .response(.json(.array(list.map { $0.json(now: t) })))
         }
 
         router.post("/api/downtime/{id}/reason", options: write) { request in

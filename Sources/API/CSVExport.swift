@@ -25,7 +25,16 @@ extension CSVColumn where Row == JSON {
     /// A member of a JSON object row, flattened by ``CSVWriter/json(_:)`` (missing or null: empty;
     /// an array of scalars: items joined with `;`).
     public static func member(_ key: String) -> CSVColumn<JSON> {
-        CSVColumn(key) { row, out in out.json(row[key]) }
+        // `reason.code`: a member of a nested object, its header the dotted path.
+        let path = key.split(separator: ".").map(String.init)
+        if path.count > 1 {
+            return CSVColumn(key) { row, out in
+                var value: JSON? = row
+                for name in path { value = value?[name] }
+                out.json(value)
+            }
+        }
+        return CSVColumn(key) { row, out in out.json(row[key]) }
     }
 
     /// One column per member name, in this order: the usual column list of an export whose rows

@@ -128,6 +128,11 @@ enum CSVColumns {
     static let orders = CSVColumn.members(["orderId", "model", "options", "customer", "dueDate", "plannedDate", "plannedShift",
                                            "sequence", "status", "vehicleId", "createdAt", "releasedAt", "startedAt", "completedAt",
                                            "cancelledAt", "cancelReason"])
+    static let andon = CSVColumn.members(["id", "station", "kind", "source", "state", "openedAt", "openedBy", "comment",
+                                          "acknowledgedAt", "acknowledgedBy", "closedAt", "closedBy", "responseS", "alertId"])
+    /// Downtime stretches: the reason object as its own columns.
+    static let downtime = CSVColumn.members(["id", "station", "state", "faultCode", "start", "end", "durationS", "reason.code",
+                                             "reason.text", "reason.textZh", "reason.category", "reason.planned", "reasonBy", "comment"])
     static let notifications = CSVColumn.members(["id", "to", "channel", "kind", "subject", "createdAt", "attempts", "lastError",
                                                   "sentAt", "status"])
 

@@ -24,6 +24,8 @@ public protocol PlantLists: Sendable {
     func alertRows(filter: AlertStateFilter, station: String?, limit: Int) throws -> RowStream<Alert>
     func orderRows(status: OrderStatus?, model: String?, plannedDate: String?, search: String?, limit: Int) throws -> RowStream<Order>
     func sequenceRows(limit: Int) throws -> RowStream<Order>
+    func andonRows(state: AndonState?, station: String?, limit: Int) throws -> RowStream<AndonCall>
+    func downtimeRows(station: String?, from: Date?, to: Date?, openOnly: Bool, limit: Int) throws -> RowStream<DowntimeStretch>
 }
 
 /// ``PlantLists`` over the event log's database.
@@ -59,5 +61,14 @@ public struct StoreLists: PlantLists {
 
     public func sequenceRows(limit: Int) throws -> RowStream<Order> {
         try eventLog.rows(OrderStore.sequenceQuery(limit: limit), row: OrderStore.order)
+    }
+
+    public func andonRows(state: AndonState?, station: String?, limit: Int) throws -> RowStream<AndonCall> {
+        try eventLog.rows(FloorStore.callsQuery(state: state, station: station, limit: limit), row: FloorStore.call)
+    }
+
+    public func downtimeRows(station: String?, from: Date?, to: Date?, openOnly: Bool, limit: Int) throws -> RowStream<DowntimeStretch> {
+        try eventLog.rows(FloorStore.downtimeQuery(station: station, from: from, to: to, openOnly: openOnly, limit: limit),
+                          row: FloorStore.stretch)
     }
 }

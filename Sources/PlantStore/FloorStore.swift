@@ -86,7 +86,8 @@ public enum FloorStore {
         id, station, kind, source, state, opened_ms, opened_by, comment, acknowledged_ms, acknowledged_by, closed_ms, closed_by, alert_id, signal_code
         """
 
-    static func call(_ s: Statement) -> AndonCall {
+    /// A row of `andon_calls` (the columns of ``callsQuery(state:station:limit:)``).
+    @Sendable public static func call(_ s: Statement) -> AndonCall {
         var c = AndonCall(id: s.int64(0), station: s.text(1) ?? "", kind: s.text(2) ?? "help",
                           source: AndonSource(rawValue: s.text(3) ?? "") ?? .api, openedAt: date(s.int64(5)), openedBy: s.text(6),
                           comment: s.text(7), signalCode: s.isNull(13) ? nil : s.int64(13))
@@ -101,13 +102,19 @@ public enum FloorStore {
 
     /// Calls newest first, filtered by state and station; `limit` clamped to 1…10,000.
     public static func calls(state: AndonState? = nil, station: String? = nil, limit: Int = 100, in db: Database) throws -> [AndonCall] {
+        try db.query(callsQuery(state: state, station: station, limit: min(max(limit, 1), 10_000)), row: call)
+    }
+
+    /// The query of ``calls(state:station:limit:in:)`` with `limit` as given (a CSV export's may
+    /// pass up to 1,000,000); rows decode with ``call(_:)``.
+    public static func callsQuery(state: AndonState?, station: String?, limit: Int) -> SQLQuery {
         var conditions: [String] = []
         var arguments: [SQLValue] = []
         if let state { conditions.append("state = ?"); arguments.append(.text(state.rawValue)) }
         if let station { conditions.append("station = ?"); arguments.append(.text(station)) }
-        arguments.append(.integer(Int64(min(max(limit, 1), 10_000))))
+        arguments.append(.integer(Int64(max(limit, 0))))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT \(callColumns) FROM andon_calls \(whereClause) ORDER BY id DESC LIMIT ?", arguments, row: call)
+        return SQLQuery("SELECT \(callColumns) FROM andon_calls \(whereClause) ORDER BY id DESC LIMIT ?", arguments)
     }
 
     public static func call(id: Int64, in db: Database) throws -> AndonCall? {
@@ -116,7 +123,8 @@ public enum FloorStore {
 
     static let downtimeColumns = "id, station, state, fault_code, start_ms, end_ms, reason, reason_by, comment"
 
-    static func stretch(_ s: Statement) -> DowntimeStretch {
+    /// A row of `downtime` (the columns of ``downtimeQuery(station:from:to:openOnly:limit:)``).
+    @Sendable public static func stretch(_ s: Statement) -> DowntimeStretch {
         var d = DowntimeStretch(id: s.int64(0), station: s.text(1) ?? "", state: MachineState(rawValue: s.text(2) ?? "") ?? .fault,
                                 faultCode: s.text(3), start: date(s.int64(4)))
         d.end = s.isNull(5) ? nil : date(s.int64(5))
@@ -132,16 +140,20 @@ public enum FloorStore {
     /// Stretches newest first, filtered by station, overlap with `[from, to]` and whether they go on.
     public static func downtime(station: String? = nil, from: Date? = nil, to: Date? = nil, openOnly: Bool = false, limit: Int = 100,
                                 in db: Database) throws -> [DowntimeStretch] {
+        try db.query(downtimeQuery(station: station, from: from, to: to, openOnly: openOnly, limit: min(max(limit, 1), 10_000)), row: stretch)
+    }
+
+    /// The query of ``downtime(station:from:to:openOnly:limit:in:)`` with `limit` as given; rows decode with ``stretch(_:)``.
+    public static func downtimeQuery(station: String?, from: Date?, to: Date?, openOnly: Bool, limit: Int) -> SQLQuery {
         var conditions: [String] = []
         var arguments: [SQLValue] = []
         if let station { conditions.append("station = ?"); arguments.append(.text(station)) }
         if let from { conditions.append("(end_ms IS NULL OR end_ms >= ?)"); arguments.append(.integer(ms(from))) }
         if let to { conditions.append("start_ms <= ?"); arguments.append(.integer(ms(to))) }
         if openOnly { conditions.append("end_ms IS NULL") }
-        arguments.append(.integer(Int64(min(max(limit, 1), 10_000))))
+        arguments.append(.integer(Int64(max(limit, 0))))
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT \(downtimeColumns) FROM downtime \(whereClause) ORDER BY start_ms DESC, id DESC LIMIT ?",
-                            arguments, row: stretch)
+        return SQLQuery("SELECT \(downtimeColumns) FROM downtime \(whereClause) ORDER BY start_ms DESC, id DESC LIMIT ?", arguments)
     }
 
     public static func stretch(id: Int64, in db: Database) throws -> DowntimeStretch? {

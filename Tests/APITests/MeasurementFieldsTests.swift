@@ -38,4 +38,14 @@ final class MeasurementFieldsTests: XCTestCase {
         XCTAssertEqual(lots(#"["L1","COIL-7"]"#), "L1;COIL-7")
         XCTAssertEqual(lots(#"["批次,1","x\"y"]"#), "\"批次,1;x\"\"y\"")
     }
+
+    func testMemberColumnsFlattenNestedObjects() {
+        var out = CSVWriter()
+        let row = JSON.obj([("id", .int(3)), ("reason", .obj([("code", .string("F1")), ("planned", .bool(false))])),
+                            ("escalation", .array([.string("li.wei"), .string("张敏")]))])
+        let columns = CSVColumn.members(["id", "reason.code", "reason.planned", "reason.missing", "escalation", "absent"])
+        XCTAssertEqual(columns.flatMap(\.headers), ["id", "reason.code", "reason.planned", "reason.missing", "escalation", "absent"])
+        for column in columns { column.write(row, &out) }
+        XCTAssertEqual(String(decoding: out.bytes, as: UTF8.self), "3,F1,false,,li.wei;张敏,")
+    }
 }

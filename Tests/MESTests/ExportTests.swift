@@ -196,6 +196,9 @@ final class ExportTests: XCTestCase {
             ("/api/sequence", "orderId,model,options,customer", [:]),
             ("/api/notifications", "id,to,channel,kind,subject", ["Authorization": "Bearer demo-quality-token"]),
             ("/api/operations", "id,vehicleId,station,process,startedAt", [:]),
+            ("/api/shifts", "date,shift,start,end,countedFrom", [:]),
+            ("/api/andon", "id,station,kind,source,state,openedAt", [:]),
+            ("/api/downtime", "id,station,state,faultCode,start,end,durationS,reason.code,reason.text,reason.textZh,reason.category", [:]),
         ]
         for (route, header, headers) in routes {
             let separator = route.contains("?") ? "&" : "?"
