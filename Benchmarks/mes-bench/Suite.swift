@@ -6,11 +6,7 @@ import Runtime
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 struct BenchSuite: Sendable {
-<<<<<<< HEAD
-    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify"]
-=======
-    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "operations"]
->>>>>>> 246f798 (mes-bench operations: 10M operations / 1M vehicles made with bulk SQL and cached under .build/bench-data, one-hour station window p99, recall p99 when the parts route and table exist, CSV export rows/s and RSS growth; CSV times without gmtime_r's lock, lots flattened on bytes; HTTP streamed-body tests; README and ARCHITECTURE: operations query, exports, how a list plugs in CSV; openapi: /api/operations, format/bom on every list)
+    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify", "operations"]
     let short: Bool
 
     init(short: Bool) { self.short = short }
@@ -43,11 +39,8 @@ struct BenchSuite: Sendable {
         case "slow-headers": try slowHeaders()
         case "abuse": try abuse()
         case "orders": try orders()
-<<<<<<< HEAD
         case "notify": try notify()
-=======
         case "operations": try operationsQuery()
->>>>>>> 246f798 (mes-bench operations: 10M operations / 1M vehicles made with bulk SQL and cached under .build/bench-data, one-hour station window p99, recall p99 when the parts route and table exist, CSV export rows/s and RSS growth; CSV times without gmtime_r's lock, lots flattened on bytes; HTTP streamed-body tests; README and ARCHITECTURE: operations query, exports, how a list plugs in CSV; openapi: /api/operations, format/bom on every list)
         default: throw UsageError("unknown benchmark \"\(name)\" (known: \(Self.all.joined(separator: ", ")))")
         }
     }

@@ -47,25 +47,35 @@ extension APIRoutes {
             return .response(.json(.array(list.map(shiftSummary))))
         }
 
-        router.get("/api/shifts/notes", options: .offLoop) { request in
-            let limit = try limitParameter(request)
+        router.on(.get, "/api/shifts/notes", options: .offLoop) { request in
             var date: String?, name: String?
+            // No such shift (none running, none stored): an empty list, or a CSV of the header alone.
+            var none = false
             if !(request.query["date"] ?? "").isEmpty || !(request.query["shift"] ?? "").isEmpty {
                 switch try ShiftChoice.parse(request, config: config, backend: shifts, defaultPrevious: false) {
                 case .current:
-                    guard let window = shifts.currentShift() else { return .json(.array([])) }
-                    (date, name) = (window.date, window.name)
+                    if let window = shifts.currentShift() { (date, name) = (window.date, window.name) } else { none = true }
                 case .previous:
-                    guard let stored = try read({ try queries.latestShift(endingBy: shifts.currentShift()?.start) }) else {
-                        return .json(.array([]))
+                    if let stored = try read({ try queries.latestShift(endingBy: shifts.currentShift()?.start) }) {
+                        (date, name) = (stored.date, stored.shift)
+                    } else {
+                        none = true
                     }
-                    (date, name) = (stored.date, stored.shift)
                 case let .named(d, n):
                     (date, name) = (d, n)
                 }
             }
+            if try CSVExport.requested(request) {
+                let limit = none ? 0 : try CSVExport.limit(request)
+                let log = context.eventLog, date = date, name = name
+                return try CSVExport.reply(request, filename: "shift-notes.csv", columns: CSVColumn.members(["id", "date", "shift", "user", "text", "t"])) {
+                    try log.rows(ShiftStore.notesQuery(date: date, shift: name, limit: limit), row: ShiftStore.note).map { $0.json }
+                }
+            }
+            let limit = try limitParameter(request)
+            if none { return .response(.json(.array([]))) }
             let notes = try read { try queries.notes(date: date, shift: name, limit: limit) }
-            return .json(.array(notes.map(\.json)))
+            return .response(.json(.array(notes.map(\.json))))
         }
 
         router.post("/api/shifts/notes", options: RouteOptions(lane: .command, precheck: {

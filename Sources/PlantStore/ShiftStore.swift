@@ -134,15 +134,23 @@ public enum ShiftStore {
 
     /// Handover notes, newest first; of one shift when `date` and `shift` are given.
     public static func notes(date: String?, shift: String?, limit: Int, in db: Database) throws -> [ShiftNote] {
+        try db.query(notesQuery(date: date, shift: shift, limit: limit), row: note)
+    }
+
+    /// The query of ``notes(date:shift:limit:in:)`` (a CSV export reads it row by row); rows decode with ``note(_:)``.
+    public static func notesQuery(date: String?, shift: String?, limit: Int) -> SQLQuery {
         var conditions: [String] = [], arguments: [SQLValue] = []
         if let date { conditions.append("date = ?"); arguments.append(.text(date)) }
         if let shift { conditions.append("shift = ?"); arguments.append(.text(shift)) }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try db.query("SELECT id, date, shift, user, text, t_ms FROM shift_notes \(whereClause) ORDER BY id DESC LIMIT ?",
-                            arguments + [.integer(Int64(limit))]) { s in
-            ShiftNote(id: s.int64(0), date: s.text(1) ?? "", shift: s.text(2) ?? "", user: s.text(3) ?? "", text: s.text(4) ?? "",
-                      t: instant(s.int64(5)))
-        }
+        return SQLQuery("SELECT id, date, shift, user, text, t_ms FROM shift_notes \(whereClause) ORDER BY id DESC LIMIT ?",
+                        arguments + [.integer(Int64(limit))])
+    }
+
+    /// A row of `shift_notes` (the columns of ``notesQuery(date:shift:limit:)``).
+    @Sendable public static func note(_ s: Statement) -> ShiftNote {
+        ShiftNote(id: s.int64(0), date: s.text(1) ?? "", shift: s.text(2) ?? "", user: s.text(3) ?? "", text: s.text(4) ?? "",
+                  t: instant(s.int64(5)))
     }
 
     /// The id the next note gets.

@@ -197,6 +197,7 @@ final class ExportTests: XCTestCase {
             ("/api/notifications", "id,to,channel,kind,subject", ["Authorization": "Bearer demo-quality-token"]),
             ("/api/operations", "id,vehicleId,station,process,startedAt", [:]),
             ("/api/shifts", "date,shift,start,end,countedFrom", [:]),
+            ("/api/shifts/notes", "id,date,shift,user,text,t", [:]),
             ("/api/andon", "id,station,kind,source,state,openedAt", [:]),
             ("/api/downtime", "id,station,state,faultCode,start,end,durationS,reason.code,reason.text,reason.textZh,reason.category", [:]),
         ]
