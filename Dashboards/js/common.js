@@ -365,7 +365,7 @@
   // Every event type the server sends: GET /api/meta's eventTypes; this list stands in until it has
   // answered. A page that handles fewer asks for its own with ?types= (an event of a type without a
   // listener would never reach the page, and its id would look like a gap).
-  const KNOWN_TYPES = ['station', 'sample', 'operation', 'vehicle', 'defect', 'alert', 'kpi', 'anomaly', 'order', 'andon'];
+  const KNOWN_TYPES = ['station', 'sample', 'operation', 'vehicle', 'defect', 'alert', 'kpi', 'anomaly', 'order', 'andon', 'part'];
   const serverTypes = () => (Array.isArray(meta.eventTypes) && meta.eventTypes.length ? meta.eventTypes : KNOWN_TYPES);
   let liveEl = null;
   let banner = null;

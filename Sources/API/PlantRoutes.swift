@@ -121,6 +121,17 @@ extension APIRoutes {
                       !vehicleId.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                     throw HTTPError(404, code: "not_found", "no vehicle with such an id")
                 }
+                if command == .release {
+                    // The quality gate (README "Key parts, recall and the quality gate"): an admin may override it.
+                    var override = false
+                    if let value = body["override"], !value.isNull {
+                        guard let flag = value.boolValue else { throw HTTPError(422, code: "unprocessable", "override must be true or false") }
+                        override = flag
+                    }
+                    return .json(try perform {
+                        try backend.releaseVehicle(vehicleId: vehicleId, reason: reason, override: override, by: user)
+                    })
+                }
                 return .json(try perform {
                     try backend.vehicle(command, vehicleId: vehicleId, reason: reason, by: user)
                 })

@@ -23,7 +23,7 @@ public struct NoPlantFacts: PlantFacts {
 public enum APIRoutes {
     /// Every event `type` `/api/events` sends (README "Server-sent events"), served by `/api/meta`
     /// so pages know which types exist (`ReplayGoldenTests` checks that a replay makes no other).
-    public static let eventTypes = ["station", "sample", "operation", "vehicle", "defect", "alert", "kpi", "anomaly", "order", "andon"]
+    public static let eventTypes = ["station", "sample", "operation", "vehicle", "defect", "alert", "kpi", "anomaly", "order", "andon", "part"]
 
     /// `GET /api/openapi.json`: the committed docs/openapi.json, read at each request (so the file
     /// and the answer never differ); 404 with a JSON error when the server cannot find it.
@@ -73,6 +73,7 @@ public enum APIRoutes {
                 ("eventTypes", .array(APIRoutes.eventTypes.map { .string($0) })),
                 ("shifts", shiftCalendar(context.config)),
                 ("timezone", .string(context.config.timezone.identifier)),
+                ("alertTypes", .array(AlertType.allCases.map { .string($0.rawValue) })),
             ]))
         }
 

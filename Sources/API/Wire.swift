@@ -23,6 +23,7 @@ extension HTTPError {
         switch error {
         case .notFound: self.init(404, code: "not_found", error.message)
         case .conflict: self.init(409, code: "conflict", error.message)
+        case .gateBlocked: self.init(409, code: "gate_blocked", error.message)
         }
     }
 

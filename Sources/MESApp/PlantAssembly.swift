@@ -15,7 +15,7 @@ import Storage
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: Sendable {
     static var migrations: [MigrationGroup] { [GenealogySchema.migrations, OperationQuery.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
-                                                  ShiftStore.migrations, FloorStore.migrations] }
+                                                  ShiftStore.migrations, FloorStore.migrations, PartStore.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
@@ -70,6 +70,8 @@ final class PlantAssembly: Sendable {
         APIRoutes.addFloor(to: &router, context: context, backend: stage, floor: stage,
                            queries: StoreFloorQueries(eventLog: eventLog), auth: auth)
         APIRoutes.addOperations(to: &router, context: context)
+        APIRoutes.addParts(to: &router, context: context, backend: stage, parts: stage,
+                           queries: StorePartQueries(eventLog: eventLog, config: config), auth: auth)
     }
 
     func middlewares(context: APIContext) -> [any HTTPMiddleware] {
@@ -92,8 +94,10 @@ final class PlantAssembly: Sendable {
             return services
         }
         if options.simulate {
+            let stage = self.stage
             services.append(contentsOf: try SimulatorFactory.services(config: config, logger: logger,
-                                                                             orders: StageOrderSink(stage: stage)))
+                                                                             orders: StageOrderSink(stage: stage),
+                                                                             partNumbers: { stage.specPartNumber(vehicleId: $0, partType: $1) }))
         }
         let sink = pipeline.sink
         var adapters: [any StationAdapter] = []

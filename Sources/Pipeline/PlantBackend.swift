@@ -32,8 +32,19 @@ public protocol PlantBackend: Sendable {
     func assignAlert(id: Int64, owner: String, dueAt: Date?, by principal: Principal) throws -> JSON
     func assignDefect(id: Int64, owner: String, dueAt: Date?, by principal: Principal) throws -> JSON
     func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON
+    /// `release` with the quality gate (README "Key parts, recall and the quality gate"): refused
+    /// (`VehicleCommandError.gateBlocked`) while the vehicle has open defects, unless `override`
+    /// by an admin (audited).
+    func releaseVehicle(vehicleId: String, reason: String, override: Bool, by principal: Principal) throws -> JSON
     /// Appends an audit line (failed authentication) without waiting.
     func audit(_ entry: AuditEntry)
+}
+
+extension PlantBackend {
+    /// Without a gate: a plain release.
+    public func releaseVehicle(vehicleId: String, reason: String, override: Bool, by principal: Principal) throws -> JSON {
+        try vehicle(.release, vehicleId: vehicleId, reason: reason, by: principal)
+    }
 }
 
 /// The KPIs of the current shift with the line's work in progress, as typed values; the API

@@ -80,6 +80,9 @@ public struct StoreQueries: PlantQueries {
             guard var vehicle = try GenealogyStore.vehicle(id: id, in: db) else { return nil }
             if case .object(var members) = vehicle {
                 members += try Self.orderMembers(vehicleId: id, config: config, in: db)
+                let onHold = members.contains { $0.0 == "status" && $0.1.stringValue == VehicleStatus.hold.rawValue }
+                members.removeAll { $0.0 == "holdReason" }
+                members += try Self.partMembers(vehicleId: id, onHold: onHold, in: db)
                 vehicle = .object(members)
             }
             return VehicleRecord(vehicle: vehicle,

@@ -23,6 +23,12 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     var checkedVehicles = Set<String>()
     /// The current shift and its date for the plan on the KPIs.
     let planDates = PlanDates()
+    /// Key parts in the vehicles (PlantStage+Parts.swift).
+    var parts: PartBook
+    /// Whether the end of a vehicle's route is watched (missing parts, the quality gate).
+    let watchesRouteEnd: Bool
+    /// Vehicles whose end of route was checked (bounded, like `checkedVehicles`).
+    var finishedRoutes = Set<String>()
     let config: PlantConfig
     let eventLog: EventLog
     private let samples: SampleStore?
@@ -62,6 +68,10 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             try FloorStore.restore(&engine, from: db)
             return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db))
         }
+        let storedParts = try eventLog.read { try PartStore.loadCurrent($0) }
+        parts = PartBook(current: storedParts.current, nextId: storedParts.nextId)
+        watchesRouteEnd = config.gate.holdOnOpenDefects || config.models.values.contains { !$0.parts.isEmpty }
+            || config.options.values.contains { !$0.parts.isEmpty }
         self.config = config
         orders = OrderBook(config: config, orders: storedOrders)
         ordersActive = config.hasModels || config.checksLineVINs || !storedOrders.isEmpty
@@ -95,19 +105,27 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             }
             _ = samples.record(inputs)
         }
-        let tracking = tracker.process(poll)
+        let before = watchesRouteEnd ? statusesAt(poll.station) : []
+        var tracking = tracker.process(poll)
         var outputs: [QualityOutput] = []
         quality.process(.poll(poll), into: &outputs)
+        var partUpdates: [PartUpdate] = []
         if ordersActive {
             var updates: [OrderUpdate] = []
             followOrders(tracking, quality: &outputs, orders: &updates)
-            emit(tracking: tracking, quality: outputs, orders: updates, into: &emission)
+            let gate = followParts(tracking, before: before, quality: &outputs, parts: &partUpdates)
+            if !gate.isEmpty {
+                updates += followVehicleCommand(gate)
+                tracking += gate
+            }
+            emit(tracking: tracking, quality: outputs, orders: updates, parts: partUpdates, into: &emission)
             return
         }
         for output in tracking {
             if let input = QualityInput(output) { quality.process(input, into: &outputs) }
         }
-        emit(tracking: tracking, quality: outputs, into: &emission)
+        tracking += followParts(tracking, before: before, quality: &outputs, parts: &partUpdates)
+        emit(tracking: tracking, quality: outputs, parts: partUpdates, into: &emission)
     }
 
     public func connection(_ change: ConnectionChange, into emission: inout Emission) {
@@ -148,12 +166,13 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     }
 
     func emit(tracking: [TrackingOutput], quality outputs: [QualityOutput], orders updates: [OrderUpdate] = [],
-              into emission: inout Emission) {
+              parts partUpdates: [PartUpdate] = [], into emission: inout Emission) {
         if quality.hasEndedShifts { storeEndedShifts(into: &emission) }
         for output in tracking where output.eventType == "operation" || output.eventType == "vehicle" {
             emission.event(output.eventType, station: output.station, time: output.time, output.json)
         }
         if !updates.isEmpty { emitOrders(updates, into: &emission) }
+        emitParts(partUpdates, tracking: tracking, into: &emission)
         for output in outputs {
             guard let type = output.eventType else { continue }
             let station: String?
@@ -297,6 +316,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     }
 
     public func vehicle(_ command: VehicleCommand, vehicleId: String, reason: String, by principal: Principal) throws -> JSON {
+        if command == .release { return try releaseVehicle(vehicleId: vehicleId, reason: reason, override: false, by: principal) }
         let stored = try eventLog.read { try GenealogyStore.vehicleSummary(id: vehicleId, in: $0) }
         return try self.command { stage, now in
             let outputs: [TrackingOutput]

@@ -41,6 +41,14 @@ public struct VINConfig: Sendable, Equatable {
     }
 }
 
+/// `gate`: the quality gate at the end of the route (README "Key parts, recall and the quality gate").
+public struct GateConfig: Sendable, Equatable {
+    /// A vehicle that finishes its route with open defects (missing parts among them) goes to `hold`,
+    /// and `release` is refused while its defects are open (unless an admin overrides).
+    public var holdOnOpenDefects: Bool
+    public init(holdOnOpenDefects: Bool = false) { self.holdOnOpenDefects = holdOnOpenDefects }
+}
+
 /// `orders`: whether every vehicle on the line needs an order.
 public struct OrdersConfig: Sendable, Equatable {
     public var required: Bool

@@ -28,6 +28,8 @@ public struct PlantConfig: Sendable {
     public var file: String
     /// `downtimeReasons`: why a station stopped, by fault code (README "Andon and downtime").
     public var downtimeReasons: [DowntimeReason] = []
+    /// `gate` (README "Key parts, recall and the quality gate"); off when absent.
+    public var gate = GateConfig()
     /// `vin`, `orders`, `models`, `options` (README "Orders and build specs"); empty: no orders.
     public var vin = VINConfig()
     public var orders = OrdersConfig()
@@ -349,6 +351,11 @@ public enum SignalRole: String, Sendable, Equatable, CaseIterable {
     case `operator`
     /// An andon pull cord or button: a code per kind of call, 0 for none (`calls`).
     case andon
+    /// The serial of a key part fitted at the station (with `partType`): bound to the vehicle at
+    /// cycle completion (README "Key parts, recall and the quality gate").
+    case partSerial
+    /// The part number of that key part (same `partType` as a `partSerial` signal of the station).
+    case partNumber
 }
 
 /// The four Modbus tables.
@@ -459,6 +466,8 @@ public struct SignalConfig: Sendable, Equatable {
 
     /// The calls of an `andon` signal without its own `calls` map.
     public static let defaultAndonCalls: [Int64: String] = [1: "help", 2: "quality", 3: "material", 4: "maintenance"]
+    /// `partSerial` / `partNumber`: the key part's type (`engine`).
+    public var partType: String?
 
     public init(name: String, role: SignalRole? = nil, address: ModbusAddress? = nil, node: String? = nil,
                 type: DataType? = nil, length: Int? = nil, wordOrder: WordOrder = .abcd, scale: Double? = nil,

@@ -31,7 +31,7 @@ extension PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
                                     "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts",
-                                    "vin", "orders", "models", "options", "downtimeReasons"])
+                                    "vin", "orders", "models", "options", "downtimeReasons", "gate"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -126,6 +126,10 @@ extension PlantConfig {
         config.allowedHosts = allowedHosts
         try decodeMasterData(root, into: &config)
         config.downtimeReasons = try DowntimeReason.decode(root.optional("downtimeReasons"))
+        if let node = try root.optional("gate") {
+            try node.rejectUnknownKeys(["holdOnOpenDefects"])
+            config.gate = GateConfig(holdOnOpenDefects: try node.optional("holdOnOpenDefects")?.bool() ?? false)
+        }
         return config
     }
 
@@ -154,6 +158,31 @@ extension PlantConfig {
             breaks.append((from, to, ShiftBreak(startMinute: start, endMinute: end), element))
         }
         return breaks.sorted { $0.from < $1.from }.map(\.value)
+    }
+
+    /// Key part signals of one station: one `partSerial` per part type, and a `partNumber` only
+    /// beside the `partSerial` of its type.
+    static func checkPartSignals(_ signals: [SignalConfig], node: ConfigNode) throws {
+        var serialTypes = Set<String>(), numberTypes = Set<String>()
+        for (i, signal) in signals.enumerated() {
+            guard let type = signal.partType else { continue }
+            let path = "\(node.path).signals[\(i)].partType"
+            if signal.role == .partSerial {
+                guard serialTypes.insert(type).inserted else {
+                    throw ConfigError(file: node.file, path: path, message: "a second partSerial signal for part type \(quoted(type))")
+                }
+            } else {
+                guard numberTypes.insert(type).inserted else {
+                    throw ConfigError(file: node.file, path: path, message: "a second partNumber signal for part type \(quoted(type))")
+                }
+            }
+        }
+        for (i, signal) in signals.enumerated() where signal.role == .partNumber {
+            if let type = signal.partType, !serialTypes.contains(type) {
+                throw ConfigError(file: node.file, path: "\(node.path).signals[\(i)].partType",
+                                  message: "no partSerial signal of this station has part type \(quoted(type))")
+            }
+        }
     }
 
     static func parseClock(_ node: ConfigNode) throws -> Int {
@@ -229,6 +258,7 @@ extension PlantConfig {
             }
             signals.append(signal)
         }
+        try checkPartSignals(signals, node: node)
         for role in [SignalRole.vehicleId, .cycleComplete, .result, .state, .faultCode, .andon] {
             let named = signals.filter { $0.role == role }
             if named.count > 1 {
@@ -243,7 +273,7 @@ extension PlantConfig {
 
     static func decodeSignal(_ node: ConfigNode, protocol proto: StationProtocol) throws -> SignalConfig {
         try node.rejectUnknownKeys(["name", "role", "address", "node", "type", "length", "wordOrder", "scale", "offset",
-                                    "unit", "limits", "okValues", "states", "deadband", "description", "calls"])
+                                    "unit", "limits", "okValues", "states", "deadband", "description", "calls", "partType"])
         let name = try node.required("name").nonEmptyString()
         var signal = SignalConfig(name: name)
         if let roleNode = try node.optional("role") {
@@ -345,6 +375,18 @@ extension PlantConfig {
             }
             if calls.isEmpty { throw callsNode.error("must map at least one code to a kind of call") }
             signal.calls = calls
+        }
+        if let typeNode = try node.optional("partType") {
+            guard signal.role == .partSerial || signal.role == .partNumber else {
+                throw typeNode.error("only a partSerial or partNumber signal has a partType")
+            }
+            let type = try typeNode.nonEmptyString()
+            guard type.count <= 64, type.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
+                throw typeNode.error("\(quoted(type)) is not a part type (1 to 64 letters, digits, '-', '_' or '.')")
+            }
+            signal.partType = type
+        } else if signal.role == .partSerial || signal.role == .partNumber {
+            throw ConfigError(file: node.file, path: "\(node.path).partType", message: "is required for a \(signal.role!.rawValue) signal (e.g. \"engine\")")
         }
         return signal
     }

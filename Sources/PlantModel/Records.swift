@@ -41,6 +41,9 @@ public struct OperationRecord: Sendable, Equatable {
     /// What the vehicle's build spec changes at this station (nil: the station's own limits and
     /// ideal cycle time). Set by the pipeline for quality; not stored with the operation.
     public var spec: OperationSpec?
+    /// Key parts the station reported at completion (`partSerial` / `partNumber` signals). Bound to
+    /// the vehicle by the pipeline; not part of the operation's JSON.
+    public var parts: [PartScan] = []
 
     public init(id: String, vehicleId: String, station: String, process: String, startedAt: Date, completedAt: Date? = nil,
                 result: OperationResult? = nil, measurements: [String: Double] = [:], lots: [String] = [],
@@ -82,6 +85,20 @@ public struct OperationRecord: Sendable, Equatable {
     }
 }
 
+/// A key part a station reported at a cycle's completion: its type, serial and, if the station
+/// reports one, its part number.
+public struct PartScan: Sendable, Equatable {
+    public var partType: String
+    public var serial: String
+    public var partNumber: String?
+
+    public init(partType: String, serial: String, partNumber: String? = nil) {
+        self.partType = partType
+        self.serial = serial
+        self.partNumber = partNumber
+    }
+}
+
 /// A vehicle's summary (`GET /api/vehicles`, docs/openapi.json).
 public struct VehicleSummary: Sendable, Equatable {
     public var vehicleId: String
@@ -91,6 +108,8 @@ public struct VehicleSummary: Sendable, Equatable {
     public var lastSeenAt: Date
     /// Index in the route of the last process the vehicle completed (-1: none).
     public var lastRouteIndex: Int
+    /// Why the vehicle is on hold (the hold's reason, or the quality gate's); nil unless on hold.
+    public var holdReason: String?
 
     public init(vehicleId: String, status: VehicleStatus, currentStation: String?, firstSeenAt: Date, lastSeenAt: Date, lastRouteIndex: Int = -1) {
         self.vehicleId = vehicleId
@@ -101,6 +120,7 @@ public struct VehicleSummary: Sendable, Equatable {
         self.lastRouteIndex = lastRouteIndex
     }
 
+    /// `holdReason` is there only while the vehicle is on hold with a known reason.
     public var json: JSON {
         .obj([
             ("vehicleId", .string(vehicleId)),
@@ -108,6 +128,7 @@ public struct VehicleSummary: Sendable, Equatable {
             ("currentStation", .str(currentStation)),
             ("firstSeenAt", .string(Timestamp.format(firstSeenAt))),
             ("lastSeenAt", .string(Timestamp.format(lastSeenAt))),
+            ("holdReason", status == .hold ? holdReason.map { .string($0) } : nil),
         ])
     }
 }

@@ -6,6 +6,8 @@ public enum AlertType: String, Sendable, Equatable, CaseIterable {
     case kpi, anomaly, quality, connection, sequence
     /// An andon call (README "Andon and downtime"): acknowledging it is the call's response.
     case andon
+    /// Key parts: a duplicate serial or a wrong part number.
+    case part
 }
 
 /// ISA-18.2 alert states (docs/openapi.json `Alert.state`).

@@ -94,6 +94,10 @@ struct DefectBook: Sendable {
 
     var openDefects: [Defect] { defects.values.sorted { $0.id < $1.id } }
 
+    func openDefects(vehicleId: String) -> [Defect] {
+        defects.values.filter { $0.vehicleId == vehicleId }.sorted { $0.id < $1.id }
+    }
+
     /// Defects raised this shift by code, most first (Pareto).
     func paretoByCode() -> [(code: String, count: Int)] {
         byCode.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }

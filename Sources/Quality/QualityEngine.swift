@@ -1,6 +1,7 @@
 import Foundation
 import PlantModel
 import Runtime
+import Tracking
 
 /// Defects, KPIs, alerts and anomaly scores of the line, as a pure, deterministic value.
 ///
@@ -82,6 +83,7 @@ public struct QualityEngine: Sendable {
         case .poll(let poll): handlePoll(poll, into: &out)
         case .connection(let change): handleConnection(change, into: &out)
         case .tick: housekeeping(at: now ?? t, into: &out)
+        case .partIssue(let issue): handlePart(issue, into: &out)
         }
         if let next = nextHousekeeping, let now, now >= next {
             housekeeping(at: now, into: &out)
@@ -491,6 +493,26 @@ public struct QualityEngine: Sendable {
         }
     }
 
+    // MARK: Key parts
+
+    /// A duplicate serial or a wrong part: a momentary `part` alert and a defect; a missing part:
+    /// a defect (README "Key parts, recall and the quality gate").
+    private mutating func handlePart(_ issue: PartIssue, into out: inout [QualityOutput]) {
+        let text = issue.message
+        newDefect(vehicleId: issue.vehicleId, station: issue.station, operation: nil, code: issue.defectCode, description: text,
+                  severity: rules.partSeverity, at: issue.at, by: "system", into: &out)
+        switch issue.kind {
+        case .duplicateSerial:
+            raise(key: "part:duplicate:\(issue.partType):\(issue.serial ?? ""):\(issue.vehicleId)", type: .part, severity: rules.partSeverity,
+                  station: issue.station, signal: nil, vehicleId: issue.vehicleId, message: text, momentary: true, at: issue.at, into: &out)
+        case .wrongPart:
+            raise(key: "part:wrong:\(issue.partType):\(issue.vehicleId)", type: .part, severity: rules.partSeverity,
+                  station: issue.station, signal: nil, vehicleId: issue.vehicleId, message: text, momentary: true, at: issue.at, into: &out)
+        case .missingPart:
+            break
+        }
+    }
+
     // MARK: Housekeeping
 
     private mutating func housekeeping(at t: Date, into out: inout [QualityOutput]) {
@@ -745,6 +767,9 @@ public struct QualityEngine: Sendable {
 
     /// Open defects, oldest first.
     public var openDefects: [Defect] { defectBook.openDefects }
+
+    /// A vehicle's open defects, oldest first (the quality gate).
+    public func openDefects(vehicleId: String) -> [Defect] { defectBook.openDefects(vehicleId: vehicleId) }
 
     /// The current anomaly list (`GET /api/anomalies`): every measured series, highest score first.
     public func anomalies() -> [AnomalyEntry] {

@@ -61,6 +61,8 @@ public enum QualityInput: Sendable, Equatable {
     case connection(ConnectionChange)
     /// Time passes (shelve expiry, escalation, offline and downtime limits). Send about once a second.
     case tick(Date)
+    /// A key part rule was broken (from the pipeline's part book).
+    case partIssue(PartIssue)
 
     /// The input's time.
     public var time: Date {
@@ -70,6 +72,7 @@ public enum QualityInput: Sendable, Equatable {
         case .poll(let poll): poll.time
         case .connection(let change): change.time
         case .tick(let t): t
+        case .partIssue(let issue): issue.at
         }
     }
 }

@@ -107,6 +107,8 @@ public struct QualityRules: Sendable, Equatable {
     public var connectionSeverity = Severity.high
     /// Severity of the alert an andon call raises (`alerts.andon.severity`).
     public var andonSeverity = Severity.high
+    /// Key part alerts and defects (duplicate serial, wrong part, missing part).
+    public var partSeverity = Severity.high
     /// Unacknowledged alerts are announced again (escalationLevel + 1) after this many minutes.
     public var escalateAfterMin = 15.0
     /// At most one `kpi` output per station (and for the line) per this many ms of sample time.
@@ -124,7 +126,7 @@ public struct QualityRules: Sendable, Equatable {
         var rules = QualityRules()
         guard let node else { return rules }
         try node.rejectUnknownKeys(["escalateAfterMin", "kpiIntervalMs", "flood", "chattering", "oee", "cycleTime",
-                                    "downtime", "fpy", "anomaly", "outOfSpec", "nok", "sequence", "connection", "andon"])
+                                    "downtime", "fpy", "anomaly", "outOfSpec", "nok", "sequence", "connection", "andon", "part"])
         func severity(_ parent: ConfigNode?, _ current: Severity) throws -> Severity {
             guard let n = try parent?.optional("severity") else { return current }
             let text = try n.string()
@@ -201,7 +203,7 @@ public struct QualityRules: Sendable, Equatable {
             if let n = try o.optional("horizonCycles") { rules.anomaly.horizonCycles = try n.double(in: 1...100_000) }
             rules.anomaly.severity = try severity(o, rules.anomaly.severity)
         }
-        for (key, which) in [("outOfSpec", 0), ("nok", 1), ("sequence", 2), ("connection", 3), ("andon", 4)] {
+        for (key, which) in [("outOfSpec", 0), ("nok", 1), ("sequence", 2), ("connection", 3), ("andon", 4), ("part", 5)] {
             guard let o = try node.optional(key) else { continue }
             try o.rejectUnknownKeys(["severity"])
             switch which {
@@ -209,6 +211,7 @@ public struct QualityRules: Sendable, Equatable {
             case 1: rules.nokSeverity = try severity(o, rules.nokSeverity)
             case 2: rules.sequenceSeverity = try severity(o, rules.sequenceSeverity)
             case 4: rules.andonSeverity = try severity(o, rules.andonSeverity)
+            case 5: rules.partSeverity = try severity(o, rules.partSeverity)
             default: rules.connectionSeverity = try severity(o, rules.connectionSeverity)
             }
         }

@@ -35,6 +35,7 @@ public final class PlantSimulationService: Service, Sendable {
         var failure: (any Error)?
         var simulatedElapsedMs: Int64 = 0
         var releaseObserver: (@Sendable ([String], Date) -> Void)?
+        var partNumbers: (@Sendable (String, String) -> String?)?
     }
 
     private let state = Locked(State())
@@ -74,6 +75,12 @@ public final class PlantSimulationService: Service, Sendable {
     /// releases their orders ahead of the line. Set before ``start()``.
     public func onVehiclesReleased(_ observer: @escaping @Sendable ([String], Date) -> Void) {
         state.withLock { $0.releaseObserver = observer }
+    }
+
+    /// Where the simulated stations take the part number of a vehicle's key part from (VIN, part
+    /// type → the build spec's part number), e.g. the server's orders. Set before ``start()``.
+    public func partNumbers(_ lookup: @escaping @Sendable (String, String) -> String?) {
+        state.withLock { $0.partNumbers = lookup }
     }
 
     /// Bound ports by station id (after ``start()``).
@@ -188,6 +195,8 @@ public final class PlantSimulationService: Service, Sendable {
 
     private func driveSimulator(scenario: Scenario, seed: UInt64?) throws {
         let simulator = try PlantSimulator(config: config, scenario: scenario, seed: seed, start: Date())
+        let lookup: (@Sendable (String, String) -> String?)? = state.withLock { state in state.partNumbers }
+        if let lookup { simulator.partNumbers = { vin, type in lookup(vin, type) } }
         let indices = stations.map { station in config.stations.firstIndex { $0.id == station.station.id }! }
         var online = Array(repeating: true, count: stations.count)
         func push() throws {

@@ -52,6 +52,11 @@ public final class PlantSimulator {
     public private(set) var stats = SimulationStats()
     /// VINs released into the line since the last ``takeReleased()`` (orders for them).
     private var releasedVINs: [String] = []
+    /// The part number a vehicle's build spec expects for a part type (nil: unknown, the station
+    /// reports an empty part number). Set by the owner, e.g. from the server's orders.
+    public var partNumbers: ((_ vin: String, _ partType: String) -> String?)?
+    /// The last serial scanned per station and part type (a `duplicateSerial` event repeats it).
+    var lastSerials: [String: String] = [:]
 
     var stations: [StationSim]
     var processes: [ProcessSim]
@@ -192,6 +197,8 @@ public final class PlantSimulator {
                     if station.signal(role: .result) == nil { throw fail("\(id) has no result signal") }
                 case .andon:
                     if station.signal(role: .andon) == nil { throw fail("\(id) has no andon signal") }
+                case .duplicateSerial, .wrongPart:
+                    if station.signal(role: .partSerial) == nil { throw fail("\(id) has no partSerial signal") }
                 default: break
                 }
             }
@@ -464,7 +471,7 @@ public final class PlantSimulator {
         let station = stations[s]
         for (i, signal) in station.config.signals.enumerated() {
             switch signal.role {
-            case .vehicleId, .lotId, .operator: stations[s].set(i, .string(""))
+            case .vehicleId, .lotId, .operator, .partSerial, .partNumber: stations[s].set(i, .string(""))
             case .cycleComplete:
                 stations[s].set(i, StationSim.numeric(0, signal: signal))
             case .measurement:
@@ -513,9 +520,46 @@ public final class PlantSimulator {
         return (1...5).map { base + $0 }
     }
 
+    /// Index of an unused part event (`duplicateSerial` or `wrongPart`) that is due for station
+    /// `s` (its own, or one without a station), marking it used.
+    func takePartEvent(wrongPart: Bool, station s: Int, at t: Int64) -> ScenarioEvent.Kind? {
+        for (i, event) in scenario.events.enumerated() where !eventUsed[i] && t >= event.atMs {
+            if let id = event.station, id != stations[s].config.id { continue }
+            switch event.kind {
+            case .duplicateSerial where !wrongPart, .wrongPart where wrongPart:
+                eventUsed[i] = true
+                return event.kind
+            default: continue
+            }
+        }
+        return nil
+    }
+
+    /// Sets the key parts the station fits into the vehicle now in work: a serial made from the
+    /// part type and the VIN (`ENG-…`), and the part number its spec expects (``partNumbers``).
+    func scanParts(_ s: Int, _ t: Int64) {
+        guard let vin = stations[s].vehicle?.vin else { return }
+        let signals = stations[s].config.signals
+        for (i, signal) in signals.enumerated() where signal.role == .partSerial {
+            guard let type = signal.partType else { continue }
+            let key = "\(stations[s].config.id)|\(type)"
+            var serial = String(type.uppercased().filter { $0.isLetter || $0.isNumber }.prefix(3)) + "-" + String(vin.suffix(8))
+            if let length = signal.length, serial.count > length { serial = String(serial.suffix(length)) }
+            if let last = lastSerials[key], takePartEvent(wrongPart: false, station: s, at: t) != nil { serial = last }
+            lastSerials[key] = serial
+            stations[s].set(i, .string(serial))
+            guard let n = signals.firstIndex(where: { $0.role == .partNumber && $0.partType == type }) else { continue }
+            var number = partNumbers?(vin, type) ?? ""
+            if case .wrongPart(let wrong)? = takePartEvent(wrongPart: true, station: s, at: t) { number = wrong }
+            if let length = signals[n].length, number.count > length { number = String(number.prefix(length)) }
+            stations[s].set(n, .string(number))
+        }
+    }
+
     /// Sets the measurements and the result of the operation now ending.
     func measure(_ s: Int, _ t: Int64) {
         stations[s].measured = true
+        if stations[s].tracks { scanParts(s, t) }
         var outOfSpec = false
         for m in stations[s].measurementSignals {
             guard let model = stations[s].models[m] else { continue }

@@ -143,6 +143,12 @@ public struct ScenarioEvent: Sendable, Equatable {
         case duplicateVIN
         /// The station's `andon` signal reads `code` during the window (a pulled cord), then 0.
         case andon(code: Int)
+        /// The next key part a station (the event's, or any) scans after `at` carries the serial
+        /// of the part before it (README "Key parts, recall and the quality gate").
+        case duplicateSerial
+        /// The next key part a station (the event's, or any) scans after `at` reports `partNumber`
+        /// instead of the vehicle's own.
+        case wrongPart(partNumber: String)
     }
 
     public var kind: Kind
@@ -392,8 +398,16 @@ extension Scenario {
         case "duplicateVin":
             try node.rejectUnknownKeys(["type", "at", "description"])
             event.kind = .duplicateVIN
+        case "duplicateSerial":
+            try node.rejectUnknownKeys(["type", "at", "station", "description"])
+            event.kind = .duplicateSerial
+            event.station = try node.optional("station")?.nonEmptyString()
+        case "wrongPart":
+            try node.rejectUnknownKeys(["type", "at", "station", "partNumber", "description"])
+            event.kind = .wrongPart(partNumber: try node.optional("partNumber")?.nonEmptyString() ?? "WRONG-PART")
+            event.station = try node.optional("station")?.nonEmptyString()
         default:
-            throw typeNode.error("\"\(type)\" is not an event type (nokRate, drift, excursion, spike, fault, starved, blocked, setup, maintenance, offline, skip, duplicateVin, andon)")
+            throw typeNode.error("\"\(type)\" is not an event type (nokRate, drift, excursion, spike, fault, starved, blocked, setup, maintenance, offline, skip, duplicateVin, andon, duplicateSerial, wrongPart)")
         }
         return event
     }

@@ -411,6 +411,10 @@ public struct Tracker: Sendable {
             if let lot = runtime.text(slot), !op.lots.contains(lot) { op.lots.append(lot) }
         }
         if let slot = slots.operatorSlot, let name = runtime.text(slot) { op.operatorName = name }
+        for part in slots.parts {
+            guard let serial = runtime.text(part.serial) else { continue }
+            op.parts.append(PartScan(partType: part.type, serial: serial, partNumber: part.number.flatMap { runtime.text($0) }))
+        }
         op.shift = config.shift(at: time)?.shift.name
         if rework {
             // A second completed cycle: a repeat (a started one that never completes is none).
@@ -473,6 +477,7 @@ public struct Tracker: Sendable {
         case .inProcess, .completed: break
         }
         vehicle.statusBeforeHold = vehicle.summary.status
+        vehicle.summary.holdReason = reason
         return commit(&vehicle, status: .hold)
     }
 
@@ -486,6 +491,7 @@ public struct Tracker: Sendable {
         }
         let finishedRoute = plan(vehicleId).last.map { vehicle.summary.lastRouteIndex >= $0 } ?? false
         let status: VehicleStatus = vehicle.statusBeforeHold == .completed || finishedRoute ? .completed : .inProcess
+        vehicle.summary.holdReason = nil
         return commit(&vehicle, status: status)
     }
 
@@ -496,6 +502,7 @@ public struct Tracker: Sendable {
         guard vehicle.summary.status != .scrapped else {
             throw .conflict(vehicleId: vehicleId, message: "vehicle \(vehicleId) is already scrapped")
         }
+        vehicle.summary.holdReason = nil
         return commit(&vehicle, status: .scrapped)
     }
 
@@ -634,6 +641,8 @@ private struct SignalSlots {
     var measurements: [(String, Int)] = []
     var lots: [Int] = []
     var counter: Int?
+    /// Key parts: the `partSerial` slot of each part type and its `partNumber` slot, if any.
+    var parts: [(type: String, serial: Int, number: Int?)] = []
 }
 
 private struct StationRuntime {
@@ -686,7 +695,12 @@ private struct StationRuntime {
             case .measurement: slots.measurements.append((signal.name, i))
             case .lotId: slots.lots.append(i)
             case .counter: if slots.counter == nil { slots.counter = i }
-            case .faultCode, .andon, .none: break
+            case .partSerial:
+                if let type = signal.partType {
+                    let number = config.signals.firstIndex { $0.role == .partNumber && $0.partType == type }
+                    slots.parts.append((type, i, number))
+                }
+            case .faultCode, .partNumber, .andon, .none: break
             }
         }
         slots.faultCode = config.signals.firstIndex { $0.role == .faultCode }

@@ -173,11 +173,14 @@ public enum VehicleCommandError: Error, Sendable, Equatable, CustomStringConvert
     case notFound(vehicleId: String)
     /// The vehicle's status does not allow it.
     case conflict(vehicleId: String, message: String)
+    /// The quality gate refuses a release while the vehicle has open defects (README "Key parts,
+    /// recall and the quality gate").
+    case gateBlocked(vehicleId: String, message: String)
 
     public var message: String {
         switch self {
         case .notFound(let id): return "vehicle \(id) not found"
-        case .conflict(_, let message): return message
+        case .conflict(_, let message), .gateBlocked(_, let message): return message
         }
     }
 
