@@ -50,7 +50,7 @@
       dataset: { id: a.id, state: a.state, owner: a.owner || '', overdue: String(!!a.overdue) } },
       el('td', null, el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity))),
       el('td', { className: 'state' }, MES.tOr('astate', a.state)),
-      el('td', null, a.type || ''),
+      el('td', { className: 'atype' }, a.type ? MES.tOr('atype', a.type) : ''),
       el('td', null, a.station ? el('a', { href: 'station.html?id=' + encodeURIComponent(a.station) }, a.station) : '—'),
       el('td', { className: 'msg' }, a.message || '', a.vehicleId ? [' · ', el('a', { href: 'vehicle.html?id=' + encodeURIComponent(a.vehicleId) }, a.vehicleId)] : null,
         a.escalationLevel ? el('span', { className: 'badge bad' }, '↑' + a.escalationLevel) : null),

@@ -15,7 +15,7 @@ public struct PeopleConfig: Sendable, Equatable {
     /// Severity names, lowest first (the same ladder as alerts and defects).
     public static let severities = ["low", "medium", "high", "critical"]
     /// What `responsibility[].types` may name: alert types and `defect`.
-    public static let itemTypes: Set<String> = ["kpi", "anomaly", "quality", "connection", "sequence", "andon", "defect"]
+    public static let itemTypes: Set<String> = ["kpi", "anomaly", "quality", "connection", "sequence", "part", "andon", "defect"]
 
     /// The rank of a severity name (low 0 … critical 3), nil if unknown.
     public static func rank(_ severity: String) -> Int? { severities.firstIndex(of: severity) }
