@@ -52,8 +52,9 @@ public final class PlantSimulator {
     public private(set) var stats = SimulationStats()
     /// VINs released into the line since the last ``takeReleased()`` (orders for them).
     private var releasedVINs: [String] = []
-    /// The part number a vehicle's build spec expects for a part type (nil: unknown, the station
-    /// reports an empty part number). Set by the owner, e.g. from the server's orders.
+    /// The part number a vehicle's build spec lists for a part type; nil: the spec does not list
+    /// it and the station fits no such part (its serial stays empty). Set by the owner, e.g. from
+    /// the server's orders; without it every vehicle gets every part, with an empty part number.
     public var partNumbers: ((_ vin: String, _ partType: String) -> String?)?
     /// The last serial scanned per station and part type (a `duplicateSerial` event repeats it).
     var lastSerials: [String: String] = [:]
@@ -543,13 +544,19 @@ public final class PlantSimulator {
         for (i, signal) in signals.enumerated() where signal.role == .partSerial {
             guard let type = signal.partType else { continue }
             let key = "\(stations[s].config.id)|\(type)"
+            let expected: String?? = partNumbers.map { $0(vin, type) }
+            if case .some(.none) = expected {
+                stations[s].set(i, .string(""))
+                if let n = signals.firstIndex(where: { $0.role == .partNumber && $0.partType == type }) { stations[s].set(n, .string("")) }
+                continue
+            }
             var serial = String(type.uppercased().filter { $0.isLetter || $0.isNumber }.prefix(3)) + "-" + String(vin.suffix(8))
             if let length = signal.length, serial.count > length { serial = String(serial.suffix(length)) }
             if let last = lastSerials[key], takePartEvent(wrongPart: false, station: s, at: t) != nil { serial = last }
             lastSerials[key] = serial
             stations[s].set(i, .string(serial))
             guard let n = signals.firstIndex(where: { $0.role == .partNumber && $0.partType == type }) else { continue }
-            var number = partNumbers?(vin, type) ?? ""
+            var number = (expected ?? nil) ?? ""
             if case .wrongPart(let wrong)? = takePartEvent(wrongPart: true, station: s, at: t) { number = wrong }
             if let length = signals[n].length, number.count > length { number = String(number.prefix(length)) }
             stations[s].set(n, .string(number))
