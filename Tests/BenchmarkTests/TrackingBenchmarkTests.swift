@@ -28,3 +28,19 @@ final class GenealogyBenchmarkTests: XCTestCase {
         // The query latencies are figures for `tools/bench` (release build), not limits for a debug test.
     }
 }
+
+final class RecallBenchmarkTests: XCTestCase {
+    /// The recall benchmark's store and queries on a small store: every query finds what was put in.
+    func testRecallQueriesFindTheirVehicles() throws {
+        let result = try RecallBenchmark.run(path: makeTempDirectory(self).appendingPathComponent("recall.sqlite").path,
+                                             vehicles: 4_000, operationsPerVehicle: 10, repeats: 1)
+        let matched = Dictionary(uniqueKeysWithValues: result.queries.map { ($0.name, $0.matched) })
+        XCTAssertEqual(matched["partNumber"], 200, "one engine part number of 20 in turn")
+        XCTAssertEqual(matched["serial"], 1)
+        XCTAssertEqual(matched["lot"], 4_000, "one panel lot per 5,000 vehicles")
+        XCTAssertEqual(matched["station+1 h"], 60, "a vehicle a minute, one WELD-01 operation each")
+        XCTAssertEqual(matched["partNumber+model"], 200, "every ENG-07 vehicle is an E30-EV (20 part numbers and 4 models in turn)")
+        XCTAssertEqual(matched["lot+station+1 h"], 60)
+        XCTAssertEqual(result.operations, 40_000)
+    }
+}
