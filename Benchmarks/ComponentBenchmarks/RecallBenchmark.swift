@@ -94,7 +94,7 @@ public enum RecallBenchmark {
     static func recall(_ db: Database, lot: String? = nil, partNumber: String? = nil, serial: String? = nil, stations: [String] = [],
                        from: Date? = nil, to: Date? = nil, model: String? = nil) throws -> JSON {
         try PartStore.recall(lot: lot, partNumber: partNumber, serial: serial, stations: stations, from: from, to: to, model: model,
-                             criteria: .obj([]), limit: 10_000, in: db)
+                             criteria: .obj([]), limit: 1_000, in: db)
     }
 
     static func vin(_ n: Int) -> String { "VIN" + String(10_000_000 + n) }

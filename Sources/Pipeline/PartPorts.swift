@@ -30,7 +30,7 @@ public struct RecallCriteria: Sendable, Equatable {
     public var limit: Int
 
     public init(lot: String? = nil, partNumber: String? = nil, serial: String? = nil, station: String? = nil,
-                from: Date? = nil, to: Date? = nil, model: String? = nil, limit: Int = 10_000) {
+                from: Date? = nil, to: Date? = nil, model: String? = nil, limit: Int = 1_000) {
         self.lot = lot
         self.partNumber = partNumber
         self.serial = serial

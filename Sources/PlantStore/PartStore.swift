@@ -101,8 +101,9 @@ public enum PartStore {
     // MARK: Recall
 
     /// `GET /api/recall`: the vehicles that match every criterion given (README "Key parts, recall
-    /// and the quality gate"). Each criterion is one indexed query; the most selective kinds run
-    /// first and, once few candidates are left, the later ones are asked only about those.
+    /// and the quality gate"), in one SQL statement: the most selective kind of criterion drives
+    /// (an index range: serial, lot, a time window at stations, part number, model, in that order)
+    /// and every other one is an indexed `EXISTS` per candidate vehicle.
     ///
     /// - `serial`, `partNumber`: parts in the vehicle now (removed ones do not match).
     /// - `lot`: a lot consumed into the vehicle (`lot_links`).
@@ -110,44 +111,40 @@ public enum PartStore {
     /// - `model`: the model of the vehicle's order.
     ///
     /// Returns `{criteria, count, vehicles: [{vehicleId, orderId, model, status, matchedBy}]}`; the
-    /// vehicles are sorted by id, at most `limit` of them (`count` is all of them).
+    /// vehicles are sorted by id, at most `limit` of them (`count` is all of them); only they get
+    /// their `matchedBy` texts (one query per criterion over the page).
     public static func recall(lot: String?, partNumber: String?, serial: String?, stations: [String], from: Date?, to: Date?,
                               model: String?, criteria: JSON, limit: Int, in db: Database) throws -> JSON {
         var queries: [RecallCriterion] = []
         if let serial { queries.append(.serial(serial)) }
         if let lot { queries.append(.lot(lot)) }
+        let window = !stations.isEmpty || from != nil || to != nil
+        let operations = RecallCriterion.operations(stations: stations, from: from.map(partMs) ?? Int64.min, to: to.map(partMs) ?? Int64.max)
+        if window && (from != nil || to != nil) { queries.append(operations) }
         if let partNumber { queries.append(.partNumber(partNumber)) }
-        if !stations.isEmpty || from != nil || to != nil {
-            queries.append(.operations(stations: stations, from: from.map(partMs) ?? Int64.min, to: to.map(partMs) ?? Int64.max))
-        }
+        if window && from == nil && to == nil { queries.append(operations) }
         if let model { queries.append(.model(model)) }
-        var candidates: Set<String>?
-        for query in queries {
-            var found = Set<String>()
-            let restrict = candidates.flatMap { $0.count <= 20_000 ? $0 : nil }
-            try query.run(restrictTo: restrict, details: false, in: db) { vehicle, _ in found.insert(vehicle) }
-            if let previous = candidates {
-                candidates = previous.count < found.count ? previous.intersection(found) : found.intersection(previous)
-            } else {
-                candidates = found
-            }
-            if candidates!.isEmpty { break }
+        guard let drive = queries.first else {
+            return .obj([("criteria", criteria), ("count", .int(0)), ("vehicles", .array([]))])
         }
-        let all = (candidates ?? []).sorted()
+        var arguments = drive.arguments
+        var sql = "SELECT DISTINCT m.v FROM (\(drive.driveSQL)) m"
+        for (i, query) in queries.dropFirst().enumerated() {
+            sql += (i == 0 ? " WHERE " : " AND ") + query.existsSQL
+            arguments += query.arguments
+        }
+        sql += " ORDER BY m.v"
+        let all = try db.query(sql, arguments) { $0.text(0) ?? "" }
         let page = Array(all.prefix(max(0, limit)))
         var matched: [String: [String]] = [:]
-        if !page.isEmpty {
-            let pageSet = Set(page)
-            for query in queries {
-                try query.run(restrictTo: pageSet, details: true, in: db) { vehicle, text in
-                    guard let text else { return }
-                    if matched[vehicle, default: []].count < 10 { matched[vehicle, default: []].append(text) }
-                }
-            }
-        }
         var rows: [String: (status: String?, orderId: String?, model: String?)] = [:]
         if !page.isEmpty {
             let ids = JSON.array(page.map { .string($0) }).serialized()
+            for query in queries {
+                try query.details(page: ids, in: db) { vehicle, text in
+                    if matched[vehicle, default: []].count < 10 { matched[vehicle, default: []].append(text) }
+                }
+            }
             let found = try db.query("""
                 SELECT j.value, (SELECT status FROM vehicles WHERE vehicle_id = j.value),
                     o.order_id, o.model
@@ -174,7 +171,8 @@ public enum PartStore {
     }
 }
 
-/// One criterion of a recall as a query: the vehicles it matches, with a text saying why.
+/// One criterion of a recall: as the driving index range, as a per-vehicle `EXISTS`, and as the
+/// texts saying why the vehicles of a page matched.
 private enum RecallCriterion {
     case serial(String)
     case lot(String)
@@ -182,44 +180,62 @@ private enum RecallCriterion {
     case operations(stations: [String], from: Int64, to: Int64)
     case model(String)
 
-    /// Calls `each` with every matching vehicle (several times when several rows match) and,
-    /// with `details`, the text of the match. `restrictTo`: ask only about these vehicles.
-    func run(restrictTo: Set<String>?, details: Bool, in db: Database, each: (String, String?) -> Void) throws {
-        var arguments: [SQLValue] = []
-        let sql: String
+    /// `SELECT vehicle_id AS v …` of the matching rows (with ``arguments``).
+    var driveSQL: String { "SELECT vehicle_id AS v FROM \(table) WHERE \(condition)" }
+
+    /// `EXISTS (…)` for the candidate `m.v` (with ``arguments``).
+    var existsSQL: String { "EXISTS (SELECT 1 FROM \(table) WHERE vehicle_id = m.v AND \(condition))" }
+
+    private var table: String {
         switch self {
-        case .serial(let serial):
-            sql = "SELECT vehicle_id, part_type, part_number FROM part_bindings WHERE serial = ? AND removed_ms IS NULL"
-            arguments = [.text(serial)]
-        case .lot(let lot):
-            sql = "SELECT vehicle_id, station FROM lot_links WHERE lot = ?"
-            arguments = [.text(lot)]
-        case .partNumber(let number):
-            sql = "SELECT vehicle_id, part_type, serial FROM part_bindings WHERE part_number = ? AND removed_ms IS NULL"
-            arguments = [.text(number)]
-        case let .operations(stations, from, to):
+        case .serial, .partNumber: "part_bindings"
+        case .lot: "lot_links"
+        case .operations: "operations"
+        case .model: "orders"
+        }
+    }
+
+    private var condition: String {
+        switch self {
+        case .serial: return "serial = ? AND removed_ms IS NULL"
+        case .lot: return "lot = ?"
+        case .partNumber: return "part_number = ? AND removed_ms IS NULL"
+        case let .operations(stations, _, _):
             let stationClause = stations.isEmpty ? "" : "station IN (" + Array(repeating: "?", count: stations.count).joined(separator: ",") + ") AND "
-            sql = "SELECT vehicle_id, station, completed_ms FROM operations WHERE \(stationClause)completed_ms BETWEEN ? AND ? AND state = 'completed'"
-            arguments = stations.map { .text($0) } + [.integer(from), .integer(to)]
-        case .model(let model):
-            sql = "SELECT vehicle_id, order_id FROM orders WHERE model = ? AND vehicle_id IS NOT NULL AND status NOT IN ('planned', 'cancelled')"
-            arguments = [.text(model)]
+            return "\(stationClause)completed_ms BETWEEN ? AND ? AND state = 'completed'"
+        case .model: return "model = ? AND status NOT IN ('planned', 'cancelled')"
         }
-        var full = sql
-        if let restrictTo {
-            full += " AND vehicle_id IN (SELECT value FROM json_each(?))"
-            arguments.append(.text(JSON.array(restrictTo.sorted().map { .string($0) }).serialized()))
+    }
+
+    var arguments: [SQLValue] {
+        switch self {
+        case .serial(let text), .lot(let text), .partNumber(let text), .model(let text): return [.text(text)]
+        case let .operations(stations, from, to): return stations.map { .text($0) } + [.integer(from), .integer(to)]
         }
-        _ = try db.query(full, arguments) { row -> Void in
+    }
+
+    /// Calls `each` with a vehicle of the page (`ids`, a JSON array) and a text of why it matched,
+    /// once per matching row.
+    func details(page ids: String, in db: Database, each: (String, String) -> Void) throws {
+        let columns: String
+        switch self {
+        case .serial, .partNumber: columns = "part_type, serial, part_number"
+        case .lot: columns = "station, lot"
+        case .operations: columns = "station, completed_ms"
+        case .model: columns = "order_id, model"
+        }
+        let sql = "SELECT vehicle_id, \(columns) FROM \(table) WHERE vehicle_id IN (SELECT value FROM json_each(?)) AND \(condition)"
+        _ = try db.query(sql, [.text(ids)] + arguments) { row -> Void in
             let vehicle = row.text(0) ?? ""
-            guard details else { return each(vehicle, nil) }
             let text: String
             switch self {
-            case .serial(let serial): text = "serial \(serial) (\(row.text(1) ?? "")" + (row.text(2).map { " \($0)" } ?? "") + ")"
-            case .lot(let lot): text = "lot \(lot) at \(row.text(1) ?? "")"
-            case .partNumber(let number): text = "partNumber \(number) (\(row.text(1) ?? "") \(row.text(2) ?? ""))"
+            case .serial:
+                text = "serial \(row.text(2) ?? "") (\(row.text(1) ?? "")" + (row.text(3).map { " \($0)" } ?? "") + ")"
+            case .partNumber:
+                text = "partNumber \(row.text(3) ?? "") (\(row.text(1) ?? "") \(row.text(2) ?? ""))"
+            case .lot: text = "lot \(row.text(2) ?? "") at \(row.text(1) ?? "")"
             case .operations: text = "\(row.text(1) ?? "") completed \(Timestamp.format(partDate(row.int64(2))))"
-            case .model(let model): text = "model \(model) (order \(row.text(1) ?? ""))"
+            case .model: text = "model \(row.text(2) ?? "") (order \(row.text(1) ?? ""))"
             }
             each(vehicle, text)
         }
