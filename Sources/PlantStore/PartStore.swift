@@ -36,6 +36,11 @@ public enum PartStore {
                 at_ms INTEGER NOT NULL
             ) WITHOUT ROWID;
             """),
+        // A recall's `model` criterion checked per candidate vehicle in one index probe (the orders
+        // table is the `orders` group's; this group comes after it).
+        Migration(version: 2, name: "recall index on orders", sql: """
+            CREATE INDEX IF NOT EXISTS orders_recall_vehicle_model ON orders (vehicle_id, model, status);
+            """),
     ])
 
     static let columns = "id, part_type, serial, part_number, vehicle_id, station, bound_ms, bound_by, removed_ms, removed_by, reason"
