@@ -95,13 +95,22 @@ extension APIRoutes {
             })
         }
 
-        router.get("/api/parts/{serial}", options: .offLoop) { request in
+        router.on(.get, "/api/parts/{serial}", options: .offLoop) { request in
             let serial = request.parameters["serial"] ?? ""
+            if try CSVExport.requested(request) {
+                // Never seen: the header alone (a download, not an error page).
+                let limit = try CSVExport.limit(request, default: 10_000)
+                return try CSVExport.reply(request, filename: "parts.csv", columns: CSVColumn.members([
+                    "serial", "partType", "partNumber", "vehicleId", "station", "boundAt", "boundBy", "removedAt", "removedBy", "reason",
+                ])) {
+                    try context.lists.partRows(serial: String(serial.unicodeScalars.prefix(64)), limit: limit).map { $0.json }
+                }
+            }
             let bindings = serial.unicodeScalars.count <= 64 ? try read { try queries.bindings(serial: serial) } : []
             guard !bindings.isEmpty else {
                 throw HTTPError(404, code: "not_found", "serial \(JSON.string(serial).serialized()) was never bound")
             }
-            return .json(.array(bindings.map(\.json)))
+            return .response(.json(.array(bindings.map(\.json))))
         }
 
         router.get("/api/recall", options: .offLoop) { request in

@@ -5,6 +5,7 @@ import PlantStore
 import Quality
 import Runtime
 import Storage
+import Tracking
 
 /// The plant's lists read row by row for CSV exports (README "Exports (CSV)"), with the same
 /// filters and order as their JSON answers, and the operations query (README "Operations query").
@@ -26,6 +27,8 @@ public protocol PlantLists: Sendable {
     func sequenceRows(limit: Int) throws -> RowStream<Order>
     func andonRows(state: AndonState?, station: String?, limit: Int) throws -> RowStream<AndonCall>
     func downtimeRows(station: String?, from: Date?, to: Date?, openOnly: Bool, limit: Int) throws -> RowStream<DowntimeStretch>
+    /// `GET /api/parts/{serial}`: every binding the serial had, newest first.
+    func partRows(serial: String, limit: Int) throws -> RowStream<PartBinding>
 }
 
 /// ``PlantLists`` over the event log's database.
@@ -40,6 +43,10 @@ public struct StoreLists: PlantLists {
 
     public func operationCursor(_ filter: OperationFilter, limit: Int) throws -> RowStream<Statement> {
         try eventLog.rows(building: { try OperationQuery.query(filter, limit: limit, in: $0) }, row: { $0 })
+    }
+
+    public func partRows(serial: String, limit: Int) throws -> RowStream<PartBinding> {
+        try eventLog.rows(PartStore.bindingsQuery(serial: serial, limit: limit), row: PartStore.binding)
     }
 
     public func vehicleRows(status: VehicleStatus?, station: String?, limit: Int) throws -> RowStream<VehicleSummary> {

@@ -84,7 +84,12 @@ public enum PartStore {
 
     /// Every binding a serial ever had, newest first (`GET /api/parts/{serial}`).
     public static func bindings(serial: String, in db: Database) throws -> [PartBinding] {
-        try db.query("SELECT \(columns) FROM part_bindings WHERE serial = ? ORDER BY id DESC LIMIT 10000", [.text(serial)], row: binding)
+        try db.query(bindingsQuery(serial: serial, limit: 10_000), row: binding)
+    }
+
+    /// The query of ``bindings(serial:in:)`` (also streamed as CSV).
+    public static func bindingsQuery(serial: String, limit: Int) -> SQLQuery {
+        SQLQuery("SELECT \(columns) FROM part_bindings WHERE serial = ? ORDER BY id DESC LIMIT ?", [.text(serial), .integer(Int64(limit))])
     }
 
     /// A vehicle's bindings, current and removed, newest first.
@@ -97,7 +102,7 @@ public enum PartStore {
         try db.scalarText("SELECT reason FROM vehicle_holds WHERE vehicle_id = ?", [.text(vehicleId)])
     }
 
-    private static func binding(_ row: Statement) -> PartBinding {
+    public static func binding(_ row: Statement) -> PartBinding {
         PartBinding(id: row.int64(0), partType: row.text(1) ?? "", serial: row.text(2) ?? "", partNumber: row.text(3),
                     vehicleId: row.text(4) ?? "", station: row.text(5), boundAt: partDate(row.int64(6)), boundBy: row.text(7) ?? "",
                     removedAt: row.isNull(8) ? nil : partDate(row.int64(8)), removedBy: row.text(9), reason: row.text(10))
