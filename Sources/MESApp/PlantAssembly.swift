@@ -15,7 +15,8 @@ import Storage
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: Sendable {
     static var migrations: [MigrationGroup] { [GenealogySchema.migrations, OperationQuery.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
-                                                  ShiftStore.migrations, FloorStore.migrations] }
+                                                  ShiftStore.migrations, FloorStore.migrations,
+                                                  EnergyStore.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
@@ -65,6 +66,7 @@ final class PlantAssembly: Sendable {
         APIRoutes.addNotifications(to: &router, context: context, backend: stage, auth: auth)
         APIRoutes.addAssign(to: &router, backend: stage, auth: auth)
         APIRoutes.addMe(to: &router, context: context, backend: stage, auth: auth)
+        APIRoutes.addEquipment(to: &router, context: context, backend: stage, below: (try? QualityRules.decode(config.alertRules))?.maintenance.below ?? 0.5)
         APIRoutes.addOrders(to: &router, context: context, backend: stage, orders: stage,
                             queries: StoreOrderQueries(eventLog: eventLog), auth: auth)
         APIRoutes.addFloor(to: &router, context: context, backend: stage, floor: stage,

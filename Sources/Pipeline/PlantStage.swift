@@ -21,6 +21,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     var operationSpecs: [String: OperationSpec?] = [:]
     /// VINs whose first sighting was checked (invalid VIN, no order); bounded.
     var checkedVehicles = Set<String>()
+    /// Whether any station has an energy meter or power signal (operations then get `energyKWh`).
+    let meteredOperations: Bool
     /// The current shift and its date for the plan on the KPIs.
     let planDates = PlanDates()
     let config: PlantConfig
@@ -35,6 +37,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         var kpiByStation: [String: StationKPI] = [:]
         var plantKPIs: PlantKPIs?
         var anomalyList: [AnomalyEntry] = []
+        var equipment: [EquipmentHealth] = []
     }
 
     private let facts = Locked(Facts())
@@ -57,11 +60,13 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         self.pipeline = pipeline
         self.logger = logger.named("plant")
         var engine = try QualityEngine(config: config)
-        let (snapshot, counters, storedOrders) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>, [Order]) in
+        let (snapshot, counters, storedOrders, learned) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>, [Order], Result<LearnedState?, any Error>) in
             try QualityStore.restore(&engine, from: db)
             try FloorStore.restore(&engine, from: db)
-            return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db))
+            return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db),
+                    Result { try EnergyStore.learnedState(db) })
         }
+        meteredOperations = config.stations.contains { $0.hasEnergy }
         self.config = config
         orders = OrderBook(config: config, orders: storedOrders)
         ordersActive = config.hasModels || config.checksLineVINs || !storedOrders.isEmpty
@@ -73,6 +78,16 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             break
         case .failure(let error):
             self.logger.warning("the saved shift counters cannot be read (\(error)): this shift's KPIs start from now")
+        }
+        switch learned {
+        case .success(let saved?):
+            engine.restoreLearned(saved)
+            let count = saved.learnedCount
+            self.logger.info("learned state restored: \(count.series) anomaly baselines, \(count.units) equipment baselines")
+        case .success(nil):
+            break
+        case .failure(let error):
+            self.logger.warning("the saved anomaly and equipment baselines cannot be read (\(error)): they are learned anew")
         }
         tracker = Tracker(config: config, snapshot: snapshot)
         quality = engine
@@ -95,9 +110,11 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             }
             _ = samples.record(inputs)
         }
-        let tracking = tracker.process(poll)
+        var tracking = tracker.process(poll)
         var outputs: [QualityOutput] = []
         quality.process(.poll(poll), into: &outputs)
+        // After the poll's energy is counted: operations that start or complete in it.
+        if meteredOperations && !tracking.isEmpty { quality.meterOperations(&tracking) }
         if ordersActive {
             var updates: [OrderUpdate] = []
             followOrders(tracking, quality: &outputs, orders: &updates)
@@ -134,7 +151,11 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     /// Saves the shift counters with the next commit (encoded on the storage thread).
     private func saveCounters(into emission: inout Emission) {
         guard let counters = quality.shiftCounters else { return }
-        emission.write { db in try QualityStore.save(counters, to: db) }
+        let learned = quality.learnedState
+        emission.write { db in
+            try QualityStore.save(counters, to: db)
+            try EnergyStore.save(learned, at: counters.takenAt, to: db)
+        }
     }
 
     static func sampleValue(_ value: SignalValue?) -> SampleValue {
@@ -168,7 +189,14 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             emission.event(type, station: station, time: Self.time(of: output) ?? Date(timeIntervalSince1970: 0), output.payload)
         }
         if !tracking.isEmpty {
-            emission.write { db in try GenealogyStore.apply(tracking, to: db) }
+            if meteredOperations && EnergyStore.hasEnergy(tracking) {
+                emission.write { db in
+                    try GenealogyStore.apply(tracking, to: db)
+                    try EnergyStore.apply(tracking, to: db)
+                }
+            } else {
+                emission.write { db in try GenealogyStore.apply(tracking, to: db) }
+            }
         }
         if !outputs.isEmpty {
             emission.write { db in try QualityStore.apply(outputs, to: db) }
@@ -201,7 +229,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         var byStation: [String: StationKPI] = [:]
         for entry in kpis.quality.stations { byStation[entry.id] = entry }
         let anomalies = quality.anomalies()
-        facts.set(Facts(wipByStation: wip, kpiByStation: byStation, plantKPIs: kpis, anomalyList: anomalies))
+        facts.set(Facts(wipByStation: wip, kpiByStation: byStation, plantKPIs: kpis, anomalyList: anomalies,
+                        equipment: quality.equipment()))
     }
 
     // MARK: PlantBackend (any thread)
@@ -220,6 +249,10 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
 
     public func anomalies() -> [AnomalyEntry] {
         facts.withLock { $0.anomalyList }
+    }
+
+    public func equipment() -> [EquipmentHealth] {
+        facts.withLock { $0.equipment }
     }
 
     /// Runs a command on the pipeline thread, commits its outputs and waits for the commit.

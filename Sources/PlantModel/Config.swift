@@ -56,6 +56,10 @@ public struct PlantConfig: Sendable {
 
     /// The position of a process in the route, or nil if it is not on it.
     public func routeIndex(of process: String) -> Int? { route.firstIndex(of: process) }
+
+    /// Whether a station's process is on the route (else it is a utilities station: meters and
+    /// equipment only, never vehicles).
+    public func isOnRoute(_ station: StationConfig) -> Bool { route.contains(station.process) }
 }
 
 /// A shift in the plant's time zone; `end` before `start` crosses midnight.
@@ -340,6 +344,8 @@ public struct StationConfig: Sendable, Equatable {
     public func signal(named name: String) -> SignalConfig? { signals.first { $0.name == name } }
     /// Whether vehicles are tracked at this station (it has a `vehicleId` signal).
     public var tracksVehicles: Bool { signal(role: .vehicleId) != nil }
+    /// Whether the station has an `energy` meter or a `power` signal.
+    public var hasEnergy: Bool { signals.contains { $0.role == .energy || $0.role == .power } }
 }
 
 /// What a signal means to the tracking and quality modules (docs/CONFIG.md, Roles).
@@ -349,6 +355,16 @@ public enum SignalRole: String, Sendable, Equatable, CaseIterable {
     case `operator`
     /// An andon pull cord or button: a code per kind of call, 0 for none (`calls`).
     case andon
+    /// A cumulative kWh meter (a drop is a meter reset or a wrap, never negative energy).
+    case energy
+    /// Electric power in kW, integrated over time where the station has no `energy` meter.
+    case power
+    /// An equipment condition value (motor current, temperature, vibration) scored for health
+    /// against its own baseline and its peer `group`; never a vehicle defect.
+    case condition
+
+    /// Roles that tie a signal to vehicles or parts: a station off the route may not carry them.
+    public static let productionRoles: [SignalRole] = [.vehicleId, .cycleComplete, .result, .measurement, .lotId, .counter]
 }
 
 /// The four Modbus tables.
@@ -415,7 +431,7 @@ public enum WordOrder: String, Sendable, Equatable, CaseIterable {
 }
 
 /// Specification limits of a measurement.
-public struct SpecLimits: Sendable, Equatable {
+public struct SpecLimits: Sendable, Equatable, Codable {
     public var low: Double?
     public var high: Double?
     public init(low: Double?, high: Double?) {
@@ -459,6 +475,8 @@ public struct SignalConfig: Sendable, Equatable {
 
     /// The calls of an `andon` signal without its own `calls` map.
     public static let defaultAndonCalls: [Int64: String] = [1: "help", 2: "quality", 3: "material", 4: "maintenance"]
+    /// `condition`: the peer group (equipment of the same kind and duty); nil: no peers.
+    public var group: String?
 
     public init(name: String, role: SignalRole? = nil, address: ModbusAddress? = nil, node: String? = nil,
                 type: DataType? = nil, length: Int? = nil, wordOrder: WordOrder = .abcd, scale: Double? = nil,

@@ -194,9 +194,9 @@ extension PlantConfig {
         let name = try node.optional("name")?.string() ?? id
         let processNode = try node.required("process")
         let process = try processNode.nonEmptyString()
-        guard route.contains(process) else {
-            throw processNode.error("\(quoted(process)) is not on the route (\(route.joined(separator: ", ")))")
-        }
+        // A process off the route (utilities: compressors, ovens, air handling) carries meters and
+        // equipment only: checked once its signals are known.
+        let onRoute = route.contains(process)
         let protocolNode = try node.required("protocol")
         let protocolText = try protocolNode.string()
         guard let proto = StationProtocol(rawValue: protocolText) else {
@@ -229,6 +229,9 @@ extension PlantConfig {
             }
             signals.append(signal)
         }
+        if !onRoute, let index = signals.firstIndex(where: { $0.role.map(SignalRole.productionRoles.contains) == true }) {
+            throw processNode.error("\(quoted(process)) is not on the route (\(route.joined(separator: ", "))): a station off the route carries meters and equipment only (roles state, faultCode, energy, power, condition), but signals[\(index)] \(quoted(signals[index].name)) has role \(signals[index].role!.rawValue)")
+        }
         for role in [SignalRole.vehicleId, .cycleComplete, .result, .state, .faultCode, .andon] {
             let named = signals.filter { $0.role == role }
             if named.count > 1 {
@@ -243,7 +246,7 @@ extension PlantConfig {
 
     static func decodeSignal(_ node: ConfigNode, protocol proto: StationProtocol) throws -> SignalConfig {
         try node.rejectUnknownKeys(["name", "role", "address", "node", "type", "length", "wordOrder", "scale", "offset",
-                                    "unit", "limits", "okValues", "states", "deadband", "description", "calls"])
+                                    "unit", "limits", "okValues", "states", "deadband", "description", "calls", "group"])
         let name = try node.required("name").nonEmptyString()
         var signal = SignalConfig(name: name)
         if let roleNode = try node.optional("role") {
@@ -345,6 +348,15 @@ extension PlantConfig {
             }
             if calls.isEmpty { throw callsNode.error("must map at least one code to a kind of call") }
             signal.calls = calls
+        }
+        if let groupNode = try node.optional("group") {
+            guard signal.role == .condition else {
+                throw groupNode.error("a peer group belongs to a signal with role condition, not \(signal.role?.rawValue ?? "no role")")
+            }
+            signal.group = try groupNode.nonEmptyString()
+        }
+        if signal.role == .energy || signal.role == .power || signal.role == .condition, signal.type == .string || signal.type == .bool {
+            throw try node.required("type").error("a \(signal.role!.rawValue) signal is a number, not \(signal.type!.rawValue)")
         }
         return signal
     }

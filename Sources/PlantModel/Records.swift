@@ -41,6 +41,9 @@ public struct OperationRecord: Sendable, Equatable {
     /// What the vehicle's build spec changes at this station (nil: the station's own limits and
     /// ideal cycle time). Set by the pipeline for quality; not stored with the operation.
     public var spec: OperationSpec?
+    /// The station's energy between start and completion in kWh (nil: no meter, or the start was
+    /// not seen). Set by the pipeline at completion (README "Energy and equipment health").
+    public var energyKWh: Double?
 
     public init(id: String, vehicleId: String, station: String, process: String, startedAt: Date, completedAt: Date? = nil,
                 result: OperationResult? = nil, measurements: [String: Double] = [:], lots: [String] = [],
@@ -78,6 +81,7 @@ public struct OperationRecord: Sendable, Equatable {
             ("operator", .str(operatorName)),
             ("attempt", .int(Int64(attempt))),
             ("cycleTimeS", .number(cycleTimeS)),
+            ("energyKWh", .number(energyKWh)),
         ])
     }
 }

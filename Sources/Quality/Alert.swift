@@ -6,6 +6,8 @@ public enum AlertType: String, Sendable, Equatable, CaseIterable {
     case kpi, anomaly, quality, connection, sequence
     /// An andon call (README "Andon and downtime"): acknowledging it is the call's response.
     case andon
+    /// Equipment health below `alerts.maintenance.below` (README "Energy and equipment health").
+    case maintenance
 }
 
 /// ISA-18.2 alert states (docs/openapi.json `Alert.state`).

@@ -686,7 +686,7 @@ private struct StationRuntime {
             case .measurement: slots.measurements.append((signal.name, i))
             case .lotId: slots.lots.append(i)
             case .counter: if slots.counter == nil { slots.counter = i }
-            case .faultCode, .andon, .none: break
+            case .faultCode, .andon, .energy, .power, .condition, .none: break
             }
         }
         slots.faultCode = config.signals.firstIndex { $0.role == .faultCode }
