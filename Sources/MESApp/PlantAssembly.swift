@@ -43,7 +43,11 @@ final class PlantAssembly: Sendable {
         stage = try PlantStage(config: config, eventLog: eventLog, samples: samples, pipeline: pipeline, logger: logger)
         stage.kpiDocument = { APIRoutes.kpiDocument($0) }
         pipeline.add(stage: stage)
-        notify = NotifyAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger)
+        let stage = self.stage
+        let below = (try? QualityRules.decode(config.alertRules))?.maintenance.below ?? 0.5
+        notify = NotifyAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger) {
+            EquipmentReport(plant: config.plant, generatedAt: Date(), units: stage.equipment(), below: below)
+        }
         var tokens = TokenStore.empty
         if let file = config.auth?.tokensFile {
             do {

@@ -33,6 +33,8 @@ public struct PlantConfig: Sendable {
     public var orders = OrdersConfig()
     public var models: [String: SpecLayer] = [:]
     public var options: [String: SpecLayer] = [:]
+    /// `reports`: the equipment health report sent as a notification (README "Energy and equipment health").
+    public var reports = ReportsConfig()
 
     public init(plant: String, timezone: TimeZone = .current, route: [String], shifts: [Shift] = [],
                 auth: AuthConfig? = nil, stations: [StationConfig], limits: ServerLimits = ServerLimits(),
@@ -541,4 +543,12 @@ public enum MachineState: String, Sendable, Equatable, CaseIterable {
     /// A planned stop (setup, maintenance): its time is taken out of the planned production time,
     /// so it lowers neither availability nor OEE. Every other state but running is an unplanned loss.
     public var isPlannedStop: Bool { self == .setup || self == .maintenance }
+}
+
+/// `"reports": {"equipmentEveryH": 24, "to": ["li.wei"]}`: the equipment health report, sent every
+/// `equipmentEveryH` hours to the people named in `to` (on their notify channels).
+public struct ReportsConfig: Sendable, Equatable {
+    public var equipmentEveryH: Double?
+    public var to: [String] = []
+    public init() {}
 }

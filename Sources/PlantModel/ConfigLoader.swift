@@ -31,7 +31,7 @@ extension PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
                                     "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts",
-                                    "vin", "orders", "models", "options", "downtimeReasons"])
+                                    "vin", "orders", "models", "options", "downtimeReasons", "reports"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -126,6 +126,20 @@ extension PlantConfig {
         config.allowedHosts = allowedHosts
         try decodeMasterData(root, into: &config)
         config.downtimeReasons = try DowntimeReason.decode(root.optional("downtimeReasons"))
+        if let node = try root.optional("reports") {
+            try node.rejectUnknownKeys(["equipmentEveryH", "to"])
+            config.reports.equipmentEveryH = try node.optional("equipmentEveryH")?.double(in: 0.01...8760)
+            if let to = try node.optional("to") {
+                for element in try to.elements() {
+                    let user = try element.nonEmptyString()
+                    guard config.people.person(user) != nil else { throw element.error("\(quoted(user)) is not in the config's people") }
+                    config.reports.to.append(user)
+                }
+            }
+            if config.reports.equipmentEveryH != nil && config.reports.to.isEmpty {
+                throw node.error("equipmentEveryH needs the people to send the report to (to)")
+            }
+        }
         return config
     }
 
