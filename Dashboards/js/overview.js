@@ -135,7 +135,7 @@
       el('div', { className: 'label', dataset: { i18n: key } }, t(key)), el('div', { className: 'value num' }, '—'), el('div', { className: 'sub' }));
     document.getElementById('figures').replaceChildren(
       fig('throughput', 'fig.throughput'), fig('oee', 'fig.oee'), fig('fpy', 'fig.fpy'),
-      fig('wip', 'fig.wip'), fig('defects', 'fig.defects'), fig('alerts', 'fig.alerts'));
+      fig('wip', 'fig.wip'), fig('defects', 'fig.defects'), fig('alerts', 'fig.alerts'), fig('energy', 'fig.energy'));
   }
 
   function setFigure(id, value, sub, level, at, freshMs) {
@@ -166,6 +166,11 @@
       if (a.state === 'active_unacknowledged' || a.state === 'cleared_unacknowledged') unack++;
     }
     setFigure('alerts', atLeast(active, truncated.alerts), t('fig.unack', { n: atLeast(unack, truncated.alerts) }), active ? 'bad' : 'good');
+    // Energy (README "Energy and equipment health"): kWh per completed vehicle, idle energy below.
+    const e = k.energy;
+    const perVehicle = e && e.kWhPerVehicle !== null && e.kWhPerVehicle !== undefined ? fmt.num(e.kWhPerVehicle, 1) : '—';
+    setFigure('energy', perVehicle, e ? t('fig.energyIdle', { idle: fmt.num(e.idleKWh, 1), total: fmt.num(e.kWh, 0) }) : '',
+      null, e ? lineKpiAt : undefined, KPI_FRESH_MS);
   }
 
   function renderAndon() {
