@@ -10,7 +10,7 @@ import mesbrowser
 from test_dashboards import js, wait, wait_live
 
 RECORDING = os.path.join(mesbrowser.REPO, "Stations", "scenarios", "golden", "normal-shift-3min.jsonl")
-STATIONS = 7
+STATIONS = 8  # the default plant: seven on the route and UTIL-01
 
 
 @pytest.fixture(scope="module")
