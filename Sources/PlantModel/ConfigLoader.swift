@@ -243,8 +243,14 @@ extension PlantConfig {
             }
             signals.append(signal)
         }
-        if !onRoute, let index = signals.firstIndex(where: { $0.role.map(SignalRole.productionRoles.contains) == true }) {
-            throw processNode.error("\(quoted(process)) is not on the route (\(route.joined(separator: ", "))): a station off the route carries meters and equipment only (roles state, faultCode, energy, power, condition), but signals[\(index)] \(quoted(signals[index].name)) has role \(signals[index].role!.rawValue)")
+        if !onRoute {
+            let routeText = route.joined(separator: ", ")
+            if let index = signals.firstIndex(where: { $0.role.map(SignalRole.productionRoles.contains) == true }) {
+                throw processNode.error("\(quoted(process)) is not on the route (\(routeText)): a station off the route carries meters and equipment only (roles state, faultCode, energy, power, condition), but signals[\(index)] \(quoted(signals[index].name)) has role \(signals[index].role!.rawValue)")
+            }
+            if !signals.contains(where: { $0.role == .energy || $0.role == .power || $0.role == .condition }) {
+                throw processNode.error("\(quoted(process)) is not on the route (\(routeText)); a station off the route (utilities) needs an energy, power or condition signal")
+            }
         }
         for role in [SignalRole.vehicleId, .cycleComplete, .result, .state, .faultCode, .andon] {
             let named = signals.filter { $0.role == role }

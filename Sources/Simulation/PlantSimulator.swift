@@ -182,7 +182,7 @@ public final class PlantSimulator {
                 switch event.kind {
                 case .drift(let signal, _):
                     guard let role = station.signal(named: signal)?.role, role == .measurement || role == .condition else {
-                        throw fail("\(id) has no measurement or condition signal \"\(signal)\"")
+                        throw fail("\(id) has no measurement signal \"\(signal)\" (nor a condition signal of that name)")
                     }
                 case .excursion(let signal, _), .spike(let signal, _, _):
                     guard station.signal(named: signal)?.role == .measurement else {
