@@ -234,7 +234,6 @@ public struct QualityRules: Sendable, Equatable {
             if let n = try o.optional("trendWindows") { rules.maintenance.trendWindows = try n.int(in: 5...100_000) }
             rules.maintenance.severity = try severity(o, rules.maintenance.severity)
         }
-        for (key, which) in [("outOfSpec", 0), ("nok", 1), ("sequence", 2), ("connection", 3)] {
         for (key, which) in [("outOfSpec", 0), ("nok", 1), ("sequence", 2), ("connection", 3), ("andon", 4)] {
             guard let o = try node.optional(key) else { continue }
             try o.rejectUnknownKeys(["severity"])
