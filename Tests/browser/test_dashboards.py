@@ -90,7 +90,7 @@ PAGES = [
     ("vehicle", "/vehicle.html", lambda d: d.find_element(By.ID, "vehicle-input").is_displayed()),
     ("station", "/station.html?id=WELD-01", lambda d: js(d, """
         var c = document.querySelectorAll('#charts canvas.trend');
-        return c.length === 3 && Array.from(c).some(x => Number(x.dataset.points) > 0)""")),
+        return c.length === 4 && Array.from(c).some(x => Number(x.dataset.points) > 0)""")),  # 3 measurements and robotMotorTemp
     ("station-list", "/station.html", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#station-list a.chip")) == STATIONS),
     # no shift has ended on a fresh simulated plant: the shift report page shows the current one
     ("shift", "/shift.html", lambda d: d.find_element(By.ID, "shift-title").get_attribute("data-shift")
