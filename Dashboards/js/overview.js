@@ -40,7 +40,10 @@
       if (s.role) roles[s.role] = roles[s.role] || s.name;
       units[s.name] = s.unit || '';
     }
-    const firstMeasurement = ((detail && detail.signals) || []).find((s) => s.role === 'measurement');
+    // a utilities station (README "Energy and equipment health") has no measurement: its first condition or power signal
+    const signals = (detail && detail.signals) || [];
+    const firstMeasurement = signals.find((s) => s.role === 'measurement') || signals.find((s) => s.role === 'condition')
+      || signals.find((s) => s.role === 'power');
     const st = {
       id: summary.id, name: summary.name, process: summary.process, ideal: summary.idealCycleTimeS,
       connection: MES.shownConnection(summary.connection), state: summary.state, vehicle: summary.currentVehicle,
