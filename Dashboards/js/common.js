@@ -566,6 +566,7 @@
     ['shift.html', 'nav.shift'],
     ['recall.html', 'nav.recall'],
     ['myitems.html', 'nav.myitems'],
+    ['equipment.html', 'nav.equipment'],
   ];
   /** Fills <header id="top"> with the top bar and puts the disconnection banner under it. */
   MES.header = function () {

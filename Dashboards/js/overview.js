@@ -40,7 +40,10 @@
       if (s.role) roles[s.role] = roles[s.role] || s.name;
       units[s.name] = s.unit || '';
     }
-    const firstMeasurement = ((detail && detail.signals) || []).find((s) => s.role === 'measurement');
+    // a utilities station (README "Energy and equipment health") has no measurement: its first condition or power signal
+    const signals = (detail && detail.signals) || [];
+    const firstMeasurement = signals.find((s) => s.role === 'measurement') || signals.find((s) => s.role === 'condition')
+      || signals.find((s) => s.role === 'power');
     const st = {
       id: summary.id, name: summary.name, process: summary.process, ideal: summary.idealCycleTimeS,
       connection: MES.shownConnection(summary.connection), state: summary.state, vehicle: summary.currentVehicle,
@@ -135,7 +138,7 @@
       el('div', { className: 'label', dataset: { i18n: key } }, t(key)), el('div', { className: 'value num' }, '—'), el('div', { className: 'sub' }));
     document.getElementById('figures').replaceChildren(
       fig('throughput', 'fig.throughput'), fig('oee', 'fig.oee'), fig('fpy', 'fig.fpy'),
-      fig('wip', 'fig.wip'), fig('defects', 'fig.defects'), fig('alerts', 'fig.alerts'));
+      fig('wip', 'fig.wip'), fig('defects', 'fig.defects'), fig('alerts', 'fig.alerts'), fig('energy', 'fig.energy'));
   }
 
   function setFigure(id, value, sub, level, at, freshMs) {
@@ -166,6 +169,11 @@
       if (a.state === 'active_unacknowledged' || a.state === 'cleared_unacknowledged') unack++;
     }
     setFigure('alerts', atLeast(active, truncated.alerts), t('fig.unack', { n: atLeast(unack, truncated.alerts) }), active ? 'bad' : 'good');
+    // Energy (README "Energy and equipment health"): kWh per completed vehicle, idle energy below.
+    const e = k.energy;
+    const perVehicle = e && e.kWhPerVehicle !== null && e.kWhPerVehicle !== undefined ? fmt.num(e.kWhPerVehicle, 1) : '—';
+    setFigure('energy', perVehicle, e ? t('fig.energyIdle', { idle: fmt.num(e.idleKWh, 1), total: fmt.num(e.kWh, 0) }) : '',
+      null, e ? lineKpiAt : undefined, KPI_FRESH_MS);
   }
 
   function renderAndon() {

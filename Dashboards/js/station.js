@@ -48,13 +48,9 @@
     const pad = { l: 64, r: 12, t: 10, b: 24 };
     const pw = w - pad.l - pad.r;
     const ph = h - pad.t - pad.b;
-    // control limits from the window: mean ± 3σ
-    let cl = null;
-    if (pts.length >= 10) {
-      const mean = pts.reduce((s, p) => s + p[1], 0) / pts.length;
-      const sd = Math.sqrt(pts.reduce((s, p) => s + (p[1] - mean) ** 2, 0) / (pts.length - 1));
-      cl = { mean, lcl: mean - 3 * sd, ucl: mean + 3 * sd };
-    }
+    // control limits: the engine's baseline (GET /api/anomalies `baseline`), the limits its rules use
+    const b = c.baseline;
+    const cl = b && b.lcl !== null && b.lcl !== undefined && b.ucl !== null && b.ucl !== undefined ? { mean: b.mean, lcl: b.lcl, ucl: b.ucl } : null;
     let lo = Infinity;
     let hi = -Infinity;
     for (const p of pts) { lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); }
@@ -145,7 +141,7 @@
     }
     document.getElementById('legend').replaceChildren(
       el('span', null, el('i', { className: 'spec' }), t('station.spec')),
-      el('span', null, el('i', { className: 'control' }), t('station.control')),
+      el('span', null, el('i', { className: 'control' }), t('station.engine')),
       el('span', null, el('i', { className: 'anomaly' }), t('station.anomaly')));
   }
 
@@ -292,6 +288,7 @@
       const c = charts.get(a.signal);
       if (!c) return;
       c.score = Number(a.score);
+      if (a.baseline) c.baseline = a.baseline;
       c.marks.push([MES.ms(a.since) || MES.now(), c.score]);
       if (a.score >= 0.5) c.marks.push([MES.now(), c.score]);
       prune(c.marks);

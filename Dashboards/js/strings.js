@@ -152,6 +152,15 @@ window.MES_STRINGS = {
     'alerts.noOwner': 'no owner',
     'assign.title': 'Reassign {what}', 'assign.owner': 'Owner', 'assign.due': 'Due (local time; empty keeps it)',
     'assign.done': '{what}: owner {owner}',
+    // Energy and equipment health.
+    'fig.energy': 'kWh / vehicle', 'fig.energyIdle': 'idle {idle} of {total} kWh', 'process.utilities': 'Utilities',
+    'nav.equipment': 'Equipment', 'equip.title': 'Equipment health', 'equip.worst': 'Worst first',
+    'equip.groups': 'Groups', 'equip.none': 'No condition signals in this plant', 'equip.noGroup': 'no group',
+    'equip.col.station': 'Station', 'equip.col.signal': 'Signal', 'equip.col.group': 'Group', 'equip.col.health': 'Health',
+    'equip.col.score': 'Own score', 'equip.col.peers': 'Peers', 'equip.col.baseline': 'Baseline', 'equip.col.level': 'Level',
+    'equip.col.trend': 'Trend / h', 'equip.col.toLimit': 'To limit', 'equip.learning': 'learning ({n})',
+    'equip.report': 'Report:', 'equip.peersOf': '{n} peers', 'equip.hours': '{h} h', 'equip.atRisk': '{n} below {below}',
+    'station.engine': 'control limits (engine baseline x̄ ± 3σ)',
   },
   zh: {
     'app.title': '产线 MES', 'nav.overview': '产线总览', 'nav.alerts': '报警', 'nav.vehicles': '车辆', 'nav.stations': '工位',
@@ -294,5 +303,14 @@ window.MES_STRINGS = {
     'alerts.noOwner': '无负责人',
     'assign.title': '改派 {what}', 'assign.owner': '负责人', 'assign.due': '期限（本地时间；留空则不变）',
     'assign.done': '{what}：负责人 {owner}',
+    // 能源与设备健康。
+    'fig.energy': '单车能耗 kWh', 'fig.energyIdle': '空闲 {idle} / 共 {total} kWh', 'process.utilities': '公用动力',
+    'nav.equipment': '设备', 'equip.title': '设备健康', 'equip.worst': '最差优先',
+    'equip.groups': '设备组', 'equip.none': '本工厂没有状态监测信号', 'equip.noGroup': '无分组',
+    'equip.col.station': '工位', 'equip.col.signal': '信号', 'equip.col.group': '组', 'equip.col.health': '健康度',
+    'equip.col.score': '自身偏离', 'equip.col.peers': '同组对比', 'equip.col.baseline': '基线', 'equip.col.level': '当前值',
+    'equip.col.trend': '趋势 / 小时', 'equip.col.toLimit': '距限值', 'equip.learning': '学习中（{n}）',
+    'equip.report': '报告：', 'equip.peersOf': '{n} 台同组', 'equip.hours': '{h} 小时', 'equip.atRisk': '{n} 台低于 {below}',
+    'station.engine': '控制限（引擎基线 x̄ ± 3σ）',
   },
 };

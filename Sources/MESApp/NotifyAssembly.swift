@@ -2,6 +2,7 @@ import Foundation
 import Notify
 import Pipeline
 import PlantModel
+import Quality
 import Runtime
 import Storage
 
@@ -16,11 +17,14 @@ final class NotifyAssembly: Sendable {
     /// The delivery service, nil when notifications are off.
     let delivery: NotificationDelivery?
 
-    init(config: PlantConfig, pipeline: Pipeline, eventLog: EventLog, logger: Logger) {
+    init(config: PlantConfig, pipeline: Pipeline, eventLog: EventLog, logger: Logger,
+         equipment: @escaping @Sendable () -> EquipmentReport? = { nil }) {
         // Sent and failed notifications go with the samples' retention (`retentionDays`).
         eventLog.addMaintenance { db, cutoff in try Outbox.prune(before: cutoff, in: db) >= 5000 }
         let planner = NotificationPlanner(config: config)
-        guard planner.isActive else {
+        // The equipment report (`reports.equipmentEveryH`) to people with a channel.
+        let reportEveryH = config.reports.to.contains { !(config.people.person($0)?.notify.isEmpty ?? true) } ? config.reports.equipmentEveryH : nil
+        guard planner.isActive || reportEveryH != nil else {
             if !config.people.people.isEmpty {
                 logger.info("notifications off: no person has a notify channel, or there is no responsibility rule")
             }
@@ -34,10 +38,22 @@ final class NotifyAssembly: Sendable {
         }
         let delivery = NotificationDelivery(eventLog: eventLog, logger: logger)
         self.delivery = delivery
+        let schedule = Locked(reportEveryH.map { ReportSchedule(everyH: $0, start: Date()) })
         pipeline.addEmissionObserver { emission in
-            let list = planner.notifications(for: emission.events, now: Date())
+            let now = Date()
+            var list = planner.isActive ? planner.notifications(for: emission.events, now: now) : []
+            if reportEveryH != nil, schedule.withLock({ $0?.due(at: now) ?? false }), let report = equipment() {
+                let at = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+                let messages = ReportNotifications.messages(
+                    config: config, id: "report-equipment-\(at)", to: config.reports.to,
+                    subject: "Equipment health / 设备健康: \(report.atRisk.count) of \(report.units.count) below \(report.below)",
+                    text: report.summary, path: "/api/reports/equipment?format=html", item: report.json, now: now)
+                logger.info("equipment report: \(report.atRisk.count) of \(report.units.count) units at risk, \(messages.count) notifications")
+                list += messages
+            }
             guard !list.isEmpty else { return }
-            emission.write { db in try delivery.write(list, to: db) }
+            let messages = list
+            emission.write { db in try delivery.write(messages, to: db) }
         }
     }
 

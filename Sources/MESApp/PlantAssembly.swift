@@ -15,7 +15,8 @@ import Storage
 /// routes, the adapters or the replay, the simulators and the recorder.
 final class PlantAssembly: Sendable {
     static var migrations: [MigrationGroup] { [GenealogySchema.migrations, OperationQuery.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
-                                                  ShiftStore.migrations, FloorStore.migrations, PartStore.migrations] }
+                                                  ShiftStore.migrations, FloorStore.migrations, PartStore.migrations,
+                                                  EnergyStore.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline
@@ -42,7 +43,11 @@ final class PlantAssembly: Sendable {
         stage = try PlantStage(config: config, eventLog: eventLog, samples: samples, pipeline: pipeline, logger: logger)
         stage.kpiDocument = { APIRoutes.kpiDocument($0) }
         pipeline.add(stage: stage)
-        notify = NotifyAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger)
+        let stage = self.stage
+        let below = (try? QualityRules.decode(config.alertRules))?.maintenance.below ?? 0.5
+        notify = NotifyAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger) {
+            EquipmentReport(plant: config.plant, generatedAt: Date(), units: stage.equipment(), below: below)
+        }
         var tokens = TokenStore.empty
         if let file = config.auth?.tokensFile {
             do {
@@ -65,6 +70,7 @@ final class PlantAssembly: Sendable {
         APIRoutes.addNotifications(to: &router, context: context, backend: stage, auth: auth)
         APIRoutes.addAssign(to: &router, backend: stage, auth: auth)
         APIRoutes.addMe(to: &router, context: context, backend: stage, auth: auth)
+        APIRoutes.addEquipment(to: &router, context: context, backend: stage, below: (try? QualityRules.decode(config.alertRules))?.maintenance.below ?? 0.5)
         APIRoutes.addOrders(to: &router, context: context, backend: stage, orders: stage,
                             queries: StoreOrderQueries(eventLog: eventLog), auth: auth)
         APIRoutes.addFloor(to: &router, context: context, backend: stage, floor: stage,

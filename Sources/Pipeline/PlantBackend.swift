@@ -23,6 +23,8 @@ public protocol PlantBackend: Sendable {
     func kpis() -> PlantKPIs
     /// `GET /api/anomalies`: every measured series, highest score first.
     func anomalies() -> [AnomalyEntry]
+    /// `GET /api/equipment`: every `condition` unit's health, worst first.
+    func equipment() -> [EquipmentHealth]
     func acknowledgeAlert(id: Int64, comment: String?, by principal: Principal) throws -> JSON
     func shelveAlert(id: Int64, minutes: Double, reason: String?, by principal: Principal) throws -> JSON
     func raiseDefect(vehicleId: String, station: String?, code: String, description: String, severity: Severity,

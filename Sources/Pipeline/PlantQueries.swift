@@ -78,6 +78,7 @@ public struct StoreQueries: PlantQueries {
     public func vehicle(id: String) throws -> VehicleRecord? {
         try eventLog.read { db in
             guard var vehicle = try GenealogyStore.vehicle(id: id, in: db) else { return nil }
+            vehicle = try EnergyStore.addEnergy(to: vehicle, vehicleId: id, in: db)
             if case .object(var members) = vehicle {
                 members += try Self.orderMembers(vehicleId: id, config: config, in: db)
                 let onHold = members.contains { $0.0 == "status" && $0.1.stringValue == VehicleStatus.hold.rawValue }

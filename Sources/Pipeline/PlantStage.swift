@@ -21,6 +21,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     var operationSpecs: [String: OperationSpec?] = [:]
     /// VINs whose first sighting was checked (invalid VIN, no order); bounded.
     var checkedVehicles = Set<String>()
+    /// Whether any station has an energy meter or power signal (operations then get `energyKWh`).
+    let meteredOperations: Bool
     /// The current shift and its date for the plan on the KPIs.
     let planDates = PlanDates()
     /// Key parts in the vehicles (PlantStage+Parts.swift).
@@ -41,6 +43,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         var kpiByStation: [String: StationKPI] = [:]
         var plantKPIs: PlantKPIs?
         var anomalyList: [AnomalyEntry] = []
+        var equipment: [EquipmentHealth] = []
     }
 
     private let facts = Locked(Facts())
@@ -63,15 +66,17 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         self.pipeline = pipeline
         self.logger = logger.named("plant")
         var engine = try QualityEngine(config: config)
-        let (snapshot, counters, storedOrders) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>, [Order]) in
+        let (snapshot, counters, storedOrders, learned) = try eventLog.read { db -> (TrackerSnapshot, Result<ShiftCounters?, any Error>, [Order], Result<LearnedState?, any Error>) in
             try QualityStore.restore(&engine, from: db)
             try FloorStore.restore(&engine, from: db)
-            return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db))
+            return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db),
+                    Result { try EnergyStore.learnedState(db) })
         }
         let storedParts = try eventLog.read { try PartStore.loadCurrent($0) }
         parts = PartBook(current: storedParts.current, nextId: storedParts.nextId)
         watchesRouteEnd = config.gate.holdOnOpenDefects || config.models.values.contains { !$0.parts.isEmpty }
             || config.options.values.contains { !$0.parts.isEmpty }
+        meteredOperations = config.stations.contains { $0.hasEnergy }
         self.config = config
         orders = OrderBook(config: config, orders: storedOrders)
         ordersActive = config.hasModels || config.checksLineVINs || !storedOrders.isEmpty
@@ -83,6 +88,16 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             break
         case .failure(let error):
             self.logger.warning("the saved shift counters cannot be read (\(error)): this shift's KPIs start from now")
+        }
+        switch learned {
+        case .success(let saved?):
+            engine.restoreLearned(saved)
+            let count = saved.learnedCount
+            self.logger.info("learned state restored: \(count.series) anomaly baselines, \(count.units) equipment baselines")
+        case .success(nil):
+            break
+        case .failure(let error):
+            self.logger.warning("the saved anomaly and equipment baselines cannot be read (\(error)): they are learned anew")
         }
         tracker = Tracker(config: config, snapshot: snapshot)
         quality = engine
@@ -109,6 +124,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         var tracking = tracker.process(poll)
         var outputs: [QualityOutput] = []
         quality.process(.poll(poll), into: &outputs)
+        // After the poll's energy is counted: operations that start or complete in it.
+        if meteredOperations && !tracking.isEmpty { quality.meterOperations(&tracking) }
         var partUpdates: [PartUpdate] = []
         if ordersActive {
             var updates: [OrderUpdate] = []
@@ -152,7 +169,11 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     /// Saves the shift counters with the next commit (encoded on the storage thread).
     private func saveCounters(into emission: inout Emission) {
         guard let counters = quality.shiftCounters else { return }
-        emission.write { db in try QualityStore.save(counters, to: db) }
+        let learned = quality.learnedState
+        emission.write { db in
+            try QualityStore.save(counters, to: db)
+            try EnergyStore.save(learned, at: counters.takenAt, to: db)
+        }
     }
 
     static func sampleValue(_ value: SignalValue?) -> SampleValue {
@@ -187,7 +208,14 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             emission.event(type, station: station, time: Self.time(of: output) ?? Date(timeIntervalSince1970: 0), output.payload)
         }
         if !tracking.isEmpty {
-            emission.write { db in try GenealogyStore.apply(tracking, to: db) }
+            if meteredOperations && EnergyStore.hasEnergy(tracking) {
+                emission.write { db in
+                    try GenealogyStore.apply(tracking, to: db)
+                    try EnergyStore.apply(tracking, to: db)
+                }
+            } else {
+                emission.write { db in try GenealogyStore.apply(tracking, to: db) }
+            }
         }
         if !outputs.isEmpty {
             emission.write { db in try QualityStore.apply(outputs, to: db) }
@@ -220,7 +248,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         var byStation: [String: StationKPI] = [:]
         for entry in kpis.quality.stations { byStation[entry.id] = entry }
         let anomalies = quality.anomalies()
-        facts.set(Facts(wipByStation: wip, kpiByStation: byStation, plantKPIs: kpis, anomalyList: anomalies))
+        facts.set(Facts(wipByStation: wip, kpiByStation: byStation, plantKPIs: kpis, anomalyList: anomalies,
+                        equipment: quality.equipment()))
     }
 
     // MARK: PlantBackend (any thread)
@@ -239,6 +268,10 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
 
     public func anomalies() -> [AnomalyEntry] {
         facts.withLock { $0.anomalyList }
+    }
+
+    public func equipment() -> [EquipmentHealth] {
+        facts.withLock { $0.equipment }
     }
 
     /// Runs a command on the pipeline thread, commits its outputs and waits for the commit.

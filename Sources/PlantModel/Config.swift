@@ -35,6 +35,8 @@ public struct PlantConfig: Sendable {
     public var orders = OrdersConfig()
     public var models: [String: SpecLayer] = [:]
     public var options: [String: SpecLayer] = [:]
+    /// `reports`: the equipment health report sent as a notification (README "Energy and equipment health").
+    public var reports = ReportsConfig()
 
     public init(plant: String, timezone: TimeZone = .current, route: [String], shifts: [Shift] = [],
                 auth: AuthConfig? = nil, stations: [StationConfig], limits: ServerLimits = ServerLimits(),
@@ -58,6 +60,10 @@ public struct PlantConfig: Sendable {
 
     /// The position of a process in the route, or nil if it is not on it.
     public func routeIndex(of process: String) -> Int? { route.firstIndex(of: process) }
+
+    /// Whether a station's process is on the route (else it is a utilities station: meters and
+    /// equipment only, never vehicles).
+    public func isOnRoute(_ station: StationConfig) -> Bool { route.contains(station.process) }
 }
 
 /// A shift in the plant's time zone; `end` before `start` crosses midnight.
@@ -342,6 +348,8 @@ public struct StationConfig: Sendable, Equatable {
     public func signal(named name: String) -> SignalConfig? { signals.first { $0.name == name } }
     /// Whether vehicles are tracked at this station (it has a `vehicleId` signal).
     public var tracksVehicles: Bool { signal(role: .vehicleId) != nil }
+    /// Whether the station has an `energy` meter or a `power` signal.
+    public var hasEnergy: Bool { signals.contains { $0.role == .energy || $0.role == .power } }
 }
 
 /// What a signal means to the tracking and quality modules (docs/CONFIG.md, Roles).
@@ -356,6 +364,16 @@ public enum SignalRole: String, Sendable, Equatable, CaseIterable {
     case partSerial
     /// The part number of that key part (same `partType` as a `partSerial` signal of the station).
     case partNumber
+    /// A cumulative kWh meter (a drop is a meter reset or a wrap, never negative energy).
+    case energy
+    /// Electric power in kW, integrated over time where the station has no `energy` meter.
+    case power
+    /// An equipment condition value (motor current, temperature, vibration) scored for health
+    /// against its own baseline and its peer `group`; never a vehicle defect.
+    case condition
+
+    /// Roles that tie a signal to vehicles or parts: a station off the route may not carry them.
+    public static let productionRoles: [SignalRole] = [.vehicleId, .cycleComplete, .result, .measurement, .lotId, .counter, .partSerial, .partNumber]
 }
 
 /// The four Modbus tables.
@@ -422,7 +440,7 @@ public enum WordOrder: String, Sendable, Equatable, CaseIterable {
 }
 
 /// Specification limits of a measurement.
-public struct SpecLimits: Sendable, Equatable {
+public struct SpecLimits: Sendable, Equatable, Codable {
     public var low: Double?
     public var high: Double?
     public init(low: Double?, high: Double?) {
@@ -468,6 +486,8 @@ public struct SignalConfig: Sendable, Equatable {
     public static let defaultAndonCalls: [Int64: String] = [1: "help", 2: "quality", 3: "material", 4: "maintenance"]
     /// `partSerial` / `partNumber`: the key part's type (`engine`).
     public var partType: String?
+    /// `condition`: the peer group (equipment of the same kind and duty); nil: no peers.
+    public var group: String?
 
     public init(name: String, role: SignalRole? = nil, address: ModbusAddress? = nil, node: String? = nil,
                 type: DataType? = nil, length: Int? = nil, wordOrder: WordOrder = .abcd, scale: Double? = nil,
@@ -532,4 +552,12 @@ public enum MachineState: String, Sendable, Equatable, CaseIterable {
     /// A planned stop (setup, maintenance): its time is taken out of the planned production time,
     /// so it lowers neither availability nor OEE. Every other state but running is an unplanned loss.
     public var isPlannedStop: Bool { self == .setup || self == .maintenance }
+}
+
+/// `"reports": {"equipmentEveryH": 24, "to": ["li.wei"]}`: the equipment health report, sent every
+/// `equipmentEveryH` hours to the people named in `to` (on their notify channels).
+public struct ReportsConfig: Sendable, Equatable {
+    public var equipmentEveryH: Double?
+    public var to: [String] = []
+    public init() {}
 }

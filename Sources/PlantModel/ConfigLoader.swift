@@ -31,7 +31,7 @@ extension PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
                                     "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts",
-                                    "vin", "orders", "models", "options", "downtimeReasons", "gate"])
+                                    "vin", "orders", "models", "options", "downtimeReasons", "gate", "reports"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -130,6 +130,20 @@ extension PlantConfig {
             try node.rejectUnknownKeys(["holdOnOpenDefects"])
             config.gate = GateConfig(holdOnOpenDefects: try node.optional("holdOnOpenDefects")?.bool() ?? false)
         }
+        if let node = try root.optional("reports") {
+            try node.rejectUnknownKeys(["equipmentEveryH", "to"])
+            config.reports.equipmentEveryH = try node.optional("equipmentEveryH")?.double(in: 0.01...8760)
+            if let to = try node.optional("to") {
+                for element in try to.elements() {
+                    let user = try element.nonEmptyString()
+                    guard config.people.person(user) != nil else { throw element.error("\(quoted(user)) is not in the config's people") }
+                    config.reports.to.append(user)
+                }
+            }
+            if config.reports.equipmentEveryH != nil && config.reports.to.isEmpty {
+                throw node.error("equipmentEveryH needs the people to send the report to (to)")
+            }
+        }
         return config
     }
 
@@ -223,9 +237,9 @@ extension PlantConfig {
         let name = try node.optional("name")?.string() ?? id
         let processNode = try node.required("process")
         let process = try processNode.nonEmptyString()
-        guard route.contains(process) else {
-            throw processNode.error("\(quoted(process)) is not on the route (\(route.joined(separator: ", ")))")
-        }
+        // A process off the route (utilities: compressors, ovens, air handling) carries meters and
+        // equipment only: checked once its signals are known.
+        let onRoute = route.contains(process)
         let protocolNode = try node.required("protocol")
         let protocolText = try protocolNode.string()
         guard let proto = StationProtocol(rawValue: protocolText) else {
@@ -259,6 +273,15 @@ extension PlantConfig {
             signals.append(signal)
         }
         try checkPartSignals(signals, node: node)
+        if !onRoute {
+            let routeText = route.joined(separator: ", ")
+            if let index = signals.firstIndex(where: { $0.role.map(SignalRole.productionRoles.contains) == true }) {
+                throw processNode.error("\(quoted(process)) is not on the route (\(routeText)): a station off the route carries meters and equipment only (roles state, faultCode, energy, power, condition), but signals[\(index)] \(quoted(signals[index].name)) has role \(signals[index].role!.rawValue)")
+            }
+            if !signals.contains(where: { $0.role == .energy || $0.role == .power || $0.role == .condition }) {
+                throw processNode.error("\(quoted(process)) is not on the route (\(routeText)); a station off the route (utilities) needs an energy, power or condition signal")
+            }
+        }
         for role in [SignalRole.vehicleId, .cycleComplete, .result, .state, .faultCode, .andon] {
             let named = signals.filter { $0.role == role }
             if named.count > 1 {
@@ -273,7 +296,7 @@ extension PlantConfig {
 
     static func decodeSignal(_ node: ConfigNode, protocol proto: StationProtocol) throws -> SignalConfig {
         try node.rejectUnknownKeys(["name", "role", "address", "node", "type", "length", "wordOrder", "scale", "offset",
-                                    "unit", "limits", "okValues", "states", "deadband", "description", "calls", "partType"])
+                                    "unit", "limits", "okValues", "states", "deadband", "description", "calls", "partType", "group"])
         let name = try node.required("name").nonEmptyString()
         var signal = SignalConfig(name: name)
         if let roleNode = try node.optional("role") {
@@ -387,6 +410,15 @@ extension PlantConfig {
             signal.partType = type
         } else if signal.role == .partSerial || signal.role == .partNumber {
             throw ConfigError(file: node.file, path: "\(node.path).partType", message: "is required for a \(signal.role!.rawValue) signal (e.g. \"engine\")")
+        }
+        if let groupNode = try node.optional("group") {
+            guard signal.role == .condition else {
+                throw groupNode.error("a peer group belongs to a signal with role condition, not \(signal.role?.rawValue ?? "no role")")
+            }
+            signal.group = try groupNode.nonEmptyString()
+        }
+        if signal.role == .energy || signal.role == .power || signal.role == .condition, signal.type == .string || signal.type == .bool {
+            throw try node.required("type").error("a \(signal.role!.rawValue) signal is a number, not \(signal.type!.rawValue)")
         }
         return signal
     }

@@ -44,6 +44,9 @@ public struct OperationRecord: Sendable, Equatable {
     /// Key parts the station reported at completion (`partSerial` / `partNumber` signals). Bound to
     /// the vehicle by the pipeline; not part of the operation's JSON.
     public var parts: [PartScan] = []
+    /// The station's energy between start and completion in kWh (nil: no meter, or the start was
+    /// not seen). Set by the pipeline at completion (README "Energy and equipment health").
+    public var energyKWh: Double?
 
     public init(id: String, vehicleId: String, station: String, process: String, startedAt: Date, completedAt: Date? = nil,
                 result: OperationResult? = nil, measurements: [String: Double] = [:], lots: [String] = [],
@@ -81,6 +84,7 @@ public struct OperationRecord: Sendable, Equatable {
             ("operator", .str(operatorName)),
             ("attempt", .int(Int64(attempt))),
             ("cycleTimeS", .number(cycleTimeS)),
+            ("energyKWh", .number(energyKWh)),
         ])
     }
 }

@@ -8,6 +8,8 @@ public enum AlertType: String, Sendable, Equatable, CaseIterable {
     case andon
     /// Key parts: a duplicate serial or a wrong part number.
     case part
+    /// Equipment health below `alerts.maintenance.below` (README "Energy and equipment health").
+    case maintenance
 }
 
 /// ISA-18.2 alert states (docs/openapi.json `Alert.state`).

@@ -36,6 +36,20 @@ struct AlertBook: Sendable {
         floodEvaluatedAt = evaluatedAt
     }
 
+    /// The alert load history (raises of the last 10 minutes, raises per key for chattering,
+    /// the flood flag), saved so a restart does not forget them.
+    var loadHistory: AlertLoadHistory {
+        AlertLoadHistory(raiseTimes: raiseTimes, raisesByKey: raisesByKey, inFlood: inFlood, floodEvaluatedAt: floodEvaluatedAt)
+    }
+
+    /// Takes back a saved history (before the first input).
+    mutating func restoreLoad(_ history: AlertLoadHistory) {
+        raiseTimes = history.raiseTimes
+        raisesByKey = history.raisesByKey
+        inFlood = history.inFlood
+        if floodEvaluatedAt == nil { floodEvaluatedAt = history.floodEvaluatedAt }
+    }
+
     // MARK: Conditions
 
     /// Whether any alert is open (a fast path: clearing needs an open alert).
@@ -239,4 +253,12 @@ struct AlertBook: Sendable {
 
     /// Open alerts (not `cleared`), oldest first.
     var openAlerts: [Alert] { alerts.values.sorted { $0.id < $1.id } }
+}
+
+/// What ``AlertBook`` remembers of the alert load: raise times and the flood flag.
+public struct AlertLoadHistory: Sendable, Equatable, Codable {
+    var raiseTimes: [Date]
+    var raisesByKey: [String: [Date]]
+    var inFlood: Bool
+    var floodEvaluatedAt: Date?
 }

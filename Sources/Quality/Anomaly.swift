@@ -17,6 +17,9 @@ public struct AnomalyEntry: Sendable, Equatable {
     public var health: Double
     /// For a drifting value: cycles until the linear trend crosses a spec limit (0: already beyond).
     public var cyclesToLimit: Double?
+    /// The SPC chart the rules use: centre, sigma, ±3σ limits and the values it was learned from
+    /// (centre and sigma nil while learning).
+    public var baseline = ControlBaseline(mean: nil, sigma: nil, n: 0)
 
     public init(station: String, signal: String, score: Double, rule: String, since: Date?, health: Double, cyclesToLimit: Double?) {
         self.station = station
@@ -37,12 +40,29 @@ public struct AnomalyEntry: Sendable, Equatable {
             ("since", .str(since.map(Timestamp.format))),
             ("health", .double(health)),
             ("cyclesToLimit", .number(cyclesToLimit)),
+            ("baseline", baseline.json),
         ])
     }
 }
 
+/// The centre line and sigma of an individuals chart, with its control limits (mean ± 3σ).
+public struct ControlBaseline: Sendable, Equatable {
+    public var mean: Double?
+    public var sigma: Double?
+    /// Values learned from (so far, while learning).
+    public var n: Int
+
+    public var lcl: Double? { mean.flatMap { m in sigma.map { m - 3 * $0 } } }
+    public var ucl: Double? { mean.flatMap { m in sigma.map { m + 3 * $0 } } }
+
+    public var json: JSON {
+        .obj([("mean", .number(mean.map(round6))), ("sigma", .number(sigma.map(round6))), ("lcl", .number(lcl.map(round6))),
+              ("ucl", .number(ucl.map(round6))), ("n", .int(Int64(n)))])
+    }
+}
+
 /// A fixed-capacity ring of the most recent values, oldest first.
-struct Ring: Sendable {
+struct Ring: Sendable, Codable, Equatable {
     private var storage: [Double]
     private var start = 0
     private(set) var count = 0
@@ -93,7 +113,7 @@ struct Ring: Sendable {
 ///
 /// The score is the largest of the parts plus 0.1 for each further part that agrees; a single
 /// point beyond 3σ alone scores 0.7, so one outlier does not reach the default alert level 0.8.
-struct SeriesDetector: Sendable {
+struct SeriesDetector: Sendable, Codable, Equatable {
     let limits: SpecLimits?
     let baselineN: Int
     let horizon: Double
@@ -113,6 +133,11 @@ struct SeriesDetector: Sendable {
         self.baselineN = baselineN
         self.horizon = horizon
         self.recent = Ring(capacity: window)
+    }
+
+    /// The chart's baseline as the API shows it.
+    var chart: ControlBaseline {
+        centre == nil ? ControlBaseline(mean: nil, sigma: nil, n: baseline.count) : ControlBaseline(mean: centre, sigma: sigma, n: baselineN)
     }
 
     /// Adds one cycle's value.

@@ -48,6 +48,10 @@ public struct StationKPI: Sendable, Equatable {
     public var plannedTimeS: Double
     public var faults: Int
     public var state: String?
+    /// The shift's energy (nil: the station has no `energy` or `power` signal).
+    public var energy: EnergyFigures? = nil
+    /// Cp and Cpk of each measurement with limits over the shift, by signal name.
+    public var capability: [(signal: String, figures: Capability)] = []
 
     public static func == (a: StationKPI, b: StationKPI) -> Bool { a.json == b.json }
 
@@ -70,6 +74,8 @@ public struct StationKPI: Sendable, Equatable {
             ("plannedTimeS", .double(round6(plannedTimeS))),
             ("faults", .int(Int64(faults))),
             ("state", .str(state)),
+            ("energy", energy?.json ?? .null),
+            ("capability", .object(capability.map { ($0.signal, $0.figures.json) })),
         ])
     }
 }
@@ -119,12 +125,17 @@ public struct SavedStationCounters: Sendable, Equatable, Codable {
     public var cycleTimeCount: Int
     /// Seconds running inside the shift's breaks (they count as planned time).
     public var breakRunSeconds: Double = 0
+    /// The shift's kWh and kWh while not running (absent in counters saved before energy was counted).
+    public var energyKWh: Double = 0
+    public var idleKWh: Double = 0
+    /// Per measurement: n, mean and sum of squared deviations (for Cp and Cpk).
+    var capability: [String: CapabilityAccumulator] = [:]
 }
 
 extension SavedStationCounters {
     private enum CodingKeys: String, CodingKey {
         case id, seconds, downtimeByFault, faults, totalCount, goodCount, firstAttempts, firstAttemptsGood, cycleTimes
-        case cycleTimeSum, cycleTimeCount, breakRunSeconds
+        case cycleTimeSum, cycleTimeCount, breakRunSeconds, energyKWh, idleKWh, capability
     }
 
     public init(from decoder: any Decoder) throws {
@@ -144,7 +155,10 @@ extension SavedStationCounters {
                   goodCount: try c.decode(Int.self, forKey: .goodCount), firstAttempts: try c.decode(Int.self, forKey: .firstAttempts),
                   firstAttemptsGood: try c.decode(Int.self, forKey: .firstAttemptsGood), cycleTimes: cycleTimes,
                   cycleTimeSum: try c.decode(Double.self, forKey: .cycleTimeSum), cycleTimeCount: try c.decode(Int.self, forKey: .cycleTimeCount),
-                  breakRunSeconds: try c.decodeIfPresent(Double.self, forKey: .breakRunSeconds) ?? 0)
+                  breakRunSeconds: try c.decodeIfPresent(Double.self, forKey: .breakRunSeconds) ?? 0,
+                  energyKWh: try c.decodeIfPresent(Double.self, forKey: .energyKWh) ?? 0,
+                  idleKWh: try c.decodeIfPresent(Double.self, forKey: .idleKWh) ?? 0,
+                  capability: try c.decodeIfPresent([String: CapabilityAccumulator].self, forKey: .capability) ?? [:])
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -163,6 +177,9 @@ extension SavedStationCounters {
         try c.encode(cycleTimeSum, forKey: .cycleTimeSum)
         try c.encode(cycleTimeCount, forKey: .cycleTimeCount)
         try c.encode(breakRunSeconds, forKey: .breakRunSeconds)
+        try c.encode(energyKWh, forKey: .energyKWh)
+        try c.encode(idleKWh, forKey: .idleKWh)
+        if !capability.isEmpty { try c.encode(capability, forKey: .capability) }
     }
 }
 
@@ -216,6 +233,11 @@ struct StationAccumulator: Sendable {
     /// Seconds running inside the shift's planned breaks (also in the running seconds): planned
     /// time, since the station worked through the break.
     var breakRun = 0.0
+    /// Whether the station has an energy meter or power signal.
+    var metered = false
+    var energyKWh = 0.0
+    var idleKWh = 0.0
+    var capability: [String: CapabilityAccumulator] = [:]
 
     init(id: String, process: String, ideal: Double?) {
         self.id = id
@@ -230,7 +252,8 @@ struct StationAccumulator: Sendable {
         return SavedStationCounters(id: id, seconds: byState, downtimeByFault: downtime, faults: faults, totalCount: totalCount,
                                     goodCount: goodCount, firstAttempts: firstAttempts, firstAttemptsGood: firstAttemptsGood,
                                     cycleTimes: sortedCycleTimes, cycleTimeSum: cycleTimeSum, cycleTimeCount: cycleTimeCount,
-                                    breakRunSeconds: breakRun)
+                                    breakRunSeconds: breakRun,
+                                    energyKWh: energyKWh, idleKWh: idleKWh, capability: capability)
     }
 
     /// Takes back saved counters (states it does not know are left out).
@@ -249,6 +272,9 @@ struct StationAccumulator: Sendable {
         cycleTimeSum = saved.cycleTimeSum
         cycleTimeCount = saved.cycleTimeCount
         breakRun = saved.breakRunSeconds
+        energyKWh = saved.energyKWh
+        idleKWh = saved.idleKWh
+        capability = saved.capability
     }
 
     static func index(_ state: MachineState) -> Int {

@@ -35,6 +35,14 @@ public struct QualityEngine: Sendable {
     private var downtimeBook: DowntimeBook
     private var response = ResponseCounters()
 
+    /// `condition` units (README "Energy and equipment health"), in config order, and each
+    /// group's members (a unit without a group is its own).
+    private var units: [ConditionUnit] = []
+    private var unitGroups: [[Int]] = []
+    private var unitHealth: [EquipmentHealth] = []
+    /// The odometer of an operation's station when it started, by operation id.
+    private var energyAtStart: [String: Double] = [:]
+
     /// Builds the engine; decodes the config's `alerts` block (errors name its JSON path).
     public init(config: PlantConfig) throws {
         self.init(config: config, rules: try QualityRules.decode(config.alertRules))
@@ -46,11 +54,24 @@ public struct QualityEngine: Sendable {
         var index: [String: Int] = [:]
         var peers: [String: [Int]] = [:]
         var runtimes: [StationRuntime] = []
+        var units: [ConditionUnit] = []
+        var groups: [String: [Int]] = [:]
         for (i, station) in config.stations.enumerated() {
             index[station.id] = i
             peers[station.process, default: []].append(i)
-            runtimes.append(StationRuntime(station, rules: rules))
+            var runtime = StationRuntime(station, rules: rules)
+            for signal in station.signals where signal.role == .condition {
+                runtime.conditionUnits.append((signal.name, units.count))
+                groups[signal.group ?? "\u{0}\(station.id).\(signal.name)", default: []].append(units.count)
+                units.append(ConditionUnit(station: station.id, signal: signal.name, group: signal.group, limits: signal.limits))
+            }
+            runtimes.append(runtime)
         }
+        self.units = units
+        var unitGroups = [[Int]](repeating: [], count: units.count)
+        for members in groups.values { for u in members { unitGroups[u] = members } }
+        self.unitGroups = unitGroups
+        unitHealth = units.indices.map { _ in EquipmentHealth.placeholder }
         self.stations = runtimes
         self.stationIndex = index
         self.peers = peers
@@ -191,6 +212,9 @@ public struct QualityEngine: Sendable {
         guard let si else { return }
         stations[si].acc.count(good: good, firstAttempt: op.attempt <= 1, cycleTime: op.cycleTimeS,
                                ideal: op.spec?.idealCycleTimeS)
+        for (name, value) in op.measurements where specLimits?[name] == nil && station?.signal(named: name)?.limits != nil {
+            stations[si].acc.capability[name, default: CapabilityAccumulator()].add(value)
+        }
         for (name, value) in op.measurements.sorted(by: { $0.key < $1.key }) {
             addMeasurement(station: si, signal: name, value: value, limits: specLimits?[name], at: t, into: &out)
         }
@@ -267,8 +291,10 @@ public struct QualityEngine: Sendable {
         guard let d = stations[si].detectors[signal] else { return nil }
         let ownHealth = ((1 - d.score) * 100).rounded() / 100
         let health = min(ownHealth, stations[si].peerHealth[signal].flatMap { $0 } ?? 1)
-        return AnomalyEntry(station: stations[si].config.id, signal: signal, score: d.score, rule: d.rule, since: d.since,
-                            health: health, cyclesToLimit: d.cyclesToLimit)
+        var e = AnomalyEntry(station: stations[si].config.id, signal: signal, score: d.score, rule: d.rule, since: d.since,
+                             health: health, cyclesToLimit: d.cyclesToLimit)
+        e.baseline = d.chart
+        return e
     }
 
     private mutating func publishAnomaly(_ si: Int, signal: String, at t: Date, into out: inout [QualityOutput]) {
@@ -296,6 +322,158 @@ public struct QualityEngine: Sendable {
         }
     }
 
+    // MARK: Energy
+
+    /// The energy since the station's previous poll, counted in the shift (the part of the interval
+    /// inside the window) and as idle when the station was not running.
+    private mutating func meterEnergy(_ si: Int, _ poll: StationPoll) {
+        let t = poll.time
+        let delta = stations[si].energy!.step(poll.readings, at: t)
+        let last = stations[si].lastEnergyAt
+        stations[si].lastEnergyAt = max(last ?? t, t)
+        guard delta > 0 else { return }
+        var counted = delta
+        let windowStart = accounting.windowStart
+        if let last, last < windowStart, t > last {
+            counted *= max(0, t.timeIntervalSince(windowStart)) / t.timeIntervalSince(last)
+        }
+        stations[si].acc.energyKWh += counted
+        if stations[si].state != .running { stations[si].acc.idleKWh += counted }
+    }
+
+    /// Notes the energy odometer of operations that start and gives completed ones their
+    /// `energyKWh` (the station's energy between start and completion). Call with the tracker's
+    /// outputs after the poll that made them has been processed.
+    public mutating func meterOperations(_ outputs: inout [TrackingOutput]) {
+        for i in outputs.indices {
+            switch outputs[i] {
+            case .operationStarted(let op):
+                guard let si = stationIndex[op.station], let energy = stations[si].energy else { continue }
+                energyAtStart[op.id] = energy.odometer
+            case .operationCompleted(var op):
+                guard let start = energyAtStart.removeValue(forKey: op.id), let si = stationIndex[op.station],
+                      let energy = stations[si].energy else { continue }
+                op.energyKWh = round6(max(0, energy.odometer - start))
+                outputs[i] = .operationCompleted(op)
+            case .operationAborted(let op):
+                energyAtStart[op.id] = nil
+            default: continue
+            }
+        }
+    }
+
+    // MARK: Equipment health
+
+    private mutating func followCondition(_ si: Int, _ poll: StationPoll, into out: inout [QualityOutput]) {
+        let t = poll.time
+        let rules = rules.maintenance
+        for (name, u) in stations[si].conditionUnits {
+            var value: Double?
+            for reading in poll.readings where reading.name == name {
+                if reading.quality == .good, let v = reading.value?.number, v.isFinite { value = v }
+            }
+            let closed = units[u].advance(to: t, windowS: rules.windowS)
+            if let value { units[u].held = value }
+            if let closed {
+                units[u].addWindow(closed, at: t, rules: rules)
+                evaluateGroup(of: u, at: t, into: &out, alerts: true)
+            }
+        }
+    }
+
+    /// Scores every unit of `u`'s group (a unit's peer score depends on the others) and raises or
+    /// clears their `maintenance` alerts.
+    private mutating func evaluateGroup(of u: Int, at t: Date, into out: inout [QualityOutput], alerts: Bool) {
+        let members = unitGroups[u]
+        let drifts = members.compactMap { units[$0].drift }
+        let medianDrift = drifts.isEmpty ? nil : SeriesDetector.median(sorted: drifts.sorted())
+        for m in members {
+            let unit = units[m]
+            let others = members.filter { $0 != m }
+            var peers: EquipmentHealth.Peers?
+            let score = unit.drift.map { HealthScore.of(z: $0) } ?? 0
+            if !others.isEmpty {
+                let levels = others.compactMap { units[$0].level }.sorted()
+                let peerScore: Double
+                if let drift = unit.drift, let medianDrift, drifts.count > 1 { peerScore = HealthScore.of(z: drift - medianDrift) } else { peerScore = 0 }
+                peers = EquipmentHealth.Peers(n: others.count, median: levels.isEmpty ? nil : SeriesDetector.median(sorted: levels), score: peerScore)
+            }
+            let health = unit.mean == nil ? 1 : HealthScore.health(score: score, peers: peers?.score, marginUsed: unit.marginUsed)
+            let trend = unit.trend()
+            let signal = stations[stationIndex[unit.station]!].config.signal(named: unit.signal)
+            unitHealth[m] = EquipmentHealth(station: unit.station, signal: unit.signal, group: unit.group, health: health, score: score,
+                                            peers: peers, baselineMean: unit.mean, baselineSigma: unit.sigma, baselineN: unit.baselineN,
+                                            level: unit.level, trend: trend.perHour, hoursToLimit: trend.hoursToLimit,
+                                            limits: unit.limits, unit: signal?.unit, t: unit.recentAt.last)
+            guard alerts, rules.maintenance.enabled else { continue }
+            let key = "maintenance:\(unit.station):\(unit.signal)"
+            let e = unitHealth[m]
+            if health < rules.maintenance.below {
+                var message = "\(unit.signal) at \(unit.station): health \(format(health))"
+                if let level = e.level, let mean = e.baselineMean { message += " (level \(format(level))\(e.unit.map { " \($0)" } ?? ""), baseline \(format(mean)))" }
+                if let trend = e.trend { message += ", trend \(trend >= 0 ? "+" : "")\(format(trend))/h" }
+                if let hours = e.hoursToLimit { message += ", about \(format(hours)) h to its limit" }
+                raise(key: key, type: .maintenance, severity: rules.maintenance.severity, station: unit.station, signal: unit.signal,
+                      vehicleId: nil, message: message, at: t, into: &out)
+            } else if health >= rules.maintenance.clearAbove, alertBook.isOpen(key) {
+                clear(key: key, at: t, into: &out)
+            }
+        }
+    }
+
+    /// Every `condition` unit's health (`GET /api/equipment`), worst first (config order among equals).
+    public func equipment() -> [EquipmentHealth] {
+        let list = units.indices.map { u -> EquipmentHealth in
+            if unitHealth[u].station.isEmpty {
+                let unit = units[u]
+                let signal = config.station(unit.station)?.signal(named: unit.signal)
+                return EquipmentHealth(station: unit.station, signal: unit.signal, group: unit.group, health: 1, score: 0,
+                                       peers: nil, baselineMean: nil, baselineSigma: nil, baselineN: unit.baselineN, level: unit.level,
+                                       trend: nil, hoursToLimit: nil, limits: unit.limits, unit: signal?.unit, t: nil)
+            }
+            return unitHealth[u]
+        }
+        return list.enumerated().sorted { a, b in
+            a.element.health != b.element.health ? a.element.health < b.element.health : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    // MARK: Learned state
+
+    /// What the engine has learned (anomaly baselines and windows, equipment units, the alert
+    /// load history), to save; ``restoreLearned(_:)`` takes it back after a restart.
+    public var learnedState: LearnedState {
+        var detectors: [LearnedState.Series] = []
+        for s in stations {
+            for signal in s.detectors.keys.sorted() { detectors.append(.init(station: s.config.id, signal: signal, detector: s.detectors[signal]!)) }
+        }
+        return LearnedState(series: detectors, units: units, alertLoad: alertBook.loadHistory)
+    }
+
+    /// Goes on from a saved state: series and units whose station, signal, limits and group are
+    /// still configured the same; the rest start learning anew. Call before the first input.
+    public mutating func restoreLearned(_ saved: LearnedState) {
+        for series in saved.series {
+            guard let si = stationIndex[series.station] else { continue }
+            let name = String(series.signal.prefix { $0 != "[" })
+            if series.signal == name, stations[si].config.signal(named: name)?.limits != series.detector.limits { continue }
+            stations[si].detectors[series.signal] = series.detector
+        }
+        for unit in saved.units {
+            guard let u = units.firstIndex(where: { $0.station == unit.station && $0.signal == unit.signal }),
+                  units[u].group == unit.group, units[u].limits == unit.limits else { continue }
+            units[u] = unit
+        }
+        alertBook.restoreLoad(saved.alertLoad)
+        var ignored: [QualityOutput] = []
+        for u in units.indices where units[u].recentAt.last != nil {
+            evaluateGroup(of: u, at: units[u].recentAt.last!, into: &ignored, alerts: false)
+        }
+        for si in stations.indices {
+            for signal in stations[si].detectors.keys { if let e = entry(si, signal: signal) { stations[si].published[signal] = e } }
+        }
+    }
+
     // MARK: Polls and connections
 
     private mutating func handlePoll(_ poll: StationPoll, into out: inout [QualityOutput]) {
@@ -303,6 +481,8 @@ public struct QualityEngine: Sendable {
         let t = poll.time
         // The interval up to this poll belongs to the previous state.
         accountTime(si, upTo: t)
+        if stations[si].energy != nil { meterEnergy(si, poll) }
+        if !stations[si].conditionUnits.isEmpty { followCondition(si, poll, into: &out) }
         var newState: MachineState? = stations[si].stateSignal == nil ? .running : stations[si].state
         var newFault = stations[si].faultCode
         var counter: Int64?
@@ -389,6 +569,7 @@ public struct QualityEngine: Sendable {
             }
         }
         for _ in 0..<delta { stations[si].acc.count(good: good, firstAttempt: true, cycleTime: cycle) }
+        for (name, v, limits) in values where limits != nil { stations[si].acc.capability[name, default: CapabilityAccumulator()].add(v) }
         for (name, v, _) in values { addMeasurement(station: si, signal: name, value: v, at: t, into: &out) }
         checkCycleTime(si, cycleTime: cycle, at: t, into: &out)
     }
@@ -409,6 +590,7 @@ public struct QualityEngine: Sendable {
             }
             // The machine's state is unknown while offline: no run time is counted.
             stations[si].state = nil
+            stations[si].energy?.offline()
             stations[si].faultSince = nil
             if stations[si].inDowntime {
                 downtimeBook.observe(station: change.station, state: nil, faultCode: "0", at: t, into: &out)

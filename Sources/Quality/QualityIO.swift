@@ -97,6 +97,8 @@ public struct LineKPI: Sendable, Equatable {
     public var downtimeByFault: [(code: String, seconds: Double)]
     public var mtbfS: Double?
     public var mttrS: Double?
+    /// The line's energy: every metered station, utilities included (nil: no station is metered).
+    public var energy: EnergyFigures? = nil
 
     public static func == (a: LineKPI, b: LineKPI) -> Bool { a.json == b.json }
 
@@ -117,6 +119,7 @@ public struct LineKPI: Sendable, Equatable {
             ("downtimeByFault", .object(downtimeByFault.map { ($0.code, .double(round6($0.seconds))) })),
             ("mtbfS", .number(mtbfS)),
             ("mttrS", .number(mttrS)),
+            ("energy", energy?.json ?? .null),
         ])
     }
 }

@@ -31,6 +31,7 @@ public enum Severity: String, Sendable, Equatable, CaseIterable, Comparable {
 ///   "downtime": {"afterS": 120, "severity": "high"},
 ///   "fpy": {"below": 0.9, "clearAbove": 0.95, "lastN": 20, "severity": "medium"},
 ///   "anomaly": {"above": 0.8, "clearBelow": 0.5, "baselineN": 20, "window": 30, "horizonCycles": 50, "severity": "medium"},
+///   "maintenance": {"below": 0.5, "clearAbove": 0.6, "windowS": 60, "baselineWindows": 30, "trendWindows": 60, "severity": "medium"},
 ///   "outOfSpec": {"severity": "high"}, "nok": {"severity": "medium"},
 ///   "sequence": {"severity": "medium"}, "connection": {"severity": "high"}
 /// }
@@ -96,7 +97,25 @@ public struct QualityRules: Sendable, Equatable {
         public init() {}
     }
 
+    /// Equipment health from `condition` signals (README "Energy and equipment health").
+    public struct Maintenance: Sendable, Equatable {
+        public var enabled = true
+        /// A `maintenance` alert when a unit's health falls below this …
+        public var below = 0.5
+        /// … cleared when it is back at or above this.
+        public var clearAbove = 0.6
+        /// Condition values are averaged over windows of this many seconds (time-weighted).
+        public var windowS = 60.0
+        /// Windows that set a unit's own baseline (mean and sigma of the window means).
+        public var baselineWindows = 30
+        /// Recent windows for the level (mean of the last few) and the trend fit.
+        public var trendWindows = 60
+        public var severity = Severity.medium
+        public init() {}
+    }
+
     public var oee = OEE()
+    public var maintenance = Maintenance()
     public var cycleTime = CycleTime()
     public var downtime = Downtime()
     public var fpy = FPY()
@@ -126,7 +145,7 @@ public struct QualityRules: Sendable, Equatable {
         var rules = QualityRules()
         guard let node else { return rules }
         try node.rejectUnknownKeys(["escalateAfterMin", "kpiIntervalMs", "flood", "chattering", "oee", "cycleTime",
-                                    "downtime", "fpy", "anomaly", "outOfSpec", "nok", "sequence", "connection", "andon", "part"])
+                                    "downtime", "fpy", "anomaly", "maintenance", "outOfSpec", "nok", "sequence", "connection", "andon", "part"])
         func severity(_ parent: ConfigNode?, _ current: Severity) throws -> Severity {
             guard let n = try parent?.optional("severity") else { return current }
             let text = try n.string()
@@ -202,6 +221,20 @@ public struct QualityRules: Sendable, Equatable {
             if let n = try o.optional("window") { rules.anomaly.window = try n.int(in: 8...1_000) }
             if let n = try o.optional("horizonCycles") { rules.anomaly.horizonCycles = try n.double(in: 1...100_000) }
             rules.anomaly.severity = try severity(o, rules.anomaly.severity)
+        }
+        if let o = try node.optional("maintenance") {
+            try o.rejectUnknownKeys(["enabled", "below", "clearAbove", "windowS", "baselineWindows", "trendWindows", "severity"])
+            if let n = try o.optional("enabled") { rules.maintenance.enabled = try n.bool() }
+            if let n = try o.optional("below") { rules.maintenance.below = try n.double(in: 0...1) }
+            rules.maintenance.clearAbove = max(rules.maintenance.below, rules.maintenance.clearAbove)
+            if let n = try o.optional("clearAbove") {
+                rules.maintenance.clearAbove = try n.double(in: 0...1)
+                if rules.maintenance.clearAbove < rules.maintenance.below { throw n.error("must be at least maintenance.below (\(rules.maintenance.below))") }
+            }
+            if let n = try o.optional("windowS") { rules.maintenance.windowS = try n.double(in: 0.1...86_400) }
+            if let n = try o.optional("baselineWindows") { rules.maintenance.baselineWindows = try n.int(in: 3...100_000) }
+            if let n = try o.optional("trendWindows") { rules.maintenance.trendWindows = try n.int(in: 5...100_000) }
+            rules.maintenance.severity = try severity(o, rules.maintenance.severity)
         }
         for (key, which) in [("outOfSpec", 0), ("nok", 1), ("sequence", 2), ("connection", 3), ("andon", 4), ("part", 5)] {
             guard let o = try node.optional(key) else { continue }

@@ -148,8 +148,20 @@ struct ShiftAccounting: Sendable {
 
     /// A station's KPIs at `t`.
     func stationKPI(_ s: StationRuntime, at t: Date) -> StationKPI {
-        s.acc.snapshot(elapsed: elapsed(at: t), breaks: breakSeconds(at: t), pending: pending(s, at: t), pendingFaultCode: s.faultCode,
-                       state: s.state)
+        var kpi = s.acc.snapshot(elapsed: elapsed(at: t), breaks: breakSeconds(at: t), pending: pending(s, at: t), pendingFaultCode: s.faultCode,
+                                 state: s.state)
+        if s.acc.metered {
+            kpi.energy = EnergyFigures(kWh: s.acc.energyKWh,
+                                       kWhPerVehicle: s.acc.totalCount > 0 ? s.acc.energyKWh / Double(s.acc.totalCount) : nil,
+                                       idleKWh: s.acc.idleKWh)
+        }
+        if !s.acc.capability.isEmpty {
+            kpi.capability = s.acc.capability.keys.sorted().compactMap { name in
+                guard let limits = s.config.signal(named: name)?.limits, let acc = s.acc.capability[name] else { return nil }
+                return (name, acc.figures(limits))
+            }
+        }
+        return kpi
     }
 
     /// The line's KPIs at `t`, from the stations' summed times and counts (never averaged percentages).
@@ -159,7 +171,15 @@ struct ShiftAccounting: Sendable {
         var good = 0, total = 0, first = 0, firstGood = 0, faults = 0
         var downtime: [String: Double] = [:]
         var byProcess: [String: (Int, Int)] = [:]
+        var metered = false, kWh = 0.0, idleKWh = 0.0
         for s in stations {
+            if s.acc.metered {
+                metered = true
+                kWh += s.acc.energyKWh
+                idleKWh += s.acc.idleKWh
+            }
+            // A station off the route (utilities) adds its energy only, not production figures.
+            guard config.isOnRoute(s.config) else { continue }
             let p = pending(s, at: t)
             let f = s.acc.figures(elapsed: e, breaks: breaks, pending: p)
             run += f.run
@@ -193,12 +213,16 @@ struct ShiftAccounting: Sendable {
         let q = total > 0 ? Double(good) / Double(total) : nil
         var oee: Double?
         if let a, let perf { oee = round6(a * perf * (q ?? 1)) }
-        return LineKPI(availability: a.map(round6), performance: perf.map(round6), quality: q.map(round6), oee: oee,
+        var line = LineKPI(availability: a.map(round6), performance: perf.map(round6), quality: q.map(round6), oee: oee,
                        fpy: ratio(Double(firstGood), Double(first)), inspectionFpy: inspectionFpy, rty: rty.map(round6),
                        goodCount: good, totalCount: total, completedVehicles: completed,
                        throughputPerHour: e > 0 ? round6(Double(completed) / (e / 3600)) : nil,
                        downtimeByFault: downtime.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                        mtbfS: faults > 0 ? round6(run / Double(faults)) : nil,
                        mttrS: faults > 0 ? round6(fault / Double(faults)) : nil)
+        if metered {
+            line.energy = EnergyFigures(kWh: kWh, kWhPerVehicle: completed > 0 ? kWh / Double(completed) : nil, idleKWh: idleKWh)
+        }
+        return line
     }
 }

@@ -35,6 +35,11 @@ struct StationRuntime: Sendable {
     var detectors: [String: SeriesDetector] = [:]
     var peerHealth: [String: Double?] = [:]
     var published: [String: AnomalyEntry] = [:]
+    /// Meters and power (nil: the station has neither).
+    var energy: StationEnergy?
+    var lastEnergyAt: Date?
+    /// `condition` signal name → index of its unit in the engine's list.
+    var conditionUnits: [(name: String, unit: Int)] = []
 
     init(_ config: StationConfig, rules: QualityRules) {
         self.config = config
@@ -51,10 +56,13 @@ struct StationRuntime: Sendable {
         acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
         recentFirst = Ring(capacity: rules.fpy.lastN)
         keys = AlertKeys(config)
+        energy = StationEnergy(config)
+        acc.metered = energy != nil
     }
 
     mutating func resetShift() {
         acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
+        acc.metered = energy != nil
         if state == .fault { acc.faults = 1 }
         oeeBelowSince = nil
         lastKPIAt = nil

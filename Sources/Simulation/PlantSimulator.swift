@@ -186,7 +186,11 @@ public final class PlantSimulator {
                 }
                 let station = config.stations[index]
                 switch event.kind {
-                case .drift(let signal, _), .excursion(let signal, _), .spike(let signal, _, _):
+                case .drift(let signal, _):
+                    guard let role = station.signal(named: signal)?.role, role == .measurement || role == .condition else {
+                        throw fail("\(id) has no measurement signal \"\(signal)\" (nor a condition signal of that name)")
+                    }
+                case .excursion(let signal, _), .spike(let signal, _, _):
                     guard station.signal(named: signal)?.role == .measurement else {
                         throw fail("\(id) has no measurement signal \"\(signal)\"")
                     }
@@ -266,9 +270,58 @@ public final class PlantSimulator {
         for r in flow.reversed() {
             for s in processes[r].stations where stations[s].tracks { updateVehicleStation(s, t) }
         }
-        for s in stations.indices where !stations[s].tracks { updateProducer(s, t) }
+        for s in stations.indices where !stations[s].tracks {
+            if stations[s].routeIndex == nil { updateUtility(s, t) } else { updateProducer(s, t) }
+        }
         for r in flow { dispatch(r, t) }
         for s in stations.indices { stations[s].showState(t, events: scenario.events) }
+        for s in stations.indices where stations[s].metered { updateEnergy(s, t) }
+    }
+
+    // MARK: Energy and equipment condition
+
+    /// A utilities station (its process is not on the route): runs all the time but for its faults.
+    func updateUtility(_ s: Int, _ t: Int64) {
+        let faulted = stations[s].updateFault(t, events: scenario.events, codes: stations[s].faultCodes, running: true, stats: &stats)
+        stations[s].workLeftMs = faulted ? 0 : tickMs
+    }
+
+    /// Meters (cumulative kWh), power (kW by machine state) and condition values (each second).
+    func updateEnergy(_ s: Int, _ t: Int64) {
+        let station = stations[s]
+        let state = station.shownState
+        let model = station.energyModel
+        var kW: Double
+        switch state {
+        case .running: kW = model.runKW
+        case .fault, .setup, .maintenance: kW = model.idleKW * 0.6
+        default: kW = model.idleKW
+        }
+        if !isOnline(s) { kW = model.idleKW }
+        station.kWh += kW * Double(tickMs) / 3_600_000
+        for m in station.energySignals {
+            let signal = station.config.signals[m]
+            // Meters read in steps of 0.01 kWh; integer meters wrap at their type's top.
+            var value = (station.kWh * 100).rounded(.down) / 100
+            if let wrap = station.meterWraps[m] { value = value.truncatingRemainder(dividingBy: wrap) }
+            station.set(m, StationSim.numeric(value, signal: signal))
+        }
+        for p in station.powerSignals { station.set(p, StationSim.numeric(kW, signal: station.config.signals[p])) }
+        guard t % 1000 == 0 else { return }
+        for c in station.conditionSignals {
+            guard let model = station.conditionModels[c] else { continue }
+            let signal = station.config.signals[c]
+            var mean = model.nominal
+            for e in station.events {
+                if case .drift(let name, let to) = scenario.events[e].kind, name == signal.name, t >= scenario.events[e].atMs {
+                    let progress = min(1, Double(t - scenario.events[e].atMs) / Double(max(1, scenario.events[e].durationMs)))
+                    mean += (to - model.nominal) * progress
+                }
+            }
+            // Under load a motor runs a little warmer and draws more.
+            if state == .running { mean += model.sigma }
+            station.set(c, StationSim.numeric(mean + model.sigma * station.conditionRandom.normal(), signal: signal))
+        }
     }
 
     // MARK: Vehicles
@@ -479,8 +532,10 @@ public final class PlantSimulator {
                 stations[s].set(i, StationSim.numeric(stations[s].models[i]?.nominal ?? 0, signal: signal))
             case .result:
                 stations[s].set(i, StationSim.numeric(Double(station.okCode), signal: signal))
-            case .state, .faultCode, .counter, .andon:
+            case .state, .faultCode, .counter, .andon, .energy, .power:
                 stations[s].set(i, StationSim.numeric(0, signal: signal))
+            case .condition:
+                stations[s].set(i, StationSim.numeric(stations[s].conditionModels[i]?.nominal ?? 0, signal: signal))
             case nil:
                 if signal.type == .string || (signal.type == nil && signal.node != nil && false) {
                     stations[s].set(i, .string(plainText(s, i)))
@@ -683,6 +738,20 @@ final class StationSim {
     var strokesInLot = 0
     var lotSequence = 0
     var setupUntilMs: Int64 = 0
+    /// The state last shown (for power by state).
+    var shownState: MachineState = .idle
+
+    let energySignals: [Int]
+    let powerSignals: [Int]
+    let conditionSignals: [Int]
+    let conditionModels: [Int: MeasurementModel]
+    let meterWraps: [Int: Double]
+    let energyModel: EnergySpec
+    var metered: Bool { !energySignals.isEmpty || !powerSignals.isEmpty || !conditionSignals.isEmpty }
+    /// Energy used since the simulation started (kWh).
+    var kWh = 0.0
+    /// Condition noise, a stream of its own (measurements stay as without condition signals).
+    var conditionRandom: SimRandom
 
     init(index: Int, config: StationConfig, routeIndex: Int?, scenario: Scenario, seed: UInt64, tickMs: Int64) {
         self.index = index
@@ -722,6 +791,36 @@ final class StationSim {
             models[m] = MeasurementModel(nominal: spec?.nominal ?? nominal, sigma: spec?.sigma ?? sigma)
         }
         self.models = models
+        energySignals = all(.energy)
+        powerSignals = all(.power)
+        conditionSignals = all(.condition)
+        var conditionModels: [Int: MeasurementModel] = [:]
+        for c in conditionSignals {
+            let signal = config.signals[c]
+            let spec = scenario.measurements["\(config.id).\(signal.name)"] ?? scenario.measurements[signal.name]
+            var nominal = 0.0, sigma = 0.0
+            switch (signal.limits?.low, signal.limits?.high) {
+            case let (low?, high?): nominal = low + (high - low) * 0.4; sigma = (high - low) * 0.01
+            case let (nil, high?): nominal = high * 0.6; sigma = abs(high) * 0.01
+            case let (low?, nil): nominal = low * 1.5 + 1; sigma = abs(nominal) * 0.01
+            case (nil, nil): nominal = 1; sigma = 0.01
+            }
+            conditionModels[c] = MeasurementModel(nominal: spec?.nominal ?? nominal, sigma: spec?.sigma ?? sigma)
+        }
+        self.conditionModels = conditionModels
+        var wraps: [Int: Double] = [:]
+        for m in energySignals {
+            let signal = config.signals[m]
+            let scale = abs(signal.scale ?? 1)
+            switch signal.type {
+            case .uint16?: wraps[m] = 65_536 * scale
+            case .uint32?: wraps[m] = 4_294_967_296 * scale
+            default: break
+            }
+        }
+        meterWraps = wraps
+        energyModel = scenario.energy[config.id] ?? StationSim.defaultEnergy(process: config.process)
+        conditionRandom = SimRandom(seed: seed, stream: "condition:" + config.id)
         let result = resultSignal.map { config.signals[$0] }
         okCode = result?.okValues.first ?? 1
         let okValues = Set(result?.okValues ?? [1])
@@ -741,6 +840,18 @@ final class StationSim {
         values = Array(repeating: .int(0), count: config.signals.count)
         random = SimRandom(seed: seed, stream: "station:" + config.id)
         runLeftMs = mtbfS > 0 ? random.exponential(mean: mtbfS * 1000) : .infinity
+    }
+
+    /// Running and idle power of a process's station when the scenario does not say (`energy`).
+    static func defaultEnergy(process: String) -> EnergySpec {
+        switch process {
+        case "stamping": EnergySpec(runKW: 250, idleKW: 40)
+        case "welding": EnergySpec(runKW: 90, idleKW: 15)
+        case "paint": EnergySpec(runKW: 120, idleKW: 60)
+        case "assembly": EnergySpec(runKW: 30, idleKW: 8)
+        case "inspection": EnergySpec(runKW: 10, idleKW: 4)
+        default: EnergySpec(runKW: 55, idleKW: 18)
+        }
     }
 
     func set(_ i: Int, _ value: SignalValue) {
@@ -864,7 +975,6 @@ final class StationSim {
             for e in events { if case .andon(let c) = all[e].kind, all[e].active(at: t) { code = c } }
             set(a, StationSim.numeric(Double(code), signal: config.signals[a]))
         }
-        guard let s = stateSignal else { return }
         let state: MachineState
         if fault != 0 {
             state = .fault
@@ -881,6 +991,8 @@ final class StationSim {
                 else { state = t - idleSinceMs >= starvedAfterMs ? .starved : .idle }
             }
         }
+        shownState = state
+        guard let s = stateSignal else { return }
         set(s, StationSim.numeric(Double(code(state)), signal: config.signals[s]))
     }
 }

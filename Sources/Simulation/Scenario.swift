@@ -47,6 +47,9 @@ public struct Scenario: Sendable, Equatable {
     public var cyclePulseMs: Int
     /// Operator names, one per shift of the plant config (in order).
     public var operators: [String]
+    /// Running and idle power of stations by id (`energy`: `{"WELD-01": {"runKW": 90, "idleKW": 15}}`);
+    /// others take their process's default.
+    public var energy: [String: EnergySpec] = [:]
     public var events: [ScenarioEvent]
 
     public init(name: String = "normal-shift",
@@ -254,7 +257,7 @@ extension Scenario {
         try root.rejectUnknownKeys(["name", "description", "seed", "start", "vehiclesPerHour", "taktS", "vin",
                                     "nokRate", "nokRates", "mtbf", "mttr", "faultCodes", "bufferSize",
                                     "cycleTimeJitter", "sigmaFraction", "measurements", "lotSize", "pressLotSize",
-                                    "dieChange", "cyclePulseMs", "operators", "events"])
+                                    "dieChange", "cyclePulseMs", "operators", "events", "energy"])
         var s = Scenario()
         s.name = try root.optional("name")?.nonEmptyString() ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         s.description = try root.optional("description")?.string() ?? ""
@@ -308,6 +311,13 @@ extension Scenario {
                 try spec.rejectUnknownKeys(["nominal", "sigma"])
                 s.measurements[key] = MeasurementSpec(nominal: try spec.optional("nominal")?.double(),
                                                       sigma: try spec.optional("sigma")?.double(in: 0...1e12))
+            }
+        }
+        if let node = try root.optional("energy") {
+            for (station, spec) in try node.members() {
+                try spec.rejectUnknownKeys(["runKW", "idleKW"])
+                s.energy[station] = EnergySpec(runKW: try spec.required("runKW").double(in: 0...1e6),
+                                               idleKW: try spec.required("idleKW").double(in: 0...1e6))
             }
         }
         if let node = try root.optional("lotSize") { s.lotSize = try node.int(in: 1...1_000_000) }
@@ -410,5 +420,15 @@ extension Scenario {
             throw typeNode.error("\"\(type)\" is not an event type (nokRate, drift, excursion, spike, fault, starved, blocked, setup, maintenance, offline, skip, duplicateVin, andon, duplicateSerial, wrongPart)")
         }
         return event
+    }
+}
+
+/// A station's simulated power draw: running and idle (faults, setup and maintenance draw 60 % of idle).
+public struct EnergySpec: Sendable, Equatable {
+    public var runKW: Double
+    public var idleKW: Double
+    public init(runKW: Double, idleKW: Double) {
+        self.runKW = runKW
+        self.idleKW = idleKW
     }
 }

@@ -700,7 +700,7 @@ private struct StationRuntime {
                     let number = config.signals.firstIndex { $0.role == .partNumber && $0.partType == type }
                     slots.parts.append((type, i, number))
                 }
-            case .faultCode, .partNumber, .andon, .none: break
+            case .faultCode, .partNumber, .andon, .energy, .power, .condition, .none: break
             }
         }
         slots.faultCode = config.signals.firstIndex { $0.role == .faultCode }

@@ -19,8 +19,8 @@ final class SoakTests: XCTestCase {
         let server = try MESServer(options: options, logger: Logger(label: "soak", level: .error))
         let task = Task { try await server.run(installSignalHandlers: false) }
         let http = TestHTTP(port: server.port)
-        XCTAssertTrue(eventually(timeout: 30) { (try? http.get("/api/health").json?["stations"]?["online"]?.intValue) == 7 },
-                      "all seven simulated stations come online over their real protocols")
+        XCTAssertTrue(eventually(timeout: 30) { (try? http.get("/api/health").json?["stations"]?["online"]?.intValue) == 8 },
+                      "all eight simulated stations (UTIL-01 included) come online over their real protocols")
         let fdStart = openDescriptorCount()
         let rssStart = residentBytes()
         var clients: [TestSSEClient] = []

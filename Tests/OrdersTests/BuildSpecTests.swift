@@ -30,7 +30,7 @@ final class BuildSpecTests: XCTestCase {
 
     func testConfigErrorsNameTheJSONPath() {
         XCTAssertEqual(configError(#"{"models": {"A": {"idealCycleTimeS": {"WELD-09": 50}}}}"#),
-                       "plant.json: models.A.idealCycleTimeS.WELD-09: \"WELD-09\" is not a station (PRESS-01, WELD-01, WELD-02, PAINT-01, ASSY-01, ASSY-02, INSP-01)")
+                       "plant.json: models.A.idealCycleTimeS.WELD-09: \"WELD-09\" is not a station (PRESS-01, WELD-01, WELD-02, PAINT-01, ASSY-01, ASSY-02, INSP-01, UTIL-01)")
         XCTAssertEqual(configError(#"{"models": {"A": {"limits": {"weldCurent": {"high": 11}}}}}"#),
                        "plant.json: models.A.limits.weldCurent: no station has a measurement signal \"weldCurent\"")
         XCTAssertTrue(configError(#"{"models": {"A": {"limits": {"ASSY-01.weldCurrent": {"high": 11}}}}}"#)

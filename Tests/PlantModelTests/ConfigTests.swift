@@ -9,7 +9,8 @@ final class ConfigTests: XCTestCase {
     func testDefaultPlantLoads() throws {
         let config = try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path)
         XCTAssertEqual(config.route, ["stamping", "welding", "paint", "assembly", "inspection"])
-        XCTAssertEqual(Set(config.stations.map(\.process)), Set(config.route))
+        XCTAssertEqual(Set(config.stations.filter(config.isOnRoute).map(\.process)), Set(config.route))
+        XCTAssertEqual(config.stations.filter { !config.isOnRoute($0) }.map(\.id), ["UTIL-01"], "the utilities station is off the route")
         XCTAssertEqual(config.stations.filter { $0.protocol == .opcua }.map(\.id), ["PAINT-01", "ASSY-01"])
         let weld = try XCTUnwrap(config.station("WELD-01"))
         XCTAssertEqual(weld.endpoint, .modbusTCP(host: "127.0.0.1", port: 15020, unit: 1))

@@ -39,7 +39,7 @@ final class ServingTests: XCTestCase {
         try service.start()
         defer { service.stop() }
         let ports = service.ports
-        XCTAssertEqual(ports.count, 7)
+        XCTAssertEqual(ports.count, 8, "seven on the route and the utilities station UTIL-01")
         // The first vehicle is at WELD-01 from the first tick.
         let expected = try PlantSimulator(config: config).values(of: "WELD-01")
         let vin = try XCTUnwrap(readRegisters(port: ports["WELD-01"]!, unit: 1, address: 10, count: 9))

@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import mesbrowser
 
-STATIONS = 7
+STATIONS = 8  # seven on the route and the utilities station UTIL-01
 UNACK = ("active_unacknowledged", "cleared_unacknowledged")
 
 
@@ -84,13 +84,13 @@ def banner_visible(driver):
 
 PAGES = [
     ("overview", "/", lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tile")) == STATIONS
-     and len(d.find_elements(By.CSS_SELECTOR, ".process")) == 5),
+     and len(d.find_elements(By.CSS_SELECTOR, ".process")) == 6),  # the route's five and utilities
     ("alerts", "/alerts.html", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#alerts-body tr")) > 0
      and len(d.find_elements(By.CSS_SELECTOR, "#tabs button")) == 4),
     ("vehicle", "/vehicle.html", lambda d: d.find_element(By.ID, "vehicle-input").is_displayed()),
     ("station", "/station.html?id=WELD-01", lambda d: js(d, """
         var c = document.querySelectorAll('#charts canvas.trend');
-        return c.length === 3 && Array.from(c).some(x => Number(x.dataset.points) > 0)""")),
+        return c.length === 4 && Array.from(c).some(x => Number(x.dataset.points) > 0)""")),  # 3 measurements and robotMotorTemp
     ("station-list", "/station.html", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#station-list a.chip")) == STATIONS),
     # no shift has ended on a fresh simulated plant: the shift report page shows the current one
     ("shift", "/shift.html", lambda d: d.find_element(By.ID, "shift-title").get_attribute("data-shift")

@@ -10,7 +10,7 @@ import mesbrowser
 from test_dashboards import js, wait, wait_live
 
 RECORDING = os.path.join(mesbrowser.REPO, "Stations", "scenarios", "golden", "normal-shift-3min.jsonl")
-STATIONS = 7
+STATIONS = 8  # the default plant: seven on the route and UTIL-01
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_station_charts_show_the_recording(replay_server, driver):
     driver.get(replay_server.base + "/station.html?id=WELD-01")
     wait(driver, 40, lambda d: js(d, """
         var c = document.querySelectorAll('#charts canvas.trend');
-        return c.length === 3 && Array.from(c).every(x => Number(x.dataset.points) > 0)"""),
+        return c.length === 4 && Array.from(c).every(x => Number(x.dataset.points) > 0)"""),
          "the station's charts show no data in their window during a replay")
     wait_live(driver)
     facts = driver.find_element(By.ID, "station-facts").text
