@@ -55,8 +55,6 @@ public final class ModbusEventLoop: Sendable {
         var inbox: [Command] = []
         /// The running thread's wake descriptor; nil while no thread runs.
         var wake: WakeFd?
-        /// Wake-ups of the thread (epoll returns), for the tests and the benchmark.
-        var wakeups: UInt64 = 0
     }
 
     private let shared = Locked(Shared())
@@ -65,9 +63,6 @@ public final class ModbusEventLoop: Sendable {
         self.name = name
         self.logger = logger.with("loop", name)
     }
-
-    /// How many times the thread has returned from epoll so far. Thread-safe.
-    public var wakeups: UInt64 { shared.withLock { $0.wakeups } }
 
     /// Whether the loop thread runs now. Thread-safe.
     public var isRunning: Bool { shared.withLock { $0.wake != nil } }
@@ -161,7 +156,6 @@ public final class ModbusEventLoop: Sendable {
             } catch {
                 logger.error("epoll_wait failed: \(error)")
             }
-            shared.withLock { $0.wakeups += 1 }
         }
         state.scratch.deallocate()
         epoll.close()
@@ -174,8 +168,9 @@ struct LoopState {
     let epoll: Epoll
     var stations: [ObjectIdentifier: LoopStation] = [:]
     var byFd: [Int32: LoopStation] = [:]
-    /// A min-heap of (deadline, station, token); an entry whose token no longer matches its
-    /// station's is stale and skipped.
+    /// A min-heap of (deadline, station). A station has one wake-up time (`wakeAt`); the heap holds
+    /// at most its earliest queued entry plus entries superseded by an earlier one, which are
+    /// skipped when they come up, so the heap stays about as large as the station count.
     var timers = TimerHeap()
     /// The receive buffer all stations of the loop read into (one thread: one buffer).
     let scratch: UnsafeMutableRawBufferPointer
@@ -185,17 +180,28 @@ struct LoopState {
         scratch = .allocate(byteCount: 4096, alignment: 8)
     }
 
+    /// Sets the station's one wake-up time (replacing any earlier one).
     mutating func schedule(_ station: LoopStation, at deadline: UInt64) {
-        station.timerToken &+= 1
-        timers.push(.init(at: deadline, station: station, token: station.timerToken))
+        station.wakeAt = deadline
+        if let queued = station.queuedAt, queued <= deadline { return }
+        timers.push(.init(at: deadline, station: station))
+        station.queuedAt = deadline
     }
 
     mutating func fireDueTimers() {
         let now = Monotonic.nanoseconds()
         while let top = timers.first, top.at <= now {
             timers.pop()
-            guard top.station.timerToken == top.token, stations[ObjectIdentifier(top.station.adapter)] === top.station else { continue }
-            top.station.timerFired(now: now, &self)
+            let station = top.station
+            if station.queuedAt == top.at { station.queuedAt = nil }
+            guard let wakeAt = station.wakeAt, stations[ObjectIdentifier(station.adapter)] === station else { continue }
+            if wakeAt <= now {
+                station.wakeAt = nil
+                station.timerFired(now: now, &self)
+            } else if station.queuedAt == nil {
+                timers.push(.init(at: wakeAt, station: station))
+                station.queuedAt = wakeAt
+            }
         }
     }
 }
@@ -205,7 +211,6 @@ struct TimerHeap {
     struct Entry {
         var at: UInt64
         var station: LoopStation
-        var token: UInt64
     }
     private var items: [Entry] = []
 
@@ -257,7 +262,10 @@ final class LoopStation {
     private var plan: ModbusReadPlan
     private var lastValues: [SignalValue?]
     private var nextDeadline: UInt64 = 0
-    var timerToken: UInt64 = 0
+    /// When the loop next calls ``timerFired(now:_:)``; nil: never (set through ``LoopState/schedule(_:at:)``).
+    var wakeAt: UInt64?
+    /// The deadline of this station's earliest entry in the timer heap.
+    var queuedAt: UInt64?
 
     private enum Phase {
         /// No socket; waiting for the link machine's reconnect time.
@@ -318,7 +326,7 @@ final class LoopStation {
         perform(machine.stop(), &loop)
         closeSocket(&loop)
         phase = .stopped
-        timerToken &+= 1
+        wakeAt = nil
         loop.stations[ObjectIdentifier(adapter)] = nil
         adapter.log.debug("stopped")
         done.resume()

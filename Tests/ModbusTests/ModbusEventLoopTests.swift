@@ -286,3 +286,30 @@ final class ModbusEventLoopAdapterTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 10) { group.loops.allSatisfy { !$0.isRunning } })
     }
 }
+
+/// The `modbusDriver` station key (docs/CONFIG.md).
+final class ModbusDriverConfigTests: XCTestCase {
+    private func decode(_ extra: String, endpoint: String = "modbus://127.0.0.1:1502?unit=1") throws -> StationConfig {
+        let text = """
+        {"route": ["welding"], "stations": [{"id": "W-1", "process": "welding", "protocol": "modbus",
+          "endpoint": "\(endpoint)"\(extra), "signals": [{"name": "a", "address": "hr:0", "type": "uint16"}]}]}
+        """
+        return try PlantConfig.decode(json: try JSON.parse(text), file: "p.json", directory: repoRoot).stations[0]
+    }
+
+    func testDefaultIsTheEventLoopAndLibmodbusCanBeChosen() throws {
+        XCTAssertEqual(try decode("").modbusDriver, .eventLoop)
+        XCTAssertEqual(try decode(#", "modbusDriver": "loop""#).modbusDriver, .eventLoop)
+        XCTAssertEqual(try decode(#", "modbusDriver": "libmodbus""#).modbusDriver, .libmodbus)
+    }
+
+    func testBadDriverAndRTUAreErrorsNamingThePath() {
+        XCTAssertThrowsError(try decode(#", "modbusDriver": "epoll""#)) { error in
+            XCTAssertTrue("\(error)".contains("stations[0].modbusDriver"), "\(error)")
+            XCTAssertTrue("\(error)".contains("loop, libmodbus"), "\(error)")
+        }
+        XCTAssertThrowsError(try decode(#", "modbusDriver": "loop""#, endpoint: "modbus-rtu:///dev/ttyUSB0?baud=19200&unit=1")) { error in
+            XCTAssertTrue("\(error)".contains("stations[0].modbusDriver"), "\(error)")
+        }
+    }
+}
