@@ -140,13 +140,13 @@ public final class ModbusEventLoop: Sendable {
             }
             state.fireDueTimers()
             if state.stations.isEmpty { continue }
-            var timeoutMs: Int32 = 1000
-            if let next = state.timers.first?.at {
+            var timeoutNs: UInt64 = 1_000_000_000
+            if let next = state.timers.first?.wakeAt {
                 let now = Monotonic.nanoseconds()
-                timeoutMs = next <= now ? 0 : Int32(min(1000, (next - now + 999_999) / 1_000_000))
+                timeoutNs = next <= now ? 0 : min(timeoutNs, next - now)
             }
             do {
-                try epoll.wait(timeoutMs: timeoutMs) { fd, events in
+                try epoll.wait(timeoutNs: timeoutNs) { fd, events in
                     if fd == wake.fd {
                         wake.drain()
                     } else if let station = state.byFd[fd] {
@@ -168,9 +168,8 @@ struct LoopState {
     let epoll: Epoll
     var stations: [ObjectIdentifier: LoopStation] = [:]
     var byFd: [Int32: LoopStation] = [:]
-    /// A min-heap of (deadline, station). A station has one wake-up time (`wakeAt`); the heap holds
-    /// at most its earliest queued entry plus entries superseded by an earlier one, which are
-    /// skipped when they come up, so the heap stays about as large as the station count.
+    /// The stations' wake-up times: a min-heap with one entry per station that has one (the
+    /// station knows its place in it, so a new time moves the entry instead of adding one).
     var timers = TimerHeap()
     /// The receive buffer all stations of the loop read into (one thread: one buffer).
     let scratch: UnsafeMutableRawBufferPointer
@@ -182,64 +181,81 @@ struct LoopState {
 
     /// Sets the station's one wake-up time (replacing any earlier one).
     mutating func schedule(_ station: LoopStation, at deadline: UInt64) {
-        station.wakeAt = deadline
-        if let queued = station.queuedAt, queued <= deadline { return }
-        timers.push(.init(at: deadline, station: station))
-        station.queuedAt = deadline
+        timers.set(station, at: deadline)
+    }
+
+    /// Stops the station's timer.
+    mutating func cancelTimer(_ station: LoopStation) {
+        timers.remove(station)
     }
 
     mutating func fireDueTimers() {
         let now = Monotonic.nanoseconds()
-        while let top = timers.first, top.at <= now {
-            timers.pop()
-            let station = top.station
-            if station.queuedAt == top.at { station.queuedAt = nil }
-            guard let wakeAt = station.wakeAt, stations[ObjectIdentifier(station.adapter)] === station else { continue }
-            if wakeAt <= now {
-                station.wakeAt = nil
-                station.timerFired(now: now, &self)
-            } else if station.queuedAt == nil {
-                timers.push(.init(at: wakeAt, station: station))
-                station.queuedAt = wakeAt
-            }
+        while let top = timers.first, top.wakeAt <= now {
+            timers.remove(top)
+            top.timerFired(now: now, &self)
         }
     }
 }
 
-/// A binary min-heap of timer entries ordered by deadline.
+/// A binary min-heap of stations by ``LoopStation/wakeAt``; each station holds its index.
 struct TimerHeap {
-    struct Entry {
-        var at: UInt64
-        var station: LoopStation
-    }
-    private var items: [Entry] = []
+    private var items: [LoopStation] = []
 
-    var first: Entry? { items.first }
+    var first: LoopStation? { items.first }
     var count: Int { items.count }
 
-    mutating func push(_ entry: Entry) {
-        items.append(entry)
-        var child = items.count - 1
+    mutating func set(_ station: LoopStation, at deadline: UInt64) {
+        if station.heapIndex < 0 {
+            station.wakeAt = deadline
+            station.heapIndex = items.count
+            items.append(station)
+            up(station.heapIndex)
+        } else {
+            let earlier = deadline < station.wakeAt
+            station.wakeAt = deadline
+            if earlier { up(station.heapIndex) } else { down(station.heapIndex) }
+        }
+    }
+
+    mutating func remove(_ station: LoopStation) {
+        let index = station.heapIndex
+        guard index >= 0 else { return }
+        let last = items.count - 1
+        if index != last { swap(index, last) }
+        items.removeLast()
+        station.heapIndex = -1
+        if index < items.count {
+            up(index)
+            down(index)
+        }
+    }
+
+    private mutating func swap(_ a: Int, _ b: Int) {
+        items.swapAt(a, b)
+        items[a].heapIndex = a
+        items[b].heapIndex = b
+    }
+
+    private mutating func up(_ start: Int) {
+        var child = start
         while child > 0 {
             let parent = (child - 1) / 2
-            guard items[child].at < items[parent].at else { break }
-            items.swapAt(child, parent)
+            guard items[child].wakeAt < items[parent].wakeAt else { break }
+            swap(child, parent)
             child = parent
         }
     }
 
-    mutating func pop() {
-        guard !items.isEmpty else { return }
-        items.swapAt(0, items.count - 1)
-        items.removeLast()
-        var parent = 0
+    private mutating func down(_ start: Int) {
+        var parent = start
         while true {
             let left = 2 * parent + 1, right = left + 1
             var smallest = parent
-            if left < items.count && items[left].at < items[smallest].at { smallest = left }
-            if right < items.count && items[right].at < items[smallest].at { smallest = right }
+            if left < items.count && items[left].wakeAt < items[smallest].wakeAt { smallest = left }
+            if right < items.count && items[right].wakeAt < items[smallest].wakeAt { smallest = right }
             if smallest == parent { break }
-            items.swapAt(parent, smallest)
+            swap(parent, smallest)
             parent = smallest
         }
     }
@@ -262,10 +278,10 @@ final class LoopStation {
     private var plan: ModbusReadPlan
     private var lastValues: [SignalValue?]
     private var nextDeadline: UInt64 = 0
-    /// When the loop next calls ``timerFired(now:_:)``; nil: never (set through ``LoopState/schedule(_:at:)``).
-    var wakeAt: UInt64?
-    /// The deadline of this station's earliest entry in the timer heap.
-    var queuedAt: UInt64?
+    /// When the loop next calls ``timerFired(now:_:)`` (monotonic ns), while `heapIndex >= 0`.
+    var wakeAt: UInt64 = 0
+    /// The station's place in the loop's ``TimerHeap``; -1 when no timer is set.
+    var heapIndex = -1
 
     private enum Phase {
         /// No socket; waiting for the link machine's reconnect time.
@@ -326,7 +342,7 @@ final class LoopStation {
         perform(machine.stop(), &loop)
         closeSocket(&loop)
         phase = .stopped
-        wakeAt = nil
+        loop.cancelTimer(self)
         loop.stations[ObjectIdentifier(adapter)] = nil
         adapter.log.debug("stopped")
         done.resume()
