@@ -16,7 +16,11 @@ public enum ModbusBenchmark {
     /// in-process simulators), `cpu_us_per_poll`, `baseline_polls_per_s`, `baseline_cpu_pct`,
     /// `baseline_cpu_us_per_poll` (the plain libmodbus loop: one thread per PLC, same schedule),
     /// `added_cpu_us_per_poll` (adapter CPU per poll minus the plain loop's), `errors`.
-    public static func run(stations: [StationConfig], seconds: Double, logger: Logger = Logger(label: "bench", level: .error)) async -> [String: Double] {
+    ///
+    /// With `eventLoopThreads`, the adapters are ``ModbusLoopStationAdapter``s on that many
+    /// ``ModbusEventLoop`` threads instead of a ``ModbusStationAdapter`` (a thread) each.
+    public static func run(stations: [StationConfig], seconds: Double, eventLoopThreads: Int? = nil,
+                           logger: Logger = Logger(label: "bench", level: .error)) async -> [String: Double] {
         var figures: [String: Double] = ["stations": Double(stations.count)]
         guard !stations.isEmpty else { return figures }
 
@@ -32,8 +36,13 @@ public enum ModbusBenchmark {
 
         // The adapters.
         let log = PollLog()
-        let adapters = stations.enumerated().map { index, station in
-            ModbusStationAdapter(config: station, sink: { event in log.record(index, event) }, logger: logger)
+        let group = eventLoopThreads.map { ModbusEventLoopGroup(threads: $0, logger: logger) }
+        let adapters: [any StationAdapter] = stations.enumerated().map { index, station in
+            let sink: AdapterSink = { event in log.record(index, event) }
+            if let group {
+                return ModbusLoopStationAdapter(config: station, loop: group.next(), sink: sink, logger: logger)
+            }
+            return ModbusStationAdapter(config: station, sink: sink, logger: logger)
         }
         let cpu0 = processCPUMicroseconds(), t0 = Monotonic.nanoseconds()
         let tasks = adapters.map { adapter in Task.detached { try? await adapter.run() } }

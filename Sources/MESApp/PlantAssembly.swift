@@ -107,11 +107,21 @@ final class PlantAssembly: Sendable {
         }
         let sink = pipeline.sink
         var adapters: [any StationAdapter] = []
+        // Modbus TCP stations share a few event-loop threads (docs/ARCHITECTURE.md, "Modbus TCP on
+        // event loops"); RTU stations and those that ask for libmodbus get a thread each.
+        let loopStations = config.stations.filter(Self.pollsOnEventLoop)
+        let modbusLoops = loopStations.isEmpty ? nil
+            : ModbusEventLoopGroup(threads: ModbusEventLoopGroup.defaultThreadCount(stations: loopStations.count),
+                                   logger: logger.named("adapter"))
         for station in config.stations {
             let stationLogger = logger.named("adapter").with("station.id", station.id)
             switch station.protocol {
             case .modbus:
-                adapters.append(ModbusStationAdapter(config: station, sink: sink, logger: stationLogger))
+                if let modbusLoops, Self.pollsOnEventLoop(station) {
+                    adapters.append(ModbusLoopStationAdapter(config: station, loop: modbusLoops.next(), sink: sink, logger: stationLogger))
+                } else {
+                    adapters.append(ModbusStationAdapter(config: station, sink: sink, logger: stationLogger))
+                }
             case .opcua:
                 if let adapter = OPCUAAdapterFactory.make(station: station, sink: sink, logger: stationLogger) {
                     adapters.append(adapter)
@@ -121,6 +131,13 @@ final class PlantAssembly: Sendable {
         services.append(contentsOf: adapters.map { $0 as any Service })
         services.append(StatsPublisher(adapters: adapters, live: pipeline.live))
         return services
+    }
+
+    /// Whether a station is polled from the shared Modbus event loops (Modbus TCP unless its
+    /// config asks for libmodbus).
+    static func pollsOnEventLoop(_ station: StationConfig) -> Bool {
+        guard station.protocol == .modbus, case .modbusTCP = station.endpoint else { return false }
+        return station.modbusDriver == .eventLoop
     }
 }
 

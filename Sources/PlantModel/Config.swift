@@ -325,6 +325,9 @@ public struct StationConfig: Sendable, Equatable {
     /// A `connection` alert once offline this long.
     public var offlineAlertAfterS: Double
     public var signals: [SignalConfig]
+    /// Modbus TCP: poll from a shared event loop (the default) or a thread of its own on libmodbus.
+    /// RTU stations always use libmodbus.
+    public var modbusDriver: ModbusDriver = .eventLoop
 
     public init(id: String, name: String, process: String, protocol: StationProtocol, endpoint: Endpoint,
                 pollIntervalMs: Int = 100, idealCycleTimeS: Double? = nil, subscribe: Bool = false,
@@ -350,6 +353,14 @@ public struct StationConfig: Sendable, Equatable {
     public var tracksVehicles: Bool { signal(role: .vehicleId) != nil }
     /// Whether the station has an `energy` meter or a `power` signal.
     public var hasEnergy: Bool { signals.contains { $0.role == .energy || $0.role == .power } }
+}
+
+/// How a Modbus TCP station is polled (docs/CONFIG.md, `modbusDriver`).
+public enum ModbusDriver: String, Sendable, Equatable, CaseIterable {
+    /// Non-blocking sockets on a few shared event-loop threads, with the package's own MBAP framing.
+    case eventLoop = "loop"
+    /// Blocking libmodbus calls on a thread per station.
+    case libmodbus
 }
 
 /// What a signal means to the tracking and quality modules (docs/CONFIG.md, Roles).

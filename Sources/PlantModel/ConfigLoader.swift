@@ -228,7 +228,8 @@ extension PlantConfig {
 
     static func decodeStation(_ node: ConfigNode, route: [String]) throws -> StationConfig {
         try node.rejectUnknownKeys(["id", "name", "process", "protocol", "endpoint", "pollIntervalMs", "idealCycleTimeS",
-                                    "subscribe", "signals", "timeoutMs", "offlineAlertAfterS", "description"])
+                                    "subscribe", "signals", "timeoutMs", "offlineAlertAfterS", "description",
+                                    "modbusDriver"])
         let idNode = try node.required("id")
         let id = try idNode.nonEmptyString()
         guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
@@ -263,6 +264,17 @@ extension PlantConfig {
         }
         let timeout = try node.optional("timeoutMs")?.int(in: 1...600_000) ?? 1000
         let offlineAfter = try node.optional("offlineAlertAfterS")?.double(in: 0...86_400) ?? 5
+        var driver = ModbusDriver.eventLoop
+        if let driverNode = try node.optional("modbusDriver") {
+            let text = try driverNode.string()
+            guard let chosen = ModbusDriver(rawValue: text) else {
+                throw driverNode.error("\(quoted(text)) is not a Modbus driver (loop, libmodbus)")
+            }
+            guard case .modbusTCP = endpoint else {
+                throw driverNode.error("modbusDriver applies to Modbus TCP stations; this endpoint is \(endpoint.description)")
+            }
+            driver = chosen
+        }
 
         var signals: [SignalConfig] = []
         for element in try node.required("signals").elements() {
@@ -289,9 +301,11 @@ extension PlantConfig {
                                   message: "more than one signal has role \(role.rawValue) (\(named.map(\.name).joined(separator: ", ")))")
             }
         }
-        return StationConfig(id: id, name: name, process: process, protocol: proto, endpoint: endpoint,
-                             pollIntervalMs: poll, idealCycleTimeS: ideal, subscribe: subscribe, timeoutMs: timeout,
-                             offlineAlertAfterS: offlineAfter, signals: signals)
+        var station = StationConfig(id: id, name: name, process: process, protocol: proto, endpoint: endpoint,
+                                    pollIntervalMs: poll, idealCycleTimeS: ideal, subscribe: subscribe, timeoutMs: timeout,
+                                    offlineAlertAfterS: offlineAfter, signals: signals)
+        station.modbusDriver = driver
+        return station
     }
 
     static func decodeSignal(_ node: ConfigNode, protocol proto: StationProtocol) throws -> SignalConfig {

@@ -18,9 +18,9 @@ public struct Epoll {
     public static let input: UInt32 = CEPOLL_IN | CEPOLL_ERR | CEPOLL_HUP
 
     public let fd: Int32
-    private let events: UnsafeMutablePointer<epoll_event>
-    private let capacity: Int
-    private let context: String
+    fileprivate let events: UnsafeMutablePointer<epoll_event>
+    fileprivate let capacity: Int
+    fileprivate let context: String
 
     /// `context` names the owner in error messages ("http loop", "opcua server :4840").
     public init(capacity: Int = 256, context: String = "http loop") throws {
@@ -48,6 +48,22 @@ public struct Epoll {
     public func wait(timeoutMs: Int32, _ body: (Int32, UInt32) throws -> Void) throws {
         let count: Int32
         switch try syscall("epoll_wait", context: context, { epoll_wait(fd, events, Int32(capacity), timeoutMs) }) {
+        case .done(let n): count = n
+        case .wouldBlock: count = 0
+        }
+        for i in 0..<Int(count) {
+            try body(cepoll_event_fd(events, Int32(i)), cepoll_event_flags(events, Int32(i)))
+        }
+    }
+}
+
+extension Epoll {
+    /// Like ``wait(timeoutMs:_:)`` with a timeout in nanoseconds (nil: forever), for loops that keep
+    /// sub-millisecond deadlines (the Modbus event loops).
+    public func wait(timeoutNs: UInt64?, _ body: (Int32, UInt32) throws -> Void) throws {
+        let timeout = timeoutNs.map { Int64(min($0, 3_600_000_000_000)) } ?? -1
+        let count: Int32
+        switch try syscall("epoll_pwait2", context: context, { cepoll_wait_ns(fd, events, Int32(capacity), timeout) }) {
         case .done(let n): count = n
         case .wouldBlock: count = 0
         }

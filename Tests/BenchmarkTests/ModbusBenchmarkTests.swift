@@ -25,8 +25,10 @@ final class ModbusBenchmarkTests: XCTestCase {
             servers.append(server)
         }
         defer { for server in servers { server.stop() } }
-        let figures = await ModbusBenchmark.run(stations: stations, seconds: full ? 10 : 1)
-        print("ModbusBenchmark:", figures.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))
+        // The thread-per-PLC adapter, then the event-loop adapter on one loop thread.
+        for threads in [nil, 1] as [Int?] {
+        let figures = await ModbusBenchmark.run(stations: stations, seconds: full ? 10 : 1, eventLoopThreads: threads)
+        print("ModbusBenchmark (event loop threads: \(threads.map(String.init) ?? "none")):", figures.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.3f", $0.value))" }.joined(separator: " "))
         // How fast is for `tools/bench`; here: every station, no errors, and neither loop polls
         // more often than its schedule (the slot grid), however the machine is loaded.
         let scheduledRate = Double(count) * 1000 / Double(interval)
@@ -35,5 +37,6 @@ final class ModbusBenchmarkTests: XCTestCase {
         // The plain libmodbus loop polled the same stations on the same schedule.
         XCTAssertLessThanOrEqual(figures["baseline_polls_per_s"] ?? .infinity, scheduledRate * 1.1)
         XCTAssertEqual(figures["errors"], 0)
+        }
     }
 }

@@ -8,23 +8,8 @@ import TestSupport
 final class ModbusPymodbusTests: XCTestCase {
     let logger = Logger(label: "test", level: .error)
     let fastBackoff = ReconnectBackoff(initialMs: 50, maxMs: 300, jitter: 0.2, seed: 3)
-    let script = repoRoot.appendingPathComponent("Tests/peers/modbus_plc.py").path
-
     private func startPLC(port: UInt16, spec: [[String: Any]] = [], size: Int = 200, silent: Bool = false) throws -> PeerProcess {
-        var arguments = [script, "--port", String(port), "--size", String(size)]
-        if silent { arguments.append("--silent") }
-        if !spec.isEmpty {
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("modbus-spec-\(UUID().uuidString).json")
-            try JSONSerialization.data(withJSONObject: spec).write(to: file)
-            addTeardownBlock { try? FileManager.default.removeItem(at: file) }
-            arguments += ["--spec", file.path]
-        }
-        let peer = try PeerProcess(executable: peerPython(), arguments: arguments)
-        guard peer.waitFor("READY") else {
-            peer.kill()
-            throw NSError(domain: "peer", code: 2, userInfo: [NSLocalizedDescriptionKey: "pymodbus PLC did not start: \(peer.text)"])
-        }
-        return peer
+        try startPymodbusPLC(port: port, spec: spec, size: size, silent: silent)
     }
 
     /// Every type and word order, encoded by Python's `struct` (independent of our encoder).

@@ -54,3 +54,24 @@ func sig(_ name: String, _ address: String, _ type: DataType, order: WordOrder =
     SignalConfig(name: name, address: ModbusAddress.parse(address)!, type: type, length: length, wordOrder: order,
                  scale: scale, offset: offset)
 }
+
+extension XCTestCase {
+    /// Starts pymodbus 3.16 (Tests/peers/modbus_plc.py) as a PLC on `port`; see the script for `spec`.
+    func startPymodbusPLC(port: UInt16, spec: [[String: Any]] = [], size: Int = 200, silent: Bool = false) throws -> PeerProcess {
+        let script = repoRoot.appendingPathComponent("Tests/peers/modbus_plc.py").path
+        var arguments = [script, "--port", String(port), "--size", String(size)]
+        if silent { arguments.append("--silent") }
+        if !spec.isEmpty {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("modbus-spec-\(UUID().uuidString).json")
+            try JSONSerialization.data(withJSONObject: spec).write(to: file)
+            addTeardownBlock { try? FileManager.default.removeItem(at: file) }
+            arguments += ["--spec", file.path]
+        }
+        let peer = try PeerProcess(executable: peerPython(), arguments: arguments)
+        guard peer.waitFor("READY") else {
+            peer.kill()
+            throw NSError(domain: "peer", code: 2, userInfo: [NSLocalizedDescriptionKey: "pymodbus PLC did not start: \(peer.text)"])
+        }
+        return peer
+    }
+}
