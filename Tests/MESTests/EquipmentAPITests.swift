@@ -85,6 +85,13 @@ final class EquipmentAPITests: XCTestCase {
         XCTAssertEqual(rows.count, 4)
         XCTAssertTrue(rows[0].hasPrefix("station,signal,group,health,score,peers"))
         XCTAssertTrue(rows[1].hasPrefix("FAN-03,vibration,fans,"))
+        // The list itself as CSV: the same rows, as an attachment.
+        let listCSV = try http.get("/api/equipment?format=csv")
+        XCTAssertEqual(listCSV.headers["content-type"], "text/csv; charset=utf-8")
+        XCTAssertEqual(listCSV.headers["content-disposition"], "attachment; filename=\"equipment.csv\"")
+        XCTAssertEqual(listCSV.body.split(separator: "\r\n").map { $0.split(separator: ",").prefix(3).joined(separator: ",") },
+                       rows.map { $0.split(separator: ",").prefix(3).joined(separator: ",") })
+        XCTAssertEqual(try http.get("/api/equipment?format=xml").status, 400)
         let html = try http.get("/api/reports/equipment?format=html")
         XCTAssertEqual(html.headers["content-type"], "text/html; charset=utf-8")
         XCTAssertTrue(html.body.contains("设备健康报告") && html.body.contains("Equipment health report") && html.body.contains("FAN-03"))
