@@ -160,6 +160,13 @@ public final class EventLog: Service, @unchecked Sendable {
         public var intervalSeconds: TimeInterval = 0.1
         /// How long a TRUNCATE checkpoint waits for readers (and so, at most, delays the writer).
         public var truncateBusyTimeoutMs: Int32 = 50
+        /// The WAL's bound (about 128 MiB): after a commit that leaves this many pages, the writer
+        /// starts no transaction until the checkpointer has truncated the WAL. Reached only when
+        /// checkpoints cannot keep up with the writes (their fsyncs on a busy disk) or readers
+        /// always overlap; better a pause of the writer than a WAL without bound.
+        public var writerWaitPages = 32_000
+        /// The longest the writer waits for the checkpointer (then it goes on, logged).
+        public var writerWaitSeconds: TimeInterval = 10
         /// False: no checkpointer thread (tests only: the WAL then grows until ``close()``).
         public var enabled = true
         public init() {}
@@ -228,6 +235,8 @@ public final class EventLog: Service, @unchecked Sendable {
     /// Set while the checkpointer runs a TRUNCATE: the writer starts no transaction meanwhile (a
     /// writer that commits back to back would otherwise never let it take the write lock).
     private var truncating = false
+    /// True while the checkpointer thread runs (the writer waits for it only then).
+    private var checkpointerActive = false
     private var checkpointerThread: Thread?
     private let checkpointerDone = DispatchSemaphore(value: 0)
     /// Test hook: runs on the writer thread before each batch (outside the transaction).
@@ -329,6 +338,9 @@ public final class EventLog: Service, @unchecked Sendable {
             }
             checkpointer.name = "storage.checkpoint"
             checkpointerThread = checkpointer
+            checkpointCondition.lock()
+            checkpointerActive = true
+            checkpointCondition.unlock()
             checkpointer.start()
         }
     }
@@ -601,6 +613,12 @@ public final class EventLog: Service, @unchecked Sendable {
 
     /// Checkpoints the WAL on a connection of its own (see ``Checkpoints``) until ``close()``.
     private func checkpointLoop() {
+        defer {
+            checkpointCondition.lock()
+            checkpointerActive = false
+            checkpointCondition.broadcast()
+            checkpointCondition.unlock()
+        }
         let policy = configuration.checkpoints
         var database: Database?
         defer { database?.close() }
@@ -608,31 +626,37 @@ public final class EventLog: Service, @unchecked Sendable {
         /// The commit count at the last passive checkpoint, and at the last complete TRUNCATE.
         var passiveAt: UInt64 = 0
         var truncatedAt: UInt64 = 0
-        /// Passive checkpoints are at least an interval apart: while readers keep the WAL from
+        /// Checkpoints of a kind are at least an interval apart: while readers keep the WAL from
         /// starting over, every commit would otherwise wake one (and its fsyncs).
         var nextPassiveNs: UInt64 = 0
+        var nextTruncateNs: UInt64 = 0
         let intervalNs = UInt64(max(0.001, policy.intervalSeconds) * 1e9)
         let walPath = configuration.path + "-wal"
         while true {
             checkpointCondition.lock()
             let limit = Date().addingTimeInterval(policy.intervalSeconds)
+            func passiveDue(_ now: UInt64) -> Bool {
+                walPages >= policy.passivePages && commitCount != passiveAt && now >= nextPassiveNs
+            }
+            func truncateDue(_ now: UInt64) -> Bool {
+                walPages >= min(policy.truncatePages, policy.writerWaitPages) && commitCount != truncatedAt && now >= nextTruncateNs
+            }
             while !checkpointerStopping {
-                if walPages >= policy.passivePages && commitCount != passiveAt && Monotonic.nanoseconds() >= nextPassiveNs { break }
+                let now = Monotonic.nanoseconds()
+                if passiveDue(now) || truncateDue(now) { break }
                 if !checkpointCondition.wait(until: limit) { break }
             }
             let stop = checkpointerStopping
-            let pages = walPages
-            let commits = commitCount
             let now = Monotonic.nanoseconds()
-            let idleNs = now &- lastCommitNs
+            let passive = passiveDue(now)
+            var truncate = truncateDue(now)
+            let commits = commitCount
+            let idle = Double(now &- lastCommitNs) / 1e9 >= policy.idleSeconds && commits != truncatedAt
             checkpointCondition.unlock()
             if stop { return }
-
-            let passiveDue = pages >= policy.passivePages && commits != passiveAt && now >= nextPassiveNs
-            let idle = Double(idleNs) / 1e9 >= policy.idleSeconds && commits != truncatedAt
-            guard passiveDue || idle else { continue }
+            guard passive || truncate || idle else { continue }
             if database == nil {
-                guard Monotonic.nanoseconds() >= retryOpenAfter else { continue }
+                guard now >= retryOpenAfter else { continue }
                 do {
                     let db = try Database(path: configuration.path, mode: .readWrite, options: configuration.options)
                     db.setWALCommitHook { _ in } // it writes nothing, but never checkpoints by itself either
@@ -640,20 +664,20 @@ public final class EventLog: Service, @unchecked Sendable {
                     database = db
                 } catch {
                     logger.warning("storage checkpointer cannot open \(configuration.path) (retrying in 1 s): \(error)")
-                    retryOpenAfter = Monotonic.nanoseconds() + 1_000_000_000
+                    retryOpenAfter = now + 1_000_000_000
                     continue
                 }
             }
             guard let db = database else { continue }
             do {
-                var truncate = idle && walFileSize(walPath) > 0
-                if passiveDue {
+                if passive {
                     let result = try checkpoint(db, mode: "PASSIVE")
                     passiveAt = commits
                     nextPassiveNs = Monotonic.nanoseconds() + intervalNs
                     recordCheckpoint(truncate: false)
                     if result.logFrames >= policy.truncatePages { truncate = true }
                 }
+                if idle && walFileSize(walPath) > 0 { truncate = true }
                 if truncate {
                     checkpointCondition.lock()
                     truncating = true
@@ -665,11 +689,13 @@ public final class EventLog: Service, @unchecked Sendable {
                         checkpointCondition.unlock()
                     }
                     let result = try checkpoint(db, mode: "TRUNCATE")
-                    if !result.busy {
+                    if result.busy {
+                        // A reader stayed longer than the timeout: tried again an interval later.
+                        nextTruncateNs = Monotonic.nanoseconds() + intervalNs
+                    } else {
                         truncatedAt = commits
                         recordCheckpoint(truncate: true)
                     }
-                    // Busy (a reader stayed longer than the timeout): tried again at the next look.
                 } else if idle {
                     truncatedAt = commits
                 }
@@ -685,20 +711,31 @@ public final class EventLog: Service, @unchecked Sendable {
         }
     }
 
-    /// On the writer thread before a batch: waits while the checkpointer runs a TRUNCATE (at most
-    /// a second, should the checkpointer be stuck).
-    private func waitForTruncate() {
+    /// On the writer thread before a batch: waits while the checkpointer runs a TRUNCATE, and while
+    /// the WAL holds ``Checkpoints/writerWaitPages`` (until the checkpointer has truncated it). At
+    /// most ``Checkpoints/writerWaitSeconds``, should the checkpointer be stuck.
+    private func waitForCheckpointer() {
+        let policy = configuration.checkpoints
         checkpointCondition.lock()
-        let limit = Date().addingTimeInterval(1)
-        while truncating {
-            if !checkpointCondition.wait(until: limit) { break }
+        defer { checkpointCondition.unlock() }
+        guard truncating || (checkpointerActive && walPages >= policy.writerWaitPages) else { return }
+        let limit = Date().addingTimeInterval(policy.writerWaitSeconds)
+        while truncating || (checkpointerActive && walPages >= policy.writerWaitPages) {
+            if !checkpointCondition.wait(until: limit) {
+                logger.warning("storage writer went on after waiting \(policy.writerWaitSeconds) s for a WAL checkpoint (\(walPages) pages in the WAL)")
+                return
+            }
         }
-        checkpointCondition.unlock()
     }
 
     private func recordCheckpoint(truncate: Bool) {
         checkpointCondition.lock()
-        if truncate { truncateCheckpoints += 1 } else { passiveCheckpoints += 1 }
+        if truncate {
+            truncateCheckpoints += 1
+            walPages = 0 // the WAL file is empty now; the next commit tells its length again
+        } else {
+            passiveCheckpoints += 1
+        }
         checkpointCondition.unlock()
     }
 
@@ -737,7 +774,7 @@ public final class EventLog: Service, @unchecked Sendable {
             condition.unlock()
 
             hook?(writer)
-            waitForTruncate()
+            waitForCheckpointer()
             if !batch.isEmpty {
                 if !commit(batch) {
                     handleFailure(batch)
