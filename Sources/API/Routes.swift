@@ -142,6 +142,11 @@ public enum APIRoutes {
             metric("mes_sse_clients", "Connected event-stream clients.", "gauge", [("", Double(sse.connectedClients))])
             metric("mes_sse_dropped_clients_total", "Event-stream clients dropped for falling behind.", "counter", [("", Double(sse.droppedClients))])
             metric("mes_storage_writable", "1 while storage commits.", "gauge", [("", context.eventLog.isWritable ? 1 : 0)])
+            let storage = context.eventLog.statistics
+            metric("mes_storage_wal_pages", "Pages in the WAL after the last commit.", "gauge", [("", Double(storage.walPages))])
+            metric("mes_storage_wal_bytes", "Size of the WAL file, in bytes.", "gauge", [("", Double(context.eventLog.walFileBytes))])
+            metric("mes_storage_checkpoints_total", "WAL checkpoints by the storage checkpointer, by mode.", "counter",
+                   [("mode=\"passive\"", Double(storage.passiveCheckpoints)), ("mode=\"truncate\"", Double(storage.truncateCheckpoints))])
             text += context.extraMetrics()
             return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
         }

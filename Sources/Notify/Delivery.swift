@@ -20,12 +20,10 @@ import Storage
 /// receiver can drop it. Lanes run at a lower CPU priority (``Configuration/nice``), so draining a
 /// long outbox yields to polling and the event streams.
 ///
-/// While lanes write marks, the delivery checkpoints the WAL itself (`PRAGMA wal_checkpoint(PASSIVE)`
-/// on a connection of its own, at most every ``Configuration/checkpointInterval``). Marks of a
-/// long outbox touch many pages (a lane's notifications are spread among the other lanes'); left
-/// to SQLite's automatic checkpoint at 1,000 pages, the event log's writer would copy them back
-/// during a commit while the samples behind it wait (measured: `mes-bench notify`, README
-/// "Notifications"). A passive checkpoint never waits for the writer or blocks it.
+/// Marks of a long outbox touch many pages (a lane's notifications are spread among the other
+/// lanes'), so a drain makes the WAL grow fast; the event log checkpoints it on a thread of its
+/// own, never on its writer thread in a commit that samples wait for (``EventLog``; measured:
+/// `mes-bench notify`, README "Notifications").
 ///
 /// Time (due attempts, backoff, the 24 h limit) is read from `clock`, so a test or benchmark can
 /// run hours of outage on a ``ManualClock``: after moving it, call ``wake()``.
@@ -48,9 +46,6 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
         /// The lanes' nice value (Linux, per thread): draining a long outbox yields the CPU to
         /// polling, the pipeline, storage and the API.
         public var nice: Int32 = 10
-        /// How often, at most, the delivery checkpoints the WAL while lanes write marks (0: never,
-        /// leave it to SQLite's automatic checkpoint).
-        public var checkpointInterval: TimeInterval = 0.05
         public init() {}
     }
 
@@ -71,8 +66,6 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
     private var dispatcherWake = false
     /// Set on the storage thread when outbox rows are written; turned into a wake-up after the commit.
     private let inserted = Locked(false)
-    /// `sent` marks handed to the event log so far (the checkpointer runs while it grows).
-    private let marksWritten = Counter()
 
     public init(eventLog: EventLog, configuration: Configuration = Configuration(), clock: any WallClock = SystemWallClock(),
                 logger: Logger) {
@@ -122,45 +115,6 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
         }
         thread.name = "notify.dispatch"
         thread.start()
-        if configuration.checkpointInterval > 0 {
-            condition.lock()
-            running += 1
-            condition.unlock()
-            let checkpointer = Thread { [self] in
-                checkpointLoop()
-                exited()
-            }
-            checkpointer.name = "notify.checkpoint"
-            checkpointer.start()
-        }
-    }
-
-    /// Checkpoints the WAL passively while lanes write marks (see the type's documentation).
-    private func checkpointLoop() {
-        var database: Database?
-        defer { database?.close() }
-        var seen = marksWritten.value
-        while true {
-            condition.lock()
-            let limit = Date().addingTimeInterval(configuration.checkpointInterval)
-            while !stopping {
-                if !condition.wait(until: limit) { break }
-            }
-            let stop = stopping
-            condition.unlock()
-            if stop { return }
-            let written = marksWritten.value
-            guard written != seen else { continue }
-            seen = written
-            do {
-                if database == nil { database = try Database(path: eventLog.configuration.path, mode: .readWrite) }
-                _ = try database?.query("PRAGMA wal_checkpoint(PASSIVE)") { _ in () }
-            } catch {
-                logger.warning("notification delivery: WAL checkpoint failed (\(error)); SQLite's own checkpoint remains")
-                database?.close()
-                database = nil
-            }
-        }
     }
 
     /// Stops every thread; waits for attempts in flight (bounded by the timeouts).
@@ -252,7 +206,6 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
             guard !marks.isEmpty else { return }
             let batch = marks
             marks.removeAll(keepingCapacity: true)
-            marksWritten.add(batch.count)
             eventLog.enqueue({ db in
                 for mark in batch { try Outbox.markSent(id: mark.id, attempts: mark.attempts, at: mark.at, in: db) }
             }, completion: { outcome in

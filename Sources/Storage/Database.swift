@@ -54,6 +54,8 @@ public final class Database {
     public let mode: Mode
     private var handle: OpaquePointer?
     private var cache: [String: Statement] = [:]
+    /// The closure behind ``setWALCommitHook(_:)``, kept alive while SQLite holds a pointer to it.
+    private var walHook: WALHookBox?
 
     /// Opens (and for `.readWrite` creates) the database at `path`.
     ///
@@ -163,6 +165,28 @@ public final class Database {
         cache.removeAll()
         sqlite3_close_v2(handle)
         self.handle = nil
+        walHook = nil
+    }
+
+    /// Calls `body` after each commit on this connection with the number of pages (frames) the WAL
+    /// now holds, on the committing thread; nil removes it.
+    ///
+    /// This replaces SQLite's automatic checkpoint on this connection (both use the same hook): with
+    /// a hook set, this connection never checkpoints by itself and `PRAGMA wal_autocheckpoint`
+    /// reads 0. The event log uses it to tell its checkpointer how long the WAL is.
+    public func setWALCommitHook(_ body: ((Int) -> Void)?) {
+        guard let handle else { return }
+        guard let body else {
+            sqlite3_wal_hook(handle, nil, nil)
+            walHook = nil
+            return
+        }
+        let box = WALHookBox(body)
+        sqlite3_wal_hook(handle, { context, _, _, pages in
+            if let context { Unmanaged<WALHookBox>.fromOpaque(context).takeUnretainedValue().body(Int(pages)) }
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(box).toOpaque())
+        walHook = box
     }
 
     func requireHandle(_ context: String) throws -> OpaquePointer {
@@ -280,6 +304,12 @@ public final class Database {
             throw error
         }
     }
+}
+
+/// Holds a WAL hook closure for the C callback (see ``Database/setWALCommitHook(_:)``).
+private final class WALHookBox {
+    let body: (Int) -> Void
+    init(_ body: @escaping (Int) -> Void) { self.body = body }
 }
 
 /// A compiled statement of one ``Database``.

@@ -101,10 +101,21 @@ package enum EventTime {
 /// and ``lastError`` tells why; blocked `flush`/`write` callers get ``EventLogError/notWriting(underlying:)``.
 /// Reads keep working.
 ///
+/// The writer never checkpoints the WAL itself (its automatic checkpoint is off): a checkpoint
+/// copies pages back into the database file and fsyncs, and SQLite's automatic one (every 1,000
+/// pages) would run on the writer thread in the middle of a commit that samples wait for. A
+/// checkpointer thread with a connection of its own does it instead (``Checkpoints``): PASSIVE
+/// checkpoints while the WAL grows, which never block the writer, and a TRUNCATE when the log is
+/// idle or when readers kept the WAL from restarting for too long, so the file stays bounded.
+/// With `synchronous=NORMAL` a commit only appends to the WAL (it survives a crash of this
+/// process once COMMIT returns, see ``Database/Options/synchronous``); the fsyncs happen at
+/// checkpoints, now on the checkpointer.
+///
 /// Lifecycle: ``open(_:clock:logger:)`` (opens, migrates), ``start()`` (starts the writer
-/// thread; appends before it are queued), ``close()`` (commits what is pending, checkpoints,
-/// closes). As a ``Service``, `run()` starts and, on cancellation, closes.
-// @unchecked Sendable: all mutable state is guarded by `condition`; `writer` is used only on the writer thread (or by close() once that thread has ended).
+/// and checkpointer threads; appends before it are queued), ``close()`` (commits what is
+/// pending, stops the checkpointer, checkpoints with TRUNCATE, closes). As a ``Service``, `run()`
+/// starts and, on cancellation, closes.
+// @unchecked Sendable: all mutable state is guarded by `condition` (the checkpointer's by `checkpointCondition`); `writer` is used only on the writer thread (or by close() once that thread has ended); the checkpointer's connection only on its thread.
 public final class EventLog: Service, @unchecked Sendable {
     /// Settings with defaults.
     public struct Configuration: Sendable {
@@ -122,8 +133,43 @@ public final class EventLog: Service, @unchecked Sendable {
         /// While storage fails, the oldest queued items beyond this count are dropped (and reported failed).
         public var maxPendingItems = 500_000
         public var retention = Retention()
+        public var checkpoints = Checkpoints()
 
         public init(path: String) { self.path = path }
+    }
+
+    /// When the checkpointer checkpoints the WAL (the writer never does; see ``EventLog``).
+    ///
+    /// Pages are database pages (4 KiB by default; a WAL frame is a page and 24 bytes).
+    public struct Checkpoints: Sendable {
+        /// A PASSIVE checkpoint once the WAL holds this many pages: SQLite's own automatic
+        /// threshold, which keeps the WAL (and readers' lookups in it) short. It copies what no
+        /// reader still needs and never waits for, or blocks, the writer or readers.
+        public var passivePages = 1000
+        /// A TRUNCATE checkpoint once the WAL still holds this many pages after a passive one
+        /// (about 64 MiB): readers that always overlap can keep the writer from starting the WAL
+        /// over, so it would grow without bound. The writer starts no transaction while it runs
+        /// (it copies what the passive one left and waits for readers, at most
+        /// ``truncateBusyTimeoutMs``), so it is kept rare.
+        public var truncatePages = 16_000
+        /// A TRUNCATE checkpoint after this long without a commit, when the WAL file is not empty
+        /// (it shrinks to zero while nothing is written).
+        public var idleSeconds: TimeInterval = 2
+        /// How often the checkpointer looks when not woken (a commit that takes the WAL to
+        /// ``passivePages`` wakes it at once).
+        public var intervalSeconds: TimeInterval = 0.1
+        /// How long a TRUNCATE checkpoint waits for readers (and so, at most, delays the writer).
+        public var truncateBusyTimeoutMs: Int32 = 50
+        /// The WAL's bound (about 128 MiB): after a commit that leaves this many pages, the writer
+        /// starts no transaction until the checkpointer has truncated the WAL. Reached only when
+        /// checkpoints cannot keep up with the writes (their fsyncs on a busy disk) or readers
+        /// always overlap; better a pause of the writer than a WAL without bound.
+        public var writerWaitPages = 32_000
+        /// The longest the writer waits for the checkpointer (then it goes on, logged).
+        public var writerWaitSeconds: TimeInterval = 10
+        /// False: no checkpointer thread (tests only: the WAL then grows until ``close()``).
+        public var enabled = true
+        public init() {}
     }
 
     /// Which events are pruned, and when.
@@ -177,6 +223,22 @@ public final class EventLog: Service, @unchecked Sendable {
     private var writerThread: Thread?
     private let writerDone = DispatchSemaphore(value: 0)
     private var stats = Stats()
+    /// The checkpointer's state, guarded by its own condition (the writer touches it once per commit).
+    private let checkpointCondition = NSCondition()
+    private var walPages = 0
+    private var commitCount: UInt64 = 0
+    private var lastCommitNs: UInt64 = 0
+    private var checkpointerStopping = false
+    private var passiveCheckpoints = 0
+    private var truncateCheckpoints = 0
+    private var checkpointFailures = 0
+    /// Set while the checkpointer runs a TRUNCATE: the writer starts no transaction meanwhile (a
+    /// writer that commits back to back would otherwise never let it take the write lock).
+    private var truncating = false
+    /// True while the checkpointer thread runs (the writer waits for it only then).
+    private var checkpointerActive = false
+    private var checkpointerThread: Thread?
+    private let checkpointerDone = DispatchSemaphore(value: 0)
     /// Test hook: runs on the writer thread before each batch (outside the transaction).
     var beforeBatchHook: (@Sendable (Database) -> Void)? {
         get { condition.lock(); defer { condition.unlock() }; return hookStorage }
@@ -193,6 +255,8 @@ public final class EventLog: Service, @unchecked Sendable {
         self.processedSeq = maxSeq
         self.committedSeq = maxSeq
         self.pool = ReadPool(path: configuration.path, capacity: configuration.readConnections, options: configuration.options)
+        // The writer never checkpoints: the hook replaces SQLite's automatic checkpoint (and tells the checkpointer the WAL's length).
+        writer.setWALCommitHook { [weak self] pages in self?.walCommitted(pages: pages) }
     }
 
     deinit {
@@ -267,6 +331,18 @@ public final class EventLog: Service, @unchecked Sendable {
         thread.name = "storage.writer"
         writerThread = thread
         thread.start()
+        if configuration.checkpoints.enabled {
+            let checkpointer = Thread { [self] in
+                checkpointLoop()
+                checkpointerDone.signal()
+            }
+            checkpointer.name = "storage.checkpoint"
+            checkpointerThread = checkpointer
+            checkpointCondition.lock()
+            checkpointerActive = true
+            checkpointCondition.unlock()
+            checkpointer.start()
+        }
     }
 
     /// Commits everything pending, stops the writer, checkpoints the WAL and closes every
@@ -275,12 +351,21 @@ public final class EventLog: Service, @unchecked Sendable {
         condition.lock()
         if finished || (stopping && !started) { condition.unlock(); return }
         let wasStarted = started
+        let hasCheckpointer = checkpointerThread != nil
         stopping = true
         condition.broadcast()
         condition.unlock()
         if wasStarted {
             writerDone.wait()
             writerDone.signal() // let a concurrent close() through as well
+            if hasCheckpointer {
+                checkpointCondition.lock()
+                checkpointerStopping = true
+                checkpointCondition.broadcast()
+                checkpointCondition.unlock()
+                checkpointerDone.wait()
+                checkpointerDone.signal()
+            }
         } else {
             // Never started: write what was queued on this thread.
             drainOnStop()
@@ -454,11 +539,25 @@ public final class EventLog: Service, @unchecked Sendable {
         public var commitP50Ms: Double
         public var commitP99Ms: Double
         public var commitMaxMs: Double
+        /// Pages in the WAL after the last commit (it starts over after a complete checkpoint).
+        public var walPages = 0
+        /// Checkpoints run by the checkpointer: PASSIVE, TRUNCATE, and those that failed.
+        public var passiveCheckpoints = 0
+        public var truncateCheckpoints = 0
+        public var checkpointFailures = 0
     }
 
     public var statistics: Statistics {
-        condition.lock(); defer { condition.unlock() }
-        return stats.snapshot(failures: Int(failures))
+        condition.lock()
+        var result = stats.snapshot(failures: Int(failures))
+        condition.unlock()
+        checkpointCondition.lock()
+        result.walPages = walPages
+        result.passiveCheckpoints = passiveCheckpoints
+        result.truncateCheckpoints = truncateCheckpoints
+        result.checkpointFailures = checkpointFailures
+        checkpointCondition.unlock()
+        return result
     }
 
     // MARK: Reading
@@ -486,6 +585,169 @@ public final class EventLog: Service, @unchecked Sendable {
         }
     }
 
+    // MARK: Checkpointer thread
+
+    /// The writer's WAL hook, after each commit (on the writer thread): cheap, wakes the checkpointer only at the threshold.
+    private func walCommitted(pages: Int) {
+        checkpointCondition.lock()
+        walPages = pages
+        commitCount &+= 1
+        lastCommitNs = Monotonic.nanoseconds()
+        if pages >= configuration.checkpoints.passivePages { checkpointCondition.signal() }
+        checkpointCondition.unlock()
+    }
+
+    /// One checkpoint's answer: `busy` when it could not finish, the WAL's frames, and how many of them are in the database file.
+    private struct CheckpointResult {
+        var busy: Bool
+        var logFrames: Int
+        var checkpointedFrames: Int
+    }
+
+    private func checkpoint(_ db: Database, mode: String) throws -> CheckpointResult {
+        let row = try db.query("PRAGMA wal_checkpoint(\(mode))") { row in
+            CheckpointResult(busy: row.int64(0) != 0, logFrames: Int(row.int64(1)), checkpointedFrames: Int(row.int64(2)))
+        }
+        return row.first ?? CheckpointResult(busy: true, logFrames: 0, checkpointedFrames: 0)
+    }
+
+    /// Checkpoints the WAL on a connection of its own (see ``Checkpoints``) until ``close()``.
+    private func checkpointLoop() {
+        defer {
+            checkpointCondition.lock()
+            checkpointerActive = false
+            checkpointCondition.broadcast()
+            checkpointCondition.unlock()
+        }
+        let policy = configuration.checkpoints
+        var database: Database?
+        defer { database?.close() }
+        var retryOpenAfter: UInt64 = 0
+        /// The commit count at the last passive checkpoint, and at the last complete TRUNCATE.
+        var passiveAt: UInt64 = 0
+        var truncatedAt: UInt64 = 0
+        /// Checkpoints of a kind are at least an interval apart: while readers keep the WAL from
+        /// starting over, every commit would otherwise wake one (and its fsyncs).
+        var nextPassiveNs: UInt64 = 0
+        var nextTruncateNs: UInt64 = 0
+        let intervalNs = UInt64(max(0.001, policy.intervalSeconds) * 1e9)
+        let walPath = configuration.path + "-wal"
+        while true {
+            checkpointCondition.lock()
+            let limit = Date().addingTimeInterval(policy.intervalSeconds)
+            func passiveDue(_ now: UInt64) -> Bool {
+                walPages >= policy.passivePages && commitCount != passiveAt && now >= nextPassiveNs
+            }
+            func truncateDue(_ now: UInt64) -> Bool {
+                walPages >= min(policy.truncatePages, policy.writerWaitPages) && commitCount != truncatedAt && now >= nextTruncateNs
+            }
+            while !checkpointerStopping {
+                let now = Monotonic.nanoseconds()
+                if passiveDue(now) || truncateDue(now) { break }
+                if !checkpointCondition.wait(until: limit) { break }
+            }
+            let stop = checkpointerStopping
+            let now = Monotonic.nanoseconds()
+            let passive = passiveDue(now)
+            var truncate = truncateDue(now)
+            let commits = commitCount
+            let idle = Double(now &- lastCommitNs) / 1e9 >= policy.idleSeconds && commits != truncatedAt
+            checkpointCondition.unlock()
+            if stop { return }
+            guard passive || truncate || idle else { continue }
+            if database == nil {
+                guard now >= retryOpenAfter else { continue }
+                do {
+                    let db = try Database(path: configuration.path, mode: .readWrite, options: configuration.options)
+                    db.setWALCommitHook { _ in } // it writes nothing, but never checkpoints by itself either
+                    db.setBusyTimeout(milliseconds: policy.truncateBusyTimeoutMs)
+                    database = db
+                } catch {
+                    logger.warning("storage checkpointer cannot open \(configuration.path) (retrying in 1 s): \(error)")
+                    retryOpenAfter = now + 1_000_000_000
+                    continue
+                }
+            }
+            guard let db = database else { continue }
+            do {
+                if passive {
+                    let result = try checkpoint(db, mode: "PASSIVE")
+                    passiveAt = commits
+                    nextPassiveNs = Monotonic.nanoseconds() + intervalNs
+                    recordCheckpoint(truncate: false)
+                    if result.logFrames >= policy.truncatePages { truncate = true }
+                }
+                if idle && walFileSize(walPath) > 0 { truncate = true }
+                if truncate {
+                    checkpointCondition.lock()
+                    truncating = true
+                    checkpointCondition.unlock()
+                    defer {
+                        checkpointCondition.lock()
+                        truncating = false
+                        checkpointCondition.broadcast()
+                        checkpointCondition.unlock()
+                    }
+                    let result = try checkpoint(db, mode: "TRUNCATE")
+                    if result.busy {
+                        // A reader stayed longer than the timeout: tried again an interval later.
+                        nextTruncateNs = Monotonic.nanoseconds() + intervalNs
+                    } else {
+                        truncatedAt = commits
+                        recordCheckpoint(truncate: true)
+                    }
+                } else if idle {
+                    truncatedAt = commits
+                }
+            } catch {
+                logger.warning("storage checkpoint failed: \(error)")
+                checkpointCondition.lock()
+                checkpointFailures += 1
+                checkpointCondition.unlock()
+                db.close()
+                database = nil
+                retryOpenAfter = Monotonic.nanoseconds() + 1_000_000_000
+            }
+        }
+    }
+
+    /// On the writer thread before a batch: waits while the checkpointer runs a TRUNCATE, and while
+    /// the WAL holds ``Checkpoints/writerWaitPages`` (until the checkpointer has truncated it). At
+    /// most ``Checkpoints/writerWaitSeconds``, should the checkpointer be stuck.
+    private func waitForCheckpointer() {
+        let policy = configuration.checkpoints
+        checkpointCondition.lock()
+        defer { checkpointCondition.unlock() }
+        guard truncating || (checkpointerActive && walPages >= policy.writerWaitPages) else { return }
+        let limit = Date().addingTimeInterval(policy.writerWaitSeconds)
+        while truncating || (checkpointerActive && walPages >= policy.writerWaitPages) {
+            if !checkpointCondition.wait(until: limit) {
+                logger.warning("storage writer went on after waiting \(policy.writerWaitSeconds) s for a WAL checkpoint (\(walPages) pages in the WAL)")
+                return
+            }
+        }
+    }
+
+    private func recordCheckpoint(truncate: Bool) {
+        checkpointCondition.lock()
+        if truncate {
+            truncateCheckpoints += 1
+            walPages = 0 // the WAL file is empty now; the next commit tells its length again
+        } else {
+            passiveCheckpoints += 1
+        }
+        checkpointCondition.unlock()
+    }
+
+    /// The WAL file's size in bytes (0 when it does not exist).
+    private func walFileSize(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// Size of the WAL file in bytes (0 when there is none): the checkpointer keeps it bounded.
+    public var walFileBytes: Int { walFileSize(configuration.path + "-wal") }
+
     // MARK: Writer thread
 
     private var nextMaintenance: Date = .distantPast
@@ -512,6 +774,7 @@ public final class EventLog: Service, @unchecked Sendable {
             condition.unlock()
 
             hook?(writer)
+            waitForCheckpointer()
             if !batch.isEmpty {
                 if !commit(batch) {
                     handleFailure(batch)
