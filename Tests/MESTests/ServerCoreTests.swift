@@ -136,7 +136,7 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertEqual(health.json?["status"]?.stringValue, "ok")
         // a replay connects to no PLC: the server keeps every station `connecting` (the golden
         // events fix it); the pages show them as replayed from `mode`
-        XCTAssertEqual(health.json?["stations"]?["connecting"]?.intValue, 7)
+        XCTAssertEqual(health.json?["stations"]?["connecting"]?.intValue, 8, "the default plant's eight stations (UTIL-01 included)")
         XCTAssertEqual(health.json?["stations"]?["online"]?.intValue, 0)
         XCTAssertEqual(health.json?["mode"]?.stringValue, "replay")
         XCTAssertEqual(health.json?["clock"], JSON.null, "no recording time before the first sample")
