@@ -105,7 +105,8 @@ class MesServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mes-server exited with {self.proc.returncode}:\n{self.tail()}")
-            if "listening on" in self.tail():
+            # The whole log of this start: offline stations' warnings can push the line out of a tail.
+            if "listening on" in self.tail(chars=1 << 24).rsplit("--- start ", 1)[-1]:
                 try:
                     status, body = http_json(self.base + "/api/health", timeout=2, context=self.tls_context)
                     if status == 200 and body and body.get("status") == "ok":

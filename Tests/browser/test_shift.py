@@ -15,7 +15,9 @@ from selenium.webdriver.common.by import By
 import mesbrowser
 from test_dashboards import js, wait
 
-STATIONS = 7
+# Every station of the default plant has a row (the utilities station UTIL-01 too).
+with open(mesbrowser.PLANT) as _f:
+    STATIONS = len(json.load(_f)["stations"])
 NOTE_A = "Clamp 3 sticks now and then · 夹具 3 偶尔卡滞"
 
 
