@@ -1,5 +1,6 @@
 """Helpers shared by the browser tests and bench_dashboard.py: run mes-server, drive headless Chromium."""
 import json
+import re
 import os
 import shutil
 import signal
@@ -157,6 +158,25 @@ def offline_plant_config(workdir):
             station["endpoint"] = f"opc.tcp://127.0.0.1:{port}"
         station["offlineAlertAfterS"] = 1
     path = os.path.join(workdir, "plant-offline.json")
+    with open(path, "w") as f:
+        json.dump(plant, f)
+    shutil.copy(os.path.join(REPO, "Stations", "tokens.json"), os.path.join(workdir, "tokens.json"))
+    return path
+
+
+def moved_plant_config(workdir):
+    """A copy of the default plant whose simulated PLCs listen on free ports instead of the fixed ones
+    (15010 …), for a second simulated server while the session's server holds those (the tokens file
+    is copied beside it). Stations that shared a port still share its replacement."""
+    with open(PLANT) as f:
+        plant = json.load(f)
+    moved = {}
+    for station in plant["stations"]:
+        match = re.match(r"^([a-z.]+://127\.0\.0\.1:)(\d+)(.*)$", station["endpoint"])
+        if match:
+            port = moved.setdefault(match.group(2), str(free_port()))
+            station["endpoint"] = match.group(1) + port + match.group(3)
+    path = os.path.join(workdir, "plant-moved.json")
     with open(path, "w") as f:
         json.dump(plant, f)
     shutil.copy(os.path.join(REPO, "Stations", "tokens.json"), os.path.join(workdir, "tokens.json"))

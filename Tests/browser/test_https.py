@@ -13,6 +13,8 @@ from test_dashboards import STATIONS, banner_visible, js, tile_values, wait, wai
 @pytest.fixture(scope="module")
 def https_server():
     srv = mesbrowser.MesServer(tls=True)
+    # The session's plain server simulates the plant on its fixed ports: this one on free ones.
+    srv.config = mesbrowser.moved_plant_config(srv.workdir)
     srv.start()
     yield srv
     srv.cleanup()
