@@ -74,50 +74,40 @@ final class ModbusEventLoopAdapterTests: XCTestCase {
 
     /// Every table and type across the plan's merged ranges, encoded by Python's `struct`.
     func testValuesAcrossThePlanFromPymodbus() async throws {
-        var signals: [SignalConfig] = []
-        var spec: [[String: Any]] = []
-        var expected: [String: SignalValue] = [:]
-        func add(_ name: String, _ table: String, _ address: Int, _ type: DataType, _ value: Any, order: WordOrder = .abcd,
-                 length: Int? = nil, expect: SignalValue) {
-            signals.append(sig(name, "\(table):\(address)", type, order: order, length: length))
-            var entry: [String: Any] = ["table": table, "address": address, "type": type.rawValue, "value": value, "order": order.rawValue]
-            if let length { entry["length"] = length }
-            spec.append(entry)
-            expected[name] = expect
-        }
-        add("coil", "coil", 5, .bool, true, expect: .bool(true))
-        add("coil70", "coil", 70, .bool, true, expect: .bool(true))
-        add("di", "di", 2, .bool, true, expect: .bool(true))
-        add("flag", "hr", 0, .bool, true, expect: .bool(true))
-        add("i16", "hr", 1, .int16, -1234, expect: .int(-1234))
-        add("u16", "ir", 1, .uint16, 60000, expect: .int(60000))
-        add("vin", "hr", 100, .string, "WVWZZZ1JZXW000042", length: 17, expect: .string("WVWZZZ1JZXW000042"))
-        add("far", "hr", 180, .uint16, 4242, expect: .int(4242))
-        add("lot", "ir", 50, .string, "LOT-7", length: 12, expect: .string("LOT-7"))
+        var plc = PymodbusSignals()
+        plc.add("coil", "coil", 5, .bool, true, expect: .bool(true))
+        plc.add("coil70", "coil", 70, .bool, true, expect: .bool(true))
+        plc.add("di", "di", 2, .bool, true, expect: .bool(true))
+        plc.add("flag", "hr", 0, .bool, true, expect: .bool(true))
+        plc.add("i16", "hr", 1, .int16, -1234, expect: .int(-1234))
+        plc.add("u16", "ir", 1, .uint16, 60000, expect: .int(60000))
+        plc.add("vin", "hr", 100, .string, "WVWZZZ1JZXW000042", length: 17, expect: .string("WVWZZZ1JZXW000042"))
+        plc.add("far", "hr", 180, .uint16, 4242, expect: .int(4242))
+        plc.add("lot", "ir", 50, .string, "LOT-7", length: 12, expect: .string("LOT-7"))
         var address = 10
         for order in WordOrder.allCases {
-            add("i32_\(order)", "hr", address, .int32, -2_000_000_001, order: order, expect: .int(-2_000_000_001))
-            add("f32_\(order)", "hr", address + 4, .float32, 9.875, order: order, expect: .double(9.875))
-            add("f64_\(order)", "ir", address, .float64, 1234.5678, order: order, expect: .double(1234.5678))
+            plc.add("i32_\(order)", "hr", address, .int32, -2_000_000_001, order: order, expect: .int(-2_000_000_001))
+            plc.add("f32_\(order)", "hr", address + 4, .float32, 9.875, order: order, expect: .double(9.875))
+            plc.add("f64_\(order)", "ir", address, .float64, 1234.5678, order: order, expect: .double(1234.5678))
             address += 12
         }
-        let plan = ModbusReadPlan(signals: signals)
+        let plan = ModbusReadPlan(signals: plc.signals)
         XCTAssertGreaterThanOrEqual(plan.requests.count, 6, "several ranges per table: \(plan.requests)")
         let port = try freePort()
-        let plc = try startPymodbusPLC(port: port, spec: spec)
-        defer { plc.kill() }
+        let peer = try startPymodbusPLC(port: port, spec: plc.spec)
+        defer { peer.kill() }
         let group = ModbusEventLoopGroup(threads: 1, logger: logger)
         let recorder = EventRecorder()
-        let station = adapter(testStation(port: port, pollMs: 50, timeoutMs: 1000, signals: signals), group, recorder)
+        let station = adapter(testStation(port: port, pollMs: 50, timeoutMs: 1000, signals: plc.signals), group, recorder)
         let running = RunningService(station)
         let ok = recorder.wait(10) { $0.goodPolls.count >= 3 }
         await running.stop()
         XCTAssertTrue(ok, "no polls from pymodbus; stats \(station.stats())")
         for poll in recorder.goodPolls {
-            XCTAssertEqual(poll.readings.count, signals.count)
+            XCTAssertEqual(poll.readings.count, plc.signals.count)
             for reading in poll.readings {
                 XCTAssertEqual(reading.quality, .good, "\(reading.name): \(reading.status ?? "")")
-                XCTAssertEqual(reading.value, expected[reading.name], reading.name)
+                XCTAssertEqual(reading.value, plc.expected[reading.name], reading.name)
             }
             XCTAssertNotNil(poll.latencyMs)
         }

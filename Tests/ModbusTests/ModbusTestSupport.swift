@@ -55,6 +55,23 @@ func sig(_ name: String, _ address: String, _ type: DataType, order: WordOrder =
                  scale: scale, offset: offset)
 }
 
+/// Signals for a pymodbus PLC (Tests/peers/modbus_plc.py): each one's config, the value the PLC
+/// serves (encoded by Python's `struct`) and what it must decode to.
+struct PymodbusSignals {
+    var signals: [SignalConfig] = []
+    var spec: [[String: Any]] = []
+    var expected: [String: SignalValue] = [:]
+
+    mutating func add(_ name: String, _ table: String, _ address: Int, _ type: DataType, _ value: Any, order: WordOrder = .abcd,
+                      length: Int? = nil, expect: SignalValue) {
+        signals.append(sig(name, "\(table):\(address)", type, order: order, length: length))
+        var entry: [String: Any] = ["table": table, "address": address, "type": type.rawValue, "value": value, "order": order.rawValue]
+        if let length { entry["length"] = length }
+        spec.append(entry)
+        expected[name] = expect
+    }
+}
+
 extension XCTestCase {
     /// Starts pymodbus 3.16 (Tests/peers/modbus_plc.py) as a PLC on `port`; see the script for `spec`.
     func startPymodbusPLC(port: UInt16, spec: [[String: Any]] = [], size: Int = 200, silent: Bool = false) throws -> PeerProcess {
