@@ -25,7 +25,7 @@ var targets: [Target] = [
     // The data-flow spine: adapters' events → tracking and quality → storage; the API's ports.
     .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage", "PlantStore"]),
     // Notifications: the outbox, owner rules and delivery (wired to the pipeline by MESApp).
-    .target(name: "Notify", dependencies: ["CEpoll", "Runtime", "PlantModel", "Storage"]),
+    .target(name: "Notify", dependencies: ["CEpoll", "COpenSSL", "Runtime", "PlantModel", "Storage"]),
     .target(name: "HTTP", dependencies: ["CEpoll", "COpenSSL", "Runtime"]),
     .target(name: "API", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage", "Pipeline", "Notify", "HTTP"]),
     .target(name: "Simulation", dependencies: ["CModbus", "Runtime", "PlantModel", "OPCUA", "ModbusAdapter"]),

@@ -2,18 +2,17 @@
 (function () {
   'use strict';
   const { el, t, fmt } = MES;
-  const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+  const R = MES.alertRows;
   const TABS = {
     active: (a) => a.state === 'active_unacknowledged' || a.state === 'active_acknowledged',
     unack: (a) => a.state === 'active_unacknowledged' || a.state === 'cleared_unacknowledged',
     shelved: (a) => a.state === 'shelved',
     recent: () => true,
   };
-  const UNACK = new Set(['active_unacknowledged', 'cleared_unacknowledged']);
+  const UNACK = R.UNACK;
   const alerts = new Map();
   const changed = new Set();
   let tab = TABS[location.hash.slice(1)] ? location.hash.slice(1) : 'active';
-  let pending = null; // {id, action}
 
   function renderTabs() {
     const counts = {};
@@ -38,21 +37,17 @@
     if (a.acknowledgedBy) handled.push(el('div', null, t('alerts.by', { user: a.acknowledgedBy }) + ' · ' + fmt.time(a.acknowledgedAt)));
     if (a.state === 'shelved' && a.shelvedUntil) handled.push(el('div', null, t('alerts.until', { time: fmt.dateTime(a.shelvedUntil) })));
     if (a.comment) handled.push(el('div', { className: 'muted comment' }, '“' + a.comment + '”'));
-    const actions = [];
-    if (UNACK.has(a.state)) actions.push(el('button', { type: 'button', className: 'ack primary', onclick: () => openAction(a.id, 'ack') }, t('alerts.ack')));
-    if (a.state !== 'shelved' && a.state !== 'cleared') actions.push(el('button', { type: 'button', className: 'shelve', onclick: () => openAction(a.id, 'shelve') }, t('alerts.shelve')));
     // Owner and due time (README "My items"): only alerts of a plant with responsibility rules carry `owner`.
     const owned = 'owner' in a;
-    if (owned && a.state !== 'cleared' && MES.owners.has('quality') !== false) {
-      actions.push(el('button', { type: 'button', className: 'assign', onclick: () => reassign(a) }, t('alerts.assign')));
-    }
+    const actions = R.actions(a, { ack: () => openAction(a.id, 'ack'), shelve: () => openAction(a.id, 'shelve'),
+      assign: owned ? () => reassign(a) : null });
     const tr = el('tr', { id: 'alert-' + a.id, className: (UNACK.has(a.state) ? 'unack' : '') + (a.overdue ? ' overdue' : ''),
       dataset: { id: a.id, state: a.state, owner: a.owner || '', overdue: String(!!a.overdue) } },
-      el('td', null, el('span', { className: 'badge sev-' + a.severity }, MES.tOr('sev', a.severity))),
+      el('td', null, R.severity(a.severity)),
       el('td', { className: 'state' }, MES.tOr('astate', a.state)),
       el('td', { className: 'atype' }, a.type ? MES.tOr('atype', a.type) : ''),
-      el('td', null, a.station ? el('a', { href: 'station.html?id=' + encodeURIComponent(a.station) }, a.station) : '—'),
-      el('td', { className: 'msg' }, a.message || '', a.vehicleId ? [' · ', el('a', { href: 'vehicle.html?id=' + encodeURIComponent(a.vehicleId) }, a.vehicleId)] : null,
+      el('td', null, R.station(a.station)),
+      el('td', { className: 'msg' }, a.message || '', R.vehicle(a.vehicleId),
         a.escalationLevel ? el('span', { className: 'badge bad' }, '↑' + a.escalationLevel) : null),
       el('td', { className: 'num' }, fmt.dateTime(a.raisedAt)),
       el('td', { className: 'handled' }, handled),
@@ -64,7 +59,7 @@
 
   function render() {
     renderTabs();
-    const rank = (s) => { const i = SEVERITIES.indexOf(s); return i < 0 ? 9 : i; };
+    const rank = R.rank;
     let list = Array.from(alerts.values()).filter(TABS[tab]);
     if (tab === 'recent') list.sort((a, b) => MES.ms(b.raisedAt) - MES.ms(a.raisedAt) || b.id - a.id);
     else list.sort((a, b) => rank(a.severity) - rank(b.severity) || MES.ms(b.raisedAt) - MES.ms(a.raisedAt));
@@ -113,40 +108,21 @@
   }
 
   // ---------------------------------------------------------------- acknowledge / shelve
-  const dialog = document.getElementById('action-dialog');
   function openAction(id, action) {
-    pending = { id, action };
-    MES.setText(document.getElementById('action-title'), t(action === 'ack' ? 'alerts.ackTitle' : 'alerts.shelveTitle', { id }));
-    MES.setText(document.getElementById('action-comment-label'), t(action === 'ack' ? 'alerts.comment' : 'alerts.reason'));
-    document.getElementById('minutes-row').classList.toggle('hidden', action !== 'shelve');
-    document.getElementById('action-error').textContent = '';
-    document.getElementById('action-comment').value = '';
-    document.getElementById('action-ok').disabled = false;
-    dialog.showModal();
-    document.getElementById('action-comment').focus();
+    R.openDialog({
+      title: t(action === 'ack' ? 'alerts.ackTitle' : 'alerts.shelveTitle', { id }),
+      label: t(action === 'ack' ? 'alerts.comment' : 'alerts.reason'),
+      minutes: action === 'shelve',
+      submit: async (text, minutes) => {
+        const seenBefore = eventsSeen.get(id) || 0;
+        const body = action === 'ack' ? { comment: text } : { minutes, reason: text };
+        const updated = await MES.post('/api/alerts/' + encodeURIComponent(id) + '/' + action, body);
+        if (updated && updated.id !== undefined && (eventsSeen.get(id) || 0) === seenBefore) upsert(updated);
+        MES.setText(document.getElementById('message'), t('alerts.done', { id, state: MES.tOr('astate', updated ? updated.state : '') }));
+      },
+      after: renderToken,
+    });
   }
-  document.getElementById('action-cancel').addEventListener('click', () => dialog.close());
-  document.getElementById('action-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    if (!pending) return;
-    const { id, action } = pending;
-    const text = document.getElementById('action-comment').value.trim();
-    const ok = document.getElementById('action-ok');
-    ok.disabled = true;
-    const seenBefore = eventsSeen.get(id) || 0;
-    try {
-      const body = action === 'ack' ? { comment: text } : { minutes: Number(document.getElementById('action-minutes').value) || 30, reason: text };
-      const updated = await MES.post('/api/alerts/' + encodeURIComponent(id) + '/' + action, body);
-      if (updated && updated.id !== undefined && (eventsSeen.get(id) || 0) === seenBefore) upsert(updated);
-      dialog.close();
-      pending = null;
-      MES.setText(document.getElementById('message'), t('alerts.done', { id, state: MES.tOr('astate', updated ? updated.state : '') }));
-    } catch (err) {
-      document.getElementById('action-error').textContent = t('error', { message: err.message });
-      ok.disabled = false;
-    }
-    renderToken();
-  });
   document.getElementById('token-button').addEventListener('click', async () => {
     if (MES.token()) MES.setToken('');
     else await MES.askToken();

@@ -11,16 +11,15 @@
   'use strict';
   const { el, t, fmt } = MES;
   const O = MES.owners;
+  const R = MES.alertRows;
   const OPEN_ALERT = new Set(['active_unacknowledged', 'active_acknowledged', 'cleared_unacknowledged', 'shelved']);
-  const UNACK = new Set(['active_unacknowledged', 'cleared_unacknowledged']);
-  const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+  const UNACK = R.UNACK;
   const ASKED = 'mes.myitems.asked'; // sessionStorage: the token was asked for once in this session
   const alerts = new Map();
   const defects = new Map();
   const calls = new Map();
   let me = null;
   let andonAvailable = null; // null: not known yet; false: the server has no /api/andon
-  let pending = null; // {kind, id, action}
 
   // ------------------------------------------------------------------ which items are mine
   /** The andon alert of a call: its own `alertId`, else an `andon` alert at its station raised within 10 s of it. */
@@ -66,7 +65,7 @@
       x.overdue = O.isOverdue(x.item, x.open);
       x.due = x.item.dueAt ? MES.ms(x.item.dueAt) : Infinity;
     }
-    const rank = (s) => { const i = SEVERITIES.indexOf(s); return i < 0 ? 9 : i; };
+    const rank = R.rank;
     out.sort((a, b) => (b.overdue - a.overdue) || (a.due - b.due) || (rank(a.item.severity) - rank(b.item.severity)) || (b.raised - a.raised));
     return out;
   }
@@ -79,21 +78,17 @@
   function itemCell(x) {
     const i = x.item;
     const kindBadge = el('span', { className: 'badge kind kind-' + x.kind }, t(x.kind === 'alert' ? 'my.alerts' : x.kind === 'defect' ? 'my.defects' : 'my.andon'));
-    const sev = i.severity ? el('span', { className: 'badge sev-' + i.severity }, MES.tOr('sev', i.severity)) : null;
+    const sev = R.severity(i.severity);
     let text;
     if (x.kind === 'alert') text = [el('a', { href: 'alerts.html#recent' }, '#' + i.id), ' ', i.message || '', i.type ? el('span', { className: 'muted' }, ' · ' + i.type) : null];
     else if (x.kind === 'defect') text = ['#' + i.id + ' ', el('b', null, i.code || ''), ' ', i.description || ''];
     else text = ['#' + i.id + ' ', MES.tOr('my.andonKind', i.kind), i.comment ? el('span', { className: 'muted comment' }, ' “' + i.comment + '”') : null];
-    const escalated = Array.isArray(i.escalatedTo) && i.escalatedTo.length
-      ? el('div', { className: 'escalation muted' }, t('alerts.escalatedTo', { names: i.escalatedTo.join(', ') })) : null;
-    return el('td', { className: 'msg' }, kindBadge, ' ', sev, ' ', text, escalated);
+    return el('td', { className: 'msg' }, kindBadge, ' ', sev, ' ', text, R.escalation(i));
   }
 
   function whereCell(x) {
     const i = x.item;
-    return el('td', null,
-      i.station ? el('a', { href: 'station.html?id=' + encodeURIComponent(i.station) }, i.station) : '—',
-      i.vehicleId ? [' · ', el('a', { href: 'vehicle.html?id=' + encodeURIComponent(i.vehicleId) }, i.vehicleId)] : null);
+    return el('td', null, R.station(i.station), R.vehicle(i.vehicleId));
   }
 
   function stateText(x) {
@@ -104,14 +99,15 @@
   }
 
   function actions(x) {
+    // An alert: the buttons of the alerts page by its state (no shelving from here).
+    if (x.kind === 'alert') return R.actions(x.item, { ack: () => openAction(x, 'ack'), assign: () => reassign(x) });
     const out = [];
     const button = (cls, key, fn) => el('button', { type: 'button', className: cls, onclick: fn }, t(key));
-    if (x.kind === 'alert' && UNACK.has(x.item.state)) out.push(button('ack primary', 'alerts.ack', () => openAction(x, 'ack')));
     if (x.kind === 'andon' && x.item.state === 'open') out.push(button('ack primary', 'alerts.ack', () => openAction(x, 'ack')));
     if (x.kind === 'andon') out.push(button('close', 'my.close', () => openAction(x, 'close')));
     if (x.kind === 'defect') out.push(button('resolve', 'my.resolve', () => openAction(x, 'resolve')));
     const canAssign = O.has('quality') !== false;
-    if (canAssign && (x.kind === 'alert' || x.kind === 'defect')) out.push(button('assign', 'alerts.assign', () => reassign(x)));
+    if (canAssign && x.kind === 'defect') out.push(button('assign', 'alerts.assign', () => reassign(x)));
     if (canAssign && x.kind === 'andon' && x.alert) out.push(button('assign', 'alerts.assign', () => reassign({ kind: 'alert', item: x.alert })));
     return out;
   }
@@ -181,46 +177,27 @@
   }
 
   // ------------------------------------------------------------------ actions
-  const dialog = document.getElementById('action-dialog');
   function openAction(x, action) {
-    pending = { x, action };
     const key = action === 'ack' ? (x.kind === 'andon' ? 'my.andonAckTitle' : 'alerts.ackTitle') : action === 'resolve' ? 'my.resolveTitle' : 'my.closeTitle';
-    MES.setText(document.getElementById('action-title'), t(key, { id: x.id }));
-    document.getElementById('action-error').textContent = '';
-    document.getElementById('action-comment').value = '';
-    document.getElementById('action-ok').disabled = false;
-    dialog.showModal();
-    document.getElementById('action-comment').focus();
+    R.openDialog({
+      title: t(key, { id: x.id }),
+      submit: async (comment) => {
+        let path;
+        // An andon call is answered through POST /api/andon/{id}/ack (operator), which acknowledges its alert too.
+        if (action === 'ack') path = (x.kind === 'andon' ? '/api/andon/' : '/api/alerts/') + encodeURIComponent(x.id) + '/ack';
+        else if (action === 'resolve') path = '/api/defects/' + encodeURIComponent(x.id) + '/resolve';
+        else path = '/api/andon/' + encodeURIComponent(x.id) + '/close';
+        const updated = await MES.post(path, { comment });
+        if (updated && updated.id !== undefined) {
+          if (x.kind === 'andon') calls.set(updated.id, Object.assign({}, calls.get(updated.id), updated));
+          else if (action === 'ack') alerts.set(updated.id, Object.assign({}, alerts.get(updated.id), updated));
+          else defects.set(updated.id, updated);
+        }
+        MES.setText(document.getElementById('message'), t('my.done', { what: what(x) }));
+        MES.schedule(render);
+      },
+    });
   }
-  document.getElementById('action-cancel').addEventListener('click', () => dialog.close());
-  document.getElementById('action-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    if (!pending) return;
-    const { x, action } = pending;
-    const comment = document.getElementById('action-comment').value.trim();
-    const ok = document.getElementById('action-ok');
-    ok.disabled = true;
-    try {
-      let path;
-      // An andon call is answered through POST /api/andon/{id}/ack (operator), which acknowledges its alert too.
-      if (action === 'ack') path = (x.kind === 'andon' ? '/api/andon/' : '/api/alerts/') + encodeURIComponent(x.id) + '/ack';
-      else if (action === 'resolve') path = '/api/defects/' + encodeURIComponent(x.id) + '/resolve';
-      else path = '/api/andon/' + encodeURIComponent(x.id) + '/close';
-      const updated = await MES.post(path, { comment });
-      if (updated && updated.id !== undefined) {
-        if (x.kind === 'andon') calls.set(updated.id, Object.assign({}, calls.get(updated.id), updated));
-        else if (action === 'ack') alerts.set(updated.id, Object.assign({}, alerts.get(updated.id), updated));
-        else defects.set(updated.id, updated);
-      }
-      dialog.close();
-      pending = null;
-      MES.setText(document.getElementById('message'), t('my.done', { what: what(x) }));
-      MES.schedule(render);
-    } catch (err) {
-      document.getElementById('action-error').textContent = t('error', { message: err.message });
-      ok.disabled = false;
-    }
-  });
 
   async function reassign(x) {
     const updated = await O.reassign(x.kind, x.item);

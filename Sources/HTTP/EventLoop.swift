@@ -41,6 +41,9 @@ final class Connection: @unchecked Sendable {
     var sseCharged = 0
     /// The TLS session on an HTTPS server; nil on a plain one (plain sockets pay nothing more than this check).
     var tls: TLSSession?
+    /// Accepted past `maxConnections` on the HTTPS port: once its handshake is done it gets the
+    /// 503 a plain client gets at once, and is closed (README "HTTPS and tokens").
+    var refusing = false
     /// The streamed answer being sent (``HTTPReply/streamed(_:)``); `awaiting` stays set meanwhile.
     var pump: BodyPump?
     /// Whether the connection stays open after the streamed answer.
@@ -114,7 +117,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private let wake: WakeFd
 
     private let lock = NSLock()
-    private var newConnections: [(Int32, String)] = []
+    private var newConnections: [(fd: Int32, remote: String, refusing: Bool)] = []
     private var inbox: [(SSEHub, EncodedSSEEvent)] = []
     private var completions: [(Connection, Completion)] = []
     private var stopping = false
@@ -161,7 +164,8 @@ final class EventLoop: SSESink, @unchecked Sendable {
     // MARK: Cross-thread entry points
 
     /// Hands an accepted, non-blocking socket to this loop. Any thread.
-    func adopt(fd: Int32, remote: String) {
+    /// Takes an accepted connection; `refusing`: an HTTPS client past the cap, answered 503 after its handshake.
+    func adopt(fd: Int32, remote: String, refusing: Bool = false) {
         lock.lock()
         defer { lock.unlock() }
         guard !wakeClosed else {
@@ -169,7 +173,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
             core.connectionClosed()
             return
         }
-        newConnections.append((fd, remote))
+        newConnections.append((fd, remote, refusing))
         signalLocked()
     }
 
@@ -258,7 +262,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
         wakeClosed = true
         wake.close()
         lock.unlock()
-        for (fd, _) in orphans {
+        for (fd, _, _) in orphans {
             Socket.close(fd)
             core.connectionClosed()
         }
@@ -280,15 +284,16 @@ final class EventLoop: SSESink, @unchecked Sendable {
         let stop = stopping
         lock.unlock()
         if stop {
-            for (fd, _) in adopted {
+            for (fd, _, _) in adopted {
                 Socket.close(fd)
                 core.connectionClosed()
             }
             return false
         }
         let now = Monotonic.nanoseconds()
-        for (fd, remote) in adopted {
+        for (fd, remote, refusing) in adopted {
             let connection = Connection(fd: fd, remote: remote, parser: HTTPRequestParser(limits: core.limits), now: now)
+            connection.refusing = refusing
             do {
                 if let context = core.tls {
                     connection.tls = try context.session(fd: fd)
@@ -329,6 +334,14 @@ final class EventLoop: SSESink, @unchecked Sendable {
         switch tls.handshake() {
         case .waiting:
             setInterest(connection)
+        case .established where connection.refusing:
+            // Past the connection cap: the 503 of a plain client, now that the client can read it.
+            core.count(status: 503)
+            connection.lastActivity = Monotonic.nanoseconds()
+            connection.enqueue(core.busyAnswer)
+            connection.closeAfterWrite = true
+            connection.lingerOnClose = true
+            flush(connection)
         case .established:
             let now = Monotonic.nanoseconds()
             connection.lastActivity = now

@@ -78,6 +78,9 @@ final class ServerCore: @unchecked Sendable {
         bodyBudget = ByteBudget(limit: limits.maxBufferedBodyBytes)
         sseBudget = ByteBudget(limit: limits.sseTotalBufferBytes)
         connectionCap = limits.maxConnections ?? 20000
+        var busy = HTTPResponse.error(503, message: "too many connections, retry later")
+        busy.headers.set("Retry-After", "5")
+        busyAnswer = serialize(busy, head: false, keepAlive: false, http11: true)
     }
 
     /// Sets the connection cap (from the descriptor limit at start).
@@ -179,15 +182,36 @@ final class ServerCore: @unchecked Sendable {
         lock.lock(); stats.responsesByClass[statusClass] += 1; lock.unlock()
     }
 
-    /// Counts a new connection unless `maxConnections` are open.
-    func connectionOpened() -> Bool {
+    /// What becomes of a new connection.
+    enum Admission {
+        case serve
+        /// Past the cap on the HTTPS port: a loop completes the handshake, answers 503, closes.
+        case answerBusyOverTLS
+        /// Past the cap: 503 at once (plain HTTP) or closed (HTTPS beyond ``tlsRefusalAllowance``).
+        case refuse
+    }
+
+    /// HTTPS clients past the cap that may be in their handshake at once to get their 503: each
+    /// holds a descriptor for at most the header timeout; the rest are only closed.
+    static let tlsRefusalAllowance = 32
+
+    /// The answer past the cap: 503 with `Retry-After: 5`, the connection closed after it (set in init).
+    private(set) var busyAnswer: [UInt8] = []
+
+    /// Counts a new connection unless `maxConnections` are open (an HTTPS client past it is
+    /// counted too while it is being refused, up to ``tlsRefusalAllowance`` more).
+    func admitConnection() -> Admission {
         lock.lock(); defer { lock.unlock() }
         guard stats.openConnections < connectionCap else {
             stats.rejectedConnections += 1
-            return false
+            if tls != nil && stats.openConnections < connectionCap + Self.tlsRefusalAllowance {
+                stats.openConnections += 1
+                return .answerBusyOverTLS
+            }
+            return .refuse
         }
         stats.openConnections += 1
-        return true
+        return .serve
     }
 
     /// A client refused through the reserve descriptor (the process was out of descriptors).
@@ -373,9 +397,7 @@ private final class Acceptor: @unchecked Sendable {
         self.wakeFd = wakeFd
         self.loops = loops
         self.core = core
-        var response = HTTPResponse.error(503, message: "too many connections, retry later")
-        response.headers.set("Retry-After", "5")
-        busy = core.serialize(response, head: false, keepAlive: false, http11: true)
+        busy = core.busyAnswer
         reserveFd = Self.openReserve()
     }
 
@@ -462,7 +484,14 @@ private final class Acceptor: @unchecked Sendable {
                 guard case .done(let fd) = result else { break }
                 _ = try? syscall("fcntl", context: "http acceptor") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 Socket.setNonBlocking(fd)
-                guard core.connectionOpened() else {
+                switch core.admitConnection() {
+                case .serve:
+                    break
+                case .answerBusyOverTLS:
+                    loops[next].adopt(fd: fd, remote: Self.describe(address), refusing: true)
+                    next = (next + 1) % loops.count
+                    continue
+                case .refuse:
                     refuse(fd)
                     continue
                 }

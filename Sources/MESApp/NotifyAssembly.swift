@@ -17,7 +17,8 @@ final class NotifyAssembly: Sendable {
     /// The delivery service, nil when notifications are off.
     let delivery: NotificationDelivery?
 
-    init(config: PlantConfig, pipeline: Pipeline, eventLog: EventLog, logger: Logger,
+    /// `clock` times the scheduled reports (a ``ManualClock`` in tests).
+    init(config: PlantConfig, pipeline: Pipeline, eventLog: EventLog, logger: Logger, clock: any WallClock = SystemWallClock(),
          equipment: @escaping @Sendable () -> EquipmentReport? = { nil }) {
         // Sent and failed notifications go with the samples' retention (`retentionDays`).
         eventLog.addMaintenance { db, cutoff in try Outbox.prune(before: cutoff, in: db) >= 5000 }
@@ -36,13 +37,42 @@ final class NotifyAssembly: Sendable {
             delivery = nil
             return
         }
-        let delivery = NotificationDelivery(eventLog: eventLog, logger: logger)
+        var configuration = NotificationDelivery.Configuration()
+        configuration.trust(config.people)
+        let delivery = NotificationDelivery(eventLog: eventLog, configuration: configuration, logger: logger)
         self.delivery = delivery
-        let schedule = Locked(reportEveryH.map { ReportSchedule(everyH: $0, start: Date()) })
+        // The schedule goes on from its stored next due time; a new one is stored with the first step.
+        var storedNext: Date?
+        if reportEveryH != nil {
+            do {
+                storedNext = try eventLog.read { try ReportScheduleStore.next("equipment", in: $0) }
+            } catch {
+                logger.warning("the equipment report's schedule cannot be read (\(error)): it starts from now")
+            }
+        }
+        let schedule = Locked(reportEveryH.map { ReportSchedule(everyH: $0, start: clock.now(), storedNext: storedNext) })
+        let scheduleStored = Locked(storedNext != nil)
+        if let next = schedule.value?.next, reportEveryH != nil {
+            logger.info("equipment report next due at \(Timestamp.format(next))")
+        }
         pipeline.addEmissionObserver { emission in
-            let now = Date()
+            let now = clock.now()
             var list = planner.isActive ? planner.notifications(for: emission.events, now: now) : []
-            if reportEveryH != nil, schedule.withLock({ $0?.due(at: now) ?? false }), let report = equipment() {
+            var due = false
+            var storeNext: Date?
+            if reportEveryH != nil {
+                schedule.withLock { current in
+                    guard var s = current else { return }
+                    due = s.due(at: now)
+                    current = s
+                    if due || !scheduleStored.value { storeNext = s.next }
+                }
+                if storeNext != nil { scheduleStored.set(true) }
+            }
+            if let next = storeNext {
+                emission.write { db in try ReportScheduleStore.save("equipment", next: next, in: db) }
+            }
+            if due, let report = equipment() {
                 let at = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
                 let messages = ReportNotifications.messages(
                     config: config, id: "report-equipment-\(at)", to: config.reports.to,

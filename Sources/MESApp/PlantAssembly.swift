@@ -16,7 +16,7 @@ import Storage
 final class PlantAssembly: Sendable {
     static var migrations: [MigrationGroup] { [GenealogySchema.migrations, OperationQuery.migrations, QualitySchema.migrations, Outbox.migrations, OrderStore.migrations,
                                                   ShiftStore.migrations, FloorStore.migrations, PartStore.migrations,
-                                                  EnergyStore.migrations] }
+                                                  EnergyStore.migrations, ReportScheduleStore.migrations] }
 
     let config: PlantConfig
     let pipeline: Pipeline

@@ -46,7 +46,22 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
         /// The lanes' nice value (Linux, per thread): draining a long outbox yields the CPU to
         /// polling, the pipeline, storage and the API.
         public var nice: Int32 = 10
+        /// The `caFile` of each lane (`user/index`) whose channel has one (docs/CONFIG.md
+        /// `people[].notify[].caFile`): its `https://` receiver is verified against it.
+        public var caFiles: [String: String] = [:]
+        /// The `caFile` of lanes not in ``caFiles`` (`notify.caFile`); nil: the system's CA store.
+        public var caFile: String?
         public init() {}
+
+        /// The CA files of `config`'s channels, by lane (the lane names of ``NotificationPlanner``).
+        public mutating func trust(_ config: PeopleConfig) {
+            caFile = config.notify.caFile
+            for person in config.people {
+                for (index, channel) in person.notify.enumerated() {
+                    if let file = channel.caFile ?? config.notify.caFile { caFiles["\(person.user)/\(index)"] = file }
+                }
+            }
+        }
     }
 
     public let name = "notify"
@@ -193,7 +208,7 @@ public final class NotificationDelivery: Service, @unchecked Sendable {
 
     private func laneLoop(_ lane: String) {
         var random = SystemRandomNumberGenerator()
-        let session = HTTPSession(client: client)
+        let session = HTTPSession(client: client, caFile: configuration.caFiles[lane] ?? configuration.caFile)
         defer { session.close() }
         /// Delivered, with their `sent` marks not committed yet.
         let unmarked = Locked(0)

@@ -28,9 +28,11 @@ public struct DeliveryError: Error, CustomStringConvertible, Sendable, Equatable
 /// (`Connection: close`); a delivery lane keeps one ``HTTPSession`` instead, whose connection
 /// stays open between notifications.
 ///
-/// Plain `http://` only, IPv4 hosts (or `localhost`). The connect and every read are bounded by
-/// their timeouts, and the whole answer by `connectTimeoutMs + readTimeoutMs` (a receiver trickling
-/// bytes cannot hold a lane). Runs on the caller's thread (a delivery lane).
+/// `http://` and `https://` (TLS through OpenSSL, the receiver's certificate verified:
+/// ``TLSClientContext``); IPv4 hosts, or names looked up on the caller's thread. The connect, the
+/// TLS handshake and every read are bounded by their timeouts, and the whole answer by
+/// `connectTimeoutMs + readTimeoutMs` (a receiver trickling bytes cannot hold a lane). Runs on the
+/// caller's thread (a delivery lane).
 public struct HTTPPost: Sendable {
     public var connectTimeoutMs: Int
     public var readTimeoutMs: Int
@@ -44,10 +46,33 @@ public struct HTTPPost: Sendable {
 
     /// Sends `body` (JSON) to `url` with extra `headers` on a connection of its own; returns the
     /// status and body, or throws ``DeliveryError``.
-    public func post(_ url: HTTPURL, body: [UInt8], headers: [(String, String)]) throws -> HTTPAnswer {
-        let session = HTTPSession(client: self, keepAlive: false)
+    public func post(_ url: HTTPURL, body: [UInt8], headers: [(String, String)], caFile: String? = nil) throws -> HTTPAnswer {
+        let session = HTTPSession(client: self, keepAlive: false, caFile: caFile)
         defer { session.close() }
         return try session.post(url, body: body, headers: headers)
+    }
+
+    /// The IPv4 address of `host` (a dotted address as it is; `localhost`; else a name looked up
+    /// with `getaddrinfo`, blocking the caller).
+    static func address(of url: HTTPURL) throws -> String {
+        if url.hostIsIPv4 { return url.host }
+        if url.host == "localhost" { return "127.0.0.1" }
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(url.host, nil, &hints, &list)
+        defer { if let list { freeaddrinfo(list) } }
+        guard status == 0, let first = list, let address = first.pointee.ai_addr else {
+            throw DeliveryError("cannot look up \(url.host): \(String(cString: gai_strerror(status)))")
+        }
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        let ok = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin -> Bool in
+            var addr = sin.pointee.sin_addr
+            return inet_ntop(AF_INET, &addr, &text, socklen_t(text.count)) != nil
+        }
+        guard ok else { throw DeliveryError("cannot look up \(url.host): no IPv4 address") }
+        return String(cString: text)
     }
 }
 
@@ -58,23 +83,36 @@ public struct HTTPPost: Sendable {
 /// opens a new one). A kept connection the receiver closed while idle fails before any byte of an
 /// answer: that request is sent once more at once on a new connection (it cannot have been
 /// answered, and it carries its `Idempotency-Key` either way). Not thread-safe: one lane owns it.
+///
+/// An `https://` receiver gets a TLS connection, kept alive the same way; its certificate is
+/// verified against `caFile` (nil: the system's CA store) and its name against the URL's host. A
+/// certificate that fails verification fails the attempt with `certificate verify failed (why)`.
 public final class HTTPSession {
     public let client: HTTPPost
     public let keepAlive: Bool
+    /// PEM certificates an `https://` receiver is verified against (nil: the system's CA store).
+    public let caFile: String?
     private var fd: Int32 = -1
-    private var peer: (host: String, port: UInt16)?
+    private var peer: (host: String, port: UInt16, secure: Bool)?
+    /// The TLS state of the open connection (an `https://` receiver's).
+    private var tls: TLSClientConnection?
+    /// Made at the first `https://` POST and kept for the session's life.
+    private var tlsContext: TLSClientContext?
     /// Connections opened so far (a figure for the benchmarks).
     public private(set) var connections = 0
 
-    public init(client: HTTPPost, keepAlive: Bool = true) {
+    public init(client: HTTPPost, keepAlive: Bool = true, caFile: String? = nil) {
         self.client = client
         self.keepAlive = keepAlive
+        self.caFile = caFile
     }
 
     deinit { close() }
 
     /// Closes the connection, if one is open.
     public func close() {
+        tls?.close()
+        tls = nil
         if fd >= 0 { Socket.close(fd) }
         fd = -1
         peer = nil
@@ -85,7 +123,7 @@ public final class HTTPSession {
 
     /// Sends `body` (JSON) to `url` with extra `headers`; returns the status and body, or throws ``DeliveryError``.
     public func post(_ url: HTTPURL, body: [UInt8], headers: [(String, String)]) throws -> HTTPAnswer {
-        if fd >= 0, let peer, peer.host != url.host || peer.port != url.port { close() }
+        if fd >= 0, let peer, peer.host != url.host || peer.port != url.port || peer.secure != url.secure { close() }
         do {
             return try exchange(url, body: body, headers: headers, reused: fd >= 0)
         } catch is StaleConnection {
@@ -101,14 +139,21 @@ public final class HTTPSession {
         let connectTimeoutMs = client.connectTimeoutMs, readTimeoutMs = client.readTimeoutMs
         let deadline = Date().addingTimeInterval(Double(connectTimeoutMs + readTimeoutMs) / 1000)
         if fd < 0 {
+            let address = try HTTPPost.address(of: url)
             do {
-                fd = try Socket.connect(host: url.host, port: url.port, timeoutMs: connectTimeoutMs)
+                fd = try Socket.connect(host: address, port: url.port, timeoutMs: connectTimeoutMs)
             } catch let error as SystemError {
                 throw DeliveryError(error.errno == ETIMEDOUT ? "connect to \(url.host):\(url.port) timed out after \(connectTimeoutMs) ms"
                                                              : "connect to \(url.host):\(url.port): \(String(cString: strerror(error.errno)))")
             }
-            peer = (url.host, url.port)
+            peer = (url.host, url.port, url.secure)
             connections += 1
+            if url.secure {
+                // The handshake's reads and writes are bounded by the connect timeout.
+                Socket.setTimeouts(fd, milliseconds: connectTimeoutMs)
+                if tlsContext == nil { tlsContext = try TLSClientContext(caFile: caFile) }
+                tls = try TLSClientConnection(context: tlsContext!, fd: fd, host: url.host, port: url.port, hostIsIPv4: url.hostIsIPv4)
+            }
             Socket.setTimeouts(fd, milliseconds: readTimeoutMs)
         }
         var head = "POST \(url.path) HTTP/1.1\r\nHost: \(url.host):\(url.port)\r\nUser-Agent: LineMES-notify\r\n"
@@ -118,7 +163,9 @@ public final class HTTPSession {
         head += "\r\n"
         let request = Array(head.utf8) + body
         do {
-            try request.withUnsafeBytes { try Socket.writeAll(fd, $0, context: "POST \(url)") }
+            try request.withUnsafeBytes { bytes in
+                if let tls { try tls.writeAll(bytes, context: "POST \(url)") } else { try Socket.writeAll(fd, bytes, context: "POST \(url)") }
+            }
         } catch let error as SystemError {
             if reused && (error.errno == EPIPE || error.errno == ECONNRESET) { throw StaleConnection() }
             throw DeliveryError(error.wouldBlock ? "sending to \(url) timed out" : "sending to \(url): \(String(cString: strerror(error.errno)))")
@@ -130,7 +177,10 @@ public final class HTTPSession {
             if Date() > deadline { throw DeliveryError("no complete answer from \(url) within \(connectTimeoutMs + readTimeoutMs) ms") }
             let n: Int
             do {
-                n = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) }
+                n = try buffer.withUnsafeMutableBytes { bytes in
+                    if let tls { return try tls.read(into: bytes, context: "answer of \(url)") }
+                    return try Socket.read(fd, into: bytes)
+                }
             } catch let error as SystemError {
                 if reused && received == 0 && error.errno == ECONNRESET { throw StaleConnection() }
                 throw DeliveryError(error.wouldBlock ? "no answer from \(url) within \(readTimeoutMs) ms"

@@ -72,6 +72,7 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
             return (try GenealogyStore.loadSnapshot(db), Result { try QualityStore.shiftCounters(db) }, try OrderStore.loadAll(db),
                     Result { try EnergyStore.learnedState(db) })
         }
+        let energyStarts = try eventLog.read { try EnergyStore.operationStarts($0) }
         let storedParts = try eventLog.read { try PartStore.loadCurrent($0) }
         parts = PartBook(current: storedParts.current, nextId: storedParts.nextId)
         watchesRouteEnd = config.gate.holdOnOpenDefects || config.models.values.contains { !$0.parts.isEmpty }
@@ -92,8 +93,9 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
         switch learned {
         case .success(let saved?):
             engine.restoreLearned(saved)
+            engine.restoreOperationEnergy(energyStarts)
             let count = saved.learnedCount
-            self.logger.info("learned state restored: \(count.series) anomaly baselines, \(count.units) equipment baselines")
+            self.logger.info("learned state restored: \(count.series) anomaly baselines, \(count.units) equipment baselines, \(energyStarts.count) operations in progress with their energy at start")
         case .success(nil):
             break
         case .failure(let error):

@@ -122,7 +122,7 @@ extension PlantConfig {
         var config = PlantConfig(plant: plant, timezone: timezone, route: route, shifts: shifts, auth: auth,
                                  stations: stations, limits: limits, alertRules: try root.optional("alerts"),
                                  retentionDays: retentionDays, directory: directory, file: file)
-        config.people = try PeopleConfig.decode(root: root, route: route)
+        config.people = try PeopleConfig.decode(root: root, route: route, directory: directory)
         config.allowedHosts = allowedHosts
         try decodeMasterData(root, into: &config)
         config.downtimeReasons = try DowntimeReason.decode(root.optional("downtimeReasons"))

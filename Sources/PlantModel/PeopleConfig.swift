@@ -52,10 +52,14 @@ public struct NotifyChannel: Sendable, Equatable {
 
     public var type: Kind
     public var url: HTTPURL
+    /// PEM certificates this channel's `https://` receiver is verified against instead of the
+    /// system's CA store (an absolute path; nil: `notify.caFile`, else the system store).
+    public var caFile: String?
 
-    public init(type: Kind, url: HTTPURL) {
+    public init(type: Kind, url: HTTPURL, caFile: String? = nil) {
         self.type = type
         self.url = url
+        self.caFile = caFile
     }
 }
 
@@ -66,24 +70,32 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
     public var port: UInt16
     /// The path with its query, starting with `/`.
     public var path: String
+    /// `https://`: the request goes over TLS, the receiver's certificate verified for `host`.
+    public var secure: Bool
 
-    public init(host: String, port: UInt16, path: String) {
+    public init(host: String, port: UInt16, path: String, secure: Bool = false) {
         self.host = host
         self.port = port
         self.path = path
+        self.secure = secure
     }
 
-    public var description: String { "http://\(host):\(port)\(path)" }
+    public var description: String { "\(secure ? "https" : "http")://\(host):\(port)\(path)" }
 
-    /// Parses `http://host[:port][/path]`; the reason when it cannot.
+    /// Whether `host` is a dotted IPv4 address (else a name, looked up when connecting).
+    public var hostIsIPv4: Bool {
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && UInt8($0) != nil }
+    }
+
+    /// Parses `http://host[:port][/path]` or `https://…` (port 443 by default); the host is an
+    /// IPv4 address or a DNS name. The reason when it cannot.
     public static func parse(_ text: String) -> Result<HTTPURL, EndpointParseError> {
-        guard text.hasPrefix("http://") else {
-            if text.hasPrefix("https://") {
-                return .failure(EndpointParseError("https is not supported yet: use an http:// address (a local relay for TLS)"))
-            }
-            return .failure(EndpointParseError("\(quoted(text)) is not an http:// address"))
+        let secure = text.hasPrefix("https://")
+        guard secure || text.hasPrefix("http://") else {
+            return .failure(EndpointParseError("\(quoted(text)) is not an http:// or https:// address"))
         }
-        let rest = text.dropFirst("http://".count)
+        let rest = text.dropFirst(secure ? "https://".count : "http://".count)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
         let path = slash == rest.endIndex ? "/" : String(rest[slash...])
@@ -91,7 +103,7 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
             return .failure(EndpointParseError("\(quoted(text)) has no host (or has user info)"))
         }
         var host = String(authority)
-        var port: UInt16 = 80
+        var port: UInt16 = secure ? 443 : 80
         if let colon = authority.lastIndex(of: ":") {
             host = String(authority[..<colon])
             guard let p = UInt16(authority[authority.index(after: colon)...]), p > 0 else {
@@ -100,13 +112,20 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
             port = p
         }
         guard !host.isEmpty, !path.contains(" "), !path.contains("\r"), !path.contains("\n") else {
-            return .failure(EndpointParseError("\(quoted(text)) is not a valid http:// address"))
+            return .failure(EndpointParseError("\(quoted(text)) is not a valid \(secure ? "https" : "http"):// address"))
         }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        guard host == "localhost" || (octets.count == 4 && octets.allSatisfy { $0.count <= 3 && UInt8($0) != nil }) else {
-            return .failure(EndpointParseError("host \(quoted(host)) must be an IPv4 address or localhost (names are not looked up)"))
+        let url = HTTPURL(host: host, port: port, path: path, secure: secure)
+        // Not an IPv4 address: a DNS name (letters, digits, '-', dots between labels).
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        let isName = host.count <= 253 && labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
         }
-        return .success(HTTPURL(host: host, port: port, path: path))
+        let looksNumeric = labels.allSatisfy { $0.allSatisfy(\.isNumber) }
+        guard url.hostIsIPv4 || (isName && !looksNumeric) else {
+            return .failure(EndpointParseError("host \(quoted(host)) is neither an IPv4 address nor a DNS name"))
+        }
+        return .success(url)
     }
 }
 
@@ -170,14 +189,27 @@ public struct NotifySettings: Sendable, Equatable {
     public var minSeverity = "high"
     /// Prefix of the `link` in a notification (e.g. `http://mes.plant.local:8080`); empty gives a path.
     public var baseUrl = ""
+    /// PEM certificates every `https://` receiver without a `caFile` of its own is verified
+    /// against instead of the system's CA store (an absolute path; nil: the system store).
+    public var caFile: String?
 
     public init() {}
 }
 
 extension PeopleConfig {
     /// Decodes `people`, `responsibility`, `due` and `notify` from the config's root object.
-    static func decode(root: ConfigNode, route: [String]) throws -> PeopleConfig {
+    static func decode(root: ConfigNode, route: [String], directory: URL) throws -> PeopleConfig {
         var config = PeopleConfig()
+        /// A `caFile`: relative to the config's folder, readable, with at least one PEM certificate.
+        func caFile(_ node: ConfigNode) throws -> String {
+            let name = try node.nonEmptyString()
+            let path = name.hasPrefix("/") ? name : directory.appendingPathComponent(name).path
+            guard let data = FileManager.default.contents(atPath: path) else { throw node.error("cannot read \(quoted(path))") }
+            guard String(decoding: data, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
+                throw node.error("\(quoted(path)) holds no PEM certificate")
+            }
+            return path
+        }
         if let node = try root.optional("people") {
             for element in try node.elements() {
                 try element.rejectUnknownKeys(["user", "name", "notify"])
@@ -188,17 +220,24 @@ extension PeopleConfig {
                 var channels: [NotifyChannel] = []
                 if let list = try element.optional("notify") {
                     for channelNode in try list.elements() {
-                        try channelNode.rejectUnknownKeys(["type", "url"])
+                        try channelNode.rejectUnknownKeys(["type", "url", "caFile"])
                         let typeNode = try channelNode.required("type")
                         let typeName = try typeNode.string()
                         guard let type = NotifyChannel.Kind(rawValue: typeName) else {
                             throw typeNode.error("\(quoted(typeName)) is not a channel type (webhook, wecom, dingtalk)")
                         }
                         let urlNode = try channelNode.required("url")
+                        let url: HTTPURL
                         switch HTTPURL.parse(try urlNode.string()) {
-                        case .success(let url): channels.append(NotifyChannel(type: type, url: url))
+                        case .success(let parsed): url = parsed
                         case .failure(let error): throw urlNode.error(error.message)
                         }
+                        var ca: String?
+                        if let node = try channelNode.optional("caFile") {
+                            guard url.secure else { throw node.error("caFile needs an https:// url") }
+                            ca = try caFile(node)
+                        }
+                        channels.append(NotifyChannel(type: type, url: url, caFile: ca))
                     }
                 }
                 config.people.append(Person(user: user, name: name, notify: channels))
@@ -252,7 +291,8 @@ extension PeopleConfig {
             }
         }
         if let node = try root.optional("notify") {
-            try node.rejectUnknownKeys(["minSeverity", "baseUrl"])
+            try node.rejectUnknownKeys(["minSeverity", "baseUrl", "caFile"])
+            if let ca = try node.optional("caFile") { config.notify.caFile = try caFile(ca) }
             if let minSeverity = try node.optional("minSeverity") { config.notify.minSeverity = try severity(minSeverity) }
             if let base = try node.optional("baseUrl") {
                 var text = try base.string()

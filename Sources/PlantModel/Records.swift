@@ -47,6 +47,10 @@ public struct OperationRecord: Sendable, Equatable {
     /// The station's energy between start and completion in kWh (nil: no meter, or the start was
     /// not seen). Set by the pipeline at completion (README "Energy and equipment health").
     public var energyKWh: Double?
+    /// The station's energy odometer (kWh) when the operation started: set by the pipeline on the
+    /// started operation and stored with its row, so an operation in progress across a restart
+    /// still gets its `energyKWh` (README "Energy and equipment health"). Not part of the JSON.
+    public var energyStartKWh: Double?
 
     public init(id: String, vehicleId: String, station: String, process: String, startedAt: Date, completedAt: Date? = nil,
                 result: OperationResult? = nil, measurements: [String: Double] = [:], lots: [String] = [],

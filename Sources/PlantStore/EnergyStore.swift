@@ -8,9 +8,11 @@ import Tracking
 /// Energy per operation and the quality engine's learned state (README "Energy and equipment health").
 ///
 /// Its own migration group `energy`: the column `operations.energy_kwh` (kWh of the operation's
-/// station between start and completion; NULL without a meter) and the table `learned_state`
-/// (anomaly baselines, equipment units, the alert load history as JSON). Apply the group after
-/// `genealogy` (it adds a column to that group's table).
+/// station between start and completion; NULL without a meter), `operations.energy_start_kwh`
+/// (the station's energy odometer when the operation started, for a completion after a restart)
+/// and the table `learned_state` (anomaly baselines, equipment units, the alert load history,
+/// the stations' energy odometers, as JSON). Apply the group after `genealogy` (it adds columns
+/// to that group's table).
 public enum EnergyStore {
     public static let migrations = MigrationGroup(name: "energy", migrations: [
         Migration(version: 1, name: "operation energy, learned state", sql: """
@@ -21,19 +23,44 @@ public enum EnergyStore {
                 data TEXT NOT NULL
             ) WITHOUT ROWID;
             """),
+        Migration(version: 2, name: "operation energy at start", sql: """
+            ALTER TABLE operations ADD COLUMN energy_start_kwh REAL;
+            """),
     ])
 
-    /// Whether any completed operation among `outputs` carries energy.
+    /// Whether any operation among `outputs` carries energy (a completed one's, a started one's odometer).
     public static func hasEnergy(_ outputs: [TrackingOutput]) -> Bool {
-        outputs.contains { if case .operationCompleted(let op) = $0 { return op.energyKWh != nil } else { return false } }
+        outputs.contains {
+            switch $0 {
+            case .operationCompleted(let op): return op.energyKWh != nil
+            case .operationStarted(let op): return op.energyStartKWh != nil
+            default: return false
+            }
+        }
     }
 
-    /// Stores the energy of completed operations (after ``GenealogyStore/apply(_:to:)`` in the same transaction).
+    /// Stores the energy of completed operations and the odometer at the start of started ones
+    /// (after ``GenealogyStore/apply(_:to:)`` in the same transaction).
     public static func apply(_ outputs: [TrackingOutput], to db: Database) throws {
-        for case .operationCompleted(let op) in outputs {
-            guard let kWh = op.energyKWh else { continue }
-            try db.run("UPDATE operations SET energy_kwh = ? WHERE id = ?", [.real(kWh), .text(op.id)])
+        for output in outputs {
+            switch output {
+            case .operationCompleted(let op):
+                guard let kWh = op.energyKWh else { continue }
+                try db.run("UPDATE operations SET energy_kwh = ? WHERE id = ?", [.real(kWh), .text(op.id)])
+            case .operationStarted(let op):
+                guard let start = op.energyStartKWh else { continue }
+                try db.run("UPDATE operations SET energy_start_kwh = ? WHERE id = ?", [.real(start), .text(op.id)])
+            default:
+                continue
+            }
         }
+    }
+
+    /// The stored odometer at the start of every operation in progress (state `running`), for
+    /// ``QualityEngine/restoreOperationEnergy(_:)`` after a restart.
+    public static func operationStarts(_ db: Database) throws -> [(operation: String, station: String, kWh: Double)] {
+        try db.query("SELECT id, station, energy_start_kwh FROM operations WHERE state = 'running' AND energy_start_kwh IS NOT NULL",
+                     row: { (operation: $0.text(0) ?? "", station: $0.text(1) ?? "", kWh: $0.double(2)) })
     }
 
     /// A vehicle's operations' energy by operation id (operations without energy left out).

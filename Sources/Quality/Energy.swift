@@ -44,7 +44,8 @@ struct StationEnergy: Sendable {
     private var lastMeter: [Double?]
     private var power: [Double?]
     private var powerSince: Date?
-    /// kWh since the engine started (never decreasing): operations take differences of it.
+    /// kWh counted by this engine, or since the first start when restored (never decreasing):
+    /// operations take differences of it.
     private(set) var odometer = 0.0
     /// Meter resets and wraps seen.
     private(set) var resets = 0
@@ -123,6 +124,35 @@ struct StationEnergy: Sendable {
         }
         resets += 1
         return max(0, value - meter.zero)
+    }
+
+    /// The odometer and the meters' last readings, saved with the learned state: after a restart
+    /// the odometer goes on from them, so the first reading after it counts what the meters measured
+    /// while the server was down (a drop below the saved reading is a reset or wrap as always), and
+    /// an operation started before the restart keeps its start on the same scale.
+    struct Saved: Sendable, Equatable, Codable {
+        var meters: [String]
+        var powers: [String]
+        var lastMeter: [Double?]
+        var odometer: Double
+    }
+
+    var saved: Saved { Saved(meters: meters.map(\.name), powers: powers, lastMeter: lastMeter, odometer: odometer) }
+
+    /// Goes on from a saved odometer when the station's meters and power signals are still the
+    /// same (names and order); returns whether it did.
+    mutating func restore(_ saved: Saved) -> Bool {
+        guard saved.meters == meters.map(\.name), saved.powers == powers, saved.lastMeter.count == meters.count,
+              saved.odometer.isFinite, saved.odometer >= 0 else { return false }
+        lastMeter = saved.lastMeter
+        odometer = saved.odometer
+        return true
+    }
+
+    /// Moves the odometer up to `value` (a power-only station whose saved odometer is older than an
+    /// operation's stored start: the energy of that stretch is unknown, counted as none).
+    mutating func raiseOdometer(to value: Double) {
+        if meters.isEmpty, value.isFinite, value > odometer { odometer = value }
     }
 
     /// Forgets the held power (the station went offline: its power is unknown until it answers).

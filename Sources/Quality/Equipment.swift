@@ -220,9 +220,18 @@ public struct LearnedState: Sendable, Equatable, Codable {
         var detector: SeriesDetector
     }
 
+    /// A station's energy odometer and meter readings, and the time of its last poll.
+    struct Energy: Sendable, Equatable, Codable {
+        var station: String
+        var saved: StationEnergy.Saved
+        var lastAt: Date?
+    }
+
     var series: [Series]
     var units: [ConditionUnit]
     var alertLoad: AlertLoadHistory
+    /// Nil in a state saved before energy was kept.
+    var energy: [Energy]?
 
     /// The JSON the store keeps.
     public func encoded() throws -> String { String(decoding: try JSONEncoder().encode(self), as: UTF8.self) }

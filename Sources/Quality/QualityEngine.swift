@@ -42,6 +42,8 @@ public struct QualityEngine: Sendable {
     private var unitHealth: [EquipmentHealth] = []
     /// The odometer of an operation's station when it started, by operation id.
     private var energyAtStart: [String: Double] = [:]
+    /// Stations whose odometer goes on from the learned state (``restoreLearned(_:)``).
+    private var energyRestored: Set<Int> = []
 
     /// Builds the engine; decodes the config's `alerts` block (errors name its JSON path).
     public init(config: PlantConfig) throws {
@@ -347,9 +349,12 @@ public struct QualityEngine: Sendable {
     public mutating func meterOperations(_ outputs: inout [TrackingOutput]) {
         for i in outputs.indices {
             switch outputs[i] {
-            case .operationStarted(let op):
+            case .operationStarted(var op):
                 guard let si = stationIndex[op.station], let energy = stations[si].energy else { continue }
                 energyAtStart[op.id] = energy.odometer
+                // Stored with the operation's row, for a completion after a restart.
+                op.energyStartKWh = energy.odometer
+                outputs[i] = .operationStarted(op)
             case .operationCompleted(var op):
                 guard let start = energyAtStart.removeValue(forKey: op.id), let si = stationIndex[op.station],
                       let energy = stations[si].energy else { continue }
@@ -359,6 +364,18 @@ public struct QualityEngine: Sendable {
                 energyAtStart[op.id] = nil
             default: continue
             }
+        }
+    }
+
+    /// Takes back the odometer at the start of operations in progress (stored with their rows)
+    /// after a restart, so their completion gets its `energyKWh`. Only for stations whose
+    /// odometer was restored (``restoreLearned(_:)``): on another scale the difference would mean
+    /// nothing, and those operations complete without energy. Call after ``restoreLearned(_:)``.
+    public mutating func restoreOperationEnergy(_ starts: [(operation: String, station: String, kWh: Double)]) {
+        for start in starts {
+            guard let si = stationIndex[start.station], energyRestored.contains(si), start.kWh.isFinite else { continue }
+            energyAtStart[start.operation] = start.kWh
+            stations[si].energy?.raiseOdometer(to: start.kWh)
         }
     }
 
@@ -447,7 +464,8 @@ public struct QualityEngine: Sendable {
         for s in stations {
             for signal in s.detectors.keys.sorted() { detectors.append(.init(station: s.config.id, signal: signal, detector: s.detectors[signal]!)) }
         }
-        return LearnedState(series: detectors, units: units, alertLoad: alertBook.loadHistory)
+        let energy = stations.compactMap { s in s.energy.map { LearnedState.Energy(station: s.config.id, saved: $0.saved, lastAt: s.lastEnergyAt) } }
+        return LearnedState(series: detectors, units: units, alertLoad: alertBook.loadHistory, energy: energy)
     }
 
     /// Goes on from a saved state: series and units whose station, signal, limits and group are
@@ -465,6 +483,11 @@ public struct QualityEngine: Sendable {
             units[u] = unit
         }
         alertBook.restoreLoad(saved.alertLoad)
+        for energy in saved.energy ?? [] {
+            guard let si = stationIndex[energy.station], stations[si].energy?.restore(energy.saved) == true else { continue }
+            stations[si].lastEnergyAt = energy.lastAt
+            energyRestored.insert(si)
+        }
         var ignored: [QualityOutput] = []
         for u in units.indices where units[u].recentAt.last != nil {
             evaluateGroup(of: u, at: units[u].recentAt.last!, into: &ignored, alerts: false)

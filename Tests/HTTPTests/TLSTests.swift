@@ -174,6 +174,40 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(try https(running.port, "/api/health").output, "{\"status\":\"ok\"}")
     }
 
+    /// At `maxConnections` an HTTPS client gets the 503 a plain client gets (README "HTTPS and
+    /// tokens"): its handshake is completed on a loop, then the answer, then the close. Past 32 such
+    /// refusals in their handshakes at once, a further client is only closed; the stalled ones time
+    /// out as slow handshakes do.
+    func testHTTPSClientAtTheConnectionCapGets503() throws {
+        var limits = HTTPLimits()
+        limits.maxConnections = 2
+        limits.headerReadTimeout = 8
+        let running = try start(limits: limits)
+        defer { running.stop() }
+        let a = try TestClient(port: running.port), b = try TestClient(port: running.port)
+        XCTAssertTrue(eventually { running.server.metrics.openConnections == 2 })
+        let refused = try https(running.port, "/api/health", ["-i"])
+        XCTAssertTrue(refused.output.hasPrefix("HTTP/1.1 503"), refused.output)
+        XCTAssertTrue(refused.output.contains("Retry-After: 5"), refused.output)
+        XCTAssertTrue(refused.output.contains("\"code\":\"unavailable\""), refused.output)
+        XCTAssertEqual(running.server.metrics.rejectedConnections, 1)
+        XCTAssertTrue(eventually { running.server.metrics.openConnections == 2 }, "the refused connection is closed")
+
+        // 32 clients past the cap that never finish their handshake hold the refusal slots ...
+        var stalled: [TestClient] = []
+        for _ in 0..<32 { stalled.append(try TestClient(port: running.port)) }
+        XCTAssertTrue(eventually { running.server.metrics.openConnections == 34 })
+        // ... so the next one is closed at once, without a handshake.
+        let extra = try TestClient(port: running.port)
+        XCTAssertTrue(extra.closedByPeer(within: 2))
+        XCTAssertEqual(running.server.metrics.openConnections, 34)
+        XCTAssertEqual(running.server.metrics.rejectedConnections, 34)
+        // The stalled ones time out like slow handshakes; then an HTTPS client is refused with a 503 again.
+        for client in stalled { XCTAssertTrue(client.closedByPeer(within: 15)) }
+        XCTAssertTrue(eventually { running.server.metrics.openConnections <= 2 })
+        _ = (a, b)
+    }
+
     func testCertificateAndKeyErrorsNameTheFile() throws {
         XCTAssertThrowsError(try TLSServerContext(certificateFile: folder.file("missing.pem"), keyFile: certificate.key)) { error in
             XCTAssertTrue("\(error)".hasPrefix("--tls-cert \(folder.file("missing.pem")): not a readable PEM certificate"), "\(error)")

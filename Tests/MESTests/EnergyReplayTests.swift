@@ -47,27 +47,62 @@ final class EnergyReplayTests: XCTestCase {
         (260, "BODY-01", "energy", "2.3"),
     ]
 
-    func testEnergyPerOperationVehicleStationLineAndIdle() async throws {
-        let dir = makeTempDirectory(self)
+    /// Writes `lines` as a recording in `dir` and replays it at full speed into `mes.sqlite` there;
+    /// returns the server once the replay finished (the caller shuts it down).
+    func replay(_ lines: [(Double, String, String, String)], named name: String, in dir: URL) throws -> InProcessServer {
         let configPath = dir.appendingPathComponent("plant.json").path
         try Self.config.write(toFile: configPath, atomically: true, encoding: .utf8)
         let start = try XCTUnwrap(Timestamp.parse("2026-11-23T00:00:00Z"))
-        let recording = Self.lines.map { t, station, signal, value in
+        let recording = lines.map { t, station, signal, value in
             "{\"t\":\"\(Timestamp.format(start.addingTimeInterval(t)))\",\"station\":\"\(station)\",\"signal\":\"\(signal)\",\"value\":\(value)}"
         }.joined(separator: "\n") + "\n"
-        let recordingPath = dir.appendingPathComponent("energy.jsonl").path
+        let recordingPath = dir.appendingPathComponent(name).path
         try recording.write(toFile: recordingPath, atomically: true, encoding: .utf8)
 
-        var options = ServerOptions()
-        options.config = configPath
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = recordingPath
-        options.speed = .max
-        let server = try MESServer(options: options, logger: Logger(label: "energy", level: .error))
-        let task = Task { try await server.run(installSignalHandlers: false) }
-        let http = TestHTTP(port: server.port)
-        XCTAssertTrue(eventually(timeout: 60) { (try? http.get("/api/health").json?["replay"]?["finished"]) == .bool(true) })
+        let running = try InProcessServer(config: configPath, database: dir.appendingPathComponent("mes.sqlite").path,
+                                          replay: recordingPath, level: .error)
+        XCTAssertTrue(eventually(timeout: 60) { (try? running.http.get("/api/health").json?["replay"]?["finished"]) == .bool(true) })
+        return running
+    }
+
+    /// The server stops while V1 is in BODY-01 and starts again on the same database; the meter
+    /// moved on while it was down. V1's operation gets the meter's reading at completion (104.0)
+    /// minus its reading at the start (100.5), not null and not only the part after the restart.
+    func testOperationInProgressAcrossARestart() async throws {
+        let dir = makeTempDirectory(self)
+        let before: [(Double, String, String, String)] = [
+            (0, "BODY-01", "vehicleId", "\"\""), (0, "BODY-01", "cycleDone", "false"), (0, "BODY-01", "state", "0"),
+            (0, "BODY-01", "energy", "100.0"),
+            (60, "BODY-01", "energy", "100.5"), (60, "BODY-01", "vehicleId", "\"V1\""), (60, "BODY-01", "state", "1"),
+            (120, "BODY-01", "energy", "102.5"),
+        ]
+        let first = try replay(before, named: "before.jsonl", in: dir)
+        let inProgress = try XCTUnwrap(first.http.get("/api/vehicles/V1").json?["operations"]?.arrayValue)
+        XCTAssertEqual(inProgress.count, 1)
+        XCTAssertTrue(inProgress.first?["completedAt"]?.isNull ?? false, "V1 is still in the station at the stop")
+        try await first.stop()
+
+        let after: [(Double, String, String, String)] = [
+            (150, "BODY-01", "vehicleId", "\"V1\""), (150, "BODY-01", "cycleDone", "false"), (150, "BODY-01", "state", "1"),
+            (150, "BODY-01", "energy", "103.0"),
+            (180, "BODY-01", "energy", "104.0"), (180, "BODY-01", "cycleDone", "true"),
+            (190, "BODY-01", "cycleDone", "false"), (190, "BODY-01", "vehicleId", "\"\""), (190, "BODY-01", "state", "0"),
+        ]
+        let second = try replay(after, named: "after.jsonl", in: dir)
+        let http = second.http
+        let vehicle = try XCTUnwrap(http.get("/api/vehicles/V1").json)
+        let operations = try XCTUnwrap(vehicle["operations"]?.arrayValue)
+        XCTAssertEqual(operations.count, 1, "\(operations)")
+        XCTAssertFalse(operations.first?["completedAt"]?.isNull ?? true)
+        XCTAssertEqual(try XCTUnwrap(operations.first?["energyKWh"]?.doubleValue), 3.5, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(vehicle["energyKWh"]?.doubleValue), 3.5, accuracy: 1e-9)
+        try await second.stop()
+    }
+
+    func testEnergyPerOperationVehicleStationLineAndIdle() async throws {
+        let dir = makeTempDirectory(self)
+        let running = try replay(Self.lines, named: "energy.jsonl", in: dir)
+        let http = running.http
 
         // The operation: 2.0 kWh running before the reset, 1.0 after it, 1.0 to completion.
         let vehicle = try XCTUnwrap(http.get("/api/vehicles/V1").json)
@@ -102,7 +137,6 @@ final class EnergyReplayTests: XCTestCase {
         let air01 = try XCTUnwrap(http.get("/api/stations/AIR-01").json)
         XCTAssertTrue(air01["currentVehicle"]?.isNull ?? false)
 
-        server.shutdown()
-        try await task.value
+        try await running.stop()
     }
 }

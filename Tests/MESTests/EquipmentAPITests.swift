@@ -2,8 +2,11 @@ import Foundation
 import XCTest
 @testable import MESApp
 import Notify
+import Pipeline
 import PlantModel
+import Quality
 import Runtime
+import Storage
 import TestSupport
 
 /// `GET /api/equipment`, the health report in three formats, baselines across a server restart,
@@ -52,15 +55,9 @@ final class EquipmentAPITests: XCTestCase {
         try Self.config().write(toFile: configPath, atomically: true, encoding: .utf8)
         let recordingPath = dir.appendingPathComponent("fans.jsonl").path
         try Self.recording(start: try XCTUnwrap(Timestamp.parse("2026-11-23T00:00:00Z"))).write(toFile: recordingPath, atomically: true, encoding: .utf8)
-        var options = ServerOptions()
-        options.config = configPath
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = recordingPath
-        options.speed = .max
-        let server = try MESServer(options: options, logger: Logger(label: "equipment", level: .error))
-        let task = Task { try await server.run(installSignalHandlers: false) }
-        let http = TestHTTP(port: server.port)
+        let database = dir.appendingPathComponent("mes.sqlite").path
+        let first = try InProcessServer(config: configPath, database: database, replay: recordingPath, level: .error)
+        let http = first.http
         XCTAssertTrue(eventually(timeout: 60) { (try? http.get("/api/health").json?["replay"]?["finished"]) == .bool(true) })
         var list: [JSON] = []
         XCTAssertTrue(eventually(timeout: 10) {
@@ -96,14 +93,11 @@ final class EquipmentAPITests: XCTestCase {
         XCTAssertEqual(html.headers["content-type"], "text/html; charset=utf-8")
         XCTAssertTrue(html.body.contains("设备健康报告") && html.body.contains("Equipment health report") && html.body.contains("FAN-03"))
         XCTAssertEqual(try http.get("/api/reports/equipment?format=xml").status, 400)
-        server.shutdown()
-        try await task.value
+        try await first.stop()
 
         // A restart: the baselines and health come back from the store, not learned again.
-        options.replay = "/dev/null"
-        let again = try MESServer(options: options, logger: Logger(label: "equipment", level: .error))
-        let task2 = Task { try await again.run(installSignalHandlers: false) }
-        let http2 = TestHTTP(port: again.port)
+        let again = try InProcessServer(config: configPath, database: database, level: .error)
+        let http2 = again.http
         var after: [JSON] = []
         XCTAssertTrue(eventually(timeout: 10) {
             after = (try? http2.get("/api/equipment").json?.arrayValue) ?? []
@@ -111,8 +105,7 @@ final class EquipmentAPITests: XCTestCase {
         })
         XCTAssertEqual(after.map { $0["baseline"] }, list.map { $0["baseline"] })
         XCTAssertEqual(after.map { $0["health"] }, list.map { $0["health"] })
-        again.shutdown()
-        try await task2.value
+        try await again.stop()
     }
 
     func testReportsConfigScheduleAndMessages() throws {
@@ -143,5 +136,88 @@ final class EquipmentAPITests: XCTestCase {
         XCTAssertEqual(messages.first?.kind, "report")
         XCTAssertEqual(messages.first?.id, "report-equipment-1-li.wei-0")
         XCTAssertTrue(messages.first?.link?.hasSuffix("/api/reports/equipment?format=html") ?? false)
+    }
+
+    /// The report schedule across restarts, on a ManualClock (README "Energy and equipment
+    /// health"): every 24 h from the first start; a restart neither moves the next report nor sends
+    /// one twice, and a slot passed while the server was down is sent at once, once.
+    func testReportScheduleSurvivesRestarts() throws {
+        let dir = makeTempDirectory(self)
+        let config = try PlantConfig.decode(json: JSON.parse(Self.config(reports: #""reports": {"equipmentEveryH": 24, "to": ["li.wei"]},"#)),
+                                            file: "fans.json", directory: dir)
+        var storage = EventLog.Configuration(path: dir.appendingPathComponent("mes.sqlite").path)
+        storage.migrations = [Outbox.migrations, ReportScheduleStore.migrations]
+        let log = try EventLog.open(storage, logger: Logger(label: "test", level: .error))
+        log.start()
+        defer { log.close() }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let clock = ManualClock(start)
+        let report = EquipmentReport(plant: "Fans", generatedAt: start, units: [], below: 0.5)
+
+        /// A server run: a live pipeline with the notification hooks, as `mes-server` wires them.
+        final class Run {
+            let pipeline: Pipeline
+            let notify: NotifyAssembly
+            var online = false
+            init(_ config: PlantConfig, _ log: EventLog, _ clock: ManualClock, _ report: EquipmentReport) {
+                pipeline = Pipeline(config: config, eventLog: log, mode: .live, logger: Logger(label: "test", level: .error))
+                notify = NotifyAssembly(config: config, pipeline: pipeline, eventLog: log, logger: Logger(label: "test", level: .error),
+                                        clock: clock, equipment: { report })
+                pipeline.start()
+            }
+            /// One pipeline step with an event (a station going on- or offline), committed.
+            func step(_ log: EventLog, at time: Date) throws {
+                online.toggle()
+                pipeline.submit(.connection(ConnectionChange(station: "FAN-01", state: online ? .online : .offline, time: time)))
+                pipeline.drain()
+                try log.flush()
+            }
+        }
+        func reports() throws -> [NotifyMessage] {
+            try log.read { try Outbox.list(in: $0) }.filter { $0.kind == "report" }.sorted { $0.createdAt < $1.createdAt }
+        }
+        func storedNext() throws -> Date? { try log.read { try ReportScheduleStore.next("equipment", in: $0) } }
+        func near(_ a: Date?, _ b: Date) -> Bool { a.map { abs($0.timeIntervalSince(b)) < 0.01 } ?? false }
+
+        // First start: the schedule is stored with the first step, due 24 h later.
+        var run = Run(config, log, clock, report)
+        try run.step(log, at: clock.now())
+        let first = try storedNext()
+        XCTAssertTrue(near(first, start.addingTimeInterval(24 * 3600)), "\(String(describing: first))")
+        clock.advance(by: 10 * 3600)
+        try run.step(log, at: clock.now())
+        run.pipeline.stop()
+
+        // Restarted after 10 h: the report is still due at 24 h, not 24 h after the restart.
+        run = Run(config, log, clock, report)
+        clock.set(start.addingTimeInterval(24 * 3600 - 1))
+        try run.step(log, at: clock.now())
+        XCTAssertEqual(try reports().count, 0)
+        clock.set(start.addingTimeInterval(24 * 3600))
+        try run.step(log, at: clock.now())
+        XCTAssertEqual(try reports().count, 1)
+        XCTAssertTrue(near(try reports().first?.createdAt, start.addingTimeInterval(24 * 3600)))
+        XCTAssertTrue(near(try storedNext(), start.addingTimeInterval(48 * 3600)))
+        run.pipeline.stop()
+
+        // Restarted a minute after that report: not sent again.
+        clock.advance(by: 60)
+        run = Run(config, log, clock, report)
+        try run.step(log, at: clock.now())
+        clock.advance(by: 3600)
+        try run.step(log, at: clock.now())
+        XCTAssertEqual(try reports().count, 1, "no report twice")
+        run.pipeline.stop()
+
+        // Down across the 48 h and 72 h slots: one report at once on the restart, then on the grid again.
+        clock.set(start.addingTimeInterval(80 * 3600))
+        run = Run(config, log, clock, report)
+        try run.step(log, at: clock.now())
+        XCTAssertEqual(try reports().count, 2, "the missed slot is sent at once")
+        XCTAssertTrue(near(try storedNext(), start.addingTimeInterval(96 * 3600)))
+        clock.set(start.addingTimeInterval(96 * 3600))
+        try run.step(log, at: clock.now())
+        XCTAssertEqual(try reports().count, 3)
+        run.pipeline.stop()
     }
 }

@@ -16,17 +16,11 @@ final class ExportTests: XCTestCase {
 
     /// An in-process server on an empty replay (no live data) with the default plant and its demo tokens.
     func startServer() async throws -> (server: MESServer, db: String, task: Task<Void, any Error>) {
-        let dir = makeTempDirectory(self)
-        var options = ServerOptions()
-        options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = "/dev/null"
-        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
-        let task = Task { try await server.run(installSignalHandlers: false) }
-        addTeardownBlock { server.shutdown(); _ = try? await task.value }
-        XCTAssertTrue(eventually(timeout: 20) { (try? TestHTTP(port: server.port).get("/api/health").status) == 200 })
-        return (server, options.database, task)
+        let database = makeTempDirectory(self).appendingPathComponent("mes.sqlite").path
+        let running = try InProcessServer(config: repoRoot.appendingPathComponent("Stations/plant.json").path, database: database)
+        addTeardownBlock { try? await running.stop() }
+        XCTAssertTrue(eventually(timeout: 20) { (try? running.http.get("/api/health").status) == 200 })
+        return (running.server, database, running.task)
     }
 
     func insertOperation(_ db: Database, _ id: String, vehicle: String, station: String, process: String, completedMin: Int64?,

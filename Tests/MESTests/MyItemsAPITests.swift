@@ -11,14 +11,8 @@ final class MyItemsAPITests: XCTestCase {
         let dir = makeTempDirectory(self)
         let path = dir.appendingPathComponent("plant.json").path
         try config.serialized().write(toFile: path, atomically: true, encoding: .utf8)
-        var options = ServerOptions()
-        options.config = path
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = "/dev/null"
-        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
-        let task = Task { try await server.run(installSignalHandlers: false) }
-        return (server, task)
+        let running = try InProcessServer(config: path, database: dir.appendingPathComponent("mes.sqlite").path)
+        return (running.server, running.task)
     }
 
     func testWhoAmINeedsATokenAndThePeopleShowNoChannels() async throws {

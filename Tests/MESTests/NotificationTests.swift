@@ -110,10 +110,12 @@ final class NotificationTests: XCTestCase {
         }
         XCTAssertEqual(try error(replace("people", #"[{"user": "a", "notify": [{"type": "sms", "url": "http://x:1/"}]}]"#)),
                        #"people[0].notify[0].type: "sms" is not a channel type (webhook, wecom, dingtalk)"#)
-        XCTAssertTrue(try error(replace("people", #"[{"user": "a", "notify": [{"type": "webhook", "url": "https://x/"}]}]"#))
-            .hasPrefix("people[0].notify[0].url: https is not supported"))
-        XCTAssertEqual(try error(replace("people", #"[{"user": "a", "notify": [{"type": "wecom", "url": "http://relay.plant/x"}]}]"#)),
-                       #"people[0].notify[0].url: host "relay.plant" must be an IPv4 address or localhost (names are not looked up)"#)
+        XCTAssertEqual(try error(replace("people", #"[{"user": "a", "notify": [{"type": "webhook", "url": "ftp://x/"}]}]"#)),
+                       #"people[0].notify[0].url: "ftp://x/" is not an http:// or https:// address"#)
+        XCTAssertEqual(try error(replace("people", #"[{"user": "li.wei", "notify": [{"type": "wecom", "url": "http://relay.plant/x"}]}, {"user": "zhang.min"}]"#)),
+                       "accepted", "a host name is looked up when delivering")
+        XCTAssertEqual(try error(replace("people", #"[{"user": "a", "notify": [{"type": "wecom", "url": "http://relay plant/x"}]}]"#)),
+                       #"people[0].notify[0].url: host "relay plant" is neither an IPv4 address nor a DNS name"#)
         XCTAssertEqual(try error(replace("people", #"[{"user": "a"}, {"user": "a"}]"#)), #"people[1].user: user "a" is listed twice"#)
         XCTAssertEqual(try error(replace("responsibility", #"[{"owner": "nobody"}]"#)),
                        #"responsibility[0].owner: "nobody" is not in people"#)

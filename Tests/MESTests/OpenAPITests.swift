@@ -11,13 +11,9 @@ final class OpenAPITests: XCTestCase {
 
     func testDocumentAndRouterAgree() async throws {
         let dir = makeTempDirectory(self)
-        var options = ServerOptions()
-        options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = "/dev/null"
-        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
-        let task = Task { try await server.run(installSignalHandlers: false) }
+        let running = try InProcessServer(config: repoRoot.appendingPathComponent("Stations/plant.json").path,
+                                          database: dir.appendingPathComponent("mes.sqlite").path)
+        let server = running.server, task = running.task
         defer { server.shutdown() }
 
         let text = try String(contentsOf: Self.document, encoding: .utf8)

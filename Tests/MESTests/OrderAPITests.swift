@@ -11,9 +11,9 @@ import TestSupport
 /// API and its refusals, vehicles checked against their order's spec, plan attainment, restart.
 final class OrderAPITests: XCTestCase, PlantDriving {
     var dir: URL!
-    var server: MESServer!
-    var task: Task<Void, any Error>!
-    var http: TestHTTP!
+    var running: InProcessServer!
+    var server: MESServer! { running.server }
+    var http: TestHTTP! { running.http }
     /// 2026-11-22 06:00:00 in Asia/Shanghai (shift A of plannedDate 2026-11-22).
     var clock = Date(timeIntervalSince1970: 1_795_298_400)
 
@@ -59,20 +59,12 @@ final class OrderAPITests: XCTestCase, PlantDriving {
     }
 
     func startServer() throws {
-        var options = ServerOptions()
-        options.config = dir.appendingPathComponent("plant.json").path
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = "/dev/null"
-        server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
-        let server = self.server!
-        task = Task { try await server.run(installSignalHandlers: false) }
-        http = TestHTTP(port: server.port)
+        running = try InProcessServer(config: dir.appendingPathComponent("plant.json").path,
+                                      database: dir.appendingPathComponent("mes.sqlite").path)
     }
 
     func stopServer() async throws {
-        server.shutdown()
-        try await task.value
+        try await running.stop()
     }
 
     override func setUp() async throws {

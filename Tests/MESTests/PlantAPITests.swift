@@ -8,27 +8,19 @@ import TestSupport
 /// Tracking and quality through the real server: polls go into the pipeline, answers come over
 /// HTTP from the SQLite projections, with the tokens of Stations/tokens.json.
 final class PlantAPITests: XCTestCase, PlantDriving {
-    var server: MESServer!
-    var task: Task<Void, any Error>!
-    var http: TestHTTP!
+    var running: InProcessServer!
+    var server: MESServer! { running.server }
+    var http: TestHTTP! { running.http }
     var clock = Date(timeIntervalSince1970: 1_795_400_000)
 
     override func setUp() async throws {
         let dir = makeTempDirectory(self)
-        var options = ServerOptions()
-        options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
-        options.database = dir.appendingPathComponent("mes.sqlite").path
-        options.port = 0
-        options.replay = "/dev/null"
-        server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
-        let server = self.server!
-        task = Task { try await server.run(installSignalHandlers: false) }
-        http = TestHTTP(port: server.port)
+        running = try InProcessServer(config: repoRoot.appendingPathComponent("Stations/plant.json").path,
+                                      database: dir.appendingPathComponent("mes.sqlite").path)
     }
 
     override func tearDown() async throws {
-        server.shutdown()
-        try await task.value
+        try await running.stop()
     }
 
     static let quality = ["Authorization": "Bearer demo-quality-token"]

@@ -46,19 +46,21 @@ extension PlantDriving {
 }
 
 /// An in-process server on a config and database, as the API tests start it: replay of nothing
-/// (`/dev/null`), so the pipeline's clock is the test clock of the polls; port 0.
+/// (`/dev/null`), so the pipeline's clock is the test clock of the polls; port 0. With `replay` a
+/// recording instead, played at full speed.
 struct InProcessServer {
     let server: MESServer
     let task: Task<Void, any Error>
     let http: TestHTTP
 
-    init(config: String, database: String) throws {
+    init(config: String, database: String, replay: String = "/dev/null", level: Logger.Level = .warning) throws {
         var options = ServerOptions()
         options.config = config
         options.database = database
         options.port = 0
-        options.replay = "/dev/null"
-        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
+        options.replay = replay
+        if replay != "/dev/null" { options.speed = .max }
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: level))
         self.server = server
         task = Task { try await server.run(installSignalHandlers: false) }
         http = TestHTTP(port: server.port)

@@ -2,6 +2,7 @@ import Foundation
 import PlantModel
 @testable import Quality
 import Runtime
+import Tracking
 import XCTest
 
 /// Energy meters (resets, wraps), Cp/Cpk, equipment health against the unit's baseline and its
@@ -202,6 +203,61 @@ final class EnergyHealthTests: XCTestCase {
         var meterWins = try XCTUnwrap(StationEnergy(both))
         _ = meterWins.step(reading("e", 10) + reading("p", 3600), at: at(0))
         XCTAssertEqual(meterWins.step(reading("e", 11) + reading("p", 3600), at: at(10)), 1, "power is ignored where a meter exists")
+    }
+
+    /// An operation in progress across a restart (README "Energy and equipment health"): the
+    /// learned state was saved before the operation started (as after `kill -9` between two saves),
+    /// the start odometer comes from the operation's row, and the meter wrapped while the server
+    /// was down. The answer is the meter's reading at completion − its reading at start.
+    func testOperationInProgressAcrossARestartGetsItsEnergy() throws {
+        let text = """
+        {"route": ["body"], "stations": [{"id": "S", "process": "body", "protocol": "modbus",
+         "endpoint": "modbus://127.0.0.1:15200?unit=1", "signals": [
+           {"name": "vehicleId", "role": "vehicleId", "address": "hr:10", "type": "string", "length": 17},
+           {"name": "cycleDone", "role": "cycleComplete", "address": "coil:0", "type": "bool"},
+           {"name": "e", "role": "energy", "address": "ir:0", "type": "uint16"}]}]}
+        """
+        let config = try PlantConfig.decode(json: JSON.parse(text), file: "s.json", directory: URL(fileURLWithPath: "/tmp"))
+        func meter(_ value: Double, _ t: Double) -> QualityInput {
+            .poll(StationPoll(station: "S", time: at(t), readings: [SignalReading(name: "e", value: .double(value), quality: .good)]))
+        }
+        let operation = OperationRecord(id: "S:1", vehicleId: "V1", station: "S", process: "body", startedAt: at(10))
+
+        var engine = try QualityEngine(config: config)
+        _ = engine.process(meter(65_000, 0))
+        // The learned state as saved at t = 0 (its next save never came).
+        let saved = try engine.learnedState.encoded()
+        _ = engine.process(meter(65_100, 10))
+        var started: [TrackingOutput] = [.operationStarted(operation)]
+        engine.meterOperations(&started)
+        guard case .operationStarted(let withStart) = started[0] else { return XCTFail("\(started)") }
+        // What the operation's row keeps (operations.energy_start_kwh).
+        let start = try XCTUnwrap(withStart.energyStartKWh)
+        XCTAssertEqual(start, 100, "100 kWh on the odometer since the first reading")
+        _ = engine.process(meter(65_200, 20))
+
+        var completed = operation
+        completed.completedAt = at(90)
+        var restarted = try QualityEngine(config: config)
+        restarted.restoreLearned(try LearnedState.decode(saved))
+        restarted.restoreOperationEnergy([(operation: operation.id, station: "S", kWh: start)])
+        // Down until t = 60; the meter wrapped at 65,536 meanwhile.
+        _ = restarted.process(meter(100, 60))
+        _ = restarted.process(meter(120, 90))
+        var outputs: [TrackingOutput] = [.operationCompleted(completed)]
+        restarted.meterOperations(&outputs)
+        guard case .operationCompleted(let done) = outputs[0] else { return XCTFail("\(outputs)") }
+        XCTAssertEqual(try XCTUnwrap(done.energyKWh), 65_536 + 120 - 65_100, accuracy: 1e-9)
+
+        // Without the saved odometer the stored start means nothing: no energy rather than a wrong one.
+        var fresh = try QualityEngine(config: config)
+        fresh.restoreOperationEnergy([(operation: operation.id, station: "S", kWh: start)])
+        _ = fresh.process(meter(100, 60))
+        _ = fresh.process(meter(120, 90))
+        var unknown: [TrackingOutput] = [.operationCompleted(completed)]
+        fresh.meterOperations(&unknown)
+        guard case .operationCompleted(let none) = unknown[0] else { return XCTFail("\(unknown)") }
+        XCTAssertNil(none.energyKWh)
     }
 
     func testStationsOffTheRouteCarryMetersAndEquipmentOnly() throws {
