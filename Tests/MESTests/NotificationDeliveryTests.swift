@@ -101,8 +101,8 @@ final class NotificationDeliveryTests: XCTestCase {
         let allSent = try eventually(timeout: 60) { try log.read { try Outbox.list(status: .sent, in: $0) }.count == list.count }
         let states = try log.read { try Outbox.list(in: $0) }.map { "\($0.id) \($0.status) \($0.lastError ?? "")" }
         XCTAssertTrue(allSent, states.joined(separator: "\n"))
-        // REQ <path> <key> <action>, in the order the receiver decided them.
-        XCTAssertTrue(eventually(timeout: 10) { peer.printedLines.filter { $0.hasSuffix(" 200") }.count >= list.count })
+        // REQ <path> <key> <action> <client port>, in the order the receiver decided them.
+        XCTAssertTrue(eventually(timeout: 10) { peer.printedLines.filter { $0.hasPrefix("REQ ") && $0.split(separator: " ").dropFirst(3).first == "200" }.count >= list.count })
         let requests = peer.printedLines.filter { $0.hasPrefix("REQ ") }.map { $0.split(separator: " ").map(String.init) }
         for n in list {
             let actions = requests.filter { $0[2] == n.id }.map { $0[3] }

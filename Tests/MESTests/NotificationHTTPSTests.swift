@@ -22,7 +22,7 @@ final class NotificationHTTPSTests: XCTestCase {
     func testHTTPSReceiverVerifiedWithCAFileAndRefusedWithoutIt() throws {
         let dir = makeTempDirectory(self)
         let certificate = try TestCertificate(in: dir.path)
-        let peer = try PeerProcess(script: "https_receiver.py", arguments: [certificate.certificate, certificate.key])
+        let peer = try PeerProcess(script: "notify_receiver.py", arguments: ["1", "--ok", "--tls", certificate.certificate, certificate.key])
         defer { peer.stop() }
 
         var storage = EventLog.Configuration(path: dir.appendingPathComponent("mes.sqlite").path)
@@ -48,7 +48,7 @@ final class NotificationHTTPSTests: XCTestCase {
         // Kept alive: the three went over one TLS connection, in order, once each.
         let requests = peer.printedLines.filter { $0.hasPrefix("REQ /wecom/li ") }.map { $0.split(separator: " ").map(String.init) }
         XCTAssertEqual(requests.map { $0[2] }, trusted.map(\.id))
-        XCTAssertEqual(Set(requests.map { $0[3] }).count, 1, "one connection: \(requests)")
+        XCTAssertEqual(Set(requests.map { $0[4] }).count, 1, "one connection: \(requests)")
 
         // Without the caFile: refused, retried, reported; never a request, never sent or dropped.
         var head: NotifyMessage?

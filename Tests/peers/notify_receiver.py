@@ -1,19 +1,26 @@
 """A notification receiver on Python's http.server (HTTP/1.1, keep-alive) for the outbox tests.
 
-Usage: notify_receiver.py STALL_SECONDS
+Usage: notify_receiver.py STALL_SECONDS [--ok] [--tls CERT_PEM KEY_PEM]
 Per path, the n-th request (0-based) gets: 0 → 500, 1 → no answer for STALL_SECONDS (the client
 times out), 2 → the connection dropped without an answer, 3 and later → 200 (webhook: `{"ok":true}`,
-`/wecom` and `/ding`: `{"errcode":0,"errmsg":"ok"}`). Every request is printed as one line
-`REQ <path> <Idempotency-Key> <action>` once its action is decided; `READY <port>` once listening
-(127.0.0.1 only). Ends when its standard input closes.
+`/wecom` and `/ding`: `{"errcode":0,"errmsg":"ok"}`); with `--ok` every request gets 200. With
+`--tls` it speaks HTTPS with that certificate and key; a client that gives up in the handshake is
+printed as `HANDSHAKE-FAILED <reason>`. Every request is printed as one line
+`REQ <path> <Idempotency-Key> <action> <client port>` once its action is decided (the port tells
+connections apart); `READY <port>` once listening (127.0.0.1 only). Ends when its standard input
+closes.
 """
 import socket
+import ssl
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STALL = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+args = sys.argv[1:]
+STALL = float(args[0]) if args and not args[0].startswith("--") else 2.0
+ALWAYS_OK = "--ok" in args
+TLS = args[args.index("--tls") + 1:args.index("--tls") + 3] if "--tls" in args else None
 counts = {}
 lock = threading.Lock()
 
@@ -33,8 +40,8 @@ class Handler(BaseHTTPRequestHandler):
         with lock:  # one thread prints at a time, so lines never run into each other
             nth = counts.get(self.path, 0)
             counts[self.path] = nth + 1
-            action = ["500", "stall", "drop"][nth] if nth < 3 else "200"
-            sys.stdout.write(f"REQ {self.path} {key} {action}\n")
+            action = ["500", "stall", "drop"][nth] if nth < 3 and not ALWAYS_OK else "200"
+            sys.stdout.write(f"REQ {self.path} {key} {action} {self.client_address[1]}\n")
             sys.stdout.flush()
         if action == "stall":
             time.sleep(STALL)
@@ -60,9 +67,26 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        error = sys.exc_info()[1]
+        if isinstance(error, ssl.SSLError):
+            with lock:
+                sys.stdout.write(f"HANDSHAKE-FAILED {error.reason}\n")
+                sys.stdout.flush()
+        else:
+            super().handle_error(request, client_address)
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
+    if TLS:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS[0], TLS[1])
+        # The handshake happens in each connection's thread, on its first read, not in accept.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"READY {server.server_address[1]}", flush=True)
     sys.stdin.read()
