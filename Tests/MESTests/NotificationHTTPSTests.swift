@@ -64,6 +64,28 @@ final class NotificationHTTPSTests: XCTestCase {
         XCTAssertTrue(peer.printedLines.contains { $0.hasPrefix("HANDSHAKE-FAILED") }, peer.text)
     }
 
+    /// The receiver's name is checked, not only its chain: a certificate that `caFile` trusts but
+    /// that names another host (`other.plant`, not 127.0.0.1) is refused.
+    func testAReceiverWhoseCertificateNamesAnotherHostIsRefused() throws {
+        let dir = makeTempDirectory(self)
+        let certificate = dir.appendingPathComponent("other.pem").path, key = dir.appendingPathComponent("other-key.pem").path
+        let made = try runToEnd("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2", "-keyout", key, "-out", certificate,
+            "-subj", "/CN=other.plant", "-addext", "subjectAltName=DNS:other.plant",
+        ])
+        XCTAssertEqual(made.status, 0, made.output)
+        let peer = try PeerProcess(script: "notify_receiver.py", arguments: ["1", "--ok", "--tls", certificate, key])
+        defer { peer.stop() }
+        let session = HTTPSession(client: HTTPPost(connectTimeoutMs: 2000, readTimeoutMs: 2000), caFile: certificate)
+        defer { session.close() }
+        let url = try HTTPURL.parse("https://127.0.0.1:\(peer.port)/hooks/x").get()
+        XCTAssertThrowsError(try session.post(url, body: Array("{}".utf8), headers: [])) { error in
+            XCTAssertTrue("\(error)".contains("certificate verify failed"), "\(error)")
+            XCTAssertTrue("\(error)".lowercased().contains("mismatch"), "\(error)")
+        }
+        XCTAssertFalse(peer.printedLines.contains { $0.hasPrefix("REQ ") })
+    }
+
     func testHTTPSAndHostNamesInTheConfigAndCAFileChecks() throws {
         let dir = makeTempDirectory(self)
         let certificate = try TestCertificate(in: dir.path)
