@@ -64,6 +64,28 @@ final class NotificationHTTPSTests: XCTestCase {
         XCTAssertTrue(peer.printedLines.contains { $0.hasPrefix("HANDSHAKE-FAILED") }, peer.text)
     }
 
+    /// A kept TLS connection whose receiver went away (restarted on the same port) is opened again
+    /// for the next notification, handshake and all, and the request sent once more: no failed attempt.
+    func testAKeptTLSConnectionTheReceiverDroppedIsOpenedAgain() throws {
+        let dir = makeTempDirectory(self)
+        let certificate = try TestCertificate(in: dir.path)
+        var peer = try PeerProcess(script: "notify_receiver.py", arguments: ["1", "--ok", "--tls", certificate.certificate, certificate.key])
+        let port = peer.port
+        let session = HTTPSession(client: HTTPPost(connectTimeoutMs: 2000, readTimeoutMs: 2000), caFile: certificate.certificate)
+        defer { session.close() }
+        let url = try HTTPURL.parse("https://localhost:\(port)/hooks/a").get()
+        XCTAssertEqual(try session.post(url, body: Array("{}".utf8), headers: [("Idempotency-Key", "one")]).status, 200)
+        XCTAssertEqual(try session.post(url, body: Array("{}".utf8), headers: [("Idempotency-Key", "two")]).status, 200)
+        XCTAssertEqual(session.connections, 1, "kept alive")
+        peer.stop()
+        peer = try PeerProcess(script: "notify_receiver.py", arguments: ["1", "--ok", "--tls", certificate.certificate, certificate.key,
+                                                                         "--port", String(port)])
+        defer { peer.stop() }
+        XCTAssertEqual(try session.post(url, body: Array("{}".utf8), headers: [("Idempotency-Key", "three")]).status, 200)
+        XCTAssertEqual(session.connections, 2)
+        XCTAssertEqual(peer.printedLines.filter { $0.hasPrefix("REQ ") }.map { $0.split(separator: " ")[2] }, ["three"])
+    }
+
     /// The receiver's name is checked, not only its chain: a certificate that `caFile` trusts but
     /// that names another host (`other.plant`, not 127.0.0.1) is refused.
     func testAReceiverWhoseCertificateNamesAnotherHostIsRefused() throws {

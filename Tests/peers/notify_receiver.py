@@ -1,14 +1,14 @@
 """A notification receiver on Python's http.server (HTTP/1.1, keep-alive) for the outbox tests.
 
-Usage: notify_receiver.py STALL_SECONDS [--ok] [--tls CERT_PEM KEY_PEM]
+Usage: notify_receiver.py STALL_SECONDS [--ok] [--tls CERT_PEM KEY_PEM] [--port PORT]
 Per path, the n-th request (0-based) gets: 0 → 500, 1 → no answer for STALL_SECONDS (the client
 times out), 2 → the connection dropped without an answer, 3 and later → 200 (webhook: `{"ok":true}`,
 `/wecom` and `/ding`: `{"errcode":0,"errmsg":"ok"}`); with `--ok` every request gets 200. With
 `--tls` it speaks HTTPS with that certificate and key; a client that gives up in the handshake is
 printed as `HANDSHAKE-FAILED <reason>`. Every request is printed as one line
 `REQ <path> <Idempotency-Key> <action> <client port>` once its action is decided (the port tells
-connections apart); `READY <port>` once listening (127.0.0.1 only). Ends when its standard input
-closes.
+connections apart); `READY <port>` once listening (127.0.0.1 only; `--port` takes that port, else
+a free one). Ends when its standard input closes.
 """
 import socket
 import ssl
@@ -21,6 +21,7 @@ args = sys.argv[1:]
 STALL = float(args[0]) if args and not args[0].startswith("--") else 2.0
 ALWAYS_OK = "--ok" in args
 TLS = args[args.index("--tls") + 1:args.index("--tls") + 3] if "--tls" in args else None
+PORT = int(args[args.index("--port") + 1]) if "--port" in args else 0
 counts = {}
 lock = threading.Lock()
 
@@ -81,7 +82,7 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", PORT), Handler)
     if TLS:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(TLS[0], TLS[1])
