@@ -5,6 +5,11 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/bio.h>
+// OPC UA security (Sources/OPCUA/Security): keys, certificates, RSA padding modes, HMAC.
+#include <openssl/x509.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/hmac.h>
 #include <sys/socket.h>
 #include <errno.h>
 #include <stdint.h>

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Client side of UA-TCP + UA SecureConversation with SecurityPolicy None, as a pure state machine.
+/// Client side of UA-TCP + UA SecureConversation, as a pure state machine: SecurityPolicy None, or the
+/// policy, mode and certificates given at init (the server's certificate from the chosen endpoint).
 ///
 /// Feed it received bytes and the time; it returns actions. It never touches a socket. Framing, chunks,
 /// sequence numbers and tokens are the ``SecureChannelCore`` it shares with ``ServerSecureChannel``.
@@ -17,12 +18,27 @@ public struct ClientSecureChannel: Sendable, SecureChannelRole {
     private var openRequestId: UInt32?
     private var renewAtNs: UInt64 = .max
     private var renewing = false
+    /// The nonce of the OPN request in flight (secured policies).
+    private var clientNonce: [UInt8] = []
 
     public init(endpointUrl: String, limits: TransportLimits = TransportLimits(), requestedLifetimeMs: UInt32 = 600_000) {
         self.endpointUrl = endpointUrl
         self.requestedLifetimeMs = requestedLifetimeMs
-        core = SecureChannelCore(channelId: 0, limits: limits)
+        core = SecureChannelCore(channelId: 0, limits: limits, security: ChannelSecurity())
     }
+
+    /// A channel secured by `policy` and `mode` with this client's certificate and key and the server's certificate
+    /// (of the endpoint chosen). Throws a ``ChannelFailure``-backed ``StatusCode`` for an unusable server certificate.
+    init(endpointUrl: String, limits: TransportLimits = TransportLimits(), requestedLifetimeMs: UInt32 = 600_000,
+         security: ChannelSecurity) {
+        self.endpointUrl = endpointUrl
+        self.requestedLifetimeMs = requestedLifetimeMs
+        core = SecureChannelCore(channelId: 0, limits: limits, security: security)
+    }
+
+    /// The channel's policy and mode.
+    public var securityPolicy: SecurityPolicy { core.security.policy }
+    public var securityMode: MessageSecurityMode { core.security.mode }
 
     public var limits: TransportLimits { core.limits }
     /// The newest token (nil until the channel opened).
@@ -62,6 +78,11 @@ public struct ClientSecureChannel: Sendable, SecureChannelRole {
         var request = OpenSecureChannelRequest()
         request.requestType = type
         request.requestedLifetime = requestedLifetimeMs
+        request.securityMode = core.security.isSecure ? core.security.mode : .none
+        if let algorithms = core.security.policy.algorithms {
+            clientNonce = Crypto.randomBytes(algorithms.nonceLength)
+            request.clientNonce = clientNonce
+        }
         let requestId = makeRequestId()
         openRequestId = requestId
         return try core.send(.open, requestId: requestId, message: encodeServiceMessage(request, encodingId: OpenSecureChannelRequest.encodingId))
@@ -117,7 +138,14 @@ public struct ClientSecureChannel: Sendable, SecureChannelRole {
             if let token, response.securityToken.channelId != token.channelId {
                 throw ChannelFailure(.badSecureChannelIdInvalid, "renewed token for another channel")
             }
-            core.install(response.securityToken)
+            var keys: TokenKeys?
+            if let algorithms = core.security.policy.algorithms {
+                guard let serverNonce = response.serverNonce, serverNonce.count == algorithms.nonceLength else {
+                    throw ChannelFailure(.badNonceInvalid, "server nonce of \(response.serverNonce?.count ?? 0) bytes")
+                }
+                keys = TokenKeys(algorithms, clientNonce: clientNonce, serverNonce: serverNonce, isClient: true)
+            }
+            core.install(response.securityToken, keys: keys)
             let lifetime = UInt64(max(response.securityToken.revisedLifetime, 1000))
             renewAtNs = nowNs + lifetime * 750_000
             renewing = false

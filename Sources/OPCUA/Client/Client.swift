@@ -4,7 +4,7 @@ import Runtime
 import Glibc
 #endif
 
-/// An OPC UA client over UA-TCP with SecurityPolicy None.
+/// An OPC UA client over UA-TCP: SecurityPolicy None, or a secure endpoint chosen by ``Options/security``.
 ///
 /// All socket I/O runs on one dedicated thread per client; the async methods enqueue requests to it and
 /// resume when the response arrives. After a lost connection it reconnects (when `autoReconnect`),
@@ -14,6 +14,10 @@ public final class OPCUAClient: @unchecked Sendable {
     public struct Options: Sendable {
         public var endpointURL: String
         public var identity: UserIdentity = .anonymous
+        /// Secure channel and session security (README.md, "OPC UA security"). nil: SecurityPolicy None
+        /// with ``identity``; set: the endpoint of its policy and mode is chosen from GetEndpoints, and its
+        /// `user` replaces ``identity``.
+        public var security: ClientSecurity? = nil
         public var requestTimeoutMs: Int = 5000
         public var connectTimeoutMs: Int = 3000
         public var sessionTimeoutMs: Double = 60_000

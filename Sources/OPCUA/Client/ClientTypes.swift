@@ -8,6 +8,9 @@ public enum ClientError: Error, Sendable, Equatable, CustomStringConvertible {
     case closed
     case connectionLost(String)
     case noSuitableEndpoint(String)
+    /// The security of the connection failed: a refused server certificate (the trust's status), a bad
+    /// signature, a rejected policy or user (BadUserAccessDenied …). README.md, "OPC UA security".
+    case security(StatusCode, String)
 
     public var description: String {
         switch self {
@@ -17,14 +20,9 @@ public enum ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case .closed: "client closed"
         case .connectionLost(let reason): "connection lost: \(reason)"
         case .noSuitableEndpoint(let reason): "no suitable endpoint: \(reason)"
+        case .security(let status, let reason): "security: \(status): \(reason)"
         }
     }
-}
-
-/// How the client authenticates its session.
-public enum UserIdentity: Sendable, Equatable {
-    case anonymous
-    case userName(String, password: String)
 }
 
 /// The connection state the client reports to its observer.

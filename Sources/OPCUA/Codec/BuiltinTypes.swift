@@ -135,7 +135,7 @@ public struct StatusCode: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     /// The symbolic name (`BadNodeIdUnknown`), or the hex code when unknown.
     public var name: String {
-        StatusCode.names[rawValue] ?? StatusCode.names[rawValue & 0xFFFF_0000] ?? String(format: "0x%08X", rawValue)
+        StatusCode.names[rawValue] ?? StatusCode.names[rawValue & 0xFFFF_0000] ?? StatusCode.securityNames[rawValue & 0xFFFF_0000] ?? String(format: "0x%08X", rawValue)
     }
     public var description: String { name }
 }

@@ -8,7 +8,8 @@ import Glibc
 /// Runs on the server's I/O thread.
 public typealias WriteHandler = @Sendable (NodeId, Variant) -> StatusCode
 
-/// An OPC UA server over UA-TCP with SecurityPolicy None and anonymous sessions, for station simulators.
+/// An OPC UA server over UA-TCP for station simulators: SecurityPolicy None and anonymous sessions, or the
+/// endpoints, certificate and users of ``Options/security``.
 ///
 /// One thread runs every connection, session and subscription; `addVariable`/`setValue` may be called from
 /// any thread. Values are sampled for monitored items at their sampling interval.
@@ -30,6 +31,8 @@ public final class OPCUAServer: @unchecked Sendable {
         public var minSamplingIntervalMs: Double = 10
         public var minPublishingIntervalMs: Double = 10
         public var logger = Logger(label: "opcua.server", level: .warning)
+        /// Security (README.md, "OPC UA security"). nil: SecurityPolicy None and anonymous sessions only.
+        public var security: ServerSecurity? = nil
         public init() {}
     }
 

@@ -14,9 +14,9 @@ extension OPCUAServer {
         var closing = false
         /// Whether the epoll interest includes writable (while `outbound` holds bytes).
         var watchingWrite = false
-        init(fd: Int32, channelId: UInt32) {
+        init(fd: Int32, channelId: UInt32, security: ServerSecurity?) {
             self.fd = fd
-            channel = ServerSecureChannel(channelId: channelId)
+            channel = ServerSecureChannel(channelId: channelId, security: security)
         }
     }
 
@@ -91,7 +91,7 @@ extension OPCUAServer {
                 Socket.close(fd)
                 continue
             }
-            connections[fd] = Connection(fd: fd, channelId: nextChannelId)
+            connections[fd] = Connection(fd: fd, channelId: nextChannelId, security: options.security)
         }
     }
 
