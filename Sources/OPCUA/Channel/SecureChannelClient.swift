@@ -11,6 +11,8 @@ public struct ClientSecureChannel: Sendable, SecureChannelRole {
     }
 
     public private(set) var state: State = .idle
+    /// The status the channel failed with (an ERR from the server, or a check of ours), nil while it has not.
+    public private(set) var failure: StatusCode?
     public let endpointUrl: String
     public var requestedLifetimeMs: UInt32
     var core: SecureChannelCore
@@ -109,6 +111,7 @@ public struct ClientSecureChannel: Sendable, SecureChannelRole {
     }
 
     mutating func fail(_ status: StatusCode, _ reason: String) -> [ChannelAction] {
+        if state != .closed { failure = status }
         state = .closed
         return [.closed(status, reason)]
     }

@@ -164,32 +164,75 @@ extension OPCUAClient {
     }
 
     /// Opens socket, channel and session; recreates subscriptions. Runs on the I/O thread.
+    /// With ``Options/security`` of a secured policy, first fetches the endpoints over a None channel and
+    /// chooses the one of that policy and mode (README.md, "OPC UA security").
     func establish() throws {
         dropConnection(error: ClientError.connectionLost("reconnecting"))
-        let socket = try Socket.connect(host: endpoint.host, port: endpoint.port, timeoutMs: options.connectTimeoutMs)
-        lock.withLock {
-            authenticationToken = .null
-            channel = ClientSecureChannel(endpointUrl: options.endpointURL, requestedLifetimeMs: options.channelLifetimeMs)
-            fd = socket
-            generation &+= 1
+        var endpoint: EndpointDescription?
+        var channelSecurity = ChannelSecurity()
+        if let security = options.security, security.policy != .none {
+            try openChannel(ChannelSecurity())
+            let endpoints = try transact(GetEndpointsRequest(endpointUrl: options.endpointURL), as: GetEndpointsResponse.self,
+                                         timeoutMs: options.connectTimeoutMs).endpoints
+            var opened = true
+            try? step(opened: &opened) { channel.close() }
+            _ = try? lock.withLock { try flushLocked() }
+            dropConnection(error: ClientError.connectionLost("endpoints fetched"))
+            let chosen = try chooseEndpoint(endpoints, security)
+            endpoint = chosen
+            do {
+                channelSecurity = try ChannelSecurity(policy: security.policy, mode: security.mode, localCertificate: security.certificate,
+                                                      localKey: security.privateKey, remoteCertificate: chosen.serverCertificate ?? [])
+            } catch let failure as ChannelFailure {
+                throw ClientError.security(failure.status, failure.reason)
+            }
+        } else if let security = options.security, security.mode != .none {
+            throw ClientError.security(.badSecurityModeRejected, "policy None goes with mode None, not \(security.mode)")
         }
-        var opened = false
-        try step(opened: &opened) { channel.start() }
-        let deadline = Monotonic.nanoseconds() + UInt64(options.connectTimeoutMs) * 1_000_000
-        while !opened {
-            guard Monotonic.nanoseconds() < deadline else { throw ClientError.timeout }
-            try pump(timeoutMs: 100, opened: &opened)
-        }
-        let description = ApplicationDescription(applicationUri: options.applicationUri, productUri: options.applicationUri,
+        try openChannel(channelSecurity)
+        let description = ApplicationDescription(applicationUri: options.security?.applicationURI ?? options.applicationUri,
+                                                 productUri: options.applicationUri,
                                                  applicationName: LocalizedText(options.applicationName), applicationType: .client)
         var create = CreateSessionRequest(clientDescription: description, endpointUrl: options.endpointURL,
                                           sessionName: "\(options.applicationName) \(UInt32.random(in: 0...UInt32.max))")
         create.requestedSessionTimeout = options.sessionTimeoutMs
-        create.clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let clientNonce = Crypto.randomBytes(32)
+        create.clientNonce = clientNonce
+        if channelSecurity.isSecure { create.clientCertificate = channelSecurity.localCertificate }
         let session = try transact(create, as: CreateSessionResponse.self, timeoutMs: options.connectTimeoutMs)
         lock.withLock { authenticationToken = session.authenticationToken }
-        let activate = ActivateSessionRequest(userIdentityToken: try identityToken(from: session.serverEndpoints))
-        _ = try transact(activate, as: ActivateSessionResponse.self, timeoutMs: options.connectTimeoutMs)
+        var activate = ActivateSessionRequest(userIdentityToken: ExtensionObject(encodingId: AnonymousIdentityToken.encodingId,
+                                                                                      AnonymousIdentityToken(policyId: nil)))
+        if let algorithms = channelSecurity.policy.algorithms, let endpoint,
+           let serverCertificate = endpoint.serverCertificate, let remoteKey = channelSecurity.remoteKey,
+           let localKey = channelSecurity.localKey, let localCertificate = channelSecurity.localCertificate {
+            // The server proves it holds its key: its signature over our certificate and nonce (Part 4, 5.6.2).
+            if let sent = session.serverCertificate, !sent.isEmpty, sent != serverCertificate {
+                throw ClientError.security(.badCertificateInvalid, "CreateSession names another server certificate than the endpoint")
+            }
+            guard let signature = session.serverSignature.signature,
+                  remoteKey.verify(signature, of: localCertificate + clientNonce, padding: algorithms.signaturePadding) else {
+                throw ClientError.security(.badApplicationSignatureInvalid, "server signature in CreateSession invalid")
+            }
+            guard let serverNonce = session.serverNonce, serverNonce.count >= 32 else {
+                throw ClientError.security(.badNonceInvalid, "server nonce of \(session.serverNonce?.count ?? 0) bytes")
+            }
+            var clientSignature = SignatureData()
+            clientSignature.algorithm = algorithms.asymmetricSignatureURI
+            do { clientSignature.signature = try localKey.sign(serverCertificate + serverNonce, padding: algorithms.signaturePadding) } catch {
+                throw ClientError.security(.badSecurityChecksFailed, "signing ActivateSession: \(error)")
+            }
+            activate.clientSignature = clientSignature
+        }
+        activate.userIdentityToken = try identityToken(from: endpoint.map { [$0] } ?? session.serverEndpoints,
+                                                       channelPolicy: channelSecurity.policy,
+                                                       serverCertificate: endpoint?.serverCertificate ?? session.serverCertificate,
+                                                       serverNonce: session.serverNonce ?? [])
+        do {
+            _ = try transact(activate, as: ActivateSessionResponse.self, timeoutMs: options.connectTimeoutMs)
+        } catch let status as StatusCode where status.isSecurityStatus {
+            throw ClientError.security(status, "ActivateSession refused")
+        }
         // Recreate every known subscription; fresh ones are created by the run loop.
         let known = lock.withLock { () -> [LocalSubscription] in
             let creating = Set(subscriptionsToCreate.map(\.id))
@@ -199,10 +242,58 @@ extension OPCUAClient {
         lock.withLock { sessionReady = true }
     }
 
-    func identityToken(from endpoints: [EndpointDescription]) throws -> ExtensionObject {
-        let candidates = endpoints.filter { $0.securityPolicyUri == securityPolicyNoneUri || $0.securityMode == .none }
+    /// Connects the socket and runs HEL/ACK and OPN with `security` until the channel is open.
+    func openChannel(_ security: ChannelSecurity) throws {
+        let socket = try Socket.connect(host: endpoint.host, port: endpoint.port, timeoutMs: options.connectTimeoutMs)
+        lock.withLock {
+            authenticationToken = .null
+            channel = ClientSecureChannel(endpointUrl: options.endpointURL, requestedLifetimeMs: options.channelLifetimeMs, security: security)
+            fd = socket
+            generation &+= 1
+        }
+        var opened = false
+        do {
+            try step(opened: &opened) { channel.start() }
+            let deadline = Monotonic.nanoseconds() + UInt64(options.connectTimeoutMs) * 1_000_000
+            while !opened {
+                guard Monotonic.nanoseconds() < deadline else { throw ClientError.timeout }
+                try pump(timeoutMs: 100, opened: &opened)
+            }
+        } catch ClientError.connectionLost(let reason) where lock.withLock({ channel.failure?.isSecurityStatus == true }) {
+            // The server refused the channel with a security status (ERR), or its answer failed our checks: say which.
+            throw ClientError.security(lock.withLock { channel.failure ?? .badSecurityChecksFailed }, reason)
+        }
+    }
+
+    /// The endpoint of the configured policy and mode, its server certificate trusted.
+    func chooseEndpoint(_ endpoints: [EndpointDescription], _ security: ClientSecurity) throws -> EndpointDescription {
+        let binary = endpoints.filter { $0.transportProfileUri == nil || $0.transportProfileUri == transportProfileBinaryUri || $0.transportProfileUri == "" }
+        guard let chosen = binary.first(where: { $0.securityPolicyUri == security.policy.uri && $0.securityMode == security.mode }) else {
+            let offered = binary.map { "\(($0.securityPolicyUri ?? "").split(separator: "#").last ?? "?")/\($0.securityMode)" }
+            throw ClientError.noSuitableEndpoint("no \(security.policy.rawValue)/\(security.mode) endpoint; the server offers \(offered.joined(separator: ", "))")
+        }
+        guard let certificate = chosen.serverCertificate, !certificate.isEmpty else {
+            throw ClientError.security(.badCertificateInvalid, "the \(security.policy.rawValue) endpoint carries no server certificate")
+        }
+        if let status = security.trust.check(peerCertificate: certificate, expectedApplicationURI: chosen.server.applicationUri) {
+            throw ClientError.security(status, "server certificate refused")
+        }
+        guard security.privateKey.matches(certificate: security.certificate) else {
+            throw ClientError.security(.badCertificateInvalid, "the client's private key does not belong to its certificate")
+        }
+        return chosen
+    }
+
+    /// The user identity token for ActivateSession: anonymous, or user name and password, the password
+    /// encrypted for the server as the token policy's (or else the channel's) security policy requires:
+    /// the legacy secret `length (UInt32) + password + serverNonce` (Part 4, 7.36.2.2).
+    func identityToken(from endpoints: [EndpointDescription], channelPolicy: SecurityPolicy = .none,
+                       serverCertificate: [UInt8]? = nil, serverNonce: [UInt8] = []) throws -> ExtensionObject {
+        let candidates = channelPolicy == .none
+            ? endpoints.filter { $0.securityPolicyUri == securityPolicyNoneUri || $0.securityMode == .none }
+            : endpoints.filter { $0.securityPolicyUri == channelPolicy.uri }
         let policies = (candidates.isEmpty ? endpoints : candidates).flatMap(\.userIdentityTokens)
-        switch options.identity {
+        switch options.security?.user ?? options.identity {
         case .anonymous:
             let policy = policies.first { $0.tokenType == .anonymous }
             if policy == nil && !endpoints.isEmpty { throw ClientError.noSuitableEndpoint("server offers no anonymous login") }
@@ -211,8 +302,27 @@ extension OPCUAClient {
             guard let policy = policies.first(where: { $0.tokenType == .userName }) else {
                 throw ClientError.noSuitableEndpoint("server offers no user name login")
             }
-            return ExtensionObject(encodingId: UserNameIdentityToken.encodingId,
-                                   UserNameIdentityToken(policyId: policy.policyId, userName: user, password: Array(password.utf8)))
+            var token = UserNameIdentityToken(policyId: policy.policyId, userName: user, password: Array(password.utf8))
+            let tokenPolicy = policy.securityPolicyUri.flatMap { $0.isEmpty ? nil : SecurityPolicy(uri: $0) } ?? channelPolicy
+            if policy.securityPolicyUri.map({ !$0.isEmpty && SecurityPolicy(uri: $0) == nil }) == true {
+                throw ClientError.noSuitableEndpoint("user token policy \(policy.securityPolicyUri ?? "") not supported")
+            }
+            if let algorithms = tokenPolicy.algorithms {
+                guard let serverCertificate, !serverCertificate.isEmpty else {
+                    throw ClientError.security(.badCertificateInvalid, "no server certificate to encrypt the password with")
+                }
+                var secret = BinaryWriter()
+                secret.write(UInt32(password.utf8.count + serverNonce.count))
+                secret.writeRaw(Array(password.utf8))
+                secret.writeRaw(serverNonce)
+                do {
+                    token.password = try RSAPublicKey(certificate: serverCertificate).encrypt(secret.bytes, padding: algorithms.encryptionPadding)
+                } catch {
+                    throw ClientError.security(.badCertificateInvalid, "encrypting the password: \(error)")
+                }
+                token.encryptionAlgorithm = algorithms.asymmetricEncryptionURI
+            }
+            return ExtensionObject(encodingId: UserNameIdentityToken.encodingId, token)
         }
     }
 

@@ -139,6 +139,12 @@ extension StatusCode {
     public static let badCertificatePolicyCheckFailed = StatusCode(0x8114_0000)
     public static let badCertificateChainIncomplete = StatusCode(0x810D_0000)
 
+    /// Whether this status says a security check failed (certificate, signature, policy, mode, user, nonce).
+    public var isSecurityStatus: Bool {
+        StatusCode.securityNames[rawValue & 0xFFFF_0000] != nil
+            || [.badSecurityPolicyRejected, .badUserAccessDenied, .badIdentityTokenInvalid, .badIdentityTokenRejected].contains(self)
+    }
+
     static let securityNames: [UInt32: String] = [
         0x8012_0000: "BadCertificateInvalid", 0x8013_0000: "BadSecurityChecksFailed",
         0x8014_0000: "BadCertificateTimeInvalid", 0x8015_0000: "BadCertificateIssuerTimeInvalid",

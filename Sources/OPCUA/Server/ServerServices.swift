@@ -17,6 +17,11 @@ extension OPCUAServer {
         var subscriptions: [UInt32: Subscription] = [:]
         var publishQueue: [QueuedPublish] = []
         var continuationPoints: [[UInt8]: [ReferenceDescription]] = [:]
+        /// The latest server nonce sent (CreateSession, then each ActivateSession): what the client signs
+        /// and appends to an encrypted password.
+        var nonce: [UInt8] = []
+        /// The client certificate of the channel the session was created on (secured policies).
+        var clientCertificate: [UInt8]?
         init(id: NodeId, token: NodeId, timeoutNs: UInt64, nowNs: UInt64) {
             self.id = id; self.token = token; self.timeoutNs = timeoutNs; lastActivityNs = nowNs
         }
@@ -144,45 +149,139 @@ extension OPCUAServer {
     }
 
     func endpoints() -> [EndpointDescription] {
-        var endpoint = EndpointDescription(endpointUrl: endpointURL, server: applicationDescription(), securityMode: .none,
-                                           securityPolicyUri: securityPolicyNoneUri,
-                                           userIdentityTokens: [UserTokenPolicy(policyId: "anonymous", tokenType: .anonymous)])
-        endpoint.securityLevel = 0
-        return [endpoint]
+        guard let security = options.security else {
+            let endpoint = EndpointDescription(endpointUrl: endpointURL, server: applicationDescription(), securityMode: .none,
+                                               securityPolicyUri: securityPolicyNoneUri,
+                                               userIdentityTokens: [UserTokenPolicy(policyId: "anonymous", tokenType: .anonymous)])
+            return [endpoint]
+        }
+        // A password over a None channel is encrypted with the first secured policy offered (if any).
+        let passwordPolicy = security.endpoints.first { $0.0 != .none }?.0
+        return security.endpoints.map { policy, mode in
+            var tokens: [UserTokenPolicy]
+            if security.users.isEmpty {
+                tokens = [UserTokenPolicy(policyId: "anonymous", tokenType: .anonymous)]
+            } else if policy == .none {
+                tokens = passwordPolicy.map { [UserTokenPolicy(policyId: "username", tokenType: .userName, securityPolicyUri: $0.uri)] } ?? []
+            } else {
+                tokens = [UserTokenPolicy(policyId: "username", tokenType: .userName)]
+            }
+            var endpoint = EndpointDescription(endpointUrl: endpointURL, server: applicationDescription(), securityMode: mode,
+                                               securityPolicyUri: policy.uri, userIdentityTokens: tokens)
+            endpoint.serverCertificate = security.certificate
+            // Stronger endpoints rank higher (Part 4, 7.14).
+            endpoint.securityLevel = UInt8((mode == .signAndEncrypt ? 2 : mode == .sign ? 1 : 0) * 10
+                                           + (policy == .aes256Sha256RsaPss ? 3 : policy == .basic256Sha256 ? 2 : policy == .aes128Sha256RsaOaep ? 1 : 0))
+            return endpoint
+        }
+    }
+
+    /// nil when a session may be created or activated on this connection's channel, else the status to refuse it:
+    /// a None channel serves sessions only when None is among the endpoints.
+    func sessionRefusal(_ connection: Connection) -> StatusCode? {
+        guard let security = options.security, connection.channel.securityPolicy == .none else { return nil }
+        return security.offers(.none, .none) ? nil : .badSecurityPolicyRejected
     }
 
     func createSession(_ request: CreateSessionRequest, requestId: UInt32, _ connection: Connection, now: UInt64) {
+        let handle = request.requestHeader.requestHandle
+        if let refusal = sessionRefusal(connection) { return fault(refusal, handle: handle, requestId: requestId, connection) }
         guard sessions.count < options.maxSessions else {
-            return fault(.badTooManySessions, handle: request.requestHeader.requestHandle, requestId: requestId, connection)
+            return fault(.badTooManySessions, handle: handle, requestId: requestId, connection)
+        }
+        var serverSignature = SignatureData()
+        if let security = options.security, let algorithms = connection.channel.securityPolicy.algorithms {
+            // The session's client certificate is the channel's, trusted for the ApplicationUri it claims.
+            guard let certificate = request.clientCertificate, certificate == connection.channel.peerCertificate else {
+                return fault(.badCertificateInvalid, handle: handle, requestId: requestId, connection)
+            }
+            if let status = security.trust.check(peerCertificate: certificate, expectedApplicationURI: request.clientDescription.applicationUri) {
+                return fault(status, handle: handle, requestId: requestId, connection)
+            }
+            guard let clientNonce = request.clientNonce, clientNonce.count >= 32 else {
+                return fault(.badNonceInvalid, handle: handle, requestId: requestId, connection)
+            }
+            serverSignature.algorithm = algorithms.asymmetricSignatureURI
+            serverSignature.signature = try? security.privateKey.sign(certificate + clientNonce, padding: algorithms.signaturePadding)
+            guard serverSignature.signature != nil else { return fault(.badSecurityChecksFailed, handle: handle, requestId: requestId, connection) }
         }
         let id = NodeId(namespace: 1, .guid(UUID()))
-        let token = NodeId(namespace: 1, .opaque((0..<32).map { _ in UInt8.random(in: 0...255) }))
+        let token = NodeId(namespace: 1, .opaque(Crypto.randomBytes(32)))
         let timeout = min(max(request.requestedSessionTimeout, 10_000), 3_600_000)
         let session = Session(id: id, token: token, timeoutNs: UInt64(timeout * 1_000_000), nowNs: now)
         session.fd = connection.fd
+        session.nonce = Crypto.randomBytes(32)
+        session.clientCertificate = connection.channel.peerCertificate
         sessions[token] = session
         var response = CreateSessionResponse(sessionId: id, authenticationToken: token, revisedSessionTimeout: timeout)
-        response.responseHeader.requestHandle = request.requestHeader.requestHandle
-        response.serverNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        response.responseHeader.requestHandle = handle
+        response.serverNonce = session.nonce
         response.serverEndpoints = endpoints()
+        if let security = options.security, connection.channel.securityPolicy != .none {
+            response.serverCertificate = security.certificate
+        }
+        response.serverSignature = serverSignature
         response.maxRequestMessageSize = connection.channel.limits.maxMessageSize
         respond(response, requestId: requestId, connection)
     }
 
     func activateSession(_ request: ActivateSessionRequest, _ session: Session, requestId: UInt32, _ connection: Connection) {
         let handle = request.requestHeader.requestHandle
-        let tokenType = request.userIdentityToken.typeId
-        // An empty token is taken as anonymous, as many clients send it that way.
-        guard tokenType == NodeId(AnonymousIdentityToken.encodingId) || tokenType.isNull else {
-            return fault(.badIdentityTokenInvalid, handle: handle, requestId: requestId, connection)
+        if let refusal = sessionRefusal(connection) { return fault(refusal, handle: handle, requestId: requestId, connection) }
+        if let security = options.security, let algorithms = connection.channel.securityPolicy.algorithms {
+            // The client proves it holds the key of its certificate: its signature over ours and our last nonce.
+            guard connection.channel.peerCertificate == session.clientCertificate, let peerKey = connection.channel.peerKey,
+                  let signature = request.clientSignature.signature,
+                  peerKey.verify(signature, of: security.certificate + session.nonce, padding: algorithms.signaturePadding) else {
+                return fault(.badApplicationSignatureInvalid, handle: handle, requestId: requestId, connection)
+            }
+        }
+        if let status = checkIdentity(request.userIdentityToken, session, connection) {
+            return fault(status, handle: handle, requestId: requestId, connection)
         }
         session.activated = true
         session.fd = connection.fd
         session.lastActivityNs = Monotonic.nanoseconds()
+        session.nonce = Crypto.randomBytes(32)
         var response = ActivateSessionResponse()
         response.responseHeader.requestHandle = handle
-        response.serverNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        response.serverNonce = session.nonce
         respond(response, requestId: requestId, connection)
+    }
+
+    /// nil when the identity token is accepted: anonymous while no users are configured, else a configured
+    /// user name with its password (decrypted with the server's key when the client encrypted it).
+    func checkIdentity(_ token: ExtensionObject, _ session: Session, _ connection: Connection) -> StatusCode? {
+        let users = options.security?.users ?? [:]
+        let type = token.typeId
+        // An empty token is taken as anonymous, as many clients send it that way.
+        if type == NodeId(AnonymousIdentityToken.encodingId) || type.isNull {
+            return users.isEmpty ? nil : .badIdentityTokenInvalid
+        }
+        guard type == NodeId(UserNameIdentityToken.encodingId), !users.isEmpty, let security = options.security else {
+            return .badIdentityTokenInvalid
+        }
+        guard let decoded = try? token.decodeBody(UserNameIdentityToken.self), let user = decoded.userName,
+              let sent = decoded.password else { return .badIdentityTokenInvalid }
+        let password: [UInt8]
+        if let algorithm = decoded.encryptionAlgorithm, !algorithm.isEmpty {
+            guard let padding = encryptionPadding(algorithmURI: algorithm),
+                  let plain = try? security.privateKey.decrypt(sent[...], padding: padding), plain.count >= 4 else {
+                return .badIdentityTokenInvalid
+            }
+            let length = Int(UInt32(plain[0]) | UInt32(plain[1]) << 8 | UInt32(plain[2]) << 16 | UInt32(plain[3]) << 24)
+            guard length == plain.count - 4, length >= session.nonce.count,
+                  constantTimeEqual(plain[(plain.count - session.nonce.count)...], session.nonce) else {
+                return .badIdentityTokenInvalid
+            }
+            password = Array(plain[4..<(plain.count - session.nonce.count)])
+        } else {
+            // A password in clear only inside an encrypted channel.
+            guard connection.channel.securityMode == .signAndEncrypt else { return .badIdentityTokenInvalid }
+            password = sent
+        }
+        guard let expected = users[user], constantTimeEqual(password[...], Array(expected.utf8)) else { return .badUserAccessDenied }
+        return nil
     }
 
     func respondRead(_ request: ReadRequest, requestId: UInt32, _ connection: Connection) {
