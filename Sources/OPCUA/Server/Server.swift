@@ -49,6 +49,8 @@ public final class OPCUAServer: @unchecked Sendable {
     var epoll: Epoll?
     var thread: Thread?
     let stopped = DispatchSemaphore(value: 0)
+    /// The latest session activations (under `lock`), newest last, at most 100.
+    var activations: [SessionActivation] = []
 
     // I/O thread state.
     var connections: [Int32: Connection] = [:]
@@ -68,6 +70,9 @@ public final class OPCUAServer: @unchecked Sendable {
 
     /// `opc.tcp://HOST:PORT`.
     public var endpointURL: String { "opc.tcp://\(options.host):\(port)" }
+
+    /// The latest session activations (at most 100, newest last): which policy, mode and user each used.
+    public var sessionActivations: [SessionActivation] { lock.withLock { activations } }
 
     /// Index of the application namespace (always 2).
     public var namespaceIndex: UInt16 { 2 }
@@ -188,5 +193,18 @@ extension OPCUAServer: Service {
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
         stop()
+    }
+}
+
+/// How a session was activated: over which policy and mode, by which user (nil: anonymous).
+public struct SessionActivation: Sendable, Equatable {
+    public var policy: SecurityPolicy
+    public var mode: MessageSecurityMode
+    public var user: String?
+
+    public init(policy: SecurityPolicy, mode: MessageSecurityMode, user: String?) {
+        self.policy = policy
+        self.mode = mode
+        self.user = user
     }
 }

@@ -236,8 +236,15 @@ extension OPCUAServer {
                 return fault(.badApplicationSignatureInvalid, handle: handle, requestId: requestId, connection)
             }
         }
-        if let status = checkIdentity(request.userIdentityToken, session, connection) {
-            return fault(status, handle: handle, requestId: requestId, connection)
+        let user: String?
+        switch checkIdentity(request.userIdentityToken, session, connection) {
+        case .failure(let status): return fault(status, handle: handle, requestId: requestId, connection)
+        case .success(let name): user = name
+        }
+        let activation = SessionActivation(policy: connection.channel.securityPolicy, mode: connection.channel.securityMode, user: user)
+        lock.withLock {
+            activations.append(activation)
+            if activations.count > 100 { activations.removeFirst(activations.count - 100) }
         }
         session.activated = true
         session.fd = connection.fd
@@ -249,39 +256,40 @@ extension OPCUAServer {
         respond(response, requestId: requestId, connection)
     }
 
-    /// nil when the identity token is accepted: anonymous while no users are configured, else a configured
-    /// user name with its password (decrypted with the server's key when the client encrypted it).
-    func checkIdentity(_ token: ExtensionObject, _ session: Session, _ connection: Connection) -> StatusCode? {
+    /// The user (nil: anonymous) when the identity token is accepted: anonymous while no users are configured,
+    /// else a configured user name with its password (decrypted with the server's key when the client
+    /// encrypted it); the status to refuse with otherwise.
+    func checkIdentity(_ token: ExtensionObject, _ session: Session, _ connection: Connection) -> Result<String?, StatusCode> {
         let users = options.security?.users ?? [:]
         let type = token.typeId
         // An empty token is taken as anonymous, as many clients send it that way.
         if type == NodeId(AnonymousIdentityToken.encodingId) || type.isNull {
-            return users.isEmpty ? nil : .badIdentityTokenInvalid
+            return users.isEmpty ? .success(nil) : .failure(.badIdentityTokenInvalid)
         }
         guard type == NodeId(UserNameIdentityToken.encodingId), !users.isEmpty, let security = options.security else {
-            return .badIdentityTokenInvalid
+            return .failure(.badIdentityTokenInvalid)
         }
         guard let decoded = try? token.decodeBody(UserNameIdentityToken.self), let user = decoded.userName,
-              let sent = decoded.password else { return .badIdentityTokenInvalid }
+              let sent = decoded.password else { return .failure(.badIdentityTokenInvalid) }
         let password: [UInt8]
         if let algorithm = decoded.encryptionAlgorithm, !algorithm.isEmpty {
             guard let padding = encryptionPadding(algorithmURI: algorithm),
                   let plain = try? security.privateKey.decrypt(sent[...], padding: padding), plain.count >= 4 else {
-                return .badIdentityTokenInvalid
+                return .failure(.badIdentityTokenInvalid)
             }
             let length = Int(UInt32(plain[0]) | UInt32(plain[1]) << 8 | UInt32(plain[2]) << 16 | UInt32(plain[3]) << 24)
             guard length == plain.count - 4, length >= session.nonce.count,
                   constantTimeEqual(plain[(plain.count - session.nonce.count)...], session.nonce) else {
-                return .badIdentityTokenInvalid
+                return .failure(.badIdentityTokenInvalid)
             }
             password = Array(plain[4..<(plain.count - session.nonce.count)])
         } else {
             // A password in clear only inside an encrypted channel.
-            guard connection.channel.securityMode == .signAndEncrypt else { return .badIdentityTokenInvalid }
+            guard connection.channel.securityMode == .signAndEncrypt else { return .failure(.badIdentityTokenInvalid) }
             password = sent
         }
-        guard let expected = users[user], constantTimeEqual(password[...], Array(expected.utf8)) else { return .badUserAccessDenied }
-        return nil
+        guard let expected = users[user], constantTimeEqual(password[...], Array(expected.utf8)) else { return .failure(.badUserAccessDenied) }
+        return .success(user)
     }
 
     func respondRead(_ request: ReadRequest, requestId: UInt32, _ connection: Connection) {

@@ -1,0 +1,174 @@
+import Foundation
+import OPCUA
+import TestSupport
+import XCTest
+
+/// Secured sessions end to end over loopback: our client and our server with each other, with an asyncua
+/// server that requires security, and with the asyncua client.
+final class SecurityInteropTests: XCTestCase {
+    static let combos: [(SecurityPolicy, MessageSecurityMode)] =
+        SecurityFixtures.securedPolicies.flatMap { policy in SecurityFixtures.securedModes.map { (policy, $0) } }
+
+    func makeSecureServer(_ security: ServerSecurity) throws -> OPCUAServer {
+        var options = OPCUAServer.Options()
+        options.security = security
+        options.applicationUri = security.applicationURI
+        let server = OPCUAServer(options: options)
+        let folder = NodeId("Station", namespace: 2)
+        try server.addFolder(nodeId: folder, browseName: "Station")
+        try server.addVariable(nodeId: NodeId("Station.Temperature", namespace: 2), browseName: "Temperature", parent: folder, value: .double(21.5))
+        try server.addVariable(nodeId: NodeId("Station.Setpoint", namespace: 2), browseName: "Setpoint", parent: folder, value: .double(0), writable: true)
+        try server.start()
+        return server
+    }
+
+    func clientOptions(_ url: String, _ security: ClientSecurity?) -> OPCUAClient.Options {
+        var options = OPCUAClient.Options(endpointURL: url)
+        options.security = security
+        options.autoReconnect = false
+        options.connectTimeoutMs = 5000
+        options.requestTimeoutMs = 5000
+        return options
+    }
+
+    func connect(_ url: String, _ security: ClientSecurity?) async throws -> OPCUAClient {
+        let client = try OPCUAClient(options: clientOptions(url, security))
+        try await client.connect()
+        return client
+    }
+
+    /// The error a failed connect threw.
+    func connectError(_ url: String, _ security: ClientSecurity?) async -> (any Error)? {
+        do {
+            let client = try await connect(url, security)
+            await client.close()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func testOurClientAndServerInEveryPolicyAndMode() async throws {
+        let server = try makeSecureServer(SecurityFixtures.serverSecurity())
+        defer { server.stop() }
+        for (policy, mode) in Self.combos {
+            let client = try await connect(server.endpointURL, SecurityFixtures.clientSecurity(policy, mode))
+            let values = try await client.read([NodeId("Station.Temperature", namespace: 2)])
+            XCTAssertEqual(values.first?.value, .double(21.5), "\(policy) \(mode)")
+            let written = try await client.write([(NodeId("Station.Setpoint", namespace: 2), .double(4.5))])
+            XCTAssertEqual(written, [.good])
+            await client.close()
+            XCTAssertEqual(server.sessionActivations.last, SessionActivation(policy: policy, mode: mode, user: "li.wei"))
+        }
+        XCTAssertEqual(server.sessionActivations.count, Self.combos.count)
+    }
+
+    func testRefusedLoginsCertificatesAndNoneSessions() async throws {
+        let server = try makeSecureServer(SecurityFixtures.serverSecurity(endpoints: [(.basic256Sha256, .signAndEncrypt)]))
+        defer { server.stop() }
+        let url = server.endpointURL
+        // Wrong password, unknown user, anonymous where only users may log in.
+        for user in [UserIdentity.userName("li.wei", password: "wrong"), .userName("nobody", password: "s3cret")] {
+            let error = await connectError(url, SecurityFixtures.clientSecurity(.basic256Sha256, .signAndEncrypt, user: user))
+            XCTAssertEqual(error as? ClientError, .security(.badUserAccessDenied, "ActivateSession refused"), "\(user)")
+        }
+        let anonymous = await connectError(url, SecurityFixtures.clientSecurity(.basic256Sha256, .signAndEncrypt, user: .anonymous))
+        XCTAssertEqual(anonymous as? ClientError, .noSuitableEndpoint("server offers no anonymous login"))
+        // A session over None when None is not offered.
+        let none = await connectError(url, nil)
+        XCTAssertEqual(none as? StatusCode, .badSecurityPolicyRejected, "\(String(describing: none))")
+        // A policy or mode the server does not offer: no such endpoint.
+        let sign = await connectError(url, SecurityFixtures.clientSecurity(.basic256Sha256, .sign))
+        guard case .noSuitableEndpoint(let text)? = sign as? ClientError else { return XCTFail("\(String(describing: sign))") }
+        XCTAssertTrue(text.contains("Basic256Sha256/SignAndEncrypt"), text)
+        // Our trust refuses the server's certificate: its status, and nothing was sent but GetEndpoints.
+        let untrusted = await connectError(url, SecurityFixtures.clientSecurity(.basic256Sha256, .signAndEncrypt,
+                                                                                trust: RefuseAll(status: .badCertificateUntrusted)))
+        XCTAssertEqual(untrusted as? ClientError, .security(.badCertificateUntrusted, "server certificate refused"))
+        // The server's trust refuses our certificate: the ERR status it sent.
+        server.stop()
+        let strict = try makeSecureServer(SecurityFixtures.serverSecurity(endpoints: [(.aes256Sha256RsaPss, .sign)],
+                                                                          trust: RefuseAll(status: .badCertificateTimeInvalid)))
+        defer { strict.stop() }
+        let refused = await connectError(strict.endpointURL, SecurityFixtures.clientSecurity(.aes256Sha256RsaPss, .sign))
+        guard case .security(let status, _)? = refused as? ClientError else { return XCTFail("\(String(describing: refused))") }
+        XCTAssertEqual(status, .badCertificateTimeInvalid)
+        XCTAssertTrue(server.sessionActivations.isEmpty && strict.sessionActivations.isEmpty)
+    }
+
+    func testNoneStaysAvailableWhenOffered() async throws {
+        let server = try makeSecureServer(SecurityFixtures.serverSecurity(endpoints: [(.none, .none), (.basic256Sha256, .sign)], users: [:]))
+        defer { server.stop() }
+        let plain = try await connect(server.endpointURL, nil)
+        let plainValue = try await plain.read([NodeId("Station.Temperature", namespace: 2)])
+        XCTAssertEqual(plainValue.first?.value, .double(21.5))
+        await plain.close()
+        let signed = try await connect(server.endpointURL, SecurityFixtures.clientSecurity(.basic256Sha256, .sign, user: .anonymous))
+        let signedValue = try await signed.read([NodeId("Station.Temperature", namespace: 2)])
+        XCTAssertEqual(signedValue.first?.value, .double(21.5))
+        await signed.close()
+        XCTAssertEqual(server.sessionActivations, [SessionActivation(policy: .none, mode: .none, user: nil),
+                                                   SessionActivation(policy: .basic256Sha256, mode: .sign, user: nil)])
+    }
+
+    func testOurClientAgainstAsyncuaServerRequiringSecurity() async throws {
+        let folder = TempFolder(prefix: "uasec-asyncua")
+        let peer = try PeerProcess(script: "opcua_asyncua_secure_server.py", arguments: [folder.path])
+        defer { peer.stop() }
+        let url = "opc.tcp://127.0.0.1:\(peer.port)/"
+        let serverCertificate = [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder.path + "/server.der")))
+        /// Trusts exactly the asyncua server's certificate, for the URI it made it with.
+        struct PinnedTrust: CertificateTrust {
+            let der: [UInt8]
+            func check(peerCertificate: [UInt8], expectedApplicationURI: String?) -> StatusCode? {
+                guard peerCertificate == der else { return .badCertificateUntrusted }
+                return expectedApplicationURI == "urn:linemes:test:asyncua-server" ? nil : .badCertificateUriInvalid
+            }
+        }
+        // asyncua (patched by the peer) refuses sessions on a None channel.
+        let none = await connectError(url, nil)
+        XCTAssertEqual(none as? StatusCode, .badSecurityPolicyRejected, "\(String(describing: none))")
+        for (policy, mode) in Self.combos {
+            let security = SecurityFixtures.clientSecurity(policy, mode, trust: PinnedTrust(der: serverCertificate))
+            let client = try await connect(url, security)
+            let value = try await client.read([NodeId("Demo.Double", namespace: 2)])
+            XCTAssertEqual(value.first?.value, .double(3.25), "\(policy) \(mode)")
+            let written = try await client.write([(NodeId("Demo.Writable", namespace: 2), .double(6.5))])
+            XCTAssertEqual(written, [.good])
+            await client.close()
+            // The server says which policy and mode the session used.
+            let line = "SESSION \(policy.rawValue) \(mode) li.wei"
+            XCTAssertTrue(peer.waitFor(line, timeout: 10), "\(line) not in \(peer.printedLines)")
+        }
+        let wrong = await connectError(url, SecurityFixtures.clientSecurity(.basic256Sha256, .signAndEncrypt,
+                                                                            user: .userName("li.wei", password: "nope"),
+                                                                            trust: PinnedTrust(der: serverCertificate)))
+        guard case .security(let status, _)? = wrong as? ClientError else { return XCTFail("\(String(describing: wrong))") }
+        XCTAssertTrue([StatusCode.badUserAccessDenied, .badIdentityTokenRejected, .badIdentityTokenInvalid].contains(status), "\(status)")
+        XCTAssertTrue(peer.waitFor("DENIED li.wei", timeout: 5))
+    }
+
+    func testAsyncuaClientAgainstOurServer() async throws {
+        let server = try makeSecureServer(SecurityFixtures.serverSecurity())
+        defer { server.stop() }
+        let combos = Self.combos.map { "\($0.0.rawValue.replacingOccurrences(of: "_", with: ""))/\($0.1)" }
+        let peer = try PeerProcess(script: "opcua_asyncua_secure_client.py",
+                                   arguments: [server.endpointURL, SecurityFixtures.client.certificateDER, SecurityFixtures.client.keyPEM,
+                                               "li.wei", "s3cret"] + combos)
+        defer { peer.stop() }
+        XCTAssertTrue(peer.waitFor("DONE", timeout: 90), peer.text)
+        for ((policy, mode), combo) in zip(Self.combos, combos) {
+            XCTAssertTrue(peer.printedLines.contains("OK \(combo) 21.5 \(policy.uri) \(mode)"), "\(combo): \(peer.printedLines)")
+        }
+        XCTAssertEqual(Array(server.sessionActivations.prefix(Self.combos.count)),
+                       Self.combos.map { SessionActivation(policy: $0.0, mode: $0.1, user: "li.wei") })
+        XCTAssertEqual(server.value(of: NodeId("Station.Setpoint", namespace: 2))?.value, .double(7.5))
+        // A wrong password from asyncua is refused.
+        let wrong = try PeerProcess(script: "opcua_asyncua_secure_client.py",
+                                    arguments: [server.endpointURL, SecurityFixtures.client.certificateDER, SecurityFixtures.client.keyPEM,
+                                                "li.wei", "bad", "Aes256Sha256RsaPss/SignAndEncrypt"])
+        defer { wrong.stop() }
+        XCTAssertTrue(wrong.waitFor("DONE", timeout: 30), wrong.text)
+        XCTAssertNotNil(wrong.printedLines.first { $0.hasPrefix("FAIL ") && $0.contains("BadUserAccessDenied") }, wrong.text)
+    }
+}
