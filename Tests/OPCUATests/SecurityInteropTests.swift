@@ -3,50 +3,52 @@ import OPCUA
 import TestSupport
 import XCTest
 
+// Helpers of the secured end-to-end tests.
+
+func makeSecureServer(_ security: ServerSecurity) throws -> OPCUAServer {
+    var options = OPCUAServer.Options()
+    options.security = security
+    options.applicationUri = security.applicationURI
+    let server = OPCUAServer(options: options)
+    let folder = NodeId("Station", namespace: 2)
+    try server.addFolder(nodeId: folder, browseName: "Station")
+    try server.addVariable(nodeId: NodeId("Station.Temperature", namespace: 2), browseName: "Temperature", parent: folder, value: .double(21.5))
+    try server.addVariable(nodeId: NodeId("Station.Setpoint", namespace: 2), browseName: "Setpoint", parent: folder, value: .double(0), writable: true)
+    try server.start()
+    return server
+}
+
+func clientOptions(_ url: String, _ security: ClientSecurity?) -> OPCUAClient.Options {
+    var options = OPCUAClient.Options(endpointURL: url)
+    options.security = security
+    options.autoReconnect = false
+    options.connectTimeoutMs = 5000
+    options.requestTimeoutMs = 5000
+    return options
+}
+
+func connect(_ url: String, _ security: ClientSecurity?) async throws -> OPCUAClient {
+    let client = try OPCUAClient(options: clientOptions(url, security))
+    try await client.connect()
+    return client
+}
+
+/// The error a failed connect threw.
+func connectError(_ url: String, _ security: ClientSecurity?) async -> (any Error)? {
+    do {
+        let client = try await connect(url, security)
+        await client.close()
+        return nil
+    } catch {
+        return error
+    }
+}
+
 /// Secured sessions end to end over loopback: our client and our server with each other, with an asyncua
 /// server that requires security, and with the asyncua client.
 final class SecurityInteropTests: XCTestCase {
     static let combos: [(SecurityPolicy, MessageSecurityMode)] =
         SecurityFixtures.securedPolicies.flatMap { policy in SecurityFixtures.securedModes.map { (policy, $0) } }
-
-    func makeSecureServer(_ security: ServerSecurity) throws -> OPCUAServer {
-        var options = OPCUAServer.Options()
-        options.security = security
-        options.applicationUri = security.applicationURI
-        let server = OPCUAServer(options: options)
-        let folder = NodeId("Station", namespace: 2)
-        try server.addFolder(nodeId: folder, browseName: "Station")
-        try server.addVariable(nodeId: NodeId("Station.Temperature", namespace: 2), browseName: "Temperature", parent: folder, value: .double(21.5))
-        try server.addVariable(nodeId: NodeId("Station.Setpoint", namespace: 2), browseName: "Setpoint", parent: folder, value: .double(0), writable: true)
-        try server.start()
-        return server
-    }
-
-    func clientOptions(_ url: String, _ security: ClientSecurity?) -> OPCUAClient.Options {
-        var options = OPCUAClient.Options(endpointURL: url)
-        options.security = security
-        options.autoReconnect = false
-        options.connectTimeoutMs = 5000
-        options.requestTimeoutMs = 5000
-        return options
-    }
-
-    func connect(_ url: String, _ security: ClientSecurity?) async throws -> OPCUAClient {
-        let client = try OPCUAClient(options: clientOptions(url, security))
-        try await client.connect()
-        return client
-    }
-
-    /// The error a failed connect threw.
-    func connectError(_ url: String, _ security: ClientSecurity?) async -> (any Error)? {
-        do {
-            let client = try await connect(url, security)
-            await client.close()
-            return nil
-        } catch {
-            return error
-        }
-    }
 
     func testOurClientAndServerInEveryPolicyAndMode() async throws {
         let server = try makeSecureServer(SecurityFixtures.serverSecurity())
@@ -170,5 +172,43 @@ final class SecurityInteropTests: XCTestCase {
         defer { wrong.stop() }
         XCTAssertTrue(wrong.waitFor("DONE", timeout: 30), wrong.text)
         XCTAssertNotNil(wrong.printedLines.first { $0.hasPrefix("FAIL ") && $0.contains("BadUserAccessDenied") }, wrong.text)
+    }
+}
+
+/// open62541 (o6) as the second peer: its build links OpenSSL and offers the three policies.
+final class SecurityO6InteropTests: XCTestCase {
+    func testOurClientAgainstO6ServerRequiringSecurity() async throws {
+        let folder = TempFolder(prefix: "uasec-o6")
+        let peer = try PeerProcess(script: "opcua_o6_secure_server.py", arguments: [folder.path])
+        defer { peer.stop() }
+                // o6 advertises opc.tcp://localhost:PORT; we connect by address.
+        let url = "opc.tcp://127.0.0.1:\(peer.port)"
+        // A user name session over None (the password in clear, as o6 allows it here) is refused by the peer.
+        let none = await connectError(url, SecurityFixtures.clientSecurity(.none, .none))
+        XCTAssertEqual(none as? ClientError, .security(.badSecurityPolicyRejected, "ActivateSession refused"))
+        XCTAssertTrue(peer.waitFor("REFUSED None", timeout: 5), peer.text)
+        for (policy, mode) in SecurityInteropTests.combos {
+            let client = try await connect(url, SecurityFixtures.clientSecurity(policy, mode))
+            let value = try await client.read([NodeId("Demo.Double", namespace: 1)])
+            XCTAssertEqual(value.first?.value, .double(3.25), "\(policy) \(mode)")
+            await client.close()
+            let line = "SESSION \(policy.rawValue) \(mode == .sign ? "SIGN" : "SIGN_AND_ENCRYPT") li.wei"
+            XCTAssertTrue(peer.waitFor(line, timeout: 5), "\(line) not in \(peer.printedLines)")
+        }
+    }
+
+    func testO6ClientAgainstOurServer() async throws {
+        let server = try makeSecureServer(SecurityFixtures.serverSecurity())
+        defer { server.stop() }
+        let combos = SecurityInteropTests.combos.map { "\($0.0.rawValue)/\($0.1)" }
+        let peer = try PeerProcess(script: "opcua_o6_secure_client.py",
+                                   arguments: [server.endpointURL, SecurityFixtures.client.certificateDER, SecurityFixtures.client.keyPEM,
+                                               "li.wei", "s3cret"] + combos)
+        defer { peer.stop() }
+        XCTAssertTrue(peer.waitFor("DONE", timeout: 90), peer.text)
+        for combo in combos {
+            XCTAssertTrue(peer.printedLines.contains("OK \(combo) 21.5"), "\(combo): \(peer.printedLines)")
+        }
+        XCTAssertEqual(server.sessionActivations, SecurityInteropTests.combos.map { SessionActivation(policy: $0.0, mode: $0.1, user: "li.wei") })
     }
 }

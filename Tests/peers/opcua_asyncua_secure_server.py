@@ -11,46 +11,18 @@ login `DENIED <user>`. Variable ns=2;s=Demo.Double (3.25), ns=2;s=Demo.Writable 
 Prints `READY <port>` once serving on 127.0.0.1; exits when stdin closes.
 """
 import asyncio
-import datetime
 import logging
 import sys
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
 
 from asyncua import Server, ua
 from asyncua.server import uaprocessor
 from asyncua.server.user_managers import UserManager
 from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.ua.uaerrors import UaStatusCodeError
+
+from uacert import make_certificate
 
 logging.basicConfig(level=logging.CRITICAL)
 APP_URI = "urn:linemes:test:asyncua-server"
-
-
-def make_certificate(folder):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "asyncua test server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(APP_URI), x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=True,
-                                     data_encipherment=True, key_agreement=False, key_cert_sign=True, crl_sign=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    with open(f"{folder}/server.der", "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.DER))
-    with open(f"{folder}/server-key.pem", "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
 class OneUser(UserManager):
@@ -85,7 +57,7 @@ uaprocessor.UaProcessor._process_message = guarded
 
 async def main():
     folder = sys.argv[1]
-    make_certificate(folder)
+    make_certificate(folder, "server", APP_URI)
     server = Server(user_manager=OneUser())
     await server.init()
     server.set_endpoint("opc.tcp://127.0.0.1:0/")

@@ -143,7 +143,8 @@ extension OPCUAServer {
     }
 
     func applicationDescription() -> ApplicationDescription {
-        ApplicationDescription(applicationUri: options.applicationUri, productUri: "urn:linemes:opcua",
+        // With security, the URI of the certificate (clients check that they agree).
+        ApplicationDescription(applicationUri: options.security?.applicationURI ?? options.applicationUri, productUri: "urn:linemes:opcua",
                                applicationName: LocalizedText(options.applicationName, locale: "en"),
                                applicationType: .server, discoveryUrls: [endpointURL])
     }
@@ -164,7 +165,8 @@ extension OPCUAServer {
             } else if policy == .none {
                 tokens = passwordPolicy.map { [UserTokenPolicy(policyId: "username", tokenType: .userName, securityPolicyUri: $0.uri)] } ?? []
             } else {
-                tokens = [UserTokenPolicy(policyId: "username", tokenType: .userName)]
+                // Named explicitly (an empty URI means "the channel's policy"; some clients read it as None).
+                tokens = [UserTokenPolicy(policyId: "username", tokenType: .userName, securityPolicyUri: policy.uri)]
             }
             var endpoint = EndpointDescription(endpointUrl: endpointURL, server: applicationDescription(), securityMode: mode,
                                                securityPolicyUri: policy.uri, userIdentityTokens: tokens)
@@ -260,35 +262,46 @@ extension OPCUAServer {
     /// else a configured user name with its password (decrypted with the server's key when the client
     /// encrypted it); the status to refuse with otherwise.
     func checkIdentity(_ token: ExtensionObject, _ session: Session, _ connection: Connection) -> Result<String?, StatusCode> {
+        func refuse(_ status: StatusCode, _ reason: String) -> Result<String?, StatusCode> {
+            options.logger.warning("session login refused (\(status)): \(reason)")
+            return .failure(status)
+        }
         let users = options.security?.users ?? [:]
         let type = token.typeId
         // An empty token is taken as anonymous, as many clients send it that way.
         if type == NodeId(AnonymousIdentityToken.encodingId) || type.isNull {
-            return users.isEmpty ? .success(nil) : .failure(.badIdentityTokenInvalid)
+            return users.isEmpty ? .success(nil) : refuse(.badIdentityTokenInvalid, "anonymous, but only user names may log in")
         }
         guard type == NodeId(UserNameIdentityToken.encodingId), !users.isEmpty, let security = options.security else {
-            return .failure(.badIdentityTokenInvalid)
+            return refuse(.badIdentityTokenInvalid, "token type \(type) not offered")
         }
         guard let decoded = try? token.decodeBody(UserNameIdentityToken.self), let user = decoded.userName,
-              let sent = decoded.password else { return .failure(.badIdentityTokenInvalid) }
+              let sent = decoded.password else { return refuse(.badIdentityTokenInvalid, "undecodable user name token") }
         let password: [UInt8]
         if let algorithm = decoded.encryptionAlgorithm, !algorithm.isEmpty {
-            guard let padding = encryptionPadding(algorithmURI: algorithm),
-                  let plain = try? security.privateKey.decrypt(sent[...], padding: padding), plain.count >= 4 else {
-                return .failure(.badIdentityTokenInvalid)
+            guard let padding = encryptionPadding(algorithmURI: algorithm) else {
+                return refuse(.badIdentityTokenInvalid, "password encryption \(algorithm) not supported")
             }
+            guard let plain = try? security.privateKey.decrypt(sent[...], padding: padding), plain.count >= 4 else {
+                return refuse(.badIdentityTokenInvalid, "password of \(sent.count) bytes does not decrypt with \(algorithm)")
+            }
+            // The length field bounds the secret: some clients (open62541) encrypt a whole block, zero-filled after it.
             let length = Int(UInt32(plain[0]) | UInt32(plain[1]) << 8 | UInt32(plain[2]) << 16 | UInt32(plain[3]) << 24)
-            guard length == plain.count - 4, length >= session.nonce.count,
-                  constantTimeEqual(plain[(plain.count - session.nonce.count)...], session.nonce) else {
-                return .failure(.badIdentityTokenInvalid)
+            guard length <= plain.count - 4, length >= session.nonce.count,
+                  constantTimeEqual(plain[(4 + length - session.nonce.count)..<(4 + length)], session.nonce) else {
+                return refuse(.badIdentityTokenInvalid, "password secret of \(plain.count) bytes (length field \(length)) does not end with the session nonce")
             }
-            password = Array(plain[4..<(plain.count - session.nonce.count)])
+            password = Array(plain[4..<(4 + length - session.nonce.count)])
         } else {
             // A password in clear only inside an encrypted channel.
-            guard connection.channel.securityMode == .signAndEncrypt else { return .failure(.badIdentityTokenInvalid) }
+            guard connection.channel.securityMode == .signAndEncrypt else {
+                return refuse(.badIdentityTokenInvalid, "password in clear outside an encrypted channel")
+            }
             password = sent
         }
-        guard let expected = users[user], constantTimeEqual(password[...], Array(expected.utf8)) else { return .failure(.badUserAccessDenied) }
+        guard let expected = users[user], constantTimeEqual(password[...], Array(expected.utf8)) else {
+            return refuse(.badUserAccessDenied, "wrong user name or password for \"\(user)\"")
+        }
         return .success(user)
     }
 
