@@ -212,3 +212,32 @@ final class SecurityO6InteropTests: XCTestCase {
         XCTAssertEqual(server.sessionActivations, SecurityInteropTests.combos.map { SessionActivation(policy: $0.0, mode: $0.1, user: "li.wei") })
     }
 }
+
+final class SecureTokenRenewalTests: XCTestCase {
+    /// A 2 s channel lifetime with an asyncua server requiring security: the client renews at ~1.5 s with new
+    /// nonces and keys, repeatedly, and every read in between is answered on the same connection.
+    func testRenewalAgainstAsyncuaInSignAndEncryptAndSign() async throws {
+        let folder = TempFolder(prefix: "uasec-renew")
+        let peer = try PeerProcess(script: "opcua_asyncua_secure_server.py", arguments: [folder.path])
+        addTeardownBlock { peer.stop() }
+        for (policy, mode) in [(SecurityPolicy.aes256Sha256RsaPss, MessageSecurityMode.signAndEncrypt), (.basic256Sha256, .sign)] {
+            var options = clientOptions("opc.tcp://127.0.0.1:\(peer.port)/", SecurityFixtures.clientSecurity(policy, mode))
+            options.channelLifetimeMs = 2000
+            options.autoReconnect = true
+            let client = try OPCUAClient(options: options)
+            let collected = Collected()
+            client.onStateChange { collected.add($0) }
+            try await client.connect()
+            var values: [Variant?] = []
+            let renewed = try await waitUntil(timeout: 15) {
+                values.append(try await client.read([NodeId("Demo.Double", namespace: 2)]).first?.value)
+                return client.tokenRenewals >= 3
+            }
+            await client.close()
+            XCTAssertTrue(renewed, "\(policy) \(mode): \(client.tokenRenewals) renewals")
+            XCTAssertEqual(values, Array(repeating: .double(3.25), count: values.count), "every read answered across the renewals")
+            XCTAssertEqual(Array(collected.allStates.prefix(2)), [.connecting, .connected], "no reconnect across three renewals")
+            XCTAssertFalse(collected.allStates.dropFirst(2).contains(.connecting), "\(collected.allStates)")
+        }
+    }
+}
