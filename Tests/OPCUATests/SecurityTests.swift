@@ -266,3 +266,43 @@ final class SecureChannelSecurityTests: XCTestCase {
         XCTAssertEqual(chunk.flatMap { pair.server.receive($0, nowNs: 0) }, [.message(requestId: 2, body: Array(repeating: 42, count: 1000))])
     }
 }
+
+/// Seeded mutations of signed and encrypted chunks: every one is refused with a status or, where the
+/// mutation missed the secured part, delivered intact; none crashes or delivers altered bytes.
+final class SecureChunkMutationTests: XCTestCase {
+    func testMutatedSecuredChunksAreRefusedCleanly() throws {
+        var random = SplitMix64(seed: 0x5EC0)
+        for (policy, mode) in [(SecurityPolicy.basic256Sha256, MessageSecurityMode.signAndEncrypt), (.aes256Sha256RsaPss, .sign),
+                               (.aes128Sha256RsaOaep, .signAndEncrypt)] {
+            var pair = try SecureChannelSecurityTests.Pair(policy, mode)
+            pair.run(pair.client.start())
+            let body = random.bytes(300)
+            let chunk = try pair.client.frame(body, requestId: 11)[0]
+            var refused = 0, unchanged = 0
+            for _ in 0..<400 {
+                var server = pair.server  // the state after the handshake, fresh for each mutation
+                var mutated = chunk
+                switch random.below(4) {
+                case 0: mutated[8 + random.below(mutated.count - 8)] ^= UInt8(1 + random.below(255))  // one byte after the message header
+                case 1: mutated = Array(mutated.prefix(8 + random.below(mutated.count - 8)))          // truncated (size field too)
+                        mutated.replaceSubrange(4..<8, with: withUnsafeBytes(of: UInt32(mutated.count).littleEndian, Array.init))
+                case 2: for _ in 0..<4 { mutated[16 + random.below(mutated.count - 16)] = UInt8(truncatingIfNeeded: random.next()) }
+                default: mutated += random.bytes(16 * (1 + random.below(4)))                          // appended blocks
+                        mutated.replaceSubrange(4..<8, with: withUnsafeBytes(of: UInt32(mutated.count).littleEndian, Array.init))
+                }
+                let actions = server.receive(mutated, nowNs: 0)
+                if mutated == chunk {
+                    unchanged += 1
+                    continue
+                }
+                if actions.contains(where: { if case .closed(let status, _) = $0 { status.isBad } else { false } }) {
+                    refused += 1
+                } else {
+                    XCTAssertTrue(actions.allSatisfy { if case .message(_, let bytes) = $0 { bytes == body } else { true } }, "\(policy) \(mode)")
+                }
+            }
+            // Every changed chunk is refused: the signature covers all of it, headers included.
+            XCTAssertEqual(refused + unchanged, 400, "\(policy) \(mode): \(refused) refused, \(unchanged) unchanged")
+        }
+    }
+}
