@@ -169,6 +169,7 @@ extension OPCUAClient {
     func establish() throws {
         dropConnection(error: ClientError.connectionLost("reconnecting"))
         var endpoint: EndpointDescription?
+        var discovered: [EndpointDescription] = []
         var channelSecurity = ChannelSecurity()
         if let security = options.security, security.policy != .none {
             try openChannel(ChannelSecurity())
@@ -178,6 +179,7 @@ extension OPCUAClient {
             try? step(opened: &opened) { channel.close() }
             _ = try? lock.withLock { try flushLocked() }
             dropConnection(error: ClientError.connectionLost("endpoints fetched"))
+            discovered = endpoints
             let chosen = try chooseEndpoint(endpoints, security)
             endpoint = chosen
             do {
@@ -209,6 +211,14 @@ extension OPCUAClient {
             // The server proves it holds its key: its signature over our certificate and nonce (Part 4, 5.6.2).
             if let sent = session.serverCertificate, !sent.isEmpty, sent != serverCertificate {
                 throw ClientError.security(.badCertificateInvalid, "CreateSession names another server certificate than the endpoint")
+            }
+            // The endpoints seen over the None channel must be the ones the secured session reports, or a
+            // man in the middle may have offered weaker ones (Part 4, 5.6.2).
+            func offers(_ list: [EndpointDescription]) -> Set<String> {
+                Set(list.map { "\($0.securityPolicyUri ?? "")|\($0.securityMode)|\(Crypto.sha1($0.serverCertificate ?? []))" })
+            }
+            if !session.serverEndpoints.isEmpty, offers(session.serverEndpoints) != offers(discovered) {
+                throw ClientError.security(.badSecurityChecksFailed, "the endpoints in CreateSession differ from GetEndpoints")
             }
             guard let signature = session.serverSignature.signature,
                   remoteKey.verify(signature, of: localCertificate + clientNonce, padding: algorithms.signaturePadding) else {
