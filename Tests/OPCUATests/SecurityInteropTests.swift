@@ -240,4 +240,18 @@ final class SecureTokenRenewalTests: XCTestCase {
             XCTAssertFalse(collected.allStates.dropFirst(2).contains(.connecting), "\(collected.allStates)")
         }
     }
+
+    /// asyncua renews its token (10 s lifetime: at 7.5 s) with our server while it reads every 0.5 s.
+    func testAsyncuaClientRenewsWithOurServer() throws {
+        let server = try makeSecureServer(SecurityFixtures.serverSecurity())
+        defer { server.stop() }
+        let peer = try PeerProcess(script: "opcua_asyncua_secure_client.py",
+                                   arguments: ["--hold", "9", server.endpointURL, SecurityFixtures.client.certificateDER,
+                                               SecurityFixtures.client.keyPEM, "li.wei", "s3cret", "Basic256Sha256/SignAndEncrypt"])
+        defer { peer.stop() }
+        XCTAssertTrue(peer.waitFor("DONE", timeout: 40), peer.text)
+        XCTAssertNotNil(peer.printedLines.first { $0.hasPrefix("OK Basic256Sha256/SignAndEncrypt 21.5") }, peer.text)
+        XCTAssertNotNil(peer.printedLines.first { $0.hasPrefix("HELD ") }, peer.text)
+        XCTAssertEqual(server.tokenRenewals, 1, "asyncua renewed its token once (at 7.5 s of 9)")
+    }
 }

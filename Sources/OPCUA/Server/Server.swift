@@ -51,6 +51,8 @@ public final class OPCUAServer: @unchecked Sendable {
     let stopped = DispatchSemaphore(value: 0)
     /// The latest session activations (under `lock`), newest last, at most 100.
     var activations: [SessionActivation] = []
+    /// Security token renewals on live channels (under `lock`).
+    var renewals = 0
 
     // I/O thread state.
     var connections: [Int32: Connection] = [:]
@@ -73,6 +75,9 @@ public final class OPCUAServer: @unchecked Sendable {
 
     /// The latest session activations (at most 100, newest last): which policy, mode and user each used.
     public var sessionActivations: [SessionActivation] { lock.withLock { activations } }
+
+    /// How many times a client renewed its channel's security token (diagnostics).
+    public var tokenRenewals: Int { lock.withLock { renewals } }
 
     /// Index of the application namespace (always 2).
     public var namespaceIndex: UInt16 { 2 }

@@ -12,6 +12,8 @@ extension OPCUAServer {
         var channel: ServerSecureChannel
         var outbound: [UInt8] = []
         var closing = false
+        /// Tokens issued on this channel (the first, then renewals).
+        var tokensIssued = 0
         /// Whether the epoll interest includes writable (while `outbound` holds bytes).
         var watchingWrite = false
         init(fd: Int32, channelId: UInt32, security: ServerSecurity?) {
@@ -158,7 +160,9 @@ extension OPCUAServer {
         for action in actions {
             switch action {
             case .send(let bytes): write(bytes, to: connection)
-            case .opened: break
+            case .opened:
+                connection.tokensIssued += 1
+                if connection.tokensIssued > 1 { lock.withLock { renewals += 1 } }
             case .message(let requestId, let body): dispatch(body, requestId: requestId, connection)
             case .closed: connection.closing = true
             }
