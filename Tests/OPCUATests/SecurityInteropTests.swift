@@ -113,6 +113,29 @@ final class SecurityInteropTests: XCTestCase {
                                                    SessionActivation(policy: .basic256Sha256, mode: .sign, user: nil)])
     }
 
+    func testPasswordOverNoneIsEncryptedWithTheSecuredPolicy() async throws {
+        let server = try makeSecureServer(SecurityFixtures.serverSecurity(endpoints: [(.none, .none), (.aes256Sha256RsaPss, .signAndEncrypt)]))
+        defer { server.stop() }
+        // No client security: a None channel; the user token policy names Aes256_Sha256_RsaPss, so the
+        // password goes out encrypted (OAEP-SHA-256) for the server's certificate with the server nonce.
+        var options = clientOptions(server.endpointURL, nil)
+        options.identity = .userName("li.wei", password: "s3cret")
+        let client = try OPCUAClient(options: options)
+        try await client.connect()
+        let value = try await client.read([NodeId("Station.Temperature", namespace: 2)])
+        XCTAssertEqual(value.first?.value, .double(21.5))
+        await client.close()
+        options.identity = .userName("li.wei", password: "guess")
+        let wrong = try OPCUAClient(options: options)
+        do {
+            try await wrong.connect()
+            XCTFail("a wrong password was accepted")
+        } catch {
+            XCTAssertEqual(error as? ClientError, .security(.badUserAccessDenied, "ActivateSession refused"))
+        }
+        XCTAssertEqual(server.sessionActivations, [SessionActivation(policy: .none, mode: .none, user: "li.wei")])
+    }
+
     func testOurClientAgainstAsyncuaServerRequiringSecurity() async throws {
         let folder = TempFolder(prefix: "uasec-asyncua")
         let peer = try PeerProcess(script: "opcua_asyncua_secure_server.py", arguments: [folder.path])

@@ -302,7 +302,8 @@ extension OPCUAClient {
         let candidates = channelPolicy == .none
             ? endpoints.filter { $0.securityPolicyUri == securityPolicyNoneUri || $0.securityMode == .none }
             : endpoints.filter { $0.securityPolicyUri == channelPolicy.uri }
-        let policies = (candidates.isEmpty ? endpoints : candidates).flatMap(\.userIdentityTokens)
+        let offering = candidates.isEmpty ? endpoints : candidates
+        let policies = offering.flatMap(\.userIdentityTokens)
         switch options.security?.user ?? options.identity {
         case .anonymous:
             let policy = policies.first { $0.tokenType == .anonymous }
@@ -318,7 +319,9 @@ extension OPCUAClient {
                 throw ClientError.noSuitableEndpoint("user token policy \(policy.securityPolicyUri ?? "") not supported")
             }
             if let algorithms = tokenPolicy.algorithms {
-                guard let serverCertificate, !serverCertificate.isEmpty else {
+                // On a None channel the certificate comes with the endpoint that offers the token policy.
+                let offeringCertificate = offering.first { $0.userIdentityTokens.contains(policy) }?.serverCertificate
+                guard let serverCertificate = [serverCertificate, offeringCertificate].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
                     throw ClientError.security(.badCertificateInvalid, "no server certificate to encrypt the password with")
                 }
                 var secret = BinaryWriter()
