@@ -277,4 +277,43 @@ final class SecureTokenRenewalTests: XCTestCase {
         XCTAssertNotNil(peer.printedLines.first { $0.hasPrefix("HELD ") }, peer.text)
         XCTAssertEqual(server.tokenRenewals, 1, "asyncua renewed its token once (at 7.5 s of 9)")
     }
+
+}
+
+/// 4096-bit keys with asyncua both ways: ExtraPaddingSize in the OPN chunks each side encrypts for the other.
+final class SecurityLargeKeyInteropTests: XCTestCase {
+    func testOurClientWith4096BitKeyAgainstAsyncua() async throws {
+        let folder = TempFolder(prefix: "uasec-4096")
+        let peer = try PeerProcess(script: "opcua_asyncua_secure_server.py", arguments: [folder.path])
+        defer { peer.stop() }
+        let big = SecurityFixtures.client4096
+        for mode in SecurityFixtures.securedModes {
+            let security = ClientSecurity(policy: .basic256Sha256, mode: mode, certificate: big.der, privateKey: try RSAPrivateKey(file: big.keyPEM),
+                                          applicationURI: big.applicationURI, trust: AcceptAllCertificates(),
+                                          user: .userName("li.wei", password: "s3cret"))
+            let client = try await connect("opc.tcp://127.0.0.1:\(peer.port)/", security)
+            let value = try await client.read([NodeId("Demo.Double", namespace: 2)])
+            XCTAssertEqual(value.first?.value, .double(3.25), "\(mode)")
+            await client.close()
+            XCTAssertTrue(peer.waitFor("SESSION Basic256Sha256 \(mode) li.wei", timeout: 10), peer.text)
+        }
+    }
+
+    func testAsyncuaClientAgainstOurServerWith4096BitKey() throws {
+        let big = SecurityFixtures.server4096
+        let security = ServerSecurity(endpoints: [(.aes256Sha256RsaPss, .signAndEncrypt), (.aes128Sha256RsaOaep, .sign)], certificate: big.der,
+                                      privateKey: try RSAPrivateKey(file: big.keyPEM), applicationURI: big.applicationURI,
+                                      trust: AcceptAllCertificates(), users: ["li.wei": "s3cret"])
+        let server = try makeSecureServer(security)
+        defer { server.stop() }
+        let peer = try PeerProcess(script: "opcua_asyncua_secure_client.py",
+                                   arguments: [server.endpointURL, SecurityFixtures.client.certificateDER, SecurityFixtures.client.keyPEM,
+                                               "li.wei", "s3cret", "Aes256Sha256RsaPss/SignAndEncrypt", "Aes128Sha256RsaOaep/Sign"])
+        defer { peer.stop() }
+        XCTAssertTrue(peer.waitFor("DONE", timeout: 60), peer.text)
+        XCTAssertTrue(peer.printedLines.contains("OK Aes256Sha256RsaPss/SignAndEncrypt 21.5 \(SecurityPolicy.aes256Sha256RsaPss.uri) SignAndEncrypt"), peer.text)
+        XCTAssertTrue(peer.printedLines.contains("OK Aes128Sha256RsaOaep/Sign 21.5 \(SecurityPolicy.aes128Sha256RsaOaep.uri) Sign"), peer.text)
+        XCTAssertEqual(server.sessionActivations, [SessionActivation(policy: .aes256Sha256RsaPss, mode: .signAndEncrypt, user: "li.wei"),
+                                                   SessionActivation(policy: .aes128Sha256RsaOaep, mode: .sign, user: "li.wei")])
+    }
 }

@@ -9,6 +9,9 @@ enum SecurityFixtures {
     static let client = try! UATestCertificate(in: folder.path, name: "client", applicationURI: "urn:linemes:test:client")
     static let server = try! UATestCertificate(in: folder.path, name: "server", applicationURI: "urn:linemes:test:server")
     static let clientKey = try! RSAPrivateKey(file: client.keyPEM)
+    /// 4096-bit keys: a block of more than 256 bytes, so chunks carry ExtraPaddingSize.
+    static let client4096 = try! UATestCertificate(in: folder.path, name: "client4096", applicationURI: "urn:linemes:test:client", bits: 4096)
+    static let server4096 = try! UATestCertificate(in: folder.path, name: "server4096", applicationURI: "urn:linemes:test:server4096", bits: 4096)
     static let serverKey = try! RSAPrivateKey(file: server.keyPEM)
 
     static let securedPolicies: [SecurityPolicy] = [.basic256Sha256, .aes128Sha256RsaOaep, .aes256Sha256RsaPss]
@@ -255,7 +258,7 @@ final class SecureChannelSecurityTests: XCTestCase {
     }
 
     func testKeysLargerThan2048BitsUseExtraPadding() throws {
-        let big = try UATestCertificate(in: SecurityFixtures.folder.path, name: "server4096", applicationURI: "urn:linemes:test:server4096", bits: 4096)
+        let big = SecurityFixtures.server4096
         let security = ServerSecurity(endpoints: [(.basic256Sha256, .signAndEncrypt)], certificate: big.der,
                                       privateKey: try RSAPrivateKey(file: big.keyPEM), applicationURI: big.applicationURI,
                                       trust: AcceptAllCertificates())
