@@ -98,6 +98,20 @@ final class SecurityInteropTests: XCTestCase {
         XCTAssertTrue(server.sessionActivations.isEmpty && strict.sessionActivations.isEmpty)
     }
 
+    func testServerRefusesAnInconsistentConfiguration() {
+        var options = OPCUAServer.Options()
+        var security = SecurityFixtures.serverSecurity()
+        security.privateKey = SecurityFixtures.clientKey
+        options.security = security
+        XCTAssertThrowsError(try OPCUAServer(options: options).start()) { error in
+            XCTAssertTrue("\(error)".contains("does not belong to the certificate"), "\(error)")
+        }
+        options.security = SecurityFixtures.serverSecurity(endpoints: [(.basic256Sha256, .none)])
+        XCTAssertThrowsError(try OPCUAServer(options: options).start()) { error in
+            XCTAssertTrue("\(error)".contains("cannot go with mode None"), "\(error)")
+        }
+    }
+
     func testNoneStaysAvailableWhenOffered() async throws {
         let server = try makeSecureServer(SecurityFixtures.serverSecurity(endpoints: [(.none, .none), (.basic256Sha256, .sign)], users: [:]))
         defer { server.stop() }

@@ -132,8 +132,20 @@ public final class OPCUAServer: @unchecked Sendable {
 
     // MARK: - Lifecycle
 
-    /// Binds and starts serving on its own thread.
+    /// Binds and starts serving on its own thread. With ``Options/security``, first checks that the key
+    /// belongs to the certificate and that some endpoint is offered (a ``CryptoError`` says which is wrong).
     public func start() throws {
+        if let security = options.security {
+            guard !security.endpoints.isEmpty else { throw CryptoError("server security", "no endpoint (policy, mode) configured") }
+            if security.endpoints.contains(where: { $0.0 != .none }) {
+                guard security.privateKey.matches(certificate: security.certificate) else {
+                    throw CryptoError("server security", "the private key does not belong to the certificate")
+                }
+            }
+            if let bad = security.endpoints.first(where: { ($0.0 == .none) != ($0.1 == .none) || $0.1 == .invalid }) {
+                throw CryptoError("server security", "policy \(bad.0.rawValue) cannot go with mode \(bad.1)")
+            }
+        }
         try lock.withLock {
             guard !running else { return }
             // A deep accept queue: a burst of connections (a plant's clients reconnecting at once) waits
