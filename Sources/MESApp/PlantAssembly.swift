@@ -99,11 +99,19 @@ final class PlantAssembly: Sendable {
                                           pipeline: pipeline, eventLog: eventLog, logger: logger.named("replay")))
             return services
         }
+        // OPC UA security (README "Connecting to a PLC that requires security"): the PKI folder, this
+        // client's certificate and the stations' passwords, once for every station; failures stop the start.
+        let securityContext = try OPCUASecurityFactory.clientContext(config: config, database: options.database,
+                                                                    logger: logger.named("pki"))
         if options.simulate {
             let stage = self.stage
+            let simulatorSecurity = try securityContext.map {
+                try OPCUASecurityFactory.simulatorSecurity(config: config, clientContext: $0, logger: logger.named("sim-pki"))
+            }
             services.append(contentsOf: try SimulatorFactory.services(config: config, logger: logger,
                                                                              orders: StageOrderSink(stage: stage),
-                                                                             partNumbers: { stage.specPartNumber(vehicleId: $0, partType: $1) }))
+                                                                             partNumbers: { stage.specPartNumber(vehicleId: $0, partType: $1) },
+                                                                             security: simulatorSecurity))
         }
         let sink = pipeline.sink
         var adapters: [any StationAdapter] = []
@@ -123,7 +131,7 @@ final class PlantAssembly: Sendable {
                     adapters.append(ModbusStationAdapter(config: station, sink: sink, logger: stationLogger))
                 }
             case .opcua:
-                if let adapter = OPCUAAdapterFactory.make(station: station, sink: sink, logger: stationLogger) {
+                if let adapter = OPCUAAdapterFactory.make(station: station, sink: sink, logger: stationLogger, security: securityContext) {
                     adapters.append(adapter)
                 }
             }

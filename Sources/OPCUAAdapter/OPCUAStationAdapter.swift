@@ -76,11 +76,23 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
 
     private let state: Locked<State>
     private let flushQueue: DispatchQueue
+    /// The station's security (nil: SecurityPolicy None) and the trust that says why a server was refused.
+    private let security: ClientSecurity?
+    private let trust: RecordingTrust?
+    private let identity: UserIdentity
+    /// This client's certificate file, named when a server refuses it.
+    private let ownCertificatePath: String?
 
-    public init(config: StationConfig, sink: @escaping AdapterSink, logger: Logger) {
+    /// - Parameter securityContext: the plant's PKI and passwords; needed by a station with a `security` block.
+    public init(config: StationConfig, sink: @escaping AdapterSink, logger: Logger, securityContext: OPCUAClientSecurityContext? = nil) {
         self.config = config
         self.sink = sink
         self.logger = logger
+        let secured = securityContext?.clientSecurity(for: config)
+        security = secured?.0
+        trust = secured?.1
+        identity = securityContext?.identity(for: config) ?? .anonymous
+        ownCertificatePath = securityContext?.store.ownCertificatePath
         nodes = config.signals.map { $0.node.flatMap(NodeId.init) }
         state = Locked(State(latest: config.signals.map { SignalReading(name: $0.name, value: nil, quality: .stale) }))
         flushQueue = DispatchQueue(label: "opcua.\(config.id).flush")
@@ -95,7 +107,8 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
 
     private func report(_ state: PlantModel.ConnectionState, reason: String? = nil) {
         let changed = self.state.withLock { current in
-            let changed = current.reported != state
+            // A new reason while offline is news too (connection refused → certificate not trusted).
+            let changed = current.reported != state || (state == .offline && reason != nil && current.figures.lastError != reason)
             current.reported = state
             if state == .offline { current.figures.lastError = reason }
             return changed
@@ -117,6 +130,7 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
     }
 
     static func errorKind(_ error: Any) -> String {
+        if let error = error as? any Error, let kind = errorKind(security: error) { return kind }
         let text = "\(error)".lowercased()
         if text.contains("timeout") || text.contains("timed out") { return "timeout" }
         if text.contains("refused") { return "refused" }
@@ -133,6 +147,8 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
             options.autoReconnect = true
             options.maxReconnectDelayMs = 2000
             options.logger = logger
+            options.identity = identity
+            options.security = security
             let client: OPCUAClient
             do {
                 client = try OPCUAClient(options: options)
@@ -156,7 +172,7 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
                 await client.close()
                 if Task.isCancelled { return }
                 countError(Self.errorKind(error), "\(error)")
-                report(.offline, reason: "\(endpointURL): \(error)")
+                report(.offline, reason: offlineReason(error))
                 markStale()
                 failures += 1
                 state.withLock { $0.figures.reconnects += 1 }
@@ -171,10 +187,22 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
         case .connected: break // online is reported with the first good values
         case .disconnected(let reason):
             countError(Self.errorKind(reason), reason)
-            report(.offline, reason: "\(endpointURL): \(reason)")
+            report(.offline, reason: OPCUASecurityExplanation.explain(reason: reason, trust: trust) ?? "\(endpointURL): \(reason)")
             markStale()
         case .connecting, .closed: break
         }
+    }
+
+    /// The station's status for a failed connection: one sentence for a security failure
+    /// (README "Connecting to a PLC that requires security"), else the endpoint and the error.
+    private func offlineReason(_ error: any Error) -> String {
+        OPCUASecurityExplanation.explain(error, station: config, trust: trust, ownCertificatePath: ownCertificatePath)
+            ?? "\(endpointURL): \(error)"
+    }
+
+    static func errorKind(security error: any Error) -> String? {
+        guard case ClientError.security = error else { return nil }
+        return "security"
     }
 
     private func markStale() {
@@ -217,7 +245,7 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
                 if Task.isCancelled { return }
                 // The client reconnects by itself; report and wait for the next slot.
                 countError(Self.errorKind(error), "\(error)")
-                report(.offline, reason: "\(endpointURL): \(error)")
+                report(.offline, reason: offlineReason(error))
                 markStale()
                 try await sleep(until: &deadline, interval: interval)
                 continue

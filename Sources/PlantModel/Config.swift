@@ -37,6 +37,9 @@ public struct PlantConfig: Sendable {
     public var options: [String: SpecLayer] = [:]
     /// `reports`: the equipment health report sent as a notification (README "Energy and equipment health").
     public var reports = ReportsConfig()
+    /// `pki`: the OPC UA PKI folder (own/, trusted/, rejected/), resolved against the config's folder;
+    /// nil: `pki` beside the database (``pkiFolder(database:)``).
+    public var pki: String?
 
     public init(plant: String, timezone: TimeZone = .current, route: [String], shifts: [Shift] = [],
                 auth: AuthConfig? = nil, stations: [StationConfig], limits: ServerLimits = ServerLimits(),
@@ -328,6 +331,8 @@ public struct StationConfig: Sendable, Equatable {
     /// Modbus TCP: poll from a shared event loop (the default) or a thread of its own on libmodbus.
     /// RTU stations always use libmodbus.
     public var modbusDriver: ModbusDriver = .eventLoop
+    /// OPC UA: the endpoint's security and the session's user (`security`, docs/CONFIG.md); nil: None, anonymous.
+    public var security: OPCUASecurityConfig?
 
     public init(id: String, name: String, process: String, protocol: StationProtocol, endpoint: Endpoint,
                 pollIntervalMs: Int = 100, idealCycleTimeS: Double? = nil, subscribe: Bool = false,

@@ -31,7 +31,7 @@ extension PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
                                     "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts",
-                                    "vin", "orders", "models", "options", "downtimeReasons", "gate", "reports"])
+                                    "vin", "orders", "models", "options", "downtimeReasons", "gate", "reports", "pki"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -124,6 +124,10 @@ extension PlantConfig {
                                  retentionDays: retentionDays, directory: directory, file: file)
         config.people = try PeopleConfig.decode(root: root, route: route, directory: directory)
         config.allowedHosts = allowedHosts
+        if let node = try root.optional("pki") {
+            let folder = try node.nonEmptyString()
+            config.pki = folder.hasPrefix("/") ? folder : directory.appendingPathComponent(folder).path
+        }
         try decodeMasterData(root, into: &config)
         config.downtimeReasons = try DowntimeReason.decode(root.optional("downtimeReasons"))
         if let node = try root.optional("gate") {
@@ -229,7 +233,7 @@ extension PlantConfig {
     static func decodeStation(_ node: ConfigNode, route: [String]) throws -> StationConfig {
         try node.rejectUnknownKeys(["id", "name", "process", "protocol", "endpoint", "pollIntervalMs", "idealCycleTimeS",
                                     "subscribe", "signals", "timeoutMs", "offlineAlertAfterS", "description",
-                                    "modbusDriver"])
+                                    "modbusDriver", "security"])
         let idNode = try node.required("id")
         let id = try idNode.nonEmptyString()
         guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
@@ -276,6 +280,12 @@ extension PlantConfig {
             driver = chosen
         }
 
+        var security: OPCUASecurityConfig?
+        if let securityNode = try node.optional("security") {
+            guard proto == .opcua else { throw securityNode.error("security applies to OPC UA stations; this station speaks \(proto.rawValue)") }
+            security = try OPCUASecurityConfig.decode(securityNode)
+        }
+
         var signals: [SignalConfig] = []
         for element in try node.required("signals").elements() {
             let signal = try decodeSignal(element, protocol: proto)
@@ -305,6 +315,7 @@ extension PlantConfig {
                                     pollIntervalMs: poll, idealCycleTimeS: ideal, subscribe: subscribe, timeoutMs: timeout,
                                     offlineAlertAfterS: offlineAfter, signals: signals)
         station.modbusDriver = driver
+        station.security = security
         return station
     }
 

@@ -47,10 +47,12 @@ public final class PlantSimulationService: Service, Sendable {
     /// - Parameters:
     ///   - stationIDs: the stations to serve (nil: all of the config).
     ///   - ports: per-station port overrides (tests pass 0 for free ports).
+    ///   - security: the certificate and users of the OPC UA stations with a `security` block.
     /// - Throws: ``SimulationError`` for an unknown station id or a station that cannot be served;
     ///   `ConfigError` for a scenario that does not fit the config.
     public init(config: PlantConfig, stationIDs: [String]? = nil, source: Source = .scenario(.normalShift, seed: nil),
-                ports: [String: UInt16] = [:], logger: Logger = Logger(label: "station-sim")) throws {
+                ports: [String: UInt16] = [:], logger: Logger = Logger(label: "station-sim"),
+                security: SimulatorSecurity? = nil) throws {
         self.config = config
         self.source = source
         self.logger = logger
@@ -61,7 +63,9 @@ public final class PlantSimulationService: Service, Sendable {
             }
             selected.append(station)
         }
-        stations = try selected.map { try SimulatedStation(station: $0, port: ports[$0.id], logger: logger) }
+        stations = try selected.map {
+            try SimulatedStation(station: $0, port: ports[$0.id], logger: logger, security: security?.serverSecurity(for: $0))
+        }
         if case .scenario(let scenario, let seed) = source {
             let check = try PlantSimulator(config: config, scenario: scenario, seed: seed)   // checks the events early
             taktS = Double(check.taktMs) / 1000

@@ -24,14 +24,19 @@ public final class SimulatedStation: Sendable {
     private let requestedPort: UInt16
     private let logger: Logger
     private let nodes: [NodeId?]
+    /// The OPC UA server's security (the station's `security` block), nil: SecurityPolicy None.
+    private let security: ServerSecurity?
     /// Held while a server starts or stops, so start, stop and pushes happen one at a time.
     private let state: Locked<State>
 
     /// - Parameters:
     ///   - host, port: override the endpoint's (tests pass port 0 for a free port).
     /// - Throws: ``SimulationError`` for an endpoint that cannot be served (Modbus RTU) or a bad node id.
-    public init(station: StationConfig, host: String? = nil, port: UInt16? = nil, logger: Logger = Logger(label: "station-sim")) throws {
+    ///   - security: what the OPC UA server offers (``SimulatorSecurity``); nil: SecurityPolicy None, anonymous.
+    public init(station: StationConfig, host: String? = nil, port: UInt16? = nil, logger: Logger = Logger(label: "station-sim"),
+                security: ServerSecurity? = nil) throws {
         self.station = station
+        self.security = security
         self.logger = logger.with("station.id", station.id)
         switch station.endpoint {
         case let .modbusTCP(h, p, _):
@@ -143,6 +148,7 @@ public final class SimulatedStation: Sendable {
             options.applicationName = "LineMES simulated \(station.id)"
             options.logger = logger.named("opcua.server")
             options.logger.level = .warning
+            options.security = security
             let server = OPCUAServer(options: options)
             let folder = NodeId("Simulator/\(station.id)", namespace: server.namespaceIndex)
             try server.addFolder(nodeId: folder, browseName: station.id)

@@ -14,6 +14,8 @@ usage: station-sim --config FILE [--station ID ...] [--scenario FILE] [--seed N]
   --seed N         random seed (default: the scenario's, 1 for the built-in normal shift)
   --replay FILE    serve a recording instead (JSON Lines, see Stations/README-stations.md), at --speed X (default 1)
   --generate FILE  write a recording of a simulated run instead of serving (with --duration, e.g. 8h, 30m, 600s)
+  --pki DIR        the simulator's OPC UA PKI folder (its own certificate in DIR/own/; default var/sim-pki):
+                   stations with a "security" block serve that policy, mode and user (README "A secure plant in station-sim")
   --log-level L    trace, debug, info, warning, error (default info)
   --exit-with-parent  stop when the process that started this one ends (benchmarks, scripts)
   --orders URL     create and release the orders of the vehicles it builds on the server at URL
@@ -37,6 +39,7 @@ var logLevel = "info"
 var exitWithParent = false
 var ordersURL: String?
 var ordersToken = ""
+var pkiFolder = "var/sim-pki"
 var arguments = Array(CommandLine.arguments.dropFirst())
 while !arguments.isEmpty {
     let flag = arguments.removeFirst()
@@ -66,6 +69,7 @@ while !arguments.isEmpty {
     case "--exit-with-parent": exitWithParent = true
     case "--orders": ordersURL = value()
     case "--token": ordersToken = value()
+    case "--pki": pkiFolder = value()
     case "--help", "-h":
         print(usage)
         exit(0)
@@ -94,7 +98,14 @@ do {
         exit(0)
     }
     let source: PlantSimulationService.Source = replayPath.map { .recording(path: $0, speed: speed) } ?? .scenario(scenario, seed: seed ?? (scenarioPath == nil ? 1 : nil))
-    let plant = try PlantSimulationService(config: config, stationIDs: stationIDs.isEmpty ? nil : stationIDs, source: source, logger: logger)
+    var security: SimulatorSecurity?
+    if config.stations.contains(where: { $0.protocol == .opcua && $0.security?.isSecure == true }) {
+        let made = try SimulatorSecurity(config: config, pkiFolder: pkiFolder, logger: logger.named("pki"))
+        logger.info("secure OPC UA stations use the certificate \(made.store.ownCertificatePath) (thumbprint \(made.own.certificate.thumbprintHex)); mes-server trusts it once the file is in its pki/trusted/")
+        security = made
+    }
+    let plant = try PlantSimulationService(config: config, stationIDs: stationIDs.isEmpty ? nil : stationIDs, source: source, logger: logger,
+                                           security: security)
     if let ordersURL {
         guard config.hasModels else { fail("--orders needs a plant config with models") }
         try SimulatedOrdersSetup.attach(to: plant, url: ordersURL, token: ordersToken, logger: logger)

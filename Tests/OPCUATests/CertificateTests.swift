@@ -116,14 +116,14 @@ final class CertificateTests: XCTestCase {
         let server = try Certificate.selfSigned(CertificateRequest(applicationURI: "urn:plc:1", commonName: "PLC 1")).certificate
 
         let verdict = store.verdict(peerCertificate: server.der, expectedApplicationURI: "urn:plc:1")
-        XCTAssertEqual(verdict.status, CertificateStatus.untrusted)
+        XCTAssertEqual(verdict.status, StatusCode.badCertificateUntrusted)
         let saved = folder.path + "/rejected/\(server.thumbprintHex).der"
         XCTAssertEqual(verdict.savedTo, saved)
         XCTAssertEqual(try Certificate.load(path: saved), server)
         XCTAssertTrue(verdict.message.contains("server certificate not trusted"), verdict.message)
         XCTAssertTrue(verdict.message.contains("move it to \(folder.path)/trusted/ to accept"), verdict.message)
         // Again: still untrusted, one file.
-        XCTAssertEqual(store.check(peerCertificate: server.der, expectedApplicationURI: nil), CertificateStatus.untrusted)
+        XCTAssertEqual(store.check(peerCertificate: server.der, expectedApplicationURI: nil), StatusCode.badCertificateUntrusted)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path + "/rejected"), ["\(server.thumbprintHex).der"])
 
         // Moved to trusted/ (as the README says): accepted without a new store.
@@ -133,7 +133,7 @@ final class CertificateTests: XCTestCase {
 
         // Removed from trusted/: refused again.
         XCTAssertEqual(unlink(folder.path + "/trusted/\(server.thumbprintHex).der"), 0)
-        XCTAssertEqual(store.check(peerCertificate: server.der, expectedApplicationURI: nil), CertificateStatus.untrusted)
+        XCTAssertEqual(store.check(peerCertificate: server.der, expectedApplicationURI: nil), StatusCode.badCertificateUntrusted)
     }
 
     func testTrustedPEMFileIsAcceptedAndTheURIIsChecked() throws {
@@ -144,12 +144,12 @@ final class CertificateTests: XCTestCase {
         try server.pem.write(toFile: folder.path + "/trusted/plc2.pem", atomically: true, encoding: .utf8)
         XCTAssertNil(store.check(peerCertificate: server.der, expectedApplicationURI: "urn:plc:2"))
         let wrong = store.verdict(peerCertificate: server.der, expectedApplicationURI: "urn:plc:3")
-        XCTAssertEqual(wrong.status, CertificateStatus.uriInvalid)
+        XCTAssertEqual(wrong.status, StatusCode.badCertificateUriInvalid)
         XCTAssertTrue(wrong.message.contains("urn:plc:2") && wrong.message.contains("urn:plc:3"), wrong.message)
         // A file in trusted/ that is not a certificate is skipped, not fatal.
         try "junk".write(toFile: folder.path + "/trusted/readme.txt", atomically: true, encoding: .utf8)
         XCTAssertNil(store.check(peerCertificate: server.der, expectedApplicationURI: nil))
-        XCTAssertEqual(store.check(peerCertificate: [1, 2, 3], expectedApplicationURI: nil), CertificateStatus.invalid)
+        XCTAssertEqual(store.check(peerCertificate: [1, 2, 3], expectedApplicationURI: nil), StatusCode.badCertificateInvalid)
     }
 
     func testExpiredNotYetValidAndWrongKeyUsageHaveTheirOwnStatus() throws {
@@ -173,13 +173,13 @@ final class CertificateTests: XCTestCase {
             try Data(cert.der).write(to: URL(fileURLWithPath: folder.path + "/trusted/\(index).der"))
         }
         let old = store.verdict(peerCertificate: expired.der, expectedApplicationURI: nil)
-        XCTAssertEqual(old.status, CertificateStatus.timeInvalid)
+        XCTAssertEqual(old.status, StatusCode.badCertificateTimeInvalid)
         XCTAssertTrue(old.message.hasPrefix("certificate expired on"), old.message)
         let soon = store.verdict(peerCertificate: early.der, expectedApplicationURI: nil)
-        XCTAssertEqual(soon.status, CertificateStatus.timeInvalid)
+        XCTAssertEqual(soon.status, StatusCode.badCertificateTimeInvalid)
         XCTAssertTrue(soon.message.hasPrefix("certificate not valid before"), soon.message)
         let use = store.verdict(peerCertificate: narrow.der, expectedApplicationURI: "urn:plc:sign")
-        XCTAssertEqual(use.status, CertificateStatus.useNotAllowed)
+        XCTAssertEqual(use.status, StatusCode.badCertificateUseNotAllowed)
         XCTAssertTrue(use.message.contains("keyEncipherment"), use.message)
         // No extendedKeyUsage extension at all is fine (many PLCs' certificates have none).
         XCTAssertNil(store.check(peerCertificate: plain.der, expectedApplicationURI: "urn:plc:email"))
@@ -195,7 +195,7 @@ final class CertificateTests: XCTestCase {
         XCTAssertNil(store.check(peerCertificate: before.der, expectedApplicationURI: "urn:plc:9"))
         let after = try Certificate.selfSigned(CertificateRequest(applicationURI: "urn:plc:9", commonName: "PLC 9")).certificate
         let verdict = store.verdict(peerCertificate: after.der, expectedApplicationURI: "urn:plc:9")
-        XCTAssertEqual(verdict.status, CertificateStatus.untrusted)
+        XCTAssertEqual(verdict.status, StatusCode.badCertificateUntrusted)
         XCTAssertTrue(verdict.message.hasPrefix("server changed its certificate"), verdict.message)
         XCTAssertTrue(verdict.message.contains(before.thumbprintHex) && verdict.message.contains(after.thumbprintHex), verdict.message)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder.path + "/rejected/\(after.thumbprintHex).der"))
@@ -208,7 +208,7 @@ final class CertificateTests: XCTestCase {
         let a = RecordingTrust(store: store), b = RecordingTrust(store: store)
         let cert = try Certificate.selfSigned(CertificateRequest(applicationURI: "urn:plc:a", commonName: "A")).certificate
         XCTAssertNil(a.lastVerdict)
-        XCTAssertEqual(a.check(peerCertificate: cert.der, expectedApplicationURI: nil), CertificateStatus.untrusted)
+        XCTAssertEqual(a.check(peerCertificate: cert.der, expectedApplicationURI: nil), StatusCode.badCertificateUntrusted)
         XCTAssertEqual(a.lastVerdict?.thumbprint, cert.thumbprintHex)
         XCTAssertNil(b.lastVerdict)
     }

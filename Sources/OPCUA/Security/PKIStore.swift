@@ -4,27 +4,6 @@ import Runtime
 import Glibc
 #endif
 
-/// The status codes of certificate checks (OPC 10000-4 7.38).
-public enum CertificateStatus {
-    public static let invalid = StatusCode(0x8012_0000)
-    public static let timeInvalid = StatusCode(0x8014_0000)
-    public static let uriInvalid = StatusCode(0x8017_0000)
-    public static let useNotAllowed = StatusCode(0x8018_0000)
-    public static let untrusted = StatusCode(0x801A_0000)
-
-    /// The status name, for messages (`BadCertificateUntrusted`).
-    public static func name(_ status: StatusCode) -> String {
-        switch status {
-        case invalid: "BadCertificateInvalid"
-        case timeInvalid: "BadCertificateTimeInvalid"
-        case uriInvalid: "BadCertificateUriInvalid"
-        case useNotAllowed: "BadCertificateUseNotAllowed"
-        case untrusted: "BadCertificateUntrusted"
-        default: status.description
-        }
-    }
-}
-
 /// The outcome of a certificate check: nil status when accepted, and one sentence for a person.
 public struct CertificateVerdict: Sendable, Equatable, CustomStringConvertible {
     public var status: StatusCode?
@@ -147,7 +126,7 @@ public final class PKIStore: CertificateTrust, Sendable {
         do {
             certificate = try Certificate(der: der)
         } catch {
-            return logged(CertificateVerdict(status: CertificateStatus.invalid, message: "peer certificate does not parse: \(error)",
+            return logged(CertificateVerdict(status: .badCertificateInvalid, message: "peer certificate does not parse: \(error)",
                                              thumbprint: ""), key: "invalid:\(Certificate.sha1(der))")
         }
         let thumbprint = certificate.thumbprintHex
@@ -158,29 +137,29 @@ public final class PKIStore: CertificateTrust, Sendable {
 
         let now = clock()
         if now > certificate.notAfter {
-            return logged(CertificateVerdict(status: CertificateStatus.timeInvalid,
+            return logged(CertificateVerdict(status: .badCertificateTimeInvalid,
                                              message: "certificate expired on \(Timestamps.day(certificate.notAfter)): \(certificate)",
                                              thumbprint: thumbprint))
         }
         if now < certificate.notBefore {
-            return logged(CertificateVerdict(status: CertificateStatus.timeInvalid,
+            return logged(CertificateVerdict(status: .badCertificateTimeInvalid,
                                              message: "certificate not valid before \(Timestamps.day(certificate.notBefore)): \(certificate)",
                                              thumbprint: thumbprint))
         }
         if let expected = expectedApplicationURI, !expected.isEmpty, !certificate.uris.contains(expected) {
-            return logged(CertificateVerdict(status: CertificateStatus.uriInvalid,
+            return logged(CertificateVerdict(status: .badCertificateUriInvalid,
                                              message: "certificate names application URI \(certificate.applicationURI ?? "(none)"), the server says \(expected): \(certificate)",
                                              thumbprint: thumbprint))
         }
         if let usage = certificate.keyUsage {
             let missing = KeyUsage([.digitalSignature, .keyEncipherment]).subtracting(usage)
             if !missing.isEmpty {
-                return logged(CertificateVerdict(status: CertificateStatus.useNotAllowed,
+                return logged(CertificateVerdict(status: .badCertificateUseNotAllowed,
                                                  message: "certificate lacks key usage \(missing): \(certificate)", thumbprint: thumbprint))
             }
         }
         if let extended = certificate.extendedKeyUsage, extended.isEmpty {
-            return logged(CertificateVerdict(status: CertificateStatus.useNotAllowed,
+            return logged(CertificateVerdict(status: .badCertificateUseNotAllowed,
                                              message: "certificate's extended key usage allows neither serverAuth nor clientAuth: \(certificate)",
                                              thumbprint: thumbprint))
         }
@@ -208,14 +187,14 @@ public final class PKIStore: CertificateTrust, Sendable {
         } else {
             message = "server certificate not trusted (\(certificate)): \(place)"
         }
-        return logged(CertificateVerdict(status: CertificateStatus.untrusted, message: message, thumbprint: certificate.thumbprintHex, savedTo: saved))
+        return logged(CertificateVerdict(status: .badCertificateUntrusted, message: message, thumbprint: certificate.thumbprintHex, savedTo: saved))
     }
 
     private func logged(_ verdict: CertificateVerdict, key: String? = nil) -> CertificateVerdict {
         let key = key ?? "\(verdict.thumbprint):\(verdict.status?.rawValue ?? 0)"
         let first = state.withLock { $0.logged.insert(key).inserted }
         if first {
-            if verdict.accepted { logger.info(verdict.message) } else { logger.warning("\(CertificateStatus.name(verdict.status!)): \(verdict.message)") }
+            if verdict.accepted { logger.info(verdict.message) } else { logger.warning("\(verdict.status!): \(verdict.message)") }
         }
         return verdict
     }
