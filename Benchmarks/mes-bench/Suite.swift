@@ -6,7 +6,7 @@ import Runtime
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 struct BenchSuite: Sendable {
-    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify", "operations", "recall", "energy"]
+    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "opcua-secure", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify", "operations", "recall", "energy"]
     let short: Bool
 
     init(short: Bool) { self.short = short }
@@ -30,6 +30,7 @@ struct BenchSuite: Sendable {
         case "genealogy": try genealogy()
         case "modbus": try modbus()
         case "opcua": try opcua()
+        case "opcua-secure": try opcuaSecure()
         case "replay": try replay()
         case "e2e": try endToEnd()
         case "soak": try soak()
