@@ -25,8 +25,11 @@ enum OPCUASecurityFactory {
     }
 
     /// `--simulate`: the simulated stations' certificate (in `<pki>/simulator`), trusted by this server's client.
-    static func simulatorSecurity(config: PlantConfig, clientContext: OPCUAClientSecurityContext, logger: Logger) throws -> SimulatorSecurity {
-        let security = try SimulatorSecurity(config: config, pkiFolder: clientContext.store.folder + "/simulator", logger: logger)
+    /// `pkiFolder`: the simulators' own PKI folder (default `<pki>/simulator`).
+    static func simulatorSecurity(config: PlantConfig, clientContext: OPCUAClientSecurityContext, logger: Logger,
+                                  pkiFolder: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SimulatorSecurity {
+        let security = try SimulatorSecurity(config: config, pkiFolder: pkiFolder ?? clientContext.store.folder + "/simulator",
+                                             environment: environment, logger: logger)
         let path = try security.trust(in: clientContext.store)
         logger.info("--simulate: the simulated OPC UA stations' certificate is trusted as \(path)")
         return security

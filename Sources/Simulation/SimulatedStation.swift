@@ -149,6 +149,8 @@ public final class SimulatedStation: Sendable {
             options.logger = logger.named("opcua.server")
             options.logger.level = .warning
             options.security = security
+            // The ApplicationUri the server announces is the one in its certificate (clients check the two agree).
+            if let security { options.applicationUri = security.applicationURI }
             let server = OPCUAServer(options: options)
             let folder = NodeId("Simulator/\(station.id)", namespace: server.namespaceIndex)
             try server.addFolder(nodeId: folder, browseName: station.id)

@@ -17,7 +17,7 @@ public struct CertificateError: Error, Sendable, Equatable, CustomStringConverti
         guard code != 0 else { return CertificateError(what) }
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
-        return CertificateError("\(what): \(String(cString: buffer))")
+        return CertificateError("\(what): \(Certificate.text(buffer))")
     }
 }
 
@@ -201,7 +201,12 @@ public struct Certificate: Sendable, Equatable, CustomStringConvertible {
         guard let name else { return "" }
         var buffer = [CChar](repeating: 0, count: 512)
         guard X509_NAME_oneline(name, &buffer, Int32(buffer.count)) != nil else { return "" }
-        return String(cString: buffer)
+        return text(buffer)
+    }
+
+    /// The text of a NUL-terminated C buffer.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func ipText(_ bytes: [UInt8]) -> String {
