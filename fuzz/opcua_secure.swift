@@ -25,7 +25,7 @@ public func fuzz(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
 }
 
 /// The (policy, mode) of each selector value, in the order of `SecuredChunkHarness.fuzzCases`.
-nonisolated(unsafe) private let harnesses: [SecuredChunkHarness] = {
+private let harnesses: [SecuredChunkHarness] = {
     let folder = ProcessInfo.processInfo.environment["MES_FUZZ_KEYS"] ?? "fuzz/keys"
     do {
         return try SecuredChunkHarness.fuzzCases.map { policy, mode in
