@@ -125,7 +125,7 @@ final class BinaryCodecHardeningTests: XCTestCase {
     }
 
     func testDamagedUAStreamsThrowAndNeverCrash() throws {
-        let corpus = repoRoot.appendingPathComponent("fuzz/corpus/opcua")
+        let corpus = repoRoot.appendingPathComponent("Tests/fuzz/corpus/opcua")
         let seeds = try FileManager.default.contentsOfDirectory(atPath: corpus.path).sorted()
             .map { Array(try Data(contentsOf: corpus.appendingPathComponent($0))) }
         XCTAssertGreaterThanOrEqual(seeds.count, 3)

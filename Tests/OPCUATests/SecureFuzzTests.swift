@@ -5,11 +5,11 @@ import XCTest
 import TestSupport
 
 /// The seeded half of fuzzing secured chunks (README "Fuzzing"; the libFuzzer harness is
-/// fuzz/opcua_secure.swift): the committed seeds get past the signature check, every single-byte
+/// Tests/fuzz/opcua_secure.swift): the committed seeds get past the signature check, every single-byte
 /// change of a sealed chunk is caught, and seeded mutations never trap.
 final class SecureFuzzTests: XCTestCase {
-    static let keys = repoRoot.appendingPathComponent("fuzz/keys").path
-    static let corpus = repoRoot.appendingPathComponent("fuzz/corpus/opcua_secure").path
+    static let keys = repoRoot.appendingPathComponent("Tests/fuzz/keys").path
+    static let corpus = repoRoot.appendingPathComponent("Tests/fuzz/corpus/opcua_secure").path
 
     static func harnesses() throws -> [SecuredChunkHarness] {
         let clientCertificate = Array(try Data(contentsOf: URL(fileURLWithPath: keys + "/client.der")))
@@ -48,7 +48,7 @@ final class SecureFuzzTests: XCTestCase {
 
     /// Writes the seed corpus (run once with MES_WRITE_FUZZ_SEEDS=1 after changing the chunk layout).
     func testWriteSeedsWhenAsked() throws {
-        guard ProcessInfo.processInfo.environment["MES_WRITE_FUZZ_SEEDS"] == "1" else { throw XCTSkip("set MES_WRITE_FUZZ_SEEDS=1 to rewrite fuzz/corpus/opcua_secure") }
+        guard ProcessInfo.processInfo.environment["MES_WRITE_FUZZ_SEEDS"] == "1" else { throw XCTSkip("set MES_WRITE_FUZZ_SEEDS=1 to rewrite Tests/fuzz/corpus/opcua_secure") }
         var harnesses = try Self.harnesses()
         try FileManager.default.createDirectory(atPath: Self.corpus, withIntermediateDirectories: true)
         for index in harnesses.indices {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Both ends of one secured channel with fixed keys, for fuzzing the receive path of signed and
-/// encrypted chunks (`fuzz/opcua_secure.swift`, `Tests/OPCUATests/SecureFuzzTests.swift`; README "Fuzzing").
+/// encrypted chunks (`Tests/fuzz/opcua_secure.swift`, `Tests/OPCUATests/SecureFuzzTests.swift`; README "Fuzzing").
 ///
 /// The sending end seals OPN (asymmetric: the client's key signs, the server's certificate encrypts)
 /// and MSG/CLO chunks (symmetric: keys derived from two fixed nonces, token 1 of channel 1); the

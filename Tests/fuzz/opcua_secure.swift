@@ -2,9 +2,9 @@ import Foundation
 import OPCUA
 
 /// libFuzzer entry for secured OPC UA chunks: the first byte picks a policy and mode, the rest is a UA-TCP
-/// stream fed to a server end holding fixed keys (fuzz/keys, `SecuredChunkHarness`): OPN chunks are
+/// stream fed to a server end holding fixed keys (Tests/fuzz/keys, `SecuredChunkHarness`): OPN chunks are
 /// decrypted with the server's key and their signature checked with the client's, MSG/CLO chunks with the
-/// token's symmetric keys. The seeds (fuzz/corpus/opcua_secure) are sealed with the same keys, so their
+/// token's symmetric keys. The seeds (Tests/fuzz/corpus/opcua_secure) are sealed with the same keys, so their
 /// mutations reach padding, sequence and assembly code, and whole messages reach the service decoders.
 /// Errors are fine, crashes and hangs are not.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -26,7 +26,7 @@ public func fuzz(_ data: UnsafeRawPointer, _ size: Int) -> CInt {
 
 /// The (policy, mode) of each selector value, in the order of `SecuredChunkHarness.fuzzCases`.
 private let harnesses: [SecuredChunkHarness] = {
-    let folder = ProcessInfo.processInfo.environment["MES_FUZZ_KEYS"] ?? "fuzz/keys"
+    let folder = ProcessInfo.processInfo.environment["MES_FUZZ_KEYS"] ?? "Tests/fuzz/keys"
     do {
         return try SecuredChunkHarness.fuzzCases.map { policy, mode in
             try SecuredChunkHarness(policy: policy, mode: mode,
