@@ -11,6 +11,8 @@ var targets: [Target] = [
     .systemLibrary(name: "CEpoll"),
     // OpenSSL (libssl, libcrypto): TLS for HTTPS, SHA-256 and random bytes for tokens.
     .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+    // libpq: the PostgreSQL store (`--db postgresql://…`, README "PostgreSQL").
+    .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
     .target(name: "Runtime", dependencies: ["CEpoll"]),
     .target(name: "PlantModel", dependencies: ["Runtime"]),
@@ -20,7 +22,7 @@ var targets: [Target] = [
     .target(name: "Tracking", dependencies: ["Runtime", "PlantModel"]),
     .target(name: "Quality", dependencies: ["COpenSSL", "Runtime", "PlantModel", "Tracking"]),
     .target(name: "Orders", dependencies: ["Runtime", "PlantModel"]),
-    .target(name: "Storage", dependencies: ["CSQLite", "Runtime"]),
+    .target(name: "Storage", dependencies: ["CSQLite", "CLibPQ", "Runtime"]),
     .target(name: "PlantStore", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage"]),
     // The data-flow spine: adapters' events → tracking and quality → storage; the API's ports.
     .target(name: "Pipeline", dependencies: ["Runtime", "PlantModel", "Tracking", "Quality", "Orders", "Storage", "PlantStore"]),
