@@ -30,12 +30,14 @@ public struct ServerOptions: Sendable, Equatable {
     public init() {}
 
     public static let usage = """
-    usage: mes-server [--config FILE] [--db FILE] [--listen HOST:PORT] [--simulate] [--record FILE]
+    usage: mes-server [--config FILE] [--db FILE|URL] [--listen HOST:PORT] [--simulate] [--record FILE]
                       [--replay FILE [--speed X|max] [--exit-after-replay]] [--dashboards DIR] [--log-level LEVEL]
                       [--tls-cert FILE --tls-key FILE]
            mes-server tokens add --file FILE --user NAME --role ROLE [--days N]
       --config FILE        plant configuration (default Stations/plant.json)
-      --db FILE            SQLite database (default var/mes.sqlite; parent folders are created)
+      --db FILE|URL        SQLite database (default var/mes.sqlite; parent folders are created), or
+                           PostgreSQL: postgresql://user:pass@host:port/db (a libpq URI; also
+                           postgres://, and multi-host ones with target_session_attrs=read-write)
       --listen HOST:PORT   HTTP address (default 127.0.0.1:8080; loopback unless told otherwise)
       --simulate           also serve the config's stations from in-process simulators
       --record FILE        write every polled sample to FILE (JSON Lines)

@@ -152,7 +152,7 @@ public final class MESServer: Sendable {
         let host = options.host
         let loopback = host.hasPrefix("127.") || host == "localhost"
         logger.info("listening on \(http.scheme)://\(host):\(port)/ (\(loopback ? "loopback only" : "reachable from other machines: \(host)"))")
-        logger.info("plant \"\(config.plant)\": \(config.stations.count) stations, database \(options.database)")
+        logger.info("plant \"\(config.plant)\": \(config.stations.count) stations, database \(Database.redacted(options.database))")
         try await group.run()
         logger.info("stopped cleanly")
     }

@@ -49,6 +49,43 @@ public enum OperationQuery {
             INSERT OR REPLACE INTO operation_measurements (signal, value, op, completed_ms)
             SELECT j.key, j.value, o.rowid, o.completed_ms FROM operations o, json_each(o.measurements) j
             WHERE o.state = 'completed' AND o.completed_ms IS NOT NULL AND j.type IN ('integer', 'real');
+            """, postgres: PostgresDialect.translate("""
+            CREATE INDEX IF NOT EXISTS operations_completed ON operations (completed_ms);
+            CREATE INDEX IF NOT EXISTS operations_nok_completed ON operations (completed_ms) WHERE result = 'nok';
+
+            CREATE TABLE operation_measurements (
+                signal TEXT NOT NULL,
+                value REAL NOT NULL,
+                op INTEGER NOT NULL,
+                completed_ms INTEGER NOT NULL,
+                PRIMARY KEY (signal, value, op)
+            ) WITHOUT ROWID;
+            CREATE INDEX operation_measurements_op ON operation_measurements (op);
+            """) + """
+            CREATE FUNCTION mes_operation_measurements() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                    DELETE FROM operation_measurements WHERE op = OLD.rowid;
+                END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state = 'completed' AND NEW.completed_ms IS NOT NULL THEN
+                    INSERT INTO operation_measurements (signal, value, op, completed_ms)
+                    SELECT key, value::double precision, NEW.rowid, NEW.completed_ms FROM mes_json_each(NEW.measurements)
+                    WHERE type IN ('integer', 'real')
+                    ON CONFLICT (signal, value, op) DO UPDATE SET completed_ms = excluded.completed_ms;
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER operation_measurements_insert AFTER INSERT ON operations
+                FOR EACH ROW EXECUTE FUNCTION mes_operation_measurements();
+            CREATE TRIGGER operation_measurements_update AFTER UPDATE OF measurements, state, completed_ms ON operations
+                FOR EACH ROW EXECUTE FUNCTION mes_operation_measurements();
+            CREATE TRIGGER operation_measurements_delete AFTER DELETE ON operations
+                FOR EACH ROW EXECUTE FUNCTION mes_operation_measurements();
+
+            INSERT INTO operation_measurements (signal, value, op, completed_ms)
+            SELECT j.key, j.value::double precision, o.rowid, o.completed_ms FROM operations o, mes_json_each(o.measurements) j
+            WHERE o.state = 'completed' AND o.completed_ms IS NOT NULL AND j.type IN ('integer', 'real')
+            ON CONFLICT DO NOTHING;
             """),
     ])
 

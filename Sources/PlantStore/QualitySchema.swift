@@ -7,9 +7,8 @@ import Storage
 /// Times are integer milliseconds since 1970 UTC. The audit table is append-only: triggers
 /// refuse every UPDATE and DELETE, and ``QualityStore`` has no API to change a line.
 public enum QualitySchema {
-    /// The migration group `quality`; pass it in `EventLog.Configuration.migrations`.
-    public static let migrations = MigrationGroup(name: "quality", migrations: [
-        Migration(version: 1, name: "defects, alerts, alert history, audit", sql: """
+    /// The tables of migration 1 (both dialects; its triggers differ).
+    private static let tables = """
             CREATE TABLE defects (
                 id INTEGER PRIMARY KEY,
                 vehicle_id TEXT NOT NULL,
@@ -77,8 +76,18 @@ public enum QualitySchema {
                 target TEXT NOT NULL,
                 detail TEXT NOT NULL
             );
+        """
+
+    /// The migration group `quality`; pass it in `EventLog.Configuration.migrations`.
+    public static let migrations = MigrationGroup(name: "quality", migrations: [
+        Migration(version: 1, name: "defects, alerts, alert history, audit", sql: tables + """
             CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
             CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+            """, postgres: PostgresDialect.translate(tables) + """
+            CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+                FOR EACH ROW EXECUTE FUNCTION mes_refuse_change('the audit trail is append-only');
+            CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+                FOR EACH ROW EXECUTE FUNCTION mes_refuse_change('the audit trail is append-only');
             """),
         Migration(version: 2, name: "the current shift's KPI counters", sql: """
             CREATE TABLE shift_counters (

@@ -1,3 +1,4 @@
+import CLibPQ
 import CSQLite
 import Foundation
 
@@ -19,7 +20,12 @@ extension SQLValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral, Exp
     public init(nilLiteral: ()) { self = .null }
 }
 
-/// One SQLite connection: the sole owner of its `sqlite3` handle.
+/// One database connection: SQLite (a file path; the sole owner of its `sqlite3` handle) or
+/// PostgreSQL (a `postgresql://` URI, through libpq; README "PostgreSQL").
+///
+/// The plant's SQL is written once, in SQLite's dialect; on PostgreSQL each statement goes
+/// through ``PostgresDialect`` once, when it is prepared (and is then prepared on the server,
+/// `PQprepare`, and cached per connection like SQLite's statements). ``dialect`` says which.
 ///
 /// Thread-confined, so not `Sendable`: a connection is used by the thread that holds it (the event
 /// log's writer thread, or a read connection borrowed from a ``ReadPool``); to give it to another
@@ -52,7 +58,17 @@ public final class Database {
 
     public let path: String
     public let mode: Mode
+    /// Which SQL this connection speaks (the SQL given to it is always SQLite's; see ``PostgresDialect``).
+    public let dialect: SQLDialect
+    /// True for a PostgreSQL connection.
+    public var isPostgres: Bool { dialect == .postgres }
     private var handle: OpaquePointer?
+    /// The PostgreSQL connection (nil for SQLite).
+    let pg: PGConnection?
+    /// Statements in PostgreSQL's dialect, by their SQLite text (PostgreSQL only).
+    private var translations: [String: String] = [:]
+    /// Unique keys per table (primary key first), for `INSERT OR REPLACE` (PostgreSQL only).
+    private var uniqueKeys: [String: [[String]]] = [:]
     private var cache: [String: Statement] = [:]
     /// The closure behind ``setWALCommitHook(_:)``, kept alive while SQLite holds a pointer to it.
     private var walHook: WALHookBox?
@@ -62,9 +78,21 @@ public final class Database {
     /// A read-write connection is put in WAL mode with foreign keys on. Throws a ``SQLiteError``
     /// naming the path: `.cannotOpen` (bad path), `.readOnly` (the file cannot be written),
     /// `.busy` (another process holds an exclusive lock), `.corrupt` (not a database).
+    ///
+    /// A `postgresql://` or `postgres://` URI (libpq's, multi-host strings included) opens a
+    /// PostgreSQL connection instead; it throws a ``PostgresError`` naming the server (never the
+    /// password) with libpq's message when it cannot connect. A read-only PostgreSQL connection
+    /// reads each transaction in one snapshot (repeatable read).
     public init(path: String, mode: Mode = .readWrite, options: Options = Options()) throws {
         self.path = path
         self.mode = mode
+        if isPostgresURL(path) {
+            dialect = .postgres
+            pg = try PGConnection(url: path, readOnly: mode == .readOnly)
+            return
+        }
+        dialect = .sqlite
+        pg = nil
         let context = "open \(path)"
         if mode == .readWrite {
             let folder = (path as NSString).deletingLastPathComponent
@@ -146,20 +174,48 @@ public final class Database {
     }
 
     deinit {
-        assert(handle == nil, "Database \(path) was not closed")
-        if handle != nil { close() }
+        assert(handle == nil && pg?.handle == nil, "Database \(Database.redacted(path)) was not closed")
+        if handle != nil || pg?.handle != nil { close() }
     }
 
-    /// Sets how long statements wait for another connection's lock before SQLITE_BUSY.
+    /// `path` for messages and logs: a PostgreSQL URI without its password (a file path as is).
+    public static func redacted(_ path: String) -> String {
+        guard isPostgresURL(path), let scheme = path.range(of: "://") else { return path }
+        let rest = path[scheme.upperBound...]
+        // user:password@host… → user:***@host… (only the part before the first '/' or '?').
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        var authority = String(rest[..<authorityEnd])
+        if let at = authority.lastIndex(of: "@") {
+            let userInfo = authority[..<at]
+            if let colon = userInfo.firstIndex(of: ":") {
+                authority = String(userInfo[..<colon]) + ":***" + authority[at...]
+            }
+        }
+        var tail = String(rest[authorityEnd...])
+        // A password given as a parameter (…?password=secret).
+        if let range = tail.range(of: "password=") {
+            let end = tail[range.upperBound...].firstIndex(of: "&") ?? tail.endIndex
+            tail.replaceSubrange(range.upperBound..<end, with: "***")
+        }
+        return String(path[..<scheme.upperBound]) + authority + tail
+    }
+
+    /// Sets how long statements wait for another connection's lock before SQLITE_BUSY (SQLite only).
     public func setBusyTimeout(milliseconds: Int32) {
         if let handle { sqlite3_busy_timeout(handle, milliseconds) }
     }
 
     /// Whether ``close()`` has been called.
-    public var isClosed: Bool { handle == nil }
+    public var isClosed: Bool { pg.map { $0.handle == nil } ?? (handle == nil) }
 
     /// Finalizes cached statements and closes the handle. Safe to call twice.
     public func close() {
+        if let pg {
+            for statement in cache.values { statement.finalize() }
+            cache.removeAll()
+            pg.close()
+            return
+        }
         guard let handle else { return }
         for statement in cache.values { statement.finalize() }
         cache.removeAll()
@@ -175,7 +231,7 @@ public final class Database {
     /// a hook set, this connection never checkpoints by itself and `PRAGMA wal_autocheckpoint`
     /// reads 0. The event log uses it to tell its checkpointer how long the WAL is.
     public func setWALCommitHook(_ body: ((Int) -> Void)?) {
-        guard let handle else { return }
+        guard let handle else { return } // PostgreSQL: nothing (its WAL is the server's)
         guard let body else {
             sqlite3_wal_hook(handle, nil, nil)
             walHook = nil
@@ -205,6 +261,11 @@ public final class Database {
 
     /// Compiles one statement. The statement must not outlive this connection's ``close()``.
     public func prepare(_ sql: String) throws -> Statement {
+        if let pg {
+            let statement = PGStatement(name: pg.makeName(), sql: translated(sql))
+            try statement.prepare(on: pg)
+            return Statement(pg: statement, database: self, sql: sql)
+        }
         let handle = try requireHandle("prepare")
         var raw: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &raw, nil)
@@ -228,6 +289,10 @@ public final class Database {
 
     /// Runs one or more statements without arguments (`CREATE …; CREATE …`).
     public func execute(_ sql: String) throws {
+        if let pg {
+            try pg.exec(translated(sql))
+            return
+        }
         let handle = try requireHandle("execute")
         var errorMessage: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
@@ -244,8 +309,9 @@ public final class Database {
         let statement = try cached(sql)
         try statement.bind(arguments)
         while try statement.step() {}
+        let changes = pg == nil ? Int(sqlite3_changes(handle)) : statement.changes
         statement.reset()
-        return Int(sqlite3_changes(handle))
+        return changes
     }
 
     /// Runs a query and maps each row.
@@ -269,10 +335,68 @@ public final class Database {
     }
 
     /// The rowid of the last insert on this connection.
+    /// SQLite only (0 on PostgreSQL).
     public var lastInsertRowID: Int64 { handle.map { sqlite3_last_insert_rowid($0) } ?? 0 }
 
-    /// True when no transaction is open.
-    public var isAutocommit: Bool { handle.map { sqlite3_get_autocommit($0) != 0 } ?? true }
+    /// True when no transaction is open (on PostgreSQL also when the connection is broken: there
+    /// is nothing to roll back then).
+    public var isAutocommit: Bool {
+        if let pg {
+            let status = pg.transactionStatus
+            return status == PQTRANS_IDLE || status == PQTRANS_UNKNOWN
+        }
+        return handle.map { sqlite3_get_autocommit($0) != 0 } ?? true
+    }
+
+    /// Runs SQL in PostgreSQL's dialect as is, without the dialect step (PostgreSQL only; a
+    /// migration's `postgres:` text). Several statements allowed.
+    public func executeNative(_ sql: String) throws {
+        guard let pg else { return try execute(sql) }
+        try pg.exec(sql)
+    }
+
+    /// Copies rows into `table` with `COPY … FROM STDIN` (PostgreSQL only): the event log's bulk insert.
+    func copy(into table: String, columns: [String], text: PGCopyText) throws {
+        guard let pg else { return }
+        try pg.copy(into: table, columns: columns, rows: text.bytes)
+    }
+
+    /// `sql` in PostgreSQL's dialect (translated once per text).
+    private func translated(_ sql: String) -> String {
+        if let known = translations[sql] { return known }
+        let text = PostgresDialect.translate(sql) { [unowned self] table in uniqueKeys(of: table) }
+        translations[sql] = text
+        return text
+    }
+
+    /// The unique keys of `table` (primary key first; partial indexes left out) from PostgreSQL's catalog.
+    private func uniqueKeys(of table: String) -> [[String]] {
+        if let known = uniqueKeys[table] { return known }
+        guard let pg, let handle = pg.handle else { return [] }
+        let sql = """
+            SELECT i.indexrelid, a.attname FROM pg_index i
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+            WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL
+            ORDER BY i.indisprimary DESC, i.indexrelid, array_position(i.indkey, a.attnum)
+            """
+        var keys: [[String]] = []
+        var lastIndex = ""
+        let result = table.withCString { name in
+            var values: [UnsafePointer<CChar>?] = [name]
+            return PQexecParams(handle, sql, 1, nil, &values, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        if let result, PQresultStatus(result) == PGRES_TUPLES_OK {
+            for row in 0..<PQntuples(result) {
+                let index = String(cString: PQgetvalue(result, row, 0))
+                let column = String(cString: PQgetvalue(result, row, 1))
+                if index != lastIndex { keys.append([]); lastIndex = index }
+                keys[keys.count - 1].append(column)
+            }
+        }
+        if !keys.isEmpty { uniqueKeys[table] = keys }
+        return keys
+    }
 
     // MARK: Transactions
 
@@ -317,11 +441,21 @@ private final class WALHookBox {
 /// Parameters are 1-based in `bind(_:at:)`; columns are 0-based in the getters.
 public final class Statement {
     private var handle: OpaquePointer?
+    /// The PostgreSQL statement (nil on SQLite).
+    private let pg: PGStatement?
     private unowned let database: Database
     public let sql: String
 
     init(handle: OpaquePointer, database: Database, sql: String) {
         self.handle = handle
+        self.pg = nil
+        self.database = database
+        self.sql = sql
+    }
+
+    init(pg: PGStatement, database: Database, sql: String) {
+        self.handle = nil
+        self.pg = pg
         self.database = database
         self.sql = sql
     }
@@ -329,9 +463,17 @@ public final class Statement {
     deinit { finalize() }
 
     func finalize() {
+        if let pg { pg.reset(on: database.pg); return }
         if let handle { sqlite3_finalize(handle) }
         handle = nil
     }
+
+    /// Rows changed by the last execution (PostgreSQL; SQLite asks the connection).
+    var changes: Int { pg?.changes ?? 0 }
+
+    /// Rows one at a time from the server instead of the whole result at once (PostgreSQL: an
+    /// export's cursor); set before the first ``step()``.
+    func setStreaming(_ on: Bool) { pg?.streaming = on }
 
     private func check(_ rc: Int32) throws {
         if rc != SQLITE_OK { throw database.lastError(rc, sql: sql) }
@@ -339,6 +481,7 @@ public final class Statement {
 
     /// Binds one value at a 1-based index.
     public func bind(_ value: SQLValue, at index: Int32) throws {
+        if let pg { pg.bind(value, at: index); return }
         switch value {
         case .null: try check(sqlite3_bind_null(handle, index))
         case .integer(let v): try check(sqlite3_bind_int64(handle, index, v))
@@ -351,9 +494,16 @@ public final class Statement {
         }
     }
 
-    public func bind(_ value: Int64, at index: Int32) throws { try check(sqlite3_bind_int64(handle, index, value)) }
-    public func bind(_ value: Double, at index: Int32) throws { try check(sqlite3_bind_double(handle, index, value)) }
+    public func bind(_ value: Int64, at index: Int32) throws {
+        if let pg { pg.bind(.integer(value), at: index); return }
+        try check(sqlite3_bind_int64(handle, index, value))
+    }
+    public func bind(_ value: Double, at index: Int32) throws {
+        if let pg { pg.bind(.real(value), at: index); return }
+        try check(sqlite3_bind_double(handle, index, value))
+    }
     public func bind(_ value: String?, at index: Int32) throws {
+        if let pg { pg.bind(value.map { .text($0) } ?? .null, at: index); return }
         if let value { try bindText(value, at: index) }
         else { try check(sqlite3_bind_null(handle, index)) }
     }
@@ -375,6 +525,10 @@ public final class Statement {
 
     /// Steps once: true when a row is available, false when done.
     public func step() throws -> Bool {
+        if let pg {
+            guard let connection = database.pg else { throw PostgresError(sqlState: "08003", message: "database is closed", sql: sql) }
+            return try pg.step(on: connection)
+        }
         let rc = sqlite3_step(handle)
         switch rc {
         case SQLITE_ROW: return true
@@ -388,30 +542,67 @@ public final class Statement {
 
     /// Resets the statement and clears its bindings.
     public func reset() {
+        if let pg {
+            pg.reset(on: database.pg)
+            pg.clearBindings()
+            return
+        }
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
     }
 
-    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
-    public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
-    public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
+    public func isNull(_ column: Int32) -> Bool {
+        if let pg { return pg.isNull(column) }
+        return sqlite3_column_type(handle, column) == SQLITE_NULL
+    }
+    public func int64(_ column: Int32) -> Int64 {
+        if let pg { return pg.int64(column) }
+        return sqlite3_column_int64(handle, column)
+    }
+    public func double(_ column: Int32) -> Double {
+        if let pg { return pg.double(column) }
+        return sqlite3_column_double(handle, column)
+    }
     public func text(_ column: Int32) -> String? {
+        if let pg {
+            guard let pointer = pg.cString(column) else { return nil }
+            if pg.type(column) == PGType.bool { return pointer.pointee == CChar(UInt8(ascii: "t")) ? "1" : "0" }
+            return String(decoding: UnsafeRawBufferPointer(start: pointer, count: pg.length(column)), as: UTF8.self)
+        }
         guard let pointer = sqlite3_column_text(handle, column) else { return nil }
         let count = Int(sqlite3_column_bytes(handle, column))
         return String(decoding: UnsafeRawBufferPointer(start: pointer, count: count), as: UTF8.self)
     }
     /// The column's UTF-8 text and its length in bytes (valid until the next step); nil when NULL.
     func textPointer(_ column: Int32) -> (UnsafeRawPointer, Int)? {
+        if let pg {
+            guard let pointer = pg.cString(column) else { return nil }
+            return (UnsafeRawPointer(pointer), pg.length(column))
+        }
         guard let pointer = sqlite3_column_text(handle, column) else { return nil }
         return (UnsafeRawPointer(pointer), Int(sqlite3_column_bytes(handle, column)))
     }
     public func blob(_ column: Int32) -> [UInt8]? {
+        if let pg { return pg.blob(column) }
         guard let pointer = sqlite3_column_blob(handle, column) else { return isNull(column) ? nil : [] }
         let count = Int(sqlite3_column_bytes(handle, column))
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
     /// The column as an ``SQLValue`` of its stored type.
     public func value(_ column: Int32) -> SQLValue {
+        if let pg {
+            if pg.isNull(column) { return .null }
+            switch pg.type(column) {
+            case PGType.int2, PGType.int4, PGType.int8, PGType.bool: return .integer(int64(column))
+            case PGType.float4, PGType.float8: return .real(double(column))
+            case PGType.numeric:
+                let text = text(column) ?? "0"
+                if let integer = Int64(text) { return .integer(integer) }
+                return .real(double(column))
+            case PGType.bytea: return .blob(blob(column) ?? [])
+            default: return .text(text(column) ?? "")
+            }
+        }
         switch sqlite3_column_type(handle, column) {
         case SQLITE_INTEGER: return .integer(int64(column))
         case SQLITE_FLOAT: return .real(double(column))
@@ -420,5 +611,5 @@ public final class Statement {
         default: return .null
         }
     }
-    public var columnCount: Int32 { sqlite3_column_count(handle) }
+    public var columnCount: Int32 { pg?.columnCount ?? sqlite3_column_count(handle) }
 }

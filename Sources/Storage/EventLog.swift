@@ -4,7 +4,8 @@ import Runtime
 
 /// An event as stored in the log, with its sequence number.
 public struct StoredEvent: Sendable, Equatable {
-    /// The persisted sequence number: strictly increasing, never reused (gaps are possible).
+    /// The persisted sequence number: strictly increasing, never reused (on SQLite gaps are possible
+    /// where a write failed; on PostgreSQL the ids are gap-free, see ``EventLog``).
     public let seq: Int64
     public let type: String
     public let station: String?
@@ -111,6 +112,17 @@ package enum EventTime {
 /// process once COMMIT returns, see ``Database/Options/synchronous``); the fsyncs happen at
 /// checkpoints, now on the checkpointer.
 ///
+/// **On PostgreSQL** (``Configuration/path`` is a `postgresql://` URI) the same writer commits each
+/// batch in one transaction; the batch's events go in with one `COPY`, and their ids are given at
+/// commit from the last stored id, so ids are gap-free and strictly increasing in commit order
+/// (the number `append` returns is the id, except for appends queued while an earlier write that
+/// failed was still pending: those are stored one lower for each of its events). There is
+/// no checkpointer. A commit that fails because the server is unreachable or restarting keeps the
+/// batch queued and retries (reconnecting) every ``Configuration/retryIntervalMs``; a COMMIT whose
+/// answer was lost is resolved on reconnect from the last stored id (committed: published, not
+/// written twice). Durability: a COMMIT that returned is durable (`synchronous_commit = on`, the
+/// server's default).
+///
 /// Lifecycle: ``open(_:clock:logger:)`` (opens, migrates), ``start()`` (starts the writer
 /// and checkpointer threads; appends before it are queued), ``close()`` (commits what is
 /// pending, stops the checkpointer, checkpoints with TRUNCATE, closes). As a ``Service``, `run()`
@@ -119,7 +131,8 @@ package enum EventTime {
 public final class EventLog: Service, @unchecked Sendable {
     /// Settings with defaults.
     public struct Configuration: Sendable {
-        /// The database file; parent folders are created.
+        /// The database file (parent folders are created), or a PostgreSQL URI
+        /// (`postgresql://user:pass@host:port/db`, README "PostgreSQL").
         public var path: String
         /// Migration groups of other modules (tracking, quality …), applied after storage's own.
         public var migrations: [MigrationGroup] = []
@@ -204,6 +217,11 @@ public final class EventLog: Service, @unchecked Sendable {
     private let logger: Logger
     private let writer: Database
     private let pool: ReadPool
+    /// PostgreSQL: the last id stored in the database (writer thread only); ids are given from it at commit.
+    private var storedSeq: Int64
+    /// PostgreSQL: a batch whose COMMIT got no answer (the connection broke): its item count, last
+    /// id, events and outcomes, resolved before the next commit (writer thread only).
+    private var inDoubt: (count: Int, lastSeq: Int64, events: [StoredEvent], outcomes: [WriteOutcome?])?
 
     private let condition = NSCondition()
     private var pending: [Item] = []
@@ -254,6 +272,7 @@ public final class EventLog: Service, @unchecked Sendable {
         self.nextSeq = maxSeq + 1
         self.processedSeq = maxSeq
         self.committedSeq = maxSeq
+        self.storedSeq = maxSeq
         self.pool = ReadPool(path: configuration.path, capacity: configuration.readConnections, options: configuration.options)
         // The writer never checkpoints: the hook replaces SQLite's automatic checkpoint (and tells the checkpointer the WAL's length).
         writer.setWALCommitHook { [weak self] pages in self?.walCommitted(pages: pages) }
@@ -308,7 +327,7 @@ public final class EventLog: Service, @unchecked Sendable {
             }
             writer.setBusyTimeout(milliseconds: configuration.options.busyTimeoutMs)
             let maxSeq = try writer.scalarInt("SELECT max(seq) FROM events") ?? 0
-            logger.info("storage opened \(configuration.path), last event seq \(maxSeq)")
+            logger.info("storage opened \(Database.redacted(configuration.path)), last event seq \(maxSeq)")
             return EventLog(configuration: configuration, clock: clock, logger: logger, writer: writer, maxSeq: maxSeq)
         } catch {
             writer.close()
@@ -331,7 +350,7 @@ public final class EventLog: Service, @unchecked Sendable {
         thread.name = "storage.writer"
         writerThread = thread
         thread.start()
-        if configuration.checkpoints.enabled {
+        if configuration.checkpoints.enabled && !writer.isPostgres {
             let checkpointer = Thread { [self] in
                 checkpointLoop()
                 checkpointerDone.signal()
@@ -374,10 +393,12 @@ public final class EventLog: Service, @unchecked Sendable {
         let alreadyClosed = writer.isClosed
         condition.unlock()
         if !alreadyClosed {
-            do { try writer.execute("PRAGMA wal_checkpoint(TRUNCATE)") } catch { logger.warning("storage checkpoint at close failed: \(error)") }
+            if !writer.isPostgres {
+                do { try writer.execute("PRAGMA wal_checkpoint(TRUNCATE)") } catch { logger.warning("storage checkpoint at close failed: \(error)") }
+            }
             writer.close()
             pool.close()
-            logger.info("storage closed \(configuration.path), last event seq \(latestSeq)")
+            logger.info("storage closed \(Database.redacted(configuration.path)), last event seq \(latestSeq)")
         }
         condition.lock()
         finished = true
@@ -787,6 +808,7 @@ public final class EventLog: Service, @unchecked Sendable {
 
     /// Writes one batch in one transaction. False if the transaction failed (nothing written).
     private func commit(_ batch: [Item]) -> Bool {
+        if writer.isPostgres { return commitPostgres(batch) }
         let started = Monotonic.nanoseconds()
         var outcomes = [WriteOutcome?](repeating: nil, count: batch.count)
         var committed: [StoredEvent] = []
@@ -825,20 +847,30 @@ public final class EventLog: Service, @unchecked Sendable {
             try writer.execute("COMMIT")
         } catch {
             if !writer.isAutocommit { try? writer.execute("ROLLBACK") }
-            if isWritable {
-                // Logged before waiters learn of it, so whoever reports the failure finds the line.
-                logger.error("storage cannot commit \(batch.count) writes, keeping them queued and retrying: \(error)")
-            }
-            condition.lock()
-            failures += 1
-            writable = false
-            lastFailure = error
-            condition.broadcast()
-            condition.unlock()
+            recordCommitFailure(error, writes: batch.count)
             return false
         }
-        let elapsed = Monotonic.nanoseconds() - started
+        finishCommit(batch, outcomes: outcomes, committed: committed, nanoseconds: Monotonic.nanoseconds() - started)
+        return true
+    }
 
+    /// After a failed transaction: logged once per outage, waiters told (the batch stays queued).
+    private func recordCommitFailure(_ error: any Error, writes: Int) {
+        if isWritable {
+            // Logged before waiters learn of it, so whoever reports the failure finds the line.
+            logger.error("storage cannot commit \(writes) writes, keeping them queued and retrying: \(error)")
+        }
+        condition.lock()
+        failures += 1
+        writable = false
+        lastFailure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// After a commit: publishes the committed events, completes the writes, wakes waiters.
+    private func finishCommit(_ batch: some Collection<Item>, outcomes: [WriteOutcome?], committed: [StoredEvent], nanoseconds elapsed: UInt64) {
+        guard !batch.isEmpty else { return }
         condition.lock()
         let handlers = commitHandlers
         let recovered = !writable
@@ -852,12 +884,95 @@ public final class EventLog: Service, @unchecked Sendable {
         }
         condition.lock()
         writable = true
-        doneTicket = batch.last!.ticket
-        if let last = batch.last(where: { !$0.events.isEmpty })?.events.last { processedSeq = last.seq }
+        doneTicket = batch.reversed().first!.ticket
+        if writer.isPostgres {
+            // Ids are given at commit: the stored ones count (the same unless a write failed).
+            if let last = committed.last { processedSeq = last.seq }
+        } else if let last = batch.reversed().first(where: { !$0.events.isEmpty })?.events.last {
+            processedSeq = last.seq
+        }
         if let last = committed.last { committedSeq = last.seq }
         stats.record(nanoseconds: elapsed, events: committed.count, failedWrites: outcomes.filter { $0 != nil }.count)
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// ``commit(_:)`` on PostgreSQL: one transaction; each write in a savepoint; the events of the
+    /// writes that succeeded in one `COPY`, with ids given here from the last stored id (gap-free).
+    private func commitPostgres(_ batch: [Item]) -> Bool {
+        var batch = batch[...]
+        if let doubt = inDoubt {
+            // The last COMMIT got no answer: did it commit? The last stored id says (its events were
+            // written with it); then its writes are done and only the rest is written now.
+            do {
+                let stored = try writer.scalarInt("SELECT max(seq) FROM events") ?? 0
+                inDoubt = nil
+                if !doubt.events.isEmpty && stored >= doubt.lastSeq {
+                    logger.notice("storage: the commit whose answer was lost did commit (last id \(doubt.lastSeq))")
+                    storedSeq = doubt.lastSeq
+                    let done = batch.prefix(doubt.count)
+                    finishCommit(done, outcomes: doubt.outcomes, committed: doubt.events, nanoseconds: 0)
+                    batch = batch.dropFirst(doubt.count)
+                    if batch.isEmpty { return true }
+                } else {
+                    storedSeq = stored
+                }
+            } catch {
+                recordCommitFailure(error, writes: batch.count)
+                return false
+            }
+        }
+        let started = Monotonic.nanoseconds()
+        var outcomes = [WriteOutcome?](repeating: nil, count: batch.count)
+        var committed: [StoredEvent] = []
+        var copy = PGCopyText()
+        var seq = storedSeq
+        var commitSent = false
+        do {
+            try writer.execute("BEGIN")
+            for (index, item) in batch.enumerated() {
+                do {
+                    if let work = item.work {
+                        try writer.savepoint("item") { try work(writer) }
+                    }
+                    for event in item.events {
+                        seq += 1
+                        copy.field(seq)
+                        copy.field(event.type)
+                        copy.field(event.station)
+                        copy.field(event.timeMs)
+                        copy.field(event.data, last: true)
+                        committed.append(StoredEvent(seq: seq, type: event.type, station: event.station, timeMs: event.timeMs, data: event.data))
+                    }
+                } catch {
+                    if writer.isAutocommit || isStorageFailure(error) { throw error }
+                    outcomes[index] = .failed(error)
+                    logger.error("storage: write failed and was rolled back (\(item.events.count) events dropped): \(error)")
+                }
+            }
+            if !committed.isEmpty {
+                try writer.copy(into: "events", columns: ["seq", "type", "station", "t", "data"], text: copy)
+            }
+            commitSent = true
+            try writer.execute("COMMIT")
+        } catch {
+            if commitSent, (error as? PostgresError)?.isConnectionFailure == true {
+                inDoubt = (batch.count, seq, committed, outcomes)
+            } else if !writer.isAutocommit {
+                try? writer.execute("ROLLBACK")
+            }
+            recordCommitFailure(error, writes: batch.count)
+            return false
+        }
+        storedSeq = seq
+        // The failed writes' events took no id: later appends are numbered on from the stored ones.
+        let dropped = zip(batch, outcomes).reduce(0) { $0 + ($1.1 == nil ? 0 : $1.0.events.count) }
+        if dropped > 0 {
+            condition.lock()
+            nextSeq -= Int64(dropped)
+            condition.unlock()
+        }
+        finishCommit(batch, outcomes: outcomes, committed: committed, nanoseconds: Monotonic.nanoseconds() - started)
         return true
     }
 

@@ -8,11 +8,15 @@ public struct Migration: Sendable {
     public let name: String
     public let apply: @Sendable (Database) throws -> Void
 
-    /// A step that runs SQL (several statements allowed).
-    public init(version: Int, name: String, sql: String) {
+    /// A step that runs SQL (several statements allowed), written in SQLite's dialect; on
+    /// PostgreSQL it goes through ``PostgresDialect``, or `postgres` runs instead when given (a
+    /// step whose SQL differs: triggers, SQLite-only functions). `postgres` is run as is.
+    public init(version: Int, name: String, sql: String, postgres: String? = nil) {
         self.version = version
         self.name = name
-        self.apply = { db in try db.execute(sql) }
+        self.apply = { db in
+            if db.isPostgres, let postgres { try db.executeNative(postgres) } else { try db.execute(sql) }
+        }
     }
 
     /// A step that runs code (data moves, conditional changes).
@@ -59,24 +63,29 @@ public struct Migrator: Sendable {
     public func migrate(_ db: Database) throws -> [String] {
         try validate()
         try db.transaction {
+            if db.isPostgres {
+                // Servers starting together on one database take turns (the lock ends with the transaction).
+                try db.executeNative("SELECT pg_advisory_xact_lock(\(Self.migrationLock))")
+            }
             try db.execute("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     grp TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL,
                     PRIMARY KEY (grp, version))
                 """)
+            if db.isPostgres { try db.executeNative(PostgresDialect.compatibilityFunctions) }
         }
         var applied = try appliedVersions(db)
         for group in groups {
             let current = applied[group.name] ?? 0
             if current > group.latestVersion {
                 throw SQLiteError.schemaTooNew(
-                    "database \(db.path) has schema '\(group.name)' version \(current), newer than this program knows (\(group.latestVersion)); use a newer program or another database",
-                    context: "migrate \(db.path)")
+                    "database \(Database.redacted(db.path)) has schema '\(group.name)' version \(current), newer than this program knows (\(group.latestVersion)); use a newer program or another database",
+                    context: "migrate \(Database.redacted(db.path))")
             }
         }
         let known = Set(groups.map(\.name))
         for name in applied.keys where !known.contains(name) {
-            logger?.debug("schema group '\(name)' in \(db.path) is not used by this program")
+            logger?.debug("schema group '\(name)' in \(Database.redacted(db.path)) is not used by this program")
         }
         var names: [String] = []
         for group in groups {
@@ -85,6 +94,7 @@ public struct Migrator: Sendable {
                 guard migration.version > current else { continue }
                 do {
                     try db.transaction {
+                        if db.isPostgres { try db.executeNative("SELECT pg_advisory_xact_lock(\(Self.migrationLock))") }
                         // Re-check inside the write lock: another process may have migrated meanwhile.
                         let now = try db.scalarInt("SELECT max(version) FROM schema_migrations WHERE grp = ?", [.text(group.name)]) ?? 0
                         guard migration.version > now else { return }
@@ -102,6 +112,9 @@ public struct Migrator: Sendable {
         }
         return names
     }
+
+    /// The advisory lock key PostgreSQL migrations take (one migrating server at a time).
+    static let migrationLock: Int64 = 0x4D45_535F_4D49_47
 
     /// The highest applied version of each group.
     public func appliedVersions(_ db: Database) throws -> [String: Int] {

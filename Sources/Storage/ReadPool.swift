@@ -1,6 +1,7 @@
 import Foundation
 
-/// A few read-only connections for queries that run alongside the writer (WAL readers).
+/// A few read-only connections for queries that run alongside the writer (WAL readers; on
+/// PostgreSQL, read-only connections that read each transaction in one snapshot).
 ///
 /// ``read(_:)`` borrows a connection, runs the body in a read transaction (one consistent
 /// snapshot) on the caller's thread and gives it back. Callers block while all are borrowed.
@@ -39,6 +40,7 @@ public final class ReadPool: @unchecked Sendable {
         } catch {
             if !db.isAutocommit { try? db.execute("ROLLBACK") }
             if let error = error as? SQLiteError, error.kind == .corrupt || error.kind == .ioError { healthy = false }
+            if let error = error as? PostgresError, error.isConnectionFailure { healthy = false }
             throw error
         }
     }

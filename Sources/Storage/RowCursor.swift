@@ -49,6 +49,7 @@ public final class RowCursor: @unchecked Sendable {
             try db.execute("BEGIN")
             let query = try build(db)
             let statement = try db.prepare(query.sql)
+            statement.setStreaming(true) // PostgreSQL: a row at a time from the server, not the whole result in memory
             try statement.bind(query.arguments)
             self.statement = statement
             self.db = db

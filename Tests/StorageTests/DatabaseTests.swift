@@ -21,20 +21,22 @@ final class DatabaseTests: XCTestCase {
     }
 
     func testTypedBindAndColumns() throws {
-        let db = try Database(path: folder.file("t.sqlite"))
-        defer { db.close() }
-        try db.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)")
-        try db.run("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [.integer(Int64.max), .real(2.5), .text("héllo \"x\""), .blob([0, 1, 255]), .null])
-        let rows = try db.query("SELECT i, r, s, b, n FROM t") { row in
-            [row.value(0), row.value(1), row.value(2), row.value(3), row.value(4)]
+        try onBothStores { folder in
+            let db = try Database(path: folder.file("t.sqlite"))
+            defer { db.close() }
+            try db.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)")
+            try db.run("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [.integer(Int64.max), .real(2.5), .text("héllo \"x\""), .blob([0, 1, 255]), .null])
+            let rows = try db.query("SELECT i, r, s, b, n FROM t") { row in
+                [row.value(0), row.value(1), row.value(2), row.value(3), row.value(4)]
+            }
+            XCTAssertEqual(rows, [[.integer(Int64.max), .real(2.5), .text("héllo \"x\""), .blob([0, 1, 255]), .null]])
+            let statement = try db.prepare("SELECT ? + ?")
+            try statement.bind(Int64(40), at: 1)
+            try statement.bind(2.0, at: 2)
+            XCTAssertTrue(try statement.step())
+            XCTAssertEqual(statement.double(0), 42)
+            XCTAssertFalse(try statement.step())
         }
-        XCTAssertEqual(rows, [[.integer(Int64.max), .real(2.5), .text("héllo \"x\""), .blob([0, 1, 255]), .null]])
-        let statement = try db.prepare("SELECT ? + ?")
-        try statement.bind(Int64(40), at: 1)
-        try statement.bind(2.0, at: 2)
-        XCTAssertTrue(try statement.step())
-        XCTAssertEqual(statement.double(0), 42)
-        XCTAssertFalse(try statement.step())
     }
 
     func testTextIsBoundWithItsByteLengthSoANULIsKept() throws {
@@ -77,18 +79,20 @@ final class DatabaseTests: XCTestCase {
     }
 
     func testSavepointRollsBackOnlyItsPart() throws {
-        let db = try Database(path: folder.file("t.sqlite"))
-        defer { db.close() }
-        try db.execute("CREATE TABLE t (v INTEGER)")
-        try db.transaction {
-            try db.run("INSERT INTO t VALUES (1)")
-            XCTAssertThrowsError(try db.savepoint {
-                try db.run("INSERT INTO t VALUES (2)")
-                try db.execute("SELECT * FROM missing")
-            })
-            try db.run("INSERT INTO t VALUES (3)")
+        try onBothStores { folder in
+            let db = try Database(path: folder.file("t.sqlite"))
+            defer { db.close() }
+            try db.execute("CREATE TABLE t (v INTEGER)")
+            try db.transaction {
+                try db.run("INSERT INTO t VALUES (1)")
+                XCTAssertThrowsError(try db.savepoint {
+                    try db.run("INSERT INTO t VALUES (2)")
+                    try db.execute("SELECT * FROM missing")
+                })
+                try db.run("INSERT INTO t VALUES (3)")
+            }
+            XCTAssertEqual(try db.query("SELECT v FROM t ORDER BY v") { $0.int64(0) }, [1, 3])
         }
-        XCTAssertEqual(try db.query("SELECT v FROM t ORDER BY v") { $0.int64(0) }, [1, 3])
     }
 
     func testUnopenablePathGivesClearError() throws {

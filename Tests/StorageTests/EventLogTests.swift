@@ -13,177 +13,201 @@ final class EventLogTests: XCTestCase {
     let t0 = Timestamp.parse("2026-11-21T06:00:00.100Z")!
 
     func testAppendCommitReadRoundTrip() throws {
-        let log = try openLog(folder)
-        defer { log.close() }
-        let a = log.append(type: "station", station: "WELD-01", time: t0, data: #"{"state":"running"}"#)
-        let b = log.append(type: "alert", station: nil, time: t0.addingTimeInterval(1.234), data: #"{"id":1}"#)
-        XCTAssertEqual(a, 1)
-        XCTAssertEqual(b, 2)
-        try log.flush()
-        XCTAssertEqual(log.latestSeq, 2)
-        let events = try log.events(after: 0)
-        XCTAssertEqual(events, [
-            StoredEvent(seq: 1, type: "station", station: "WELD-01", timeMs: 1_795_240_800_100, data: #"{"state":"running"}"#),
-            StoredEvent(seq: 2, type: "alert", station: nil, timeMs: 1_795_240_801_334, data: #"{"id":1}"#),
-        ])
-        XCTAssertEqual(Timestamp.format(events[0].time), "2026-11-21T06:00:00.100Z")
-        XCTAssertEqual(Timestamp.format(events[1].time), "2026-11-21T06:00:01.334Z")
-        XCTAssertEqual(try log.events(after: 1).map(\.seq), [2])
-        XCTAssertEqual(try log.events(after: 0, types: ["alert"]).map(\.seq), [2])
-        XCTAssertEqual(try log.events(after: 0, types: []).count, 0)
-        XCTAssertEqual(try log.events(after: 0, limit: 1).map(\.seq), [1])
+        try onBothStores { folder in
+            let log = try openLog(folder)
+            defer { log.close() }
+            let a = log.append(type: "station", station: "WELD-01", time: t0, data: #"{"state":"running"}"#)
+            let b = log.append(type: "alert", station: nil, time: t0.addingTimeInterval(1.234), data: #"{"id":1}"#)
+            XCTAssertEqual(a, 1)
+            XCTAssertEqual(b, 2)
+            try log.flush()
+            XCTAssertEqual(log.latestSeq, 2)
+            let events = try log.events(after: 0)
+            XCTAssertEqual(events, [
+                StoredEvent(seq: 1, type: "station", station: "WELD-01", timeMs: 1_795_240_800_100, data: #"{"state":"running"}"#),
+                StoredEvent(seq: 2, type: "alert", station: nil, timeMs: 1_795_240_801_334, data: #"{"id":1}"#),
+            ])
+            XCTAssertEqual(Timestamp.format(events[0].time), "2026-11-21T06:00:00.100Z")
+            XCTAssertEqual(Timestamp.format(events[1].time), "2026-11-21T06:00:01.334Z")
+            XCTAssertEqual(try log.events(after: 1).map(\.seq), [2])
+            XCTAssertEqual(try log.events(after: 0, types: ["alert"]).map(\.seq), [2])
+            XCTAssertEqual(try log.events(after: 0, types: []).count, 0)
+            XCTAssertEqual(try log.events(after: 0, limit: 1).map(\.seq), [1])
+        }
     }
 
     func testSequenceContinuesAcrossReopen() throws {
-        var log = try openLog(folder)
-        for i in 0..<10 { log.append(type: "sample", station: "S", time: t0, data: "{\"i\":\(i)}") }
-        log.close() // commits what is pending
-        log = try openLog(folder)
-        defer { log.close() }
-        XCTAssertEqual(log.latestSeq, 10)
-        let next = log.append(type: "sample", station: "S", time: t0, data: "{}")
-        XCTAssertEqual(next, 11)
-        try log.waitForCommit(seq: next)
-        XCTAssertEqual(try log.events(after: 0).map(\.seq), Array(1...11))
+        try onBothStores { folder in
+            var log = try openLog(folder)
+            for i in 0..<10 { log.append(type: "sample", station: "S", time: t0, data: "{\"i\":\(i)}") }
+            log.close() // commits what is pending
+            log = try openLog(folder)
+            defer { log.close() }
+            XCTAssertEqual(log.latestSeq, 10)
+            let next = log.append(type: "sample", station: "S", time: t0, data: "{}")
+            XCTAssertEqual(next, 11)
+            try log.waitForCommit(seq: next)
+            XCTAssertEqual(try log.events(after: 0).map(\.seq), Array(1...11))
+        }
     }
 
     func testCommitHandlerSeesOnlyCommittedEventsInOrder() throws {
-        let log = try openLog(folder)
-        let recorder = CommitRecorder()
-        // A second connection, opened by the writer thread that uses it (a Database is thread-confined).
-        let path = folder.file("mes.sqlite")
-        let verifier = Locked<Database?>(nil)
-        let invisible = CommitRecorder()
-        log.addCommitHandler { events in
-            // Another connection must already see every published event: it is committed.
-            let visible = verifier.withLock { db -> Int64 in
-                if db == nil { db = try? Database(path: path, mode: .readOnly) }
-                return (try? db?.scalarInt("SELECT count(*) FROM events WHERE seq <= ?", [.integer(events.last!.seq)])) ?? -1
+        try onBothStores { folder in
+            let log = try openLog(folder)
+            let recorder = CommitRecorder()
+            // A second connection, opened by the writer thread that uses it (a Database is thread-confined).
+            let path = folder.file("mes.sqlite")
+            let verifier = Locked<Database?>(nil)
+            let invisible = CommitRecorder()
+            log.addCommitHandler { events in
+                // Another connection must already see every published event: it is committed.
+                let visible = verifier.withLock { db -> Int64 in
+                    if db == nil { db = try? Database(path: path, mode: .readOnly) }
+                    return (try? db?.scalarInt("SELECT count(*) FROM events WHERE seq <= ?", [.integer(events.last!.seq)])) ?? -1
+                }
+                if visible != events.last!.seq { invisible.add(events) }
+                recorder.add(events)
             }
-            if visible != events.last!.seq { invisible.add(events) }
-            recorder.add(events)
+            let producers = 4
+            let group = DispatchGroup()
+            for p in 0..<producers {
+                group.enter()
+                Thread {
+                    for i in 0..<500 { log.append(type: "sample", station: "S\(p)", time: Date(), data: "{\"i\":\(i)}") }
+                    group.leave()
+                }.start()
+            }
+            group.wait()
+            try log.flush()
+            log.close()
+            verifier.withLock { $0?.close() }
+            let seqs = recorder.all.map(\.seq)
+            XCTAssertEqual(seqs, Array(1...2000), "published in strictly increasing order, each once")
+            XCTAssertEqual(invisible.batchCount, 0, "a batch was published before it was visible to another connection")
         }
-        let producers = 4
-        let group = DispatchGroup()
-        for p in 0..<producers {
-            group.enter()
-            Thread {
-                for i in 0..<500 { log.append(type: "sample", station: "S\(p)", time: Date(), data: "{\"i\":\(i)}") }
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        try log.flush()
-        log.close()
-        verifier.withLock { $0?.close() }
-        let seqs = recorder.all.map(\.seq)
-        XCTAssertEqual(seqs, Array(1...2000), "published in strictly increasing order, each once")
-        XCTAssertEqual(invisible.batchCount, 0, "a batch was published before it was visible to another connection")
     }
 
     func testGroupCommitBatchesManyAppendsIntoFewTransactions() throws {
-        let log = try openLog(folder)
-        defer { log.close() }
-        let recorder = CommitRecorder()
-        log.addCommitHandler { recorder.add($0) }
-        for i in 0..<20_000 { log.append(type: "sample", station: "S", time: t0, data: "{\"i\":\(i)}") }
-        try log.flush()
-        let stats = log.statistics
-        XCTAssertEqual(stats.eventsCommitted, 20_000)
-        XCTAssertLessThan(stats.transactions, 2_000, "expected group commit, got \(stats.transactions) transactions")
-        XCTAssertEqual(recorder.all.count, 20_000)
-        XCTAssertEqual(try log.read { try $0.scalarInt("SELECT count(*) FROM events") }, 20_000)
+        try onBothStores { folder in
+            let log = try openLog(folder)
+            defer { log.close() }
+            let recorder = CommitRecorder()
+            log.addCommitHandler { recorder.add($0) }
+            for i in 0..<20_000 { log.append(type: "sample", station: "S", time: t0, data: "{\"i\":\(i)}") }
+            try log.flush()
+            let stats = log.statistics
+            XCTAssertEqual(stats.eventsCommitted, 20_000)
+            XCTAssertLessThan(stats.transactions, 2_000, "expected group commit, got \(stats.transactions) transactions")
+            XCTAssertEqual(recorder.all.count, 20_000)
+            XCTAssertEqual(try log.read { try $0.scalarInt("SELECT count(*) FROM events") }, 20_000)
+        }
     }
 
     func testLowLoadCommitIsImmediate() throws {
-        let log = try openLog(folder)
-        defer { log.close() }
-        let before = log.statistics.transactions
-        for i in 0..<20 {
-            let seq = log.append(type: "station", station: "S", time: Date(), data: "{}")
-            try log.waitForCommit(seq: seq)
-            // An idle writer commits what it has at once: one event, one transaction (no waiting for a batch).
-            XCTAssertEqual(log.statistics.transactions - before, i + 1)
+        try onBothStores { folder in
+            let log = try openLog(folder)
+            defer { log.close() }
+            let before = log.statistics.transactions
+            for i in 0..<20 {
+                let seq = log.append(type: "station", station: "S", time: Date(), data: "{}")
+                try log.waitForCommit(seq: seq)
+                // An idle writer commits what it has at once: one event, one transaction (no waiting for a batch).
+                XCTAssertEqual(log.statistics.transactions - before, i + 1)
+            }
+            XCTAssertEqual(log.statistics.eventsCommitted, 20)
         }
-        XCTAssertEqual(log.statistics.eventsCommitted, 20)
     }
 
     func testEnqueuedWritesCommitWithEventsAndAFailingOneLosesOnlyItself() throws {
-        var configuration = EventLog.Configuration(path: folder.file("mes.sqlite"))
-        configuration.migrations = [MigrationGroup(name: "quality", migrations: [
-            Migration(version: 1, name: "defects", sql: "CREATE TABLE defects (id INTEGER PRIMARY KEY, code TEXT NOT NULL)"),
-        ])]
-        let log = try EventLog.open(configuration, clock: ManualClock(storageTestNow), logger: quietLogger())
-        defer { log.close() }
-        let outcomes = OutcomeRecorder()
+        try onBothStores { folder in
+            var configuration = EventLog.Configuration(path: folder.file("mes.sqlite"))
+            configuration.migrations = [MigrationGroup(name: "quality", migrations: [
+                Migration(version: 1, name: "defects", sql: "CREATE TABLE defects (id INTEGER PRIMARY KEY, code TEXT NOT NULL)"),
+            ])]
+            let log = try EventLog.open(configuration, clock: ManualClock(storageTestNow), logger: quietLogger())
+            defer { log.close() }
+            let outcomes = OutcomeRecorder()
 
-        // Queued before the writer starts, so all of it lands in one transaction (a started writer
-        // may take the first item alone if it wakes before the rest is queued).
-        log.append(type: "sample", station: "S", time: t0, data: "{\"before\":1}")
-        let good = log.enqueue(events: [NewEvent(type: "defect", station: "S", time: t0, data: #"{"id":1}"#)], { db in
-            try db.run("INSERT INTO defects (id, code) VALUES (1, 'NOK')")
-        }, completion: { outcomes.add("good", $0) })
-        let bad = log.enqueue(events: [NewEvent(type: "defect", station: "S", time: t0, data: #"{"id":2}"#)], { db in
-            try db.run("INSERT INTO defects (id, code) VALUES (2, 'X')")
-            try db.run("INSERT INTO defects (id, code) VALUES (1, 'duplicate')") // fails: rolls back id 2 as well
-        }, completion: { outcomes.add("bad", $0) })
-        log.append(type: "sample", station: "S", time: t0, data: "{\"after\":1}")
-        log.start()
-        try log.flush()
+            // Queued before the writer starts, so all of it lands in one transaction (a started writer
+            // may take the first item alone if it wakes before the rest is queued).
+            log.append(type: "sample", station: "S", time: t0, data: "{\"before\":1}")
+            let good = log.enqueue(events: [NewEvent(type: "defect", station: "S", time: t0, data: #"{"id":1}"#)], { db in
+                try db.run("INSERT INTO defects (id, code) VALUES (1, 'NOK')")
+            }, completion: { outcomes.add("good", $0) })
+            let bad = log.enqueue(events: [NewEvent(type: "defect", station: "S", time: t0, data: #"{"id":2}"#)], { db in
+                try db.run("INSERT INTO defects (id, code) VALUES (2, 'X')")
+                try db.run("INSERT INTO defects (id, code) VALUES (1, 'duplicate')") // fails: rolls back id 2 as well
+            }, completion: { outcomes.add("bad", $0) })
+            log.append(type: "sample", station: "S", time: t0, data: "{\"after\":1}")
+            log.start()
+            try log.flush()
 
-        XCTAssertEqual(log.statistics.transactions, 1, "the batch was one transaction")
-        XCTAssertEqual(outcomes.names(committed: true), ["good"])
-        XCTAssertEqual(outcomes.names(committed: false), ["bad"])
-        let events = try log.events(after: 0)
-        XCTAssertEqual(events.map(\.seq), [1, good[0], 4])
-        XCTAssertFalse(events.map(\.seq).contains(bad[0]))
-        XCTAssertEqual(try log.read { db in try db.query("SELECT id, code FROM defects") { "\($0.int64(0)):\($0.text(1)!)" } }, ["1:NOK"])
+            XCTAssertEqual(log.statistics.transactions, 1, "the batch was one transaction")
+            XCTAssertEqual(outcomes.names(committed: true), ["good"])
+            XCTAssertEqual(outcomes.names(committed: false), ["bad"])
+            let events = try log.events(after: 0)
+            if folder.isPostgres {
+                // PostgreSQL gives ids at commit: gap-free where the failed write's event would have been.
+                XCTAssertEqual(events.map(\.seq), [1, 2, 3])
+                XCTAssertEqual(events.map(\.data), ["{\"before\":1}", #"{"id":1}"#, "{\"after\":1}"])
+            } else {
+                XCTAssertEqual(events.map(\.seq), [1, good[0], 4])
+                XCTAssertFalse(events.map(\.seq).contains(bad[0]))
+            }
+            XCTAssertEqual(try log.read { db in try db.query("SELECT id, code FROM defects") { "\($0.int64(0)):\($0.text(1)!)" } }, ["1:NOK"])
 
-        // The blocking form rethrows the closure's error and returns the committed seqs otherwise.
-        XCTAssertThrowsError(try log.write { db in try db.run("INSERT INTO defects (id, code) VALUES (1, 'again')") }) { error in
-            XCTAssertEqual((error as? SQLiteError)?.kind, .constraint)
+            // The blocking form rethrows the closure's error and returns the committed seqs otherwise.
+            XCTAssertThrowsError(try log.write { db in try db.run("INSERT INTO defects (id, code) VALUES (1, 'again')") }) { error in
+                XCTAssertEqual(storageKind(error), .constraint)
+            }
+            let seqs = try log.write(events: [NewEvent(type: "defect", time: t0, data: "{}")]) { db in
+                try db.run("INSERT INTO defects (id, code) VALUES (3, 'OK')")
+            }
+            XCTAssertEqual(try log.events(after: seqs[0] - 1).first?.seq, seqs[0])
         }
-        let seqs = try log.write(events: [NewEvent(type: "defect", time: t0, data: "{}")]) { db in
-            try db.run("INSERT INTO defects (id, code) VALUES (3, 'OK')")
-        }
-        XCTAssertEqual(try log.events(after: seqs[0] - 1).first?.seq, seqs[0])
     }
 
     func testBlockingCallsFromTheWriterThreadAreRefused() throws {
-        let log = try openLog(folder)
-        defer { log.close() }
-        let result = OutcomeRecorder()
-        log.enqueue({ _ in
-            do { try log.flush(timeout: 1) } catch { result.add("\(error)", .failed(error)) }
-        })
-        try log.flush()
-        XCTAssertTrue(result.names(committed: false).first?.contains("writer thread") == true)
+        try onBothStores { folder in
+            let log = try openLog(folder)
+            defer { log.close() }
+            let result = OutcomeRecorder()
+            log.enqueue({ _ in
+                do { try log.flush(timeout: 1) } catch { result.add("\(error)", .failed(error)) }
+            })
+            try log.flush()
+            XCTAssertTrue(result.names(committed: false).first?.contains("writer thread") == true)
+        }
     }
 
     func testRetentionPrunesOnlyOldSamplesAndKeepsTheNewestEvent() throws {
-        let clock = ManualClock(t0)
-        let log = try openLog(folder, clock: clock)
-        defer { log.close() }
-        let old = t0.addingTimeInterval(-8 * 86_400)
-        log.append(type: "sample", station: "S", time: old, data: "{}")          // 1 pruned
-        log.append(type: "alert", station: "S", time: old, data: "{}")           // 2 kept: not a sample
-        log.append(type: "sample", station: "S", time: t0.addingTimeInterval(-86_400), data: "{}") // 3 kept: young
-        log.append(type: "sample", station: "S", time: old, data: "{}")          // 4 pruned
-        log.append(type: "sample", station: "S", time: old, data: "{}")          // 5 kept: newest
-        try log.flush()
-        try log.pruneNow()
-        XCTAssertEqual(try log.events(after: 0).map(\.seq), [2, 3, 5])
+        try onBothStores { folder in
+            let clock = ManualClock(t0)
+            let log = try openLog(folder, clock: clock)
+            defer { log.close() }
+            let old = t0.addingTimeInterval(-8 * 86_400)
+            log.append(type: "sample", station: "S", time: old, data: "{}")          // 1 pruned
+            log.append(type: "alert", station: "S", time: old, data: "{}")           // 2 kept: not a sample
+            log.append(type: "sample", station: "S", time: t0.addingTimeInterval(-86_400), data: "{}") // 3 kept: young
+            log.append(type: "sample", station: "S", time: old, data: "{}")          // 4 pruned
+            log.append(type: "sample", station: "S", time: old, data: "{}")          // 5 kept: newest
+            try log.flush()
+            try log.pruneNow()
+            XCTAssertEqual(try log.events(after: 0).map(\.seq), [2, 3, 5])
+        }
     }
 
     func testPruneRunsInChunks() throws {
-        let clock = ManualClock(t0)
-        let log = try openLog(folder, clock: clock) { $0.retention.chunkSize = 7 }
-        defer { log.close() }
-        for _ in 0..<50 { log.append(type: "sample", station: "S", time: t0.addingTimeInterval(-30 * 86_400), data: "{}") }
-        log.append(type: "kpi", time: t0, data: "{}")
-        try log.flush()
-        try log.pruneNow()
-        XCTAssertEqual(try log.events(after: 0).map(\.seq), [51])
+        try onBothStores { folder in
+            let clock = ManualClock(t0)
+            let log = try openLog(folder, clock: clock) { $0.retention.chunkSize = 7 }
+            defer { log.close() }
+            for _ in 0..<50 { log.append(type: "sample", station: "S", time: t0.addingTimeInterval(-30 * 86_400), data: "{}") }
+            log.append(type: "kpi", time: t0, data: "{}")
+            try log.flush()
+            try log.pruneNow()
+            XCTAssertEqual(try log.events(after: 0).map(\.seq), [51])
+        }
     }
 
     func testDiskFullKeepsEventsQueuedServesReadsAndRecovers() throws {
@@ -287,13 +311,15 @@ final class EventLogTests: XCTestCase {
     }
 
     func testCloseCommitsWhatIsPendingAndLaterAppendsAreDropped() throws {
-        let log = try openLog(folder)
-        for _ in 0..<1000 { log.append(type: "sample", time: t0, data: "{}") }
-        log.close()
-        log.append(type: "sample", time: t0, data: "{}")
-        let reopened = try openLog(folder)
-        defer { reopened.close() }
-        XCTAssertEqual(reopened.latestSeq, 1000)
+        try onBothStores { folder in
+            let log = try openLog(folder)
+            for _ in 0..<1000 { log.append(type: "sample", time: t0, data: "{}") }
+            log.close()
+            log.append(type: "sample", time: t0, data: "{}")
+            let reopened = try openLog(folder)
+            defer { reopened.close() }
+            XCTAssertEqual(reopened.latestSeq, 1000)
+        }
     }
 }
 

@@ -76,44 +76,48 @@ final class SampleStoreTests: XCTestCase {
     let t0 = Timestamp.parse("2026-11-21T06:00:00.000Z")!
 
     func testStoresOnChangeAndQueriesNewestFirst() throws {
-        let log = try openLog(folder)
-        defer { log.close() }
-        let store = SampleStore(log: log, maxInterval: 60)
-        store.setDeadband(station: "WELD-01", signal: "weldCurrent", 0.5)
-        let currents: [Double] = [10.0, 10.2, 10.6, 10.7, 11.1, 11.1, 9.0]
-        var stored: [Bool] = []
-        for (i, value) in currents.enumerated() {
-            stored.append(store.record(station: "WELD-01", signal: "weldCurrent", value: .number(value), quality: "good",
-                                       time: t0.addingTimeInterval(Double(i) * 0.1)))
-        }
-        XCTAssertEqual(stored, [true, false, true, false, false, false, true])
-        store.record(station: "WELD-01", signal: "weldCurrent", value: .number(9.0), quality: "bad", time: t0.addingTimeInterval(1))
-        store.record(station: "WELD-01", signal: "vehicleId", value: .text("VIN1"), quality: "good", time: t0)
-        try log.flush()
+        try onBothStores { folder in
+            let log = try openLog(folder)
+            defer { log.close() }
+            let store = SampleStore(log: log, maxInterval: 60)
+            store.setDeadband(station: "WELD-01", signal: "weldCurrent", 0.5)
+            let currents: [Double] = [10.0, 10.2, 10.6, 10.7, 11.1, 11.1, 9.0]
+            var stored: [Bool] = []
+            for (i, value) in currents.enumerated() {
+                stored.append(store.record(station: "WELD-01", signal: "weldCurrent", value: .number(value), quality: "good",
+                                           time: t0.addingTimeInterval(Double(i) * 0.1)))
+            }
+            XCTAssertEqual(stored, [true, false, true, false, false, false, true])
+            store.record(station: "WELD-01", signal: "weldCurrent", value: .number(9.0), quality: "bad", time: t0.addingTimeInterval(1))
+            store.record(station: "WELD-01", signal: "vehicleId", value: .text("VIN1"), quality: "good", time: t0)
+            try log.flush()
 
-        let all = try store.history(station: "WELD-01", signal: "weldCurrent")
-        XCTAssertEqual(all.map(\.value), [.number(9.0), .number(9.0), .number(10.6), .number(10.0)])
-        XCTAssertEqual(all.map(\.quality), ["bad", "good", "good", "good"])
-        XCTAssertEqual(Timestamp.format(all[0].time), "2026-11-21T06:00:01.000Z")
-        XCTAssertEqual(all[2].json, "10.6")
-        XCTAssertEqual(try store.history(station: "WELD-01", signal: "weldCurrent", limit: 2).map(\.timeMs),
-                       all.prefix(2).map(\.timeMs))
-        let window = try store.history(station: "WELD-01", signal: "weldCurrent",
-                                       from: t0.addingTimeInterval(0.2), to: t0.addingTimeInterval(0.6))
-        XCTAssertEqual(window.map(\.value), [.number(9.0), .number(10.6)])
-        XCTAssertEqual(try store.history(station: "WELD-01", signal: "vehicleId").map(\.value), [.text("VIN1")])
-        XCTAssertEqual(try store.history(station: "PAINT-01", signal: "weldCurrent"), [])
+            let all = try store.history(station: "WELD-01", signal: "weldCurrent")
+            XCTAssertEqual(all.map(\.value), [.number(9.0), .number(9.0), .number(10.6), .number(10.0)])
+            XCTAssertEqual(all.map(\.quality), ["bad", "good", "good", "good"])
+            XCTAssertEqual(Timestamp.format(all[0].time), "2026-11-21T06:00:01.000Z")
+            XCTAssertEqual(all[2].json, "10.6")
+            XCTAssertEqual(try store.history(station: "WELD-01", signal: "weldCurrent", limit: 2).map(\.timeMs),
+                           all.prefix(2).map(\.timeMs))
+            let window = try store.history(station: "WELD-01", signal: "weldCurrent",
+                                           from: t0.addingTimeInterval(0.2), to: t0.addingTimeInterval(0.6))
+            XCTAssertEqual(window.map(\.value), [.number(9.0), .number(10.6)])
+            XCTAssertEqual(try store.history(station: "WELD-01", signal: "vehicleId").map(\.value), [.text("VIN1")])
+            XCTAssertEqual(try store.history(station: "PAINT-01", signal: "weldCurrent"), [])
+        }
     }
 
     func testSamplesArePrunedWithTheLog() throws {
-        let clock = ManualClock(t0)
-        let log = try openLog(folder, clock: clock)
-        defer { log.close() }
-        let store = SampleStore(log: log)
-        store.record(station: "S", signal: "x", value: .integer(1), quality: "good", time: t0.addingTimeInterval(-8 * 86_400))
-        store.record(station: "S", signal: "x", value: .integer(2), quality: "good", time: t0.addingTimeInterval(-86_400))
-        try log.flush()
-        try log.pruneNow()
-        XCTAssertEqual(try store.history(station: "S", signal: "x").map(\.value), [.integer(2)])
+        try onBothStores { folder in
+            let clock = ManualClock(t0)
+            let log = try openLog(folder, clock: clock)
+            defer { log.close() }
+            let store = SampleStore(log: log)
+            store.record(station: "S", signal: "x", value: .integer(1), quality: "good", time: t0.addingTimeInterval(-8 * 86_400))
+            store.record(station: "S", signal: "x", value: .integer(2), quality: "good", time: t0.addingTimeInterval(-86_400))
+            try log.flush()
+            try log.pruneNow()
+            XCTAssertEqual(try store.history(station: "S", signal: "x").map(\.value), [.integer(2)])
+        }
     }
 }

@@ -105,7 +105,7 @@ public final class PostgresCluster: @unchecked Sendable {
     /// Runs SQL with psql as `postgres` on `database`; returns what psql printed (unaligned, tuples only).
     @discardableResult
     public func psql(_ sql: String, database: String = "postgres") throws -> String {
-        let result = try runToEnd("/usr/bin/psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url(database: database), "-c", sql])
+        let result = try spawnAndWait("/usr/bin/psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url(database: database), "-c", sql])
         guard result.status == 0 else { throw ClusterError.failed("psql \(sql): \(result.output)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -139,9 +139,9 @@ public final class PostgresCluster: @unchecked Sendable {
         }
         let result: (status: Int32, output: String)
         if geteuid() == 0 {
-            result = try runToEnd("/usr/sbin/runuser", ["-u", "postgres", "--", "\(bin)/\(program)"] + arguments, timeout: 120)
+            result = try spawnAndWait("/usr/sbin/runuser", ["-u", "postgres", "--", "\(bin)/\(program)"] + arguments)
         } else {
-            result = try runToEnd("\(bin)/\(program)", arguments, timeout: 120)
+            result = try spawnAndWait("\(bin)/\(program)", arguments)
         }
         guard result.status == 0 else {
             let log = (try? String(contentsOfFile: logFile, encoding: .utf8)).map { "\nserver.log: " + $0.suffix(2000) } ?? ""
@@ -161,14 +161,49 @@ public final class PostgresCluster: @unchecked Sendable {
             [ -d '\(dataDirectory)' ] && \(asPG)'\(bin)/pg_ctl' -D '\(dataDirectory)' -m immediate -w stop >/dev/null 2>&1
             rm -rf '\(directory)'
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = ["/bin/sh", "-c", script]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try? process.run()
+        _ = try? spawn("/usr/bin/setsid", ["/bin/sh", "-c", script], output: "/dev/null")
     }
+}
+
+/// Starts `executable` with its output appended to the file `output` (stdin from /dev/null, no
+/// other descriptors inherited); returns its pid. posix_spawn, not Foundation's `Process`: these
+/// run during a test's first use of the fixture, and a server they start must hold no pipe of ours.
+private func spawn(_ executable: String, _ arguments: [String], output: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // No other descriptor of ours goes to the child (a server started by it would keep our pipes open).
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+        if let fd = Int32(name), fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+    }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for arg in argv { free(arg) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    guard rc == 0 else { throw PostgresCluster.ClusterError.failed("cannot start \(executable): errno \(rc)") }
+    return pid
+}
+
+/// Runs `executable` to its end (killed after `timeout` seconds); returns its exit status and output.
+func spawnAndWait(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
+    let file = "/tmp/mes-pg-run-\(getpid())-\(UUID().uuidString).log"
+    defer { unlink(file) }
+    let pid = try spawn(executable, arguments, output: file)
+    let deadline = Date().addingTimeInterval(timeout)
+    var status: Int32 = 0
+    while true {
+        let done = waitpid(pid, &status, WNOHANG)
+        if done == pid { break }
+        if done < 0 && errno != EINTR { break }
+        if Date() > deadline { kill(pid, SIGKILL) }
+        usleep(5_000)
+    }
+    let output = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+    let exited = (status & 0x7f) == 0
+    return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
 }
 
 /// The PostgreSQL server of this test process, and a fresh database per test.
@@ -235,7 +270,7 @@ public final class PostgresFixture: Sendable {
     /// Runs SQL on the admin database with psql; returns what it printed (unaligned, tuples only).
     @discardableResult
     public func psql(_ sql: String, database: String = "postgres") throws -> String {
-        let result = try runToEnd("/usr/bin/psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url(database: database), "-c", sql])
+        let result = try spawnAndWait("/usr/bin/psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url(database: database), "-c", sql])
         guard result.status == 0 else { throw PostgresCluster.ClusterError.failed("psql \(sql): \(result.output)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
