@@ -32,7 +32,16 @@ final class CrashRecoveryE2ETests: XCTestCase {
 
     func testKill9LosesNoEventAClientSaw() throws {
         let dir = makeTempDirectory(self)
-        let db = dir.appendingPathComponent("mes.sqlite").path
+        try kill9LosesNoEventAClientSaw(db: dir.appendingPathComponent("mes.sqlite").path, dir: dir)
+    }
+
+    /// The same on PostgreSQL: every event acknowledged (seen by a client) is in the database after the restart.
+    func testKill9LosesNoEventAClientSawOnPostgreSQL() throws {
+        let dir = makeTempDirectory(self)
+        try kill9LosesNoEventAClientSaw(db: try PostgresFixture.shared().newDatabase(for: self), dir: dir)
+    }
+
+    func kill9LosesNoEventAClientSaw(db: String, dir: URL) throws {
         let recording = dir.appendingPathComponent("shift.jsonl").path
         try writeRecording(recording, lines: 20_000, start: Date(timeIntervalSince1970: 1_790_000_000))
         let port = try freePort()

@@ -12,11 +12,13 @@ final class ReplayGoldenTests: XCTestCase {
     static let recording = repoRoot.appendingPathComponent("Stations/scenarios/golden/normal-shift-3min.jsonl").path
     static let golden = repoRoot.appendingPathComponent("Tests/MESTests/golden/normal-shift-3min.events.jsonl").path
 
-    func replayEvents() async throws -> String {
+    /// Replays the recording into a fresh database: a SQLite file, or (`postgres`) a new database on
+    /// the test PostgreSQL server.
+    func replayEvents(postgres: Bool = false) async throws -> String {
         let dir = makeTempDirectory(self)
         var options = ServerOptions()
         options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
-        options.database = dir.appendingPathComponent("mes.sqlite").path
+        options.database = postgres ? try PostgresFixture.shared().newDatabase(for: self) : dir.appendingPathComponent("mes.sqlite").path
         options.port = 0
         options.replay = Self.recording
         options.speed = .max
@@ -49,6 +51,17 @@ final class ReplayGoldenTests: XCTestCase {
             let a = first.split(separator: "\n", omittingEmptySubsequences: false), b = golden.split(separator: "\n", omittingEmptySubsequences: false)
             let index = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
             XCTFail("differs from \(Self.golden) at event \(index + 1):\n got      \(index < a.count ? a[index] : "<end>")\n expected \(index < b.count ? b[index] : "<end>")")
+        }
+    }
+
+    /// The same recording through the server on PostgreSQL gives the same events as the golden file.
+    func testPostgreSQLGivesTheSameEvents() async throws {
+        let events = try await replayEvents(postgres: true)
+        let golden = try String(contentsOfFile: Self.golden, encoding: .utf8)
+        if events != golden {
+            let a = events.split(separator: "\n", omittingEmptySubsequences: false), b = golden.split(separator: "\n", omittingEmptySubsequences: false)
+            let index = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
+            XCTFail("PostgreSQL differs from \(Self.golden) at event \(index + 1) of \(a.count):\n got      \(index < a.count ? a[index] : "<end>")\n expected \(index < b.count ? b[index] : "<end>")")
         }
     }
 }
