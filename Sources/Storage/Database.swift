@@ -441,8 +441,10 @@ private final class WALHookBox {
 /// Parameters are 1-based in `bind(_:at:)`; columns are 0-based in the getters.
 public final class Statement {
     private var handle: OpaquePointer?
-    /// The PostgreSQL statement (nil on SQLite).
+    /// The PostgreSQL statement (nil on SQLite), and its connection (weak: a statement may outlive
+    /// its `Database`, and its deinit must not touch it).
     private let pg: PGStatement?
+    private weak var connection: PGConnection?
     private unowned let database: Database
     public let sql: String
 
@@ -456,6 +458,7 @@ public final class Statement {
     init(pg: PGStatement, database: Database, sql: String) {
         self.handle = nil
         self.pg = pg
+        self.connection = database.pg
         self.database = database
         self.sql = sql
     }
@@ -463,7 +466,7 @@ public final class Statement {
     deinit { finalize() }
 
     func finalize() {
-        if let pg { pg.reset(on: database.pg); return }
+        if let pg { pg.reset(on: connection); return }
         if let handle { sqlite3_finalize(handle) }
         handle = nil
     }
@@ -526,7 +529,7 @@ public final class Statement {
     /// Steps once: true when a row is available, false when done.
     public func step() throws -> Bool {
         if let pg {
-            guard let connection = database.pg else { throw PostgresError(sqlState: "08003", message: "database is closed", sql: sql) }
+            guard let connection else { throw PostgresError(sqlState: "08003", message: "database is closed", sql: sql) }
             return try pg.step(on: connection)
         }
         let rc = sqlite3_step(handle)
@@ -543,7 +546,7 @@ public final class Statement {
     /// Resets the statement and clears its bindings.
     public func reset() {
         if let pg {
-            pg.reset(on: database.pg)
+            pg.reset(on: connection)
             pg.clearBindings()
             return
         }
