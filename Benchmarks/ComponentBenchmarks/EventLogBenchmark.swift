@@ -24,6 +24,7 @@ public enum EventLogBenchmark {
     }
 
     static func removeDatabase(_ path: String) {
+        if isPostgresURL(path) { return } // a PostgreSQL database is made fresh by its caller
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 

@@ -6,7 +6,7 @@ import Runtime
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 struct BenchSuite: Sendable {
-    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "opcua-secure", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify", "operations", "recall", "energy"]
+    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "opcua-secure", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify", "operations", "recall", "energy", "pg-eventlog"]
     let short: Bool
 
     init(short: Bool) { self.short = short }
@@ -44,6 +44,7 @@ struct BenchSuite: Sendable {
         case "operations": try operationsQuery()
         case "recall": try recall()
         case "energy": try energy()
+        case "pg-eventlog": try postgresEventLog()
         default: throw UsageError("unknown benchmark \"\(name)\" (known: \(Self.all.joined(separator: ", ")))")
         }
     }
@@ -58,6 +59,24 @@ struct BenchSuite: Sendable {
                     higherIsBetter: true, reference: String(format: "plain insert loop: %.0f events/s", plain.eventsPerSecond))
         Self.figure("event log commit p99", result.commitP99Ms, unit: "ms", target: 25, higherIsBetter: false,
                     reference: "\(result.transactions) transactions for \(result.events) events")
+    }
+
+    /// Durable events/s into PostgreSQL through the event log, against plain libpq insert loops in
+    /// the same run. The server: `MES_BENCH_PG` or `MES_TEST_PG` (`tools/bench` starts a throw-away
+    /// one with `start_pg`, tools/lib.sh).
+    func postgresEventLog() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = [environment["MES_BENCH_PG"], environment["MES_TEST_PG"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+            throw UsageError("pg-eventlog needs a PostgreSQL server: set MES_BENCH_PG=postgresql://… (tools/bench starts one)")
+        }
+        let results = try PostgresEventLogBenchmark.run(adminURL: url, events: short ? 5_000 : 300_000,
+                                                        autocommitEvents: short ? 200 : 3_000, transactionEvents: short ? 2_000 : 50_000)
+        let group = results.groupCommit
+        Self.figure("durable events per second into PostgreSQL (event log, group commit)", group.eventsPerSecond, unit: "events/s",
+                    target: 50_000, higherIsBetter: true,
+                    reference: String(format: "same run, plain libpq loops: one INSERT per event in autocommit %.0f events/s, one transaction of %d INSERTs %.0f events/s; %d transactions for %d events, commit p99 %.2f ms, append→commit p99 %.2f ms; synchronous_commit=%@",
+                                      results.autocommitLoop.eventsPerSecond, results.transactionLoop.events, results.transactionLoop.eventsPerSecond,
+                                      group.transactions, group.events, group.commitP99Ms, group.appendToCommitP99Ms, results.synchronousCommit))
     }
 
     func tracking() {
