@@ -335,8 +335,23 @@ public final class Database {
     }
 
     /// The rowid of the last insert on this connection.
-    /// SQLite only (0 on PostgreSQL).
-    public var lastInsertRowID: Int64 { handle.map { sqlite3_last_insert_rowid($0) } ?? 0 }
+    /// The rowid of the last insert on this connection. On PostgreSQL the value the last insert
+    /// drew from an identity column (`lastval()`; 0 when none was drawn in this session).
+    public var lastInsertRowID: Int64 {
+        if let pg {
+            // lastval() fails when no value was drawn yet; inside a transaction that failure must
+            // not abort it, so it runs in a savepoint there.
+            let inTransaction = !isAutocommit
+            if inTransaction { _ = try? pg.exec("SAVEPOINT mes_lastval") }
+            let value = try? scalarInt("SELECT lastval()")
+            if inTransaction {
+                if value == nil { _ = try? pg.exec("ROLLBACK TO SAVEPOINT mes_lastval") }
+                _ = try? pg.exec("RELEASE SAVEPOINT mes_lastval")
+            }
+            return value ?? 0
+        }
+        return handle.map { sqlite3_last_insert_rowid($0) } ?? 0
+    }
 
     /// True when no transaction is open (on PostgreSQL also when the connection is broken: there
     /// is nothing to roll back then).

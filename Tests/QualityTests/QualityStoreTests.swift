@@ -7,13 +7,16 @@ import Storage
 import XCTest
 import TestSupport
 
-final class QualityStoreTests: XCTestCase {
+class QualityStoreTests: XCTestCase {
     var folder: URL!
     var db: Database!
+    /// The twin below runs every test of this class on PostgreSQL.
+    var onPostgreSQL: Bool { false }
 
     override func setUpWithError() throws {
         folder = makeTempDirectory(self, prefix: "quality-store")
-        db = try Database(path: folder.appendingPathComponent("mes.sqlite").path)
+        let path = onPostgreSQL ? try PostgresFixture.shared().newDatabase(for: self) : folder.appendingPathComponent("mes.sqlite").path
+        db = try Database(path: path)
         try Migrator(groups: [QualitySchema.migrations]).migrate(db)
     }
 
@@ -121,4 +124,9 @@ final class QualityStoreTests: XCTestCase {
         XCTAssertThrowsError(try db.run("DELETE FROM audit"))
         XCTAssertEqual(try QualityStore.audit(in: db).count, 2)
     }
+}
+
+/// ``QualityStoreTests`` on PostgreSQL: the same tests, a fresh database each.
+final class QualityStorePostgreSQLTests: QualityStoreTests {
+    override var onPostgreSQL: Bool { true }
 }

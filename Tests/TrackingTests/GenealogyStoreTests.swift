@@ -7,15 +7,17 @@ import Tracking
 import XCTest
 import TestSupport
 
-final class GenealogyStoreTests: XCTestCase {
+class GenealogyStoreTests: XCTestCase {
     typealias F = Fixtures
     var folder: URL!
+    var path: String!
+    /// The twin below runs every test of this class on PostgreSQL.
+    var onPostgreSQL: Bool { false }
 
     override func setUpWithError() throws {
         folder = makeTempDirectory(self, prefix: "genealogy")
+        path = onPostgreSQL ? try PostgresFixture.shared().newDatabase(for: self) : folder.appendingPathComponent("mes.sqlite").path
     }
-
-    var path: String { folder.appendingPathComponent("mes.sqlite").path }
 
     func openDatabase() throws -> Database {
         let db = try Database(path: path)
@@ -187,4 +189,9 @@ final class GenealogyStoreTests: XCTestCase {
         let more = restored.feed([F.poll("PRESS", 140, ["strokes": .int(300)]), F.poll("PRESS", 141, ["strokes": .int(303)])])
         XCTAssertEqual(more.lotCounts.map(\.count), [8])
     }
+}
+
+/// ``GenealogyStoreTests`` on PostgreSQL: the same tests, a fresh database each.
+final class GenealogyStorePostgreSQLTests: GenealogyStoreTests {
+    override var onPostgreSQL: Bool { true }
 }
