@@ -16,7 +16,9 @@ final class StoreEquivalenceTests: XCTestCase {
         "/api/vehicles?limit=1000", "/api/defects?limit=1000", "/api/alerts?limit=1000", "/api/operations?limit=1000",
         "/api/operations?limit=1000&result=nok", "/api/orders?limit=1000", "/api/sequence", "/api/audit?limit=1000",
         "/api/defects/pareto", "/api/downtime?limit=1000", "/api/andon?limit=1000", "/api/shifts", "/api/kpis",
-        "/api/vehicles?limit=1000&format=csv",
+        "/api/vehicles?limit=1000&format=csv", "/api/operations?limit=1000&format=csv", "/api/notifications?limit=1000",
+        "/api/equipment", "/api/reports/equipment", "/api/reports/shift", "/api/shifts/notes", "/api/plan?date=2026-11-21",
+        "/api/anomalies", "/api/downtime/reasons",
     ]
 
     /// Replays the recording into `database` on a real server and returns each path's status and body.
