@@ -129,4 +129,9 @@ class QualityStoreTests: XCTestCase {
 /// ``QualityStoreTests`` on PostgreSQL: the same tests, a fresh database each.
 final class QualityStorePostgreSQLTests: QualityStoreTests {
     override var onPostgreSQL: Bool { true }
+    // Declared here so that test discovery on Linux (which lists a class's own methods) runs them.
+    override func testDefectsRoundTripAndFilters() throws { try super.testDefectsRoundTripAndFilters() }
+    override func testAlertsRoundTripStateFiltersHistoryAndRestart() throws { try super.testAlertsRoundTripStateFiltersHistoryAndRestart() }
+    override func testShiftCountersAreOneRowThatReadsBack() throws { try super.testShiftCountersAreOneRowThatReadsBack() }
+    override func testAuditIsAppendOnly() throws { try super.testAuditIsAppendOnly() }
 }

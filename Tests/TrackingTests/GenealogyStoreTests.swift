@@ -194,4 +194,10 @@ class GenealogyStoreTests: XCTestCase {
 /// ``GenealogyStoreTests`` on PostgreSQL: the same tests, a fresh database each.
 final class GenealogyStorePostgreSQLTests: GenealogyStoreTests {
     override var onPostgreSQL: Bool { true }
+    // Declared here so that test discovery on Linux (which lists a class's own methods) runs them.
+    override func testFullGenealogyStoredAndRead() throws { try super.testFullGenealogyStoredAndRead() }
+    override func testLotTracingBothWays() throws { try super.testLotTracingBothWays() }
+    override func testVehicleListNewestFirstWithFilters() throws { try super.testVehicleListNewestFirstWithFilters() }
+    override func testRestartMidRouteContinuesHistory() throws { try super.testRestartMidRouteContinuesHistory() }
+    override func testSnapshotRoundTripMatchesTracker() throws { try super.testSnapshotRoundTripMatchesTracker() }
 }
