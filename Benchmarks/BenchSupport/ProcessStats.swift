@@ -96,3 +96,31 @@ public func raiseFileLimit() -> Int {
     _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &now)
     return Int(now.rlim_cur)
 }
+
+/// User + system CPU seconds of process `pid` so far (all its threads), from /proc/PID/stat; nil once it is gone.
+public func processCPUSeconds(pid: Int32) -> Double? {
+    procStatCPUSeconds(path: "/proc/\(pid)/stat")?.seconds
+}
+
+/// User + system CPU seconds of each thread of process `pid` so far, keyed by "TID NAME" (the
+/// thread's name from /proc, e.g. `modbus.loop0`).
+public func threadCPUSeconds(pid: Int32) -> [String: Double] {
+    guard let tids = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return [:] }
+    var result: [String: Double] = [:]
+    for tid in tids {
+        guard let stat = procStatCPUSeconds(path: "/proc/\(pid)/task/\(tid)/stat") else { continue }
+        result["\(tid) \(stat.name)"] = stat.seconds
+    }
+    return result
+}
+
+/// utime + stime (fields 14 and 15) and the command name of a /proc stat file.
+private func procStatCPUSeconds(path: String) -> (name: String, seconds: Double)? {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+          let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") else { return nil }
+    let name = String(text[text.index(after: open)..<close])
+    // Fields after the name start with field 3 (state): utime is field 14, stime field 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (name, (user + system) / Double(sysconf(Int32(_SC_CLK_TCK))))
+}

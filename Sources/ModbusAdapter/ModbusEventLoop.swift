@@ -49,6 +49,7 @@ public final class ModbusEventLoop: Sendable {
     private enum Command: Sendable {
         case add(ModbusLoopStationAdapter, CheckedContinuation<Void, Never>)
         case remove(ModbusLoopStationAdapter)
+        case resolved(ModbusLoopStationAdapter, attempt: UInt64, LoopStation.Resolution)
     }
 
     private struct Shared {
@@ -58,10 +59,13 @@ public final class ModbusEventLoop: Sendable {
     }
 
     private let shared = Locked(Shared())
+    /// Where host names are looked up (`getaddrinfo` blocks), so the loop thread never waits for DNS.
+    let resolver: DispatchQueue
 
     init(name: String, logger: Logger) {
         self.name = name
         self.logger = logger.with("loop", name)
+        resolver = DispatchQueue(label: "\(name).resolver")
     }
 
     /// Whether the loop thread runs now. Thread-safe.
@@ -73,6 +77,11 @@ public final class ModbusEventLoop: Sendable {
 
     func remove(_ adapter: ModbusLoopStationAdapter) {
         send(.remove(adapter))
+    }
+
+    /// The resolver's answer for a station's connect attempt.
+    func resolved(_ adapter: ModbusLoopStationAdapter, attempt: UInt64, _ resolution: LoopStation.Resolution) {
+        send(.resolved(adapter, attempt: attempt, resolution))
     }
 
     private func send(_ command: Command) {
@@ -92,7 +101,7 @@ public final class ModbusEventLoop: Sendable {
             // No descriptor could be made (fd exhaustion): fail the stations rather than hang.
             let commands = shared.withLock { shared -> [Command] in defer { shared.inbox.removeAll() }; return shared.inbox }
             for case .add(let adapter, let done) in commands {
-                adapter.log.error("no event loop: cannot create an eventfd")
+                adapter.core.log.error("no event loop: cannot create an eventfd")
                 done.resume()
             }
         }
@@ -129,13 +138,15 @@ public final class ModbusEventLoop: Sendable {
                 case .add(let adapter, let done):
                     let station = LoopStation(adapter: adapter, done: done, now: Monotonic.nanoseconds())
                     state.stations[ObjectIdentifier(adapter)] = station
-                    if adapter.isStopping {
+                    if adapter.core.isStopping {
                         station.stop(&state)
                     } else {
                         station.start(&state)
                     }
                 case .remove(let adapter):
                     state.stations[ObjectIdentifier(adapter)]?.stop(&state)
+                case .resolved(let adapter, let attempt, let resolution):
+                    state.stations[ObjectIdentifier(adapter)]?.resolved(attempt: attempt, resolution, &state)
                 }
             }
             state.fireDueTimers()
@@ -189,9 +200,16 @@ struct LoopState {
         timers.remove(station)
     }
 
+    /// Timers due within this much after now fire in the same turn: polls that fall close together
+    /// (and their timeouts) take one wake-up of the thread, not one each.
+    static let coalesceNs: UInt64 = 1_000_000
+
+    /// Fires every timer due now or within ``coalesceNs``: the due polls send all their requests
+    /// before the loop waits for any answer.
     mutating func fireDueTimers() {
         let now = Monotonic.nanoseconds()
-        while let top = timers.first, top.wakeAt <= now {
+        let horizon = now + Self.coalesceNs
+        while let top = timers.first, top.wakeAt <= horizon {
             timers.remove(top)
             top.timerFired(now: now, &self)
         }
@@ -264,12 +282,21 @@ struct TimerHeap {
 /// One station's state on its loop thread: the socket, the link machine, the plan and the poll in
 /// flight. Confined to the loop thread.
 final class LoopStation {
+    /// What the resolver found for a host name: an address, or why not.
+    enum Resolution: Sendable {
+        case address(sockaddr_in)
+        case failed(String)
+    }
+
     let adapter: ModbusLoopStationAdapter
+    private let core: ModbusStationCore
     private let done: CheckedContinuation<Void, Never>
     private let config: StationConfig
     private let host: String
     private let port: UInt16
     private let unit: UInt8
+    /// The endpoint's address when the host is an IPv4 literal (no lookup needed).
+    private let literalAddress: sockaddr_in?
     private let interval: UInt64
     private let grid: PollGrid
     private let timeoutNs: UInt64
@@ -286,6 +313,8 @@ final class LoopStation {
     private enum Phase {
         /// No socket; waiting for the link machine's reconnect time.
         case disconnected
+        /// The host name is being looked up off the loop (attempt ``resolveAttempt``).
+        case resolving
         /// Non-blocking connect in progress.
         case connecting
         /// Connected, waiting for the next poll deadline.
@@ -296,22 +325,26 @@ final class LoopStation {
     }
     private var phase = Phase.disconnected
     private var fd: Int32 = -1
+    /// The epoll interest registered for `fd`.
+    private var interest: UInt32 = 0
+    private var resolveAttempt: UInt64 = 0
     private var transaction: UInt16 = 0
     private var input: [UInt8] = []
-    private var pendingOutput: [UInt8] = []
+    /// The request being sent (reused: one 12-byte frame at a time) and how much of it is sent.
+    private var output: [UInt8] = []
+    private var outputSent = 0
 
     // The poll in flight.
     private var requestIndex = 0
     private var pollStarted: UInt64 = 0
     private var pollTime = Date(timeIntervalSince1970: 0)
-    private var readings: [SignalReading?] = []
-    private var errorKinds: [String] = []
-    private var lastError: String?
+    private var readings: ModbusPollReadings
 
     init(adapter: ModbusLoopStationAdapter, done: CheckedContinuation<Void, Never>, now: UInt64) {
         self.adapter = adapter
         self.done = done
-        config = adapter.config
+        core = adapter.core
+        config = core.config
         if case let .modbusTCP(host, port, unit) = config.endpoint {
             self.host = host
             self.port = UInt16(clamping: port)
@@ -319,12 +352,16 @@ final class LoopStation {
         } else {
             host = ""; port = 0; unit = 0
         }
+        literalAddress = try? Socket.ipv4Address(host: host, port: port)
         interval = UInt64(max(1, config.pollIntervalMs)) * 1_000_000
-        grid = PollGrid(interval: interval, station: config.id)
+        grid = adapter.grid
         timeoutNs = UInt64(max(1, config.timeoutMs)) * 1_000_000
-        machine = ModbusLinkMachine(backoff: adapter.backoff, now: now)
+        machine = ModbusLinkMachine(backoff: core.backoff, now: now)
         plan = ModbusReadPlan(signals: config.signals)
         lastValues = Array(repeating: nil, count: config.signals.count)
+        readings = ModbusPollReadings(signals: config.signals)
+        input.reserveCapacity(512)
+        output.reserveCapacity(ModbusTCPFrame.readRequestLength)
     }
 
     private func context(_ operation: String) -> ModbusError.Context {
@@ -332,7 +369,7 @@ final class LoopStation {
     }
 
     func start(_ loop: inout LoopState) {
-        adapter.log.debug("polling \(config.endpoint) every \(config.pollIntervalMs) ms on \(plan.requests.count) requests (event loop)")
+        core.log.debug("polling \(config.endpoint) every \(config.pollIntervalMs) ms on \(plan.requests.count) requests (event loop)")
         perform(machine.tick(now: Monotonic.nanoseconds()), &loop)
         if phase == .disconnected, let at = machine.wakeAt { loop.schedule(self, at: at) }
     }
@@ -344,7 +381,7 @@ final class LoopStation {
         phase = .stopped
         loop.cancelTimer(self)
         loop.stations[ObjectIdentifier(adapter)] = nil
-        adapter.log.debug("stopped")
+        core.log.debug("stopped")
         done.resume()
     }
 
@@ -355,13 +392,14 @@ final class LoopStation {
         case .disconnected:
             perform(machine.tick(now: now), &loop)
             if phase == .disconnected, let at = machine.wakeAt { loop.schedule(self, at: at) }
+        case .resolving:
+            connectFailed(.timeout(context("look up \(host)")), &loop)
         case .connecting:
             connectFailed(.timeout(context("connect")), &loop)
         case .idle:
             startPoll(&loop)
         case .awaiting:
-            let request = plan.requests[requestIndex]
-            requestFailed(.timeout(context("read \(request)")), &loop)
+            requestFailed(.timeout(context("read \(plan.requests[requestIndex])")), &loop)
         case .stopped:
             break
         }
@@ -381,13 +419,25 @@ final class LoopStation {
                 connected(&loop)
             }
         case .idle, .awaiting:
-            if events & Epoll.writable != 0 && !pendingOutput.isEmpty {
+            if events & Epoll.writable != 0 && outputSent < output.count {
                 flush(&loop)
                 if phase != .awaiting && phase != .idle { return }
             }
             if events & Epoll.input != 0 { receive(&loop) }
-        case .disconnected, .stopped:
+        case .disconnected, .resolving, .stopped:
             break
+        }
+    }
+
+    /// The resolver's answer; ignored unless it answers the lookup in progress.
+    func resolved(attempt: UInt64, _ resolution: Resolution, _ loop: inout LoopState) {
+        guard phase == .resolving, attempt == resolveAttempt else { return }
+        loop.cancelTimer(self)
+        switch resolution {
+        case .address(let address):
+            connect(to: address, &loop)
+        case .failed(let reason):
+            connectFailed(.other(errno: EINVAL, context("connect (\(reason))")), &loop)
         }
     }
 
@@ -402,26 +452,32 @@ final class LoopStation {
                 closeSocket(&loop)
                 if phase != .stopped { phase = .disconnected }
             case .countReconnect:
-                adapter.countReconnect()
+                core.countReconnect()
             case .report(let state, let reason):
-                adapter.report(state, reason: reason)
+                core.report(state, reason: reason)
             case .markStale:
-                let readings = config.signals.indices.map { i in
-                    SignalReading(name: config.signals[i].name, value: lastValues[i], quality: .stale)
-                }
-                adapter.emit(.poll(StationPoll(station: config.id, time: adapter.clock.now(), readings: readings)))
+                core.markStale(lastValues)
             }
         }
     }
 
+    /// Connects to the IPv4 literal, or has the resolver look the host name up first (again on
+    /// every reconnect, so a PLC whose address changed is found), with the connect timeout.
     private func beginConnect(_ loop: inout LoopState) {
-        let address: sockaddr_in
-        do {
-            address = try Self.resolve(host: host, port: port)
-        } catch {
-            connectFailed(.other(errno: EINVAL, context("connect (\(error))")), &loop)
+        if let literalAddress {
+            connect(to: literalAddress, &loop)
             return
         }
+        phase = .resolving
+        resolveAttempt &+= 1
+        let attempt = resolveAttempt, adapter = adapter, host = host, port = port
+        loop.schedule(self, at: Monotonic.nanoseconds() + timeoutNs)
+        adapter.loop.resolver.async {
+            adapter.loop.resolved(adapter, attempt: attempt, Self.resolve(host: host, port: port))
+        }
+    }
+
+    private func connect(to address: sockaddr_in, _ loop: inout LoopState) {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard socket >= 0 else {
             connectFailed(.from(errno: errno, context: context("connect")), &loop)
@@ -445,6 +501,7 @@ final class LoopStation {
         loop.byFd[fd] = self
         do {
             try loop.epoll.add(fd, Epoll.writable | Epoll.readable)
+            interest = Epoll.writable | Epoll.readable
         } catch {
             connectFailed(.other(errno: (error as? SystemError)?.errno ?? EIO, context("connect")), &loop)
             return
@@ -457,11 +514,19 @@ final class LoopStation {
         }
     }
 
+    /// Registers `wanted` for the socket unless it already is.
+    private func want(_ wanted: UInt32, _ loop: inout LoopState) {
+        guard fd >= 0, wanted != interest else { return }
+        try? loop.epoll.modify(fd, wanted)
+        interest = wanted
+    }
+
     private func connected(_ loop: inout LoopState) {
-        try? loop.epoll.modify(fd, Epoll.readable)
+        want(Epoll.readable, &loop)
         phase = .idle
         input.removeAll(keepingCapacity: true)
-        pendingOutput.removeAll()
+        output.removeAll(keepingCapacity: true)
+        outputSent = 0
         let now = Monotonic.nanoseconds()
         perform(machine.connectSucceeded(now: now), &loop)
         guard phase == .idle else { return }
@@ -473,7 +538,7 @@ final class LoopStation {
     private func connectFailed(_ error: ModbusError, _ loop: inout LoopState) {
         closeSocket(&loop)
         phase = .disconnected
-        adapter.count(errorKinds: [error.kind], lastError: error.description)
+        core.count(errorKinds: [error.kind], lastError: error.description)
         perform(machine.connectFailed(now: Monotonic.nanoseconds(), reason: error.description), &loop)
         if phase == .disconnected, let at = machine.wakeAt { loop.schedule(self, at: at) }
     }
@@ -484,35 +549,36 @@ final class LoopStation {
         loop.byFd[fd] = nil
         Socket.close(fd)
         fd = -1
+        interest = 0
         input.removeAll(keepingCapacity: true)
-        pendingOutput.removeAll()
+        output.removeAll(keepingCapacity: true)
+        outputSent = 0
     }
 
-    /// An IPv4 address, or the first IPv4 address of a host name (a blocking lookup: give PLCs as
-    /// addresses in the config for large plants).
-    static func resolve(host: String, port: UInt16) throws -> sockaddr_in {
-        if let address = try? Socket.ipv4Address(host: host, port: port) { return address }
+    /// The first IPv4 address of a host name (blocking: run on the loop's resolver, never on the loop).
+    static func resolve(host: String, port: UInt16) -> Resolution {
+        if let address = try? Socket.ipv4Address(host: host, port: port) { return .address(address) }
         var hints = addrinfo()
         hints.ai_family = AF_INET
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list, let raw = first.pointee.ai_addr else {
-            throw SystemError(call: "getaddrinfo", errno: EINVAL, context: "host \(host)")
+        let status = getaddrinfo(host, nil, &hints, &list)
+        guard status == 0, let first = list, let raw = first.pointee.ai_addr else {
+            if status == 0 { freeaddrinfo(list) }
+            return .failed("getaddrinfo: host \(host): \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(list) }
         var address = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
         address.sin_port = port.bigEndian
-        return address
+        return .address(address)
     }
 
     // MARK: Polling
 
     private func startPoll(_ loop: inout LoopState) {
         pollStarted = Monotonic.nanoseconds()
-        pollTime = adapter.clock.now()
-        readings = [SignalReading?](repeating: nil, count: config.signals.count)
-        errorKinds = []
-        lastError = nil
+        pollTime = core.clock.now()
+        readings = ModbusPollReadings(signals: config.signals)
         requestIndex = 0
         sendOrFinish(&loop)
     }
@@ -525,38 +591,45 @@ final class LoopStation {
         }
         let request = plan.requests[requestIndex]
         transaction &+= 1
-        pendingOutput = ModbusTCPFrame.readRequest(transaction: transaction, unit: unit, table: request.table,
-                                                   start: request.start, count: request.count)
+        output.removeAll(keepingCapacity: true)
+        ModbusTCPFrame.appendReadRequest(to: &output, transaction: transaction, unit: unit, table: request.table,
+                                         start: request.start, count: request.count)
+        outputSent = 0
         phase = .awaiting
         loop.schedule(self, at: Monotonic.nanoseconds() + timeoutNs)
         flush(&loop)
     }
 
+    /// Sends what is left of `output`; waits for writability only when the socket took less.
     private func flush(_ loop: inout LoopState) {
-        guard !pendingOutput.isEmpty else { return }
-        let sent = pendingOutput.withUnsafeBytes { bytes in
-            Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        guard outputSent < output.count else { return }
+        let sent = output.withUnsafeBytes { bytes in
+            Glibc.send(fd, bytes.baseAddress! + outputSent, bytes.count - outputSent, Int32(MSG_NOSIGNAL))
         }
         if sent < 0 {
             let code = errno
             if code == EAGAIN || code == EWOULDBLOCK || code == EINTR {
-                try? loop.epoll.modify(fd, Epoll.readable | Epoll.writable)
+                want(Epoll.readable | Epoll.writable, &loop)
                 return
             }
             requestFailed(.from(errno: code, context: context("read \(plan.requests[requestIndex])")), &loop)
             return
         }
-        pendingOutput.removeFirst(sent)
-        try? loop.epoll.modify(fd, pendingOutput.isEmpty ? Epoll.readable : Epoll.readable | Epoll.writable)
+        outputSent += sent
+        want(outputSent < output.count ? Epoll.readable | Epoll.writable : Epoll.readable, &loop)
+    }
+
+    /// What failed, for an error's context (built only when there is an error).
+    private var operation: String {
+        phase == .awaiting ? "read \(plan.requests[requestIndex])" : "idle connection"
     }
 
     private func receive(_ loop: inout LoopState) {
         let scratch = loop.scratch
-        let operation = phase == .awaiting ? "read \(plan.requests[requestIndex])" : "idle connection"
         while true {
             let n = Glibc.recv(fd, scratch.baseAddress, scratch.count, 0)
             if n > 0 {
-                input.append(contentsOf: scratch[0..<n])
+                input.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                 if n < scratch.count { break }
                 continue
             }
@@ -579,25 +652,30 @@ final class LoopStation {
         let parsed: ModbusTCPFrame.Parsed
         do {
             parsed = try ModbusTCPFrame.parseReadAnswer(input, transaction: transaction, unit: unit, table: request.table,
-                                                        count: request.count, context: context(operation))
+                                                        count: request.count, context: self.context(self.operation))
         } catch {
             if error.isException, let length = Self.frameLength(input) {
-                input.removeFirst(min(length, input.count))
-                guard input.isEmpty else {
+                guard input.count == length else {
                     requestFailed(.badResponse(context(operation)), &loop)
                     return
                 }
+                input.removeAll(keepingCapacity: true)
             }
             requestFailed(error, &loop)
             return
         }
         guard case .answer(let payload, let length) = parsed else { return }
-        input.removeFirst(length)
-        guard input.isEmpty else {
+        guard input.count == length else {
             requestFailed(.badResponse(context(operation)), &loop)
             return
         }
-        answered(request, payload, &loop)
+        input.removeAll(keepingCapacity: true)
+        switch payload {
+        case .registers(let registers): readings.answer(request, registers: registers)
+        case .bits(let bits): readings.answer(request, bits: bits)
+        }
+        requestIndex += 1
+        sendOrFinish(&loop)
     }
 
     private static func frameLength(_ buffer: [UInt8]) -> Int? {
@@ -605,82 +683,53 @@ final class LoopStation {
         return 6 + (Int(buffer[4]) << 8 | Int(buffer[5]))
     }
 
-    private func answered(_ request: ModbusReadRequest, _ payload: ModbusTCPFrame.Payload, _ loop: inout LoopState) {
-        let signals = config.signals
-        switch payload {
-        case .registers(let registers):
-            for i in request.signals {
-                let offset = signals[i].address!.index - request.start
-                let slice = registers[offset..<min(registers.count, offset + max(1, signals[i].registerCount))]
-                do {
-                    readings[i] = SignalReading(name: signals[i].name,
-                                                value: try ModbusCodec.decode(signal: signals[i], registers: slice), quality: .good)
-                } catch {
-                    readings[i] = SignalReading(name: signals[i].name, value: nil, quality: .bad,
-                                                status: "\(error) at \(signals[i].address!)")
-                }
-            }
-        case .bits(let bits):
-            for i in request.signals {
-                let bit = bits[signals[i].address!.index - request.start]
-                readings[i] = SignalReading(name: signals[i].name, value: ModbusCodec.decode(signal: signals[i], bit: bit), quality: .good)
-            }
-        }
-        requestIndex += 1
-        sendOrFinish(&loop)
-    }
-
     /// A request failed: a Modbus exception marks its signals bad (or splits the request on an
     /// illegal address); anything else fails the poll at the connection level.
     private func requestFailed(_ error: ModbusError, _ loop: inout LoopState) {
         guard phase == .awaiting, error.isException else {
-            errorKinds.append(error.kind)
-            lastError = error.description
-            adapter.count(errorKinds: phase == .awaiting ? errorKinds : [error.kind], lastError: error.description)
+            if phase == .awaiting {
+                readings.record(error)
+                core.count(errorKinds: readings.errorKinds, lastError: error.description)
+            } else {
+                core.count(errorKinds: [error.kind], lastError: error.description)
+            }
             closeSocket(&loop)
             phase = .disconnected
             perform(machine.pollFailed(now: Monotonic.nanoseconds(), reason: error.description), &loop)
             if phase == .disconnected, let at = machine.wakeAt { loop.schedule(self, at: at) }
             return
         }
-        errorKinds.append(error.kind)
-        lastError = error.description
+        readings.record(error)
         let request = plan.requests[requestIndex]
         if error.isIllegalDataAddress && request.signals.count > 1 {
-            adapter.log.info("\(request) answered illegal data address: reading its \(request.signals.count) signals one by one")
+            core.log.info("\(request) answered illegal data address: reading its \(request.signals.count) signals one by one")
             plan.split(at: requestIndex, signals: config.signals)
         } else {
-            for i in request.signals {
-                readings[i] = SignalReading(name: config.signals[i].name, value: nil, quality: .bad,
-                                            status: "\(error.status) at \(config.signals[i].address!)")
-            }
+            readings.markBad(request, error)
             requestIndex += 1
         }
         sendOrFinish(&loop)
     }
 
     private func finishPoll(_ loop: inout LoopState) {
-        let signals = config.signals
         let finished = Monotonic.nanoseconds()
         let latencyMs = Double(finished - pollStarted) / 1_000_000
-        let complete = signals.indices.map { i in
-            readings[i] ?? SignalReading(name: signals[i].name, value: nil, quality: .bad, status: "no Modbus address")
-        }
-        for i in signals.indices where complete[i].quality == .good { lastValues[i] = complete[i].value }
-        adapter.count(errorKinds: errorKinds, lastError: lastError, polled: true, latencyMs: latencyMs)
+        let complete = readings.complete(lastValues: &lastValues)
         phase = .idle
-        perform(machine.pollSucceeded(now: finished), &loop)
-        adapter.emit(.poll(StationPoll(station: config.id, time: pollTime, readings: complete, latencyMs: latencyMs)))
-        guard phase == .idle else { return }
         // The next slot on the station's grid; a late poll skips the slots it missed instead of
         // shifting the schedule.
-        nextDeadline = grid.slot(after: nextDeadline)
-        if nextDeadline <= finished {
+        var next = grid.slot(after: nextDeadline)
+        var skipped: UInt64 = 0
+        if next <= finished {
             let caughtUp = grid.slot(after: finished)
-            adapter.countSkipped((caughtUp - nextDeadline) / interval)
-            nextDeadline = caughtUp
+            skipped = (caughtUp - next) / interval
+            next = caughtUp
         }
-        adapter.recordDeadline(nextDeadline)
+        core.pollFinished(readings, latencyMs: latencyMs, skipped: skipped, nextDeadline: next)
+        perform(machine.pollSucceeded(now: finished), &loop)
+        core.emit(.poll(StationPoll(station: config.id, time: pollTime, readings: complete, latencyMs: latencyMs)))
+        guard phase == .idle else { return }
+        nextDeadline = next
         loop.schedule(self, at: nextDeadline)
     }
 }

@@ -15,24 +15,11 @@ import Runtime
 /// ``ConnectionChange``; going offline also emits the last values as `stale`.
 /// `run()` is one-shot: make a new adapter to poll again.
 public final class ModbusStationAdapter: StationAdapter, Sendable {
-    public let config: StationConfig
+    public var config: StationConfig { core.config }
     public var stationID: String { config.id }
     public var name: String { "modbus.\(config.id)" }
 
-    private let sink: AdapterSink
-    private let logger: Logger
-    private let clock: any WallClock
-    private let backoff: ReconnectBackoff
-
-    /// What the poll thread shares with other threads.
-    private struct Shared {
-        var stats = StationStats()
-        var stopRequested = false
-        var connection: ConnectionState = .connecting
-        var skippedSlots: UInt64 = 0
-    }
-
-    private let shared = Locked(Shared())
+    private let core: ModbusStationCore
     private let wake = DispatchSemaphore(value: 0)
 
     /// - Parameters:
@@ -42,21 +29,17 @@ public final class ModbusStationAdapter: StationAdapter, Sendable {
     ///   - backoff: reconnect delays (default 100 ms doubling to 5 s, 20 % jitter).
     public init(config: StationConfig, sink: @escaping AdapterSink, logger: Logger,
                 clock: any WallClock = SystemWallClock(), backoff: ReconnectBackoff = ReconnectBackoff()) {
-        self.config = config
-        self.sink = sink
-        self.logger = logger.with("station.id", config.id)
-        self.clock = clock
-        self.backoff = backoff
+        core = ModbusStationCore(config: config, sink: sink, logger: logger, clock: clock, backoff: backoff)
     }
 
     /// A snapshot of the polling figures. Thread-safe.
-    public func stats() -> StationStats { shared.withLock { $0.stats } }
+    public func stats() -> StationStats { core.stats }
 
     /// The connection state last reported. Thread-safe.
-    public var connectionState: ConnectionState { shared.withLock { $0.connection } }
+    public var connectionState: ConnectionState { core.connection }
 
     /// Poll slots skipped because a poll overran its interval. Thread-safe.
-    public var skippedPollSlots: UInt64 { shared.withLock { $0.skippedSlots } }
+    public var skippedPollSlots: UInt64 { core.skippedSlots }
 
     public func run() async throws {
         await withTaskCancellationHandler {
@@ -75,11 +58,9 @@ public final class ModbusStationAdapter: StationAdapter, Sendable {
 
     /// Asks the poll thread to stop (also done by cancelling `run()`'s task). Thread-safe.
     public func requestStop() {
-        shared.withLock { $0.stopRequested = true }
+        core.requestStop()
         wake.signal()
     }
-
-    private var isStopping: Bool { shared.withLock { $0.stopRequested } }
 
     /// Sleeps until the monotonic deadline or a stop request.
     private func sleep(until deadline: UInt64) {
@@ -100,14 +81,14 @@ public final class ModbusStationAdapter: StationAdapter, Sendable {
     private func pollLoop() {
         let connection = ModbusConnection(station: config.id, endpoint: config.endpoint, timeoutMs: config.timeoutMs)
         let start = Monotonic.nanoseconds()
-        var loop = LoopState(machine: ModbusLinkMachine(backoff: backoff, now: start),
+        var loop = LoopState(machine: ModbusLinkMachine(backoff: core.backoff, now: start),
                              plan: ModbusReadPlan(signals: config.signals),
                              lastValues: Array(repeating: nil, count: config.signals.count),
                              nextDeadline: start)
         let interval = UInt64(max(1, config.pollIntervalMs)) * 1_000_000
         let grid = PollGrid(interval: interval, station: config.id)
-        logger.debug("polling \(config.endpoint) every \(config.pollIntervalMs) ms, \(loop.plan.requests.count) requests")
-        while !isStopping {
+        core.log.debug("polling \(config.endpoint) every \(config.pollIntervalMs) ms, \(loop.plan.requests.count) requests")
+        while !core.isStopping {
             if !connection.isOpen {
                 perform(loop.machine.tick(now: Monotonic.nanoseconds()), connection, &loop)
                 if !connection.isOpen {
@@ -125,14 +106,13 @@ public final class ModbusStationAdapter: StationAdapter, Sendable {
             let after = Monotonic.nanoseconds()
             if loop.nextDeadline <= after {
                 let caughtUp = grid.slot(after: after)
-                let missed = (caughtUp - loop.nextDeadline) / interval
+                core.countSkipped((caughtUp - loop.nextDeadline) / interval)
                 loop.nextDeadline = caughtUp
-                shared.withLock { $0.skippedSlots += missed }
             }
         }
         perform(loop.machine.stop(), connection, &loop)
         connection.close()
-        logger.debug("stopped")
+        core.log.debug("stopped")
     }
 
     private func perform(_ actions: [ModbusLinkMachine.Action], _ connection: ModbusConnection, _ loop: inout LoopState) {
@@ -144,106 +124,58 @@ public final class ModbusStationAdapter: StationAdapter, Sendable {
                     loop.nextDeadline = Monotonic.nanoseconds()
                     perform(loop.machine.connectSucceeded(now: Monotonic.nanoseconds()), connection, &loop)
                 } catch {
-                    count(errorKinds: [error.kind], lastError: error.description)
+                    core.count(errorKinds: [error.kind], lastError: error.description)
                     perform(loop.machine.connectFailed(now: Monotonic.nanoseconds(), reason: error.description),
                             connection, &loop)
                 }
             case .close:
                 connection.close()
             case .countReconnect:
-                shared.withLock { $0.stats.reconnects += 1 }
+                core.countReconnect()
             case .report(let state, let reason):
-                shared.withLock { $0.connection = state }
-                if state == .offline {
-                    logger.warning("offline: \(reason ?? "unknown")")
-                } else {
-                    logger.info("\(state)")
-                }
-                sink(.connection(ConnectionChange(station: config.id, state: state, time: clock.now(), reason: reason)))
+                core.report(state, reason: reason)
             case .markStale:
-                let readings = config.signals.indices.map { i in
-                    SignalReading(name: config.signals[i].name, value: loop.lastValues[i], quality: .stale)
-                }
-                sink(.poll(StationPoll(station: config.id, time: clock.now(), readings: readings)))
+                core.markStale(loop.lastValues)
             }
-        }
-    }
-
-    private func count(errorKinds: [String], lastError: String?, polled: Bool = false, latencyMs: Double? = nil) {
-        shared.withLock { shared in
-            for kind in errorKinds { shared.stats.errors[kind, default: 0] += 1 }
-            if polled { shared.stats.polls += 1 }
-            if let latencyMs {
-                shared.stats.lastLatencyMs = latencyMs
-                shared.stats.latencySumMs += latencyMs
-            }
-            shared.stats.lastError = lastError
         }
     }
 
     private func poll(_ connection: ModbusConnection, _ loop: inout LoopState) {
-        let signals = config.signals
         let started = Monotonic.nanoseconds()
-        let time = clock.now()
-        var readings = [SignalReading?](repeating: nil, count: signals.count)
-        var errorKinds: [String] = []
-        var lastError: String?
+        let time = core.clock.now()
+        var readings = ModbusPollReadings(signals: config.signals)
         var index = 0
         while index < loop.plan.requests.count {
             let request = loop.plan.requests[index]
             do {
                 if request.table.isRegister {
-                    let registers = try connection.readRegisters(request.table, start: request.start, count: request.count)
-                    for i in request.signals {
-                        let offset = signals[i].address!.index - request.start
-                        let slice = registers[offset..<min(registers.count, offset + max(1, signals[i].registerCount))]
-                        do {
-                            readings[i] = SignalReading(name: signals[i].name,
-                                                        value: try ModbusCodec.decode(signal: signals[i], registers: slice),
-                                                        quality: .good)
-                        } catch {
-                            readings[i] = SignalReading(name: signals[i].name, value: nil, quality: .bad,
-                                                        status: "\(error) at \(signals[i].address!)")
-                        }
-                    }
+                    readings.answer(request, registers: try connection.readRegisters(request.table, start: request.start, count: request.count))
                 } else {
-                    let bits = try connection.readBits(request.table, start: request.start, count: request.count)
-                    for i in request.signals {
-                        let bit = bits[signals[i].address!.index - request.start]
-                        readings[i] = SignalReading(name: signals[i].name,
-                                                    value: ModbusCodec.decode(signal: signals[i], bit: bit), quality: .good)
-                    }
+                    readings.answer(request, bits: try connection.readBits(request.table, start: request.start, count: request.count))
                 }
                 index += 1
             } catch {
-                errorKinds.append(error.kind)
-                lastError = error.description
+                readings.record(error)
                 guard error.isException else {
-                    count(errorKinds: errorKinds, lastError: lastError)
+                    core.count(errorKinds: readings.errorKinds, lastError: readings.lastError)
                     perform(loop.machine.pollFailed(now: Monotonic.nanoseconds(), reason: error.description), connection, &loop)
                     return
                 }
                 if error.isIllegalDataAddress && request.signals.count > 1 {
-                    logger.info("\(request) answered illegal data address: reading its \(request.signals.count) signals one by one")
-                    loop.plan.split(at: index, signals: signals)
+                    core.log.info("\(request) answered illegal data address: reading its \(request.signals.count) signals one by one")
+                    loop.plan.split(at: index, signals: config.signals)
                     continue
                 }
-                for i in request.signals {
-                    readings[i] = SignalReading(name: signals[i].name, value: nil, quality: .bad,
-                                                status: "\(error.status) at \(signals[i].address!)")
-                }
+                readings.markBad(request, error)
                 index += 1
             }
         }
         let finished = Monotonic.nanoseconds()
         let latencyMs = Double(finished - started) / 1_000_000
-        let complete = signals.indices.map { i in
-            readings[i] ?? SignalReading(name: signals[i].name, value: nil, quality: .bad, status: "no Modbus address")
-        }
-        for i in signals.indices where complete[i].quality == .good { loop.lastValues[i] = complete[i].value }
-        count(errorKinds: errorKinds, lastError: lastError, polled: true, latencyMs: latencyMs)
+        let complete = readings.complete(lastValues: &loop.lastValues)
+        core.pollFinished(readings, latencyMs: latencyMs)
         perform(loop.machine.pollSucceeded(now: finished), connection, &loop)
-        sink(.poll(StationPoll(station: config.id, time: time, readings: complete, latencyMs: latencyMs)))
+        core.emit(.poll(StationPoll(station: config.id, time: time, readings: complete, latencyMs: latencyMs)))
     }
 }
 
@@ -251,14 +183,23 @@ public final class ModbusStationAdapter: StationAdapter, Sendable {
 /// taken from the station id, so that stations with the same interval do not all wake (and load
 /// the pipeline) at the same instant. The phase is stable across restarts. (`package`: the Modbus
 /// benchmark's plain libmodbus loop polls on the same grid.)
+///
+/// With a `tick` (the event loops use ``PollGrid/sharedTick``) the phase is rounded down to a
+/// multiple of it: stations with the same interval then fall on at most `interval / tick` shared
+/// phases, and a loop thread polls each group in one wake-up instead of waking once per station.
 package struct PollGrid: Sendable {
     let interval: UInt64
     let phase: UInt64
 
-    package init(interval: UInt64, station: String) {
+    /// The phase step of the event loops' grids: 10 ms.
+    package static let sharedTick: UInt64 = 10_000_000
+
+    package init(interval: UInt64, station: String, tick: UInt64 = 1) {
         self.interval = max(1, interval)
         // A stable hash of the id: the same phase in every process.
-        phase = StableHash.fnv1a64(station) % self.interval
+        let raw = StableHash.fnv1a64(station) % self.interval
+        let tick = max(1, tick)
+        phase = raw - raw % tick
     }
 
     /// The first slot strictly after `time`.

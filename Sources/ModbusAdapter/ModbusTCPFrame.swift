@@ -17,11 +17,26 @@ public enum ModbusTCPFrame {
         }
     }
 
+    /// The length of a read request.
+    public static let readRequestLength = 12
+
     /// A read request: 12 bytes.
     public static func readRequest(transaction: UInt16, unit: UInt8, table: ModbusTable, start: Int, count: Int) -> [UInt8] {
+        var frame: [UInt8] = []
+        frame.reserveCapacity(readRequestLength)
+        appendReadRequest(to: &frame, transaction: transaction, unit: unit, table: table, start: start, count: count)
+        return frame
+    }
+
+    /// Appends a read request to `buffer` (no allocation when it has the capacity).
+    public static func appendReadRequest(to buffer: inout [UInt8], transaction: UInt16, unit: UInt8, table: ModbusTable,
+                                         start: Int, count: Int) {
         let start = UInt16(truncatingIfNeeded: start), count = UInt16(truncatingIfNeeded: count)
-        return [UInt8(transaction >> 8), UInt8(transaction & 0xFF), 0, 0, 0, 6, unit, function(for: table),
-                UInt8(start >> 8), UInt8(start & 0xFF), UInt8(count >> 8), UInt8(count & 0xFF)]
+        buffer.append(UInt8(transaction >> 8)); buffer.append(UInt8(transaction & 0xFF))
+        buffer.append(0); buffer.append(0); buffer.append(0); buffer.append(6)
+        buffer.append(unit); buffer.append(function(for: table))
+        buffer.append(UInt8(start >> 8)); buffer.append(UInt8(start & 0xFF))
+        buffer.append(UInt8(count >> 8)); buffer.append(UInt8(count & 0xFF))
     }
 
     /// What an answer carried.

@@ -211,6 +211,41 @@ final class ModbusEventLoopAdapterTests: XCTestCase {
         XCTAssertEqual(station.stats().reconnects, 0, "a reconnect counts only after a connection was up, as in ModbusStationAdapter")
     }
 
+    /// A host name is looked up off the loop thread: one that resolves polls; one that does not goes
+    /// offline with the resolver's reason and is retried, while the other station polls on.
+    func testHostNamesAreResolvedOffTheLoop() async throws {
+        // This machine's own name is no IPv4 literal: getaddrinfo finds it (/etc/hosts); the PLC
+        // listens on the address it names.
+        var nameBuffer = [CChar](repeating: 0, count: 256)
+        gethostname(&nameBuffer, nameBuffer.count)
+        let hostName = String(cString: nameBuffer)
+        guard case .address(var found) = LoopStation.resolve(host: hostName, port: 0) else {
+            return XCTFail("this machine's name \(hostName) does not resolve")
+        }
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        inet_ntop(AF_INET, &found.sin_addr, &text, socklen_t(text.count))
+        let plc = ModbusStationServer(station: testStation(port: 0, pollMs: 50, signals: [sig("a", "hr:0", .uint16)]),
+                                      host: String(cString: text), port: 0, logger: logger)
+        let port = try plc.start()
+        defer { plc.stop() }
+        try plc.set(signal: "a", value: .int(7))
+        var named = testStation(id: "NAMED", port: port, pollMs: 50, signals: [sig("a", "hr:0", .uint16)])
+        named.endpoint = .modbusTCP(host: hostName, port: port, unit: 1)
+        var unknown = testStation(id: "UNKNOWN", port: port, pollMs: 50, signals: [sig("a", "hr:0", .uint16)])
+        unknown.endpoint = .modbusTCP(host: "plc-that-does-not-exist.invalid", port: port, unit: 1)
+        let group = ModbusEventLoopGroup(threads: 1, logger: logger)
+        let goodRecorder = EventRecorder(), badRecorder = EventRecorder()
+        let good = adapter(named, group, goodRecorder), bad = adapter(unknown, group, badRecorder)
+        XCTAssertTrue(good.loop === bad.loop)
+        let running = [RunningService(good), RunningService(bad)]
+        let ok = eventually(timeout: 20) { goodRecorder.goodPolls.count >= 3 && (bad.stats().errors.values.reduce(0, +)) >= 2 }
+        for service in running { await service.stop() }
+        XCTAssertTrue(ok, "named: \(good.stats()), unknown: \(bad.stats())")
+        XCTAssertEqual(goodRecorder.goodPolls.last?.readings.first?.value, .int(7))
+        XCTAssertEqual(badRecorder.changes.map(\.state), [.offline])
+        XCTAssertTrue(bad.stats().lastError?.contains("plc-that-does-not-exist.invalid") == true, bad.stats().lastError ?? "")
+    }
+
     /// 200 simulated PLCs on loopback, polled from two loop threads: every station polls, every
     /// scheduled deadline lies on its station's grid and the deadlines step by whole intervals
     /// (a late poll skips slots; it never shifts the schedule).
@@ -261,7 +296,9 @@ final class ModbusEventLoopAdapterTests: XCTestCase {
             XCTAssertTrue(polls.allSatisfy { $0.readings.allSatisfy { $0.quality == .good && $0.value != nil } }, station.stationID)
             XCTAssertTrue(polls.allSatisfy { $0.time == clock.now() }, "polls stamped by the injected clock")
             XCTAssertEqual(recorders[i].changes.map(\.state), [.online], station.stationID)
-            let grid = PollGrid(interval: UInt64(configs[i].pollIntervalMs) * 1_000_000, station: station.stationID)
+            let grid = station.grid
+            XCTAssertEqual(grid.phase % PollGrid.sharedTick, 0, "\(station.stationID): the phase is on the shared tick")
+            XCTAssertEqual(grid.phase, PollGrid(interval: grid.interval, station: station.stationID).phase / PollGrid.sharedTick * PollGrid.sharedTick)
             let deadlines = station.scheduledDeadlines
             XCTAssertGreaterThanOrEqual(deadlines.count, 3, station.stationID)
             for deadline in deadlines {
