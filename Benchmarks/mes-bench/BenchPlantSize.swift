@@ -35,6 +35,7 @@ extension BenchSuite {
         var serverCPU = 0.0
         var busiestThread = ""
         var busiestCPU = 0.0
+        var serverThreads = 0
         var simulatorCPU = 0.0
         var online = 0
         var pollsPerSecond = 0.0
@@ -44,16 +45,18 @@ extension BenchSuite {
 
     func plantSize() throws {
         raiseFileLimit()
-        let steps = short ? [8, 16] : [50, 100, 200, 400, 700, 1000, 1400, 2000]
+        // MES_BENCH_PLANT_STEPS=200,400 runs only those steps.
+        let chosen = ProcessInfo.processInfo.environment["MES_BENCH_PLANT_STEPS"]?.split(separator: ",").compactMap { Int($0) }
+        let steps = chosen ?? (short ? [8, 16] : [50, 100, 200, 400, 700, 1000, 1400, 2000])
         let seconds = short ? 3.0 : 15.0
         var largest: PlantStep?
         var last: PlantStep?
         for count in steps {
             let step = try plantStep(stations: count, seconds: seconds)
             last = step
-            print(String(format: "plant of %d stations (%d Modbus, %d OPC UA, %d signals, 100 ms): sample → SSE p50 %.1f ms, p99 %.1f ms over %d samples; server %.0f %% of a core (busiest thread %@ %.0f %%), simulators %.0f %%; %d/%d online, %.1f polls/s per polled station: %@",
+            print(String(format: "plant of %d stations (%d Modbus, %d OPC UA, %d signals, 100 ms): sample → SSE p50 %.1f ms, p99 %.1f ms over %d samples; server %.0f %% of a core in %d threads (busiest %@ %.0f %%), simulators %.0f %%; %d/%d online, %.1f polls/s per polled station: %@",
                          step.stations, step.modbus, step.opcua, step.signals, step.p50, step.p99, step.samples, step.serverCPU,
-                         step.busiestThread, step.busiestCPU, step.simulatorCPU, step.online, step.stations, step.pollsPerSecond,
+                         step.serverThreads, step.busiestThread, step.busiestCPU, step.simulatorCPU, step.online, step.stations, step.pollsPerSecond,
                          step.held ? "held" : "did not hold (\(step.why))"))
             fflush(nil)
             guard step.held else { break }
@@ -83,8 +86,12 @@ extension BenchSuite {
         var simulators: [Process] = []
         var server: Process?
         defer {
-            for process in simulators + [server].compactMap({ $0 }) where process.isRunning {
+            // The server first (its adapters stop polling), then the simulators; 10 s each at most.
+            for process in [server].compactMap({ $0 }) + simulators where process.isRunning {
                 process.terminate()
+                let deadline = Monotonic.nanoseconds() + 10_000_000_000
+                while process.isRunning && Monotonic.nanoseconds() < deadline { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                 process.waitUntilExit()
             }
         }
@@ -160,6 +167,7 @@ extension BenchSuite {
                 step.busiestThread = String(thread.split(separator: " ", maxSplits: 1).last ?? "")
             }
         }
+        step.serverThreads = threads1.count
         step.online = Self.onlineStations(port: port)
         let rates = zip(polls0, polls1).compactMap { a, b in a.flatMap { a in b.map { Double($0 - a) / wall } } }
         step.pollsPerSecond = rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)

@@ -182,6 +182,8 @@ struct LoopState {
     /// The stations' wake-up times: a min-heap with one entry per station that has one (the
     /// station knows its place in it, so a new time moves the entry instead of adding one).
     var timers = TimerHeap()
+    /// The timers of one turn, being fired (kept to reuse its storage).
+    var due: [LoopStation] = []
     /// The receive buffer all stations of the loop read into (one thread: one buffer).
     let scratch: UnsafeMutableRawBufferPointer
 
@@ -209,10 +211,17 @@ struct LoopState {
     mutating func fireDueTimers() {
         let now = Monotonic.nanoseconds()
         let horizon = now + Self.coalesceNs
+        // Taken off the heap first, then fired: a timer a handler sets again within the horizon
+        // waits for the next turn instead of firing in a loop.
         while let top = timers.first, top.wakeAt <= horizon {
             timers.remove(top)
-            top.timerFired(now: now, &self)
+            due.append(top)
         }
+        for station in due {
+            // A timer fired early fires as at its time (a reconnect due in 0.5 ms connects now).
+            station.timerFired(now: max(now, station.wakeAt), &self)
+        }
+        due.removeAll(keepingCapacity: true)
     }
 }
 
