@@ -8,8 +8,8 @@ import Runtime
 ///
 /// A ``Service``: `run()` hands the station to its loop and returns once its task is cancelled and
 /// the loop has closed the connection. Polls run on absolute monotonic deadlines on the station's
-/// ``PollGrid`` (the first right after connecting); a late poll skips the slots it missed instead of
-/// shifting the schedule. Connection-level failures (connect or response timeout, refused, closed,
+/// ``PollGrid`` with its phase on the loops' shared 10 ms tick (the first right after connecting);
+/// a late poll skips the slots it missed instead of shifting the schedule. Connection-level failures (connect or response timeout, refused, closed,
 /// bad answer) go through the same ``ModbusLinkMachine`` (offline, stale marking, reconnect with
 /// backoff). `run()` is one-shot. See docs/ARCHITECTURE.md, "Modbus TCP on event loops".
 public final class ModbusLoopStationAdapter: StationAdapter, Sendable {
