@@ -22,6 +22,24 @@ final class ModbusLinkMachineTests: XCTestCase {
         XCTAssertEqual(grid.slot(after: grid.phase + 7 * 20 * ms), grid.phase + 8 * 20 * ms, "strictly after")
     }
 
+    /// With the event loops' shared tick, phases are multiples of 10 ms (many stations share one),
+    /// still below the interval, and slots still step by the station's own interval.
+    func testSharedTickGroupsPhasesWithoutChangingIntervals() {
+        let tick = PollGrid.sharedTick
+        var phases = Set<UInt64>()
+        for i in 0..<200 {
+            let grid = PollGrid(interval: 100 * ms, station: "S-\(i)", tick: tick)
+            XCTAssertEqual(grid.phase % tick, 0)
+            XCTAssertLessThan(grid.phase, 100 * ms)
+            XCTAssertEqual(grid.phase, PollGrid(interval: 100 * ms, station: "S-\(i)").phase / tick * tick, "the unrounded phase, rounded down")
+            XCTAssertEqual(grid.slot(after: grid.slot(after: 5 * ms)) - grid.slot(after: 5 * ms), 100 * ms)
+            phases.insert(grid.phase)
+        }
+        XCTAssertLessThanOrEqual(phases.count, 10, "200 stations at 100 ms share at most 10 phases")
+        XCTAssertEqual(PollGrid(interval: 64 * ms, station: "S-1", tick: tick).slot(after: 64 * ms * 1000 + 1) % ms, 0)
+        XCTAssertEqual(PollGrid(interval: 1 * ms, station: "S-1", tick: tick).phase, 0, "an interval under the tick: one phase")
+    }
+
     func testBackoffDoublesToCapWithDeterministicJitter() {
         var a = ReconnectBackoff(initialMs: 100, maxMs: 5000, jitter: 0.2, seed: 42)
         var b = ReconnectBackoff(initialMs: 100, maxMs: 5000, jitter: 0.2, seed: 42)
