@@ -46,7 +46,7 @@ extension BenchSuite {
         raiseFileLimit()
         // MES_BENCH_PLANT_STEPS=200,400 runs only those steps.
         let chosen = ProcessInfo.processInfo.environment["MES_BENCH_PLANT_STEPS"]?.split(separator: ",").compactMap { Int($0) }
-        let steps = chosen ?? (short ? [8, 16] : [50, 100, 200, 400, 700, 1000, 1400, 2000])
+        let steps = chosen ?? (short ? [8, 16] : [50, 100, 200, 400, 550, 700, 850, 1000, 1400, 2000])
         let seconds = short ? 3.0 : 15.0
         var largest: PlantStep?
         var last: PlantStep?
