@@ -22,6 +22,12 @@ public struct APIContext: Sendable {
     public var extraHealth: @Sendable () -> [(String, JSON)] = { [] }
     /// The pipeline's mode and clock, which pages follow (`/api/health`, `/api/meta`).
     public var clock: @Sendable () -> PipelineClock = { PipelineClock(mode: .live, time: Date()) }
+    /// This server's name and its part in its group (`/api/health` `node` and `role`; README "Two
+    /// nodes"). A server on SQLite is always `active`.
+    public var node: @Sendable () -> (name: String, role: NodeRole) = { ("localhost", .active) }
+    /// The newest event id for `/api/health` when it is not the event log's own (a standby's:
+    /// the newest it read from the database).
+    public var lastEventId: (@Sendable () -> Int64)?
     /// Whether a request may see PLC endpoints (a token of `engineer` or above); the assembly sets it.
     public var showsEndpoints: @Sendable (HTTPRequest) -> Bool = { _ in false }
     /// `GET /api/kpis` for another shift than the current (`shift=previous`, `date=&shift=`): the

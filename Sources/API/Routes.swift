@@ -46,11 +46,14 @@ public enum APIRoutes {
                 ("status", .string(writable ? "ok" : "degraded")),
                 ("stations", .object(ConnectionState.allCases.map { ($0.rawValue, .int(Int64(counts[$0] ?? 0))) })),
                 ("storage", .string(writable ? "writing" : "not writing")),
-                ("lastEventId", .int(context.eventLog.latestSeq)),
+                ("lastEventId", .int(context.lastEventId?() ?? context.eventLog.latestSeq)),
                 ("version", .string(context.version)),
                 ("mode", .string(clock.mode.rawValue)),
                 ("clock", clock.time.map { .string(Timestamp.format($0)) } ?? .null),
             ]
+            let node = context.node()
+            members.append(("node", .string(node.name)))
+            members.append(("role", .string(node.role.rawValue)))
             if !writable, let error = context.eventLog.lastError { members.append(("storageError", .string("\(error)"))) }
             members += context.extraHealth()
             return .json(.object(members), status: writable ? 200 : 503)

@@ -26,13 +26,18 @@ public struct ServerOptions: Sendable, Equatable {
     public var tlsKey: String?
     /// HTTP event-loop threads (default: one per core).
     public var httpLoops = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// This server's name in its group (`--node`, default the host name; README "Two nodes").
+    public var node = ServerOptions.hostName()
+    /// The URL other nodes forward writes to while this one is active (`--advertise`; default
+    /// from `--listen`, README "Two nodes").
+    public var advertise: String?
 
     public init() {}
 
     public static let usage = """
     usage: mes-server [--config FILE] [--db FILE|URL] [--listen HOST:PORT] [--simulate] [--record FILE]
                       [--replay FILE [--speed X|max] [--exit-after-replay]] [--dashboards DIR] [--log-level LEVEL]
-                      [--tls-cert FILE --tls-key FILE]
+                      [--tls-cert FILE --tls-key FILE] [--node NAME] [--advertise URL]
            mes-server tokens add --file FILE --user NAME --role ROLE [--days N]
       --config FILE        plant configuration (default Stations/plant.json)
       --db FILE|URL        SQLite database (default var/mes.sqlite; parent folders are created), or
@@ -48,6 +53,9 @@ public struct ServerOptions: Sendable, Equatable {
       --log-level LEVEL    trace, debug, info, warning, error (default info)
       --tls-cert FILE      serve HTTPS (TLS 1.2+) on --listen with this PEM certificate (chain); then no plain HTTP
       --tls-key FILE       the certificate's PEM private key (goes with --tls-cert)
+      --node NAME          this server's name in a group on one PostgreSQL database (default: the host name)
+      --advertise URL      the URL the other nodes forward writes to while this one is active
+                           (default: http(s)://HOST:PORT of --listen)
       tokens add           add a token to a tokens file: prints the new token once, stores only its SHA-256
     """
 
@@ -86,6 +94,18 @@ public struct ServerOptions: Sendable, Equatable {
             case "--log-level": options.logLevel = try value(argument)
             case "--tls-cert": options.tlsCertificate = try value(argument)
             case "--tls-key": options.tlsKey = try value(argument)
+            case "--node":
+                let name = try value(argument)
+                guard name.utf8.count <= 64, !name.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+                    throw UsageError("--node takes a name of at most 64 characters without spaces, not \"\(name)\"")
+                }
+                options.node = name
+            case "--advertise":
+                let url = try value(argument)
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw UsageError("--advertise takes an http:// or https:// URL, not \"\(url)\"")
+                }
+                options.advertise = url.hasSuffix("/") ? String(url.dropLast()) : url
             case "--help", "-h": throw UsageError(usage)
             default: throw UsageError("unknown option \"\(argument)\"\n\(usage)")
             }
@@ -101,6 +121,14 @@ public struct ServerOptions: Sendable, Equatable {
             throw UsageError("--exit-after-replay goes with --replay")
         }
         return options
+    }
+
+    /// The machine's host name (the default `--node`).
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(cString: buffer)
+        return name.isEmpty ? "localhost" : name
     }
 
     /// Parses `HOST:PORT` (port 0 = any free port).

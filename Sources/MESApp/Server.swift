@@ -29,14 +29,25 @@ public final class MESServer: Sendable {
     /// The running group (for ``shutdown()``), and whether a shutdown was asked for before it ran.
     private let control = Locked<(group: ServiceGroup?, shutdownRequested: Bool)>((nil, false))
 
+    /// This server's part in a group on one PostgreSQL database; nil: on its own (SQLite).
+    public let cluster: ClusterPart?
+
     /// Loads the config, opens the database and binds the port. Throws a one-line reason.
-    public init(options: ServerOptions, logger: Logger) throws {
+    ///
+    /// With `cluster` (README "Two nodes"): a standby opens the database and serves the API and the
+    /// event stream from it but starts no writer, pipeline or adapters, and forwards writes to the
+    /// active; an active checks its lease's epoch in every commit.
+    public init(options: ServerOptions, logger: Logger, cluster: ClusterPart? = nil) throws {
+        self.cluster = cluster
         self.options = options
         self.logger = logger
         config = try PlantConfig.load(path: options.config)
 
         var storage = EventLog.Configuration(path: options.database)
-        storage.migrations = PlantAssembly.migrations
+        storage.migrations = PlantAssembly.migrations + (cluster == nil ? [] : [ClusterSchema.migrations])
+        if case .active(let view, let epoch) = cluster {
+            storage.commitFence = ClusterSchema.fence(plant: view.plant, node: options.node, epoch: epoch)
+        }
         storage.retention.maxAge = config.retentionDays * 86_400
         // In replay the pipeline's clock is the recording's, and so is retention's: an old recording's
         // samples are kept while it is studied, not pruned against the wall clock.
@@ -53,6 +64,12 @@ public final class MESServer: Sendable {
         eventLog.addCommitHandler { events in
             for event in events { hub.publish(SSEEvent(id: event.seq, type: event.type, data: event.data)) }
         }
+        var follower: EventFollower?
+        if case .standby(let view) = cluster {
+            follower = EventFollower(url: view.url, eventLog: log, after: log.latestSeq, logger: logger.named("follower")) { events in
+                for event in events { hub.publish(SSEEvent(id: event.seq, type: event.type, data: event.data)) }
+            }
+        }
 
         let assembly = try PlantAssembly(config: config, pipeline: pipeline, eventLog: eventLog, logger: logger)
 
@@ -64,6 +81,10 @@ public final class MESServer: Sendable {
         let outboxLog = eventLog
         context.extraMetrics = { (httpCounters.server?.metrics.prometheusText ?? "") + NotifyAssembly.metrics(outboxLog) }
         context.clock = { PipelineClock(mode: pipeline.mode == .replay ? .replay : .live, time: pipeline.currentClock) }
+        let nodeName = options.node
+        let role = cluster?.role ?? .active
+        context.node = { (nodeName, role) }
+        if let follower { context.lastEventId = { follower.lastSeq } }
         let auth = assembly.auth
         context.showsEndpoints = { auth.viewer(of: $0)?.has(.engineer) ?? false }
         let replayStatus = ReplayStatus()
@@ -80,7 +101,11 @@ public final class MESServer: Sendable {
         } else {
             logger.warning("no dashboards folder at \(dashboards): only the API is served")
         }
-        let responder = MiddlewareChain(assembly.middlewares(context: context), responder: router)
+        var middlewares = assembly.middlewares(context: context)
+        if case .standby(let view) = cluster {
+            middlewares.insert(WriteForwarder(holder: view.holder, node: options.node), at: 0)
+        }
+        let responder = MiddlewareChain(middlewares, responder: router)
         var tls: TLSServerContext?
         if let certificate = options.tlsCertificate, let key = options.tlsKey {
             tls = try TLSServerContext(certificateFile: certificate, keyFile: key)
@@ -90,6 +115,12 @@ public final class MESServer: Sendable {
         try http.bind()
         httpCounters.server = http
 
+        if let follower {
+            // A standby writes nothing: no writer, pipeline, notifications or adapters.
+            services = [assembly.auth.failures, follower, http]
+            self.services = services
+            return
+        }
         services.append(eventLog)
         services.append(pipeline)
         services.append(assembly.auth.failures)

@@ -40,6 +40,9 @@ public struct PlantConfig: Sendable {
     /// `pki`: the OPC UA PKI folder (own/, trusted/, rejected/), resolved against the config's folder;
     /// nil: `pki` beside the database (``pkiFolder(database:)``).
     public var pki: String?
+    /// `leaseS`: seconds after the active node's last lease renewal before a standby may take
+    /// over (README "Two nodes"; only with a PostgreSQL database).
+    public var leaseS: Double = 5
 
     public init(plant: String, timezone: TimeZone = .current, route: [String], shifts: [Shift] = [],
                 auth: AuthConfig? = nil, stations: [StationConfig], limits: ServerLimits = ServerLimits(),

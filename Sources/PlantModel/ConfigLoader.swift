@@ -31,7 +31,8 @@ extension PlantConfig {
         let root = ConfigNode(json: json, path: "", file: file)
         try root.rejectUnknownKeys(["plant", "timezone", "route", "shifts", "auth", "stations", "limits", "alerts",
                                     "retentionDays", "description", "people", "responsibility", "due", "notify", "allowedHosts",
-                                    "vin", "orders", "models", "options", "downtimeReasons", "gate", "reports", "pki"])
+                                    "vin", "orders", "models", "options", "downtimeReasons", "gate", "reports", "pki",
+                                    "leaseS"])
         let plant = try root.optional("plant")?.nonEmptyString() ?? "Plant"
 
         var timezone = TimeZone.current
@@ -130,6 +131,8 @@ extension PlantConfig {
         }
         try decodeMasterData(root, into: &config)
         config.downtimeReasons = try DowntimeReason.decode(root.optional("downtimeReasons"))
+        // Two nodes on one PostgreSQL database (README "Two nodes"); a SQLite server ignores it.
+        config.leaseS = try root.optional("leaseS")?.double(in: 2...600) ?? 5
         if let node = try root.optional("gate") {
             try node.rejectUnknownKeys(["holdOnOpenDefects"])
             config.gate = GateConfig(holdOnOpenDefects: try node.optional("holdOnOpenDefects")?.bool() ?? false)

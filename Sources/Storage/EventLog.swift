@@ -147,6 +147,10 @@ public final class EventLog: Service, @unchecked Sendable {
         public var maxPendingItems = 500_000
         public var retention = Retention()
         public var checkpoints = Checkpoints()
+        /// Runs in every group transaction just before COMMIT with the batch's last event id (nil
+        /// when it has none); a throw rolls the batch back (kept queued, as any failed commit). Two
+        /// nodes on PostgreSQL check their lease here (fencing, README "Two nodes").
+        public var commitFence: (@Sendable (Database, Int64?) throws -> Void)?
 
         public init(path: String) { self.path = path }
     }
@@ -844,6 +848,7 @@ public final class EventLog: Service, @unchecked Sendable {
                     logger.error("storage: write failed and was rolled back (\(item.events.count) events dropped): \(error)")
                 }
             }
+            if let fence = configuration.commitFence { try fence(writer, committed.last?.seq) }
             try writer.execute("COMMIT")
         } catch {
             if !writer.isAutocommit { try? writer.execute("ROLLBACK") }

@@ -26,6 +26,17 @@ do {
     exit(2)
 }
 let logger = Logger(label: "mes-server", level: Logger.Level(name: options.logLevel) ?? .info)
+if ClusterNode.isGroup(database: options.database) {
+    // A node of a group on one PostgreSQL database (README "Two nodes").
+    do {
+        let node = try ClusterNode(options: options, logger: logger)
+        try await node.run()
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("mes-server: \(error)\n".utf8))
+        exit(1)
+    }
+}
 let server: MESServer
 do {
     server = try MESServer(options: options, logger: logger)

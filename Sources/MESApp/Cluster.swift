@@ -1,0 +1,340 @@
+import Foundation
+import HTTP
+import PlantModel
+import Runtime
+import Storage
+
+/// How a server takes part in a group of nodes on one PostgreSQL database (README "Two nodes").
+public enum ClusterPart: Sendable {
+    /// Serves the API and the event stream from the database; forwards writes to the active.
+    case standby(ClusterView)
+    /// Holds the lease with `epoch`: polls, tracks, judges, writes (every commit checks the epoch).
+    case active(ClusterView, epoch: Int64)
+
+    public var view: ClusterView {
+        switch self {
+        case .standby(let view), .active(let view, _): view
+        }
+    }
+
+    public var role: NodeRole {
+        if case .active = self { .active } else { .standby }
+    }
+}
+
+/// What a server of a group reads of the group while it runs.
+public struct ClusterView: Sendable {
+    /// The lease's row key (the config's `plant`).
+    public var plant: String
+    /// The database URL (the standby's `LISTEN` connection).
+    public var url: String
+    /// The lease's holder as last seen (a standby forwards writes to its URL).
+    public var holder: @Sendable () -> LeaseHolder?
+
+    public init(plant: String, url: String, holder: @escaping @Sendable () -> LeaseHolder?) {
+        self.plant = plant
+        self.url = url
+        self.holder = holder
+    }
+}
+
+/// A node of a group: a standby server until the lease is won, then (as a restart does) an active
+/// server built from the database; a node that loses the lease exits (README "Two nodes").
+public final class ClusterNode: Sendable {
+    /// Exit status of a node that lost its lease (EX_TEMPFAIL: a supervisor starts it again, as a standby).
+    public static let demotedExitStatus: Int32 = 75
+
+    public let options: ServerOptions
+    public let logger: Logger
+    public let config: PlantConfig
+    public let driver: LeaseDriver
+    private let state = Locked<(server: MESServer?, epoch: Int64?, stopping: Bool)>((nil, nil, false))
+    private let wake = DispatchSemaphore(value: 0)
+
+    public init(options: ServerOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        config = try PlantConfig.load(path: options.config)
+        let url = options.database
+        let plant = config.plant
+        let advertise = options.advertise ?? "\(options.tlsCertificate == nil ? "http" : "https")://\(options.host):\(options.port)"
+        driver = LeaseDriver(node: options.node, url: advertise, settings: LeaseMachine.Settings(leaseS: config.leaseS),
+                             logger: logger.named("lease")) { PostgresLeaseStore(url: url, plant: plant) }
+    }
+
+    /// True for a `postgresql://` (or `postgres://`) database URL: such servers form a group.
+    public static func isGroup(database: String) -> Bool {
+        database.hasPrefix("postgresql://") || database.hasPrefix("postgres://")
+    }
+
+    /// The server serving now (the standby's, then the active's).
+    public var server: MESServer? { state.value.server }
+
+    /// Runs as a standby until the lease is won, then as the active until stopped (SIGINT/SIGTERM)
+    /// or demoted (then the process exits with ``demotedExitStatus``).
+    public func run() async throws {
+        let driver = self.driver
+        let view = ClusterView(plant: config.plant, url: options.database, holder: { driver.status.holder })
+        let standby = try MESServer(options: options, logger: logger, cluster: .standby(view))
+        state.withLock { $0.server = standby }
+        driver.onActive = { [weak self] epoch in
+            guard let self else { return }
+            let server = self.state.withLock { state -> MESServer? in
+                state.epoch = epoch
+                return state.server
+            }
+            server?.shutdown()
+        }
+        driver.onDemote = { [logger] reason in
+            // Commits already refuse to write (the epoch is checked in each); stop at once and say why.
+            logger.error("demoted: \(reason). Exiting without writing; start this node again to serve as a standby")
+            exit(Self.demotedExitStatus)
+        }
+        let signals = SignalWatch { [weak self] in self?.stop() }
+        defer { signals.cancel() }
+        driver.start()
+        try await standby.run(installSignalHandlers: false)
+        standby.eventLog.close()
+        guard let epoch = state.withLock({ $0.stopping ? nil : $0.epoch }) else {
+            driver.stop(release: false)
+            logger.info("stopped cleanly")
+            return
+        }
+        let started = Monotonic.nanoseconds()
+        let active: MESServer
+        do {
+            active = try MESServer(options: options, logger: logger, cluster: .active(view, epoch: epoch))
+        } catch {
+            logger.error("could not start as the active node: \(error)")
+            driver.stop(release: true)
+            throw error
+        }
+        let stopNow = state.withLock { state -> Bool in
+            state.server = active
+            return state.stopping
+        }
+        if stopNow { active.shutdown() }
+        logger.notice("active after \(String(format: "%.2f", Double(Monotonic.nanoseconds() - started) / 1e9)) s of restoring from the database")
+        try await active.run(installSignalHandlers: false)
+        driver.stop(release: true)
+    }
+
+    /// Stops the node (as SIGTERM does): the active stops writing and gives its lease up.
+    public func stop() {
+        let server = state.withLock { state -> MESServer? in
+            state.stopping = true
+            return state.server
+        }
+        server?.shutdown()
+    }
+}
+
+/// SIGINT/SIGTERM for a node, which outlives the servers it runs one after the other.
+private final class SignalWatch: Sendable {
+    private let sources: Locked<[any DispatchSourceSignal]> = Locked([])
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            sources.withLock { sources in
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler(handler: handler)
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+
+    func cancel() {
+        sources.withLock { sources in
+            for source in sources { source.cancel() }
+            sources.removeAll()
+        }
+    }
+}
+
+/// A standby's live event stream: `LISTEN` for the active's commits, then the new rows in id order
+/// from the database to the SSE hub (each within a second of its commit: it also looks every second
+/// when no notification came, e.g. after the connection broke).
+final class EventFollower: Service, Sendable {
+    let name = "follower"
+    private let url: String
+    private let eventLog: EventLog
+    private let publish: @Sendable ([StoredEvent]) -> Void
+    private let logger: Logger
+    /// The newest event id seen (published), and whether the thread should stop.
+    private let shared: Locked<(last: Int64, stopping: Bool)>
+
+    init(url: String, eventLog: EventLog, after: Int64, logger: Logger, publish: @escaping @Sendable ([StoredEvent]) -> Void) {
+        self.url = url
+        self.eventLog = eventLog
+        self.publish = publish
+        self.logger = logger
+        shared = Locked((after, false))
+    }
+
+    /// The newest event id published.
+    var lastSeq: Int64 { shared.value.last }
+
+    func run() async throws {
+        let done = DispatchSemaphore(value: 0)
+        await runThreadedService(stopThreadName: "follower.stop", start: {
+            let thread = Thread { [self] in
+                loop()
+                done.signal()
+            }
+            thread.name = "follower"
+            thread.start()
+        }, stop: { [self] in
+            shared.withLock { $0.stopping = true }
+            done.wait()
+        })
+    }
+
+    private func loop() {
+        var link: ClusterLink?
+        while !shared.value.stopping {
+            do {
+                if link == nil || link?.isHealthy == false {
+                    link?.close()
+                    let fresh = try ClusterLink(url: url)
+                    try fresh.listen(ClusterSchema.channel)
+                    link = fresh
+                }
+                _ = try link?.notifications(waitingUpTo: 0.25)
+            } catch {
+                logger.debug("event follower: \(error) (reading the database each second meanwhile)")
+                link?.close()
+                link = nil
+                Thread.sleep(forTimeInterval: 0.25)
+            }
+            catchUp()
+        }
+        link?.close()
+    }
+
+    private func catchUp() {
+        while !shared.value.stopping {
+            let after = shared.value.last
+            let events: [StoredEvent]
+            do {
+                events = try eventLog.events(after: after, limit: 1000)
+            } catch {
+                logger.debug("event follower cannot read: \(error)")
+                return
+            }
+            guard let last = events.last else { return }
+            publish(events)
+            shared.withLock { $0.last = last.seq }
+            if events.count < 1000 { return }
+        }
+    }
+}
+
+/// A standby's answer to a write: the same request sent to the active's advertised URL with the
+/// caller's headers and body, and the active's answer given back as it came (README "Two nodes").
+struct WriteForwarder: HTTPMiddleware {
+    let holder: @Sendable () -> LeaseHolder?
+    let node: String
+    let timeoutMs = 15_000
+
+    func handle(_ request: HTTPRequest, next: (HTTPRequest) throws -> HTTPReply) throws -> HTTPReply {
+        guard request.method != .get, request.method != .head, request.method != .options,
+              request.path.hasPrefix("/api/") else { return try next(request) }
+        let holder = self.holder
+        let node = self.node
+        let timeoutMs = self.timeoutMs
+        return .deferred(DeferredWork(lane: .command) {
+            guard let active = holder(), active.node != node, let target = ForwardTarget(url: active.url) else {
+                throw HTTPError(503, code: "unavailable", "this node is a standby and no active node is known yet: try again in a few seconds",
+                                headers: ["Retry-After": "2"])
+            }
+            return .response(try target.forward(request, via: node, timeoutMs: timeoutMs))
+        })
+    }
+}
+
+/// The active's `http://host:port` (plain HTTP, IPv4 or localhost).
+struct ForwardTarget {
+    var host: String
+    var port: UInt16
+
+    init?(url: String) {
+        guard url.hasPrefix("http://") else { return nil }
+        var rest = url.dropFirst("http://".count)
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        guard let colon = rest.lastIndex(of: ":"), let port = UInt16(rest[rest.index(after: colon)...]) else { return nil }
+        host = String(rest[..<colon])
+        self.port = port
+    }
+
+    /// Sends `request` on a connection of its own and returns the answer (status, headers, body).
+    func forward(_ request: HTTPRequest, via node: String, timeoutMs: Int) throws -> HTTPResponse {
+        let fd: Int32
+        do {
+            fd = try Socket.connect(host: host == "localhost" ? "127.0.0.1" : host, port: port, timeoutMs: 2000)
+        } catch {
+            throw HTTPError(503, code: "unavailable", "the active node at \(host):\(port) does not answer: try again in a few seconds",
+                            headers: ["Retry-After": "2"])
+        }
+        defer { Socket.close(fd) }
+        Socket.setTimeouts(fd, milliseconds: timeoutMs)
+        var head = "\(request.method.rawValue) \(request.rawPath)\(Self.query(request.query)) HTTP/1.1\r\n"
+        for field in request.headers where !Self.hopByHop.contains(field.name.lowercased()) {
+            head += "\(field.name): \(field.value)\r\n"
+        }
+        head += "Content-Length: \(request.body.count)\r\nConnection: close\r\nX-Forwarded-By: \(node)\r\n\r\n"
+        let bytes = Array(head.utf8) + request.body
+        var answer: [UInt8] = []
+        do {
+            try bytes.withUnsafeBytes { try Socket.writeAll(fd, $0, context: "forward") }
+            var buffer = [UInt8](repeating: 0, count: 16_384)
+            while true {
+                let n = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: "forward") }
+                if n == 0 { break }
+                answer += buffer[0..<n]
+                if answer.count > 64 << 20 { break }
+            }
+        } catch {
+            throw HTTPError(503, code: "unavailable", "forwarding to the active node failed (\(error)): try again", headers: ["Retry-After": "2"])
+        }
+        guard let response = Self.parse(answer) else {
+            throw HTTPError(502, code: "bad_gateway", "the active node's answer could not be read")
+        }
+        return response
+    }
+
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "content-length", "transfer-encoding", "te", "upgrade",
+                                        "proxy-connection", "expect"]
+
+    static func query(_ query: [String: String]) -> String {
+        guard !query.isEmpty else { return "" }
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return "?" + query.sorted { $0.key < $1.key }.map {
+            "\($0.key.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+        }.joined(separator: "&")
+    }
+
+    /// Parses a whole HTTP/1.1 answer read until close (Content-Length or close-delimited body).
+    static func parse(_ bytes: [UInt8]) -> HTTPResponse? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4, let end = (0...(bytes.count - 4)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else { return nil }
+        let lines = String(decoding: bytes[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ")
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { return nil }
+        var headers = HTTPHeaders()
+        var length: Int?
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = String(line[..<colon])
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if name.lowercased() == "content-length" { length = Int(value); continue }
+            if hopByHop.contains(name.lowercased()) || name.lowercased() == "date" || name.lowercased() == "server" { continue }
+            headers.add(name, value)
+        }
+        var body = Array(bytes[(end + 4)...])
+        if let length, body.count > length { body = Array(body.prefix(length)) }
+        return HTTPResponse(status: status, headers: headers, body: body)
+    }
+}
