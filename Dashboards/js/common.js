@@ -121,8 +121,25 @@
     if (health.mode === 'replay' || health.mode === 'live') mode = health.mode;
     if (mode === 'replay') advanceClock(MES.ms(health.clock));
     document.body.dataset.mode = mode;
+    if (typeof health.node === 'string' && (health.role === 'active' || health.role === 'standby')) {
+      node = { name: health.node, role: health.role };
+      showNode();
+    }
     if (headerTick) headerTick();
   };
+  // The server's node and role (README "Two nodes"): a standby serves the same pages from the shared
+  // database; after a takeover the stream reconnects and the badge follows /api/health.
+  let node = null;
+  let nodeEl = null;
+  function showNode() {
+    if (!nodeEl || !node) return;
+    nodeEl.dataset.role = node.role;
+    nodeEl.classList.toggle('hidden', false);
+    MES.setText(nodeEl, MES.t('node.badge', { node: node.name, role: MES.t('node.role.' + node.role) }));
+    nodeEl.title = MES.t('node.title.' + node.role);
+  }
+  /** The node and role of the server last asked ({name, role}), or null before /api/health answered. */
+  MES.node = () => node;
   let headerTick = null; // the top bar's clock, redrawn when the mode or clock is learned
   function advanceClock(ms) {
     if (mode === 'replay' && Number.isFinite(ms) && !(ms <= replayClock)) replayClock = ms;
@@ -449,6 +466,8 @@
         disconnectedAt = null;
         metrics.reconnects++;
         hideBanner();
+        // After a takeover the page may talk to another node, or to this one in another role.
+        MES.api('/api/health').then(MES.setClock, () => {});
         if (opts.onReconnect) opts.onReconnect();
       }
       everOpen = true;
@@ -576,11 +595,13 @@
       MES.el('a', { href, className: href === page ? 'current' : '', dataset: { i18n: key } })));
     liveEl = MES.el('span', { className: 'live connecting', id: 'live' }, MES.el('span', { className: 'dot' }), MES.el('span', { className: 'txt' }));
     const clock = MES.el('span', { className: 'clock', id: 'clock' });
+    nodeEl = MES.el('span', { className: 'node hidden', id: 'node' });
     const langBtn = MES.el('button', { id: 'lang-toggle', type: 'button', dataset: { i18n: 'lang.switch' },
       onclick: () => MES.setLang(lang === 'en' ? 'zh' : 'en') });
     host.className = 'topbar';
     host.replaceChildren(MES.el('span', { className: 'brand', dataset: { i18n: 'app.title' } }), nav,
-      MES.el('span', { className: 'spacer' }), liveEl, clock, langBtn);
+      MES.el('span', { className: 'spacer' }), nodeEl, liveEl, clock, langBtn);
+    showNode();
     banner = MES.el('div', { id: 'conn-banner', className: 'banner hidden', role: 'alert' });
     host.after(banner);
     // live: the wall clock; replay: the recording's time, marked as such
@@ -597,6 +618,7 @@
     setLive('connecting');
     MES.onLang(() => {
       setLive(liveEl.dataset.state || 'connecting');
+      showNode();
       if (banner && banner.dataset.since) showBanner(Number(banner.dataset.since));
     });
   };

@@ -5,16 +5,19 @@ import Runtime
 /// plant, its times on the database's clock only.
 public enum ClusterSchema {
     public static let migrations = MigrationGroup(name: "cluster", migrations: [
-        Migration(version: 1, name: "lease", sql: """
-            CREATE TABLE cluster_lease (
-                plant TEXT PRIMARY KEY,
-                node TEXT NOT NULL,
-                url TEXT NOT NULL,
-                epoch BIGINT NOT NULL,
-                renewed_at TIMESTAMPTZ
-            )
-            """),
+        Migration(version: 1, name: "lease", sql: leaseTable),
     ])
+
+    /// The lease row: the holder's name and URL, the epoch (fencing token), the last renewal (`now()`).
+    public static let leaseTable = """
+        CREATE TABLE cluster_lease (
+            plant TEXT PRIMARY KEY,
+            node TEXT NOT NULL,
+            url TEXT NOT NULL,
+            epoch BIGINT NOT NULL,
+            renewed_at TIMESTAMPTZ
+        )
+        """
 
     /// The channel the active's commits notify with their last event id.
     public static let channel = "mes_events"
