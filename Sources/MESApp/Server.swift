@@ -46,7 +46,7 @@ public final class MESServer: Sendable {
         var storage = EventLog.Configuration(path: options.database)
         storage.migrations = PlantAssembly.migrations + (cluster == nil ? [] : [ClusterSchema.migrations])
         if case .active(let view, let epoch) = cluster {
-            storage.commitFence = ClusterSchema.fence(plant: view.plant, node: options.node, epoch: epoch)
+            storage.commitFence = ClusterSchema.fence(plant: view.plant, node: options.node, epoch: epoch, leaseS: config.leaseS)
         }
         storage.retention.maxAge = config.retentionDays * 86_400
         // In replay the pipeline's clock is the recording's, and so is retention's: an old recording's

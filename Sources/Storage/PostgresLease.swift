@@ -25,8 +25,15 @@ public enum ClusterSchema {
     /// A commit's fencing check and notification, run inside the event log's transaction before
     /// COMMIT: the row is read `FOR SHARE`, so a takeover (an UPDATE of it) waits for this commit
     /// and every later commit of this node sees the new epoch and is refused.
-    public static func fence(plant: String, node: String, epoch: Int64) -> @Sendable (Database, Int64?) throws -> Void {
-        { db, lastSeq in
+    ///
+    /// It also bounds how long this connection may sit idle inside a transaction (half the lease): a
+    /// stopped process (SIGSTOP) holding its locks — the lease row, the event ids it inserted — would
+    /// otherwise keep the next active from taking the lease or writing those ids; PostgreSQL ends such a
+    /// session and rolls its transaction back instead.
+    public static func fence(plant: String, node: String, epoch: Int64, leaseS: Double) -> @Sendable (Database, Int64?) throws -> Void {
+        let idleMs = max(500, Int(leaseS * 500))
+        return { db, lastSeq in
+            try db.execute("SET idle_in_transaction_session_timeout = \(idleMs)")
             let rows = try db.query("SELECT node, epoch FROM cluster_lease WHERE plant = ? FOR SHARE", [.text(plant)]) { row in
                 (row.text(0) ?? "", row.int64(1))
             }

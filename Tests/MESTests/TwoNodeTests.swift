@@ -1,0 +1,229 @@
+import Foundation
+import XCTest
+import Runtime
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two real `mes-server` processes on one throw-away PostgreSQL database, the default plant's PLCs
+/// simulated by a `station-sim` process on free ports (README "Two nodes"): takeover after kill -9
+/// and after SIGSTOP, writes sent to the standby, SSE resumed on the other node.
+final class TwoNodeTests: XCTestCase {
+    static let token = "two-node-test-operator-token-0123456789abcdef"
+    static let leaseS = 3.0
+
+    /// The plant's folder: the default plant on free ports, `leaseS` 3, an operator token.
+    struct Plant {
+        var config: String
+        var directory: URL
+    }
+
+    func makePlant() throws -> Plant {
+        let directory = makeTempDirectory(self, prefix: "two-nodes")
+        var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
+        // Every PLC port of the default plant (modbus://127.0.0.1:15010, opc.tcp://127.0.0.1:14840 …) → a free one.
+        let pattern = try NSRegularExpression(pattern: #"127\.0\.0\.1:(1[45]\d{3})"#)
+        let ports = Set(pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)).compactMap {
+            Range($0.range(at: 1), in: text).map { String(text[$0]) }
+        })
+        for port in ports { text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try freePort())") }
+        var json = try XCTUnwrap(try JSON.parse(text).objectValue)
+        json.removeAll { $0.0 == "auth" }
+        json.append(("auth", .obj([("tokensFile", .string("tokens.json")), ("anonymousRead", .bool(true))])))
+        json.append(("leaseS", .double(Self.leaseS)))
+        let config = directory.appendingPathComponent("plant.json").path
+        try JSON.object(json).serialized().write(toFile: config, atomically: true, encoding: .utf8)
+        try #"[{"token": "\#(Self.token)", "user": "op", "role": "operator"}]"#
+            .write(toFile: directory.appendingPathComponent("tokens.json").path, atomically: true, encoding: .utf8)
+        return Plant(config: config, directory: directory)
+    }
+
+    func startSimulator(_ plant: Plant) throws -> PeerProcess {
+        let sim = try PeerProcess(executable: productPath("station-sim"),
+                                  arguments: ["--config", plant.config, "--log-level", "warning", "--exit-with-parent"])
+        addTeardownBlock { sim.kill() }
+        return sim
+    }
+
+    /// A node; killed at the end of the test whatever happens.
+    func startNode(_ name: String, plant: Plant, database: String, port: UInt16) throws -> PeerProcess {
+        let node = try PeerProcess(executable: productPath("mes-server"),
+                                   arguments: ["--config", plant.config, "--db", database, "--listen", "127.0.0.1:\(port)",
+                                               "--node", name, "--log-level", "notice",
+                                               "--dashboards", repoRoot.appendingPathComponent("Dashboards").path])
+        addTeardownBlock { node.kill() }
+        return node
+    }
+
+    func health(_ port: UInt16) -> JSON? {
+        guard let response = try? TestHTTP(port: port).get("/api/health"), response.status == 200 else { return nil }
+        return response.json
+    }
+
+    func role(_ port: UInt16) -> String? { health(port)?["role"]?.stringValue }
+
+    func lastEventId(_ port: UInt16) -> Int64? { health(port)?["lastEventId"]?.intValue }
+
+    /// Every stored event after `after` up to `through`, read through the node's event stream backlog.
+    func storedEvents(port: UInt16, after: Int64, through: Int64) throws -> [TestSSEClient.Event] {
+        let client = try TestSSEClient(port: port, lastEventId: after)
+        var events: [TestSSEClient.Event] = []
+        let deadline = Date().addingTimeInterval(60)
+        while (events.last?.id ?? after) < through && Date() < deadline {
+            events += client.read(count: 10_000, timeout: 1)
+        }
+        return events.filter { $0.id <= through }
+    }
+
+    /// Two nodes up: `a` active, `b` standby.
+    func startPair() throws -> (plant: Plant, database: String, a: PeerProcess, b: PeerProcess, portA: UInt16, portB: UInt16) {
+        let plant = try makePlant()
+        let database = try PostgresFixture.shared().newDatabase(for: self)
+        _ = try startSimulator(plant)
+        let portA = try freePort(), portB = try freePort()
+        let a = try startNode("node-a", plant: plant, database: database, port: portA)
+        XCTAssertTrue(eventually(timeout: 60) { role(portA) == "active" }, "node-a did not become active: \(a.text)")
+        let b = try startNode("node-b", plant: plant, database: database, port: portB)
+        XCTAssertTrue(eventually(timeout: 60) { role(portB) == "standby" }, "node-b did not serve as a standby: \(b.text)")
+        XCTAssertEqual(health(portA)?["node"]?.stringValue, "node-a")
+        XCTAssertEqual(health(portB)?["node"]?.stringValue, "node-b")
+        return (plant, database, a, b, portA, portB)
+    }
+
+    func testKill9OfTheActiveUnderLoadLosesNothingAndIdsKeepIncreasing() throws {
+        let pair = try startPair()
+        // The standby streams what the active commits (LISTEN/NOTIFY), with the database's ids.
+        let onStandby = try TestSSEClient(port: pair.portB)
+        XCTAssertTrue(onStandby.waitUntilSubscribed())
+        let onActive = try TestSSEClient(port: pair.portA, lastEventId: 0)
+        var seen: [TestSSEClient.Event] = []
+        let until = Date().addingTimeInterval(60)
+        while seen.count < 300 && Date() < until { seen += onActive.read(count: 300 - seen.count, timeout: 1) }
+        XCTAssertGreaterThanOrEqual(seen.count, 300, "the simulated plant makes events")
+        let andon = try TestHTTP(port: pair.portA).request("POST", "/api/andon", body: #"{"station": "WELD-01", "comment": "before the crash"}"#,
+                                                          headers: ["Authorization": "Bearer \(Self.token)"])
+        XCTAssertEqual(andon.status, 201, andon.body)
+        let confirmed = try XCTUnwrap(lastEventId(pair.portA))
+        var standbySaw: [TestSSEClient.Event] = []
+        XCTAssertTrue(eventually(timeout: 20) {
+            standbySaw += onStandby.read(count: 10_000, timeout: 0.2)
+            return (standbySaw.last?.id ?? 0) >= confirmed
+        }, "the standby's stream reaches the confirmed event \(confirmed)")
+
+        pair.a.kill()
+        let killed = Date()
+        seen += onActive.read(count: 100_000, timeout: 0.5)
+        XCTAssertTrue(eventually(timeout: 60) { role(pair.portB) == "active" }, "node-b did not take over: \(pair.b.text)")
+        let takeover = Date().timeIntervalSince(killed)
+        // The active renewed at most a second before it died; the lease runs leaseS from there.
+        XCTAssertLessThanOrEqual(takeover, Self.leaseS + 5, "takeover took \(takeover) s")
+
+        // Every event a client saw, and everything the API confirmed, is still stored, unchanged.
+        let maxSeen = max(seen.map(\.id).max() ?? 0, confirmed)
+        let stored = try storedEvents(port: pair.portB, after: 0, through: maxSeen)
+        let byId = Dictionary(stored.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for event in seen + standbySaw { XCTAssertEqual(byId[event.id], event, "event \(event.id) survived the takeover") }
+        XCTAssertTrue(stored.contains { $0.type == "andon" && $0.data.contains("before the crash") }, "the confirmed andon call is stored")
+
+        // The new active polls and writes: ids go on above everything before.
+        XCTAssertTrue(eventually(timeout: 30) { (lastEventId(pair.portB) ?? 0) > maxSeen + 20 }, "node-b writes new events")
+        let after = try storedEvents(port: pair.portB, after: 0, through: try XCTUnwrap(lastEventId(pair.portB)))
+        for (x, y) in zip(after, after.dropFirst()) { XCTAssertLessThan(x.id, y.id, "ids strictly increasing") }
+        // The standby's SSE client from before: its stream ended with the standby server; resuming on
+        // the new active from its last id misses nothing.
+        let resumeFrom = standbySaw.last?.id ?? 0
+        let resumed = try storedEvents(port: pair.portB, after: resumeFrom, through: try XCTUnwrap(lastEventId(pair.portB)))
+        XCTAssertEqual(resumed.first?.id, after.first { $0.id > resumeFrom }?.id, "resumed right after \(resumeFrom)")
+    }
+
+    func testAStoppedActiveThatWakesAfterTheTakeoverWritesNothing() throws {
+        let pair = try startPair()
+        XCTAssertTrue(eventually(timeout: 30) { (lastEventId(pair.portA) ?? 0) > 50 }, "node-a writes")
+        kill(pair.a.process.processIdentifier, SIGSTOP)
+        var resumed = false
+        defer { if !resumed { kill(pair.a.process.processIdentifier, SIGCONT) } }
+        // Stopped, node-a cannot commit: what the database holds now is all it wrote before.
+        let stoppedAt = try XCTUnwrap(maxStoredSeq(pair.database))
+        XCTAssertTrue(eventually(timeout: 60) { role(pair.portB) == "active" }, "node-b did not take over: \(pair.b.text)")
+        // A client of the new active from the stop on: exactly what node-b commits, in order.
+        let witness = try TestSSEClient(port: pair.portB, lastEventId: stoppedAt)
+        XCTAssertTrue(witness.waitUntilSubscribed())
+        var witnessed = witness.read(count: 10_000, timeout: 0.5)
+
+        kill(pair.a.process.processIdentifier, SIGCONT)
+        resumed = true
+        XCTAssertTrue(eventually(timeout: 30) { !pair.a.process.isRunning }, "the old active must stop once it sees the lease is gone")
+        XCTAssertEqual(pair.a.process.terminationStatus, 75, "demoted: EX_TEMPFAIL\n\(pair.a.text)")
+        XCTAssertTrue(pair.a.text.contains("lost the lease"), pair.a.text)
+
+        // Let node-b write on, then compare the database with what node-b's own stream published.
+        let target = try XCTUnwrap(lastEventId(pair.portB)) + 30
+        XCTAssertTrue(eventually(timeout: 30) {
+            witnessed += witness.read(count: 10_000, timeout: 0.2)
+            return (witnessed.last?.id ?? 0) >= target
+        })
+        let stored = try storedEvents(port: pair.portB, after: stoppedAt, through: target)
+        XCTAssertEqual(stored.map(\.id), witnessed.filter { $0.id <= target }.map(\.id),
+                       "every event stored after the stop is one node-b committed: node-a wrote nothing")
+        XCTAssertEqual(stored, witnessed.filter { $0.id <= target })
+    }
+
+    func testAWriteSentToTheStandbyGetsTheActivesAnswer() throws {
+        let pair = try startPair()
+        let auth = ["Authorization": "Bearer \(Self.token)"]
+        let standby = TestHTTP(port: pair.portB), active = TestHTTP(port: pair.portA)
+        var call = try standby.request("POST", "/api/andon", body: #"{"station": "WELD-01", "comment": "via the standby"}"#, headers: auth)
+        XCTAssertTrue(eventually(timeout: 20) {
+            // Until the standby has read the lease's holder it answers 503 with Retry-After.
+            if call.status == 503, let again = try? standby.request("POST", "/api/andon", body: #"{"station": "WELD-01", "comment": "via the standby"}"#, headers: auth) {
+                call = again
+            }
+            return call.status != 503
+        })
+        XCTAssertEqual(call.status, 201, call.body)
+        let id = try XCTUnwrap(call.json?["id"]?.intValue)
+        let ack = try standby.request("POST", "/api/andon/\(id)/ack", body: "{}", headers: auth)
+        XCTAssertEqual(ack.status, 200, ack.body)
+        // The same call acknowledged twice: the standby answers exactly as the active does.
+        let againOnActive = try active.request("POST", "/api/andon/\(id)/ack", body: "{}", headers: auth)
+        let againOnStandby = try standby.request("POST", "/api/andon/\(id)/ack", body: "{}", headers: auth)
+        XCTAssertEqual(againOnStandby.status, againOnActive.status)
+        XCTAssertEqual(againOnStandby.body, againOnActive.body)
+        // Without a token: the active's 401, through the standby.
+        let anonymous = try standby.request("POST", "/api/andon", body: #"{"station": "WELD-01"}"#)
+        XCTAssertEqual(anonymous.status, try active.request("POST", "/api/andon", body: #"{"station": "WELD-01"}"#).status)
+        XCTAssertEqual(anonymous.status, 401)
+        // The standby reads what the active wrote, from the database.
+        XCTAssertTrue(eventually(timeout: 10) {
+            (try? standby.get("/api/andon?station=WELD-01"))?.body.contains("via the standby") ?? false
+        })
+    }
+
+    func testResumingOnTheOtherNodeMissesNothing() throws {
+        let pair = try startPair()
+        let first = try TestSSEClient(port: pair.portA, lastEventId: 0)
+        var seen: [TestSSEClient.Event] = []
+        let until = Date().addingTimeInterval(60)
+        while seen.count < 200 && Date() < until { seen += first.read(count: 200 - seen.count, timeout: 1) }
+        let last = try XCTUnwrap(seen.last?.id)
+        // The client moves to the standby with Last-Event-ID: the next events, none twice, none missed.
+        let moved = try TestSSEClient(port: pair.portB, lastEventId: last)
+        var next: [TestSSEClient.Event] = []
+        XCTAssertTrue(eventually(timeout: 30) {
+            next += moved.read(count: 10_000, timeout: 0.2)
+            return next.count >= 100
+        })
+        let through = try XCTUnwrap(next.last?.id)
+        let truth = try storedEvents(port: pair.portA, after: last, through: through)
+        XCTAssertEqual(next.filter { $0.id <= through }, truth)
+        XCTAssertTrue(next.allSatisfy { $0.id > last })
+    }
+
+    /// The newest event id in the database (psql, as the test server's superuser).
+    func maxStoredSeq(_ database: String) throws -> Int64? {
+        let name = String(database.split(separator: "/").last ?? "").split(separator: "?").first.map(String.init) ?? ""
+        let text = try PostgresFixture.shared().psql("SELECT coalesce(max(seq), 0) FROM events", database: name)
+        return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? "")
+    }
+}
