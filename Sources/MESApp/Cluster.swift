@@ -338,3 +338,33 @@ struct ForwardTarget {
         return HTTPResponse(status: status, headers: headers, body: body)
     }
 }
+
+/// A standby's live station view, kept from the active's `sample` and `station` events as they are
+/// read from the database (the standby polls nothing itself): connection, machine state and the
+/// latest signal values, as `/api/stations` shows them on the active.
+enum StandbyLiveView {
+    static func apply(_ events: [StoredEvent], to live: LiveStations) {
+        for event in events where event.type == "sample" || event.type == "station" {
+            guard let data = try? JSON.parse(event.data), let station = data["station"]?.stringValue,
+                  let time = data["t"]?.stringValue.flatMap(Timestamp.parse) else { continue }
+            if event.type == "station" {
+                guard let state = data["connection"]?.stringValue.flatMap(ConnectionState.init(rawValue:)) else { continue }
+                _ = live.apply(ConnectionChange(station: station, state: state, time: time, reason: data["reason"]?.stringValue))
+                continue
+            }
+            var readings: [SignalReading] = []
+            for (name, value) in data["values"]?.objectValue ?? [] {
+                readings.append(SignalReading(name: name, value: SignalValue(json: value), quality: .good))
+            }
+            for name in data["bad"]?.arrayValue ?? [] {
+                if let name = name.stringValue { readings.append(SignalReading(name: name, value: nil, quality: .bad)) }
+            }
+            // A sample means the PLC answered: a standby that started after the station came online
+            // has seen no `station` event for it.
+            if live.station(station)?.connection != .online, !readings.isEmpty {
+                _ = live.apply(ConnectionChange(station: station, state: .online, time: time))
+            }
+            _ = live.apply(StationPoll(station: station, time: time, readings: readings))
+        }
+    }
+}

@@ -66,7 +66,9 @@ public final class MESServer: Sendable {
         }
         var follower: EventFollower?
         if case .standby(let view) = cluster {
+            let live = pipeline.live
             follower = EventFollower(url: view.url, eventLog: log, after: log.latestSeq, logger: logger.named("follower")) { events in
+                StandbyLiveView.apply(events, to: live)
                 for event in events { hub.publish(SSEEvent(id: event.seq, type: event.type, data: event.data)) }
             }
         }
