@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+import HTTP
+@testable import MESApp
+import PlantModel
+import Runtime
+import Storage
+import TestSupport
+
+/// The parts of a group of nodes that need no PostgreSQL (README "Two nodes"): options, the health
+/// document's node and role, the standby's write forwarding and its live view.
+final class ClusterPartsTests: XCTestCase {
+    func testNodeAndAdvertiseOptions() throws {
+        let options = try ServerOptions.parse(["--node", "mes-b", "--advertise", "http://10.0.0.12:8080/"])
+        XCTAssertEqual(options.node, "mes-b")
+        XCTAssertEqual(options.advertise, "http://10.0.0.12:8080")
+        XCTAssertEqual(try ServerOptions.parse([]).node, ServerOptions.hostName())
+        XCTAssertThrowsError(try ServerOptions.parse(["--node", "two words"])) { XCTAssertTrue("\($0)".contains("--node"), "\($0)") }
+        XCTAssertThrowsError(try ServerOptions.parse(["--advertise", "10.0.0.12:8080"])) { XCTAssertTrue("\($0)".contains("http://"), "\($0)") }
+        XCTAssertTrue(ClusterNode.isGroup(database: "postgresql://u@h/db"))
+        XCTAssertTrue(ClusterNode.isGroup(database: "postgres://u@h/db"))
+        XCTAssertFalse(ClusterNode.isGroup(database: "var/mes.sqlite"))
+    }
+
+    func testLeaseSIsReadAndChecked() throws {
+        var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
+        let dir = makeTempDirectory(self)
+        XCTAssertEqual(try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path).leaseS, 5)
+        text = text.replacingOccurrences(of: #""plant":"#, with: #""leaseS": 1, "plant":"#)
+        let path = dir.appendingPathComponent("plant.json").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PlantConfig.load(path: path)) { XCTAssertTrue("\($0)".contains("leaseS"), "\($0)") }
+    }
+
+    /// A SQLite server is always the active of a group of one, named by `--node`.
+    func testHealthSaysNodeAndRole() async throws {
+        var options = ServerOptions()
+        options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
+        options.database = makeTempDirectory(self).appendingPathComponent("mes.sqlite").path
+        options.port = 0
+        options.replay = "/dev/null"
+        options.node = "line-3"
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
+        let task = Task { try await server.run(installSignalHandlers: false) }
+        let health = try XCTUnwrap(TestHTTP(port: server.port).get("/api/health").json)
+        XCTAssertEqual(health["node"]?.stringValue, "line-3")
+        XCTAssertEqual(health["role"]?.stringValue, "active")
+        server.shutdown()
+        try await task.value
+    }
+
+    /// The forwarder sends a write to another server and hands its answer back unchanged.
+    func testAForwardedWriteGetsTheTargetsAnswer() async throws {
+        let dir = makeTempDirectory(self)
+        let token = "cluster-parts-test-operator-token-0123456789"
+        try #"[{"token": "\#(token)", "user": "op", "role": "operator"}]"#.write(toFile: dir.appendingPathComponent("tokens.json").path,
+                                                                                atomically: true, encoding: .utf8)
+        var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
+        text = text.replacingOccurrences(of: #""tokensFile": "tokens.json""#, with: #""tokensFile": "\#(dir.path)/tokens.json""#)
+        let config = dir.appendingPathComponent("plant.json").path
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        var options = ServerOptions()
+        options.config = config
+        options.database = dir.appendingPathComponent("mes.sqlite").path
+        options.port = 0
+        options.replay = "/dev/null"
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: .warning))
+        let task = Task { try await server.run(installSignalHandlers: false) }
+        defer { server.shutdown() }
+
+        let forwarder = WriteForwarder(holder: { LeaseHolder(node: "a", url: "http://127.0.0.1:\(server.port)", epoch: 1) }, node: "b")
+        func viaForwarder(_ method: HTTPMethod, _ path: String, body: String, auth: Bool = true) throws -> HTTPResponse {
+            var headers: HTTPHeaders = ["Host": "127.0.0.1", "Content-Type": "application/json"]
+            if auth { headers.add("Authorization", "Bearer \(token)") }
+            let request = HTTPRequest(method: method, path: path, headers: headers, body: Array(body.utf8))
+            let reply = try forwarder.handle(request) { _ in XCTFail("a write is not answered locally"); return .json("{}") }
+            guard case .deferred(let work) = reply, case .response(let response) = try work.run() else {
+                XCTFail("a write is forwarded off the loop"); return HTTPResponse()
+            }
+            return response
+        }
+        let call = try viaForwarder(.post, "/api/andon", body: #"{"station": "WELD-01", "comment": "forwarded"}"#)
+        XCTAssertEqual(call.status, 201, String(decoding: call.body, as: UTF8.self))
+        let id = try XCTUnwrap(JSON.parse(bytes: call.body)["id"]?.intValue)
+        let direct = try TestHTTP(port: server.port).get("/api/andon?station=WELD-01")
+        XCTAssertTrue(direct.body.contains("forwarded"), direct.body)
+        XCTAssertEqual(call.headers["Content-Type"], "application/json; charset=utf-8")
+        // Acknowledged twice: the second answer (an error) is the target's, byte for byte.
+        XCTAssertEqual(try viaForwarder(.post, "/api/andon/\(id)/ack", body: "{}").status, 200)
+        let again = try viaForwarder(.post, "/api/andon/\(id)/ack", body: "{}")
+        let againDirect = try TestHTTP(port: server.port).request("POST", "/api/andon/\(id)/ack", body: "{}", headers: ["Authorization": "Bearer \(token)"])
+        XCTAssertEqual(again.status, againDirect.status)
+        XCTAssertEqual(String(decoding: again.body, as: UTF8.self), againDirect.body)
+        XCTAssertEqual(try viaForwarder(.post, "/api/andon", body: #"{"station": "WELD-01"}"#, auth: false).status, 401)
+
+        // Reads are answered locally; with no active known a write is a 503 to retry.
+        let read = try forwarder.handle(HTTPRequest(method: .get, path: "/api/andon")) { _ in .json("{\"local\":true}") }
+        guard case .response(let local) = read else { return XCTFail("a read is answered locally") }
+        XCTAssertEqual(String(decoding: local.body, as: UTF8.self), "{\"local\":true}")
+        let orphan = WriteForwarder(holder: { nil }, node: "b")
+        guard case .deferred(let work) = try orphan.handle(HTTPRequest(method: .post, path: "/api/andon"), next: { _ in .json("{}") }) else {
+            return XCTFail("deferred")
+        }
+        XCTAssertThrowsError(try work.run()) { error in
+            XCTAssertEqual((error as? HTTPError)?.status, 503)
+            XCTAssertEqual((error as? HTTPError)?.headers["Retry-After"], "2")
+        }
+        server.shutdown()
+        try await task.value
+    }
+
+    func testTheStandbysLiveViewFollowsSampleAndStationEvents() throws {
+        let config = try PlantConfig.load(path: repoRoot.appendingPathComponent("Stations/plant.json").path)
+        let live = LiveStations(config: config)
+        StandbyLiveView.apply([
+            StoredEvent(seq: 1, type: "sample", station: "WELD-01", timeMs: 0,
+                        data: #"{"station":"WELD-01","t":"2026-11-21T06:00:00.100Z","values":{"weldCurrent":10.5,"state":1},"bad":["spotCount"]}"#),
+        ], to: live)
+        var station = try XCTUnwrap(live.station("WELD-01"))
+        XCTAssertEqual(station.connection, .online)
+        XCTAssertEqual(station.stateCode, 1)
+        XCTAssertEqual(station.signals.first { $0.name == "weldCurrent" }?.value, .double(10.5))
+        XCTAssertEqual(station.signals.first { $0.name == "spotCount" }?.quality, .bad)
+        StandbyLiveView.apply([
+            StoredEvent(seq: 2, type: "station", station: "WELD-01", timeMs: 0,
+                        data: #"{"station":"WELD-01","connection":"offline","state":"running","t":"2026-11-21T06:00:01.000Z","reason":"timeout"}"#),
+            StoredEvent(seq: 3, type: "alert", station: "WELD-01", timeMs: 0, data: #"{"station":"WELD-01"}"#),
+        ], to: live)
+        station = try XCTUnwrap(live.station("WELD-01"))
+        XCTAssertEqual(station.connection, .offline)
+        XCTAssertEqual(station.status, "timeout")
+        XCTAssertEqual(station.signals.first { $0.name == "weldCurrent" }?.quality, .stale)
+    }
+
+    func testAnswersAreParsedWhole() throws {
+        let raw = Array("HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\nX-Id: 7\r\n\r\n{}junk".utf8)
+        let response = try XCTUnwrap(ForwardTarget.parse(raw))
+        XCTAssertEqual(response.status, 409)
+        XCTAssertEqual(response.body, Array("{}".utf8))
+        XCTAssertEqual(response.headers["X-Id"], "7")
+        XCTAssertNil(response.headers["Connection"])
+        XCTAssertNil(ForwardTarget.parse(Array("HTTP/1.1 200 OK\r\n".utf8)))
+        XCTAssertNil(ForwardTarget(url: "https://10.0.0.1:8443"))
+        XCTAssertEqual(ForwardTarget(url: "http://10.0.0.1:8080/")?.port, 8080)
+    }
+}
