@@ -19,7 +19,7 @@ final class TwoNodeTests: XCTestCase {
         var directory: URL
     }
 
-    func makePlant() throws -> Plant {
+    func makePlant(leaseS: Double = TwoNodeTests.leaseS) throws -> Plant {
         let directory = makeTempDirectory(self, prefix: "two-nodes")
         var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
         // Every PLC port of the default plant (modbus://127.0.0.1:15010, opc.tcp://127.0.0.1:14840 …) → a free one.
@@ -31,7 +31,7 @@ final class TwoNodeTests: XCTestCase {
         var json = try XCTUnwrap(try JSON.parse(text).objectValue)
         json.removeAll { $0.0 == "auth" }
         json.append(("auth", .obj([("tokensFile", .string("tokens.json")), ("anonymousRead", .bool(true))])))
-        json.append(("leaseS", .double(Self.leaseS)))
+        json.append(("leaseS", .double(leaseS)))
         let config = directory.appendingPathComponent("plant.json").path
         try JSON.object(json).serialized().write(toFile: config, atomically: true, encoding: .utf8)
         try #"[{"token": "\#(Self.token)", "user": "op", "role": "operator"}]"#
@@ -218,6 +218,55 @@ final class TwoNodeTests: XCTestCase {
         let truth = try storedEvents(port: pair.portA, after: last, through: through)
         XCTAssertEqual(next.filter { $0.id <= through }, truth)
         XCTAssertTrue(next.allSatisfy { $0.id > last })
+    }
+
+    /// PostgreSQL's own failover: a primary with a synchronous streaming replica, the server on the
+    /// multi-host string; the primary killed, the replica promoted: the server goes on writing
+    /// through the promoted one and nothing it acknowledged is lost.
+    func testTheServerFollowsAPromotedReplicaAndLosesNothingItAcknowledged() throws {
+        let primary = try PostgresCluster.create()
+        addTeardownBlock { primary.remove() }
+        try primary.psql("CREATE DATABASE mes")
+        // Synchronous: a commit is acknowledged only once the replica has it (README "Two nodes").
+        try primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        try primary.psql("SELECT pg_reload_conf()")
+        let replica = try PostgresCluster.replica(of: primary)
+        addTeardownBlock { replica.remove() }
+        XCTAssertTrue(eventually(timeout: 30) { (try? primary.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")) == "1" },
+                      "the replica streams synchronously")
+        let url = "postgresql://postgres@127.0.0.1:\(primary.port),127.0.0.1:\(replica.port)/mes?target_session_attrs=read-write"
+
+        // A lease longer than the database's failover: the node keeps it through the promotion.
+        let plant = try makePlant(leaseS: 20)
+        _ = try startSimulator(plant)
+        let port = try freePort()
+        let node = try startNode("solo", plant: plant, database: url, port: port)
+        XCTAssertTrue(eventually(timeout: 60) { role(port) == "active" }, "the node did not become active: \(node.text)")
+        let auth = ["Authorization": "Bearer \(Self.token)"]
+        var calls: [Int64] = []
+        for station in ["WELD-01", "PRESS-01", "INSP-01"] {
+            let call = try TestHTTP(port: port).request("POST", "/api/andon", body: #"{"station": "\#(station)", "comment": "before failover"}"#, headers: auth)
+            XCTAssertEqual(call.status, 201, call.body)
+            if let id = call.json?["id"]?.intValue { calls.append(id) }
+        }
+        let confirmed = try XCTUnwrap(lastEventId(port))
+
+        primary.kill()
+        try replica.promote()
+        // The server reconnects to the promoted replica (target_session_attrs=read-write) and writes on.
+        XCTAssertTrue(eventually(timeout: 60) { (lastEventId(port) ?? 0) > confirmed + 20 }, "no writes after the failover: \(node.text)")
+        XCTAssertEqual(role(port), "active")
+        let after = try TestHTTP(port: port).request("POST", "/api/andon", body: #"{"station": "ASSY-02", "comment": "after failover"}"#, headers: auth)
+        XCTAssertEqual(after.status, 201, after.body)
+
+        // Everything acknowledged before the kill is on the promoted replica: no id missing up to it.
+        let count = try replica.psql("SELECT count(*) FROM events WHERE seq <= \(confirmed)", database: "mes")
+        let min = try replica.psql("SELECT coalesce(min(seq), 0) FROM events", database: "mes")
+        XCTAssertEqual(Int64(count), confirmed - (Int64(min) ?? 1) + 1, "ids \(min)…\(confirmed) all stored")
+        let andon = try replica.psql("SELECT count(*) FROM events WHERE type = 'andon' AND data LIKE '%before failover%'", database: "mes")
+        XCTAssertGreaterThanOrEqual(Int(andon) ?? 0, calls.count, "every acknowledged andon call is stored")
+        let stored = try storedEvents(port: port, after: 0, through: try XCTUnwrap(lastEventId(port)))
+        for (x, y) in zip(stored, stored.dropFirst()) { XCTAssertLessThan(x.id, y.id, "ids strictly increasing") }
     }
 
     /// The newest event id in the database (psql, as the test server's superuser).
