@@ -280,10 +280,13 @@ struct ForwardTarget {
         defer { Socket.close(fd) }
         Socket.setTimeouts(fd, milliseconds: timeoutMs)
         var head = "\(request.method.rawValue) \(request.rawPath)\(Self.query(request.query)) HTTP/1.1\r\n"
-        for field in request.headers where !Self.hopByHop.contains(field.name.lowercased()) {
+        // The active checks `Host` against its own names (allowedHosts): it gets its own address.
+        head += "Host: \(host):\(port)\r\n"
+        for field in request.headers where !Self.hopByHop.contains(field.name.lowercased()) && field.name.lowercased() != "host" {
             head += "\(field.name): \(field.value)\r\n"
         }
-        head += "Content-Length: \(request.body.count)\r\nConnection: close\r\nX-Forwarded-By: \(node)\r\n\r\n"
+        head += "Content-Length: \(request.body.count)\r\nConnection: close\r\nX-Forwarded-By: \(node)\r\n"
+        head += "X-Forwarded-For: \(request.remoteAddress.split(separator: ":").dropLast().joined(separator: ":"))\r\n\r\n"
         let bytes = Array(head.utf8) + request.body
         var answer: [UInt8] = []
         do {
