@@ -2,6 +2,7 @@ import Foundation
 import Runtime
 import XCTest
 @testable import Storage
+import TestSupport
 
 /// The lease as a pure state machine on a manual clock (README "Two nodes").
 final class LeaseMachineTests: XCTestCase {
@@ -96,5 +97,45 @@ final class LeaseMachineTests: XCTestCase {
     private func activate(epoch: Int64) {
         XCTAssertEqual(machine.tick(now: clock.now()), .acquire)
         XCTAssertEqual(machine.acquired(.success(holder("a", epoch)), now: clock.now()), .becomeActive(epoch: epoch))
+    }
+}
+
+/// The lease thread against a scripted store: it wins, renews, and reports the loss.
+final class LeaseDriverTests: XCTestCase {
+    /// Grants the lease to whoever asks first; renewals succeed until `lose` is set.
+    final class ScriptedStore: LeaseStore, @unchecked Sendable {
+        let lock = NSLock()
+        var renewals = 0
+        var lose = false
+        func acquire(node: String, url: String, leaseS: Double) throws -> LeaseHolder? {
+            LeaseHolder(node: node, url: url, epoch: 9)
+        }
+        func renew(node: String, epoch: Int64) throws -> Bool {
+            lock.lock(); defer { lock.unlock() }
+            renewals += 1
+            return !lose
+        }
+        func release(node: String, epoch: Int64) throws {}
+    }
+
+    func testWinsRenewsAndReportsTheLoss() throws {
+        let store = ScriptedStore()
+        let clock = ManualClock(Date(timeIntervalSince1970: 0))
+        let events = Locked<[String]>([])
+        let driver = LeaseDriver(node: "a", url: "http://a", settings: .init(leaseS: 5), clock: clock,
+                                 logger: Logger(label: "lease", level: .critical)) { store }
+        driver.onActive = { epoch in events.withLock { $0.append("active \(epoch)") } }
+        driver.onDemote = { _ in events.withLock { $0.append("demoted") } }
+        driver.start()
+        defer { driver.stop(release: false) }
+        XCTAssertTrue(eventually { events.value == ["active 9"] })
+        XCTAssertEqual(driver.status.role, .active)
+        XCTAssertEqual(driver.status.holder, LeaseHolder(node: "a", url: "http://a", epoch: 9))
+        clock.advance(by: 1)
+        XCTAssertTrue(eventually { store.lock.withLock { store.renewals } == 1 }, "a renewal a second later")
+        store.lock.withLock { store.lose = true }
+        clock.advance(by: 1)
+        XCTAssertTrue(eventually { events.value == ["active 9", "demoted"] })
+        XCTAssertEqual(driver.status.role, .standby)
     }
 }
