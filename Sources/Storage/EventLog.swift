@@ -148,8 +148,9 @@ public final class EventLog: Service, @unchecked Sendable {
         public var retention = Retention()
         public var checkpoints = Checkpoints()
         /// Runs in every group transaction just before COMMIT with the batch's last event id (nil
-        /// when it has none); a throw rolls the batch back (kept queued, as any failed commit). Two
-        /// nodes on PostgreSQL check their lease here (fencing, README "Two nodes").
+        /// when it has none), and at the start of each maintenance transaction (nil); a throw rolls
+        /// the batch back (kept queued, as any failed commit). Two nodes on PostgreSQL check their
+        /// lease here (fencing, README "Two nodes").
         public var commitFence: (@Sendable (Database, Int64?) throws -> Void)?
 
         public init(path: String) { self.path = path }
@@ -958,6 +959,7 @@ public final class EventLog: Service, @unchecked Sendable {
             if !committed.isEmpty {
                 try writer.copy(into: "events", columns: ["seq", "type", "station", "t", "data"], text: copy)
             }
+            if let fence = configuration.commitFence { try fence(writer, committed.last?.seq) }
             commitSent = true
             try writer.execute("COMMIT")
         } catch {
@@ -1038,7 +1040,8 @@ public final class EventLog: Service, @unchecked Sendable {
         do {
             more = try pruneEvents(before: cutoff)
             for task in tasks {
-                if try writer.transaction({ try task(writer, cutoff) }) { more = true }
+                let fence = configuration.commitFence
+                if try writer.transaction({ try fence?(writer, nil); return try task(writer, cutoff) }) { more = true }
             }
         } catch {
             logger.warning("storage maintenance failed: \(error)")
@@ -1062,8 +1065,10 @@ public final class EventLog: Service, @unchecked Sendable {
         guard !types.isEmpty else { return false }
         let placeholders = Array(repeating: "?", count: types.count).joined(separator: ",")
         let chunk = configuration.retention.chunkSize
+        let fence = configuration.commitFence
         let deleted = try writer.transaction {
-            try writer.run("""
+            try fence?(writer, nil)
+            return try writer.run("""
                 DELETE FROM events WHERE seq IN (
                     SELECT seq FROM events WHERE type IN (\(placeholders)) AND t < ?
                     AND seq < (SELECT max(seq) FROM events) LIMIT ?)
