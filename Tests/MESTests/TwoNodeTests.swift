@@ -229,11 +229,12 @@ final class TwoNodeTests: XCTestCase {
         let primary = try PostgresCluster.create()
         addTeardownBlock { primary.remove() }
         try primary.psql("CREATE DATABASE mes")
-        // Synchronous: a commit is acknowledged only once the replica has it (README "Two nodes").
-        try primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
-        try primary.psql("SELECT pg_reload_conf()")
         let replica = try PostgresCluster.replica(of: primary)
         addTeardownBlock { replica.remove() }
+        // Synchronous: a commit is acknowledged only once the replica has it (README "Two nodes").
+        // Set after the base backup, so the promoted replica does not wait for a standby of its own.
+        try primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        try primary.psql("SELECT pg_reload_conf()")
         XCTAssertTrue(eventually(timeout: 30) { (try? primary.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")) == "1" },
                       "the replica streams synchronously")
         let url = "postgresql://postgres@127.0.0.1:\(primary.port),127.0.0.1:\(replica.port)/mes?target_session_attrs=read-write"
