@@ -8,14 +8,15 @@ import Glibc
 #endif
 
 extension BenchSuite {
-    /// Two `mes-server` nodes on one PostgreSQL database (`MES_TEST_PG`, started by tools/bench), the
+    /// Two `mes-server` nodes on one PostgreSQL database (`MES_BENCH_PG` or `MES_TEST_PG`, started by tools/bench), the
     /// default plant's PLCs served by a `station-sim` process on free ports: the active is killed
     /// with SIGKILL, again and again, and each time the time from its last lease renewal (the
     /// database's `renewed_at`, on the database's clock) until the standby's `/api/health` says
     /// `active` is measured. The killed node is started again as the next standby.
     func takeover() throws {
-        guard let admin = ProcessInfo.processInfo.environment["MES_TEST_PG"] else {
-            throw UsageError("takeover needs a PostgreSQL server: MES_TEST_PG=postgresql://… (tools/bench starts one)")
+        let environment = ProcessInfo.processInfo.environment
+        guard let admin = [environment["MES_BENCH_PG"], environment["MES_TEST_PG"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+            throw UsageError("takeover needs a PostgreSQL server: set MES_BENCH_PG=postgresql://… (tools/bench starts one)")
         }
         let rounds = short ? 2 : 10
         let leaseS = 5.0

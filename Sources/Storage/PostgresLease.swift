@@ -171,7 +171,7 @@ public final class LeaseDriver: @unchecked Sendable {
               shared.value.status.role == .active else { return }
         do {
             try makeStore().release(node: node, epoch: epoch)
-            logger.info("released the lease (epoch \(epoch))")
+            logger.notice("released the lease (epoch \(epoch)): a standby takes over at its next attempt")
         } catch {
             logger.warning("could not release the lease (a standby takes it after the lease runs out): \(error)")
         }

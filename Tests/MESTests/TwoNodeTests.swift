@@ -171,6 +171,20 @@ final class TwoNodeTests: XCTestCase {
         XCTAssertEqual(stored, witnessed.filter { $0.id <= target })
     }
 
+    /// SIGTERM stops the active cleanly and gives its lease up: the standby takes over without
+    /// waiting for the lease to run out, and ids go on.
+    func testACleanStopHandsTheLeaseOver() throws {
+        let pair = try startPair()
+        XCTAssertTrue(eventually(timeout: 30) { (lastEventId(pair.portA) ?? 0) > 20 }, "node-a writes")
+        kill(pair.a.process.processIdentifier, SIGTERM)
+        XCTAssertTrue(eventually(timeout: 30) { !pair.a.process.isRunning })
+        XCTAssertEqual(pair.a.process.terminationStatus, 0, pair.a.text)
+        XCTAssertTrue(pair.a.text.contains("released the lease"), pair.a.text)
+        let before = try XCTUnwrap(maxStoredSeq(pair.database))
+        XCTAssertTrue(eventually(timeout: 30) { role(pair.portB) == "active" }, "node-b did not take over: \(pair.b.text)")
+        XCTAssertTrue(eventually(timeout: 30) { (lastEventId(pair.portB) ?? 0) > before }, "node-b writes on after \(before)")
+    }
+
     func testAWriteSentToTheStandbyGetsTheActivesAnswer() throws {
         let pair = try startPair()
         let auth = ["Authorization": "Bearer \(Self.token)"]
