@@ -57,7 +57,13 @@ public final class ClusterNode: Sendable {
         config = try PlantConfig.load(path: options.config)
         let url = options.database
         let plant = config.plant
+        if options.advertise == nil && (options.host == "0.0.0.0" || options.port == 0) {
+            throw UsageError("a node listening on \(options.host):\(options.port) needs --advertise http://ADDRESS:PORT: the IPv4 address and port the other nodes reach it at (README \"Two nodes\")")
+        }
         let advertise = options.advertise ?? "\(options.tlsCertificate == nil ? "http" : "https")://\(options.host):\(options.port)"
+        if let target = ForwardTarget(url: advertise), (try? Socket.ipv4Address(host: target.host, port: target.port)) == nil {
+            throw UsageError("--advertise \(advertise): give the node's IPv4 address (other nodes forward writes to it), not a host name")
+        }
         driver = LeaseDriver(node: options.node, url: advertise, settings: LeaseMachine.Settings(leaseS: config.leaseS),
                              logger: logger.named("lease")) { PostgresLeaseStore(url: url, plant: plant) }
     }

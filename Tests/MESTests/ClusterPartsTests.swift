@@ -22,6 +22,22 @@ final class ClusterPartsTests: XCTestCase {
         XCTAssertFalse(ClusterNode.isGroup(database: "var/mes.sqlite"))
     }
 
+    func testANodeNeedsAnAddressTheOthersReach() throws {
+        var options = ServerOptions()
+        options.config = repoRoot.appendingPathComponent("Stations/plant.json").path
+        options.database = "postgresql://mes@127.0.0.1:1/mes"
+        options.host = "0.0.0.0"
+        XCTAssertThrowsError(try ClusterNode(options: options, logger: Logger(label: "t", level: .critical))) {
+            XCTAssertTrue("\($0)".contains("--advertise"), "\($0)")
+        }
+        options.advertise = "http://mes-a:8080"
+        XCTAssertThrowsError(try ClusterNode(options: options, logger: Logger(label: "t", level: .critical))) {
+            XCTAssertTrue("\($0)".contains("IPv4"), "\($0)")
+        }
+        options.advertise = "http://10.0.0.11:8080"
+        XCTAssertEqual(try ClusterNode(options: options, logger: Logger(label: "t", level: .critical)).driver.url, "http://10.0.0.11:8080")
+    }
+
     func testLeaseSIsReadAndChecked() throws {
         var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
         let dir = makeTempDirectory(self)
