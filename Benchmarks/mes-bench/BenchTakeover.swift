@@ -138,11 +138,13 @@ extension BenchSuite {
         let ports = Set(pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)).compactMap {
             Range($0.range(at: 1), in: text).map { String(text[$0]) }
         })
+        // The listeners stay open until every port is chosen, so no two PLCs get the same one.
+        var listeners: [Int32] = []
+        defer { listeners.forEach(Socket.close) }
         for port in ports {
             let fd = try Socket.listen(host: "127.0.0.1", port: 0)
-            let free = try Socket.localPort(fd)
-            Socket.close(fd)
-            text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(free)")
+            listeners.append(fd)
+            text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try Socket.localPort(fd))")
         }
         guard var members = try JSON.parse(text).objectValue else { throw UsageError("Stations/plant.json is not an object") }
         members.removeAll { $0.0 == "auth" }

@@ -27,7 +27,13 @@ final class TwoNodeTests: XCTestCase {
         let ports = Set(pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)).compactMap {
             Range($0.range(at: 1), in: text).map { String(text[$0]) }
         })
-        for port in ports { text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(try freePort())") }
+        var taken: Set<UInt16> = []
+        for port in ports {
+            var free = try freePort()
+            while taken.contains(free) { free = try freePort() } // two PLCs never share a port
+            taken.insert(free)
+            text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(free)")
+        }
         var json = try XCTUnwrap(try JSON.parse(text).objectValue)
         json.removeAll { $0.0 == "auth" }
         json.append(("auth", .obj([("tokensFile", .string("tokens.json")), ("anonymousRead", .bool(true))])))
