@@ -189,7 +189,7 @@ def main():
     if args.url:
         base = args.url.rstrip("/")
     else:
-        server = mesbrowser.MesServer().start()
+        server = mesbrowser.MesServer(tls=False).start()  # plain HTTP: the bench reads it with http.client
         base = server.base
     host, port = base.split("//", 1)[1].split(":")
     driver = mesbrowser.make_driver()

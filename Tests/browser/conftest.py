@@ -1,4 +1,6 @@
-"""Fixtures: one mes-server on the default simulated plant for the session, a fresh headless Chromium per test."""
+"""Fixtures: one mes-server on the default simulated plant for the session, a fresh headless Chromium per test.
+With MES_BROWSER_TLS=1 every server serves HTTPS and every Chromium ignores the test certificate's errors
+(mesbrowser.py): tools/test runs the suite so a second time."""
 import os
 import sys
 

@@ -1,4 +1,9 @@
-"""Helpers shared by the browser tests and bench_dashboard.py: run mes-server, drive headless Chromium."""
+"""Helpers shared by the browser tests and bench_dashboard.py: run mes-server, drive headless Chromium.
+
+`MES_BROWSER_TLS=1` runs the suite over TLS (README "Testing"): every MesServer then serves HTTPS with
+a test certificate, every Chromium from make_driver ignores certificate errors, and urlopen /
+http_json / MesServer.get reach an https:// server through that server's TLS context (which trusts
+its test certificate and nothing else)."""
 import json
 import re
 import os
@@ -10,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -17,6 +23,27 @@ from selenium.webdriver.chrome.service import Service
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PLANT = os.path.join(REPO, "Stations", "plant.json")
+
+# The suite over TLS: MesServer() serves HTTPS unless a test asks for plain HTTP (tls=False).
+TLS = os.environ.get("MES_BROWSER_TLS", "") not in ("", "0")
+
+# origin ("https://127.0.0.1:PORT") -> the TLS context of the server listening there
+_tls_contexts = {}
+
+
+def tls_context_for(url):
+    """The TLS context for `url` (a string or a urllib Request): that of the MesServer at its
+    origin; None for http:// or an origin no MesServer of this process serves."""
+    parts = urllib.parse.urlsplit(url.full_url if isinstance(url, urllib.request.Request) else url)
+    if parts.scheme != "https":
+        return None
+    return _tls_contexts.get(f"https://{parts.netloc}")
+
+
+def urlopen(url, timeout=5, context=None):
+    """urllib.request.urlopen, over TLS through the context of the MesServer the URL names (links
+    read from a page are absolute: https:// when the suite runs over TLS)."""
+    return urllib.request.urlopen(url, timeout=timeout, context=context or tls_context_for(url))
 
 
 def free_port():
@@ -40,7 +67,7 @@ def artifacts_dir():
 
 def http_json(url, method="GET", body=None, token=None, timeout=5, context=None):
     """(status, parsed JSON or None) of one request; never raises for an HTTP status. `context`: the
-    TLS context for an https:// URL (MesServer.tls_context trusts its test certificate)."""
+    TLS context for an https:// URL; by default that of the MesServer at the URL's origin."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -48,7 +75,7 @@ def http_json(url, method="GET", body=None, token=None, timeout=5, context=None)
     if token:
         req.add_header("Authorization", "Bearer " + token)
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as res:
+        with urlopen(req, timeout=timeout, context=context) as res:
             raw = res.read()
             return res.status, (json.loads(raw) if raw else None)
     except urllib.error.HTTPError as e:
@@ -71,9 +98,12 @@ def make_test_certificate(workdir):
 
 class MesServer:
     """One mes-server process on a fixed port and database; can be stopped and started again.
-    With `tls` it serves HTTPS (a test certificate made in its workdir; `base` is https://)."""
+    With `tls` it serves HTTPS (a test certificate made in its workdir; `base` is https://); `tls`
+    None (the default) follows MES_BROWSER_TLS, False keeps plain HTTP whatever the switch says."""
 
-    def __init__(self, config=PLANT, simulate=True, workdir=None, extra_args=(), tls=False):
+    def __init__(self, config=PLANT, simulate=True, workdir=None, extra_args=(), tls=None):
+        if tls is None:
+            tls = TLS
         self.config = config
         self.simulate = simulate
         self.workdir = workdir or tempfile.mkdtemp(prefix="mes-browser-")
@@ -81,12 +111,14 @@ class MesServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
+        self.tls_args = []  # apart from extra_args, which tests replace between starts
         self.tls_context = None
         if tls:
             self.cert, key = make_test_certificate(self.workdir)
-            self.extra_args += ["--tls-cert", self.cert, "--tls-key", key]
+            self.tls_args = ["--tls-cert", self.cert, "--tls-key", key]
             self.base = f"https://127.0.0.1:{self.port}"
             self.tls_context = ssl.create_default_context(cafile=self.cert)
+            _tls_contexts[self.base] = self.tls_context
         self.proc = None
         self.log_path = os.path.join(self.workdir, "server.log")
         self.starts = 0
@@ -95,7 +127,7 @@ class MesServer:
         args = [server_binary(), "--config", self.config, "--db", self.db, "--listen", f"127.0.0.1:{self.port}"]
         if self.simulate:
             args.append("--simulate")
-        args += self.extra_args
+        args += self.extra_args + self.tls_args
         self.starts += 1
         log = open(self.log_path, "a")
         log.write(f"--- start {self.starts}: {' '.join(args)}\n")
@@ -142,6 +174,8 @@ class MesServer:
 
     def cleanup(self):
         self.stop()
+        if self.tls_context is not None and _tls_contexts.get(self.base) is self.tls_context:
+            del _tls_contexts[self.base]
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -184,11 +218,13 @@ def moved_plant_config(workdir):
 
 
 def make_driver(width=1920, height=1080, extra_args=()):
-    """Headless Debian Chromium with the browser log on and a width × height viewport."""
+    """Headless Debian Chromium with the browser log on and a width × height viewport; over TLS
+    (MES_BROWSER_TLS) it ignores certificate errors: the servers' test certificates are self-signed."""
     options = webdriver.ChromeOptions()
     profile = tempfile.mkdtemp(prefix="mes-chromium-")
+    tls_args = ["--ignore-certificate-errors"] if TLS and "--ignore-certificate-errors" not in extra_args else []
     for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", f"--user-data-dir={profile}", *extra_args]:
+                f"--window-size={width},{height}", f"--user-data-dir={profile}", *tls_args, *extra_args]:
         options.add_argument(arg)
     options.binary_location = "/usr/bin/chromium"
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

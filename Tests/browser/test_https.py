@@ -1,6 +1,7 @@
 """The dashboards over HTTPS (mes-server --tls-cert/--tls-key, README "HTTPS"): Chromium trusting
 nothing but told to ignore certificate errors for the test certificate; the same page checks as
-over plain HTTP, with the live event stream over TLS."""
+over plain HTTP, with the live event stream over TLS. The whole suite runs over TLS with
+MES_BROWSER_TLS=1 (tools/test does so in its second pass); these tests serve HTTPS in either pass."""
 import urllib.error
 import urllib.request
 
@@ -45,9 +46,25 @@ def test_overview_live_over_https(https_server, tls_driver):
     assert mesbrowser.severe_logs(driver) == []
 
 
-def test_plain_http_on_the_https_port_is_refused(https_server):
-    plain = https_server.base.replace("https://", "http://")
+def assert_plain_http_refused(srv):
+    """A plain HTTP request on the server's TLS port: 400 https_required (urllib straight, no TLS)."""
+    plain = srv.base.replace("https://", "http://")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(plain + "/api/health", timeout=5)
     assert refused.value.code == 400
     assert b"https_required" in refused.value.read()
+
+
+def test_plain_http_on_the_https_port_is_refused(https_server):
+    assert_plain_http_refused(https_server)
+
+
+def test_the_session_server_follows_the_tls_switch(server):
+    """MES_BROWSER_TLS decides whether the suite's servers serve HTTPS: the pass over TLS is over TLS."""
+    status, health = server.get("/api/health")
+    assert status == 200 and health["status"] == "ok", (status, health)
+    if mesbrowser.TLS:
+        assert server.base.startswith("https://") and server.tls_context is not None
+        assert_plain_http_refused(server)
+    else:
+        assert server.base.startswith("http://") and server.tls_context is None

@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
@@ -202,7 +201,7 @@ def test_recall_operations_csv_link_downloads_the_window(server, driver):
               + "&to=" + iso_shift(op["completedAt"], 1))
     wait(driver, 20, lambda d: vehicle["vehicleId"] in rows(d), "the recall in the address did not run")
     href = driver.find_element(By.ID, "csv-operations").get_attribute("href")
-    with urllib.request.urlopen(href, timeout=10) as res:
+    with mesbrowser.urlopen(href, timeout=10) as res:
         assert res.headers.get("Content-Type", "").startswith("text/csv"), res.headers
         table = list(csv.DictReader(io.StringIO(res.read().decode("utf-8"))))
     assert any(r.get("vehicleId") == vehicle["vehicleId"] and r.get("station") == op["station"] for r in table), table[:3]

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import re
-import urllib.request
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -114,11 +113,11 @@ def test_shift_page_shows_previous_shift_notes_and_takes_a_note(shift_server, dr
     # CSV and JSON links of the shown shift.
     csv_href = driver.find_element(By.ID, "shift-csv").get_attribute("href")
     assert "date=2026-11-23&shift=A&format=csv" in csv_href
-    with urllib.request.urlopen(csv_href, timeout=5) as res:
+    with mesbrowser.urlopen(csv_href) as res:
         assert res.headers["Content-Type"] == "text/csv; charset=utf-8"
         assert len(res.read().decode().strip().splitlines()) == 2 + STATIONS
     json_href = driver.find_element(By.ID, "shift-json").get_attribute("href")
-    with urllib.request.urlopen(json_href, timeout=5) as res:
+    with mesbrowser.urlopen(json_href) as res:
         report = json.loads(res.read())
     assert [n["text"] for n in report["notes"]] == [NOTE_A]
 
