@@ -93,17 +93,7 @@ extension BenchSuite {
 
     /// `/api/health`'s `role` on 127.0.0.1:`port`, nil when it does not answer 200.
     static func healthRole(port: UInt16) -> String? {
-        guard let fd = try? Socket.connect(host: "127.0.0.1", port: port, timeoutMs: 1000) else { return nil }
-        defer { Socket.close(fd) }
-        Socket.setTimeouts(fd, milliseconds: 2000)
-        let request = Array("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        guard (try? request.withUnsafeBytes({ try Socket.writeAll(fd, $0) })) != nil else { return nil }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            guard let n = try? buffer.withUnsafeMutableBytes({ try Socket.read(fd, into: $0) }), n > 0 else { break }
-            response += buffer[0..<n]
-        }
+        guard let response = getOnce(port: port, path: "/api/health", connectTimeoutMs: 1000, timeoutMs: 2000) else { return nil }
         let text = String(decoding: response, as: UTF8.self)
         guard text.hasPrefix("HTTP/1.1 200"), let split = text.range(of: "\r\n\r\n"),
               let json = try? JSON.parse(String(text[split.upperBound...])) else { return nil }

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /// errno of the calling thread (Swift cannot read the macro directly).
 static inline int cossl_errno(void) { return errno; }
@@ -25,6 +26,26 @@ static const int COSSL_ERROR_WANT_WRITE = SSL_ERROR_WANT_WRITE;
 static const int COSSL_ERROR_SYSCALL = SSL_ERROR_SYSCALL;
 static const int COSSL_ERROR_ZERO_RETURN = SSL_ERROR_ZERO_RETURN;
 static const int COSSL_FILETYPE_PEM = SSL_FILETYPE_PEM;
+
+/// The calling thread's OpenSSL error queue as "reason; reason" (oldest first) into `out`, which
+/// holds `capacity` bytes and is always terminated; the queue is left empty. Returns how many
+/// errors the queue held (0: `out` is empty). The one reader of the queue for every module.
+static inline int cossl_drain_errors(char *out, size_t capacity) {
+    int count = 0;
+    size_t used = 0;
+    unsigned long code;
+    if (capacity > 0) out[0] = 0;
+    while ((code = ERR_get_error()) != 0) {
+        char reason[256];
+        ERR_error_string_n(code, reason, sizeof reason);
+        if (capacity > used + 1) {
+            int n = snprintf(out + used, capacity - used, "%s%s", count ? "; " : "", reason);
+            if (n > 0) used += (size_t)n < capacity - used ? (size_t)n : capacity - used - 1;
+        }
+        count++;
+    }
+    return count;
+}
 
 /// The reason of an OpenSSL error code (ERR_GET_REASON is a macro).
 static inline int cossl_error_reason(unsigned long code) { return ERR_GET_REASON(code); }

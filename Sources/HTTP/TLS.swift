@@ -15,20 +15,16 @@ public struct TLSError: Error, CustomStringConvertible, Sendable, Equatable {
     /// `context: reason; reason` from the calling thread's OpenSSL error queue, which it empties.
     static func fromQueue(_ context: String) -> TLSError {
         let reasons = TLSError.drainQueue()
-        return TLSError(reasons.isEmpty ? context : "\(context): \(reasons.joined(separator: "; "))")
+        return TLSError(reasons.isEmpty ? context : "\(context): \(reasons)")
     }
 
-    /// The reasons on the calling thread's OpenSSL error queue, oldest first; the queue is left empty.
-    static func drainQueue() -> [String] {
-        var reasons: [String] = []
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            var text = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &text, text.count)
-            reasons.append(String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    /// The reasons on the calling thread's OpenSSL error queue, oldest first, as "reason; reason"
+    /// (empty when there were none); the queue is left empty.
+    static func drainQueue() -> String {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { text in
+            cossl_drain_errors(text.baseAddress!, text.count)
+            return String(cString: text.baseAddress!)
         }
-        return reasons
     }
 }
 
@@ -154,7 +150,7 @@ final class TLSSession {
                 ERR_clear_error()
                 return .failed(number == 0 ? "the client closed during the handshake" : String(cString: strerror(number)))
             }
-            return .failed(TLSError.drainQueue().joined(separator: "; "))
+            return .failed(TLSError.drainQueue())
         }
     }
 

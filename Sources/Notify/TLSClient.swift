@@ -57,15 +57,9 @@ final class TLSClientContext {
 
     /// `context: reason; reason` from the calling thread's OpenSSL error queue, which it empties.
     static func reasons(_ context: String) -> String {
-        var reasons: [String] = []
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            var text = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &text, text.count)
-            reasons.append(String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { text in
+            cossl_drain_errors(text.baseAddress!, text.count) == 0 ? context : "\(context): \(String(cString: text.baseAddress!))"
         }
-        return reasons.isEmpty ? context : "\(context): \(reasons.joined(separator: "; "))"
     }
 }
 

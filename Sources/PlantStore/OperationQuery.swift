@@ -12,9 +12,8 @@ import Storage
 /// `operations` keep it in step with every write, whoever makes it (the pipeline, a migration, a
 /// bulk load); the migration fills it for the operations already stored.
 public enum OperationQuery {
-    /// The migration group `operations_query`; apply it after ``GenealogySchema/migrations``.
-    public static let migrations = MigrationGroup(name: "operations_query", migrations: [
-        Migration(version: 1, name: "operation indexes and measurement rows", sql: """
+    /// The indexes and the measurement table both dialects create (each then adds its triggers).
+    private static let tables = """
             CREATE INDEX IF NOT EXISTS operations_completed ON operations (completed_ms);
             CREATE INDEX IF NOT EXISTS operations_nok_completed ON operations (completed_ms) WHERE result = 'nok';
 
@@ -25,6 +24,12 @@ public enum OperationQuery {
                 completed_ms INTEGER NOT NULL,
                 PRIMARY KEY (signal, value, op)
             ) WITHOUT ROWID;
+
+            """
+
+    /// The migration group `operations_query`; apply it after ``GenealogySchema/migrations``.
+    public static let migrations = MigrationGroup(name: "operations_query", migrations: [
+        Migration(version: 1, name: "operation indexes and measurement rows", sql: tables + """
 
             CREATE TRIGGER operation_measurements_insert AFTER INSERT ON operations
             WHEN new.state = 'completed' AND new.completed_ms IS NOT NULL BEGIN
@@ -49,17 +54,7 @@ public enum OperationQuery {
             INSERT OR REPLACE INTO operation_measurements (signal, value, op, completed_ms)
             SELECT j.key, j.value, o.rowid, o.completed_ms FROM operations o, json_each(o.measurements) j
             WHERE o.state = 'completed' AND o.completed_ms IS NOT NULL AND j.type IN ('integer', 'real');
-            """, postgres: PostgresDialect.translate("""
-            CREATE INDEX IF NOT EXISTS operations_completed ON operations (completed_ms);
-            CREATE INDEX IF NOT EXISTS operations_nok_completed ON operations (completed_ms) WHERE result = 'nok';
-
-            CREATE TABLE operation_measurements (
-                signal TEXT NOT NULL,
-                value REAL NOT NULL,
-                op INTEGER NOT NULL,
-                completed_ms INTEGER NOT NULL,
-                PRIMARY KEY (signal, value, op)
-            ) WITHOUT ROWID;
+            """, postgres: PostgresDialect.translate(tables + """
             CREATE INDEX operation_measurements_op ON operation_measurements (op);
             """) + """
             CREATE FUNCTION mes_operation_measurements() RETURNS trigger LANGUAGE plpgsql AS $$

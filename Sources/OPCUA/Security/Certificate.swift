@@ -10,14 +10,12 @@ public struct CertificateError: Error, Sendable, Equatable, CustomStringConverti
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 
-    /// The message with OpenSSL's newest queued error (the queue is cleared).
+    /// The message with the errors OpenSSL queued on this thread (the queue is left empty).
     static func openssl(_ what: String) -> CertificateError {
-        let code = ERR_get_error()
-        ERR_clear_error()
-        guard code != 0 else { return CertificateError(what) }
-        var buffer = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &buffer, buffer.count)
-        return CertificateError("\(what): \(Certificate.text(buffer))")
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer in
+            guard cossl_drain_errors(buffer.baseAddress!, buffer.count) > 0 else { return CertificateError(what) }
+            return CertificateError("\(what): \(String(cString: buffer.baseAddress!))")
+        }
     }
 }
 

@@ -13,15 +13,11 @@ public struct CryptoError: Error, CustomStringConvertible, Sendable {
     init(_ operation: String, _ detail: String = "") {
         self.operation = operation
         var text = detail
-        // The reason of OpenSSL's most recent error, if any (the queue is per thread).
-        let code = ERR_get_error()
-        if code != 0 {
-            var buffer = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &buffer, buffer.count)
-            let reason = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            text = text.isEmpty ? reason : "\(text) (\(reason))"
+        // The reasons OpenSSL queued on this thread, if any (the queue is left empty).
+        let reason = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer in
+            cossl_drain_errors(buffer.baseAddress!, buffer.count) > 0 ? String(cString: buffer.baseAddress!) : nil
         }
-        ERR_clear_error()
+        if let reason { text = text.isEmpty ? reason : "\(text) (\(reason))" }
         self.detail = text
     }
 
