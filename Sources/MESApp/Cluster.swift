@@ -81,8 +81,6 @@ public final class ClusterNode: Sendable {
     public func run() async throws {
         let driver = self.driver
         let view = ClusterView(plant: config.plant, url: options.database, holder: { driver.status.holder })
-        let standby = try MESServer(options: options, logger: logger, cluster: .standby(view))
-        state.withLock { $0.server = standby }
         driver.onActive = { [weak self] epoch in
             guard let self else { return }
             let server = self.state.withLock { state -> MESServer? in
@@ -98,9 +96,35 @@ public final class ClusterNode: Sendable {
         }
         let signals = SignalWatch { [weak self] in self?.stop() }
         defer { signals.cancel() }
+        // The lease table before the lease is asked for (a fresh database has none yet); a database
+        // that cannot be reached now is reported by the server's own start below.
+        do {
+            let db = try Database(path: options.database)
+            defer { db.close() }
+            try Migrator(groups: [ClusterSchema.migrations], logger: logger.named("storage")).migrate(db)
+        } catch {
+            logger.warning("could not prepare the lease table yet: \(error)")
+        }
         driver.start()
-        try await standby.run(installSignalHandlers: false)
-        standby.eventLog.close()
+        // The lease's first answer comes before any server: a node that finds the lease free (a
+        // fresh database, or released by a clean stop) starts as the active at once, with no standby
+        // serving for a moment before it (its HTTP port would close while the active restores).
+        let firstAnswer = Monotonic.nanoseconds()
+        while state.value.epoch == nil && driver.status.holder.map({ $0.node == driver.node }) != false
+                && Monotonic.nanoseconds() - firstAnswer < 3_000_000_000 {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        if state.value.epoch == nil {
+            let standby = try MESServer(options: options, logger: logger, cluster: .standby(view))
+            // The lease may have been won while the standby was built: then it never serves.
+            let wonMeanwhile = state.withLock { state -> Bool in
+                state.server = standby
+                return state.epoch != nil || state.stopping
+            }
+            if wonMeanwhile { standby.shutdown() }
+            try await standby.run(installSignalHandlers: false)
+            standby.eventLog.close()
+        }
         guard let epoch = state.withLock({ $0.stopping ? nil : $0.epoch }) else {
             driver.stop(release: false)
             logger.info("stopped cleanly")
