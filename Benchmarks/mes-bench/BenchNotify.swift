@@ -360,19 +360,25 @@ final class SampleLatencyReader: Sendable {
             while let n = try? buffer.withUnsafeMutableBytes({ try Socket.read(fd, into: $0) }), n > 0 {
                 let arrived = Double(realtimeNanoseconds()) / 1e6
                 pending.append(contentsOf: buffer[0..<n])
-                // One line per `data:`; a sample's poll time is its "t".
-                while let newline = pending.firstIndex(of: 10) {
-                    let line = pending[..<newline]
+                // One line per `data:`; a sample's poll time is its "t". The lines read are dropped
+                // once per read (dropping each line on its own moves the rest every time: a reader
+                // that falls behind would fall further behind).
+                var lineStart = pending.startIndex
+                var found: [(Double, Double)] = []
+                while let newline = pending[lineStart...].firstIndex(of: 10) {
+                    let line = pending[lineStart..<newline]
                     if let at = Self.find(marker, in: line) {
                         let start = at + marker.count
                         if let end = line[start...].firstIndex(of: 34),
                            let t = Timestamp.parse(String(decoding: line[start..<end], as: UTF8.self)) {
                             let polled = t.timeIntervalSince1970 * 1000
-                            recorded.withLock { $0.append((polled, arrived - polled)) }
+                            found.append((polled, arrived - polled))
                         }
                     }
-                    pending.removeSubrange(...newline)
+                    lineStart = newline + 1
                 }
+                if !found.isEmpty { recorded.withLock { $0.append(contentsOf: found) } }
+                pending.removeSubrange(..<lineStart)
             }
             done.signal()
         }.start()
@@ -389,6 +395,16 @@ final class SampleLatencyReader: Sendable {
     }
 
     var count: Int { recorded.withLock { $0.count } }
+    /// The worst delay in each second of poll time from `start` to `end` (where latency spikes sit).
+    func worstPerSecond(polledFrom start: Double, to end: Double) -> [(second: Int, worst: Double, samples: Int)] {
+        var seconds: [Int: (Double, Int)] = [:]
+        for (polled, delay) in recorded.withLock({ $0 }) where polled >= start && polled <= end {
+            let s = Int((polled - start) / 1000)
+            let (worst, n) = seconds[s] ?? (0, 0)
+            seconds[s] = (max(worst, delay), n + 1)
+        }
+        return seconds.keys.sorted().map { ($0, seconds[$0]!.0, seconds[$0]!.1) }
+    }
     /// The delays of the samples polled from `start` to `end` (realtime milliseconds).
     func latencies(polledFrom start: Double, to end: Double) -> [Double] {
         recorded.withLock { $0.filter { $0.0 >= start && $0.0 <= end }.map(\.1) }

@@ -153,6 +153,11 @@ extension BenchSuite {
         let windowEnd = nowMs()
         usleep(1_000_000)
         let latencies = reader.latencies(polledFrom: windowStart, to: windowEnd)
+        if ProcessInfo.processInfo.environment["MES_BENCH_PLANT_TRACE"] != nil {
+            // Where the slow samples sit: the worst delay of each second of the window.
+            let trace = reader.worstPerSecond(polledFrom: windowStart, to: windowEnd)
+            print("  worst sample → SSE delay per second: " + trace.map { String(format: "%d:%.0f ms/%d", $0.second, $0.worst, $0.samples) }.joined(separator: " "))
+        }
 
         step.samples = latencies.count
         step.p50 = percentile(latencies, 0.5)
