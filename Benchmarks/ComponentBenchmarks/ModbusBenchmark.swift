@@ -76,28 +76,50 @@ public enum ModbusBenchmark {
     }
 
     /// One thread per station, each reading the station's requests with bare libmodbus calls on
-    /// the adapter's schedule (absolute monotonic deadlines on the station's ``PollGrid``, slept with
-    /// `clock_nanosleep`).
+    /// the adapter's schedule (see ``PlainModbusPollers``).
     static func plainLoop(stations: [StationConfig], seconds: Double) -> (polls: Int, cpuUs: Double, seconds: Double) {
-        let stop = Flag()
-        let counts = Counter()
-        let ready = DispatchGroup(), done = DispatchGroup()
-        let go = DispatchSemaphore(value: 0)
+        let pollers = PlainModbusPollers(stations: stations)
+        let cpu0 = processCPUMicroseconds(), t0 = Monotonic.nanoseconds()
+        pollers.go()
+        usleep(UInt32(seconds * 1e6))
+        let cpuUs = processCPUMicroseconds() - cpu0, wall = Double(Monotonic.nanoseconds() - t0) / 1e9
+        return (pollers.stop(), cpuUs, wall)
+    }
+}
+
+/// Bare Modbus TCP pollers: one thread per station, each reading the station's requests with
+/// plain libmodbus calls on the adapter's schedule (absolute monotonic deadlines on the station's
+/// ``PollGrid``, slept with `clock_nanosleep`), doing nothing with the values. What polling costs
+/// before any adapter work: the reference of the Modbus and plant-size benchmarks.
+public final class PlainModbusPollers: Sendable {
+    private let stopFlag = Flag()
+    private let counts = Counter()
+    private let done = DispatchGroup()
+    private let start = DispatchSemaphore(value: 0)
+    private let started: Int
+
+    /// Connects a thread per Modbus TCP station (other stations are skipped) and waits until each
+    /// has connected or failed; they poll from ``go()``.
+    public init(stations: [StationConfig]) {
+        let ready = DispatchGroup()
+        var threads = 0
         for station in stations {
             guard case let .modbusTCP(host, port, unit) = station.endpoint else { continue }
             let plan = ModbusReadPlan(signals: station.signals)
             let grid = PollGrid(interval: UInt64(max(1, station.pollIntervalMs)) * 1_000_000, station: station.id)
             ready.enter(); done.enter()
+            threads += 1
+            let stop = stopFlag, counts = counts, done = done, go = start
             Thread {
                 defer { done.leave() }
-                guard let ctx = modbus_new_tcp_pi(host, String(port)) else { ready.leave(); return }
+                guard let ctx = modbus_new_tcp_pi(host, String(port)) else { ready.leave(); go.wait(); return }
                 defer { modbus_free(ctx) }
                 modbus_set_slave(ctx, Int32(unit))
                 let connected = modbus_connect(ctx) == 0
                 ready.leave()
+                go.wait()
                 guard connected else { return }
                 defer { modbus_close(ctx) }
-                go.wait()
                 var registers = [UInt16](repeating: 0, count: 125)
                 var bits = [UInt8](repeating: 0, count: 2000)
                 // The adapter's schedule: the first poll at once, then the station's phase grid.
@@ -122,14 +144,18 @@ public enum ModbusBenchmark {
                 counts.add(polls)
             }.start()
         }
+        started = threads
         ready.wait()
-        let cpu0 = processCPUMicroseconds(), t0 = Monotonic.nanoseconds()
-        for _ in stations { go.signal() }
-        usleep(UInt32(seconds * 1e6))
-        stop.set()
-        let cpuUs = processCPUMicroseconds() - cpu0, wall = Double(Monotonic.nanoseconds() - t0) / 1e9
+    }
+
+    /// Starts polling.
+    public func go() { for _ in 0..<started { start.signal() } }
+
+    /// Stops every thread; returns the polls made.
+    public func stop() -> Int {
+        stopFlag.set()
         done.wait()
-        return (counts.value, cpuUs, wall)
+        return counts.value
     }
 }
 

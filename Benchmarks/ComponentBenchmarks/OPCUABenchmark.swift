@@ -1,6 +1,8 @@
 import BenchSupport
 import Foundation
+import ModbusAdapter
 import OPCUA
+import PlantModel
 import Runtime
 #if canImport(Glibc)
 import Glibc
@@ -160,4 +162,74 @@ final class NotificationCounter: Sendable {
     func reset() { state.withLock { $0.count = 0 } }
     var total: Int { state.withLock { $0.count } }
     func upToDate(_ round: Int64) -> Int { state.withLock { state in state.last.filter { $0 == round }.count } }
+}
+
+/// Bare OPC UA pollers: one client per OPC UA station, each reading all of the station's nodes in
+/// one Read on the station's phase grid (the Modbus adapter's ``PollGrid``), doing nothing with the
+/// values. Stations read by subscription in the server are polled here too. The OPC UA half of the
+/// plant-size benchmark's floor (the protocol stack alone, no server behind it).
+public final class PlainOPCUAPollers: Sendable {
+    private struct Station: Sendable {
+        let client: OPCUAClient
+        let nodes: [NodeId]
+        let grid: PollGrid
+    }
+
+    private let stations: [Station]
+    private let stopFlag = Flag()
+    private let counts = Counter()
+    private let tasks = Locked<[Task<Void, Never>]>([])
+
+    /// Connects a client per OPC UA station (others are skipped), eight at a time.
+    public static func connect(stations configs: [StationConfig]) async throws -> PlainOPCUAPollers {
+        let wanted = configs.filter { $0.protocol == .opcua }
+        var connected: [Station] = []
+        for chunk in stride(from: 0, to: wanted.count, by: 8).map({ Array(wanted[$0..<min(wanted.count, $0 + 8)]) }) {
+            connected += try await withThrowingTaskGroup(of: Station.self) { group in
+                for config in chunk {
+                    guard case let .opcua(url, _, _) = config.endpoint else { continue }
+                    group.addTask {
+                        let client = try await OPCUAClient.connect(url, timeoutMs: 5000)
+                        return Station(client: client, nodes: config.signals.compactMap { $0.node.flatMap(NodeId.init) },
+                                       grid: PollGrid(interval: UInt64(max(1, config.pollIntervalMs)) * 1_000_000, station: config.id))
+                    }
+                }
+                var made: [Station] = []
+                for try await station in group { made.append(station) }
+                return made
+            }
+        }
+        return PlainOPCUAPollers(stations: connected)
+    }
+
+    private init(stations: [Station]) { self.stations = stations }
+
+    /// Starts polling.
+    public func go() {
+        let stop = stopFlag, counts = counts
+        let started = stations.map { station in
+            Task {
+                var next = Monotonic.nanoseconds()
+                var polls = 0
+                while !stop.isSet {
+                    _ = try? await station.client.read(station.nodes)
+                    polls += 1
+                    next = station.grid.slot(after: next)
+                    let now = Monotonic.nanoseconds()
+                    if next <= now { next = station.grid.slot(after: now) }
+                    try? await Task.sleep(nanoseconds: next - now)
+                }
+                counts.add(polls)
+            }
+        }
+        tasks.withLock { $0 = started }
+    }
+
+    /// Stops polling and closes every client; returns the reads made.
+    public func stop() async -> Int {
+        stopFlag.set()
+        for task in tasks.withLock({ $0 }) { await task.value }
+        for station in stations { await station.client.close() }
+        return counts.value
+    }
 }

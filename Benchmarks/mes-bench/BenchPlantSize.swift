@@ -1,5 +1,7 @@
 import BenchSupport
+import ComponentBenchmarks
 import Foundation
+import PlantModel
 import Runtime
 #if canImport(Glibc)
 import Glibc
@@ -40,6 +42,11 @@ extension BenchSuite {
         var pollsPerSecond = 0.0
         var held = false
         var why = ""
+        /// The floor: the same simulators polled by bare pollers instead of mes-server.
+        var floorPollerCPU = 0.0
+        var floorSimulatorCPU = 0.0
+        var floorPollsPerSecond = 0.0
+        var floorHeld = false
     }
 
     func plantSize() throws {
@@ -53,20 +60,25 @@ extension BenchSuite {
         for count in steps {
             let step = try plantStep(stations: count, seconds: seconds)
             last = step
-            print(String(format: "plant of %d stations (%d Modbus, %d OPC UA, %d signals, 100 ms): sample → SSE p50 %.1f ms, p99 %.1f ms over %d samples; server %.0f %% of a core in %d threads (the busiest %.0f %%), simulators %.0f %%; %d/%d online, %.1f polls/s per polled station: %@",
+            print(String(format: "plant of %d stations (%d Modbus, %d OPC UA, %d signals, 100 ms): sample → SSE p50 %.1f ms, p99 %.1f ms over %d samples; server %.0f %% of a core in %d threads (the busiest %.0f %%), simulators %.0f %%; %d/%d online, %.1f polls/s per polled station: %@; floor (bare pollers instead of the server, same simulators): pollers %.0f %%, simulators %.0f %%, %.1f polls/s per station%@",
                          step.stations, step.modbus, step.opcua, step.signals, step.p50, step.p99, step.samples, step.serverCPU,
                          step.serverThreads, step.busiestCPU, step.simulatorCPU, step.online, step.stations, step.pollsPerSecond,
-                         step.held ? "held" : "did not hold (\(step.why))"))
+                         step.held ? "held" : "did not hold (\(step.why))", step.floorPollerCPU, step.floorSimulatorCPU,
+                         step.floorPollsPerSecond, step.floorHeld ? "" : " (the floor did not hold either)"))
             fflush(nil)
             guard step.held else { break }
             largest = step
         }
         let held = largest ?? PlantStep()
+        // The floor at the same size: what the plant's traffic costs this machine with bare pollers
+        // (libmodbus, a thread per PLC; our OPC UA client's Read alone) in the server's place.
+        let ratio = held.floorPollerCPU > 0 ? held.serverCPU / held.floorPollerCPU : 0
         Self.figure("largest simulated plant one node holds (100 ms polling, sample → SSE p99 ≤ 250 ms)", Double(held.stations),
                     unit: "stations", target: short ? 8 : 1000, higherIsBetter: true,
-                    reference: String(format: "there: p99 %.1f ms, server %.0f %% of a core, simulators %.0f %% (2 cores = 200 %%)%@; load average %@",
-                                      held.p99, held.serverCPU, held.simulatorCPU,
-                                      last.map { $0.held ? "" : ", next step \($0.stations) stations: \($0.why)" } ?? "", loadAverage()))
+                    reference: String(format: "there: p99 %.1f ms, server %.0f %% of a core, simulators %.0f %% (2 cores = 200 %%); floor at that size (bare pollers in the server's place, same run): pollers %.0f %%, simulators %.0f %%, server / bare pollers %.1f×%@; load average %@",
+                                      held.p99, held.serverCPU, held.simulatorCPU, held.floorPollerCPU, held.floorSimulatorCPU, ratio,
+                                      last.map { $0.held ? "" : String(format: ", next step %d stations: %@; its floor: pollers %.0f %% + simulators %.0f %%%@", $0.stations, $0.why, $0.floorPollerCPU, $0.floorSimulatorCPU, $0.floorHeld ? "" : ", did not hold either") } ?? "",
+                                      loadAverage()))
     }
 
     /// One plant of `stations` stations: start, settle, measure for `seconds`, stop.
@@ -86,13 +98,7 @@ extension BenchSuite {
         var server: Process?
         defer {
             // The server first (its adapters stop polling), then the simulators; 10 s each at most.
-            for process in [server].compactMap({ $0 }) + simulators where process.isRunning {
-                process.terminate()
-                let deadline = Monotonic.nanoseconds() + 10_000_000_000
-                while process.isRunning && Monotonic.nanoseconds() < deadline { usleep(20_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                process.waitUntilExit()
-            }
+            for process in [server].compactMap({ $0 }) + simulators { Self.stop(process) }
         }
         for shard in stride(from: 0, to: count, by: Self.stationsPerSimulator) {
             let ids = plant.ids[shard..<min(count, shard + Self.stationsPerSimulator)]
@@ -134,7 +140,6 @@ extension BenchSuite {
         usleep(1_000_000)
 
         let reader = try SampleLatencyReader(port: port)
-        defer { reader.close() }
         let nowMs = { Double(realtimeNanoseconds()) / 1e6 }
         let windowStart = nowMs()
         let polled = plant.polledProbes
@@ -153,6 +158,7 @@ extension BenchSuite {
         let windowEnd = nowMs()
         usleep(1_000_000)
         let latencies = reader.latencies(polledFrom: windowStart, to: windowEnd)
+        reader.close()
         if ProcessInfo.processInfo.environment["MES_BENCH_PLANT_TRACE"] != nil {
             // Where the slow samples sit: the worst delay of each second of the window.
             let trace = reader.worstPerSecond(polledFrom: windowStart, to: windowEnd)
@@ -183,7 +189,37 @@ extension BenchSuite {
         if step.pollsPerSecond < 9 { reasons.append(String(format: "polls fall behind (%.1f/s per station, 10 due)", step.pollsPerSecond)) }
         step.held = reasons.isEmpty
         step.why = reasons.joined(separator: "; ")
+
+        // The floor: the server stopped, the same simulators polled for the same time by bare pollers.
+        Self.stop(mes)
+        let config = try PlantConfig.load(path: plant.path)
+        let modbus = PlainModbusPollers(stations: config.stations)
+        let opcua = try blocking { try await PlainOPCUAPollers.connect(stations: config.stations) }
+        let floorSims0 = simulators.map { processCPUSeconds(pid: $0.processIdentifier) ?? 0 }
+        let floorCPU0 = processCPUMicroseconds()
+        let floorT0 = Monotonic.nanoseconds()
+        modbus.go()
+        opcua.go()
+        usleep(UInt32(seconds * 1e6))
+        let floorWall = Double(Monotonic.nanoseconds() - floorT0) / 1e9
+        let floorCPU1 = processCPUMicroseconds()
+        let floorSims1 = simulators.map { processCPUSeconds(pid: $0.processIdentifier) ?? 0 }
+        let polls = modbus.stop() + (try blocking { await opcua.stop() })
+        step.floorPollerCPU = (floorCPU1 - floorCPU0) / 1e6 / floorWall * 100
+        step.floorSimulatorCPU = zip(floorSims0, floorSims1).map { $1 - $0 }.reduce(0, +) / floorWall * 100
+        step.floorPollsPerSecond = Double(polls) / floorWall / Double(max(1, count))
+        step.floorHeld = step.floorPollsPerSecond >= 9 && step.floorPollerCPU + step.floorSimulatorCPU < 190
         return step
+    }
+
+    /// Stops a child process: SIGTERM, up to 10 s, then SIGKILL.
+    static func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Monotonic.nanoseconds() + 10_000_000_000
+        while process.isRunning && Monotonic.nanoseconds() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 
     /// Stations online, from `GET /api/health`.

@@ -47,6 +47,9 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     }
 
     private let facts = Locked(Facts())
+    /// Encodes and writes the periodic saves off the pipeline and storage threads (``saveCounters(into:)``).
+    private let saver = DispatchQueue(label: "mes.plant.save", qos: .utility)
+    private let pendingSave = Locked<(ShiftCounters, LearnedState)?>(nil)
     private var lastFacts: Date?
     /// Pipeline time (of the ticks) of the last save of the shift counters.
     private var countersSavedAt: Date?
@@ -165,16 +168,45 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     }
 
     public func finish(into emission: inout Emission) {
-        saveCounters(into: &emission)
-    }
-
-    /// Saves the shift counters with the next commit (encoded on the storage thread).
-    private func saveCounters(into emission: inout Emission) {
+        // The last save goes with the last commit; a periodic one still being encoded goes first.
+        saver.sync {}
         guard let counters = quality.shiftCounters else { return }
         let learned = quality.learnedState
         emission.write { db in
             try QualityStore.save(counters, to: db)
             try EnergyStore.save(learned, at: counters.takenAt, to: db)
+        }
+    }
+
+    /// Saves the shift counters and the learned state as they are now. Both are snapshots (a
+    /// restart goes on from the last one saved), so they need not share a commit with the events:
+    /// they are encoded on ``saver`` and written with a commit of their own. Encoding the learned
+    /// state of a large plant takes long enough that, on the storage thread, every commit (and
+    /// so every event on its way to the dashboards) would wait for it (README "How big one node goes").
+    /// A save still waiting when the next is due is replaced by it.
+    private func saveCounters(into emission: inout Emission) {
+        guard let counters = quality.shiftCounters else { return }
+        let learned = quality.learnedState
+        let first = pendingSave.withLock { pending in
+            defer { pending = (counters, learned) }
+            return pending == nil
+        }
+        guard first else { return }
+        let pendingSave = self.pendingSave, eventLog = self.eventLog, logger = self.logger
+        saver.async {
+            guard let (counters, learned) = pendingSave.withLock({ pending in defer { pending = nil }; return pending }) else { return }
+            do {
+                let countersText = try counters.encoded()
+                let learnedText = try learned.encoded()
+                _ = eventLog.enqueue({ db in
+                    try QualityStore.save(counters, encoded: countersText, to: db)
+                    try EnergyStore.save(encoded: learnedText, at: counters.takenAt, to: db)
+                }, completion: { outcome in
+                    if case .failed(let error) = outcome { logger.warning("the shift counters and learned state were not saved (the next save is in 30 s): \(error)") }
+                })
+            } catch {
+                logger.warning("the shift counters and learned state cannot be encoded (the next save is in 30 s): \(error)")
+            }
         }
     }
 

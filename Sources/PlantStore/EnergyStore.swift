@@ -92,8 +92,14 @@ public enum EnergyStore {
 
     /// Saves the learned state (encoded here, on the writer thread).
     public static func save(_ state: LearnedState, at time: Date, to db: Database) throws {
+        try save(encoded: try state.encoded(), at: time, to: db)
+    }
+
+    /// Saves a learned state encoded beforehand (``LearnedState/encoded()``), so that the writer
+    /// thread does not spend the encoding's time while commits wait.
+    public static func save(encoded text: String, at time: Date, to db: Database) throws {
         try db.run("INSERT OR REPLACE INTO learned_state (name, saved_ms, data) VALUES ('quality', ?, ?)",
-                   [.integer(Int64((time.timeIntervalSince1970 * 1000).rounded(.down))), .text(try state.encoded())])
+                   [.integer(Int64((time.timeIntervalSince1970 * 1000).rounded(.down))), .text(text)])
     }
 
     /// The saved learned state, if any; throws when it does not decode.

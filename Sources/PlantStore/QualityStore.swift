@@ -236,8 +236,13 @@ public enum QualityStore {
 
     /// Replaces the saved shift counters.
     public static func save(_ counters: ShiftCounters, to db: Database) throws {
+        try save(counters, encoded: try counters.encoded(), to: db)
+    }
+
+    /// Saves shift counters whose text was encoded beforehand (``ShiftCounters/encoded()``).
+    public static func save(_ counters: ShiftCounters, encoded text: String, to db: Database) throws {
         try db.run("INSERT OR REPLACE INTO shift_counters (id, shift_start_ms, taken_at_ms, data) VALUES (1, ?, ?, ?)",
-                   [.integer(ms(counters.shiftStart)), .integer(ms(counters.takenAt)), .text(try counters.encoded())])
+                   [.integer(ms(counters.shiftStart)), .integer(ms(counters.takenAt)), .text(text)])
     }
 
     /// The saved shift counters, if any; throws when the row does not decode (a damaged or newer format).
