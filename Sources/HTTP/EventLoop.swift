@@ -118,7 +118,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
 
     private let lock = NSLock()
     private var newConnections: [(fd: Int32, remote: String, refusing: Bool)] = []
-    private var inbox: [(SSEHub, EncodedSSEEvent)] = []
+    private var inbox: [(SSEHub, [EncodedSSEEvent])] = []
     private var completions: [(Connection, Completion)] = []
     private var stopping = false
     private var wakePending = false
@@ -138,6 +138,9 @@ final class EventLoop: SSESink, @unchecked Sendable {
     private static let streamLowWater = 256 * 1024
     private var hubs: [ObjectIdentifier: SSEHub] = [:]
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Where ``flush(_:)`` gathers a connection's queued pieces (events, answers) for one write.
+    private let gatherBuffer: UnsafeMutableRawBufferPointer
+    private static let gatherBytes = 64 * 1024
     private static let keepAliveBytes = Array(": keep-alive\n\n".utf8)
     private static let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     private static let highWater = 256 * 1024
@@ -159,6 +162,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
             throw error
         }
         readBuffer = .allocate(byteCount: 65536, alignment: 16)
+        gatherBuffer = .allocate(byteCount: Self.gatherBytes, alignment: 16)
     }
 
     // MARK: Cross-thread entry points
@@ -177,11 +181,11 @@ final class EventLoop: SSESink, @unchecked Sendable {
         signalLocked()
     }
 
-    func deliver(_ event: EncodedSSEEvent, from hub: SSEHub) {
+    func deliver(_ events: [EncodedSSEEvent], from hub: SSEHub) {
         lock.lock()
         defer { lock.unlock() }
         guard !wakeClosed else { return }
-        inbox.append((hub, event))
+        inbox.append((hub, events))
         signalLocked()
     }
 
@@ -268,6 +272,7 @@ final class EventLoop: SSESink, @unchecked Sendable {
         }
         epoll.close()
         readBuffer.deallocate()
+        gatherBuffer.deallocate()
     }
 
     /// Takes queued connections, events and completions; false when the loop must stop.
@@ -766,7 +771,9 @@ final class EventLoop: SSESink, @unchecked Sendable {
         return true
     }
 
-    private func fanOut(_ events: [(SSEHub, EncodedSSEEvent)], now: UInt64) {
+    /// Queues each client's share of the events delivered since the last turn, then writes it:
+    /// one write per client for all of them (``flush(_:)`` gathers the queued events).
+    private func fanOut(_ batches: [(SSEHub, [EncodedSSEEvent])], now: UInt64) {
         guard !streams.isEmpty else { return }
         let limit = core.limits.sseClientBufferBytes
         var sentByHub: [ObjectIdentifier: (SSEHub, Int)] = [:]
@@ -774,39 +781,33 @@ final class EventLoop: SSESink, @unchecked Sendable {
             guard let client = connection.sse else { continue }
             var sent = 0
             var overflow = false
-            for (hub, event) in events where hub === client.hub && client.accepts(event.type) {
-                if client.inBacklog {
-                    client.held.append(event)
-                    client.heldBytes += event.bytes.count
-                    if client.heldBytes + connection.outBytes > limit { overflow = true; break }
-                    continue
-                }
-                if let cursor = client.cursor, event.id <= cursor { continue }
-                client.cursor = event.id
-                sent += 1
-                // Nothing queued: write straight from the shared encoding; queue only what the
-                // socket did not take.
-                if connection.outBytes > 0 {
+            batches: for (hub, events) in batches where hub === client.hub {
+                for event in events where client.accepts(event.type) {
+                    if client.inBacklog {
+                        client.held.append(event)
+                        client.heldBytes += event.bytes.count
+                        if client.heldBytes + connection.outBytes > limit { overflow = true; break batches }
+                        continue
+                    }
+                    if let cursor = client.cursor, event.id <= cursor { continue }
+                    client.cursor = event.id
+                    sent += 1
                     connection.enqueue(event.bytes)
-                } else if !sendDirect(event.bytes, on: connection) {
-                    break
                 }
-                if connection.outBytes > limit { overflow = true; break }
             }
             if sent > 0 {
                 client.lastWrite = now
                 let key = ObjectIdentifier(client.hub)
                 sentByHub[key] = (client.hub, (sentByHub[key]?.1 ?? 0) + sent)
+                if !overflow { flush(connection) }
             }
             if connection.closed { continue }
-            if overflow {
+            if overflow || connection.outBytes > limit {
                 core.logger.notice("event-stream client \(connection.remote) fell behind (\(connection.outBytes + client.heldBytes) bytes queued): dropped")
                 close(connection, dropped: true)
             } else if !charge(connection) {
                 core.logger.notice("event-stream client \(connection.remote) dropped: the server's event-stream queues are full")
                 close(connection, dropped: true)
-            } else if connection.outBytes > 0 {
-                flush(connection)
             }
         }
         for (hub, sent) in sentByHub.values { hub.countSent(sent) }
@@ -814,28 +815,14 @@ final class EventLoop: SSESink, @unchecked Sendable {
 
     // MARK: Writing
 
-    /// Sends `bytes` on a connection with nothing queued; queues the part the socket did not take.
-    /// False when the connection failed (it is closed).
-    private func sendDirect(_ bytes: [UInt8], on connection: Connection) -> Bool {
-        guard let result = send(bytes, from: 0, on: connection) else { return false }
-        switch result {
-        case .done(let written) where written == bytes.count: break
-        case .done(let written): connection.enqueue(Array(bytes[written...]))
-        case .wouldBlock: connection.enqueue(bytes)
-        }
-        return true
-    }
-
-    /// One `send` of `bytes[offset...]`; nil when the connection failed (it is closed).
-    private func send(_ bytes: [UInt8], from offset: Int, on connection: Connection) -> IOResult<Int>? {
+    /// One `send` (or TLS write) of `count` bytes; nil when the connection failed (it is closed).
+    private func send(_ bytes: UnsafeRawPointer, count: Int, on connection: Connection) -> IOResult<Int>? {
         do {
-            return try bytes.withUnsafeBytes { raw in
-                if let tls = connection.tls {
-                    return try tls.write(raw.baseAddress! + offset, count: raw.count - offset, context: connection.remote)
-                }
-                return try syscall("send", context: connection.remote) {
-                    Glibc.send(connection.fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                }
+            if let tls = connection.tls {
+                return try tls.write(bytes, count: count, context: connection.remote)
+            }
+            return try syscall("send", context: connection.remote) {
+                Glibc.send(connection.fd, bytes, count, Int32(MSG_NOSIGNAL))
             }
         } catch {
             close(connection, dropped: false)
@@ -843,22 +830,63 @@ final class EventLoop: SSESink, @unchecked Sendable {
         }
     }
 
+    /// Writes the connection's queue until the socket takes no more. Several small pieces (the
+    /// events of a fan-out, pipelined answers) are gathered into ``gatherBuffer`` and go out in
+    /// one write; a piece of ``gatherBytes`` or more goes out from its own bytes. After a TLS
+    /// write that would block, the next write starts with the same bytes, as OpenSSL asks (the
+    /// queue only grows at its end, so a gathered write offers at least those bytes again).
     private func flush(_ connection: Connection) {
         // A resuming client's stored events share a per-turn budget; the rest waits for the next turn
         // (the socket stays writable, so epoll brings it back at once).
         let resuming = connection.sse?.inBacklog == true
-        while connection.outIndex < connection.out.count {
+        writing: while connection.outIndex < connection.out.count {
             if resuming && backlogBytesThisTurn >= Self.backlogBytesPerTurn { break }
             let chunk = connection.out[connection.outIndex]
-            guard let result = send(chunk, from: connection.outOffset, on: connection) else { return }
+            let rest = chunk.count - connection.outOffset
+            let result: IOResult<Int>?
+            var offered = rest
+            if rest >= Self.gatherBytes || connection.outIndex + 1 == connection.out.count {
+                result = chunk.withUnsafeBytes { raw in
+                    send(raw.baseAddress! + connection.outOffset, count: rest, on: connection)
+                }
+            } else {
+                var filled = 0
+                var index = connection.outIndex
+                var offset = connection.outOffset
+                while index < connection.out.count && filled < Self.gatherBytes {
+                    let piece = connection.out[index]
+                    let take = min(piece.count - offset, Self.gatherBytes - filled)
+                    piece.withUnsafeBytes { raw in
+                        (gatherBuffer.baseAddress! + filled).copyMemory(from: raw.baseAddress! + offset, byteCount: take)
+                    }
+                    filled += take
+                    offset += take
+                    if offset == piece.count {
+                        index += 1
+                        offset = 0
+                    }
+                }
+                offered = filled
+                result = send(gatherBuffer.baseAddress!, count: filled, on: connection)
+            }
+            guard let result else { return }
             guard case .done(let written) = result else { break }
             if resuming { backlogBytesThisTurn += written }
             connection.outBytes -= written
-            connection.outOffset += written
-            if connection.outOffset == chunk.count {
+            var taken = written
+            while taken > 0 {
+                let left = connection.out[connection.outIndex].count - connection.outOffset
+                if taken < left {
+                    connection.outOffset += taken
+                    break
+                }
+                taken -= left
                 connection.outIndex += 1
                 connection.outOffset = 0
             }
+            // A plain socket that took less than offered is full for now (a TLS write returns
+            // after each record: it goes on).
+            if written < offered && connection.tls == nil { break writing }
         }
         if connection.sse != nil { _ = charge(connection) }
         if connection.outIndex == connection.out.count {

@@ -15,18 +15,58 @@ public struct SSEEvent: Sendable, Equatable {
 
     /// The wire form `id: N\nevent: T\ndata: …\n\n` (a multi-line `data` becomes several `data:` lines).
     public var encoded: [UInt8] {
-        // Printable ASCII (every compact JSON payload without non-ASCII text) holds no line break:
-        // the bytes go out as they are, without walking characters.
-        if type.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }), data.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
-            var out = [UInt8]()
-            out.reserveCapacity(data.utf8.count + type.utf8.count + 40)
-            out += "id: \(id)\nevent: ".utf8
-            out += type.utf8
-            out += "\ndata: ".utf8
-            out += data.utf8
-            out += "\n\n".utf8
-            return out
+        var out = [UInt8]()
+        append(to: &out)
+        return out
+    }
+
+    /// Appends ``encoded`` to `out`.
+    ///
+    /// The type and data are looked at once, as bytes: without a line break in them (compact JSON
+    /// has none) they go out as they are, after `id: N\nevent: ` and `\ndata: `.
+    func append(to out: inout [UInt8]) {
+        var type = self.type
+        var data = self.data
+        let plain = type.withUTF8 { !Self.hasLineBreak($0) } && data.withUTF8 { !Self.hasLineBreak($0) }
+        guard plain else {
+            out.append(contentsOf: textWithLineBreaks.utf8)
+            return
         }
+        out.reserveCapacity(out.count + type.utf8.count + data.utf8.count + 48)
+        JSON.appendLiteral("id: ", into: &out)
+        JSON.writeInt(id, into: &out)
+        JSON.appendLiteral("\nevent: ", into: &out)
+        type.withUTF8 { out.append(contentsOf: $0) }
+        JSON.appendLiteral("\ndata: ", into: &out)
+        data.withUTF8 { out.append(contentsOf: $0) }
+        JSON.appendLiteral("\n\n", into: &out)
+    }
+
+    /// Whether UTF-8 text holds a character Swift counts as a line break (`Character.isNewline`:
+    /// U+000A…U+000D, U+0085, U+2028, U+2029): only then is the text taken apart.
+    static func hasLineBreak(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            let byte = bytes[index]
+            switch byte {
+            case 0x0A...0x0D:
+                return true
+            case 0xC2:
+                if index + 1 < count && bytes[index + 1] == 0x85 { return true }
+            case 0xE2:
+                if index + 2 < count && bytes[index + 1] == 0x80 && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9) { return true }
+            default:
+                break
+            }
+            index += 1
+        }
+        return false
+    }
+
+    /// The wire form of an event whose type or data holds line breaks: the type without them,
+    /// each line of the data on a `data:` line of its own.
+    private var textWithLineBreaks: String {
         var text = "id: \(id)\nevent: "
         text += type.contains(where: \.isNewline) ? type.filter { !$0.isNewline } : type
         text += "\n"
@@ -38,7 +78,7 @@ public struct SSEEvent: Sendable, Equatable {
             text += "data: " + data + "\n"
         }
         text += "\n"
-        return Array(text.utf8)
+        return text
     }
 }
 
@@ -116,14 +156,15 @@ public struct SSEMetrics: Sendable, Equatable {
 
 /// Receives published events: an event loop of a server with clients of this hub.
 protocol SSESink: AnyObject, Sendable {
-    func deliver(_ event: EncodedSSEEvent, from hub: SSEHub)
+    func deliver(_ events: [EncodedSSEEvent], from hub: SSEHub)
 }
 
 /// The fan-out point: the app publishes events here; every connected stream of this hub gets them.
 ///
 /// ``publish(_:)`` may be called from any thread; call it from one thread in id order, after the
-/// event is persisted (resume relies on that). Each event is encoded once; delivery to clients
-/// happens on the servers' loop threads, so `publish` never blocks on a slow client.
+/// event is persisted (resume relies on that). Each event is encoded once (and not at all while no
+/// client is connected); delivery to clients happens on the servers' loop threads, so `publish`
+/// never blocks on a slow client.
 public final class SSEHub: Sendable {
     private struct State {
         var sinks: [ObjectIdentifier: any SSESink] = [:]
@@ -136,11 +177,22 @@ public final class SSEHub: Sendable {
 
     /// Sends an event to every connected client whose filter accepts its type.
     public func publish(_ event: SSEEvent) {
-        let encoded = EncodedSSEEvent(event)
+        publish(CollectionOfOne(event))
+    }
+
+    /// Sends events (in id order) to every connected client whose filter accepts their type: each
+    /// encoded once, handed to each event loop once for the whole batch (one wake-up, and one
+    /// write per client for all of them).
+    public func publish(_ events: some Collection<SSEEvent>) {
+        guard !events.isEmpty else { return }
         let targets = state.withLock { state in
-            state.counters.eventsPublished += 1
-            return Array(state.sinks.values)
+            state.counters.eventsPublished += events.count
+            return state.sinks.isEmpty ? [] : Array(state.sinks.values)
         }
+        guard !targets.isEmpty else { return }
+        var encoded: [EncodedSSEEvent] = []
+        encoded.reserveCapacity(events.count)
+        for event in events { encoded.append(EncodedSSEEvent(event)) }
         for sink in targets { sink.deliver(encoded, from: self) }
     }
 

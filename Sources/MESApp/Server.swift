@@ -61,15 +61,16 @@ public final class MESServer: Sendable {
         pipeline.replayClock = replayClock
         self.pipeline = pipeline
         let hub = self.hub
+        // One batch per commit: each event encoded once, each event loop woken once.
         eventLog.addCommitHandler { events in
-            for event in events { hub.publish(SSEEvent(id: event.seq, type: event.type, data: event.data)) }
+            hub.publish(events.lazy.map { SSEEvent(id: $0.seq, type: $0.type, data: $0.data) })
         }
         var follower: EventFollower?
         if case .standby(let view) = cluster {
             let live = pipeline.live
             follower = EventFollower(url: view.url, eventLog: log, after: log.latestSeq, logger: logger.named("follower")) { events in
                 StandbyLiveView.apply(events, to: live)
-                for event in events { hub.publish(SSEEvent(id: event.seq, type: event.type, data: event.data)) }
+                hub.publish(events.lazy.map { SSEEvent(id: $0.seq, type: $0.type, data: $0.data) })
             }
         }
 

@@ -14,6 +14,12 @@ public struct Emission: Sendable {
         events.append(NewEvent(type: type, station: station, time: time, data: data.serialized()))
     }
 
+    /// An event whose JSON text is already written (compact, one line: what `JSON.serialized()`
+    /// gives); the same bytes become the event log row and the event stream's `data:` line.
+    public mutating func event(_ type: String, station: String?, time: Date, json: [UInt8]) {
+        events.append(NewEvent(type: type, station: station, time: time, data: String(decoding: json, as: UTF8.self)))
+    }
+
     public mutating func write(_ work: @escaping @Sendable (Database) throws -> Void) {
         writes.append(work)
     }
@@ -88,6 +94,8 @@ public final class Pipeline: Service, @unchecked Sendable {
     }
     private let maxInbox = 200_000
     private var droppedInputs = 0
+    /// Where each `sample` event's JSON is written (pipeline thread; its capacity is kept).
+    private var sampleBytes: [UInt8] = []
     private var processed: UInt64 = 0
 
     public init(config: PlantConfig, eventLog: EventLog, mode: Mode, logger: Logger) {
@@ -262,22 +270,9 @@ public final class Pipeline: Service, @unchecked Sendable {
         guard poll.readings.contains(where: { $0.quality != .stale }) else { return }
         guard let change = live.apply(poll) else { return }
         for observer in pollObservers { observer(poll) }
-        var values: [(String, JSON)] = []
-        var bad: [JSON] = []
-        values.reserveCapacity(poll.readings.count)
-        for reading in poll.readings {
-            if reading.quality == .good, let value = reading.value {
-                values.append((reading.name, value.json))
-            } else if reading.quality == .bad {
-                bad.append(.string(reading.name))
-            }
-        }
-        emission.event("sample", station: poll.station, time: poll.time, .object([
-            ("station", .string(poll.station)),
-            ("t", .string(Timestamp.format(poll.time))),
-            ("values", .object(values)),
-            ("bad", .array(bad)),
-        ]))
+        sampleBytes.removeAll(keepingCapacity: true)
+        Self.writeSample(poll, into: &sampleBytes)
+        emission.event("sample", station: poll.station, time: poll.time, json: sampleBytes)
         if change.oldState != change.newState, let station = live.station(poll.station) {
             emission.event("station", station: poll.station, time: poll.time, .obj([
                 ("station", .string(poll.station)),
@@ -288,6 +283,39 @@ public final class Pipeline: Service, @unchecked Sendable {
             ]))
         }
         for stage in stages { stage.poll(poll, into: &emission) }
+    }
+
+    /// The `sample` event's JSON, written straight to bytes: byte for byte what
+    /// `{"station","t","values":{good readings},"bad":[names of bad readings]}` serializes to
+    /// (the `sample` event of docs/openapi.json), without building the JSON value first.
+    static func writeSample(_ poll: StationPoll, into out: inout [UInt8]) {
+        JSON.appendLiteral(#"{"station":"#, into: &out)
+        JSON.writeString(poll.station, into: &out)
+        JSON.appendLiteral(#","t":""#, into: &out)
+        Timestamp.write(poll.time, into: &out)
+        JSON.appendLiteral(#"","values":{"#, into: &out)
+        var first = true
+        for reading in poll.readings where reading.quality == .good {
+            guard let value = reading.value else { continue }
+            if !first { out.append(44) }
+            first = false
+            JSON.writeString(reading.name, into: &out)
+            out.append(58)
+            switch value {
+            case .bool(let b): JSON.appendLiteral(b ? "true" : "false", into: &out)
+            case .int(let i): JSON.writeInt(i, into: &out)
+            case .double(let d): JSON.writeDouble(d, into: &out)
+            case .string(let s): JSON.writeString(s, into: &out)
+            }
+        }
+        JSON.appendLiteral(#"},"bad":["#, into: &out)
+        first = true
+        for reading in poll.readings where reading.quality == .bad {
+            if !first { out.append(44) }
+            first = false
+            JSON.writeString(reading.name, into: &out)
+        }
+        JSON.appendLiteral("]}", into: &out)
     }
 
     func commit(_ emission: Emission) {

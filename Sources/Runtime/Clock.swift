@@ -40,6 +40,77 @@ public enum Monotonic {
 public enum Timestamp {
     /// Formats a date as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     public static func format(_ date: Date) -> String {
+        guard let fields = Fields(date) else { return formatWithCalendar(date) }
+        return String(unsafeUninitializedCapacity: Fields.length) { fields.write(into: UnsafeMutableRawBufferPointer($0)) }
+    }
+
+    /// Appends `format(date)`'s UTF-8 bytes (the event writers use it: no String in between).
+    public static func write(_ date: Date, into out: inout [UInt8]) {
+        guard let fields = Fields(date) else {
+            out.append(contentsOf: formatWithCalendar(date).utf8)
+            return
+        }
+        var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &buffer) { raw in
+            let count = fields.write(into: raw)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[0..<count]))
+        }
+    }
+
+    /// The fields of a UTC time with a four-digit year, from plain arithmetic on days since 1970
+    /// (the civil-from-days algorithm: proleptic Gregorian, as `gmtime_r` counts), so formatting
+    /// takes no lock and makes no String per field.
+    private struct Fields {
+        static let length = 24
+        var year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millisecond = 0
+
+        init?(_ date: Date) {
+            let millisTotal = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+            var seconds = millisTotal / 1000
+            var millis = millisTotal % 1000
+            if millis < 0 { millis += 1000; seconds -= 1 }
+            var days = seconds / 86_400
+            var secondOfDay = seconds % 86_400
+            if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
+            // Days since 0000-03-01, in 400-year eras of 146,097 days.
+            let z = days + 719_468
+            let era = (z >= 0 ? z : z - 146_096) / 146_097
+            let dayOfEra = z - era * 146_097
+            let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+            let monthIndex = (5 * dayOfYear + 2) / 153
+            day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
+            month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
+            year = Int(yearOfEra + era * 400) + (month <= 2 ? 1 : 0)
+            guard (0...9999).contains(year) else { return nil }
+            hour = Int(secondOfDay / 3600)
+            minute = Int(secondOfDay / 60 % 60)
+            second = Int(secondOfDay % 60)
+            millisecond = Int(millis)
+        }
+
+        /// Writes the 24 bytes; returns 24.
+        func write(into out: UnsafeMutableRawBufferPointer) -> Int {
+            func digits(_ value: Int, _ width: Int, at offset: Int) {
+                var value = value
+                for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                    out[i] = UInt8(truncatingIfNeeded: 48 + value % 10)
+                    value /= 10
+                }
+            }
+            digits(year, 4, at: 0); out[4] = 45
+            digits(month, 2, at: 5); out[7] = 45
+            digits(day, 2, at: 8); out[10] = 84
+            digits(hour, 2, at: 11); out[13] = 58
+            digits(minute, 2, at: 14); out[16] = 58
+            digits(second, 2, at: 17); out[19] = 46
+            digits(millisecond, 3, at: 20); out[23] = 90
+            return Self.length
+        }
+    }
+
+    /// `format` for years outside 0…9999, through `gmtime_r` (as it always was).
+    static func formatWithCalendar(_ date: Date) -> String {
         let millisTotal = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var seconds = millisTotal / 1000
         var millis = millisTotal % 1000

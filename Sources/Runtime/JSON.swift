@@ -94,7 +94,7 @@ public enum JSON: Sendable, Equatable {
     /// The compact one-line text of this value.
     public func serialized() -> String {
         var out = [UInt8]()
-        out.reserveCapacity(128)
+        out.reserveCapacity(256)
         write(into: &out)
         return String(decoding: out, as: UTF8.self)
     }
@@ -102,22 +102,26 @@ public enum JSON: Sendable, Equatable {
     /// Appends the compact UTF-8 text of this value.
     public func write(into out: inout [UInt8]) {
         switch self {
-        case .null: out.append(contentsOf: [110, 117, 108, 108])
-        case .bool(let b): out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
-        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .null: JSON.appendLiteral("null", into: &out)
+        case .bool(let b): JSON.appendLiteral(b ? "true" : "false", into: &out)
+        case .int(let i): JSON.writeInt(i, into: &out)
         case .double(let d): JSON.writeDouble(d, into: &out)
         case .string(let s): JSON.writeString(s, into: &out)
         case .array(let items):
             out.append(91)
-            for (index, item) in items.enumerated() {
-                if index > 0 { out.append(44) }
+            var first = true
+            for item in items {
+                if !first { out.append(44) }
+                first = false
                 item.write(into: &out)
             }
             out.append(93)
         case .object(let members):
             out.append(123)
-            for (index, (key, value)) in members.enumerated() {
-                if index > 0 { out.append(44) }
+            var first = true
+            for (key, value) in members {
+                if !first { out.append(44) }
+                first = false
                 JSON.writeString(key, into: &out)
                 out.append(58)
                 value.write(into: &out)
@@ -126,29 +130,71 @@ public enum JSON: Sendable, Equatable {
         }
     }
 
-    static func writeDouble(_ d: Double, into out: inout [UInt8]) {
-        guard d.isFinite else { out.append(contentsOf: Array("null".utf8)); return }
-        if d.rounded() == d && abs(d) < 1e15 {
-            out.append(contentsOf: String(Int64(d)).utf8)
-        } else {
-            out.append(contentsOf: "\(d)".utf8)
+    /// Appends the bytes of an ASCII literal (`null`, a key with its quotes, punctuation).
+    @inline(__always)
+    public static func appendLiteral(_ text: StaticString, into out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// Appends an integer in decimal, as `String(value)` writes it, without making a String.
+    public static func writeInt(_ value: Int64, into out: inout [UInt8]) {
+        if value >= 0 && value < 10 {
+            out.append(UInt8(truncatingIfNeeded: 48 + value))
+            return
+        }
+        if value < 0 { out.append(45) }
+        var magnitude = value.magnitude
+        // 20 digits hold UInt64.max; written from the right.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var index = buffer.count
+            repeat {
+                index -= 1
+                buffer[index] = UInt8(truncatingIfNeeded: 48 + magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[index...]))
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    /// Appends a number: integral values below 1e15 as integers, others as Swift prints them
+    /// (shortest text that reads back the same), non-finite ones as `null`.
+    public static func writeDouble(_ d: Double, into out: inout [UInt8]) {
+        guard d.isFinite else { appendLiteral("null", into: &out); return }
+        if d.rounded() == d && abs(d) < 1e15 {
+            writeInt(Int64(d), into: &out)
+        } else {
+            // `description` is what string interpolation prints; short ones need no allocation.
+            var text = d.description
+            text.withUTF8 { out.append(contentsOf: $0) }
+        }
+    }
+
+    /// Appends a JSON string: quotes, and escapes for `"`, `\\` and control characters; runs
+    /// without escapes are copied at once.
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(34)
-        for byte in s.utf8 {
-            switch byte {
-            case 34: out.append(92); out.append(34)
-            case 92: out.append(92); out.append(92)
-            case 10: out.append(92); out.append(110)
-            case 13: out.append(92); out.append(114)
-            case 9: out.append(92); out.append(116)
-            case 0..<32:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: out.append(byte)
+        var text = s
+        text.withUTF8 { bytes in
+            var start = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                if byte >= 32 && byte != 34 && byte != 92 { continue }
+                if start < index { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
+                start = index + 1
+                switch byte {
+                case 34: out.append(92); out.append(34)
+                case 92: out.append(92); out.append(92)
+                case 10: out.append(92); out.append(110)
+                case 13: out.append(92); out.append(114)
+                case 9: out.append(92); out.append(116)
+                default:
+                    let hex: StaticString = "0123456789abcdef"
+                    let digits = hex.utf8Start
+                    out.append(contentsOf: [92, 117, 48, 48, digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+                }
             }
+            if start < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
         }
         out.append(34)
     }

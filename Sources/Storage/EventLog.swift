@@ -817,9 +817,28 @@ public final class EventLog: Service, @unchecked Sendable {
         let started = Monotonic.nanoseconds()
         var outcomes = [WriteOutcome?](repeating: nil, count: batch.count)
         var committed: [StoredEvent] = []
+        committed.reserveCapacity(batch.reduce(0) { $0 + $1.events.count })
         do {
             try writer.execute("BEGIN IMMEDIATE")
             let insert = try writer.cached("INSERT INTO events (seq, type, station, t, data) VALUES (?, ?, ?, ?, ?)")
+            // Each write's savepoint through statements prepared once (not parsed again per write).
+            let savepoint = try writer.cached("SAVEPOINT item")
+            let release = try writer.cached("RELEASE item")
+            func inSavepoint(_ body: () throws -> Void) throws {
+                _ = try savepoint.step()
+                savepoint.reset()
+                do {
+                    try body()
+                    _ = try release.step()
+                    release.reset()
+                } catch {
+                    if !writer.isAutocommit {
+                        try? writer.execute("ROLLBACK TO item")
+                        try? writer.execute("RELEASE item")
+                    }
+                    throw error
+                }
+            }
             func write(_ events: [StoredEvent]) throws {
                 for event in events {
                     try insert.bind(event.seq, at: 1)
@@ -834,7 +853,7 @@ public final class EventLog: Service, @unchecked Sendable {
             for (index, item) in batch.enumerated() {
                 do {
                     if let work = item.work {
-                        try writer.savepoint("item") {
+                        try inSavepoint {
                             try work(writer)
                             try write(item.events)
                         }
@@ -898,7 +917,7 @@ public final class EventLog: Service, @unchecked Sendable {
             processedSeq = last.seq
         }
         if let last = committed.last { committedSeq = last.seq }
-        stats.record(nanoseconds: elapsed, events: committed.count, failedWrites: outcomes.filter { $0 != nil }.count)
+        stats.record(nanoseconds: elapsed, events: committed.count, failedWrites: outcomes.reduce(0) { $0 + ($1 == nil ? 0 : 1) })
         condition.broadcast()
         condition.unlock()
     }
