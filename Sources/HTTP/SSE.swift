@@ -47,6 +47,18 @@ public struct SSEEvent: Sendable, Equatable {
     static func hasLineBreak(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         let count = bytes.count
+        // Eight bytes at a time while none is below 0x0E or above 0x7F (plain ASCII text).
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while index + 8 <= count {
+                let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                // A byte below 0x0E sets its high bit in (word - 0x0E…) where it was clear in word.
+                if (word | ((word &- ones &* 0x0E) & ~word)) & highs != 0 { break }
+                index += 8
+            }
+        }
         while index < count {
             let byte = bytes[index]
             switch byte {
@@ -177,13 +189,13 @@ public final class SSEHub: Sendable {
 
     /// Sends an event to every connected client whose filter accepts its type.
     public func publish(_ event: SSEEvent) {
-        publish(CollectionOfOne(event))
+        publish([event])
     }
 
     /// Sends events (in id order) to every connected client whose filter accepts their type: each
     /// encoded once, handed to each event loop once for the whole batch (one wake-up, and one
     /// write per client for all of them).
-    public func publish(_ events: some Collection<SSEEvent>) {
+    public func publish(_ events: [SSEEvent]) {
         guard !events.isEmpty else { return }
         let targets = state.withLock { state in
             state.counters.eventsPublished += events.count

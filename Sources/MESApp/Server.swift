@@ -63,14 +63,14 @@ public final class MESServer: Sendable {
         let hub = self.hub
         // One batch per commit: each event encoded once, each event loop woken once.
         eventLog.addCommitHandler { events in
-            hub.publish(events.lazy.map { SSEEvent(id: $0.seq, type: $0.type, data: $0.data) })
+            hub.publish(events.map { SSEEvent(id: $0.seq, type: $0.type, data: $0.data) })
         }
         var follower: EventFollower?
         if case .standby(let view) = cluster {
             let live = pipeline.live
             follower = EventFollower(url: view.url, eventLog: log, after: log.latestSeq, logger: logger.named("follower")) { events in
                 StandbyLiveView.apply(events, to: live)
-                hub.publish(events.lazy.map { SSEEvent(id: $0.seq, type: $0.type, data: $0.data) })
+                hub.publish(events.map { SSEEvent(id: $0.seq, type: $0.type, data: $0.data) })
             }
         }
 

@@ -19,7 +19,10 @@ final class SSEBatchTests: XCTestCase {
 
     func testEncodingMatchesTheCharacterWiseForm() {
         let datas = ["{\"a\":1}", "", "a\nb", "a\r\nb", "a\rb", "x\u{0B}y\u{0C}z", "a\u{85}b", "a\u{2028}b\u{2029}c",
-                     "中文 → … — ok", "\u{E2}", "é\u{C2}", "\n", "tail\n", "\u{1}\u{7F}", "{\"name\":\"焊接\"}"]
+                     "中文 → … — ok", "\u{E2}", "é\u{C2}", "\n", "tail\n", "\u{1}\u{7F}", "{\"name\":\"焊接\"}",
+                     String(repeating: "{\"a\":12345}", count: 5), String(repeating: "x", count: 37) + "\n" + String(repeating: "y", count: 20),
+                     String(repeating: "z", count: 15) + "\u{2028}" + String(repeating: "w", count: 30),
+                     String(repeating: "q", count: 22) + "\u{85}", String(repeating: "v", count: 7) + "\r" + String(repeating: "u", count: 64)]
         let types = ["sample", "al\nert", "x\u{2028}", "类型"]
         var id: Int64 = -3
         for type in types {
