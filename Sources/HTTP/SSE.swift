@@ -174,9 +174,9 @@ protocol SSESink: AnyObject, Sendable {
 /// The fan-out point: the app publishes events here; every connected stream of this hub gets them.
 ///
 /// ``publish(_:)`` may be called from any thread; call it from one thread in id order, after the
-/// event is persisted (resume relies on that). Each event is encoded once (and not at all while no
-/// client is connected); delivery to clients happens on the servers' loop threads, so `publish`
-/// never blocks on a slow client.
+/// event is persisted (resume relies on that). Each event is encoded once (and not at all before
+/// the first client connects); delivery to clients happens on the servers' loop threads, so
+/// `publish` never blocks on a slow client.
 public final class SSEHub: Sendable {
     private struct State {
         var sinks: [ObjectIdentifier: any SSESink] = [:]
