@@ -55,7 +55,8 @@ public enum OPCUAValueConversion {
 
 /// Polls (batched Read) or subscribes (monitored items) one OPC UA station and reports samples.
 ///
-/// One `OPCUAClient` per station, with its own I/O thread; this service reconnects with backoff
+/// One `OPCUAClient` per station, served by the process's shared OPC UA event loops (polls and publish
+/// answers are handled on the loop thread, with no hop); this service reconnects with backoff
 /// when the first connection fails and relies on the client's own reconnect (new session,
 /// subscriptions recreated) after that. A bad NodeId marks that one signal `bad` with its status
 /// code; the station stays online.
@@ -231,27 +232,29 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
 
     // MARK: Polling
 
+    /// Polls on the client's event loop: each slot's read goes out from the loop and its values are handed to
+    /// the sink there (no task or thread hop per read); see ``OPCUAClient/startPolling(_:intervalMs:timestamps:handler:)``.
     private func pollLoop(_ client: OPCUAClient) async throws {
         let valid = nodes.indices.filter { nodes[$0] != nil }
         let ids = valid.map { nodes[$0]! }
-        let interval = UInt64(config.pollIntervalMs) * 1_000_000
-        var deadline = Monotonic.nanoseconds()
-        while !Task.isCancelled {
-            let started = Monotonic.nanoseconds()
-            let values: [DataValue]
-            do {
-                values = try await client.read(ids)
-            } catch {
-                if Task.isCancelled { return }
-                // The client reconnects by itself; report and wait for the next slot.
-                countError(Self.errorKind(error), "\(error)")
-                report(.offline, reason: offlineReason(error))
-                markStale()
-                try await sleep(until: &deadline, interval: interval)
-                continue
-            }
-            let latency = Double(Monotonic.nanoseconds() - started) / 1e6
-            var byIndex: [Int: DataValue] = [:]
+        let poll = client.startPolling(ids, intervalMs: config.pollIntervalMs) { [weak self] outcome in
+            self?.polled(outcome, valid: valid)
+        }
+        await withTaskCancellationHandler { await waitUntilCancelled() } onCancel: { poll.stop() }
+        poll.stop()
+    }
+
+    /// One slot's outcome (on the client's loop thread).
+    private func polled(_ outcome: PollOutcome, valid: [Int]) {
+        switch outcome {
+        case .failed(let error):
+            // The client reconnects by itself; report and wait for the next slot.
+            countError(Self.errorKind(error), "\(error)")
+            report(.offline, reason: offlineReason(error))
+            markStale()
+        case .values(let values, let latencyNs):
+            let latency = Double(latencyNs) / 1e6
+            var byIndex: [DataValue?] = Array(repeating: nil, count: config.signals.count)
             for (position, index) in valid.enumerated() where position < values.count { byIndex[index] = values[position] }
             let readings = config.signals.indices.map { reading($0, byIndex[$0]) }
             state.withLock { state in
@@ -262,18 +265,7 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
             }
             report(.online)
             sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings, latencyMs: latency)))
-            try await sleep(until: &deadline, interval: interval)
         }
-    }
-
-    private func sleep(until deadline: inout UInt64, interval: UInt64) async throws {
-        deadline += interval
-        let now = Monotonic.nanoseconds()
-        if deadline <= now {
-            // Behind: skip the missed slots instead of bursting.
-            deadline = now + interval - (now - deadline) % interval
-        }
-        try await Task.sleep(nanoseconds: deadline - now)
     }
 
     // MARK: Subscription
@@ -281,10 +273,10 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
     private func subscribe(_ client: OPCUAClient) async throws {
         let valid = nodes.indices.filter { nodes[$0] != nil }
         let items = valid.map { MonitoredItemSpec(nodes[$0]!, samplingIntervalMs: Double(config.pollIntervalMs)) }
-        let result = try await client.subscribe(items: items, publishingIntervalMs: Double(config.pollIntervalMs)) { [weak self] handle, value in
+        let result = try await client.subscribe(items: items, publishingIntervalMs: Double(config.pollIntervalMs), handler: { [weak self] handle, value in
             guard let self, Int(handle) < valid.count else { return }
             self.received(index: valid[Int(handle)], value: value)
-        }
+        }, published: { [weak self] in self?.flush() })
         let statuses = result.itemStatuses
         state.withLock { state in
             for (position, status) in statuses.enumerated() where status.isBad && position < valid.count {
@@ -298,13 +290,13 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
         scheduleFlush()
     }
 
+    /// One data change (on the client's loop thread); sent with the others of its publish response by ``flush()``.
     private func received(index: Int, value: DataValue) {
         let reading = reading(index, value)
         state.withLock { $0.latest[index] = reading }
-        scheduleFlush()
     }
 
-    /// Coalesces the changes of one publish response into one poll (1 ms later).
+    /// The initial statuses: sent 1 ms later, with whatever the first publish response brought by then.
     private func scheduleFlush() {
         let schedule = state.withLock { state in
             let schedule = !state.flushScheduled
@@ -313,15 +305,19 @@ public final class OPCUAStationAdapter: StationAdapter, Sendable {
         }
         guard schedule else { return }
         flushQueue.asyncAfter(deadline: .now() + .milliseconds(1)) { [weak self] in
-            guard let self else { return }
-            let readings = state.withLock { state in
-                state.flushScheduled = false
-                state.figures.polls += 1
-                return state.latest
-            }
-            guard readings.contains(where: { $0.quality != .stale }) else { return }
-            report(.online)
-            sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings.filter { $0.quality != .stale })))
+            self?.state.withLock { $0.flushScheduled = false }
+            self?.flush()
         }
+    }
+
+    /// Sends the latest values as one poll: after each publish response (on the client's loop thread, no hop).
+    private func flush() {
+        let readings = state.withLock { state in
+            state.figures.polls += 1
+            return state.latest
+        }
+        guard readings.contains(where: { $0.quality != .stale }) else { return }
+        report(.online)
+        sink(.poll(StationPoll(station: config.id, time: Date(), readings: readings.filter { $0.quality != .stale })))
     }
 }

@@ -6,10 +6,14 @@ import Glibc
 
 /// An OPC UA client over UA-TCP: SecurityPolicy None, or a secure endpoint chosen by ``Options/security``.
 ///
-/// All socket I/O runs on one dedicated thread per client; the async methods enqueue requests to it and
-/// resume when the response arrives. After a lost connection it reconnects (when `autoReconnect`),
-/// creates a new session and recreates every subscription with the same client handles.
-// @unchecked Sendable: the shared state and the connection are guarded by `lock`; the I/O thread state (and `fd`, which only that thread opens and closes) is touched by the I/O thread alone.
+/// While the session is up, the client's socket is served by one of a few shared event-loop threads
+/// (``OPCUAClientLoopGroup``): requests are written by whoever sends them, responses are read and decoded
+/// on the loop, and polls (``startPolling(_:intervalMs:timestamps:handler:)``) run there with no thread
+/// or task hop. Connecting, session setup, subscription changes, reconnect back-off and closing run on a
+/// short-lived thread of the client's own (the "I/O thread" below), which hands the socket back to the
+/// loop when it is done. After a lost connection the client reconnects (when `autoReconnect`), creates a
+/// new session and recreates every subscription with the same client handles.
+// @unchecked Sendable: the shared state and the connection are guarded by `lock`; the I/O thread state (and `fd`, which only the I/O thread opens and closes) is touched by whoever owns the connection now: the client's own thread or its loop, handed over under `lock` (`attachedLoop`).
 public final class OPCUAClient: @unchecked Sendable {
     public struct Options: Sendable {
         public var endpointURL: String
@@ -32,21 +36,25 @@ public final class OPCUAClient: @unchecked Sendable {
         public var applicationName = "LineMES OPC UA client"
         public var applicationUri = "urn:linemes:opcua:client"
         public var logger = Logger(label: "opcua.client", level: .warning)
+        /// The event loops that serve the connection; nil: ``OPCUAClientLoopGroup/shared``.
+        public var loops: OPCUAClientLoopGroup? = nil
 
         public init(endpointURL: String) { self.endpointURL = endpointURL }
     }
 
-    /// Who waits for a response: an awaiting task, a callback on the I/O thread (Publish), or the I/O thread itself.
+    /// Who waits for a response: an awaiting task, a callback on the I/O thread (Publish), a callback with
+    /// the request's deadline (a poll), or the I/O thread itself.
     enum Waiter {
         case task(UnsafeContinuation<[UInt8], any Error>)
         case callback(@Sendable (Result<[UInt8], any Error>) -> Void)
+        case expiring(@Sendable (Result<[UInt8], any Error>) -> Void)
         case ioThread
 
         /// Called exactly once per request, after its entry left `pending`, never under `lock`.
         func complete(_ result: Result<[UInt8], any Error>) {
             switch self {
             case .task(let continuation): continuation.resume(with: result)
-            case .callback(let callback): callback(result)
+            case .callback(let callback), .expiring(let callback): callback(result)
             case .ioThread: break
             }
         }
@@ -67,11 +75,15 @@ public final class OPCUAClient: @unchecked Sendable {
         var itemStatuses: [StatusCode] = []
         var revisedIntervalMs: Double = 0
         var keepAliveMs: Double = 0
+        /// Called after the data changes of each publish response were handed to `handler` (optional).
+        let published: (@Sendable () -> Void)?
         var created: (@Sendable (Result<SubscriptionResult, any Error>) -> Void)?
         var deleted = false
 
-        init(id: Int, items: [MonitoredItemSpec], publishingIntervalMs: Double, handler: @escaping DataChangeHandler) {
+        init(id: Int, items: [MonitoredItemSpec], publishingIntervalMs: Double, handler: @escaping DataChangeHandler,
+             published: (@Sendable () -> Void)? = nil) {
             self.id = id
+            self.published = published
             self.items = items
             self.publishingIntervalMs = publishingIntervalMs
             self.handler = handler
@@ -118,7 +130,19 @@ public final class OPCUAClient: @unchecked Sendable {
     /// Counts sockets opened; a request prepared for one connection is not sent on the next.
     var generation: UInt64 = 0
 
-    // I/O thread state (only touched by the I/O thread).
+    /// The loop that serves this client's socket while the session is up (fixed for its life).
+    let homeLoop: OPCUAClientLoop
+    /// The loop that owns the connection now (under lock); nil while the client's own thread does.
+    var attachedLoop: OPCUAClientLoop?
+    /// The socket's interest on the loop's epoll (loop thread); 0 while not registered there.
+    var loopInterest: UInt32 = 0
+    /// The housekeeping timer on the loop (loop thread).
+    lazy var loopTimer = ClientHousekeepingTimer(client: self)
+
+    // I/O thread state (only touched by the I/O thread, or by the loop while it owns the connection).
+    var machine = ClientConnectionMachine(autoReconnect: true)
+    var failures = 0
+    var lastError: (any Error)?
     var publishOutstanding = 0
     var maxPublishOutstanding = 2
     var acknowledgements: [SubscriptionAcknowledgement] = []
@@ -139,16 +163,21 @@ public final class OPCUAClient: @unchecked Sendable {
         self.endpoint = endpoint
         ioContext = "opcua \(endpoint)"
         channel = ClientSecureChannel(endpointUrl: options.endpointURL)
+        homeLoop = (options.loops ?? .shared).next()
         taskExecutor = try ClientTaskExecutor()
         epoll = try Epoll(capacity: 4, context: ioContext)
         do { try epoll.add(taskExecutor.wakeFd.fd, Epoll.readable) } catch {
             epoll.close()
             throw error
         }
+        let loop = homeLoop
+        taskExecutor.setLoopWake { [weak self] in
+            if let self { loop.poke(self) }
+        }
     }
 
     deinit {
-        // The I/O thread holds the client while it runs: by now it has stopped.
+        // The I/O thread and the loop hold the client while it runs: by now it has stopped.
         epoll.close()
     }
 
@@ -184,9 +213,7 @@ public final class OPCUAClient: @unchecked Sendable {
                 continuation.resume(throwing: ClientError.notConnected)
                 return
             }
-            let thread = Thread { [self] in threadMain() }
-            thread.name = "opcua-client \(endpoint)"
-            thread.start()
+            startThread(named: "opcua-client") { [self] in controlMain(.start) }
         }
     }
 

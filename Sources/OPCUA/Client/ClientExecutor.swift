@@ -4,7 +4,9 @@ import Runtime
 import Glibc
 #endif
 
-/// Runs tasks on an ``OPCUAClient``'s I/O thread, between its socket reads (see ``OPCUAClient/taskExecutor``).
+/// Runs tasks on the thread that serves an ``OPCUAClient``'s socket, between its socket reads (see
+/// ``OPCUAClient/taskExecutor``): the client's event loop while the session is up, its own thread while it
+/// connects.
 ///
 /// A task that prefers this executor (`Task(executorPreference:)`, `withTaskExecutorPreference`,
 /// `group.addTask(executorPreference:)`) resumes on the I/O thread right after its response is read, and
@@ -18,6 +20,9 @@ public final class ClientTaskExecutor: TaskExecutor {
         var jobs: [UnownedJob] = []
         var attached = false
         var ioThread = pthread_self()
+        /// True while the client's loop runs the jobs (woken through `loopWake`).
+        var onLoop = false
+        var loopWake: (@Sendable () -> Void)?
     }
 
     private let queue = Locked(Queue())
@@ -34,16 +39,38 @@ public final class ClientTaskExecutor: TaskExecutor {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        let (accepted, mustWake): (Bool, Bool) = queue.withLock { queue in
-            guard queue.attached else { return (false, false) }
+        let (accepted, mustWake, loopWake): (Bool, Bool, (@Sendable () -> Void)?) = queue.withLock { queue in
+            guard queue.attached else { return (false, false, nil) }
             queue.jobs.append(unowned)
             // From the I/O thread itself, or behind jobs already announced: no wake-up needed.
-            return (true, queue.jobs.count == 1 && pthread_equal(queue.ioThread, pthread_self()) == 0)
+            return (true, queue.jobs.count == 1 && pthread_equal(queue.ioThread, pthread_self()) == 0, queue.onLoop ? queue.loopWake : nil)
         }
         if !accepted {
             globalConcurrentExecutor.enqueue(ExecutorJob(unowned))
         } else if mustWake {
-            wake()
+            if let loopWake { loopWake() } else { wake() }
+        }
+    }
+
+    /// How the client's loop is told that jobs wait (set once by the client).
+    func setLoopWake(_ wake: @escaping @Sendable () -> Void) {
+        queue.withLock { $0.loopWake = wake }
+    }
+
+    /// The client's own thread hands over to the loop: jobs wake the loop from now on.
+    func routeToLoop() {
+        queue.withLock { queue in
+            queue.onLoop = true
+            queue.attached = true
+        }
+    }
+
+    /// The loop took the connection (loop thread): it runs the jobs.
+    func attachToLoop(thread: pthread_t) {
+        queue.withLock { queue in
+            queue.ioThread = thread
+            queue.onLoop = true
+            queue.attached = true
         }
     }
 
@@ -58,6 +85,7 @@ public final class ClientTaskExecutor: TaskExecutor {
         queue.withLock { queue in
             queue.ioThread = pthread_self()
             queue.attached = true
+            queue.onLoop = false
         }
     }
 
@@ -65,6 +93,7 @@ public final class ClientTaskExecutor: TaskExecutor {
     func detach() {
         let leftovers: [UnownedJob] = queue.withLock { queue in
             queue.attached = false
+            queue.onLoop = false
             defer { queue.jobs = [] }
             return queue.jobs
         }

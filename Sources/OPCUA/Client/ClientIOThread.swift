@@ -8,7 +8,10 @@ import Glibc
 
 extension OPCUAClient {
 
-    func wake() { taskExecutor.wake() }
+    /// Interrupts whoever owns the connection now: the client's loop, or its own thread.
+    func wake() {
+        if let loop = lock.withLock({ attachedLoop }) { loop.poke(self) } else { taskExecutor.wake() }
+    }
 
     func setState(_ state: ConnectionState) {
         let handler: (@Sendable (ConnectionState) -> Void)? = lock.withLock {
@@ -19,14 +22,35 @@ extension OPCUAClient {
         handler?(state)
     }
 
-    func threadMain() {
+    /// Why a thread of the client's own starts.
+    enum ControlEntry {
+        /// `connect()`: the first attempt.
+        case start
+        /// The loop lost the connection.
+        case lost(any Error)
+        /// The loop saw a stop, a reconnect, or subscriptions to create or delete.
+        case work
+    }
+
+    /// The client's own thread: connects (channel and session), waits out the back-off between attempts,
+    /// creates and deletes subscriptions and closes; once the session is up and nothing else waits, it
+    /// hands the socket to the client's loop and ends.
+    func controlMain(_ entry: ControlEntry) {
         taskExecutor.attach()
-        var machine = ClientConnectionMachine(autoReconnect: options.autoReconnect, initialDelayMs: 100,
+        var actions: [ClientConnectionMachine.Action]
+        switch entry {
+        case .start:
+            machine = ClientConnectionMachine(autoReconnect: options.autoReconnect, initialDelayMs: 100,
                                               maxDelayMs: options.maxReconnectDelayMs)
-        var actions = machine.start()
-        var lastError: (any Error)?
-        var failures = 0
-        let logger = options.logger.with("endpoint", options.endpointURL)
+            failures = 0
+            lastError = nil
+            actions = machine.start()
+        case .lost(let error):
+            actions = connectionFailed(error)
+        case .work:
+            guard let next = serviceOrFail() else { return handToLoop() }
+            actions = next
+        }
         running: while true {
             var shouldConnect = false
             for action in actions {
@@ -61,19 +85,12 @@ extension OPCUAClient {
                         return firstConnect
                     }
                     first?(.success(()))
-                    try runLoop()
-                    actions = machine.close()
                 } catch {
-                    lastError = error
-                    let reason = "\(error)"
-                    failures += 1
-                    // The first failure in a row is worth a warning; the retries that follow are not.
-                    if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
-                    // Every request in flight fails now with the reason, rather than waiting for its timeout.
-                    dropConnection(error: ClientError.connectionLost(reason))
-                    actions = machine.connectionFailed(reason, nowNs: Monotonic.nanoseconds())
-                    if lock.withLock({ reconnectRequested }) { actions += machine.reconnectRequested() }
+                    actions = connectionFailed(error)
+                    continue
                 }
+                guard let next = serviceOrFail() else { return handToLoop() }
+                actions = next
                 continue
             }
             if case .waiting(let until, _) = machine.state {
@@ -102,6 +119,150 @@ extension OPCUAClient {
         try? runTasks()
         taskExecutor.detach()
         done.signal()
+    }
+
+    /// A connect attempt failed or the connection was lost: every request in flight fails now with the
+    /// reason (rather than waiting for its timeout), and the machine says what comes next.
+    func connectionFailed(_ error: any Error) -> [ClientConnectionMachine.Action] {
+        lastError = error
+        let reason = "\(error)"
+        failures += 1
+        // The first failure in a row is worth a warning; the retries that follow are not.
+        let logger = options.logger.with("endpoint", options.endpointURL)
+        if failures == 1 { logger.warning("connection failed: \(reason)") } else { logger.debug("reconnect attempt \(failures) failed: \(reason)") }
+        dropConnection(error: ClientError.connectionLost(reason))
+        var actions = machine.connectionFailed(reason, nowNs: Monotonic.nanoseconds())
+        if lock.withLock({ reconnectRequested }) { actions += machine.reconnectRequested() }
+        return actions
+    }
+
+    /// Does what waits for the connected client's own thread; nil: hand the socket (back) to the loop.
+    func serviceOrFail() -> [ClientConnectionMachine.Action]? {
+        do {
+            return try serviceControl() ? nil : machine.close()
+        } catch {
+            return connectionFailed(error)
+        }
+    }
+
+    /// Creates and deletes the subscriptions asked for, until none are left. Returns true to go on
+    /// (on the loop), false when the client is to stop; throws when the connection failed or a reconnect
+    /// was asked for.
+    func serviceControl() throws -> Bool {
+        while true {
+            let (stop, forced, toCreate, toDelete) = lock.withLock {
+                defer {
+                    if !subscriptionsToCreate.isEmpty { subscriptionsToCreate = [] }
+                    if !subscriptionsToDelete.isEmpty { subscriptionsToDelete = [] }
+                }
+                return (stopRequested, reconnectRequested, subscriptionsToCreate, subscriptionsToDelete)
+            }
+            if stop { return false }
+            if forced { throw ClientError.connectionLost("reconnect requested") }
+            if toCreate.isEmpty && toDelete.isEmpty { return true }
+            for local in toCreate {
+                do { try createOnServer(local) } catch let error as ClientError {
+                    lock.withLock { subscriptionsToCreate.insert(local, at: 0) }
+                    throw error
+                } catch {
+                    lock.withLock { _ = subscriptions.removeValue(forKey: local.id) }
+                    local.created?(.failure(error))
+                    local.created = nil
+                }
+            }
+            for (local, done) in toDelete {
+                if let serverId = local.serverId {
+                    subscriptionsByServerId[serverId] = nil
+                    _ = try? transact(DeleteSubscriptionsRequest(subscriptionIds: [serverId]), timeoutMs: options.requestTimeoutMs)
+                }
+                done(.success(()))
+            }
+        }
+    }
+
+    /// Gives the socket to the client's loop; the calling thread (the client's own) ends after this.
+    func handToLoop() {
+        if socketInterest != nil, fd >= 0 { try? epoll.remove(fd) }
+        socketInterest = nil
+        taskExecutor.routeToLoop()
+        let loop = homeLoop
+        lock.withLock { attachedLoop = loop }
+        loop.attach(self)
+    }
+
+    /// The loop gave the socket back (loop thread): a thread of the client's own takes over.
+    func loopDetached(_ entry: ControlEntry) {
+        lock.withLock { attachedLoop = nil }
+        startThread(named: "opcua-client") { [self] in controlMain(entry) }
+    }
+
+    // MARK: - On the loop (loop thread, while the loop owns the socket)
+
+    /// True while `outbox` holds bytes the socket did not take yet.
+    var hasOutbox: Bool { lock.withLock { !outbox.isEmpty } }
+
+    /// The socket is ready: flush what waits, read what arrived and hand the responses to their waiters.
+    func loopReady(events: UInt32, buffer: inout [UInt8]) throws {
+        if events & Epoll.writable != 0 {
+            try lock.withLock { try flushLocked() }
+        }
+        if events & Epoll.input != 0 {
+            let count = buffer.withUnsafeMutableBytes { raw in Glibc.recv(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT)) }
+            if count < 0 {
+                let code = errno
+                guard code == EAGAIN || code == EWOULDBLOCK || code == EINTR else {
+                    throw ClientError.connectionLost("recv: \(String(cString: strerror(code)))")
+                }
+            } else if count == 0 {
+                throw ClientError.connectionLost("closed by server")
+            } else {
+                lastReceiveNs = Monotonic.nanoseconds()
+                var opened = true
+                try step(opened: &opened) { channel.receive(buffer[0..<count], nowNs: lastReceiveNs) }
+                if publishOutstanding < maxPublishOutstanding { try replenishPublish() }
+            }
+        }
+        try runTasks()
+    }
+
+    /// The client's periodic care on the loop: token renewal, request timeouts, the silence limit,
+    /// publish requests, and tasks. Returns true when the client's own thread must take over (a stop,
+    /// a reconnect, subscriptions to create or delete); throws when the connection is lost.
+    func loopHousekeeping(nowNs now: UInt64) throws -> Bool {
+        let needsThread = lock.withLock {
+            stopRequested || reconnectRequested || !subscriptionsToCreate.isEmpty || !subscriptionsToDelete.isEmpty
+        }
+        if needsThread { return true }
+        try replenishPublish()
+        try checkSilence(nowNs: now)
+        sweepTimeouts(nowNs: now)
+        var opened = true
+        try step(opened: &opened) { channel.tick(nowNs: now) }
+        try runTasks()
+        try lock.withLock { try flushLocked() }
+        return false
+    }
+
+    /// With subscriptions active, a server silent for too long counts as lost.
+    func checkSilence(nowNs now: UInt64) throws {
+        guard !subscriptionsByServerId.isEmpty else { return }
+        let keepAliveMs = subscriptionsByServerId.values.map(\.keepAliveMs).max() ?? 0
+        let silenceMs = max(Double(options.silenceTimeoutMs), keepAliveMs * 3)
+        if now > lastReceiveNs + UInt64(silenceMs * 1_000_000) {
+            throw ClientError.connectionLost("no message from the server for \(Int(silenceMs)) ms")
+        }
+    }
+
+    /// Fails the requests past their deadline.
+    func sweepTimeouts(nowNs now: UInt64) {
+        lock.withLock {
+            guard pending.values.contains(where: { $0.deadlineNs < now }) else { return }
+            for (id, entry) in pending where entry.deadlineNs < now {
+                pending[id] = nil
+                completions.append((entry.waiter, .failure(ClientError.timeout)))
+            }
+        }
+        deliverCompletions()
     }
 
     func waitForWake(timeoutMs: Int, until condition: () -> Bool) {
@@ -249,6 +410,7 @@ extension OPCUAClient {
             return subscriptions.values.filter { !creating.contains($0.id) }.sorted { $0.id < $1.id }
         }
         for local in known { try createOnServer(local) }
+        lastReceiveNs = Monotonic.nanoseconds()
         lock.withLock { sessionReady = true }
     }
 
@@ -487,61 +649,6 @@ extension OPCUAClient {
         try pump(timeoutMs: Int32(timeoutMs), opened: &opened)
     }
 
-    func runLoop() throws {
-        var opened = true
-        lastReceiveNs = Monotonic.nanoseconds()
-        while true {
-            let (stop, forced, toCreate, toDelete) = lock.withLock {
-                defer {
-                    if !subscriptionsToCreate.isEmpty { subscriptionsToCreate = [] }
-                    if !subscriptionsToDelete.isEmpty { subscriptionsToDelete = [] }
-                }
-                return (stopRequested, reconnectRequested, subscriptionsToCreate, subscriptionsToDelete)
-            }
-            if stop { return }
-            if forced { throw ClientError.connectionLost("reconnect requested") }
-            for local in toCreate {
-                do { try createOnServer(local) } catch let error as ClientError {
-                    lock.withLock { subscriptionsToCreate.insert(local, at: 0) }
-                    throw error
-                } catch {
-                    lock.withLock { _ = subscriptions.removeValue(forKey: local.id) }
-                    local.created?(.failure(error))
-                    local.created = nil
-                }
-            }
-            for (local, done) in toDelete {
-                if let serverId = local.serverId {
-                    subscriptionsByServerId[serverId] = nil
-                    _ = try? transact(DeleteSubscriptionsRequest(subscriptionIds: [serverId]), timeoutMs: options.requestTimeoutMs)
-                }
-                done(.success(()))
-            }
-            try replenishPublish()
-            let now = Monotonic.nanoseconds()
-            if !subscriptionsByServerId.isEmpty {
-                let keepAliveMs = subscriptionsByServerId.values.map(\.keepAliveMs).max() ?? 0
-                let silenceMs = max(Double(options.silenceTimeoutMs), keepAliveMs * 3)
-                if now > lastReceiveNs + UInt64(silenceMs * 1_000_000) {
-                    throw ClientError.connectionLost("no message from the server for \(Int(silenceMs)) ms")
-                }
-            }
-            // Request timeouts, swept every 20 ms (not per message: many requests may be in flight).
-            if now >= nextTimeoutCheckNs {
-                nextTimeoutCheckNs = now + 20_000_000
-                lock.withLock {
-                    guard pending.values.contains(where: { $0.deadlineNs < now }) else { return }
-                    for (id, entry) in pending where entry.deadlineNs < now {
-                        pending[id] = nil
-                        completions.append((entry.waiter, .failure(ClientError.timeout)))
-                    }
-                }
-                deliverCompletions()
-            }
-            try pump(timeoutMs: 100, opened: &opened)
-        }
-    }
-
     func replenishPublish() throws {
         guard !subscriptionsByServerId.isEmpty else { return }
         while publishOutstanding < maxPublishOutstanding {
@@ -577,6 +684,7 @@ extension OPCUAClient {
                 guard let change = try data.decodeBody(DataChangeNotification.self) else { continue }
                 for item in change.monitoredItems where !local.deleted { local.handler(item.clientHandle, item.value) }
             }
+            if !message.notificationData.isEmpty, !local.deleted { local.published?() }
         } catch let status as StatusCode {
             if status == .badTooManyPublishRequests { maxPublishOutstanding = max(1, maxPublishOutstanding - 1) }
             if status == .badSessionIdInvalid || status == .badSessionClosed || status == .badSubscriptionIdInvalid {

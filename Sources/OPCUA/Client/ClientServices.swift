@@ -14,23 +14,28 @@ extension OPCUAClient {
     public func call<Request: ServiceRequest, Response: ServiceResponse>(_ request: Request, as type: Response.Type,
                                                                          timeoutMs: Int? = nil) async throws -> Response {
         let timeout = timeoutMs ?? options.requestTimeoutMs
-        // While disconnected, fail at once: the caller marks its values stale and tries again later.
-        let ticket: (generation: UInt64, header: RequestHeader, requestId: UInt32)? = lock.withLock {
-            guard sessionReady, !stopRequested, currentState == .connected else { return nil }
-            return (generation, makeHeaderLocked(timeoutMs: timeout), channel.makeRequestId())
-        }
-        guard let ticket else { throw ClientError.notConnected }
-        var request = request
-        request.requestHeader = ticket.header
-        // Encoded outside the lock; framed and sent by this task under it, without waking the I/O thread.
-        let message = encodeServiceMessage(request, encodingId: Request.encodingId)
         let bytes: [UInt8] = try await withUnsafeThrowingContinuation { continuation in
-            if let failure = submit(message, requestId: ticket.requestId, generation: ticket.generation,
-                                    timeoutMs: timeout, waiter: .task(continuation)) {
+            if let failure = submitRequest(request, timeoutMs: timeout, waiter: .task(continuation)) {
                 continuation.resume(throwing: failure)
             }
         }
         return try decodeServiceResponse(bytes, as: Response.self)
+    }
+
+    /// Encodes and sends one request from any thread, without blocking; the waiter gets the response.
+    /// Returns the error instead when it was not sent (``ClientError/notConnected`` at once while the
+    /// connection is down: the caller marks its values stale and tries again later).
+    func submitRequest<Request: ServiceRequest>(_ request: Request, timeoutMs timeout: Int, waiter: Waiter) -> (any Error)? {
+        let ticket: (generation: UInt64, header: RequestHeader, requestId: UInt32)? = lock.withLock {
+            guard sessionReady, !stopRequested, currentState == .connected else { return nil }
+            return (generation, makeHeaderLocked(timeoutMs: timeout), channel.makeRequestId())
+        }
+        guard let ticket else { return ClientError.notConnected }
+        var request = request
+        request.requestHeader = ticket.header
+        // Encoded outside the lock; framed and sent by the caller under it, without waking the I/O thread.
+        let message = encodeServiceMessage(request, encodingId: Request.encodingId)
+        return submit(message, requestId: ticket.requestId, generation: ticket.generation, timeoutMs: timeout, waiter: waiter)
     }
 
     /// Reads the Value attribute of each node; a bad node gives its own bad status, the rest are unaffected.
@@ -151,12 +156,16 @@ extension OPCUAClient {
     /// Creates a subscription with one monitored item per entry; `handler` gets (client handle = index, value).
     /// The subscription is recreated after every reconnect (its handler then receives fresh initial values).
     /// Throws ``ClientError/notConnected`` while the connection is down.
+    /// `published`, when given, is called after the changes of each publish response went to `handler`
+    /// (on the same thread): a consumer that gathers one response's changes flushes them there, with no timer.
     public func subscribe(items: [MonitoredItemSpec], publishingIntervalMs: Double,
-                          handler: @escaping DataChangeHandler) async throws -> SubscriptionResult {
+                          handler: @escaping DataChangeHandler,
+                          published: (@Sendable () -> Void)? = nil) async throws -> SubscriptionResult {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = lock.withLock { () -> Bool in
                 guard threadRunning, !stopRequested, currentState == .connected else { return false }
-                let local = LocalSubscription(id: nextSubscriptionId, items: items, publishingIntervalMs: publishingIntervalMs, handler: handler)
+                let local = LocalSubscription(id: nextSubscriptionId, items: items, publishingIntervalMs: publishingIntervalMs, handler: handler,
+                                              published: published)
                 nextSubscriptionId += 1
                 local.created = { continuation.resume(with: $0) }
                 subscriptions[local.id] = local
@@ -201,7 +210,10 @@ extension OPCUAClient {
             do {
                 let chunks = try channel.frame(message, requestId: requestId)
                 let deadline: UInt64
-                if case .task = waiter { deadline = Monotonic.nanoseconds() + UInt64(max(timeoutMs, 0)) * 1_000_000 } else { deadline = .max }
+                switch waiter {
+                case .task, .expiring: deadline = Monotonic.nanoseconds() + UInt64(max(timeoutMs, 0)) * 1_000_000
+                case .callback, .ioThread: deadline = .max
+                }
                 pending[requestId] = Pending(deadlineNs: deadline, waiter: waiter)
                 do {
                     for chunk in chunks { needsFlush = try writeLocked(chunk) }

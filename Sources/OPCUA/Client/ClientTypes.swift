@@ -66,6 +66,6 @@ public struct SubscriptionResult: Sendable {
     public let revisedPublishingIntervalMs: Double
 }
 
-/// Called with (client handle, value) for every data change; runs on the client's I/O thread, so keep it short.
+/// Called with (client handle, value) for every data change; runs on the thread that serves the client (its event loop), so keep it short.
 public typealias DataChangeHandler = @Sendable (UInt32, DataValue) -> Void
 

@@ -1,0 +1,373 @@
+import Foundation
+import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The few threads on which every ``OPCUAClient`` of the process does its steady-state I/O
+/// (docs/ARCHITECTURE.md, "OPC UA clients on event loops").
+///
+/// A client is assigned one loop for its life, round-robin. While its session is up, the loop owns its
+/// socket: it reads and decodes responses and publish answers, writes what a send left over, renews the
+/// channel's token, times requests out, and fires the client's polls (``OPCUAClient/startPolling(_:intervalMs:handler:)``).
+/// Connecting, session setup, creating and deleting subscriptions, reconnect back-off and closing run on a
+/// short-lived thread of the client's own, which hands the socket back when it is done. A loop's thread
+/// starts with its first client or poll and ends when it has none.
+public final class OPCUAClientLoopGroup: Sendable {
+    public let loops: [OPCUAClientLoop]
+    private let nextIndex = Locked(0)
+
+    /// The group all clients of the process use: one loop per core, at most two.
+    public static let shared = OPCUAClientLoopGroup(threads: min(2, max(1, ProcessInfo.processInfo.activeProcessorCount)))
+
+    public init(threads: Int) {
+        loops = (0..<max(1, threads)).map { OPCUAClientLoop(name: "opcua.loop\($0)") }
+    }
+
+    /// The loop for the next client (round-robin). Thread-safe.
+    public func next() -> OPCUAClientLoop {
+        let index = nextIndex.withLock { index -> Int in
+            defer { index &+= 1 }
+            return index
+        }
+        return loops[index % loops.count]
+    }
+}
+
+/// Something with one wake-up time on a loop: a client's housekeeping or a poll. Loop thread only.
+class ClientLoopTimer {
+    /// When the loop next calls ``fire(now:_:)`` (monotonic ns), while `heapIndex >= 0`.
+    var wakeAt: UInt64 = 0
+    /// The place in the loop's heap; -1 when no time is set.
+    var heapIndex = -1
+
+    func fire(now: UInt64, _ loop: OPCUAClientLoop) {}
+}
+
+/// One event-loop thread (epoll) serving the sockets of many OPC UA clients.
+///
+/// Everything but ``Shared`` is touched by the loop thread alone.
+public final class OPCUAClientLoop: @unchecked Sendable {
+    public let name: String
+
+    enum Command {
+        /// The client's session is up: the loop owns its socket from now on.
+        case attach(OPCUAClient)
+        /// Something changed for the client (a request waits to be flushed, a task, a stop or a reconnect).
+        case poke(ObjectIdentifier)
+        case addPoll(ClientPoll)
+        case removePoll(ClientPoll)
+        /// Work that must run on the loop thread (a poll's answer that arrived on another thread).
+        case run(@Sendable () -> Void)
+    }
+
+    private struct Shared {
+        var inbox: [Command] = []
+        /// The running thread's wake descriptor; nil while no thread runs.
+        var wake: WakeFd?
+        var thread: pthread_t?
+    }
+
+    private let shared = Locked(Shared())
+
+    // Loop thread state.
+    private var clients: [ObjectIdentifier: OPCUAClient] = [:]
+    private var byFd: [Int32: OPCUAClient] = [:]
+    private var polls = 0
+    private var timers = ClientTimerHeap()
+    private var due: [ClientLoopTimer] = []
+    private var epoll: Epoll?
+    /// The receive buffer all clients of the loop read into (one thread: one buffer).
+    private(set) var readBuffer = [UInt8](repeating: 0, count: 65536)
+
+    /// Timers due within this much after now fire in the same turn (as the Modbus loops do).
+    static let coalesceNs: UInt64 = 1_000_000
+    /// How often an attached client is looked after (channel token renewal, request timeouts, silence,
+    /// publish requests), when nothing else wakes it.
+    static let housekeepingNs: UInt64 = 100_000_000
+    /// Polls start, and housekeeping falls, on multiples of this (monotonic time): clients with the same
+    /// interval share at most `interval / 10 ms` wake-ups instead of one each (as the Modbus loops do).
+    static let sharedTickNs: UInt64 = 10_000_000
+
+    /// The first shared tick at or after `ns`.
+    static func tick(atOrAfter ns: UInt64) -> UInt64 {
+        let rest = ns % sharedTickNs
+        return rest == 0 ? ns : ns - rest + sharedTickNs
+    }
+
+    init(name: String) {
+        self.name = name
+    }
+
+    /// Whether the loop thread runs now. Thread-safe.
+    public var isRunning: Bool { shared.withLock { $0.wake != nil } }
+
+    /// Clients whose socket the loop owns now (loop thread; for tests through ``attachedCount``).
+    public var attachedCount: Int {
+        get async {
+            await withCheckedContinuation { continuation in
+                if !send(.run { [self] in continuation.resume(returning: clients.count) }) { continuation.resume(returning: 0) }
+            }
+        }
+    }
+
+    /// True on the loop's thread.
+    var onLoopThread: Bool {
+        shared.withLock { $0.thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    func attach(_ client: OPCUAClient) { send(.attach(client)) }
+    func poke(_ client: OPCUAClient) { send(.poke(ObjectIdentifier(client))) }
+    func add(_ poll: ClientPoll) { send(.addPoll(poll)) }
+    func remove(_ poll: ClientPoll) { send(.removePoll(poll)) }
+
+    /// Runs `body` on the loop thread: now when called there, else in its next turn.
+    func execute(_ body: @escaping @Sendable () -> Void) {
+        if onLoopThread { body() } else if !send(.run(body)) { body() }
+    }
+
+    /// Queues a command and wakes (or starts) the thread. False when no thread could be started.
+    @discardableResult
+    private func send(_ command: Command) -> Bool {
+        let (wake, start): (WakeFd?, Bool) = shared.withLock { shared in
+            if let wake = shared.wake {
+                shared.inbox.append(command)
+                return (wake, false)
+            }
+            guard let wake = try? WakeFd() else { return (nil, false) }
+            shared.inbox.append(command)
+            shared.wake = wake
+            return (wake, true)
+        }
+        guard let wake else { return false }
+        if start {
+            startThread(named: name) { [self] in self.runThread(wake: wake) }
+        } else {
+            wake.signal()
+        }
+        return true
+    }
+
+    // MARK: The loop thread
+
+    private func runThread(wake: WakeFd) {
+        shared.withLock { $0.thread = pthread_self() }
+        let epoll: Epoll
+        do {
+            epoll = try Epoll(capacity: 256, context: name)
+            try epoll.add(wake.fd, Epoll.readable)
+        } catch {
+            // No loop: every client stays with its own thread (it keeps working, at a thread each).
+            let commands = shared.withLock { shared -> [Command] in
+                shared.wake = nil
+                shared.thread = nil
+                defer { shared.inbox.removeAll() }
+                return shared.inbox
+            }
+            wake.close()
+            for case .attach(let client) in commands { client.loopDetached(.work) }
+            for case .run(let body) in commands { body() }
+            return
+        }
+        self.epoll = epoll
+        var commands: [Command] = []
+        while true {
+            let done: Bool = shared.withLock { shared in
+                if shared.inbox.isEmpty && clients.isEmpty && polls == 0 {
+                    shared.wake = nil  // the next command starts a new thread
+                    shared.thread = nil
+                    return true
+                }
+                swap(&commands, &shared.inbox)
+                return false
+            }
+            if done { break }
+            for command in commands { handle(command) }
+            commands.removeAll(keepingCapacity: true)
+            fireDueTimers()
+            if clients.isEmpty && polls == 0 { continue }
+            var timeoutNs: UInt64 = 1_000_000_000
+            if let next = timers.first?.wakeAt {
+                let now = Monotonic.nanoseconds()
+                timeoutNs = next <= now ? 0 : min(timeoutNs, next - now)
+            }
+            do {
+                try epoll.wait(timeoutNs: timeoutNs) { fd, events in
+                    if fd == wake.fd {
+                        wake.drain()
+                    } else if let client = byFd[fd] {
+                        ready(client, events: events)
+                    }
+                }
+            } catch {
+                // epoll_wait fails only on a programming error; do not spin.
+                usleep(10_000)
+            }
+        }
+        self.epoll = nil
+        epoll.close()
+        wake.close()
+    }
+
+    private func handle(_ command: Command) {
+        switch command {
+        case .attach(let client):
+            guard let epoll else { return }
+            let fd = client.fd
+            guard fd >= 0 else {
+                client.loopDetached(.work)
+                return
+            }
+            do { try epoll.add(fd, Epoll.readable) } catch {
+                client.loopDetached(.lost(error))
+                return
+            }
+            client.loopInterest = Epoll.readable
+            clients[ObjectIdentifier(client)] = client
+            byFd[fd] = client
+            client.taskExecutor.attachToLoop(thread: pthread_self())
+            // Whatever was asked while the socket changed hands is looked at now.
+            housekeep(client, now: Monotonic.nanoseconds())
+        case .poke(let id):
+            guard let client = clients[id] else { return }
+            housekeep(client, now: Monotonic.nanoseconds())
+        case .addPoll(let poll):
+            polls += 1
+            poll.started(self)
+        case .removePoll(let poll):
+            if poll.stopOnLoop(self) { polls -= 1 }
+        case .run(let body):
+            body()
+        }
+    }
+
+    private func ready(_ client: OPCUAClient, events: UInt32) {
+        do {
+            try client.loopReady(events: events, buffer: &readBuffer)
+            try updateInterest(client)
+        } catch {
+            detach(client, .lost(error))
+        }
+    }
+
+    /// The client's housekeeping on the loop (also its timer): hands it to a thread of its own when it needs one.
+    func housekeep(_ client: OPCUAClient, now: UInt64) {
+        guard clients[ObjectIdentifier(client)] != nil else { return }
+        do {
+            if try client.loopHousekeeping(nowNs: now) {
+                detach(client, .work)
+                return
+            }
+            try updateInterest(client)
+            timers.set(client.loopTimer, at: Self.tick(atOrAfter: now + Self.housekeepingNs))
+        } catch {
+            detach(client, .lost(error))
+        }
+    }
+
+    private func updateInterest(_ client: OPCUAClient) throws {
+        let wanted = Epoll.readable | (client.hasOutbox ? Epoll.writable : 0)
+        guard wanted != client.loopInterest, let epoll else { return }
+        try epoll.modify(client.fd, wanted)
+        client.loopInterest = wanted
+    }
+
+    /// Gives the client's socket back to a thread of the client's own.
+    private func detach(_ client: OPCUAClient, _ entry: OPCUAClient.ControlEntry) {
+        guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return }
+        let fd = client.fd
+        if byFd[fd] === client { byFd[fd] = nil }
+        if fd >= 0 { try? epoll?.remove(fd) }
+        client.loopInterest = 0
+        timers.remove(client.loopTimer)
+        client.loopDetached(entry)
+    }
+
+    // MARK: Timers
+
+    func schedule(_ timer: ClientLoopTimer, at deadline: UInt64) { timers.set(timer, at: deadline) }
+    func cancel(_ timer: ClientLoopTimer) { timers.remove(timer) }
+
+    private func fireDueTimers() {
+        let now = Monotonic.nanoseconds()
+        let horizon = now + Self.coalesceNs
+        // Taken off the heap first, then fired: a timer set again within the horizon waits for the next turn.
+        while let top = timers.first, top.wakeAt <= horizon {
+            timers.remove(top)
+            due.append(top)
+        }
+        for timer in due { timer.fire(now: max(now, timer.wakeAt), self) }
+        due.removeAll(keepingCapacity: true)
+    }
+}
+
+/// An attached client's housekeeping timer.
+final class ClientHousekeepingTimer: ClientLoopTimer {
+    unowned(unsafe) let client: OPCUAClient
+
+    init(client: OPCUAClient) { self.client = client }
+
+    override func fire(now: UInt64, _ loop: OPCUAClientLoop) { loop.housekeep(client, now: now) }
+}
+
+/// A binary min-heap of timers by ``ClientLoopTimer/wakeAt``; each timer holds its index.
+struct ClientTimerHeap {
+    private var items: [ClientLoopTimer] = []
+
+    var first: ClientLoopTimer? { items.first }
+
+    mutating func set(_ timer: ClientLoopTimer, at deadline: UInt64) {
+        if timer.heapIndex < 0 {
+            timer.wakeAt = deadline
+            timer.heapIndex = items.count
+            items.append(timer)
+            up(timer.heapIndex)
+        } else {
+            let earlier = deadline < timer.wakeAt
+            timer.wakeAt = deadline
+            if earlier { up(timer.heapIndex) } else { down(timer.heapIndex) }
+        }
+    }
+
+    mutating func remove(_ timer: ClientLoopTimer) {
+        let index = timer.heapIndex
+        guard index >= 0, index < items.count, items[index] === timer else { return }
+        let last = items.count - 1
+        if index != last { swapAt(index, last) }
+        items.removeLast()
+        timer.heapIndex = -1
+        if index < items.count {
+            up(index)
+            down(index)
+        }
+    }
+
+    private mutating func swapAt(_ a: Int, _ b: Int) {
+        items.swapAt(a, b)
+        items[a].heapIndex = a
+        items[b].heapIndex = b
+    }
+
+    private mutating func up(_ start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].wakeAt < items[parent].wakeAt else { break }
+            swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private mutating func down(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < items.count && items[left].wakeAt < items[smallest].wakeAt { smallest = left }
+            if right < items.count && items[right].wakeAt < items[smallest].wakeAt { smallest = right }
+            if smallest == parent { break }
+            swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+}
