@@ -169,8 +169,8 @@ final class ClientEventLoopTests: XCTestCase {
         }
     }
 
-    /// A server that is gone: its client fails every slot at once (not connected) and keeps retrying on
-    /// its own thread, the others read on; closing the retrying client returns.
+    /// A server that is gone: its client fails every slot at once (not connected) and keeps retrying (a
+    /// thread only for each attempt, the back-off on the loop), the others read on; closing it returns.
     func testADeadServerFailsItsSlotsAndTheOthersReadOn() async throws {
         let server = try makeServer(variables: 4)
         addTeardownBlock { server.stop() }
@@ -192,6 +192,9 @@ final class ClientEventLoopTests: XCTestCase {
         XCTAssertTrue(failing, "dead client failures \(deadLog.failureCount); other \(log.valueCount) from \(before)")
         XCTAssertTrue(deadLog.failureTexts.contains("\(ClientError.notConnected)"), "\(deadLog.failureTexts.suffix(3))")
         XCTAssertEqual(log.failureCount, 0)
+        // Between attempts the dead client waits on the loop, with no thread of its own.
+        let waits = await waitUntil(timeout: 10) { await group.loops[0].waitingCount == 1 }
+        XCTAssertTrue(waits)
 
         deadPoll.stop()
         await dead.close()

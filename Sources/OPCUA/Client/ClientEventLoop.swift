@@ -53,6 +53,8 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     enum Command {
         /// The client's session is up: the loop owns its socket from now on.
         case attach(OPCUAClient)
+        /// The client waits to reconnect until the time (`.max`: until poked); it has no socket.
+        case wait(OPCUAClient, untilNs: UInt64)
         /// Something changed for the client (a request waits to be flushed, a task, a stop or a reconnect).
         case poke(ObjectIdentifier)
         case addPoll(ClientPoll)
@@ -72,6 +74,8 @@ public final class OPCUAClientLoop: @unchecked Sendable {
 
     // Loop thread state.
     private var clients: [ObjectIdentifier: OPCUAClient] = [:]
+    /// Clients waiting out their reconnect back-off (no socket; a thread starts for the next attempt).
+    private var waiting: [ObjectIdentifier: OPCUAClient] = [:]
     private var byFd: [Int32: OPCUAClient] = [:]
     private var polls = 0
     private var timers = ClientTimerHeap()
@@ -111,12 +115,22 @@ public final class OPCUAClientLoop: @unchecked Sendable {
         }
     }
 
+    /// Clients waiting out a reconnect back-off on the loop, with no thread (diagnostics and tests).
+    public var waitingCount: Int {
+        get async {
+            await withCheckedContinuation { continuation in
+                if !send(.run { [self] in continuation.resume(returning: waiting.count) }) { continuation.resume(returning: 0) }
+            }
+        }
+    }
+
     /// True on the loop's thread.
     var onLoopThread: Bool {
         shared.withLock { $0.thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     }
 
     func attach(_ client: OPCUAClient) { send(.attach(client)) }
+    func wait(_ client: OPCUAClient, untilNs: UInt64) { send(.wait(client, untilNs: untilNs)) }
     func poke(_ client: OPCUAClient) { send(.poke(ObjectIdentifier(client))) }
     func add(_ poll: ClientPoll) { send(.addPoll(poll)) }
     func remove(_ poll: ClientPoll) { send(.removePoll(poll)) }
@@ -165,7 +179,13 @@ public final class OPCUAClientLoop: @unchecked Sendable {
                 return shared.inbox
             }
             wake.close()
-            for case .attach(let client) in commands { client.loopDetached(.work) }
+            for command in commands {
+                switch command {
+                case .attach(let client): client.loopDetached(.work)
+                case .wait(let client, _): client.loopDetached(.retry)
+                default: break
+                }
+            }
             for case .run(let body) in commands { body() }
             return
         }
@@ -173,7 +193,7 @@ public final class OPCUAClientLoop: @unchecked Sendable {
         var commands: [Command] = []
         while true {
             let done: Bool = shared.withLock { shared in
-                if shared.inbox.isEmpty && clients.isEmpty && polls == 0 {
+                if shared.inbox.isEmpty && clients.isEmpty && waiting.isEmpty && polls == 0 {
                     shared.wake = nil  // the next command starts a new thread
                     shared.thread = nil
                     return true
@@ -185,7 +205,7 @@ public final class OPCUAClientLoop: @unchecked Sendable {
             for command in commands { handle(command) }
             commands.removeAll(keepingCapacity: true)
             fireDueTimers()
-            if clients.isEmpty && polls == 0 { continue }
+            if clients.isEmpty && waiting.isEmpty && polls == 0 { continue }
             var timeoutNs: UInt64 = 1_000_000_000
             if let next = timers.first?.wakeAt {
                 let now = Monotonic.nanoseconds()
@@ -228,9 +248,18 @@ public final class OPCUAClientLoop: @unchecked Sendable {
             client.taskExecutor.attachToLoop(thread: pthread_self())
             // Whatever was asked while the socket changed hands is looked at now.
             housekeep(client, now: Monotonic.nanoseconds())
+        case .wait(let client, let until):
+            waiting[ObjectIdentifier(client)] = client
+            client.taskExecutor.attachToLoop(thread: pthread_self())
+            if until != .max { timers.set(client.loopTimer, at: until) }
+            // A stop or reconnect asked while the client changed hands is looked at now.
+            poked(waitingClient: client)
         case .poke(let id):
-            guard let client = clients[id] else { return }
-            housekeep(client, now: Monotonic.nanoseconds())
+            if let client = clients[id] {
+                housekeep(client, now: Monotonic.nanoseconds())
+            } else if let client = waiting[id] {
+                poked(waitingClient: client)
+            }
         case .addPoll(let poll):
             polls += 1
             poll.started(self)
@@ -248,6 +277,24 @@ public final class OPCUAClientLoop: @unchecked Sendable {
         } catch {
             detach(client, .lost(error))
         }
+    }
+
+    /// The client's timer: housekeeping while attached, the next connect attempt while waiting.
+    func timerFired(_ client: OPCUAClient, now: UInt64) {
+        if clients[ObjectIdentifier(client)] != nil {
+            housekeep(client, now: now)
+        } else if waiting.removeValue(forKey: ObjectIdentifier(client)) != nil {
+            client.loopDetached(.retry)
+        }
+    }
+
+    /// A waiting client was poked: its tasks run here; a stop or a reconnect starts its thread now.
+    private func poked(waitingClient client: OPCUAClient) {
+        try? client.runTasks()
+        guard client.wantsThreadWhileWaiting else { return }
+        waiting[ObjectIdentifier(client)] = nil
+        timers.remove(client.loopTimer)
+        client.loopDetached(.retry)
     }
 
     /// The client's housekeeping on the loop (also its timer): hands it to a thread of its own when it needs one.
@@ -307,7 +354,7 @@ final class ClientHousekeepingTimer: ClientLoopTimer {
 
     init(client: OPCUAClient) { self.client = client }
 
-    override func fire(now: UInt64, _ loop: OPCUAClientLoop) { loop.housekeep(client, now: now) }
+    override func fire(now: UInt64, _ loop: OPCUAClientLoop) { loop.timerFired(client, now: now) }
 }
 
 /// A binary min-heap of timers by ``ClientLoopTimer/wakeAt``; each timer holds its index.

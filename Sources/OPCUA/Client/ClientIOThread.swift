@@ -30,6 +30,8 @@ extension OPCUAClient {
         case lost(any Error)
         /// The loop saw a stop, a reconnect, or subscriptions to create or delete.
         case work
+        /// The reconnect back-off (waited out on the loop) is over, or a stop or reconnect was asked meanwhile.
+        case retry
     }
 
     /// The client's own thread: connects (channel and session), waits out the back-off between attempts,
@@ -50,6 +52,16 @@ extension OPCUAClient {
         case .work:
             guard let next = serviceOrFail() else { return handToLoop() }
             actions = next
+        case .retry:
+            if lock.withLock({ stopRequested }) {
+                actions = machine.close()
+            } else if lock.withLock({ reconnectRequested }) {
+                actions = machine.reconnectRequested()
+            } else {
+                actions = machine.tick(nowNs: Monotonic.nanoseconds())
+                // Woken early (a task): back to the loop until the time comes.
+                if actions.isEmpty, case .waiting(let until, _) = machine.state { return waitOnLoop(untilNs: until) }
+            }
         }
         running: while true {
             var shouldConnect = false
@@ -95,12 +107,13 @@ extension OPCUAClient {
             }
             if case .waiting(let until, _) = machine.state {
                 let now = Monotonic.nanoseconds()
-                let timeoutMs = until == .max ? -1 : (until <= now ? 0 : Int((until - now) / 1_000_000) + 1)
-                waitForWake(timeoutMs: timeoutMs, until: { self.stopRequested || self.reconnectRequested })
                 if lock.withLock({ reconnectRequested }) {
                     actions = machine.reconnectRequested()
+                } else if until <= now {
+                    actions = machine.tick(nowNs: now)
                 } else {
-                    actions = machine.tick(nowNs: Monotonic.nanoseconds())
+                    // The back-off is waited out on the loop, with no thread; the next attempt starts a new one.
+                    return waitOnLoop(untilNs: until)
                 }
             }
         }
@@ -190,6 +203,18 @@ extension OPCUAClient {
         loop.attach(self)
     }
 
+    /// Waits out the reconnect back-off on the client's loop (until `untilNs`, or a stop or reconnect);
+    /// the calling thread (the client's own) ends after this.
+    func waitOnLoop(untilNs: UInt64) {
+        taskExecutor.routeToLoop()
+        let loop = homeLoop
+        lock.withLock { attachedLoop = loop }
+        loop.wait(self, untilNs: untilNs)
+    }
+
+    /// True when a waiting client must start its thread now: a stop or a reconnect was asked.
+    var wantsThreadWhileWaiting: Bool { lock.withLock { stopRequested || reconnectRequested } }
+
     /// The loop gave the socket back (loop thread): a thread of the client's own takes over.
     func loopDetached(_ entry: ControlEntry) {
         lock.withLock { attachedLoop = nil }
@@ -263,19 +288,6 @@ extension OPCUAClient {
             }
         }
         deliverCompletions()
-    }
-
-    func waitForWake(timeoutMs: Int, until condition: () -> Bool) {
-        let deadline = timeoutMs < 0 ? UInt64.max : Monotonic.nanoseconds() + UInt64(timeoutMs) * 1_000_000
-        while !lock.withLock(condition) {
-            try? runTasks()
-            let now = Monotonic.nanoseconds()
-            if now >= deadline { return }
-            let wait = taskExecutor.hasJobs ? 0 : deadline == .max ? 1000 : Int32(min(1000, (deadline - now) / 1_000_000 + 1))
-            // No socket is registered now: only the wake fd can be ready.
-            try? epoll.wait(timeoutMs: wait) { _, _ in }
-            drainWake()
-        }
     }
 
     func drainWake() { taskExecutor.drainWake() }
