@@ -78,6 +78,8 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     private var waiting: [ObjectIdentifier: OPCUAClient] = [:]
     private var byFd: [Int32: OPCUAClient] = [:]
     private var polls = 0
+    /// The client whose event or housekeeping runs now (loop thread).
+    private var serving: OPCUAClient?
     private var timers = ClientTimerHeap()
     private var due: [ClientLoopTimer] = []
     private var epoll: Epoll?
@@ -131,7 +133,12 @@ public final class OPCUAClientLoop: @unchecked Sendable {
 
     func attach(_ client: OPCUAClient) { send(.attach(client)) }
     func wait(_ client: OPCUAClient, untilNs: UInt64) { send(.wait(client, untilNs: untilNs)) }
-    func poke(_ client: OPCUAClient) { send(.poke(ObjectIdentifier(client))) }
+    /// Something changed for the client. On the loop thread, for the client being served right now, nothing
+    /// needs doing: its tasks run and its outbox is looked at before the loop moves on.
+    func poke(_ client: OPCUAClient) {
+        if onLoopThread, let serving, serving === client { return }
+        send(.poke(ObjectIdentifier(client)))
+    }
     func add(_ poll: ClientPoll) { send(.addPoll(poll)) }
     func remove(_ poll: ClientPoll) { send(.removePoll(poll)) }
 
@@ -271,6 +278,8 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     }
 
     private func ready(_ client: OPCUAClient, events: UInt32) {
+        serving = client
+        defer { serving = nil }
         do {
             try client.loopReady(events: events, buffer: &readBuffer)
             try updateInterest(client)
@@ -300,6 +309,8 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     /// The client's housekeeping on the loop (also its timer): hands it to a thread of its own when it needs one.
     func housekeep(_ client: OPCUAClient, now: UInt64) {
         guard clients[ObjectIdentifier(client)] != nil else { return }
+        serving = client
+        defer { serving = nil }
         do {
             if try client.loopHousekeeping(nowNs: now) {
                 detach(client, .work)

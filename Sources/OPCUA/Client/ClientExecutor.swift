@@ -42,8 +42,10 @@ public final class ClientTaskExecutor: TaskExecutor {
         let (accepted, mustWake, loopWake): (Bool, Bool, (@Sendable () -> Void)?) = queue.withLock { queue in
             guard queue.attached else { return (false, false, nil) }
             queue.jobs.append(unowned)
-            // From the I/O thread itself, or behind jobs already announced: no wake-up needed.
-            return (true, queue.jobs.count == 1 && pthread_equal(queue.ioThread, pthread_self()) == 0, queue.onLoop ? queue.loopWake : nil)
+            // Behind jobs already announced, or from the client's own thread: no wake-up needed. On the loop
+            // the loop decides (it serves many clients: a job for another client than the one it serves needs one).
+            if queue.onLoop { return (true, queue.jobs.count == 1, queue.loopWake) }
+            return (true, queue.jobs.count == 1 && pthread_equal(queue.ioThread, pthread_self()) == 0, nil)
         }
         if !accepted {
             globalConcurrentExecutor.enqueue(ExecutorJob(unowned))
