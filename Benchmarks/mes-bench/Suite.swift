@@ -6,7 +6,7 @@ import Runtime
 /// The in-process benchmarks of `tools/bench` (via `mes-bench`): each prints one line per figure,
 /// with its target and whether it is met. `short` runs them small, only to check they work.
 struct BenchSuite: Sendable {
-    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "opcua-secure", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify", "operations", "recall", "energy", "pg-eventlog", "plant-size", "takeover"]
+    static let all = ["eventlog", "tracking", "quality", "genealogy", "modbus", "opcua", "opcua-secure", "replay", "e2e", "soak", "sse-fanout", "sse-fanout-tls", "sse-idle", "slow-headers", "abuse", "orders", "notify", "operations", "recall", "energy", "pg-eventlog", "plant-size", "takeover", "pipeline"]
     let short: Bool
 
     init(short: Bool) { self.short = short }
@@ -47,6 +47,7 @@ struct BenchSuite: Sendable {
         case "pg-eventlog": try postgresEventLog()
         case "plant-size": try plantSize()
         case "takeover": try takeover()
+        case "pipeline": try pipelinePoll()
         default: throw UsageError("unknown benchmark \"\(name)\" (known: \(Self.all.joined(separator: ", ")))")
         }
     }

@@ -15,12 +15,7 @@ extension PlantStage: PartBackend {
     /// The statuses of the vehicles at a station (present or in an operation) before a poll, to
     /// see which of them the poll brings to the end of the route.
     func statusesAt(_ station: String) -> [(String, VehicleStatus)] {
-        guard let tracking = tracker.station(station) else { return [] }
-        var out: [(String, VehicleStatus)] = []
-        for id in [tracking.currentVehicle, tracking.operation?.vehicleId].compactMap({ $0 }) where !out.contains(where: { $0.0 == id }) {
-            if let status = tracker.vehicle(id)?.status { out.append((id, status)) }
-        }
-        return out
+        tracker.vehicleStatuses(at: station)
     }
 
     /// The build spec's part number for a vehicle's part type (nil: no order, or the spec does not list it).

@@ -34,6 +34,8 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
     let config: PlantConfig
     let eventLog: EventLog
     private let samples: SampleStore?
+    /// The sample store's inputs of the poll being handled (kept for its capacity).
+    private var sampleInputs: [SampleInput] = []
     weak var pipeline: Pipeline?
     let logger: Logger
 
@@ -117,13 +119,13 @@ public final class PlantStage: PipelineStage, PlantBackend, @unchecked Sendable 
 
     public func poll(_ poll: StationPoll, into emission: inout Emission) {
         if let samples {
-            var inputs: [SampleInput] = []
-            inputs.reserveCapacity(poll.readings.count)
+            // One buffer for every poll's inputs (the store keeps none of them).
+            sampleInputs.removeAll(keepingCapacity: true)
             for reading in poll.readings where reading.quality != .stale {
-                inputs.append(SampleInput(station: poll.station, signal: reading.name, value: Self.sampleValue(reading.value),
-                                          quality: reading.quality.rawValue, time: poll.time))
+                sampleInputs.append(SampleInput(station: poll.station, signal: reading.name, value: Self.sampleValue(reading.value),
+                                                quality: reading.quality.rawValue, time: poll.time))
             }
-            _ = samples.record(inputs)
+            _ = samples.record(sampleInputs)
         }
         let before = watchesRouteEnd ? statusesAt(poll.station) : []
         var tracking = tracker.process(poll)

@@ -76,35 +76,63 @@ public final class LiveStations: Sendable {
     /// Applies a poll; returns the previous and new state codes (for `station` events on change).
     public func apply(_ poll: StationPoll) -> (oldState: Int64?, newState: Int64?)? {
         stations.withLock { stations in
-            guard var station = stations[poll.station] else { return nil }
-            let oldState = station.stateCode
-            for reading in poll.readings {
-                guard let index = station.signals.firstIndex(where: { $0.name == reading.name }) else { continue }
-                var signal = station.signals[index]
-                if reading.quality == .good {
-                    signal.value = reading.value
-                }
-                signal.quality = reading.quality
-                signal.status = reading.status
-                signal.time = poll.time
-                station.signals[index] = signal
-                if reading.quality == .good, let value = reading.value {
-                    switch signal.role {
-                    case .state: station.stateCode = value.integer
-                    case .vehicleId:
-                        let text = value.text.trimmingCharacters(in: .whitespaces)
-                        station.currentVehicle = text.isEmpty ? nil : text
-                    default: break
-                    }
+            // Changed where it is stored: a copy taken out and put back would copy its signals too.
+            guard let position = stations.index(forKey: poll.station) else { return nil }
+            return Self.apply(poll, to: &stations.values[position])
+        }
+    }
+
+    private static func apply(_ poll: StationPoll, to station: inout Station) -> (oldState: Int64?, newState: Int64?) {
+        let oldState = station.stateCode
+        // Readings come in the signals' order as a rule (names are unique in a station): the
+        // signal after the last one found is tried first.
+        var next = 0
+        for reading in poll.readings {
+            let index: Int
+            if next < station.signals.count, station.signals[next].name == reading.name {
+                index = next
+            } else if let found = station.signals.firstIndex(where: { $0.name == reading.name }) {
+                index = found
+            } else {
+                continue
+            }
+            next = index + 1
+            if reading.quality == .good {
+                station.signals[index].value = reading.value
+            }
+            station.signals[index].quality = reading.quality
+            station.signals[index].status = reading.status
+            station.signals[index].time = poll.time
+            if reading.quality == .good, let value = reading.value {
+                switch station.signals[index].role {
+                case .state: station.stateCode = value.integer
+                case .vehicleId:
+                    let text = Self.trimmed(value.text)
+                    station.currentVehicle = text.isEmpty ? nil : text
+                default: break
                 }
             }
-            station.lastSampleAt = poll.time
-            if let latency = poll.latencyMs { station.pollLatencyMs = latency }
-            let bad = poll.readings.filter { $0.quality == .bad }
-            station.status = bad.isEmpty ? nil : bad.map { "\($0.name): \($0.status ?? "bad")" }.joined(separator: "; ")
-            stations[poll.station] = station
-            return (oldState, station.stateCode)
         }
+        station.lastSampleAt = poll.time
+        if let latency = poll.latencyMs { station.pollLatencyMs = latency }
+        if poll.readings.contains(where: { $0.quality == .bad }) {
+            let bad = poll.readings.filter { $0.quality == .bad }
+            station.status = bad.map { "\($0.name): \($0.status ?? "bad")" }.joined(separator: "; ")
+        } else {
+            station.status = nil
+        }
+        return (oldState, station.stateCode)
+    }
+
+    /// `text` without white space (`CharacterSet.whitespaces`) at its ends. A text whose ends are
+    /// ASCII other than space and tab, a vehicle id as a rule, is returned as it is without
+    /// Foundation's trimming (which costs more than the rest of a poll).
+    static func trimmed(_ text: String) -> String {
+        if let first = text.utf8.first, let last = text.utf8.last, first < 0x80, last < 0x80,
+           first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
+            return text
+        }
+        return text.trimmingCharacters(in: .whitespaces)
     }
 
     /// Applies a connection change; offline marks every value stale. Returns false if unchanged.

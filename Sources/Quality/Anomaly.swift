@@ -291,4 +291,26 @@ enum PeerComparison {
         let d = abs(own.mean - othersMean) / pooled
         return ((1 - min(1, max(0, (d - 1) / 2))) * 100).rounded() / 100
     }
+
+    /// ``health(own:others:)`` with the others being `peers` without the entry at `skipping` and
+    /// without the nil ones, in order: the same sums in the same order, with no array made.
+    static func health(own: (mean: Double, sd: Double, count: Int), peers: [(mean: Double, sd: Double, count: Int)?],
+                       skipping k: Int) -> Double? {
+        guard own.count >= 10 else { return nil }
+        var n = 0
+        var meanSum = 0.0, varianceSum = 0.0
+        for (j, peer) in peers.enumerated() where j != k {
+            guard let peer else { continue }
+            guard peer.count >= 10 else { return nil }
+            n += 1
+            meanSum += peer.mean
+            varianceSum += peer.sd * peer.sd
+        }
+        guard n > 0 else { return nil }
+        let othersMean = meanSum / Double(n)
+        var pooled = (varianceSum / Double(n)).squareRoot()
+        if pooled <= 0 { pooled = max(own.sd, abs(othersMean) * 1e-6, 1e-9) }
+        let d = abs(own.mean - othersMean) / pooled
+        return ((1 - min(1, max(0, (d - 1) / 2))) * 100).rounded() / 100
+    }
 }

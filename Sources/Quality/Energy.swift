@@ -41,6 +41,9 @@ struct StationEnergy: Sendable {
     let powers: [String]
     /// Signal name → index in `meters` (≥ 0) or `powers` (−1 − index).
     let slots: [String: Int]
+    /// `slots` as a list: a station has a meter or a power signal or two, so a poll's readings
+    /// are matched by name with no hashing.
+    private let slotList: [(name: String, slot: Int)]
     private var lastMeter: [Double?]
     private var power: [Double?]
     private var powerSince: Date?
@@ -80,6 +83,7 @@ struct StationEnergy: Sendable {
         self.powers = meters.isEmpty ? powers : []
         if !meters.isEmpty { slots = slots.filter { $0.value >= 0 } }
         self.slots = slots
+        slotList = slots.map { ($0.key, $0.value) }
         lastMeter = [Double?](repeating: nil, count: meters.count)
         power = [Double?](repeating: nil, count: self.powers.count)
     }
@@ -98,7 +102,7 @@ struct StationEnergy: Sendable {
             powerSince = t
         }
         for reading in readings {
-            guard let slot = slots[reading.name], reading.quality == .good, let value = reading.value?.number, value.isFinite else { continue }
+            guard reading.quality == .good, let slot = slot(of: reading.name), let value = reading.value?.number, value.isFinite else { continue }
             if slot >= 0 {
                 delta += meterDelta(slot, value)
             } else {
@@ -107,6 +111,11 @@ struct StationEnergy: Sendable {
         }
         odometer += delta
         return delta
+    }
+
+    private func slot(of name: String) -> Int? {
+        for entry in slotList where entry.name == name { return entry.slot }
+        return nil
     }
 
     private mutating func meterDelta(_ index: Int, _ value: Double) -> Double {

@@ -18,6 +18,8 @@ public struct QualityEngine: Sendable {
 
     private var stations: [StationRuntime]
     private let stationIndex: [String: Int]
+    /// The stations' ids in config order.
+    private let stationIDs: [String]
     /// Stations of each process (route order of processes is `config.route`).
     private let peers: [String: [Int]]
 
@@ -76,6 +78,7 @@ public struct QualityEngine: Sendable {
         unitHealth = units.indices.map { _ in EquipmentHealth.placeholder }
         self.stations = runtimes
         self.stationIndex = index
+        stationIDs = config.stations.map(\.id)
         self.peers = peers
         alertBook = AlertBook(rules: rules)
         accounting = ShiftAccounting(config: config)
@@ -276,13 +279,14 @@ public struct QualityEngine: Sendable {
         stations[si].detectors[signal]!.add(value, at: t)
         let group = peers[stations[si].config.process] ?? [si]
         if group.count > 1 {
-            for member in group {
-                guard let own = stations[member].detectors[signal]?.windowStats() else { continue }
-                var others: [(mean: Double, sd: Double, count: Int)] = []
-                for other in group where other != member {
-                    if let s = stations[other].detectors[signal]?.windowStats() { others.append(s) }
-                }
-                stations[member].peerHealth[signal] = PeerComparison.health(own: own, others: others)
+            // Each member's window figures once, in group order (publishing changes no detector);
+            // every member is then compared with all the others' figures.
+            var stats: [(mean: Double, sd: Double, count: Int)?] = []
+            stats.reserveCapacity(group.count)
+            for member in group { stats.append(stations[member].detectors[signal]?.windowStats()) }
+            for (k, member) in group.enumerated() {
+                guard let own = stats[k] else { continue }
+                stations[member].peerHealth[signal] = PeerComparison.health(own: own, peers: stats, skipping: k)
                 if member != si { publishAnomaly(member, signal: signal, at: t, into: &out) }
             }
         }
@@ -443,10 +447,10 @@ public struct QualityEngine: Sendable {
         let list = units.indices.map { u -> EquipmentHealth in
             if unitHealth[u].station.isEmpty {
                 let unit = units[u]
-                let signal = config.station(unit.station)?.signal(named: unit.signal)
+                let signalUnit = stationIndex[unit.station].flatMap { stations[$0].config.signal(named: unit.signal)?.unit }
                 return EquipmentHealth(station: unit.station, signal: unit.signal, group: unit.group, health: 1, score: 0,
                                        peers: nil, baselineMean: nil, baselineSigma: nil, baselineN: unit.baselineN, level: unit.level,
-                                       trend: nil, hoursToLimit: nil, limits: unit.limits, unit: signal?.unit, t: nil)
+                                       trend: nil, hoursToLimit: nil, limits: unit.limits, unit: signalUnit, t: nil)
             }
             return unitHealth[u]
         }
@@ -633,22 +637,22 @@ public struct QualityEngine: Sendable {
     private mutating func checkOffline(_ si: Int, at t: Date, reason: String? = nil, into out: inout [QualityOutput]) {
         guard stations[si].connection == .offline, let since = stations[si].offlineSince,
               t.timeIntervalSince(since) >= stations[si].config.offlineAlertAfterS else { return }
-        let s = stations[si]
-        let key = s.keys.connection
+        let key = stations[si].keys.connection
         guard !alertBook.hasActiveCondition(key) else { return }
-        raise(key: key, type: .connection, severity: rules.connectionSeverity, station: s.config.id, signal: nil, vehicleId: nil,
-              message: "\(s.config.id) offline since \(Timestamp.format(since))" + (reason.map { ": \($0)" } ?? ""), at: t, into: &out)
+        let id = stations[si].config.id
+        raise(key: key, type: .connection, severity: rules.connectionSeverity, station: id, signal: nil, vehicleId: nil,
+              message: "\(id) offline since \(Timestamp.format(since))" + (reason.map { ": \($0)" } ?? ""), at: t, into: &out)
     }
 
     private mutating func checkDowntime(_ si: Int, at t: Date, into out: inout [QualityOutput]) {
         guard rules.downtime.enabled else { return }
         guard stations[si].state == .fault, let since = stations[si].faultSince,
               t.timeIntervalSince(since) >= rules.downtime.afterS else { return }
-        let s = stations[si]
-        let key = s.keys.downtime
+        let key = stations[si].keys.downtime
         if alertBook.hasActiveCondition(key) { return }
-        raise(key: key, type: .kpi, severity: rules.downtime.severity, station: s.config.id, signal: nil, vehicleId: nil,
-              message: "\(s.config.id) in fault (code \(s.faultCode)) for \(format(t.timeIntervalSince(since).rounded())) s",
+        let id = stations[si].config.id
+        raise(key: key, type: .kpi, severity: rules.downtime.severity, station: id, signal: nil, vehicleId: nil,
+              message: "\(id) in fault (code \(stations[si].faultCode)) for \(format(t.timeIntervalSince(since).rounded())) s",
               at: t, into: &out)
     }
 
@@ -1052,7 +1056,7 @@ public struct QualityEngine: Sendable {
                           chattering: alertBook.chatteringKeys(now: t), defectsByCode: paretoByCode(), defectsByStation: paretoByStation())
         k.countedFrom = accounting.window == nil ? nil : accounting.windowStart
         k.response = responseKPIs()
-        k.downtime = downtimeBook.figures(stations: config.stations.map(\.id), from: accounting.windowStart, to: t)
+        k.downtime = downtimeBook.figures(stations: stationIDs, from: accounting.windowStart, to: t)
         return k
     }
 
@@ -1077,7 +1081,7 @@ public struct QualityEngine: Sendable {
         k.fromSavedCounters = true
         // What was counted before the stop; nothing is open or overdue "now" in a shift that is over.
         k.response = saved.response.map { ResponseKPIs(counters: $0, overdueNow: 0, andonOpenNow: 0) }
-        k.downtime = downtimeBook.figures(stations: config.stations.map(\.id), from: accounting.windowStart, to: end)
+        k.downtime = downtimeBook.figures(stations: stationIDs, from: accounting.windowStart, to: end)
         return k
     }
 

@@ -4,22 +4,52 @@ import Runtime
 
 /// Per-station state of the engine.
 struct StationRuntime: Sendable {
-    let config: StationConfig
-    let stateSignal: String?
-    let stateMap: [Int64: MachineState]
-    let faultSignal: String?
-    let counterSignal: String?
+    /// What the station's config fixes, made once and shared by every copy of the runtime (a
+    /// copy, e.g. for the KPIs, then takes one reference for all of it).
+    final class Fixed: Sendable {
+        let config: StationConfig
+        let stateSignal: String?
+        let stateMap: [Int64: MachineState]
+        let faultSignal: String?
+        let counterSignal: String?
+        let andonSignal: String?
+        let andonCalls: [Int64: String]
+        let usesCounter: Bool
+        let keys: AlertKeys
+
+        init(_ config: StationConfig) {
+            self.config = config
+            let state = config.signal(role: .state)
+            stateSignal = state?.name
+            var map: [Int64: MachineState] = [:]
+            for (code, name) in state?.states ?? [:] { map[code] = MachineState(rawValue: name) }
+            stateMap = map
+            faultSignal = config.signal(role: .faultCode)?.name
+            counterSignal = config.signal(role: .counter)?.name
+            andonSignal = config.signal(role: .andon)?.name
+            andonCalls = config.signal(role: .andon)?.calls ?? [:]
+            usesCounter = config.signal(role: .cycleComplete) == nil && config.signal(role: .counter) != nil
+            keys = AlertKeys(config)
+        }
+    }
+
+    let fixed: Fixed
+    var config: StationConfig { fixed.config }
+    var stateSignal: String? { fixed.stateSignal }
+    var stateMap: [Int64: MachineState] { fixed.stateMap }
+    var faultSignal: String? { fixed.faultSignal }
+    var counterSignal: String? { fixed.counterSignal }
     /// The `andon` signal and its code → kind map (README "Andon and downtime").
-    let andonSignal: String?
-    let andonCalls: [Int64: String]
+    var andonSignal: String? { fixed.andonSignal }
+    var andonCalls: [Int64: String] { fixed.andonCalls }
     /// No cycleComplete signal but a counter: parts are counted from the counter.
-    let usesCounter: Bool
+    var usesCounter: Bool { fixed.usesCounter }
 
     var acc: StationAccumulator
     var state: MachineState?
     var faultCode = "0"
     var faultCodeValue: Int64 = 0
-    let keys: AlertKeys
+    var keys: AlertKeys { fixed.keys }
     var connection = ConnectionState.connecting
     var offlineSince: Date?
     var faultSince: Date?
@@ -42,20 +72,9 @@ struct StationRuntime: Sendable {
     var conditionUnits: [(name: String, unit: Int)] = []
 
     init(_ config: StationConfig, rules: QualityRules) {
-        self.config = config
-        let state = config.signal(role: .state)
-        stateSignal = state?.name
-        var map: [Int64: MachineState] = [:]
-        for (code, name) in state?.states ?? [:] { map[code] = MachineState(rawValue: name) }
-        stateMap = map
-        faultSignal = config.signal(role: .faultCode)?.name
-        counterSignal = config.signal(role: .counter)?.name
-        andonSignal = config.signal(role: .andon)?.name
-        andonCalls = config.signal(role: .andon)?.calls ?? [:]
-        usesCounter = config.signal(role: .cycleComplete) == nil && config.signal(role: .counter) != nil
+        fixed = Fixed(config)
         acc = StationAccumulator(id: config.id, process: config.process, ideal: config.idealCycleTimeS)
         recentFirst = Ring(capacity: rules.fpy.lastN)
-        keys = AlertKeys(config)
         energy = StationEnergy(config)
         acc.metered = energy != nil
     }

@@ -126,8 +126,49 @@ public struct SampleInput: Sendable, Equatable {
 /// start is always stored). Samples older than the log's retention age are pruned with it.
 public final class SampleStore: Sendable {
     private struct State {
-        var last: [String: LastStoredSample] = [:]
-        var deadbands: [String: Double] = [:]
+        /// By station: each signal's slot and its last stored sample and deadband.
+        var stations: [String: StationSlots] = [:]
+    }
+
+    /// One station's signals, each in a slot given the first time its name is seen: a poll's
+    /// samples look up their station once and find their signals by position, with no key made
+    /// or hashed per sample.
+    private struct StationSlots {
+        var names: [String] = []
+        var slotByName: [String: Int] = [:]
+        var last: [LastStoredSample?] = []
+        /// The signal's own deadband (nil: the store's default).
+        var deadbands: [Double?] = []
+
+        /// The slot of `signal`; `hint` is tried first (samples come in the same order every poll).
+        mutating func slot(_ signal: String, hint: Int) -> Int {
+            if hint < names.count, names[hint] == signal { return hint }
+            if let slot = slotByName[signal] { return slot }
+            names.append(signal)
+            slotByName[signal] = names.count - 1
+            last.append(nil)
+            deadbands.append(nil)
+            return names.count - 1
+        }
+
+        mutating func setDeadband(_ signal: String, _ deadband: Double?) {
+            deadbands[slot(signal, hint: names.count)] = deadband
+        }
+
+        /// Applies ``SampleDecision`` to each sample, in order; appends those stored to `chosen`.
+        mutating func offer(_ samples: ArraySlice<SampleInput>, defaultDeadband: Double?, maxInterval: TimeInterval,
+                            chosen: inout [SampleInput]) {
+            var hint = 0
+            for sample in samples {
+                let slot = slot(sample.signal, hint: hint)
+                hint = slot + 1
+                if SampleDecision.shouldStore(value: sample.value, quality: sample.quality, time: sample.time,
+                                              last: last[slot], deadband: deadbands[slot] ?? defaultDeadband, maxInterval: maxInterval) {
+                    last[slot] = LastStoredSample(value: sample.value, quality: sample.quality, time: sample.time)
+                    chosen.append(sample)
+                }
+            }
+        }
     }
 
     private let log: EventLog
@@ -148,11 +189,11 @@ public final class SampleStore: Sendable {
         }
     }
 
-    private static func key(_ station: String, _ signal: String) -> String { station + "\u{1F}" + signal }
-
     /// Sets the deadband of one numeric signal (nil: back to the default).
     public func setDeadband(station: String, signal: String, _ deadband: Double?) {
-        state.withLock { $0.deadbands[Self.key(station, signal)] = deadband }
+        state.withLock { state in
+            state.stations[station, default: StationSlots()].setDeadband(signal, deadband)
+        }
     }
 
     /// Offers one poll's values; stores those that pass ``SampleDecision`` in one queued write.
@@ -161,14 +202,15 @@ public final class SampleStore: Sendable {
     public func record(_ samples: [SampleInput]) -> Int {
         let chosen = state.withLock { state in
             var chosen: [SampleInput] = []
-            for sample in samples {
-                let key = Self.key(sample.station, sample.signal)
-                let deadband = state.deadbands[key] ?? defaultDeadband
-                if SampleDecision.shouldStore(value: sample.value, quality: sample.quality, time: sample.time,
-                                              last: state.last[key], deadband: deadband, maxInterval: maxInterval) {
-                    state.last[key] = LastStoredSample(value: sample.value, quality: sample.quality, time: sample.time)
-                    chosen.append(sample)
-                }
+            var start = samples.startIndex
+            while start < samples.endIndex {
+                // A run of samples of one station (a poll's): one look-up of the station.
+                let station = samples[start].station
+                var end = start + 1
+                while end < samples.endIndex && samples[end].station == station { end += 1 }
+                state.stations[station, default: StationSlots()].offer(samples[start..<end], defaultDeadband: defaultDeadband,
+                                                                       maxInterval: maxInterval, chosen: &chosen)
+                start = end
             }
             return chosen
         }

@@ -82,6 +82,18 @@ public struct Tracker: Sendable {
         stationIndex[id].map { stations[$0].tracking }
     }
 
+    /// The vehicle shown at a station and the one its operation works (each once, shown first),
+    /// with their status; vehicles the tracker does not remember are left out. Reads the station
+    /// in place, for every poll (the pipeline's end-of-route watch).
+    public func vehicleStatuses(at id: String) -> [(String, VehicleStatus)] {
+        guard let index = stationIndex[id] else { return [] }
+        let shown = stations[index].currentVehicle, worked = stations[index].operation?.vehicleId
+        var out: [(String, VehicleStatus)] = []
+        if let shown, let status = vehicles[shown]?.summary.status { out.append((shown, status)) }
+        if let worked, worked != shown, let status = vehicles[worked]?.summary.status { out.append((worked, status)) }
+        return out
+    }
+
     /// A vehicle the tracker remembers (in process, on hold, or recently finished).
     public func vehicle(_ id: String) -> VehicleSummary? { vehicles[id]?.summary }
 
@@ -146,7 +158,7 @@ public struct Tracker: Sendable {
 
     private mutating func processVehicleStation(_ index: Int, at time: Date, into outputs: inout [TrackingOutput]) {
         let slots = stations[index].slots
-        let vehicleNow = stations[index].vehicleId()
+        let vehicleNow = slots.vehicleId.flatMap { StationRuntime.text(of: stations[index].values[$0]) }
 
         // Cycle completion (edge) and machine start.
         var edge = false
@@ -165,7 +177,8 @@ public struct Tracker: Sendable {
             stations[index].lastCycle = value
         }
         stations[index].restoredOperation = false
-        let machine = stations[index].machineState()
+        // The machine state now (nil without a state value).
+        let machine = StationRuntime.machineState(code: slots.state.flatMap { stations[index].values[$0]?.integer }, states: slots.states)
         let previousMachine = stations[index].machine
         // A station that reports no state shows a fault only by its fault code.
         let faulted: Bool
@@ -224,7 +237,7 @@ public struct Tracker: Sendable {
         // Lots consumed while the operation runs: a lot that changes in mid-cycle counts too (the
         // value standing at arrival may still be the previous vehicle's, so it does not).
         for (position, slot) in slots.lots.enumerated() {
-            let lot = stations[index].text(slot)
+            let lot = StationRuntime.text(of: stations[index].values[slot])
             if lot != stations[index].lastLots[position] {
                 stations[index].lastLots[position] = lot
                 if let lot, stations[index].operation != nil, !stations[index].operation!.lots.contains(lot) {
@@ -250,7 +263,7 @@ public struct Tracker: Sendable {
             stations[index].lastCounter = value
         }
         if let lotSlot = slots.lots.first {
-            let lot = stations[index].text(lotSlot)
+            let lot = StationRuntime.text(of: stations[index].values[lotSlot])
             if let lot, lot != stations[index].currentLot {
                 stations[index].currentLot = lot
                 let key = LotKey(station: stationId, lot: lot)
@@ -370,7 +383,7 @@ public struct Tracker: Sendable {
         vehicles[vehicleId] = vehicle
         var op = OperationRecord(id: opId, vehicleId: vehicleId, station: station.id, process: station.process,
                                  startedAt: time, attempt: attempt)
-        op.operatorName = stations[index].slots.operatorSlot.flatMap { stations[index].text($0) }
+        op.operatorName = stations[index].slots.operatorSlot.flatMap { StationRuntime.text(of: stations[index].values[$0]) }
         op.shift = config.shift(at: time)?.shift.name
         stations[index].operation = op
         outputs.append(.operationStarted(op))
@@ -650,6 +663,8 @@ private struct StationRuntime {
     let routeIndex: Int?
     let slots: SignalSlots
     let slotByName: [String: Int]
+    /// Each slot's signal name where it is the first slot of that name (nil for a later one).
+    let firstNames: [String?]
     var values: [SignalValue?]
     var currentVehicle: String?
     /// The last vehicle shown (kept while the id is blank).
@@ -706,20 +721,36 @@ private struct StationRuntime {
         slots.faultCode = config.signals.firstIndex { $0.role == .faultCode }
         self.slots = slots
         self.slotByName = byName
+        self.firstNames = config.signals.indices.map { byName[config.signals[$0].name] == $0 ? config.signals[$0].name : nil }
         self.values = Array(repeating: nil, count: config.signals.count)
         self.lastLots = Array(repeating: nil, count: slots.lots.count)
     }
 
     mutating func absorb(_ readings: [SignalReading]) {
+        // Readings come in the signals' order as a rule: the slot after the last one is tried first.
+        var next = 0
         for reading in readings {
-            guard let value = reading.value, let slot = slotByName[reading.name] else { continue }
+            guard let value = reading.value else { continue }
+            let slot: Int
+            if next < firstNames.count, firstNames[next] == reading.name {
+                slot = next
+            } else if let found = slotByName[reading.name] {
+                slot = found
+            } else {
+                continue
+            }
+            next = slot + 1
             values[slot] = value
         }
     }
 
     /// A string signal's text, trimmed of padding; nil when empty or unknown.
-    func text(_ slot: Int) -> String? {
-        guard let value = values[slot] else { return nil }
+    func text(_ slot: Int) -> String? { Self.text(of: values[slot]) }
+
+    /// A value's text, trimmed of padding; nil when empty or no value. (The poll path reads
+    /// `stations[i].values[slot]` with it: a method called on `stations[i]` would copy the runtime.)
+    static func text(of value: SignalValue?) -> String? {
+        guard let value else { return nil }
         let raw: String
         if case .string(let s) = value { raw = s } else { raw = value.text }
         if let last = raw.utf8.last, last == 32 || last == 0 || raw.utf8.first == 32 {
@@ -729,12 +760,10 @@ private struct StationRuntime {
         return raw.isEmpty ? nil : raw
     }
 
-    func vehicleId() -> String? { slots.vehicleId.flatMap { text($0) } }
-
-    /// The machine state now: the `states` map, else the conventional codes; nil without a state value.
-    func machineState() -> MachineState? {
-        guard let slot = slots.state, let code = values[slot]?.integer else { return nil }
-        return slots.states[code] ?? MachineState(conventionalCode: code)
+    /// The machine state of a state code: the `states` map, else the conventional codes; nil without a code.
+    static func machineState(code: Int64?, states: [Int64: MachineState]) -> MachineState? {
+        guard let code else { return nil }
+        return states[code] ?? MachineState(conventionalCode: code)
     }
 
     var tracking: StationTracking {

@@ -107,6 +107,59 @@ final class SampleStoreTests: XCTestCase {
         }
     }
 
+    /// Polls of two stations in one call, their signals in a changing order (one twice), deadbands
+    /// set before and after a signal's first sample: each signal follows its own last stored
+    /// sample, as the model (one key per station and signal) says.
+    func testEverySignalOfEveryStationFollowsItsOwnLastSample() throws {
+        let log = try openLog(folder)
+        defer { log.close() }
+        let store = SampleStore(log: log, defaultDeadband: 0.25, maxInterval: 5)
+        store.setDeadband(station: "A", signal: "x", 1.0)
+        var model: [String: LastStoredSample] = [:]
+        var deadbands: [String: Double] = ["A/x": 1.0]
+        var stored: [String: Int] = [:]
+        var state: UInt64 = 7
+        func draw() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33)
+        }
+        for step in 0..<300 {
+            let t = t0.addingTimeInterval(Double(step) * 0.1)
+            if step == 100 { store.setDeadband(station: "B", signal: "y", 2.0); deadbands["B/y"] = 2.0 }
+            if step == 150 { store.setDeadband(station: "A", signal: "x", nil); deadbands["A/x"] = nil }
+            if step == 200 { store.setDeadband(station: "B", signal: "new", 0.5); deadbands["B/new"] = 0.5 }
+            var batch: [SampleInput] = []
+            for station in ["A", "B", "A"] {
+                var signals = step % 3 == 0 ? ["x", "y", "z"] : ["z", "x", "y", "x"]
+                if step >= 250 { signals.append("new") }
+                for signal in signals {
+                    let r = draw()
+                    let value: SampleValue = signal == "z" ? .text(r % 4 == 0 ? "on" : "off") : .number(Double(r % 16) / 4)
+                    batch.append(SampleInput(station: station, signal: signal, value: value, quality: r % 31 == 0 ? "bad" : "good", time: t))
+                }
+            }
+            var expected = 0
+            for sample in batch {
+                let key = sample.station + "/" + sample.signal
+                if SampleDecision.shouldStore(value: sample.value, quality: sample.quality, time: sample.time, last: model[key],
+                                              deadband: deadbands[key] ?? 0.25, maxInterval: 5) {
+                    model[key] = LastStoredSample(value: sample.value, quality: sample.quality, time: sample.time)
+                    stored[key, default: 0] += 1
+                    expected += 1
+                }
+            }
+            XCTAssertEqual(store.record(batch), expected, "step \(step)")
+        }
+        try log.flush()
+        XCTAssertEqual(stored.count, 8)
+        for (key, count) in stored {
+            let parts = key.split(separator: "/").map(String.init)
+            let history = try store.history(station: parts[0], signal: parts[1], limit: 10_000)
+            XCTAssertEqual(history.count, count, key)
+            XCTAssertEqual(history.first?.value, model[key]?.value, key)
+        }
+    }
+
     func testSamplesArePrunedWithTheLog() throws {
         try onBothStores { folder in
             let clock = ManualClock(t0)
