@@ -639,23 +639,58 @@ private struct VehicleRuntime {
     var isFinished: Bool { summary.status == .completed || summary.status == .scrapped }
 }
 
-/// Slot numbers (indexes into a station's value cache) of the signals tracking reads.
-private struct SignalSlots {
-    var vehicleId: Int?
-    var cycle: Int?
-    var cycleIsBool = false
-    var result: Int?
-    var okValues: Set<Int64> = []
-    var state: Int?
+/// Slot numbers (indexes into a station's value cache) of the signals tracking reads. Made once
+/// and never changed: a class, so that a poll reading them takes one reference, not a copy of
+/// its sets, maps and lists.
+private final class SignalSlots: Sendable {
+    let vehicleId: Int?
+    let cycle: Int?
+    let cycleIsBool: Bool
+    let result: Int?
+    let okValues: Set<Int64>
+    let state: Int?
     /// The `states` map, decoded once.
-    var states: [Int64: MachineState] = [:]
-    var faultCode: Int?
-    var operatorSlot: Int?
-    var measurements: [(String, Int)] = []
-    var lots: [Int] = []
-    var counter: Int?
+    let states: [Int64: MachineState]
+    let faultCode: Int?
+    let operatorSlot: Int?
+    let measurements: [(String, Int)]
+    let lots: [Int]
+    let counter: Int?
     /// Key parts: the `partSerial` slot of each part type and its `partNumber` slot, if any.
-    var parts: [(type: String, serial: Int, number: Int?)] = []
+    let parts: [(type: String, serial: Int, number: Int?)]
+
+    init(_ layout: Layout) {
+        vehicleId = layout.vehicleId
+        cycle = layout.cycle
+        cycleIsBool = layout.cycleIsBool
+        result = layout.result
+        okValues = layout.okValues
+        state = layout.state
+        states = layout.states
+        faultCode = layout.faultCode
+        operatorSlot = layout.operatorSlot
+        measurements = layout.measurements
+        lots = layout.lots
+        counter = layout.counter
+        parts = layout.parts
+    }
+
+    /// The slots while they are found.
+    struct Layout {
+        var vehicleId: Int?
+        var cycle: Int?
+        var cycleIsBool = false
+        var result: Int?
+        var okValues: Set<Int64> = []
+        var state: Int?
+        var states: [Int64: MachineState] = [:]
+        var faultCode: Int?
+        var operatorSlot: Int?
+        var measurements: [(String, Int)] = []
+        var lots: [Int] = []
+        var counter: Int?
+        var parts: [(type: String, serial: Int, number: Int?)] = []
+    }
 }
 
 private struct StationRuntime {
@@ -693,7 +728,7 @@ private struct StationRuntime {
         self.config = config
         self.routeIndex = routeIndex
         var byName: [String: Int] = [:]
-        var slots = SignalSlots()
+        var slots = SignalSlots.Layout()
         for (i, signal) in config.signals.enumerated() {
             if byName[signal.name] == nil { byName[signal.name] = i }
             switch signal.role {
@@ -719,7 +754,7 @@ private struct StationRuntime {
             }
         }
         slots.faultCode = config.signals.firstIndex { $0.role == .faultCode }
-        self.slots = slots
+        self.slots = SignalSlots(slots)
         self.slotByName = byName
         self.firstNames = config.signals.indices.map { byName[config.signals[$0].name] == $0 ? config.signals[$0].name : nil }
         self.values = Array(repeating: nil, count: config.signals.count)
