@@ -15,6 +15,12 @@ extension PlantStage: PartBackend {
     /// The statuses of the vehicles at a station (present or in an operation) before a poll, to
     /// see which of them the poll brings to the end of the route.
     func statusesAt(_ station: String) -> [(String, VehicleStatus)] {
+        Self.statuses(at: station, in: &tracker)
+    }
+
+    /// Reads the tracker through an `inout` access: a method called on the stored `tracker`
+    /// works on a copy of it (for every poll).
+    private static func statuses(at station: String, in tracker: inout Tracker) -> [(String, VehicleStatus)] {
         tracker.vehicleStatuses(at: station)
     }
 

@@ -124,15 +124,22 @@ public final class LiveStations: Sendable {
         return (oldState, station.stateCode)
     }
 
-    /// `text` without white space (`CharacterSet.whitespaces`) at its ends. A text whose ends are
-    /// ASCII other than space and tab, a vehicle id as a rule, is returned as it is without
-    /// Foundation's trimming (which costs more than the rest of a poll).
+    /// `text` without white space (`CharacterSet.whitespaces`) at its ends. Spaces and tabs are
+    /// taken off here; Foundation's trimming (which costs more than the rest of a poll) is left
+    /// for a text that then still begins or ends with a character beyond ASCII.
     static func trimmed(_ text: String) -> String {
-        if let first = text.utf8.first, let last = text.utf8.last, first < 0x80, last < 0x80,
-           first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
-            return text
+        let utf8 = text.utf8
+        var start = utf8.startIndex, end = utf8.endIndex
+        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start = utf8.index(after: start) }
+        while start < end {
+            let last = utf8.index(before: end)
+            guard utf8[last] == 0x20 || utf8[last] == 0x09 else { break }
+            end = last
         }
-        return text.trimmingCharacters(in: .whitespaces)
+        if start == end { return "" }
+        guard utf8[start] < 0x80, utf8[utf8.index(before: end)] < 0x80 else { return text.trimmingCharacters(in: .whitespaces) }
+        if start == utf8.startIndex && end == utf8.endIndex { return text }
+        return String(Substring(utf8[start..<end]))
     }
 
     /// Applies a connection change; offline marks every value stale. Returns false if unchanged.

@@ -94,7 +94,8 @@ final class LiveStationsApplyTests: XCTestCase {
 
     /// The vehicle id's quick trim is Foundation's `.whitespaces` trim for every ASCII end and a few others.
     func testTrimmedIsTheWhitespaceTrim() {
-        var texts = ["", " ", "\t", "VIN", " VIN ", "\u{00A0}VIN\u{3000}", "VIN\u{0}", "é", "VIN é", "\u{2003}"]
+        var texts = ["", " ", "\t", "   ", "VIN", " VIN ", "  VIN\t ", "\t\tVIN", "VIN   ", " \u{00A0}VIN", "VIN \u{2003} ",
+                     "\u{00A0}VIN\u{3000}", "VIN\u{0}", "é", " é ", "VIN é", "\u{2003}", " \u{301}VIN", "VIN\u{301} ", " 🚗 VIN "]
         for code in 0..<128 {
             let c = String(UnicodeScalar(UInt8(code)))
             texts += [c, c + "VIN", "VIN" + c, c + "V" + c]
