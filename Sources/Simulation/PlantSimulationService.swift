@@ -10,7 +10,7 @@ import Glibc
 /// or by a recording (replayed at a speed).
 ///
 /// What `station-sim` and `mes-server --simulate` run. The driver is a thread of its own; the
-/// servers have their own threads. ``start()``/``stop()`` for direct use, ``run()`` as a
+/// servers run on a few shared loop threads (README "station-sim: threads"). ``start()``/``stop()`` for direct use, ``run()`` as a
 /// ``Service``. A recording that ends leaves the last values served; a bad recording line stops
 /// the driver and makes ``run()`` throw it.
 public final class PlantSimulationService: Service, Sendable {

@@ -300,27 +300,25 @@ public final class PlantSimulator {
         if !isOnline(s) { kW = model.idleKW }
         station.kWh += kW * Double(tickMs) / 3_600_000
         for m in station.energySignals {
-            let signal = station.config.signals[m]
             // Meters read in steps of 0.01 kWh; integer meters wrap at their type's top.
             var value = (station.kWh * 100).rounded(.down) / 100
             if let wrap = station.meterWraps[m] { value = value.truncatingRemainder(dividingBy: wrap) }
-            station.set(m, StationSim.numeric(value, signal: signal))
+            station.set(m, station.numerics[m].value(value))
         }
-        for p in station.powerSignals { station.set(p, StationSim.numeric(kW, signal: station.config.signals[p])) }
+        for p in station.powerSignals { station.set(p, station.numerics[p].value(kW)) }
         guard t % 1000 == 0 else { return }
         for c in station.conditionSignals {
             guard let model = station.conditionModels[c] else { continue }
-            let signal = station.config.signals[c]
             var mean = model.nominal
             for e in station.events {
-                if case .drift(let name, let to) = scenario.events[e].kind, name == signal.name, t >= scenario.events[e].atMs {
+                if case .drift(let name, let to) = scenario.events[e].kind, name == station.config.signals[c].name, t >= scenario.events[e].atMs {
                     let progress = min(1, Double(t - scenario.events[e].atMs) / Double(max(1, scenario.events[e].durationMs)))
                     mean += (to - model.nominal) * progress
                 }
             }
             // Under load a motor runs a little warmer and draws more.
             if state == .running { mean += model.sigma }
-            station.set(c, StationSim.numeric(mean + model.sigma * station.conditionRandom.normal(), signal: signal))
+            station.set(c, station.numerics[c].value(mean + model.sigma * station.conditionRandom.normal()))
         }
     }
 
@@ -643,7 +641,7 @@ public final class PlantSimulator {
                 }
             }
             let x = spiked ?? (mean + model.sigma * stations[s].random.normal())
-            let value = StationSim.numeric(x, signal: signal)
+            let value = stations[s].numerics[m].value(x)
             stations[s].set(m, value)
             if let limits = signal.limits, let number = value.number, !limits.contains(number) { outOfSpec = true }
         }
@@ -654,8 +652,7 @@ public final class PlantSimulator {
             }
             let nok = stations[s].random.chance(rate) || outOfSpec
             if nok && stations[s].tracks { stats.nokOperations += 1 }
-            stations[s].set(r, StationSim.numeric(Double(nok ? stations[s].nokCode : stations[s].okCode),
-                                                       signal: stations[s].config.signals[r]))
+            stations[s].set(r, stations[s].numerics[r].value(Double(nok ? stations[s].nokCode : stations[s].okCode)))
         }
     }
 }
@@ -715,7 +712,10 @@ final class StationSim {
     let models: [Int: MeasurementModel]
     let okCode: Int64
     let nokCode: Int64
-    let stateCodes: [MachineState: Int64]
+    /// ``code(_:)`` of each state by ``MachineState/ordinal``.
+    let stateCodeTable: [Int64]
+    /// Each signal's type, scale and offset (config order).
+    let numerics: [NumericSpec]
 
     private(set) var values: [SignalValue]
     /// Whether a value changed since the last ``PlantSimulator/takeChanged(_:)``.
@@ -836,7 +836,11 @@ final class StationSim {
                 codes = Dictionary(uniqueKeysWithValues: MachineState.allCases.map { ($0, $0.conventionalCode) })
             }
         }
-        stateCodes = codes
+
+        var table = [Int64](repeating: 0, count: MachineState.allCases.count)
+        for state in MachineState.allCases { table[state.ordinal] = codes[state] ?? codes[.idle] ?? 0 }
+        stateCodeTable = table
+        numerics = config.signals.map(NumericSpec.init)
         values = Array(repeating: .int(0), count: config.signals.count)
         random = SimRandom(seed: seed, stream: "station:" + config.id)
         runLeftMs = mtbfS > 0 ? random.exponential(mean: mtbfS * 1000) : .infinity
@@ -874,26 +878,7 @@ final class StationSim {
 
     /// A value of `signal`'s type for the number `x` (after scale/offset, as a poll would decode it).
     static func numeric(_ x: Double, signal: SignalConfig) -> SignalValue {
-        let scaled = signal.scale != nil || signal.offset != nil
-        let raw = scaled ? (x - (signal.offset ?? 0)) / ((signal.scale ?? 1) == 0 ? 1 : signal.scale!) : x
-        func finish(_ r: Double) -> SignalValue { scaled ? .double(signal.scaled(r)) : .double(r) }
-        func integer(_ range: ClosedRange<Double>) -> SignalValue {
-            let r = min(max(raw.rounded(), range.lowerBound), range.upperBound)
-            return scaled ? .double(signal.scaled(r)) : .int(Int64(r))
-        }
-        switch signal.type {
-        case .bool?: return .bool(x != 0)
-        case .string?: return .string(String(x))
-        case .float32?, .float?: return finish(Double(Float((raw * 1000).rounded() / 1000)))
-        case .int16?: return integer(-32768...32767)
-        case .uint16?: return integer(0...65535)
-        case .int32?: return integer(-2_147_483_648...2_147_483_647)
-        case .uint32?: return integer(0...4_294_967_295)
-        case .byte?: return integer(0...255)
-        case .sbyte?: return integer(-128...127)
-        case .int64?, .uint64?: return integer(-9e15...9e15)
-        case .float64?, .double?, .datetime?, nil: return finish((raw * 10000).rounded() / 10000)
-        }
+        NumericSpec(signal).value(x)
     }
 
     func canTake(_ t: Int64, events all: [ScenarioEvent]) -> Bool {
@@ -944,10 +929,10 @@ final class StationSim {
             if signal.type == .bool || signal.address?.table.isRegister == false && signal.type == nil {
                 set(c, .bool(true))
             } else {
-                set(c, StationSim.numeric(Double(cycles % 4_294_967_296), signal: signal))
+                set(c, numerics[c].value(Double(cycles % 4_294_967_296)))
             }
         }
-        for k in counterSignals { set(k, StationSim.numeric(Double(counter % 4_294_967_296), signal: config.signals[k])) }
+        for k in counterSignals { set(k, numerics[k].value(Double(counter % 4_294_967_296))) }
         phase = .pulse
         pulseOffMs = t + pulseMs
     }
@@ -964,16 +949,16 @@ final class StationSim {
     }
 
     func code(_ state: MachineState) -> Int64 {
-        stateCodes[state] ?? stateCodes[.idle] ?? 0
+        stateCodeTable[state.ordinal]
     }
 
     func showState(_ t: Int64, events all: [ScenarioEvent]) {
         let fault = currentFault(t, events: all)
-        if let f = faultSignal { set(f, StationSim.numeric(Double(fault), signal: config.signals[f])) }
+        if let f = faultSignal { set(f, numerics[f].value(Double(fault))) }
         if let a = andonSignal {
             var code = 0
             for e in events { if case .andon(let c) = all[e].kind, all[e].active(at: t) { code = c } }
-            set(a, StationSim.numeric(Double(code), signal: config.signals[a]))
+            set(a, numerics[a].value(Double(code)))
         }
         let state: MachineState
         if fault != 0 {
@@ -993,6 +978,62 @@ final class StationSim {
         }
         shownState = state
         guard let s = stateSignal else { return }
-        set(s, StationSim.numeric(Double(code(state)), signal: config.signals[s]))
+        set(s, numerics[s].value(Double(code(state))))
+    }
+}
+
+/// What ``StationSim/numeric(_:signal:)`` needs of a signal (its type, scale and offset), copied
+/// out once per signal: the simulation step makes values without copying whole `SignalConfig`s.
+struct NumericSpec {
+    let type: DataType?
+    let scale: Double?
+    let offset: Double?
+
+    init(_ signal: SignalConfig) {
+        type = signal.type
+        scale = signal.scale
+        offset = signal.offset
+    }
+
+    /// `SignalConfig.scaled(_:)`: raw × scale + offset.
+    func scaled(_ raw: Double) -> Double { raw * (scale ?? 1) + (offset ?? 0) }
+
+    /// A value of the signal's type for the number `x` (after scale/offset, as a poll would decode it).
+    func value(_ x: Double) -> SignalValue {
+        let scaled = scale != nil || offset != nil
+        let raw = scaled ? (x - (offset ?? 0)) / ((scale ?? 1) == 0 ? 1 : scale!) : x
+        func finish(_ r: Double) -> SignalValue { scaled ? .double(self.scaled(r)) : .double(r) }
+        func integer(_ range: ClosedRange<Double>) -> SignalValue {
+            let r = min(max(raw.rounded(), range.lowerBound), range.upperBound)
+            return scaled ? .double(self.scaled(r)) : .int(Int64(r))
+        }
+        switch type {
+        case .bool?: return .bool(x != 0)
+        case .string?: return .string(String(x))
+        case .float32?, .float?: return finish(Double(Float((raw * 1000).rounded() / 1000)))
+        case .int16?: return integer(-32768...32767)
+        case .uint16?: return integer(0...65535)
+        case .int32?: return integer(-2_147_483_648...2_147_483_647)
+        case .uint32?: return integer(0...4_294_967_295)
+        case .byte?: return integer(0...255)
+        case .sbyte?: return integer(-128...127)
+        case .int64?, .uint64?: return integer(-9e15...9e15)
+        case .float64?, .double?, .datetime?, nil: return finish((raw * 10000).rounded() / 10000)
+        }
+    }
+}
+
+extension MachineState {
+    /// Its place in `allCases`, for tables indexed by state.
+    var ordinal: Int {
+        switch self {
+        case .running: 0
+        case .idle: 1
+        case .fault: 2
+        case .blocked: 3
+        case .starved: 4
+        case .setup: 5
+        case .maintenance: 6
+        }
     }
 }

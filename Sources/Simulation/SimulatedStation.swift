@@ -5,6 +5,8 @@ import Runtime
 
 /// Serves one station's values over its configured protocol: a ``ModbusStationServer`` for a
 /// `modbus://` endpoint, an `OPCUAServer` (one variable per signal `node`) for `opc.tcp://`.
+/// Neither has a thread of its own: the Modbus servers run on the process's ``ModbusServerLoopGroup``,
+/// the OPC UA servers on one shared `OPCUAServerLoop`.
 ///
 /// Values are pushed with ``update(_:)`` (all signals, config order) or ``set(signal:value:)``;
 /// only changed values reach the server. ``setOnline(_:)`` with false closes the server (clients
@@ -125,7 +127,7 @@ public final class SimulatedStation: Sendable {
     private func pushLocked(_ state: inout State, _ i: Int, _ value: SignalValue) throws {
         state.current[i] = value
         if let modbus = state.modbus {
-            try modbus.set(signal: station.signals[i].name, value: value)
+            try modbus.map.set(index: i, value: value)
         } else if let opcua = state.opcua, let node = nodes[i] {
             try opcua.setValue(nodeId: node, value: SimulatedStation.variant(value, signal: station.signals[i]))
         }
@@ -136,7 +138,7 @@ public final class SimulatedStation: Sendable {
         case .modbus:
             let server = state.modbus ?? ModbusStationServer(station: station, host: host, port: port, logger: logger)
             for (i, value) in state.current.enumerated() {
-                if let value { try server.set(signal: station.signals[i].name, value: value) }
+                if let value { try server.map.set(index: i, value: value) }
             }
             let bound = try server.start()
             state.modbus = server
@@ -149,6 +151,7 @@ public final class SimulatedStation: Sendable {
             options.logger = logger.named("opcua.server")
             options.logger.level = .warning
             options.security = security
+            options.loop = SimulatedStation.opcuaLoop
             // The ApplicationUri the server announces is the one in its certificate (clients check the two agree).
             if let security { options.applicationUri = security.applicationURI }
             let server = OPCUAServer(options: options)
@@ -171,6 +174,9 @@ public final class SimulatedStation: Sendable {
         state.opcua?.stop()
         state.opcua = nil
     }
+
+    /// The one thread that serves every simulated OPC UA PLC of the process (README "station-sim: threads").
+    static let opcuaLoop = OPCUAServerLoop(name: "opcua-sim")
 
     static func initialValue(_ signal: SignalConfig) -> SignalValue {
         switch signal.type {

@@ -11,8 +11,9 @@ public typealias WriteHandler = @Sendable (NodeId, Variant) -> StatusCode
 /// An OPC UA server over UA-TCP for station simulators: SecurityPolicy None and anonymous sessions, or the
 /// endpoints, certificate and users of ``Options/security``.
 ///
-/// One thread runs every connection, session and subscription; `addVariable`/`setValue` may be called from
-/// any thread. Values are sampled for monitored items at their sampling interval.
+/// One thread runs every connection, session and subscription: the server's own, or with ``Options/loop``
+/// the thread of an ``OPCUAServerLoop`` shared with other servers (station simulators); `addVariable`/`setValue`
+/// may be called from any thread. Values are sampled for monitored items at their sampling interval.
 // @unchecked Sendable: the address space, the handlers and the lifecycle fields are guarded by `lock`; connections, sessions and subscriptions are touched only by the I/O thread.
 public final class OPCUAServer: @unchecked Sendable {
     public struct Options: Sendable {
@@ -33,6 +34,8 @@ public final class OPCUAServer: @unchecked Sendable {
         public var logger = Logger(label: "opcua.server", level: .warning)
         /// Security (README.md, "OPC UA security"). nil: SecurityPolicy None and anonymous sessions only.
         public var security: ServerSecurity? = nil
+        /// The loop thread that runs this server's I/O together with other servers'; nil: a thread of its own.
+        public var loop: OPCUAServerLoop? = nil
         public init() {}
     }
 
@@ -61,6 +64,12 @@ public final class OPCUAServer: @unchecked Sendable {
     var nextSubscriptionId: UInt32 = 0
     var nextMonitoredItemId: UInt32 = 0
     var readBuffer = [UInt8](repeating: 0, count: 65536)
+    /// The shared loop's state while this server runs on an ``OPCUAServerLoop`` (its descriptors are registered there).
+    var host: OPCUAServerLoopState?
+    /// On a shared loop: when this server's timers are next due (monotonic ns).
+    var loopDueNs: UInt64 = 0
+    /// On a shared loop: whether one of its descriptors was ready in this turn.
+    var loopTouched = false
 
     public init(options: Options = Options()) {
         self.options = options
@@ -111,12 +120,15 @@ public final class OPCUAServer: @unchecked Sendable {
     /// Sets a variable's value (thread-safe); `sourceTime` defaults to now.
     public func setValue(nodeId: NodeId, value: Variant, status: StatusCode = .good, sourceTime: Date? = nil) throws {
         let now = DateTime.now
+        let dataValue = DataValue(value, status: status == .good ? nil : status,
+                                  sourceTimestamp: sourceTime.map(DateTime.init) ?? now, serverTimestamp: now)
         try lock.withLock {
-            guard var node = space.nodes[nodeId], node.nodeClass == .variable else { throw AddressSpaceError.unknownNode(nodeId) }
-            node.value = DataValue(value, status: status == .good ? nil : status,
-                                   sourceTimestamp: sourceTime.map(DateTime.init) ?? now, serverTimestamp: now)
-            node.version &+= 1
-            space.nodes[nodeId] = node
+            // One lookup, and the node changed in place (not copied out and back).
+            guard let index = space.nodes.index(forKey: nodeId), space.nodes.values[index].nodeClass == .variable else {
+                throw AddressSpaceError.unknownNode(nodeId)
+            }
+            space.nodes.values[index].value = dataValue
+            space.nodes.values[index].version &+= 1
         }
     }
 
@@ -146,6 +158,7 @@ public final class OPCUAServer: @unchecked Sendable {
                 throw CryptoError("server security", "policy \(bad.0.rawValue) cannot go with mode \(bad.1)")
             }
         }
+        if let loop = options.loop { return try start(on: loop) }
         try lock.withLock {
             guard !running else { return }
             // A deep accept queue: a burst of connections (a plant's clients reconnecting at once) waits
@@ -183,8 +196,54 @@ public final class OPCUAServer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops serving, closes every connection and waits for the thread. Idempotent.
+    /// Binds and hands the server to `loop`'s thread.
+    private func start(on loop: OPCUAServerLoop) throws {
+        let listener: Int32? = try lock.withLock {
+            guard !running else { return nil }
+            let listener = try Socket.listen(host: options.host, port: options.port, backlog: 1024, nonBlocking: true)
+            do {
+                boundPort = try Socket.localPort(listener)
+            } catch {
+                Socket.close(listener)
+                throw error
+            }
+            listenFd = listener
+            running = true
+            stopRequested = false
+            return listener
+        }
+        guard let listener else { return }
+        do {
+            try loop.send(.add(self))
+        } catch {
+            lock.withLock {
+                Socket.close(listener)
+                listenFd = -1
+                running = false
+            }
+            throw error
+        }
+    }
+
+    /// Stops serving, closes every connection and waits for the thread (on a shared loop: until the
+    /// loop has closed them). Idempotent.
     public func stop() {
+        if let loop = options.loop {
+            let stopping = lock.withLock {
+                guard running, !stopRequested else { return false }
+                stopRequested = true
+                return true
+            }
+            guard stopping else { return }
+            let done = DispatchSemaphore(value: 0)
+            do {
+                try loop.send(.remove(self, done))
+                done.wait()
+            } catch {
+                options.logger.error("stop: \(error)")
+            }
+            return
+        }
         let wake: WakeFd? = lock.withLock {
             guard running, !stopRequested else { return nil }
             stopRequested = true

@@ -22,16 +22,14 @@ extension OPCUAServer {
         }
     }
 
-    /// The I/O thread: waits in the epoll for sockets and the wake fd, or until the next subscription timer.
+    /// The I/O thread of a server with a thread of its own: waits in the epoll for sockets and the
+    /// wake fd, or until the next subscription timer. A server on an ``OPCUAServerLoop`` runs the
+    /// same steps (``prepareWait(_:)``, ``handleReady(_:_:)``, ``finishTurn(_:)``) on that loop's thread.
     func loop() {
         guard let epoll, let wake else { return }
         var ready: [(fd: Int32, events: UInt32)] = []
         while !lock.withLock({ stopRequested }) {
-            let timeout = nextTimerMs(Monotonic.nanoseconds())
-            for connection in connections.values where connection.watchingWrite == connection.outbound.isEmpty {
-                connection.watchingWrite.toggle()
-                try? epoll.modify(connection.fd, connection.watchingWrite ? Epoll.readable | Epoll.writable : Epoll.readable)
-            }
+            let timeout = prepareWait(Monotonic.nanoseconds())
             // Collected first: handling one event may accept or close connections.
             ready.removeAll(keepingCapacity: true)
             do {
@@ -42,20 +40,13 @@ extension OPCUAServer {
             for (fd, events) in ready {
                 if fd == wake.fd {
                     wake.drain()
-                } else if fd == listenFd {
-                    acceptConnections()
-                } else if let connection = connections[fd] {
-                    if events & Epoll.writable != 0 { flush(connection) }
-                    if events & Epoll.input != 0 { readFrom(connection) }
+                } else {
+                    handleReady(fd, events)
                 }
             }
-            runTimers(Monotonic.nanoseconds())
-            for connection in Array(connections.values) where connection.closing && connection.outbound.isEmpty {
-                closeConnection(connection)
-            }
+            finishTurn(Monotonic.nanoseconds())
         }
-        for connection in Array(connections.values) { closeConnection(connection) }
-        sessions.removeAll()
+        closeAll()
         lock.withLock {
             epoll.close()
             wake.close()
@@ -66,6 +57,41 @@ extension OPCUAServer {
             running = false
         }
         stopped.signal()
+    }
+
+    /// Before a wait: the writable interest follows each connection's unsent bytes. Returns how long
+    /// the wait may last (ms), until the next subscription timer.
+    func prepareWait(_ now: UInt64) -> Int32 {
+        let timeout = nextTimerMs(now)
+        for connection in connections.values where connection.watchingWrite == connection.outbound.isEmpty {
+            connection.watchingWrite.toggle()
+            try? epoll?.modify(connection.fd, connection.watchingWrite ? Epoll.readable | Epoll.writable : Epoll.readable)
+        }
+        return timeout
+    }
+
+    /// One ready descriptor of this server: its listener or one of its connections.
+    func handleReady(_ fd: Int32, _ events: UInt32) {
+        if fd == listenFd {
+            acceptConnections()
+        } else if let connection = connections[fd] {
+            if events & Epoll.writable != 0 { flush(connection) }
+            if events & Epoll.input != 0 { readFrom(connection) }
+        }
+    }
+
+    /// After a wait: subscription and channel timers, then connections whose close is due.
+    func finishTurn(_ now: UInt64) {
+        runTimers(now)
+        for connection in Array(connections.values) where connection.closing && connection.outbound.isEmpty {
+            closeConnection(connection)
+        }
+    }
+
+    /// Closes every connection and forgets the sessions (the server stops).
+    func closeAll() {
+        for connection in Array(connections.values) { closeConnection(connection) }
+        sessions.removeAll()
     }
 
     func acceptConnections() {
@@ -94,6 +120,7 @@ extension OPCUAServer {
                 continue
             }
             connections[fd] = Connection(fd: fd, channelId: nextChannelId, security: options.security)
+            host?.owners[fd] = self
         }
     }
 
@@ -123,6 +150,7 @@ extension OPCUAServer {
     func closeConnection(_ connection: Connection) {
         guard connections.removeValue(forKey: connection.fd) != nil else { return }
         try? epoll?.remove(connection.fd)
+        host?.owners[connection.fd] = nil
         Socket.close(connection.fd)
         for session in sessions.values where session.fd == connection.fd {
             session.fd = nil
