@@ -172,7 +172,8 @@ final class ServedListener {
 /// One client connection of a served station, on the loop thread.
 final class ServedClient {
     let fd: Int32
-    unowned let listener: ServedListener
+    /// Strong: the cycle with `listener.clients` is broken when the client is dropped.
+    let listener: ServedListener
     /// Received bytes of a request not yet whole.
     var pending: [UInt8] = []
     /// Answer bytes the socket did not take yet.

@@ -132,6 +132,12 @@ struct AddressSpace {
 
     /// Reads one attribute.
     func read(_ item: ReadValueId) -> DataValue {
+        // A variable's value (what clients read most), without copying the node out.
+        if item.attributeId == AttributeId.value.rawValue, item.indexRange == nil || item.indexRange == "",
+           item.nodeId != WellKnown.serverStatusCurrentTime, item.nodeId != WellKnown.serverStatus,
+           let index = nodes.index(forKey: item.nodeId) {
+            return nodes.values[index].nodeClass == .variable ? nodes.values[index].value : DataValue(status: .badAttributeIdInvalid)
+        }
         guard let node = nodes[item.nodeId] else { return DataValue(status: .badNodeIdUnknown) }
         guard let attribute = AttributeId(rawValue: item.attributeId) else { return DataValue(status: .badAttributeIdInvalid) }
         let isVariable = node.nodeClass == .variable
