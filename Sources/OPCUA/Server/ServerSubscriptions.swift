@@ -257,7 +257,8 @@ extension OPCUAServer {
         item.nextSampleNs = now + item.samplingNs
         guard item.mode != .disabled else { return }
         let (current, version): (DataValue, UInt64) = lock.withLock {
-            let version = space.nodes[item.nodeId]?.version ?? 0
+            // The version without copying the node out.
+            let version = space.nodes.index(forKey: item.nodeId).map { space.nodes.values[$0].version } ?? 0
             if item.attributeId == AttributeId.value.rawValue, version == item.lastVersion, item.nodeId != WellKnown.serverStatusCurrentTime {
                 return (DataValue(), version)
             }
@@ -297,8 +298,8 @@ extension OPCUAServer {
                 continue
             }
             // Publish requests that timed out get BadTimeout.
-            let expired = session.publishQueue.filter { $0.deadlineNs <= now }
-            if !expired.isEmpty {
+            if session.publishQueue.contains(where: { $0.deadlineNs <= now }) {
+                let expired = session.publishQueue.filter { $0.deadlineNs <= now }
                 session.publishQueue.removeAll { $0.deadlineNs <= now }
                 for entry in expired {
                     if let target = connections[entry.fd] { fault(.badTimeout, handle: entry.requestHandle, requestId: entry.requestId, target) }
