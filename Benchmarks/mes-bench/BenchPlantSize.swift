@@ -14,7 +14,7 @@ import Glibc
 /// press, two OPC UA stations, one by subscription; 5 to 13 signals each) copied until the step's
 /// count, every copy on a free port of 127.0.0.1, all polled every 100 ms. The stations are
 /// served by `station-sim` processes (at most ``stationsPerSimulator`` each: libmodbus's server
-/// waits in `select()`, which holds descriptors below 1,024), the server is `mes-server` in a
+/// waited in `select()`, which holds descriptors below 1,024; the split is kept so runs compare), the server is `mes-server` in a
 /// process of its own, and one event-stream client here (``SampleLatencyReader``) reads every
 /// `sample` event and takes its latency from the sample's time (`t`, when the poll started) to its
 /// arrival. CPU comes from
