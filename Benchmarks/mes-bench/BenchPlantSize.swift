@@ -192,24 +192,82 @@ extension BenchSuite {
 
         // The floor: the server stopped, the same simulators polled for the same time by bare pollers.
         Self.stop(mes)
+        // The Modbus pollers run in child processes of at most ``plainPollersPerProcess`` stations:
+        // libmodbus's client waits in `select()`, which holds descriptors below 1,024.
         let config = try PlantConfig.load(path: plant.path)
-        let modbus = PlainModbusPollers(stations: config.stations)
+        let modbusIDs = config.stations.filter { if case .modbusTCP = $0.endpoint { true } else { false } }.map(\.id)
+        var children: [(process: Process, output: FileHandle)] = []
+        defer { for child in children { Self.stop(child.process) } }
+        for shard in stride(from: 0, to: modbusIDs.count, by: Self.plainPollersPerProcess) {
+            let process = Process()
+            process.executableURL = binaries.appendingPathComponent("mes-bench")
+            process.arguments = ["--plain-modbus", plant.path, String(seconds + 1)] + modbusIDs[shard..<min(modbusIDs.count, shard + Self.plainPollersPerProcess)]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            children.append((process, pipe.fileHandleForReading))
+        }
+        for child in children where Self.readLine(child.output) != "ready" {
+            throw BenchError("plant of \(count): the bare Modbus pollers did not start (status \(child.process.isRunning ? "running" : String(child.process.terminationStatus)))")
+        }
         let opcua = try blocking { try await PlainOPCUAPollers.connect(stations: config.stations) }
         let floorSims0 = simulators.map { processCPUSeconds(pid: $0.processIdentifier) ?? 0 }
+        let floorChildren0 = children.map { processCPUSeconds(pid: $0.process.processIdentifier) ?? 0 }
         let floorCPU0 = processCPUMicroseconds()
         let floorT0 = Monotonic.nanoseconds()
-        modbus.go()
         opcua.go()
         usleep(UInt32(seconds * 1e6))
         let floorWall = Double(Monotonic.nanoseconds() - floorT0) / 1e9
         let floorCPU1 = processCPUMicroseconds()
+        let floorChildren1 = children.map { processCPUSeconds(pid: $0.process.processIdentifier) ?? 0 }
         let floorSims1 = simulators.map { processCPUSeconds(pid: $0.processIdentifier) ?? 0 }
-        let polls = modbus.stop() + (try blocking { await opcua.stop() })
-        step.floorPollerCPU = (floorCPU1 - floorCPU0) / 1e6 / floorWall * 100
+        let opcuaPolls = try blocking { await opcua.stop() }
+        // Each child prints "polls N SECONDS" when its time is up.
+        var modbusRate = 0.0
+        for child in children {
+            let words = Self.readLine(child.output)?.split(separator: " ") ?? []
+            if words.count == 3, let polls = Double(words[1]), let wall = Double(words[2]), wall > 0 { modbusRate += polls / wall }
+        }
+        step.floorPollerCPU = ((floorCPU1 - floorCPU0) / 1e6 + zip(floorChildren0, floorChildren1).map { $1 - $0 }.reduce(0, +)) / floorWall * 100
         step.floorSimulatorCPU = zip(floorSims0, floorSims1).map { $1 - $0 }.reduce(0, +) / floorWall * 100
-        step.floorPollsPerSecond = Double(polls) / floorWall / Double(max(1, count))
+        step.floorPollsPerSecond = (modbusRate + Double(opcuaPolls) / floorWall) / Double(max(1, count))
         step.floorHeld = step.floorPollsPerSecond >= 9 && step.floorPollerCPU + step.floorSimulatorCPU < 190
         return step
+    }
+
+    /// Modbus stations one bare poller process polls at most (a descriptor each, below 1,024).
+    static let plainPollersPerProcess = 500
+
+    /// `mes-bench --plain-modbus CONFIG SECONDS ID…`: the floor's bare Modbus pollers for the stations
+    /// `ID…` of the plant file `CONFIG`; prints `ready` once connected, polls for `SECONDS`, then
+    /// prints `polls N SECONDS`.
+    static func plainModbusChild(_ arguments: [String]) -> Int32 {
+        guard arguments.count >= 2, let seconds = Double(arguments[1]), let config = try? PlantConfig.load(path: arguments[0]) else {
+            FileHandle.standardError.write(Data("mes-bench --plain-modbus CONFIG SECONDS ID…\n".utf8))
+            return 2
+        }
+        let ids = Set(arguments.dropFirst(2))
+        let pollers = PlainModbusPollers(stations: config.stations.filter { ids.contains($0.id) })
+        print("ready")
+        fflush(nil)
+        let t0 = Monotonic.nanoseconds()
+        pollers.go()
+        usleep(UInt32(seconds * 1e6))
+        let polls = pollers.stop()
+        print("polls \(polls) \(Double(Monotonic.nanoseconds() - t0) / 1e9)")
+        fflush(nil)
+        return 0
+    }
+
+    /// One line from a child's output (nil at its end).
+    static func readLine(_ handle: FileHandle) -> String? {
+        var line: [UInt8] = []
+        while true {
+            guard let byte = try? handle.read(upToCount: 1), let b = byte.first else { return line.isEmpty ? nil : String(decoding: line, as: UTF8.self) }
+            if b == 10 { return String(decoding: line, as: UTF8.self) }
+            line.append(b)
+        }
     }
 
     /// Stops a child process: SIGTERM, up to 10 s, then SIGKILL.

@@ -5,6 +5,8 @@ import Foundation
 let arguments = Array(CommandLine.arguments.dropFirst())
 // The event-stream benchmarks' client swarm runs in a child process of its own.
 if arguments.first == "--swarm" { exit(SwarmProcess.child(Array(arguments.dropFirst()))) }
+// The plant-size benchmark's bare Modbus pollers run in child processes of their own.
+if arguments.first == "--plain-modbus" { exit(BenchSuite.plainModbusChild(Array(arguments.dropFirst()))) }
 let short = arguments.contains("--short")
 let names = arguments.filter { !$0.hasPrefix("--") }
 let suite = BenchSuite(short: short)
