@@ -181,7 +181,7 @@ struct LoopState {
     var byFd: [Int32: LoopStation] = [:]
     /// The stations' wake-up times: a min-heap with one entry per station that has one (the
     /// station knows its place in it, so a new time moves the entry instead of adding one).
-    var timers = TimerHeap()
+    var timers = TimerHeap<LoopStation>()
     /// The timers of one turn, being fired (kept to reuse its storage).
     var due: [LoopStation] = []
     /// The receive buffer all stations of the loop read into (one thread: one buffer).
@@ -225,72 +225,10 @@ struct LoopState {
     }
 }
 
-/// A binary min-heap of stations by ``LoopStation/wakeAt``; each station holds its index.
-struct TimerHeap {
-    private var items: [LoopStation] = []
-
-    var first: LoopStation? { items.first }
-    var count: Int { items.count }
-
-    mutating func set(_ station: LoopStation, at deadline: UInt64) {
-        if station.heapIndex < 0 {
-            station.wakeAt = deadline
-            station.heapIndex = items.count
-            items.append(station)
-            up(station.heapIndex)
-        } else {
-            let earlier = deadline < station.wakeAt
-            station.wakeAt = deadline
-            if earlier { up(station.heapIndex) } else { down(station.heapIndex) }
-        }
-    }
-
-    mutating func remove(_ station: LoopStation) {
-        let index = station.heapIndex
-        guard index >= 0 else { return }
-        let last = items.count - 1
-        if index != last { swap(index, last) }
-        items.removeLast()
-        station.heapIndex = -1
-        if index < items.count {
-            up(index)
-            down(index)
-        }
-    }
-
-    private mutating func swap(_ a: Int, _ b: Int) {
-        items.swapAt(a, b)
-        items[a].heapIndex = a
-        items[b].heapIndex = b
-    }
-
-    private mutating func up(_ start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].wakeAt < items[parent].wakeAt else { break }
-            swap(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func down(_ start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < items.count && items[left].wakeAt < items[smallest].wakeAt { smallest = left }
-            if right < items.count && items[right].wakeAt < items[smallest].wakeAt { smallest = right }
-            if smallest == parent { break }
-            swap(parent, smallest)
-            parent = smallest
-        }
-    }
-}
 
 /// One station's state on its loop thread: the socket, the link machine, the plan and the poll in
 /// flight. Confined to the loop thread.
-final class LoopStation {
+final class LoopStation: HeapTimed {
     /// What the resolver found for a host name: an address, or why not.
     enum Resolution: Sendable {
         case address(sockaddr_in)

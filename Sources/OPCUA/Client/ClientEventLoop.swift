@@ -35,7 +35,7 @@ public final class OPCUAClientLoopGroup: Sendable {
 }
 
 /// Something with one wake-up time on a loop: a client's housekeeping or a poll. Loop thread only.
-class ClientLoopTimer {
+class ClientLoopTimer: HeapTimed {
     /// When the loop next calls ``fire(now:_:)`` (monotonic ns), while `heapIndex >= 0`.
     var wakeAt: UInt64 = 0
     /// The place in the loop's heap; -1 when no time is set.
@@ -80,7 +80,7 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     private var polls = 0
     /// The client whose event or housekeeping runs now (loop thread).
     private var serving: OPCUAClient?
-    private var timers = ClientTimerHeap()
+    private var timers = TimerHeap<ClientLoopTimer>()
     private var due: [ClientLoopTimer] = []
     private var epoll: Epoll?
     /// The receive buffer all clients of the loop read into (one thread: one buffer).
@@ -368,64 +368,3 @@ final class ClientHousekeepingTimer: ClientLoopTimer {
     override func fire(now: UInt64, _ loop: OPCUAClientLoop) { loop.timerFired(client, now: now) }
 }
 
-/// A binary min-heap of timers by ``ClientLoopTimer/wakeAt``; each timer holds its index.
-struct ClientTimerHeap {
-    private var items: [ClientLoopTimer] = []
-
-    var first: ClientLoopTimer? { items.first }
-
-    mutating func set(_ timer: ClientLoopTimer, at deadline: UInt64) {
-        if timer.heapIndex < 0 {
-            timer.wakeAt = deadline
-            timer.heapIndex = items.count
-            items.append(timer)
-            up(timer.heapIndex)
-        } else {
-            let earlier = deadline < timer.wakeAt
-            timer.wakeAt = deadline
-            if earlier { up(timer.heapIndex) } else { down(timer.heapIndex) }
-        }
-    }
-
-    mutating func remove(_ timer: ClientLoopTimer) {
-        let index = timer.heapIndex
-        guard index >= 0, index < items.count, items[index] === timer else { return }
-        let last = items.count - 1
-        if index != last { swapAt(index, last) }
-        items.removeLast()
-        timer.heapIndex = -1
-        if index < items.count {
-            up(index)
-            down(index)
-        }
-    }
-
-    private mutating func swapAt(_ a: Int, _ b: Int) {
-        items.swapAt(a, b)
-        items[a].heapIndex = a
-        items[b].heapIndex = b
-    }
-
-    private mutating func up(_ start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].wakeAt < items[parent].wakeAt else { break }
-            swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func down(_ start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < items.count && items[left].wakeAt < items[smallest].wakeAt { smallest = left }
-            if right < items.count && items[right].wakeAt < items[smallest].wakeAt { smallest = right }
-            if smallest == parent { break }
-            swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
-}
