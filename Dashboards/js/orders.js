@@ -6,6 +6,10 @@
   const STATUSES = ['planned', 'released', 'in_production', 'completed', 'hold', 'scrapped', 'cancelled'];
   let refreshTimer = null;
   let models = [];
+  // A live page asks again while an answer is on its way (an `order` event, a new filter): only the
+  // newest request of each list may render, or an older answer would undo a newer filter.
+  let ordersAsked = 0;
+  let sequenceAsked = 0;
 
   const search = document.getElementById('order-search');
   const statusSel = document.getElementById('order-status');
@@ -32,13 +36,16 @@
     q.set('limit', '200');
     history.replaceState(null, '', 'orders.html' + (q.toString() === 'limit=200' ? '' : '?' + q.toString()));
     const body = document.getElementById('orders-body');
+    const asked = ++ordersAsked;
     let rows;
     try {
       rows = await MES.api('/api/orders?' + q.toString());
     } catch (e) {
+      if (asked !== ordersAsked) return;
       body.replaceChildren(el('tr', null, el('td', { colSpan: 9, className: 'error-text' }, MES.t('error', { message: e.message }))));
       return;
     }
+    if (asked !== ordersAsked) return;
     for (const o of rows) if (!models.includes(o.model)) { models.push(o.model); models.sort(); fillSelects(); }
     body.replaceChildren(...(rows.length === 0 ? [el('tr', null, el('td', { colSpan: 9, className: 'muted', id: 'orders-none' }, MES.t('orders.none')))] :
       rows.map((o) => el('tr', { dataset: { order: o.orderId, status: o.status } },
@@ -53,12 +60,14 @@
 
   async function renderSequence() {
     const host = document.getElementById('sequence');
+    const asked = ++sequenceAsked;
     let rows;
     try {
       rows = await MES.api('/api/sequence?limit=20');
     } catch (e) {
       return;
     }
+    if (asked !== sequenceAsked) return;
     host.replaceChildren(...(rows.length === 0 ? [el('span', { className: 'muted' }, MES.t('orders.sequenceNone'))] :
       rows.map((o, i) => el('a', { className: 'chip seq', href: 'vehicle.html?id=' + encodeURIComponent(o.vehicleId || ''), dataset: { order: o.orderId } },
         el('b', null, String(i + 1) + '. '), o.orderId + ' · ' + o.model + ' · ' + (o.vehicleId || '')))));

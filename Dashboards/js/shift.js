@@ -11,6 +11,7 @@
   let currentShift = null; // the running shift (GET /api/kpis)
   let stationNames = {};
   let refreshTimer = null;
+  let loads = 0; // only the newest load() renders (a click while one is on its way must win)
 
   const dateInput = document.getElementById('shift-date');
   const nameSelect = document.getElementById('shift-name');
@@ -36,7 +37,9 @@
   }
 
   async function load() {
+    const mine = ++loads;
     const current = await MES.api('/api/kpis');
+    if (mine !== loads) return;
     currentShift = current.shift;
     let doc = current;
     let note = '';
@@ -55,6 +58,7 @@
         note = t('shift.notStored', { name: view.name, date: view.date });
       }
     }
+    if (mine !== loads) return;
     shown = doc;
     MES.setText(message, note);
     history.replaceState(null, '', 'shift.html?' + query(view));

@@ -19,7 +19,9 @@ import urllib.parse
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PLANT = os.path.join(REPO, "Stations", "plant.json")
@@ -29,6 +31,25 @@ TLS = os.environ.get("MES_BROWSER_TLS", "") not in ("", "0")
 
 # origin ("https://127.0.0.1:PORT") -> the TLS context of the server listening there
 _tls_contexts = {}
+
+
+def js(driver, script, *args):
+    return driver.execute_script(script, *args)
+
+
+def wait(driver, timeout, condition, message):
+    """Wait until `condition(driver)` is truthy. A live page re-renders while a condition reads it, so
+    an element found a moment before may be gone: such a read counts as "not yet" (and is tried again),
+    never as a failure."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition, message)
+
+
+def attributes(driver, selector, name):
+    """The attribute `name` of every element matching `selector`, read in one script (one moment of the
+    page, so a re-render between finding and reading can't make an element stale)."""
+    return js(driver, "return Array.from(document.querySelectorAll(arguments[0]), e => e.getAttribute(arguments[1]))",
+              selector, name)
 
 
 def tls_context_for(url):

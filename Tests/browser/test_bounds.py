@@ -3,15 +3,7 @@
 Synthetic events are handed to the page through MES.current.feed (the same path as a stream event);
 MES.kept() reports the sizes of the page's collections.
 """
-from selenium.webdriver.support.ui import WebDriverWait
-
-
-def js(driver, script, *args):
-    return driver.execute_script(script, *args)
-
-
-def wait(driver, timeout, condition, message):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message)
+from mesbrowser import js, wait
 
 
 def open_live(driver, url):

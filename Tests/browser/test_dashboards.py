@@ -7,20 +7,12 @@ import time
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 import mesbrowser
+from mesbrowser import js, wait
 
 STATIONS = 8  # seven on the route and the utilities station UTIL-01
 UNACK = ("active_unacknowledged", "cleared_unacknowledged")
-
-
-def wait(driver, timeout, condition, message):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message)
-
-
-def js(driver, script, *args):
-    return driver.execute_script(script, *args)
 
 
 def wait_live(driver, timeout=30):

@@ -7,9 +7,9 @@ import random
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 import mesbrowser
+from mesbrowser import wait
 
 
 def fans_config(workdir):
@@ -57,10 +57,6 @@ def fans_server():
     srv.start()
     yield srv
     srv.cleanup()
-
-
-def wait(driver, timeout, condition, message):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message)
 
 
 def test_equipment_page_groups_health_trend_worst_first(fans_server, driver):

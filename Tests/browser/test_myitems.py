@@ -15,18 +15,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import mesbrowser
+from mesbrowser import js, wait
 
 QUALITY = "demo-quality-token"
 # Chromium logs a failed fetch as a console error: /api/andon answers 404 until andon calls exist.
 ANDON_404 = "/api/andon"
-
-
-def wait(driver, timeout, condition, message):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message)
-
-
-def js(driver, script, *args):
-    return driver.execute_script(script, *args)
 
 
 def click_in(driver, selector, timeout=15):

@@ -18,21 +18,13 @@ import urllib.parse
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 import mesbrowser
+from mesbrowser import js, wait
 
 QUALITY = "demo-quality-token"
 ADMIN = "demo-admin-token"
 OPERATOR = "demo-operator-token"
-
-
-def wait(driver, timeout, condition, message):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message)
-
-
-def js(driver, script, *args):
-    return driver.execute_script(script, *args)
 
 
 # A probe of each route these tests may need: a server without the route answers 404 (or 405),
