@@ -284,6 +284,67 @@ struct WriteForwarder: HTTPMiddleware {
     }
 }
 
+/// A standby's answer to a read of the figures only the active keeps current in memory: work in
+/// progress and live KPIs per station (`/api/stations`, `/api/stations/{id}`), the current shift's
+/// KPIs (`/api/kpis`, `/api/reports/shift`), anomaly scores and equipment health (README "Two
+/// nodes"). The standby runs no tracking or quality of its own, so it asks the active (forwarded as a
+/// write is) and answers with the active's answer, marked `X-MES-Figures: active NODE`. With no
+/// active known, or one that does not answer, it answers from its own figures (as restored at its
+/// start), marked `X-MES-Figures: restored`, and asks the active again only after `retryAfterNs`.
+struct LiveFiguresForwarder: HTTPMiddleware {
+    let holder: @Sendable () -> LeaseHolder?
+    let node: String
+    /// The rest of the standby's chain: the answer when the active cannot give one.
+    let local: any HTTPResponder
+    var timeoutMs = 3_000
+    var retryAfterNs: UInt64 = 5_000_000_000
+    /// Until when (monotonic ns) reads are answered locally after the active did not answer.
+    private let quietUntil = Locked<UInt64>(0)
+
+    init(holder: @escaping @Sendable () -> LeaseHolder?, node: String, local: any HTTPResponder) {
+        self.holder = holder
+        self.node = node
+        self.local = local
+    }
+
+    static let paths: Set<String> = ["/api/stations", "/api/kpis", "/api/anomalies", "/api/equipment",
+                                     "/api/reports/equipment", "/api/reports/shift"]
+
+    static func forwards(_ request: HTTPRequest) -> Bool {
+        guard request.method == .get else { return false }
+        if paths.contains(request.path) { return true }
+        // /api/stations/{id}, not the station's history or its other sub-resources.
+        guard request.path.hasPrefix("/api/stations/") else { return false }
+        return !request.path.dropFirst("/api/stations/".count).contains("/")
+    }
+
+    func handle(_ request: HTTPRequest, next: (HTTPRequest) throws -> HTTPReply) throws -> HTTPReply {
+        guard Self.forwards(request) else { return try next(request) }
+        let forwarder = self
+        return .deferred(DeferredWork(lane: .read) { try forwarder.answer(request) })
+    }
+
+    private func answer(_ request: HTTPRequest) throws -> HTTPReply {
+        if Monotonic.nanoseconds() >= quietUntil.value, let active = holder(), active.node != node,
+           let target = ForwardTarget(url: active.url) {
+            do {
+                var response = try target.forward(request, via: node, timeoutMs: timeoutMs)
+                response.headers.set("X-MES-Figures", "active \(active.node)")
+                return .response(response)
+            } catch {
+                quietUntil.set(Monotonic.nanoseconds() + retryAfterNs)
+            }
+        }
+        var reply = try local.respond(to: request)
+        if case .deferred(let work) = reply { reply = try work.run() }
+        if case .response(var response) = reply {
+            response.headers.set("X-MES-Figures", "restored")
+            return .response(response)
+        }
+        return reply
+    }
+}
+
 /// The active's `http://host:port` (plain HTTP, IPv4 or localhost).
 struct ForwardTarget {
     var host: String

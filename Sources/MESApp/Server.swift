@@ -104,11 +104,14 @@ public final class MESServer: Sendable {
         } else {
             logger.warning("no dashboards folder at \(dashboards): only the API is served")
         }
-        var middlewares = assembly.middlewares(context: context)
+        var responder: any HTTPResponder = MiddlewareChain(assembly.middlewares(context: context), responder: router)
         if case .standby(let view) = cluster {
-            middlewares.insert(WriteForwarder(holder: view.holder, node: options.node), at: 0)
+            // Writes, and reads of the figures only the active keeps current, are the active's.
+            let local = responder
+            responder = MiddlewareChain([WriteForwarder(holder: view.holder, node: options.node),
+                                         LiveFiguresForwarder(holder: view.holder, node: options.node, local: local)],
+                                        responder: local)
         }
-        let responder = MiddlewareChain(middlewares, responder: router)
         var tls: TLSServerContext?
         if let certificate = options.tlsCertificate, let key = options.tlsKey {
             tls = try TLSServerContext(certificateFile: certificate, keyFile: key)

@@ -52,24 +52,19 @@ public final class ModbusEventLoop: Sendable {
         case resolved(ModbusLoopStationAdapter, attempt: UInt64, LoopStation.Resolution)
     }
 
-    private struct Shared {
-        var inbox: [Command] = []
-        /// The running thread's wake descriptor; nil while no thread runs.
-        var wake: WakeFd?
-    }
-
-    private let shared = Locked(Shared())
+    private let inbox: LoopInbox<Command>
     /// Where host names are looked up (`getaddrinfo` blocks), so the loop thread never waits for DNS.
     let resolver: DispatchQueue
 
     init(name: String, logger: Logger) {
         self.name = name
         self.logger = logger.with("loop", name)
+        inbox = LoopInbox(name: name)
         resolver = DispatchQueue(label: "\(name).resolver")
     }
 
     /// Whether the loop thread runs now. Thread-safe.
-    public var isRunning: Bool { shared.withLock { $0.wake != nil } }
+    public var isRunning: Bool { inbox.isRunning }
 
     func add(_ adapter: ModbusLoopStationAdapter, done: CheckedContinuation<Void, Never>) {
         send(.add(adapter, done))
@@ -85,22 +80,11 @@ public final class ModbusEventLoop: Sendable {
     }
 
     private func send(_ command: Command) {
-        let (wake, start): (WakeFd?, Bool) = shared.withLock { shared in
-            shared.inbox.append(command)
-            if let wake = shared.wake { return (wake, false) }
-            guard let wake = try? WakeFd() else { return (nil, false) }
-            shared.wake = wake
-            return (wake, true)
-        }
-        if start, let wake {
-            startThread(named: name) { [self] in self.runThread(wake: wake) }
-        } else {
-            wake?.signal()
-        }
-        if wake == nil {
-            // No descriptor could be made (fd exhaustion): fail the stations rather than hang.
-            let commands = shared.withLock { shared -> [Command] in defer { shared.inbox.removeAll() }; return shared.inbox }
-            for case .add(let adapter, let done) in commands {
+        do {
+            try inbox.post(command) { [self] wake in runThread(wake: wake) }
+        } catch {
+            // No descriptor could be made (fd exhaustion): fail the station rather than hang.
+            if case .add(let adapter, let done) = command {
                 adapter.core.log.error("no event loop: cannot create an eventfd")
                 done.resume()
             }
@@ -110,29 +94,13 @@ public final class ModbusEventLoop: Sendable {
     // MARK: The loop thread
 
     private func runThread(wake: WakeFd) {
-        let epoll: Epoll
-        do {
-            epoll = try Epoll(capacity: 256, context: name)
-            try epoll.add(wake.fd, Epoll.readable)
-        } catch {
+        guard let epoll = inbox.openEpoll(capacity: 256, wake: wake, failed: { [logger] commands, error in
             logger.error("cannot start: \(error)")
-            shared.withLock { $0.wake = nil }
-            wake.close()
-            let commands = shared.withLock { shared -> [Command] in defer { shared.inbox.removeAll() }; return shared.inbox }
             for case .add(_, let done) in commands { done.resume() }
-            return
-        }
+        }) else { return }
         var state = LoopState(epoll: epoll)
-        while true {
-            let commands: [Command]? = shared.withLock { shared in
-                if shared.inbox.isEmpty && state.stations.isEmpty {
-                    shared.wake = nil  // the next add starts a new thread
-                    return nil
-                }
-                defer { shared.inbox.removeAll() }
-                return shared.inbox
-            }
-            guard let commands else { break }
+        var commands: [Command] = []
+        while inbox.take(into: &commands, stopIfIdle: state.stations.isEmpty) {
             for command in commands {
                 switch command {
                 case .add(let adapter, let done):
@@ -149,6 +117,7 @@ public final class ModbusEventLoop: Sendable {
                     state.stations[ObjectIdentifier(adapter)]?.resolved(attempt: attempt, resolution, &state)
                 }
             }
+            commands.removeAll(keepingCapacity: true)
             state.fireDueTimers()
             if state.stations.isEmpty { continue }
             var timeoutNs: UInt64 = 1_000_000_000

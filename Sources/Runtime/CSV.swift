@@ -124,30 +124,7 @@ public struct CSVWriter: Sendable {
     public mutating func time(ms: Int64?) {
         separate()
         guard let ms else { return }
-        var seconds = ms / 1000
-        var millis = ms % 1000
-        if millis < 0 { millis += 1000; seconds -= 1 }
-        var days = seconds / 86_400
-        var secondOfDay = seconds % 86_400
-        if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
-        // Civil date from days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm),
-        // without gmtime_r, which takes glibc's time-zone lock on every call.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        digits(Int(year), 4); bytes.append(45)
-        digits(Int(month), 2); bytes.append(45)
-        digits(Int(day), 2); bytes.append(84)
-        digits(Int(secondOfDay / 3600), 2); bytes.append(58)
-        digits(Int(secondOfDay / 60 % 60), 2); bytes.append(58)
-        digits(Int(secondOfDay % 60), 2); bytes.append(46)
-        digits(Int(millis), 3); bytes.append(90)
+        Timestamp.write(milliseconds: ms, into: &bytes)
     }
 
     /// A JSON value flattened into one field: a string as text, a number, `true`/`false`, null
@@ -177,17 +154,5 @@ public struct CSVWriter: Sendable {
             return
         }
         bytes.append(contentsOf: String(value).utf8)
-    }
-
-    private mutating func digits(_ value: Int, _ width: Int) {
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        var v = value
-        if v >= divisor * 10 { bytes.append(contentsOf: String(v).utf8); return }
-        while divisor > 0 {
-            bytes.append(48 + UInt8(v / divisor))
-            v %= divisor
-            divisor /= 10
-        }
     }
 }

@@ -40,14 +40,20 @@ public enum Monotonic {
 public enum Timestamp {
     /// Formats a date as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     public static func format(_ date: Date) -> String {
-        guard let fields = Fields(date) else { return formatWithCalendar(date) }
+        let ms = milliseconds(date)
+        guard let fields = Fields(milliseconds: ms) else { return formatWithCalendar(milliseconds: ms) }
         return String(unsafeUninitializedCapacity: Fields.length) { fields.write(into: UnsafeMutableRawBufferPointer($0)) }
     }
 
     /// Appends `format(date)`'s UTF-8 bytes (the event writers use it: no String in between).
     public static func write(_ date: Date, into out: inout [UInt8]) {
-        guard let fields = Fields(date) else {
-            out.append(contentsOf: formatWithCalendar(date).utf8)
+        write(milliseconds: milliseconds(date), into: &out)
+    }
+
+    /// Appends the text of the time `ms` milliseconds after 1970 (the CSV writer's times).
+    public static func write(milliseconds ms: Int64, into out: inout [UInt8]) {
+        guard let fields = Fields(milliseconds: ms) else {
+            out.append(contentsOf: formatWithCalendar(milliseconds: ms).utf8)
             return
         }
         var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)
@@ -64,8 +70,7 @@ public enum Timestamp {
         static let length = 24
         var year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millisecond = 0
 
-        init?(_ date: Date) {
-            let millisTotal = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        init?(milliseconds millisTotal: Int64) {
             var seconds = millisTotal / 1000
             var millis = millisTotal % 1000
             if millis < 0 { millis += 1000; seconds -= 1 }
@@ -109,9 +114,13 @@ public enum Timestamp {
         }
     }
 
+    /// Whole milliseconds since 1970 (rounded down, so a time never shows a later millisecond).
+    private static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
     /// `format` for years outside 0…9999, through `gmtime_r` (as it always was).
-    static func formatWithCalendar(_ date: Date) -> String {
-        let millisTotal = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    static func formatWithCalendar(milliseconds millisTotal: Int64) -> String {
         var seconds = millisTotal / 1000
         var millis = millisTotal % 1000
         if millis < 0 { millis += 1000; seconds -= 1 }

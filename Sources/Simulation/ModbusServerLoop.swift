@@ -59,77 +59,39 @@ public final class ModbusServerLoop: Sendable {
         case remove(ModbusStationServer, done: DispatchSemaphore)
     }
 
-    private struct Shared {
-        var inbox: [Command] = []
-        /// The running thread's wake descriptor; nil while no thread runs.
-        var wake: WakeFd?
-    }
-
-    private let shared = Locked(Shared())
+    private let inbox: LoopInbox<Command>
 
     init(name: String, logger: Logger) {
         self.name = name
         self.logger = logger.with("loop", name)
+        inbox = LoopInbox(name: name)
     }
 
     /// Whether the loop thread runs now. Thread-safe.
-    public var isRunning: Bool { shared.withLock { $0.wake != nil } }
+    public var isRunning: Bool { inbox.isRunning }
 
     /// Hands a command to the loop thread, starting the thread if none runs.
     /// - Throws: when no thread runs and no wake descriptor can be made (descriptor exhaustion).
     func send(_ command: Command) throws {
-        let (wake, start): (WakeFd, Bool) = try shared.withLock { shared in
-            if let wake = shared.wake {
-                shared.inbox.append(command)
-                return (wake, false)
-            }
-            let wake = try WakeFd()
-            shared.wake = wake
-            shared.inbox.append(command)
-            return (wake, true)
-        }
-        if start {
-            startThread(named: name) { [self] in self.runThread(wake: wake) }
-        } else {
-            wake.signal()
-        }
+        try inbox.post(command) { [self] wake in runThread(wake: wake) }
     }
 
     // MARK: The loop thread
 
     private func runThread(wake: WakeFd) {
-        let epoll: Epoll
-        do {
-            epoll = try Epoll(capacity: 512, context: name)
-            try epoll.add(wake.fd, Epoll.readable)
-        } catch {
+        guard let epoll = inbox.openEpoll(capacity: 512, wake: wake, failed: { [logger] commands, error in
             logger.error("cannot start: \(error)")
             // Nothing can be served: close what was handed over and release who waits.
-            let commands = shared.withLock { shared -> [Command] in
-                shared.wake = nil
-                defer { shared.inbox.removeAll() }
-                return shared.inbox
-            }
-            wake.close()
             for command in commands {
                 switch command {
                 case .add(_, let fd): Socket.close(fd)
                 case .remove(_, let done): done.signal()
                 }
             }
-            return
-        }
+        }) else { return }
         var state = ServerLoopState(epoll: epoll, logger: logger)
-        while true {
-            let commands: [Command]? = shared.withLock { shared in
-                if shared.inbox.isEmpty && state.listeners.isEmpty {
-                    shared.wake = nil  // the next start begins a new thread
-                    return nil
-                }
-                defer { shared.inbox.removeAll() }
-                return shared.inbox
-            }
-            guard let commands else { break }
+        var commands: [Command] = []
+        while inbox.take(into: &commands, stopIfIdle: state.listeners.isEmpty) {
             for command in commands {
                 switch command {
                 case .add(let server, let fd): state.add(server, listenFd: fd)
@@ -138,6 +100,7 @@ public final class ModbusServerLoop: Sendable {
                     done.signal()
                 }
             }
+            commands.removeAll(keepingCapacity: true)
             if state.listeners.isEmpty { continue }
             do {
                 try epoll.wait(timeoutMs: -1) { fd, events in

@@ -121,6 +121,51 @@ final class ClusterPartsTests: XCTestCase {
             XCTAssertEqual((error as? HTTPError)?.status, 503)
             XCTAssertEqual((error as? HTTPError)?.headers["Retry-After"], "2")
         }
+
+        // Reads of the figures only the active keeps current: the active's answer, byte for byte.
+        let restored = ClosureResponder { _ in .json("{\"restored\":true}") }
+        let figures = LiveFiguresForwarder(holder: { LeaseHolder(node: "a", url: "http://127.0.0.1:\(server.port)", epoch: 1) },
+                                           node: "b", local: restored)
+        func viaFigures(_ forwarder: LiveFiguresForwarder, _ path: String, query: [String: String] = [:]) throws -> HTTPResponse {
+            let request = HTTPRequest(method: .get, path: path, query: query, headers: ["Host": "127.0.0.1"])
+            guard case .deferred(let work) = try forwarder.handle(request, next: { _ in XCTFail("\(path) is the active's"); return .json("{}") }),
+                  case .response(let response) = try work.run() else {
+                XCTFail("\(path) is answered off the loop"); return HTTPResponse()
+            }
+            return response
+        }
+        let active = TestHTTP(port: server.port)
+        for (path, query) in [("/api/kpis", [:]), ("/api/stations", [:]), ("/api/stations/WELD-01", [:]), ("/api/equipment", [:]),
+                              ("/api/anomalies", [:]), ("/api/kpis", ["shift": "current"])] {
+            let answer = try viaFigures(figures, path, query: query)
+            XCTAssertEqual(answer.headers["X-MES-Figures"], "active a", path)
+            let own = try active.get(path + (query.isEmpty ? "" : "?" + query.map { "\($0.key)=\($0.value)" }.joined(separator: "&")))
+            XCTAssertEqual(answer.status, own.status, path)
+            XCTAssertEqual(String(decoding: answer.body, as: UTF8.self), own.body, path)
+        }
+        // Everything else is the standby's own: the station's history, writes, other lists.
+        for path in ["/api/stations/WELD-01/history", "/api/andon", "/api/orders"] {
+            guard case .response(let response) = try figures.handle(HTTPRequest(method: .get, path: path), next: { _ in .json("{\"next\":1}") }) else {
+                return XCTFail("\(path) goes on down the chain")
+            }
+            XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "{\"next\":1}", path)
+        }
+        // An active that does not answer: the standby's own figures, marked, and it is not asked again
+        // at once (each read would otherwise wait for it).
+        let asked = Counter()
+        let closed = try freePort()
+        var silent = LiveFiguresForwarder(holder: { asked.add(1); return LeaseHolder(node: "a", url: "http://127.0.0.1:\(closed)", epoch: 1) },
+                                          node: "b", local: restored)
+        silent.retryAfterNs = 3_600_000_000_000
+        for _ in 0..<3 {
+            let answer = try viaFigures(silent, "/api/kpis")
+            XCTAssertEqual(answer.headers["X-MES-Figures"], "restored")
+            XCTAssertEqual(String(decoding: answer.body, as: UTF8.self), "{\"restored\":true}")
+        }
+        XCTAssertEqual(asked.value, 1, "asked once, then answered locally until retryAfterNs")
+        // No active known: the standby's own figures.
+        let alone = LiveFiguresForwarder(holder: { nil }, node: "b", local: restored)
+        XCTAssertEqual(try viaFigures(alone, "/api/stations").headers["X-MES-Figures"], "restored")
         server.shutdown()
         try await task.value
     }

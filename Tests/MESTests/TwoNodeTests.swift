@@ -220,6 +220,14 @@ final class TwoNodeTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 10) {
             (try? standby.get("/api/andon?station=WELD-01"))?.body.contains("via the standby") ?? false
         })
+        // The figures only the active keeps current (WIP, live KPIs) are the active's, through the standby.
+        for path in ["/api/kpis", "/api/stations", "/api/stations/WELD-01"] {
+            let viaStandby = try standby.get(path), onActive = try active.get(path)
+            XCTAssertEqual(viaStandby.status, 200, viaStandby.body)
+            XCTAssertEqual(viaStandby.headers["x-mes-figures"], "active node-a", path)
+            XCTAssertEqual(onActive.headers["x-mes-figures"], nil, "the active answers from its own memory")
+        }
+        XCTAssertEqual(try standby.get("/api/kpis").json?["shift"]?["start"], try active.get("/api/kpis").json?["shift"]?["start"])
     }
 
     func testResumingOnTheOtherNodeMissesNothing() throws {

@@ -18,16 +18,24 @@ final class EventEncodingTests: XCTestCase {
         for _ in 0..<20_000 {
             dates.append(Date(timeIntervalSince1970: Double(Int64.random(in: -62_000_000_000_000...253_000_000_000_000, using: &rng)) / 1000))
         }
+        func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
         for date in dates {
-            let expected = Timestamp.formatWithCalendar(date)
+            let expected = Timestamp.formatWithCalendar(milliseconds: ms(date))
             XCTAssertEqual(Timestamp.format(date), expected)
             var bytes: [UInt8] = [1]
             Timestamp.write(date, into: &bytes)
             XCTAssertEqual(bytes, [1] + Array(expected.utf8))
+            // The CSV writer's times are the same text.
+            var csv = CSVWriter()
+            csv.time(ms: ms(date))
+            XCTAssertEqual(csv.bytes, Array(expected.utf8))
         }
-        // Outside four-digit years the old way still answers.
+        // Outside four-digit years the old way still answers, for the CSV writer too.
         let far = Date(timeIntervalSince1970: 300_000_000_000)
-        XCTAssertEqual(Timestamp.format(far), Timestamp.formatWithCalendar(far))
+        XCTAssertEqual(Timestamp.format(far), Timestamp.formatWithCalendar(milliseconds: ms(far)))
+        var csv = CSVWriter()
+        csv.time(ms: ms(far))
+        XCTAssertEqual(String(decoding: csv.bytes, as: UTF8.self), Timestamp.format(far))
     }
 
     func testNumbersAndStringsAsStringsWroteThem() {

@@ -9,7 +9,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 import mesbrowser
-from test_dashboards import js, wait, wait_live
+from mesbrowser import js, wait
+from test_dashboards import wait_live
 
 OPERATOR = "demo-operator-token"
 

@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 
 import mesbrowser
-from test_dashboards import STATIONS, banner_visible, js, tile_values, wait, wait_live, wait_tiles
+from mesbrowser import js, wait
+from test_dashboards import STATIONS, banner_visible, tile_values, wait_live, wait_tiles
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import mesbrowser
-from test_dashboards import js, wait
+from mesbrowser import js, wait
 
 FILL = open(os.path.join(os.path.dirname(__file__), "fill_tiles.js")).read()
 VIEWPORTS = (900, 937, 1080)

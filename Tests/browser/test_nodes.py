@@ -3,7 +3,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import mesbrowser
-from test_dashboards import js, wait
+from mesbrowser import js, wait
 
 
 @pytest.fixture(scope="module")

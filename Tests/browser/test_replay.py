@@ -7,7 +7,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import mesbrowser
-from test_dashboards import js, wait, wait_live
+from mesbrowser import js, wait
+from test_dashboards import wait_live
 
 RECORDING = os.path.join(mesbrowser.REPO, "Stations", "scenarios", "golden", "normal-shift-3min.jsonl")
 STATIONS = 8  # the default plant: seven on the route and UTIL-01

@@ -12,7 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import mesbrowser
-from test_dashboards import js, wait
+from mesbrowser import js, wait
 
 # Every station of the default plant has a row (the utilities station UTIL-01 too).
 with open(mesbrowser.PLANT) as _f:

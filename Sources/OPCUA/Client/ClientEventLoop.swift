@@ -63,14 +63,7 @@ public final class OPCUAClientLoop: @unchecked Sendable {
         case run(@Sendable () -> Void)
     }
 
-    private struct Shared {
-        var inbox: [Command] = []
-        /// The running thread's wake descriptor; nil while no thread runs.
-        var wake: WakeFd?
-        var thread: pthread_t?
-    }
-
-    private let shared = Locked(Shared())
+    private let inbox: LoopInbox<Command>
 
     // Loop thread state.
     private var clients: [ObjectIdentifier: OPCUAClient] = [:]
@@ -103,10 +96,11 @@ public final class OPCUAClientLoop: @unchecked Sendable {
 
     init(name: String) {
         self.name = name
+        inbox = LoopInbox(name: name)
     }
 
     /// Whether the loop thread runs now. Thread-safe.
-    public var isRunning: Bool { shared.withLock { $0.wake != nil } }
+    public var isRunning: Bool { inbox.isRunning }
 
     /// Clients whose socket the loop owns now (loop thread; for tests through ``attachedCount``).
     public var attachedCount: Int {
@@ -127,9 +121,7 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     }
 
     /// True on the loop's thread.
-    var onLoopThread: Bool {
-        shared.withLock { $0.thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
-    }
+    var onLoopThread: Bool { inbox.onLoopThread }
 
     func attach(_ client: OPCUAClient) { send(.attach(client)) }
     func wait(_ client: OPCUAClient, untilNs: UInt64) { send(.wait(client, untilNs: untilNs)) }
@@ -150,42 +142,14 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     /// Queues a command and wakes (or starts) the thread. False when no thread could be started.
     @discardableResult
     private func send(_ command: Command) -> Bool {
-        let (wake, start): (WakeFd?, Bool) = shared.withLock { shared in
-            if let wake = shared.wake {
-                shared.inbox.append(command)
-                return (wake, false)
-            }
-            guard let wake = try? WakeFd() else { return (nil, false) }
-            shared.inbox.append(command)
-            shared.wake = wake
-            return (wake, true)
-        }
-        guard let wake else { return false }
-        if start {
-            startThread(named: name) { [self] in self.runThread(wake: wake) }
-        } else {
-            wake.signal()
-        }
-        return true
+        (try? inbox.post(command) { [self] wake in runThread(wake: wake) }) != nil
     }
 
     // MARK: The loop thread
 
     private func runThread(wake: WakeFd) {
-        shared.withLock { $0.thread = pthread_self() }
-        let epoll: Epoll
-        do {
-            epoll = try Epoll(capacity: 256, context: name)
-            try epoll.add(wake.fd, Epoll.readable)
-        } catch {
+        guard let epoll = inbox.openEpoll(capacity: 256, wake: wake, failed: { commands, _ in
             // No loop: every client stays with its own thread (it keeps working, at a thread each).
-            let commands = shared.withLock { shared -> [Command] in
-                shared.wake = nil
-                shared.thread = nil
-                defer { shared.inbox.removeAll() }
-                return shared.inbox
-            }
-            wake.close()
             for command in commands {
                 switch command {
                 case .attach(let client): client.loopDetached(.work)
@@ -194,21 +158,10 @@ public final class OPCUAClientLoop: @unchecked Sendable {
                 }
             }
             for case .run(let body) in commands { body() }
-            return
-        }
+        }) else { return }
         self.epoll = epoll
         var commands: [Command] = []
-        while true {
-            let done: Bool = shared.withLock { shared in
-                if shared.inbox.isEmpty && clients.isEmpty && waiting.isEmpty && polls == 0 {
-                    shared.wake = nil  // the next command starts a new thread
-                    shared.thread = nil
-                    return true
-                }
-                swap(&commands, &shared.inbox)
-                return false
-            }
-            if done { break }
+        while inbox.take(into: &commands, stopIfIdle: clients.isEmpty && waiting.isEmpty && polls == 0) {
             for command in commands { handle(command) }
             commands.removeAll(keepingCapacity: true)
             fireDueTimers()

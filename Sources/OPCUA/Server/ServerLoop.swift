@@ -20,55 +20,24 @@ public final class OPCUAServerLoop: Sendable {
         case remove(OPCUAServer, DispatchSemaphore)
     }
 
-    private struct Shared {
-        var inbox: [Command] = []
-        /// The running thread's wake descriptor; nil while no thread runs.
-        var wake: WakeFd?
-    }
-
-    private let shared = Locked(Shared())
+    private let inbox: LoopInbox<Command>
 
     public init(name: String = "opcua-servers") {
         self.name = name
+        inbox = LoopInbox(name: name)
     }
 
     /// Whether the loop thread runs now. Thread-safe.
-    public var isRunning: Bool { shared.withLock { $0.wake != nil } }
+    public var isRunning: Bool { inbox.isRunning }
 
     /// Hands a command to the loop thread, starting the thread if none runs.
     func send(_ command: Command) throws {
-        let (wake, start): (WakeFd, Bool) = try shared.withLock { shared in
-            if let wake = shared.wake {
-                shared.inbox.append(command)
-                return (wake, false)
-            }
-            let wake = try WakeFd()
-            shared.wake = wake
-            shared.inbox.append(command)
-            return (wake, true)
-        }
-        if start {
-            let thread = Thread { [self] in runThread(wake: wake) }
-            thread.name = name
-            thread.start()
-        } else {
-            wake.signal()
-        }
+        try inbox.post(command) { [self] wake in runThread(wake: wake) }
     }
 
     private func runThread(wake: WakeFd) {
-        let epoll: Epoll
-        do {
-            epoll = try Epoll(capacity: 512, context: name)
-            try epoll.add(wake.fd, Epoll.readable)
-        } catch {
+        guard let epoll = inbox.openEpoll(capacity: 512, wake: wake, failed: { [name] commands, error in
             // Nothing can run: the servers handed over stop at once and who waits is released.
-            let commands = shared.withLock { shared -> [Command] in
-                shared.wake = nil
-                defer { shared.inbox.removeAll() }
-                return shared.inbox
-            }
-            wake.close()
             for command in commands {
                 switch command {
                 case .add(let server):
@@ -77,21 +46,12 @@ public final class OPCUAServerLoop: Sendable {
                 case .remove(_, let done): done.signal()
                 }
             }
-            return
-        }
+        }) else { return }
         let state = OPCUAServerLoopState(epoll: epoll)
         var ready: [(fd: Int32, events: UInt32)] = []
         var touched: [OPCUAServer] = []
-        while true {
-            let commands: [Command]? = shared.withLock { shared in
-                if shared.inbox.isEmpty && state.servers.isEmpty {
-                    shared.wake = nil  // the next server starts a new thread
-                    return nil
-                }
-                defer { shared.inbox.removeAll() }
-                return shared.inbox
-            }
-            guard let commands else { break }
+        var commands: [Command] = []
+        while inbox.take(into: &commands, stopIfIdle: state.servers.isEmpty) {
             for command in commands {
                 switch command {
                 case .add(let server): state.attach(server)
@@ -100,6 +60,7 @@ public final class OPCUAServerLoop: Sendable {
                     done.signal()
                 }
             }
+            commands.removeAll(keepingCapacity: true)
             if state.servers.isEmpty { continue }
             var dueNs = UInt64.max
             for server in state.servers.values { dueNs = min(dueNs, server.loopDueNs) }
