@@ -1,5 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HTTP
+import Notify
 import PlantModel
 import Runtime
 import Storage
@@ -266,6 +270,7 @@ final class EventFollower: Service, Sendable {
 struct WriteForwarder: HTTPMiddleware {
     let holder: @Sendable () -> LeaseHolder?
     let node: String
+    var trust = PeerTrust()
     let timeoutMs = 15_000
 
     func handle(_ request: HTTPRequest, next: (HTTPRequest) throws -> HTTPReply) throws -> HTTPReply {
@@ -274,12 +279,13 @@ struct WriteForwarder: HTTPMiddleware {
         let holder = self.holder
         let node = self.node
         let timeoutMs = self.timeoutMs
+        let trust = self.trust
         return .deferred(DeferredWork(lane: .command) {
             guard let active = holder(), active.node != node, let target = ForwardTarget(url: active.url) else {
                 throw HTTPError(503, code: "unavailable", "this node is a standby and no active node is known yet: try again in a few seconds",
                                 headers: ["Retry-After": "2"])
             }
-            return .response(try target.forward(request, via: node, timeoutMs: timeoutMs))
+            return .response(try target.forward(request, via: node, timeoutMs: timeoutMs, trust: trust))
         })
     }
 }
@@ -296,15 +302,17 @@ struct LiveFiguresForwarder: HTTPMiddleware {
     let node: String
     /// The rest of the standby's chain: the answer when the active cannot give one.
     let local: any HTTPResponder
+    var trust = PeerTrust()
     var timeoutMs = 3_000
     var retryAfterNs: UInt64 = 5_000_000_000
     /// Until when (monotonic ns) reads are answered locally after the active did not answer.
     private let quietUntil = Locked<UInt64>(0)
 
-    init(holder: @escaping @Sendable () -> LeaseHolder?, node: String, local: any HTTPResponder) {
+    init(holder: @escaping @Sendable () -> LeaseHolder?, node: String, local: any HTTPResponder, trust: PeerTrust = PeerTrust()) {
         self.holder = holder
         self.node = node
         self.local = local
+        self.trust = trust
     }
 
     static let paths: Set<String> = ["/api/stations", "/api/kpis", "/api/anomalies", "/api/equipment",
@@ -328,7 +336,7 @@ struct LiveFiguresForwarder: HTTPMiddleware {
         if Monotonic.nanoseconds() >= quietUntil.value, let active = holder(), active.node != node,
            let target = ForwardTarget(url: active.url) {
             do {
-                var response = try target.forward(request, via: node, timeoutMs: timeoutMs)
+                var response = try target.forward(request, via: node, timeoutMs: timeoutMs, trust: trust)
                 response.headers.set("X-MES-Figures", "active \(active.node)")
                 return .response(response)
             } catch {
@@ -345,22 +353,41 @@ struct LiveFiguresForwarder: HTTPMiddleware {
     }
 }
 
-/// The active's `http://host:port` (plain HTTP, IPv4 or localhost).
+/// What a standby trusts when it forwards to an active's `https://` advertise URL (README "Two
+/// nodes"): every certificate in `caFile` is an anchor (`--peer-ca`, default the node's own
+/// `--tls-cert`: the nodes of a group serve the plant's certificate, or ones from its CA); nil: the
+/// system's CA store. The active's certificate must name the URL's host.
+struct PeerTrust: Sendable {
+    var caFile: String?
+}
+
+/// The active's `http://host:port` or `https://host:port` (an IPv4 address, or `localhost`: 127.0.0.1).
 struct ForwardTarget {
     var host: String
     var port: UInt16
+    var secure: Bool
 
     init?(url: String) {
-        guard url.hasPrefix("http://") else { return nil }
-        var rest = url.dropFirst("http://".count)
+        var rest: Substring
+        if url.hasPrefix("http://") {
+            secure = false
+            rest = url.dropFirst("http://".count)
+        } else if url.hasPrefix("https://") {
+            secure = true
+            rest = url.dropFirst("https://".count)
+        } else {
+            return nil
+        }
         if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         guard let colon = rest.lastIndex(of: ":"), let port = UInt16(rest[rest.index(after: colon)...]) else { return nil }
         host = String(rest[..<colon])
+        guard !host.isEmpty else { return nil }
         self.port = port
     }
 
-    /// Sends `request` on a connection of its own and returns the answer (status, headers, body).
-    func forward(_ request: HTTPRequest, via node: String, timeoutMs: Int) throws -> HTTPResponse {
+    /// Sends `request` on a connection of its own (over TLS for `https://`, the active's certificate
+    /// checked against `trust`) and returns the answer (status, headers, body).
+    func forward(_ request: HTTPRequest, via node: String, timeoutMs: Int, trust: PeerTrust = PeerTrust()) throws -> HTTPResponse {
         let fd: Int32
         do {
             fd = try Socket.connect(host: host == "localhost" ? "127.0.0.1" : host, port: port, timeoutMs: 2000)
@@ -370,6 +397,17 @@ struct ForwardTarget {
         }
         defer { Socket.close(fd) }
         Socket.setTimeouts(fd, milliseconds: timeoutMs)
+        var tls: TLSClientConnection?
+        if secure {
+            do {
+                let context = try TLSClientContext(caFile: trust.caFile, anchorAnyInFile: true)
+                tls = try TLSClientConnection(context: context, fd: fd, host: host, port: port, hostIsIPv4: Self.isIPv4(host))
+            } catch {
+                throw HTTPError(503, code: "unavailable", "the active node at \(host):\(port) is not trusted over TLS (\(error)): see README \"Two nodes\" (--peer-ca)",
+                                headers: ["Retry-After": "2"])
+            }
+        }
+        defer { tls?.close() }
         var head = "\(request.method.rawValue) \(request.rawPath)\(Self.query(request.query)) HTTP/1.1\r\n"
         // The active checks `Host` against its own names (allowedHosts): it gets its own address.
         head += "Host: \(host):\(port)\r\n"
@@ -381,10 +419,15 @@ struct ForwardTarget {
         let bytes = Array(head.utf8) + request.body
         var answer: [UInt8] = []
         do {
-            try bytes.withUnsafeBytes { try Socket.writeAll(fd, $0, context: "forward") }
+            try bytes.withUnsafeBytes { raw in
+                if let tls { try tls.writeAll(raw, context: "forward") } else { try Socket.writeAll(fd, raw, context: "forward") }
+            }
             var buffer = [UInt8](repeating: 0, count: 16_384)
             while true {
-                let n = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0, context: "forward") }
+                let n = try buffer.withUnsafeMutableBytes { raw in
+                    if let tls { return try tls.read(into: raw, context: "forward") }
+                    return try Socket.read(fd, into: raw, context: "forward")
+                }
                 if n == 0 { break }
                 answer += buffer[0..<n]
                 if answer.count > 64 << 20 { break }
@@ -396,6 +439,11 @@ struct ForwardTarget {
             throw HTTPError(502, code: "bad_gateway", "the active node's answer could not be read")
         }
         return response
+    }
+
+    static func isIPv4(_ host: String) -> Bool {
+        var address = in_addr()
+        return inet_pton(AF_INET, host, &address) == 1
     }
 
     static let hopByHop: Set<String> = ["connection", "keep-alive", "content-length", "transfer-encoding", "te", "upgrade",

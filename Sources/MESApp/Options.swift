@@ -31,13 +31,19 @@ public struct ServerOptions: Sendable, Equatable {
     /// The URL other nodes forward writes to while this one is active (`--advertise`; default
     /// from `--listen`, README "Two nodes").
     public var advertise: String?
+    /// The certificates a standby trusts for the active's `https://` advertise URL (`--peer-ca`;
+    /// default the node's own `--tls-cert`; README "Two nodes").
+    public var peerCA: String?
 
     public init() {}
+
+    /// What this node trusts when it forwards to an active over HTTPS.
+    var peerTrust: PeerTrust { PeerTrust(caFile: peerCA ?? tlsCertificate) }
 
     public static let usage = """
     usage: mes-server [--config FILE] [--db FILE|URL] [--listen HOST:PORT] [--simulate] [--record FILE]
                       [--replay FILE [--speed X|max] [--exit-after-replay]] [--dashboards DIR] [--log-level LEVEL]
-                      [--tls-cert FILE --tls-key FILE] [--node NAME] [--advertise URL]
+                      [--tls-cert FILE --tls-key FILE] [--node NAME] [--advertise URL] [--peer-ca FILE]
            mes-server tokens add --file FILE --user NAME --role ROLE [--days N]
       --config FILE        plant configuration (default Stations/plant.json)
       --db FILE|URL        SQLite database (default var/mes.sqlite; parent folders are created), or
@@ -56,6 +62,7 @@ public struct ServerOptions: Sendable, Equatable {
       --node NAME          this server's name in a group on one PostgreSQL database (default: the host name)
       --advertise URL      the URL the other nodes forward writes to while this one is active
                            (default: http(s)://HOST:PORT of --listen)
+      --peer-ca FILE       PEM certificates a standby trusts for an https:// active (default: --tls-cert's)
       tokens add           add a token to a tokens file: prints the new token once, stores only its SHA-256
     """
 
@@ -106,6 +113,12 @@ public struct ServerOptions: Sendable, Equatable {
                     throw UsageError("--advertise takes an http:// or https:// URL, not \"\(url)\"")
                 }
                 options.advertise = url.hasSuffix("/") ? String(url.dropLast()) : url
+            case "--peer-ca":
+                let file = try value(argument)
+                guard FileManager.default.isReadableFile(atPath: file) else {
+                    throw UsageError("--peer-ca: cannot read \"\(file)\"")
+                }
+                options.peerCA = file
             case "--help", "-h": throw UsageError(usage)
             default: throw UsageError("unknown option \"\(argument)\"\n\(usage)")
             }

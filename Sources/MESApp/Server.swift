@@ -108,8 +108,8 @@ public final class MESServer: Sendable {
         if case .standby(let view) = cluster {
             // Writes, and reads of the figures only the active keeps current, are the active's.
             let local = responder
-            responder = MiddlewareChain([WriteForwarder(holder: view.holder, node: options.node),
-                                         LiveFiguresForwarder(holder: view.holder, node: options.node, local: local)],
+            responder = MiddlewareChain([WriteForwarder(holder: view.holder, node: options.node, trust: options.peerTrust),
+                                         LiveFiguresForwarder(holder: view.holder, node: options.node, local: local, trust: options.peerTrust)],
                                         responder: local)
         }
         var tls: TLSServerContext?

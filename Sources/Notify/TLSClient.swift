@@ -12,7 +12,7 @@ import Glibc
 /// TLS 1.2 and 1.3; the peer's certificate is always verified and its name checked against the
 /// URL's host (a DNS name through SNI and the certificate's names, an IPv4 address against its IP
 /// addresses). Made by a lane on its own thread and used only there.
-final class TLSClientContext {
+package final class TLSClientContext {
     let context: OpaquePointer
     let socketMethod: OpaquePointer
     /// nil: the system's CA store.
@@ -22,7 +22,10 @@ final class TLSClientContext {
     static let systemFolder = "/etc/ssl/certs"
     static let systemBundle = "/etc/ssl/certs/ca-certificates.crt"
 
-    init(caFile: String?) throws {
+    /// `anchorAnyInFile`: every certificate in `caFile` is a trust anchor, also one that is not a
+    /// root (X509_V_FLAG_PARTIAL_CHAIN): a node of a group trusts the certificate chain it serves
+    /// itself (README "Two nodes").
+    package init(caFile: String?, anchorAnyInFile: Bool = false) throws {
         self.caFile = caFile
         ERR_clear_error()
         // TLS 1.2 at least, no verification yet (set below), a close without close_notify read as the end.
@@ -45,6 +48,9 @@ final class TLSClientContext {
                 throw DeliveryError(TLSClientContext.reasons("TLS: the system's CA store \(Self.systemFolder) cannot be loaded"))
             }
         }
+        if anchorAnyInFile, caFile != nil {
+            X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(context), UInt(X509_V_FLAG_PARTIAL_CHAIN))
+        }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         self.context = context
         socketMethod = method
@@ -66,13 +72,17 @@ final class TLSClientContext {
 /// One TLS connection to a receiver over a connected blocking socket whose `SO_RCVTIMEO` and
 /// `SO_SNDTIMEO` bound every read and write (a would-block answer is a timeout). The caller keeps
 /// the socket; ``close()`` sends close_notify and frees the session, not the socket.
-final class TLSClientConnection {
+package final class TLSClientConnection {
     private var ssl: OpaquePointer?
     private var broken = false
+    /// Kept while the connection lives: its socket BIO uses the context's BIO method, which the
+    /// context frees with itself.
+    private let context: TLSClientContext
 
     /// Handshakes with `host` (checked against the certificate) on `fd`; throws ``DeliveryError``
     /// saying why (a certificate that fails verification: `certificate verify failed (reason)`).
-    init(context: TLSClientContext, fd: Int32, host: String, port: UInt16, hostIsIPv4: Bool) throws {
+    package init(context: TLSClientContext, fd: Int32, host: String, port: UInt16, hostIsIPv4: Bool) throws {
+        self.context = context
         ERR_clear_error()
         guard let ssl = SSL_new(context.context) else { throw DeliveryError(TLSClientContext.reasons("TLS: SSL_new")) }
         self.ssl = ssl
@@ -114,7 +124,7 @@ final class TLSClientConnection {
     deinit { free() }
 
     /// Writes all of `bytes`; throws ``SystemError`` (EAGAIN: the send timed out) or ``DeliveryError``.
-    func writeAll(_ bytes: UnsafeRawBufferPointer, context: @autoclosure () -> String) throws {
+    package func writeAll(_ bytes: UnsafeRawBufferPointer, context: @autoclosure () -> String) throws {
         guard let ssl, let base = bytes.baseAddress else { if bytes.isEmpty { return }; throw SystemError(call: "SSL_write", errno: EBADF, context: context()) }
         var offset = 0
         while offset < bytes.count {
@@ -138,7 +148,7 @@ final class TLSClientConnection {
 
     /// One read into `buffer`: 0 at the end of the stream; throws ``SystemError`` (EAGAIN: the read
     /// timed out) or ``DeliveryError``.
-    func read(into buffer: UnsafeMutableRawBufferPointer, context: @autoclosure () -> String) throws -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer, context: @autoclosure () -> String) throws -> Int {
         guard let ssl else { return 0 }
         ERR_clear_error()
         let result = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
@@ -162,7 +172,7 @@ final class TLSClientConnection {
     }
 
     /// Sends close_notify (when the connection is healthy) and frees the session.
-    func close() { free() }
+    package func close() { free() }
 
     private func free() {
         guard let ssl else { return }

@@ -17,6 +17,11 @@ final class ClusterPartsTests: XCTestCase {
         XCTAssertEqual(try ServerOptions.parse([]).node, ServerOptions.hostName())
         XCTAssertThrowsError(try ServerOptions.parse(["--node", "two words"])) { XCTAssertTrue("\($0)".contains("--node"), "\($0)") }
         XCTAssertThrowsError(try ServerOptions.parse(["--advertise", "10.0.0.12:8080"])) { XCTAssertTrue("\($0)".contains("http://"), "\($0)") }
+        // --peer-ca: a readable file; without it a node trusts its own --tls-cert.
+        XCTAssertThrowsError(try ServerOptions.parse(["--peer-ca", "/nonexistent/ca.pem"])) { XCTAssertTrue("\($0)".contains("--peer-ca"), "\($0)") }
+        XCTAssertEqual(try ServerOptions.parse(["--peer-ca", "/etc/passwd"]).peerTrust.caFile, "/etc/passwd")
+        XCTAssertEqual(try ServerOptions.parse(["--tls-cert", "c.pem", "--tls-key", "k.pem"]).peerTrust.caFile, "c.pem")
+        XCTAssertNil(try ServerOptions.parse([]).peerTrust.caFile)
         XCTAssertTrue(ClusterNode.isGroup(database: "postgresql://u@h/db"))
         XCTAssertTrue(ClusterNode.isGroup(database: "postgres://u@h/db"))
         XCTAssertFalse(ClusterNode.isGroup(database: "var/mes.sqlite"))
@@ -201,7 +206,91 @@ final class ClusterPartsTests: XCTestCase {
         XCTAssertEqual(response.headers["X-Id"], "7")
         XCTAssertNil(response.headers["Connection"])
         XCTAssertNil(ForwardTarget.parse(Array("HTTP/1.1 200 OK\r\n".utf8)))
-        XCTAssertNil(ForwardTarget(url: "https://10.0.0.1:8443"))
+        XCTAssertEqual(ForwardTarget(url: "https://10.0.0.1:8443")?.secure, true)
         XCTAssertEqual(ForwardTarget(url: "http://10.0.0.1:8080/")?.port, 8080)
+        XCTAssertEqual(ForwardTarget(url: "http://10.0.0.1:8080/")?.secure, false)
+        XCTAssertNil(ForwardTarget(url: "ftp://10.0.0.1:21"))
+        XCTAssertNil(ForwardTarget(url: "https://:8443"))
+    }
+
+    /// Forwarding to an active that serves HTTPS: its certificate checked against the standby's
+    /// trust (README "Two nodes", "Over HTTPS").
+    func testForwardingOverHTTPSChecksTheActivesCertificate() async throws {
+        let dir = makeTempDirectory(self)
+        let token = "cluster-parts-tls-test-operator-token-0123456789"
+        let tokens = dir.appendingPathComponent("tokens.json").path
+        try #"[{"token": "\#(token)", "user": "op", "role": "operator"}]"#.write(toFile: tokens, atomically: true, encoding: .utf8)
+        var text = try String(contentsOf: repoRoot.appendingPathComponent("Stations/plant.json"), encoding: .utf8)
+        text = text.replacingOccurrences(of: #""tokensFile": "tokens.json""#, with: #""tokensFile": "\#(tokens)""#)
+        let config = dir.appendingPathComponent("plant.json").path
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+
+        // The active's certificate: issued by a plant CA (not self-signed), for 127.0.0.1.
+        let ca = dir.appendingPathComponent("ca").path, leaf = dir.appendingPathComponent("leaf").path
+        for arguments in [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2", "-keyout", ca + ".key", "-out", ca + ".pem",
+             "-subj", "/CN=Plant CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-sha256", "-keyout", leaf + ".key", "-out", leaf + ".csr", "-subj", "/CN=mes-a"],
+        ] {
+            let result = try runToEnd("/usr/bin/openssl", arguments)
+            XCTAssertEqual(result.status, 0, result.output)
+        }
+        try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n".write(toFile: leaf + ".ext", atomically: true, encoding: .utf8)
+        let signed = try runToEnd("/usr/bin/openssl", ["x509", "-req", "-in", leaf + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                                                      "-CAcreateserial", "-days", "2", "-sha256", "-extfile", leaf + ".ext", "-out", leaf + ".pem"])
+        XCTAssertEqual(signed.status, 0, signed.output)
+        let other = try TestCertificate(in: try makeTempDirectory(self).path)
+
+        var options = ServerOptions()
+        options.config = config
+        options.database = dir.appendingPathComponent("mes.sqlite").path
+        options.port = 0
+        options.replay = "/dev/null"
+        options.tlsCertificate = leaf + ".pem"
+        options.tlsKey = leaf + ".key"
+        let server = try MESServer(options: options, logger: Logger(label: "test", level: .error))
+        let task = Task { try await server.run(installSignalHandlers: false) }
+        defer { server.shutdown() }
+        let port = server.port
+        let active: @Sendable () -> LeaseHolder? = { LeaseHolder(node: "a", url: "https://127.0.0.1:\(port)", epoch: 1) }
+
+        func write(_ trust: PeerTrust, station: String = "WELD-01") throws -> HTTPResponse {
+            let forwarder = WriteForwarder(holder: active, node: "b", trust: trust)
+            let request = HTTPRequest(method: .post, path: "/api/andon",
+                                      headers: ["Host": "127.0.0.1", "Content-Type": "application/json", "Authorization": "Bearer \(token)"],
+                                      body: Array(#"{"station": "\#(station)", "comment": "over TLS"}"#.utf8))
+            guard case .deferred(let work) = try forwarder.handle(request, next: { _ in HTTPReply.json("{}") }),
+                  case .response(let response) = try work.run() else { XCTFail("forwarded off the loop"); return HTTPResponse() }
+            return response
+        }
+        // Trusting the active's own certificate file (a leaf, not a root: any certificate in the file
+        // is an anchor), or its CA's.
+        for (trust, station) in [(PeerTrust(caFile: leaf + ".pem"), "WELD-01"), (PeerTrust(caFile: ca + ".pem"), "WELD-02")] {
+            let answer = try write(trust, station: station)
+            XCTAssertEqual(answer.status, 201, String(decoding: answer.body, as: UTF8.self))
+        }
+        // A certificate it does not trust: no request is sent, the write is a 503 that says why.
+        XCTAssertThrowsError(try write(PeerTrust(caFile: other.certificate))) { error in
+            let http = error as? HTTPError
+            XCTAssertEqual(http?.status, 503)
+            XCTAssertTrue("\(error)".contains("not trusted over TLS") && "\(error)".contains("certificate verify failed"), "\(error)")
+        }
+        // The system's CA store does not know the plant's CA either.
+        XCTAssertThrowsError(try write(PeerTrust(caFile: nil))) { XCTAssertEqual(($0 as? HTTPError)?.status, 503) }
+        // The two trusted writes reached the active.
+        let listed = try curl(["--cacert", ca + ".pem", "--max-time", "20", "https://127.0.0.1:\(server.port)/api/andon"])
+        XCTAssertEqual(listed.output.components(separatedBy: "over TLS").count - 1, 2, listed.output)
+
+        // Live figures over TLS: the active's answer.
+        let figures = LiveFiguresForwarder(holder: active, node: "b", local: ClosureResponder { _ in .json("{}") },
+                                           trust: PeerTrust(caFile: leaf + ".pem"))
+        guard case .deferred(let work) = try figures.handle(HTTPRequest(method: .get, path: "/api/kpis", headers: ["Host": "127.0.0.1"]),
+                                                            next: { _ in HTTPReply.json("{}") }),
+              case .response(let kpis) = try work.run() else { return XCTFail("deferred") }
+        XCTAssertEqual(kpis.headers["X-MES-Figures"], "active a")
+        XCTAssertEqual(kpis.status, 200)
+        XCTAssertNotNil(try JSON.parse(bytes: kpis.body)["shift"], String(decoding: kpis.body, as: UTF8.self))
+        server.shutdown()
+        try await task.value
     }
 }

@@ -230,6 +230,53 @@ final class TwoNodeTests: XCTestCase {
         XCTAssertEqual(try standby.get("/api/kpis").json?["shift"]?["start"], try active.get("/api/kpis").json?["shift"]?["start"])
     }
 
+    /// Both nodes serve HTTPS (the same certificate): the standby forwards over TLS, trusting its own
+    /// `--tls-cert` (README "Two nodes", "Over HTTPS").
+    func testOverHTTPSTheStandbyForwardsToTheActive() throws {
+        let plant = try makePlant()
+        let database = try PostgresFixture.shared().newDatabase(for: self)
+        let certificate = try TestCertificate(in: plant.directory.path)
+        let portA = try freePort(), portB = try freePort()
+        func start(_ name: String, _ port: UInt16) throws -> PeerProcess {
+            let node = try PeerProcess(executable: productPath("mes-server"),
+                                       arguments: ["--config", plant.config, "--db", database, "--listen", "127.0.0.1:\(port)",
+                                                   "--node", name, "--log-level", "notice",
+                                                   "--tls-cert", certificate.certificate, "--tls-key", certificate.key])
+            addTeardownBlock { node.kill() }
+            return node
+        }
+        /// (status, headers and body) of an HTTPS request checked against the test certificate.
+        func call(_ port: UInt16, _ path: String, post body: String? = nil) -> (status: Int, text: String) {
+            var arguments = ["--cacert", certificate.certificate, "--max-time", "20", "-i", "-H", "Authorization: Bearer \(Self.token)"]
+            if let body { arguments += ["-X", "POST", "-H", "Content-Type: application/json", "--data", body] }
+            guard let result = try? curl(arguments + ["https://127.0.0.1:\(port)\(path)"]), result.status == 0,
+                  let status = result.output.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return (0, "") }
+            return (status, result.output)
+        }
+        func role(_ port: UInt16) -> String? {
+            let (status, text) = call(port, "/api/health")
+            guard status == 200, let body = text.components(separatedBy: "\r\n\r\n").last else { return nil }
+            return (try? JSON.parse(body))?["role"]?.stringValue
+        }
+        let a = try start("node-a", portA)
+        XCTAssertTrue(eventually(timeout: 60) { role(portA) == "active" || !a.process.isRunning } && a.process.isRunning, a.text)
+        let b = try start("node-b", portB)
+        XCTAssertTrue(eventually(timeout: 60) { role(portB) == "standby" || !b.process.isRunning } && b.process.isRunning, b.text)
+
+        // A write through the standby: the active's answer (503 only until the standby knows the holder).
+        var written = (status: 0, text: "")
+        XCTAssertTrue(eventually(timeout: 20) {
+            written = call(portB, "/api/andon", post: #"{"station": "WELD-01", "comment": "through the standby over TLS"}"#)
+            return written.status != 503
+        })
+        XCTAssertEqual(written.status, 201, written.text)
+        XCTAssertTrue(call(portA, "/api/andon?station=WELD-01").text.contains("through the standby over TLS"))
+        // The active's live figures through the standby, over TLS.
+        let kpis = call(portB, "/api/kpis")
+        XCTAssertEqual(kpis.status, 200, kpis.text)
+        XCTAssertTrue(kpis.text.lowercased().contains("x-mes-figures: active node-a"), kpis.text)
+    }
+
     func testResumingOnTheOtherNodeMissesNothing() throws {
         let pair = try startPair()
         let first = try TestSSEClient(port: pair.portA, lastEventId: 0)
