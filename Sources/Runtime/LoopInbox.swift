@@ -42,23 +42,24 @@ public final class LoopInbox<Command: Sendable>: Sendable {
     /// - Throws: when no thread runs and no wake descriptor can be made (descriptor exhaustion); the
     ///   command is then not queued.
     public func post(_ command: Command, run: @escaping @Sendable (WakeFd) -> Void) throws {
-        let (wake, start): (WakeFd, Bool) = try state.withLock { state in
+        let started: WakeFd? = try state.withLock { state in
             if let wake = state.wake {
                 state.commands.append(command)
-                return (wake, false)
+                // Signalled under the lock: the thread stops (and then closes the descriptor) only under
+                // it, so the descriptor is still the loop's, never a number reused by then.
+                wake.signal()
+                return nil
             }
             let wake = try WakeFd()
             state.wake = wake
             state.commands.append(command)
-            return (wake, true)
+            return wake
         }
-        if start {
+        if let wake = started {
             startThread(named: name) { [self] in
                 state.withLock { $0.thread = pthread_self() }
                 run(wake)
             }
-        } else {
-            wake.signal()
         }
     }
 
