@@ -120,11 +120,7 @@ public final class ModbusEventLoop: Sendable {
             commands.removeAll(keepingCapacity: true)
             state.fireDueTimers()
             if state.stations.isEmpty { continue }
-            var timeoutNs: UInt64 = 1_000_000_000
-            if let next = state.timers.first?.wakeAt {
-                let now = Monotonic.nanoseconds()
-                timeoutNs = next <= now ? 0 : min(timeoutNs, next - now)
-            }
+            let timeoutNs = state.timers.waitNs(atMost: 1_000_000_000)
             do {
                 try epoll.wait(timeoutNs: timeoutNs) { fd, events in
                     if fd == wake.fd {
@@ -180,12 +176,7 @@ struct LoopState {
     mutating func fireDueTimers() {
         let now = Monotonic.nanoseconds()
         let horizon = now + Self.coalesceNs
-        // Taken off the heap first, then fired: a timer a handler sets again within the horizon
-        // waits for the next turn instead of firing in a loop.
-        while let top = timers.first, top.wakeAt <= horizon {
-            timers.remove(top)
-            due.append(top)
-        }
+        timers.takeDue(by: horizon, into: &due)
         for station in due {
             // A timer fired early fires as at its time (a reconnect due in 0.5 ms connects now).
             station.timerFired(now: max(now, station.wakeAt), &self)

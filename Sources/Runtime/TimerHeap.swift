@@ -18,6 +18,24 @@ public struct TimerHeap<Element: HeapTimed> {
     @inlinable public var first: Element? { items.first }
     @inlinable public var count: Int { items.count }
 
+    /// Moves every timer due by `horizon` off the heap into `due`, earliest first. A loop takes them
+    /// off first and fires them after, so a timer a handler sets again within the horizon waits for
+    /// the next turn instead of firing in a loop.
+    @inlinable public mutating func takeDue(by horizon: UInt64, into due: inout [Element]) {
+        while let top = items.first, top.wakeAt <= horizon {
+            remove(top)
+            due.append(top)
+        }
+    }
+
+    /// How long a loop may wait for its descriptors from now: until the earliest timer (0 if it is
+    /// due), at most `limit`.
+    @inlinable public func waitNs(atMost limit: UInt64) -> UInt64 {
+        guard let next = items.first?.wakeAt else { return limit }
+        let now = Monotonic.nanoseconds()
+        return next <= now ? 0 : min(limit, next - now)
+    }
+
     /// Sets (or moves) `timer` to `deadline`.
     @inlinable public mutating func set(_ timer: Element, at deadline: UInt64) {
         if timer.heapIndex < 0 {

@@ -166,11 +166,7 @@ public final class OPCUAClientLoop: @unchecked Sendable {
             commands.removeAll(keepingCapacity: true)
             fireDueTimers()
             if clients.isEmpty && waiting.isEmpty && polls == 0 { continue }
-            var timeoutNs: UInt64 = 1_000_000_000
-            if let next = timers.first?.wakeAt {
-                let now = Monotonic.nanoseconds()
-                timeoutNs = next <= now ? 0 : min(timeoutNs, next - now)
-            }
+            let timeoutNs = timers.waitNs(atMost: 1_000_000_000)
             do {
                 try epoll.wait(timeoutNs: timeoutNs) { fd, events in
                     if fd == wake.fd {
@@ -302,11 +298,7 @@ public final class OPCUAClientLoop: @unchecked Sendable {
     private func fireDueTimers() {
         let now = Monotonic.nanoseconds()
         let horizon = now + Self.coalesceNs
-        // Taken off the heap first, then fired: a timer set again within the horizon waits for the next turn.
-        while let top = timers.first, top.wakeAt <= horizon {
-            timers.remove(top)
-            due.append(top)
-        }
+        timers.takeDue(by: horizon, into: &due)
         for timer in due { timer.fire(now: max(now, timer.wakeAt), self) }
         due.removeAll(keepingCapacity: true)
     }
