@@ -562,6 +562,20 @@ public enum MachineState: String, Sendable, Equatable, CaseIterable {
         }
     }
 
+    /// Its place in `allCases` (0 running … 6 maintenance), for tables indexed by state (the KPI
+    /// accumulators, the simulator's state codes).
+    public var ordinal: Int {
+        switch self {
+        case .running: 0
+        case .idle: 1
+        case .fault: 2
+        case .blocked: 3
+        case .starved: 4
+        case .setup: 5
+        case .maintenance: 6
+        }
+    }
+
     /// The state a conventional code stands for; nil for any other code.
     public init?(conventionalCode code: Int64) {
         guard let state = Self.allCases.first(where: { $0.conventionalCode == code }) else { return nil }

@@ -248,7 +248,7 @@ struct StationAccumulator: Sendable {
     /// The counters as saved; ``restore(_:)`` takes them back.
     var saved: SavedStationCounters {
         var byState: [String: Double] = [:]
-        for state in MachineState.allCases where seconds[Self.index(state)] > 0 { byState[state.rawValue] = seconds[Self.index(state)] }
+        for state in MachineState.allCases where seconds[state.ordinal] > 0 { byState[state.rawValue] = seconds[state.ordinal] }
         return SavedStationCounters(id: id, seconds: byState, downtimeByFault: downtime, faults: faults, totalCount: totalCount,
                                     goodCount: goodCount, firstAttempts: firstAttempts, firstAttemptsGood: firstAttemptsGood,
                                     cycleTimes: sortedCycleTimes, cycleTimeSum: cycleTimeSum, cycleTimeCount: cycleTimeCount,
@@ -260,7 +260,7 @@ struct StationAccumulator: Sendable {
     mutating func restore(_ saved: SavedStationCounters) {
         seconds = [Double](repeating: 0, count: MachineState.allCases.count)
         for (name, value) in saved.seconds {
-            if let state = MachineState(rawValue: name) { seconds[Self.index(state)] = value }
+            if let state = MachineState(rawValue: name) { seconds[state.ordinal] = value }
         }
         downtime = saved.downtimeByFault
         faults = saved.faults
@@ -277,21 +277,9 @@ struct StationAccumulator: Sendable {
         capability = saved.capability
     }
 
-    static func index(_ state: MachineState) -> Int {
-        switch state {
-        case .running: 0
-        case .idle: 1
-        case .fault: 2
-        case .blocked: 3
-        case .starved: 4
-        case .setup: 5
-        case .maintenance: 6
-        }
-    }
-
     mutating func account(_ state: MachineState, faultCode: String, seconds dt: Double) {
         guard dt > 0 else { return }
-        seconds[Self.index(state)] += dt
+        seconds[state.ordinal] += dt
         if state == .fault { downtime[faultCode, default: 0] += dt }
     }
 
@@ -325,11 +313,11 @@ struct StationAccumulator: Sendable {
         var s = seconds
         var breakRun = self.breakRun
         if let pending, pending.seconds > 0 {
-            s[Self.index(pending.state)] += pending.seconds
+            s[pending.state.ordinal] += pending.seconds
             breakRun += pending.breakRun
         }
         let run = s[0]
-        let plannedStops = MachineState.allCases.filter { $0.isPlannedStop }.reduce(0.0) { $0 + s[Self.index($1)] }
+        let plannedStops = MachineState.allCases.filter { $0.isPlannedStop }.reduce(0.0) { $0 + s[$1.ordinal] }
         let planned = max(0, elapsed - breaks + breakRun - plannedStops)
         let a = planned > 0 ? run / planned : nil
         let p = ideal.flatMap { ideal in run > 0 ? min(1, (ideal * Double(totalCount) + idealDelta) / run) : nil }

@@ -1022,18 +1022,3 @@ struct NumericSpec {
         }
     }
 }
-
-extension MachineState {
-    /// Its place in `allCases`, for tables indexed by state.
-    var ordinal: Int {
-        switch self {
-        case .running: 0
-        case .idle: 1
-        case .fault: 2
-        case .blocked: 3
-        case .starved: 4
-        case .setup: 5
-        case .maintenance: 6
-        }
-    }
-}
