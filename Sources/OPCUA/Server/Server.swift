@@ -159,37 +159,25 @@ public final class OPCUAServer: @unchecked Sendable {
             }
         }
         if let loop = options.loop { return try start(on: loop) }
-        try lock.withLock {
-            guard !running else { return }
-            // A deep accept queue: a burst of connections (a plant's clients reconnecting at once) waits
-            // for the I/O thread instead of timing out while it is busy or not yet scheduled.
-            let listener = try Socket.listen(host: options.host, port: options.port, backlog: 1024, nonBlocking: true)
+        let bound = try bindListener { listener in
+            let wake = try WakeFd()
             do {
-                boundPort = try Socket.localPort(listener)
-                let wake = try WakeFd()
+                let epoll = try Epoll(context: "opcua server :\(boundPort)")
                 do {
-                    let epoll = try Epoll(context: "opcua server :\(boundPort)")
-                    do {
-                        try epoll.add(listener, Epoll.readable)
-                        try epoll.add(wake.fd, Epoll.readable)
-                    } catch {
-                        epoll.close()
-                        throw error
-                    }
-                    self.wake = wake
-                    self.epoll = epoll
+                    try epoll.add(listener, Epoll.readable)
+                    try epoll.add(wake.fd, Epoll.readable)
                 } catch {
-                    wake.close()
+                    epoll.close()
                     throw error
                 }
+                self.wake = wake
+                self.epoll = epoll
             } catch {
-                Socket.close(listener)
+                wake.close()
                 throw error
             }
-            listenFd = listener
-            running = true
-            stopRequested = false
         }
+        guard bound != nil else { return }
         let thread = Thread { [self] in loop() }
         thread.name = "opcua-server :\(port)"
         self.thread = thread
@@ -198,21 +186,7 @@ public final class OPCUAServer: @unchecked Sendable {
 
     /// Binds and hands the server to `loop`'s thread.
     private func start(on loop: OPCUAServerLoop) throws {
-        let listener: Int32? = try lock.withLock {
-            guard !running else { return nil }
-            let listener = try Socket.listen(host: options.host, port: options.port, backlog: 1024, nonBlocking: true)
-            do {
-                boundPort = try Socket.localPort(listener)
-            } catch {
-                Socket.close(listener)
-                throw error
-            }
-            listenFd = listener
-            running = true
-            stopRequested = false
-            return listener
-        }
-        guard let listener else { return }
+        guard let listener = try bindListener({ _ in }) else { return }
         do {
             try loop.send(.add(self))
         } catch {
@@ -222,6 +196,29 @@ public final class OPCUAServer: @unchecked Sendable {
                 running = false
             }
             throw error
+        }
+    }
+
+    /// Under the lock: binds the listening socket, lets `prepare` set up what the server's I/O needs
+    /// around it, and marks the server running; nil when it already runs. On an error nothing is left
+    /// open (what `prepare` made it closes itself).
+    private func bindListener(_ prepare: (Int32) throws -> Void) throws -> Int32? {
+        try lock.withLock {
+            guard !running else { return nil }
+            // A deep accept queue: a burst of connections (a plant's clients reconnecting at once) waits
+            // for the I/O thread instead of timing out while it is busy or not yet scheduled.
+            let listener = try Socket.listen(host: options.host, port: options.port, backlog: 1024, nonBlocking: true)
+            do {
+                boundPort = try Socket.localPort(listener)
+                try prepare(listener)
+            } catch {
+                Socket.close(listener)
+                throw error
+            }
+            listenFd = listener
+            running = true
+            stopRequested = false
+            return listener
         }
     }
 
