@@ -35,15 +35,6 @@ final class ClientEventLoopTests: XCTestCase {
         var all: [ConnectionState] { lock.withLock { states } }
     }
 
-    func makeServer(variables: Int) throws -> OPCUAServer {
-        let server = OPCUAServer()
-        for i in 0..<variables {
-            try server.addVariable(nodeId: NodeId("V.\(i)", namespace: 2), browseName: "V\(i)", value: .double(Double(i)))
-        }
-        try server.start()
-        return server
-    }
-
     func makeClient(port: UInt16, group: OPCUAClientLoopGroup, requestTimeoutMs: Int = 2000, autoReconnect: Bool = true,
                     states: StateLog? = nil) async throws -> OPCUAClient {
         var options = OPCUAClient.Options(endpointURL: "opc.tcp://127.0.0.1:\(port)")
@@ -58,11 +49,30 @@ final class ClientEventLoopTests: XCTestCase {
         return client
     }
 
+    /// Three clients on `group` reading `V.1` … `V.3` every 20 ms straight from the server: the ones a
+    /// troubled client on the same loop must not disturb.
+    func startHealthyPollers(port: UInt16, group: OPCUAClientLoopGroup) async throws -> [(OPCUAClient, OPCUAPoll, PollLog)] {
+        var pollers: [(OPCUAClient, OPCUAPoll, PollLog)] = []
+        for i in 1..<4 {
+            let client = try await makeClient(port: port, group: group)
+            let log = PollLog()
+            pollers.append((client, client.startPolling([NodeId("V.\(i)", namespace: 2)], intervalMs: 20) { log.record($0) }, log))
+        }
+        return pollers
+    }
+
+    func stop(_ pollers: [(OPCUAClient, OPCUAPoll, PollLog)]) async {
+        for (client, poll, _) in pollers {
+            poll.stop()
+            await client.close()
+        }
+    }
+
     /// Twenty clients on one loop, each polling its own node every 20 ms: every client reads its own value,
     /// the loop owns all twenty sockets, and once they are closed and their polls stopped it lets them go.
     func testManyClientsShareOneLoopAndEachReadsItsOwnValue() async throws {
         let count = 20
-        let server = try makeServer(variables: count)
+        let server = try makeVariableServer(variables: count)
         addTeardownBlock { server.stop() }
         let group = OPCUAClientLoopGroup(threads: 1)
         var clients: [OPCUAClient] = []
@@ -91,7 +101,7 @@ final class ClientEventLoopTests: XCTestCase {
     /// A server that stops answering (its answers held by a proxy): that client's reads time out, while the
     /// other clients on the same loop keep reading every slot.
     func testAHungServerDoesNotHoldUpTheOthers() async throws {
-        let server = try makeServer(variables: 4)
+        let server = try makeVariableServer(variables: 4)
         addTeardownBlock { server.stop() }
         let proxy = try GateProxy(upstreamPort: server.port)
         addTeardownBlock { proxy.stop() }
@@ -99,12 +109,7 @@ final class ClientEventLoopTests: XCTestCase {
         let hung = try await makeClient(port: proxy.port, group: group, requestTimeoutMs: 300, autoReconnect: false)
         let hungLog = PollLog()
         let hungPoll = hung.startPolling([NodeId("V.0", namespace: 2)], intervalMs: 20) { hungLog.record($0) }
-        var others: [(OPCUAClient, OPCUAPoll, PollLog)] = []
-        for i in 1..<4 {
-            let client = try await makeClient(port: server.port, group: group)
-            let log = PollLog()
-            others.append((client, client.startPolling([NodeId("V.\(i)", namespace: 2)], intervalMs: 20) { log.record($0) }, log))
-        }
+        let others = try await startHealthyPollers(port: server.port, group: group)
         let started = await waitUntil(timeout: 20) { hungLog.valueCount >= 2 && others.allSatisfy { $0.2.valueCount >= 2 } }
         XCTAssertTrue(started)
 
@@ -118,17 +123,14 @@ final class ClientEventLoopTests: XCTestCase {
         XCTAssertTrue(others.allSatisfy { $0.2.failureCount == 0 }, "the healthy clients never failed")
 
         hungPoll.stop()
-        for (client, poll, _) in others {
-            poll.stop()
-            await client.close()
-        }
+        await stop(others)
         await hung.close()
     }
 
     /// One client loses its connection (the proxy drops it): it reconnects by itself, with a new session,
     /// and reads again; the others on the loop read all along, and the reconnected socket is back on the loop.
     func testOneClientReconnectingLeavesTheOthersReading() async throws {
-        let server = try makeServer(variables: 4)
+        let server = try makeVariableServer(variables: 4)
         addTeardownBlock { server.stop() }
         let proxy = try GateProxy(upstreamPort: server.port)
         addTeardownBlock { proxy.stop() }
@@ -137,12 +139,7 @@ final class ClientEventLoopTests: XCTestCase {
         let flaky = try await makeClient(port: proxy.port, group: group, states: states)
         let flakyLog = PollLog()
         let flakyPoll = flaky.startPolling([NodeId("V.0", namespace: 2)], intervalMs: 20) { flakyLog.record($0) }
-        var others: [(OPCUAClient, OPCUAPoll, PollLog)] = []
-        for i in 1..<4 {
-            let client = try await makeClient(port: server.port, group: group)
-            let log = PollLog()
-            others.append((client, client.startPolling([NodeId("V.\(i)", namespace: 2)], intervalMs: 20) { log.record($0) }, log))
-        }
+        let others = try await startHealthyPollers(port: server.port, group: group)
         let started = await waitUntil(timeout: 20) { flakyLog.valueCount >= 2 && others.allSatisfy { $0.2.valueCount >= 2 } }
         XCTAssertTrue(started)
 
@@ -163,18 +160,15 @@ final class ClientEventLoopTests: XCTestCase {
 
         flakyPoll.stop()
         await flaky.close()
-        for (client, poll, _) in others {
-            poll.stop()
-            await client.close()
-        }
+        await stop(others)
     }
 
     /// A server that is gone: its client fails every slot at once (not connected) and keeps retrying (a
     /// thread only for each attempt, the back-off on the loop), the others read on; closing it returns.
     func testADeadServerFailsItsSlotsAndTheOthersReadOn() async throws {
-        let server = try makeServer(variables: 4)
+        let server = try makeVariableServer(variables: 4)
         addTeardownBlock { server.stop() }
-        let doomed = try makeServer(variables: 1)
+        let doomed = try makeVariableServer(variables: 1)
         let group = OPCUAClientLoopGroup(threads: 1)
         let states = StateLog()
         let dead = try await makeClient(port: doomed.port, group: group, states: states)
@@ -205,7 +199,7 @@ final class ClientEventLoopTests: XCTestCase {
 
     /// `published` runs after the changes of each publish response went to the handler, on the same thread.
     func testPublishedFollowsTheChangesOfEachResponse() async throws {
-        let server = try makeServer(variables: 2)
+        let server = try makeVariableServer(variables: 2)
         addTeardownBlock { server.stop() }
         let group = OPCUAClientLoopGroup(threads: 1)
         let client = try await makeClient(port: server.port, group: group)

@@ -10,15 +10,6 @@ import Glibc
 /// Many requests in flight on one secure channel: each gets its own answer, whatever the order;
 /// a lost connection fails them all at once; a silent server times them out.
 final class ClientPipeliningTests: XCTestCase {
-    func makeServer(variables: Int) throws -> OPCUAServer {
-        let server = OPCUAServer()
-        for i in 0..<variables {
-            try server.addVariable(nodeId: NodeId("V.\(i)", namespace: 2), browseName: "V\(i)", value: .double(Double(i)))
-        }
-        try server.start()
-        return server
-    }
-
     func connect(through proxy: GateProxy, requestTimeoutMs: Int = 10_000) async throws -> OPCUAClient {
         var options = OPCUAClient.Options(endpointURL: "opc.tcp://127.0.0.1:\(proxy.port)")
         options.requestTimeoutMs = requestTimeoutMs
@@ -33,7 +24,7 @@ final class ClientPipeliningTests: XCTestCase {
     /// Swift's pool, half on the client's task executor.
     func testSixtyFourReadsInFlightGetTheirOwnAnswersInReverseOrder() async throws {
         let count = 64
-        let server = try makeServer(variables: count)
+        let server = try makeVariableServer(variables: count)
         addTeardownBlock { server.stop() }
         let proxy = try GateProxy(upstreamPort: server.port)
         addTeardownBlock { proxy.stop() }
@@ -64,7 +55,7 @@ final class ClientPipeliningTests: XCTestCase {
     /// A connection lost with 16 reads in flight fails every one of them at once with connectionLost,
     /// long before their 30 s timeout.
     func testLostConnectionFailsEveryReadInFlight() async throws {
-        let server = try makeServer(variables: 16)
+        let server = try makeVariableServer(variables: 16)
         addTeardownBlock { server.stop() }
         let proxy = try GateProxy(upstreamPort: server.port)
         addTeardownBlock { proxy.stop() }
@@ -109,7 +100,7 @@ final class ClientPipeliningTests: XCTestCase {
 
     /// A server that never answers: the request fails with a timeout after its requestTimeoutMs.
     func testUnansweredReadTimesOut() async throws {
-        let server = try makeServer(variables: 1)
+        let server = try makeVariableServer(variables: 1)
         addTeardownBlock { server.stop() }
         let proxy = try GateProxy(upstreamPort: server.port)
         addTeardownBlock { proxy.stop() }
@@ -126,7 +117,7 @@ final class ClientPipeliningTests: XCTestCase {
 
     /// A task preferring the client's executor keeps running after the client closed (on the global pool).
     func testTaskExecutorOutlivesTheClient() async throws {
-        let server = try makeServer(variables: 1)
+        let server = try makeVariableServer(variables: 1)
         addTeardownBlock { server.stop() }
         let client = try await OPCUAClient.connect(server.endpointURL, timeoutMs: 2000)
         let value = try await Task(executorPreference: client.taskExecutor) {
@@ -140,6 +131,17 @@ final class ClientPipeliningTests: XCTestCase {
         }.value
         XCTAssertEqual(after, "\(ClientError.notConnected)")
     }
+}
+
+/// A running server with `variables` Double nodes `ns=2;s=V.i` holding i (the client loop and
+/// pipelining tests read them).
+func makeVariableServer(variables: Int) throws -> OPCUAServer {
+    let server = OPCUAServer()
+    for i in 0..<variables {
+        try server.addVariable(nodeId: NodeId("V.\(i)", namespace: 2), browseName: "V\(i)", value: .double(Double(i)))
+    }
+    try server.start()
+    return server
 }
 
 /// A TCP proxy in front of an OPC UA server that can hold the server's MSG answers: `hold(n)` keeps answers
